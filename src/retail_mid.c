@@ -1,0 +1,15 @@
+/* retail_mid.c: module entry point and helpers shared by every domain. */
+#include "retail_mid.h"
+
+#include <math.h>
+
+PG_MODULE_MAGIC;
+
+void
+RetailMidCheckFinite(double value, const char *what)
+{
+	if (isnan(value) || isinf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite number", what)));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs inside test/with_cluster.sh: pg_regress over sql/*.sql, then the TAP tests in test/t, then one summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0; failed=0
+make -s installcheck >regress.log 2>&1
+rc=$?
+cat regress.log
+p=$(grep -cE '\.\.\. ok' regress.log || true)
+f=$(grep -cE '\.\.\. (FAILED|failed)' regress.log || true)
+[ $rc -eq 0 ] || [ "$f" -gt 0 ] || f=1
+passed=$((passed + p)); failed=$((failed + f))
+if [ -f regression.diffs ] && [ "$f" -gt 0 ]; then echo "--- regression.diffs"; head -n 400 regression.diffs; fi
+if ls test/t/*.t >/dev/null 2>&1; then
+  prove -v test/t/ 2>&1 | tee prove.log
+  tp=$(grep -cE '^ok ' prove.log || true); tf=$(grep -cE '^not ok ' prove.log || true)
+  passed=$((passed + tp)); failed=$((failed + tf))
+  grep -q '^Result: PASS' prove.log || [ "$tf" -gt 0 ] || failed=$((failed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
