@@ -34,6 +34,10 @@ max_parallel_workers_per_gather = 2
 max_worker_processes = 16
 log_min_messages = warning
 CONF
+if [ -n "${RETAIL_MID_DESTDIR:-}" ]; then
+  cp -r "$RETAIL_MID_DESTDIR" "$tmp/ext" && chmod -R a+rX "$tmp/ext"
+  echo "extension_destdir = '$tmp/ext'" >>"$tmp/data/postgresql.conf"
+fi
 "${run_as[@]}" "$BIN/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
 export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 # Fixtures and the shared data are copied next to the cluster when the server could not read them in place.
