@@ -3,18 +3,14 @@
 -- to longer periods (a sum of daily distinct counts would count a returning customer twice).
 
 CREATE TABLE retail_mid.dws_refresh_state (
-    singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    as_of        date,
-    refreshed_at timestamptz
+    brand        text PRIMARY KEY,
+    as_of        date NOT NULL,
+    refreshed_at timestamptz NOT NULL
 );
-INSERT INTO retail_mid.dws_refresh_state VALUES (true, NULL, NULL);
-COMMENT ON TABLE retail_mid.dws_refresh_state IS 'The latest business date the DWS has been refreshed to: the as-of date of the _nd views.';
-
-CREATE FUNCTION retail_mid.dws_as_of() RETURNS date LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT as_of FROM retail_mid.dws_refresh_state;
-END;
-COMMENT ON FUNCTION retail_mid.dws_as_of() IS 'The latest refreshed business date (as-of date of the _nd views).';
+COMMENT ON TABLE retail_mid.dws_refresh_state IS 'Per brand, the latest business date with trade in the DWS: the as-of date of the _nd views.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.as_of IS 'Latest day with trade in dws_trade_store_1d.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.refreshed_at IS 'When a refresh last touched the brand.';
 
 CREATE TABLE retail_mid.dws_trade_customer_1d (
     dt               date   NOT NULL,
@@ -150,6 +146,9 @@ CREATE TABLE retail_mid.dws_trade_sku_store_td (
     PRIMARY KEY (brand, store_id, sku_id)
 );
 COMMENT ON TABLE retail_mid.dws_trade_sku_store_td IS 'Trade per SKU x store over all refreshed history.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.sku_id IS 'SKU id.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.first_sale_date IS 'First day with trade.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.last_sale_date IS 'Last day with trade.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.selling_days IS 'Days with trade.';
@@ -170,6 +169,8 @@ CREATE TABLE retail_mid.dws_trade_store_td (
     PRIMARY KEY (brand, store_id)
 );
 COMMENT ON TABLE retail_mid.dws_trade_store_td IS 'Trade per store over all refreshed history.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.first_sale_date IS 'First day with trade.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.last_sale_date IS 'Last day with trade.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.orders IS 'Orders with a sale line.';
@@ -290,8 +291,8 @@ $$;
 COMMENT ON FUNCTION retail_mid.build_dws_trade(date, date) IS 'Rebuilds the trade _1d tables for the given days and the _td rows they touch; called by retail_mid.refresh.';
 
 -- _nd: trade over the 7, 30, 90 and 365 days ending on an as-of date, computed from the _1d tables on read
--- (so a refresh never has to rewrite them). The views use the latest refreshed date.
-CREATE FUNCTION retail_mid.dws_trade_customer_nd_at(as_of date)
+-- (so a refresh never has to rewrite them). The views use each brand's latest day with trade.
+CREATE FUNCTION retail_mid.dws_trade_customer_nd_at(as_of date, brand text)
 RETURNS TABLE (as_of date, brand text, customer_key int4, last_order_date date,
                orders_7d bigint, orders_30d bigint, orders_90d bigint, orders_365d bigint,
                net_amount_7d numeric, net_amount_30d numeric, net_amount_90d numeric, net_amount_365d numeric,
@@ -311,13 +312,14 @@ BEGIN ATOMIC
            count(*)
       FROM retail_mid.dws_trade_customer_1d d
      WHERE d.dt > dws_trade_customer_nd_at.as_of - 365 AND d.dt <= dws_trade_customer_nd_at.as_of
+       AND d.brand = dws_trade_customer_nd_at.brand
      GROUP BY d.brand, d.customer_key;
 END;
-COMMENT ON FUNCTION retail_mid.dws_trade_customer_nd_at(date) IS 'Trade per customer over the 7/30/90/365 days ending on as_of (customers with trade in the last 365 days).';
+COMMENT ON FUNCTION retail_mid.dws_trade_customer_nd_at(date, text) IS 'Trade per customer over the 7/30/90/365 days ending on as_of (customers with trade in the last 365 days).';
 
 CREATE VIEW retail_mid.dws_trade_customer_nd AS
-    SELECT * FROM retail_mid.dws_trade_customer_nd_at(retail_mid.dws_as_of());
-COMMENT ON VIEW retail_mid.dws_trade_customer_nd IS 'Trade per customer over the 7/30/90/365 days ending on the latest refreshed date.';
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_customer_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_customer_nd IS 'Trade per customer over the 7/30/90/365 days ending on the brand''s latest day with trade.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.as_of IS 'Last day of every window.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.customer_key IS 'Customer key.';
@@ -333,7 +335,7 @@ COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.net_amount_365d IS 'Net amoun
 COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.active_days_30d IS 'Days with trade in the last 30 days.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.active_days_365d IS 'Days with trade in the last 365 days.';
 
-CREATE FUNCTION retail_mid.dws_trade_store_nd_at(as_of date)
+CREATE FUNCTION retail_mid.dws_trade_store_nd_at(as_of date, brand text)
 RETURNS TABLE (as_of date, brand text, store_id text, period_days int, orders bigint, net_amount numeric,
                customers bigint, customer_bitmap retail_mid.rbitmap)
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -343,13 +345,14 @@ BEGIN ATOMIC
       FROM retail_mid.dws_trade_store_1d d
       JOIN (VALUES (7), (30), (90), (365)) AS p(days)
         ON d.dt > dws_trade_store_nd_at.as_of - p.days AND d.dt <= dws_trade_store_nd_at.as_of
+     WHERE d.brand = dws_trade_store_nd_at.brand
      GROUP BY d.brand, d.store_id, p.days;
 END;
-COMMENT ON FUNCTION retail_mid.dws_trade_store_nd_at(date) IS 'Trade per store over the 7/30/90/365 days ending on as_of, with exact distinct customers.';
+COMMENT ON FUNCTION retail_mid.dws_trade_store_nd_at(date, text) IS 'Trade per store over the 7/30/90/365 days ending on as_of, with exact distinct customers.';
 
 CREATE VIEW retail_mid.dws_trade_store_nd AS
-    SELECT * FROM retail_mid.dws_trade_store_nd_at(retail_mid.dws_as_of());
-COMMENT ON VIEW retail_mid.dws_trade_store_nd IS 'Trade per store over the 7/30/90/365 days ending on the latest refreshed date (one row per period).';
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_store_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_store_nd IS 'Trade per store over the 7/30/90/365 days ending on the brand''s latest day with trade (one row per period).';
 COMMENT ON COLUMN retail_mid.dws_trade_store_nd.as_of IS 'Last day of the window.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_nd.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_nd.store_id IS 'Store id.';
@@ -359,7 +362,7 @@ COMMENT ON COLUMN retail_mid.dws_trade_store_nd.net_amount IS 'Net sales amount 
 COMMENT ON COLUMN retail_mid.dws_trade_store_nd.customers IS 'Distinct identified customers in the window (exact, from bitmaps).';
 COMMENT ON COLUMN retail_mid.dws_trade_store_nd.customer_bitmap IS 'Their keys.';
 
-CREATE FUNCTION retail_mid.dws_trade_sku_store_nd_at(as_of date)
+CREATE FUNCTION retail_mid.dws_trade_sku_store_nd_at(as_of date, brand text)
 RETURNS TABLE (as_of date, brand text, store_id text, sku_id text, period_days int, orders bigint,
                quantity numeric, net_amount numeric, buyers bigint)
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
@@ -369,13 +372,14 @@ BEGIN ATOMIC
       FROM retail_mid.dws_trade_sku_store_1d d
       JOIN (VALUES (7), (30), (90), (365)) AS p(days)
         ON d.dt > dws_trade_sku_store_nd_at.as_of - p.days AND d.dt <= dws_trade_sku_store_nd_at.as_of
+     WHERE d.brand = dws_trade_sku_store_nd_at.brand
      GROUP BY d.brand, d.store_id, d.sku_id, p.days;
 END;
-COMMENT ON FUNCTION retail_mid.dws_trade_sku_store_nd_at(date) IS 'Trade per SKU x store over the 7/30/90/365 days ending on as_of, with exact distinct buyers.';
+COMMENT ON FUNCTION retail_mid.dws_trade_sku_store_nd_at(date, text) IS 'Trade per SKU x store over the 7/30/90/365 days ending on as_of, with exact distinct buyers.';
 
 CREATE VIEW retail_mid.dws_trade_sku_store_nd AS
-    SELECT * FROM retail_mid.dws_trade_sku_store_nd_at(retail_mid.dws_as_of());
-COMMENT ON VIEW retail_mid.dws_trade_sku_store_nd IS 'Trade per SKU x store over the 7/30/90/365 days ending on the latest refreshed date (one row per period).';
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_sku_store_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_sku_store_nd IS 'Trade per SKU x store over the 7/30/90/365 days ending on the brand''s latest day with trade (one row per period).';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.as_of IS 'Last day of the window.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.store_id IS 'Store id.';
@@ -417,11 +421,9 @@ BEGIN
     v_dws := retail_mid.build_dws_trade(from_date, to_date);
     RAISE NOTICE 'refresh: % DWS rows written', v_dws;
 
-    UPDATE retail_mid.dws_refresh_state
-       SET as_of = greatest(as_of, (SELECT max(dt) FROM retail_mid.dws_trade_store_1d WHERE dt <= to_date)),
-           refreshed_at = now();
-    UPDATE retail_mid.dws_refresh_state SET as_of = (SELECT max(dt) FROM retail_mid.dws_trade_store_1d)
-     WHERE as_of IS NULL;
+    DELETE FROM retail_mid.dws_refresh_state;
+    INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
+    SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
     PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws,
         jsonb_build_object('dwd_lines', v_dwd, 'dws_rows', v_dws,
                            'dwd_seconds', extract(epoch FROM t1 - t0),
