@@ -1,5 +1,7 @@
 -- clv: BG/NBD and Gamma-Gamma on simulated customers, parallel and partitionwise plans, formulas, bad input
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 -- Simulated BG/NBD customers: lambda ~ Gamma(r = 1, alpha = 5) (exponential), p ~ Beta(a = 1, b = 3),
 -- ages T uniform in [20, 40) weeks; Gamma-Gamma spend with p = 4, q = 3 (nu ~ Gamma(q, gamma = 20), spend ~ Gamma(4, nu)).
 SELECT setseed(0.25);

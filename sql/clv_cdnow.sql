@@ -1,7 +1,9 @@
 -- clv_cdnow: BG/NBD and Gamma-Gamma on the CDNOW 1/10 sample against the published estimates
 -- (Fader, Hardie & Lee 2005: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426; "RFM and CLV" 2005:
 -- p = 6.25, q = 3.74, gamma = 15.44), 39-week calibration period ending 1997-09-30.
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 \getenv data_dir RETAIL_MID_DATA
 SELECT coalesce(:'data_dir', '') <> '' AS have_data \gset
 \if :have_data
