@@ -63,6 +63,14 @@ SELECT customer, recency_days, frequency, monetary,
 SELECT count(*) AS score_differences FROM (
   SELECT customer_key, r_score, f_score, m_score FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90)
   EXCEPT SELECT customer, r_score::int4, f_score::int4, m_score::int4 FROM rfm_ref_scores) d;
+-- the order-line grain (dwd_trade_order_line_di shape) scores exactly like the daily grain
+CREATE TEMP TABLE rfm_dwd AS SELECT 'B1'::text AS brand, order_date AS dt, customer AS customer_key, order_id, amount FROM rfm_lines;
+SELECT count(*) AS lines_vs_daily_differences FROM (
+  (SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_dwd', 'B1', '2024-06-30', 90, 'ten_segment', 'lines')
+   EXCEPT SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90))
+  UNION ALL
+  (SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90)
+   EXCEPT SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_dwd', 'B1', '2024-06-30', 90, 'ten_segment', 'lines'))) d;
 SELECT frequency, count(*) AS customers, min(f_score) AS min_score, max(f_score) AS max_score
   FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90) GROUP BY 1 ORDER BY 1;
 SELECT retail_mid.rfm_breaks(v, 4, false) AS asc_breaks, retail_mid.rfm_breaks(v, 4, true) AS desc_breaks
@@ -210,6 +218,7 @@ SELECT retail_mid.rfm_quantile_score('NaN', ARRAY[1]::float8[], false);
 SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90, 'nope');
 SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', -5);
 SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', NULL, 90);
+SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90, 'ten_segment', 'weekly');
 SELECT count(*) AS before_data FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2020-01-01', 90);
 SELECT count(*) AS unknown_brand FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'nobody', '2024-06-30', 90);
 UPDATE retail_mid.rfm_config SET k = 3 WHERE brand = '*' AND map_name = 'ten_segment';

@@ -87,7 +87,7 @@ CREATE FUNCTION retail_mid.clv_summary_final(internal) RETURNS retail_mid.clv_su
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.clv_summary_final(internal) IS 'Final function of clv_summary.';
 CREATE AGGREGATE retail_mid.clv_summary(event_date date, amount float8, calibration_end date, holdout_end date, period_days float8) (
-    SFUNC = retail_mid.clv_summary_trans, STYPE = internal,
+    SFUNC = retail_mid.clv_summary_trans, STYPE = internal, SSPACE = 128,
     COMBINEFUNC = retail_mid.clv_summary_combine,
     SERIALFUNC = retail_mid.clv_summary_serial, DESERIALFUNC = retail_mid.clv_summary_deserial,
     FINALFUNC = retail_mid.clv_summary_final, FINALFUNC_MODIFY = READ_ONLY,

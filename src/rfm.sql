@@ -27,17 +27,17 @@ CREATE FUNCTION retail_mid.rfm_final(internal) RETURNS retail_mid.rfm_row
 COMMENT ON FUNCTION retail_mid.rfm_final(internal) IS 'Final function of the RFM aggregates.';
 
 CREATE AGGREGATE retail_mid.rfm_agg(order_date date, order_id text, amount float8, as_of date, window_days int4) (
-    SFUNC = retail_mid.rfm_lines_trans_text, STYPE = internal, COMBINEFUNC = retail_mid.rfm_combine,
+    SFUNC = retail_mid.rfm_lines_trans_text, STYPE = internal, SSPACE = 96, COMBINEFUNC = retail_mid.rfm_combine,
     SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
     FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.rfm_agg(date, text, float8, date, int4) IS 'RFM of one customer''s order lines (GROUP BY customer): lines after as_of are ignored; recency = as_of minus the last sale date; frequency = distinct order ids with a sale line dated in (as_of - window_days, as_of]; monetary = sum of all line amounts in that window (returns, i.e. negative amounts, subtract and add no order; summed exactly at 1/10000); NULL for a customer without a sale on or before as_of. Lines with a NULL date or order id are skipped; a NULL amount is an error.';
 CREATE AGGREGATE retail_mid.rfm_agg(order_date date, order_id int8, amount float8, as_of date, window_days int4) (
-    SFUNC = retail_mid.rfm_lines_trans_int8, STYPE = internal, COMBINEFUNC = retail_mid.rfm_combine,
+    SFUNC = retail_mid.rfm_lines_trans_int8, STYPE = internal, SSPACE = 96, COMBINEFUNC = retail_mid.rfm_combine,
     SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
     FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.rfm_agg(date, int8, float8, date, int4) IS 'rfm_agg for bigint order ids; same rules as the text form.';
 CREATE AGGREGATE retail_mid.rfm_agg_daily(dt date, orders int8, amount float8, as_of date, window_days int4) (
-    SFUNC = retail_mid.rfm_daily_trans, STYPE = internal, COMBINEFUNC = retail_mid.rfm_combine,
+    SFUNC = retail_mid.rfm_daily_trans, STYPE = internal, SSPACE = 64, COMBINEFUNC = retail_mid.rfm_combine,
     SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
     FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.rfm_agg_daily(date, int8, float8, date, int4) IS 'RFM of one customer''s daily rows (dws_trade_customer_1d: dt, orders, net_amount): the same answer as rfm_agg over the order lines when every order lies on one day. Days with orders > 0 are sale days; rows after as_of are ignored.';
@@ -132,7 +132,8 @@ INSERT INTO retail_mid.rfm_config (brand, map_name, k, method) VALUES ('*', 'ten
 
 -- Scores of every customer of a brand, from any table shaped like dws_trade_customer_1d
 -- (brand, dt, customer_key, orders, net_amount).
-CREATE FUNCTION retail_mid.rfm_scores_from(source regclass, brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment')
+CREATE FUNCTION retail_mid.rfm_scores_from(source regclass, brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment',
+                                           grain text DEFAULT 'daily')
 RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
                r_score int4, f_score int4, m_score int4, segment text)
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
@@ -141,6 +142,7 @@ DECLARE
     cfg record;
     v_k int4;
     scores text;
+    raw text;
     q text;
 BEGIN
     IF source IS NULL OR brand IS NULL OR as_of IS NULL OR window_days IS NULL OR map_name IS NULL THEN
@@ -152,6 +154,13 @@ BEGIN
     END IF;
     IF NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    raw := CASE grain
+      WHEN 'daily' THEN 'retail_mid.rfm_agg_daily(s.dt, s.orders::int8, s.net_amount::float8, $1, $2)'
+      WHEN 'lines' THEN 'retail_mid.rfm_agg(s.dt, s.order_id, s.amount::float8, $1, $2)'
+    END;
+    IF raw IS NULL THEN
+        RAISE EXCEPTION 'grain must be daily or lines' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT d.k INTO v_k FROM retail_mid.rfm_segment_map_def d WHERE d.map_name = rfm_scores_from.map_name;
     IF NOT FOUND THEN
@@ -190,7 +199,7 @@ BEGIN
     END;
     q := format($q$
       WITH raw AS MATERIALIZED (
-        SELECT s.customer_key, retail_mid.rfm_agg_daily(s.dt, s.orders::int8, s.net_amount::float8, $1, $2) AS v
+        SELECT s.customer_key, %s AS v
           FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key),
       r AS MATERIALIZED (SELECT raw.customer_key, (raw.v).* FROM raw WHERE raw.v IS NOT NULL),
       sc AS (SELECT r.*, %s),
@@ -202,11 +211,11 @@ BEGIN
                ORDER BY rs, fs, ms, m.priority, m.segment)
       SELECT sc.customer_key, sc.recency_days, sc.frequency, sc.monetary, sc.first_order_date, sc.last_order_date,
              sc.r_score, sc.f_score, sc.m_score, seg.segment
-        FROM sc LEFT JOIN seg ON seg.rs = sc.r_score AND seg.fs = sc.f_score AND seg.ms = sc.m_score$q$, source, scores);
+        FROM sc LEFT JOIN seg ON seg.rs = sc.r_score AND seg.fs = sc.f_score AND seg.ms = sc.m_score$q$, raw, source, scores);
     RETURN QUERY EXECUTE q USING as_of, window_days, brand, cfg.k, cfg.r_thresholds, cfg.f_thresholds, cfg.m_thresholds, map_name;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.rfm_scores_from(regclass, text, date, int4, text) IS 'RFM raw values, scores and segment of every customer of a brand with a sale on or before as_of, from a table shaped like dws_trade_customer_1d (brand, dt, customer_key, orders, net_amount), scored by the brand''s rfm_config row for the map (or brand ''*'').';
+COMMENT ON FUNCTION retail_mid.rfm_scores_from(regclass, text, date, int4, text, text) IS 'RFM raw values, scores and segment of every customer of a brand with a sale on or before as_of, scored by the brand''s rfm_config row for the map (or brand ''*''). grain daily: a table shaped like dws_trade_customer_1d (brand, dt, customer_key, orders, net_amount); grain lines: shaped like dwd_trade_order_line_di (brand, dt, customer_key, order_id, amount).';
 
 CREATE FUNCTION retail_mid.rfm_scores(brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment')
 RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
@@ -219,7 +228,7 @@ BEGIN
         RAISE EXCEPTION 'retail_mid.dws_trade_customer_1d does not exist' USING ERRCODE = 'undefined_table',
             HINT = 'Build the DWS layer with retail_mid.refresh first.';
     END IF;
-    RETURN QUERY SELECT * FROM retail_mid.rfm_scores_from(src, brand, as_of, window_days, map_name);
+    RETURN QUERY SELECT * FROM retail_mid.rfm_scores_from(src, brand, as_of, window_days, map_name, 'daily');
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.rfm_scores(text, date, int4, text) IS 'RFM raw values, scores and segment of every customer of a brand at as_of over the last window_days days, from retail_mid.dws_trade_customer_1d.';
@@ -246,7 +255,7 @@ BEGIN
     INSERT INTO retail_mid.rfm_snapshot
     SELECT brand, map_name, window_days, as_of, x.customer_key, x.recency_days, x.frequency, x.monetary,
            x.r_score, x.f_score, x.m_score, x.segment
-      FROM retail_mid.rfm_scores_from(source, brand, as_of, window_days, map_name) x;
+      FROM retail_mid.rfm_scores_from(source, brand, as_of, window_days, map_name, 'daily') x;
     GET DIAGNOSTICS n = ROW_COUNT;
     RAISE NOTICE 'rfm_refresh: % customers of brand % scored as of %', n, brand, as_of;
     PERFORM retail_mid.job_finish(v_job, n);
