@@ -489,7 +489,7 @@ ets_initstate(const double *y, int n, int m, int trend, int season, double *x)
 
 void
 EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
-			int max_evals, EtsFit *fit)
+			int max_evals, double ftol, EtsFit *fit)
 {
 	EtsProblem	p;
 	double		v[ETS_MAX_PAR], lb[ETS_MAX_PAR], ub[ETS_MAX_PAR], step[ETS_MAX_PAR];
@@ -561,18 +561,37 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	p.x = x;
 	p.evals = 0;
 
-	opt = nlopt_create(NLOPT_LN_NELDERMEAD, nv);
-	if (opt == NULL)
-		elog(ERROR, "could not create the nlopt optimiser");
-	nlopt_set_lower_bounds(opt, lb);
-	nlopt_set_upper_bounds(opt, ub);
-	nlopt_set_min_objective(opt, ets_objective, &p);
-	nlopt_set_initial_step(opt, step);
-	nlopt_set_ftol_rel(opt, 1e-8);
-	nlopt_set_maxeval(opt, max_evals);
-	if (ets_objective(nv, v, NULL, &p) < HUGE_VAL)
-		(void) nlopt_optimize(opt, v, &minf);
-	nlopt_destroy(opt);
+	/* the start is evaluated first (as R does), so the optimiser gets the rest of the budget */
+	minf = ets_objective(nv, v, NULL, &p);
+	if (minf < HUGE_VAL && max_evals > 1)
+	{
+		/* Nelder-Mead as R's ets uses; BOBYQA and Sbplx were tried and found worse optima on UKgas */
+		{
+			int			budget = max_evals - p.evals;
+
+			opt = nlopt_create(NLOPT_LN_NELDERMEAD, nv);
+			if (opt == NULL)
+				elog(ERROR, "could not create the nlopt optimiser");
+			nlopt_set_lower_bounds(opt, lb);
+			nlopt_set_upper_bounds(opt, ub);
+			nlopt_set_min_objective(opt, ets_objective, &p);
+			nlopt_set_initial_step(opt, step);
+			nlopt_set_ftol_rel(opt, ftol);
+			nlopt_set_maxeval(opt, budget);
+			{
+				double		vtry[ETS_MAX_PAR], ftry = HUGE_VAL;
+
+				memcpy(vtry, v, sizeof(double) * nv);
+				(void) nlopt_optimize(opt, vtry, &ftry);
+				if (ftry < minf)
+				{
+					minf = ftry;
+					memcpy(v, vtry, sizeof(double) * nv);
+				}
+			}
+			nlopt_destroy(opt);
+		}
+	}
 	fit->evals = p.evals;
 	if (!(minf < HUGE_VAL))
 		return;
@@ -592,7 +611,7 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	fit->aic = fit->lik + 2.0 * fit->np;
 	fit->bic = fit->lik + log((double) n) * fit->np;
 	fit->aicc = n - fit->np - 1 > 0 ? fit->aic + 2.0 * fit->np * (fit->np + 1) / (n - fit->np - 1) : HUGE_VAL;
-	fit->sigma2 = sse_e / (n - fit->np);
+	fit->sigma2 = sse_e / (n - nv);	/* ets.R divides by n - length(par), without the +1 of the AIC */
 	fit->ok = true;
 }
 

@@ -57,6 +57,7 @@ typedef struct FcConfig
 	int32		model;
 	char		ets_spec[5];	/* e.g. ZZZ, AAdN, MNM */
 	int32		max_evals;
+	double		tolerance;		/* relative change of the likelihood at which the optimiser stops */
 	int32		nsim;
 	int64		seed;
 	double		alpha;			/* Croston/SBA/TSB demand smoothing */
@@ -137,6 +138,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 	cfg->model = M_AUTO;
 	strcpy(cfg->ets_spec, "ZZZ");
 	cfg->max_evals = 2000;
+	cfg->tolerance = 1e-8;
 	cfg->nsim = 1000;
 	cfg->seed = 42;
 	cfg->alpha = 0.1;
@@ -214,6 +216,15 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 			}
 			else if (strcmp(key, "max_evals") == 0)
 				cfg->max_evals = jbv_int(&v, key, 1, 1000000);
+			else if (strcmp(key, "tolerance") == 0)
+			{
+				double		d = jbv_number(&v, key);
+
+				if (!(d >= 1e-14 && d <= 0.1))
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"tolerance\" must be between 1e-14 and 0.1")));
+				cfg->tolerance = d;
+			}
 			else if (strcmp(key, "nsim") == 0)
 				cfg->nsim = jbv_int(&v, key, 100, 100000);
 			else if (strcmp(key, "seed") == 0)
@@ -258,7 +269,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 			else
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("unknown forecast option \"%s\"", key),
-								errhint("Valid options: model, ets, frequency, season_length, gaps, max_evals, nsim, seed, alpha, beta, quantiles.")));
+								errhint("Valid options: model, ets, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
 		}
 		if (!season_given && is_date)
 			cfg->season_length = 0;
@@ -459,7 +470,7 @@ forecast_deserial(PG_FUNCTION_ARGS)
 	if (st->cfg.horizon < 1 || st->cfg.horizon > FC_MAX_HORIZON || st->cfg.freq < 0 || st->cfg.freq > FREQ_INDEX ||
 		st->cfg.model < 0 || st->cfg.model >= M_COUNT || st->cfg.nquant < 0 || st->cfg.nquant > FC_MAX_QUANT ||
 		st->cfg.season_length < 1 || st->cfg.season_length > 1000 || st->cfg.max_evals < 1 ||
-		st->cfg.nsim < 100 || st->cfg.nsim > 100000 || memchr(st->cfg.ets_spec, 0, sizeof(st->cfg.ets_spec)) == NULL)
+		st->cfg.nsim < 100 || !(st->cfg.tolerance >= 1e-14 && st->cfg.tolerance <= 0.1) || st->cfg.nsim > 100000 || memchr(st->cfg.ets_spec, 0, sizeof(st->cfg.ets_spec)) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid forecast state: bad options")));
 	st->n = n;
 	st->cap = Max(n, 1);
@@ -801,7 +812,7 @@ fit_adida(FcResult *r, const double *y, int n, int h, double *fitted)
 /* Fits the ETS models the spec allows (as forecast::ets with restrict = TRUE, no multiplicative trend) and
  * keeps the one with the lowest AICc. Returns false when none could be fitted. */
 static bool
-ets_auto(const double *y, int n, int m, const char *spec, int max_evals, EtsFit *best, int *tried)
+ets_auto(const double *y, int n, int m, const char *spec, int max_evals, double ftol, EtsFit *best, int *tried)
 {
 	bool		positive = true;
 	int			len = strlen(spec);
@@ -846,7 +857,7 @@ ets_auto(const double *y, int n, int m, const char *spec, int max_evals, EtsFit 
 						continue;
 					if (ei == 1 && si == 2)
 						continue;	/* restrict = TRUE: additive errors with multiplicative season are unstable */
-					EtsFitModel(y, n, m, ei, ti, si, di == 1, max_evals, &fit);
+					EtsFitModel(y, n, m, ei, ti, si, di == 1, max_evals, ftol, &fit);
 					(*tried)++;
 					if (fit.ok && (!found || fit.aicc < best->aicc))
 					{
@@ -1018,7 +1029,7 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 			fit_adida(&cand[3], y, n, h, fitted);
 			mse[3] = window_mse(y, fitted, first + 1, n);
 			mse[4] = HUGE_VAL;
-			EtsFitModel(y, n, 1, ETS_ADD, ETS_NONE, ETS_NONE, false, cfg->max_evals, &fit);
+			EtsFitModel(y, n, 1, ETS_ADD, ETS_NONE, ETS_NONE, false, cfg->max_evals, cfg->tolerance, &fit);
 			if (fit.ok)
 			{
 				fill_ets(&cand[4], &fit, h, cfg->nsim, cfg->seed, true);
@@ -1031,7 +1042,7 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 			*r = cand[best];
 			return;
 		}
-		if (ets_auto(y, n, cfg->season_length, "ZZZ", cfg->max_evals, &fit, &tried))
+		if (ets_auto(y, n, cfg->season_length, "ZZZ", cfg->max_evals, cfg->tolerance, &fit, &tried))
 		{
 			fill_ets(r, &fit, h, cfg->nsim, cfg->seed, mn >= 0);
 			kv_num(&r->stats, "models_tried", tried);
@@ -1047,7 +1058,7 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 			if (n < 3)
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("ETS needs at least 3 observations, the series has %d", n)));
-			if (!ets_auto(y, n, cfg->season_length, cfg->ets_spec, cfg->max_evals, &fit, &tried))
+			if (!ets_auto(y, n, cfg->season_length, cfg->ets_spec, cfg->max_evals, cfg->tolerance, &fit, &tried))
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("ETS model %s cannot be fitted to a series of %d observations",
 									   cfg->ets_spec, n),

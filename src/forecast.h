@@ -30,7 +30,7 @@ typedef struct EtsFit
 
 /* Fits one ETS model by maximum likelihood (bounded Nelder-Mead); fit->ok is false when it cannot be fitted. */
 extern void EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
-						int max_evals, EtsFit *fit);
+						int max_evals, double ftol, EtsFit *fit);
 
 /* Point forecasts for h steps from the fit's final state. */
 extern void EtsPointForecast(const EtsFit *fit, int h, double *f);

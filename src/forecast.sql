@@ -179,10 +179,10 @@ CREATE FUNCTION retail_mid.mase(actual float8[], forecast float8[], insample flo
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN retail_mid.mae(actual, forecast) / retail_mid.naive_scale(insample, season_length, 1, false);
+    RETURN retail_mid.mae(actual, forecast) / nullif(retail_mid.naive_scale(insample, season_length, 1, false), 0);
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.mase(float8[], float8[], float8[], int4) IS 'Mean absolute scaled error (Hyndman and Koehler 2006): MAE over the in-sample mean |y_t - y_{t-m}| (m = 1 naive, m = season length seasonal naive). Infinity or NaN when the in-sample scale is 0.';
+COMMENT ON FUNCTION retail_mid.mase(float8[], float8[], float8[], int4) IS 'Mean absolute scaled error (Hyndman and Koehler 2006): MAE over the in-sample mean |y_t - y_{t-m}| (m = 1 naive, m = season length seasonal naive); NULL when the in-sample scale is 0 (a constant series).';
 
 CREATE FUNCTION retail_mid.rmsse(actual float8[], forecast float8[], insample float8[], season_length int4 DEFAULT 1)
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -190,10 +190,10 @@ AS $$
 BEGIN
     PERFORM retail_mid.metric_check(actual, forecast);
     RETURN sqrt((SELECT avg((a - f) ^ 2) FROM unnest(actual, forecast) AS u(a, f))
-                / retail_mid.naive_scale(insample, season_length, 2, true));
+                / nullif(retail_mid.naive_scale(insample, season_length, 2, true), 0));
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.rmsse(float8[], float8[], float8[], int4) IS 'Root mean squared scaled error of the M5 guide: sqrt(mean (y - f)^2 / in-sample mean (y_t - y_{t-m})^2), the scale computed from the first non-zero demand on.';
+COMMENT ON FUNCTION retail_mid.rmsse(float8[], float8[], float8[], int4) IS 'Root mean squared scaled error of the M5 guide: sqrt(mean (y - f)^2 / in-sample mean (y_t - y_{t-m})^2), the scale computed from the first non-zero demand on; NULL when that scale is 0.';
 
 CREATE FUNCTION retail_mid.pinball(actual float8[], forecast float8[], quantile float8)
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
