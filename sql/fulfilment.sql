@@ -1,5 +1,7 @@
 -- fulfilment: nearest complete location, fewest-shipment splits, available-to-promise, bad inputs
+SET client_min_messages = warning;  -- the install notice depends on which test file ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 SET extra_float_digits = 0;
 -- delivery point in Shanghai; locations from 1 km to 190 km away
 INSERT INTO retail_mid.fulfilment_location (location_id, code, kind, geom, active) VALUES
@@ -92,3 +94,6 @@ INSERT INTO retail_mid.fulfilment_stock (location_id, sku_id, on_hand) VALUES (2
 UPDATE retail_mid.fulfilment_stock SET reserved = on_hand + 1 WHERE location_id = 2 AND sku_id = 'E';
 SELECT count(*) AS reservations_after_errors FROM retail_mid.fulfilment_reservation WHERE order_id = 'o8';
 DELETE FROM retail_mid.fulfilment_reservation; DELETE FROM retail_mid.fulfilment_stock; DELETE FROM retail_mid.fulfilment_location;
+-- leave the database as a fresh one, so that no later test file depends on this one
+DROP EXTENSION retail_mid;
+DROP EXTENSION postgis;

@@ -1,5 +1,7 @@
 -- site: Huff model arithmetic, batch candidate scoring, calibration, bad inputs, parallel and partitionwise plans
+SET client_min_messages = warning;  -- the install notice depends on which test file ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 SET extra_float_digits = 0;
 
 -- ---------- huff_probabilities against the formula ----------
@@ -264,3 +266,6 @@ RESET enable_partitionwise_aggregate; RESET max_parallel_workers_per_gather;
 DROP TABLE site_test_pairs, site_test_parts;
 DELETE FROM retail_mid.site_travel_cost; DELETE FROM retail_mid.site_candidate_cannibalisation; DELETE FROM retail_mid.site_candidate_score;
 DELETE FROM retail_mid.site_candidate; DELETE FROM retail_mid.site_store; DELETE FROM retail_mid.site_demand_zone;
+-- leave the database as a fresh one, so that no later test file depends on this one
+DROP EXTENSION retail_mid;
+DROP EXTENSION postgis;

@@ -1,5 +1,7 @@
 -- site_boston: the Huff model on the 506 Boston census tracts (1970) as demand zones
+SET client_min_messages = warning;  -- the install notice depends on which test file ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 SET extra_float_digits = 0;
 \getenv data_dir RETAIL_MID_DATA
 SELECT coalesce(:'data_dir', '') <> '' AS have_data \gset
@@ -108,3 +110,6 @@ DELETE FROM retail_mid.site_candidate; DELETE FROM retail_mid.site_store; DELETE
 \else
 \echo SKIPPED: shared data is absent (set RETAIL_MID_DATA)
 \endif
+-- leave the database as a fresh one, so that no later test file depends on this one
+DROP EXTENSION retail_mid;
+DROP EXTENSION postgis;
