@@ -300,12 +300,10 @@ quality_profile_serialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
-PG_FUNCTION_INFO_V1(quality_profile_deserialfn);
 /* Validates length, version and every counter before trusting the bytes. */
-Datum
-quality_profile_deserialfn(PG_FUNCTION_ARGS)
+static QpState *
+QpDeserialize(bytea *in)
 {
-	bytea	   *in = PG_GETARG_BYTEA_PP(0);
 	Size		len = VARSIZE_ANY_EXHDR(in);
 	QpState		head;
 	QpState    *s;
@@ -336,7 +334,22 @@ quality_profile_deserialfn(PG_FUNCTION_ARGS)
 			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION),
 							errmsg("invalid quality profile state: inconsistent counters")));
 	}
-	PG_RETURN_POINTER(s);
+	return s;
+}
+
+PG_FUNCTION_INFO_V1(quality_profile_deserialfn);
+Datum
+quality_profile_deserialfn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(QpDeserialize(PG_GETARG_BYTEA_PP(0)));
+}
+
+PG_FUNCTION_INFO_V1(quality_profile_state_rows);
+/* SQL-callable check of a serialized profile state (the deserializer's validation): its row count. */
+Datum
+quality_profile_state_rows(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(QpDeserialize(PG_GETARG_BYTEA_PP(0))->rows);
 }
 
 static void
@@ -541,11 +554,10 @@ quality_duplicates_serialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
-PG_FUNCTION_INFO_V1(quality_duplicates_deserialfn);
-Datum
-quality_duplicates_deserialfn(PG_FUNCTION_ARGS)
+/* Validates version and length before trusting the bytes. */
+static QdState *
+QdDeserialize(bytea *in)
 {
-	bytea	   *in = PG_GETARG_BYTEA_PP(0);
 	Size		len = VARSIZE_ANY_EXHDR(in);
 	const char *p = VARDATA_ANY(in);
 	int32		v[2];
@@ -565,7 +577,22 @@ quality_duplicates_deserialfn(PG_FUNCTION_ARGS)
 	s->n = s->cap = n;
 	s->h = palloc_extended(Max(n, 1) * sizeof(uint64), MCXT_ALLOC_HUGE);
 	memcpy(s->h, p + QD_HEADER, n * sizeof(uint64));
-	PG_RETURN_POINTER(s);
+	return s;
+}
+
+PG_FUNCTION_INFO_V1(quality_duplicates_deserialfn);
+Datum
+quality_duplicates_deserialfn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(QdDeserialize(PG_GETARG_BYTEA_PP(0)));
+}
+
+PG_FUNCTION_INFO_V1(quality_duplicates_state_keys);
+/* SQL-callable check of a serialized duplicates state (the deserializer's validation): its key count. */
+Datum
+quality_duplicates_state_keys(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(QdDeserialize(PG_GETARG_BYTEA_PP(0))->n);
 }
 
 /* LSD radix sort, 11 bits per pass (6 passes), of uniformly spread hashes. */

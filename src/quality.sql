@@ -25,6 +25,10 @@ CREATE AGGREGATE retail_mid.quality_profile(row_id tid, VARIADIC "any") (
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.quality_profile(tid, "any") IS 'Profiles a table in one scan: per boolean argument the count of true values (rule violations) and the 5 smallest row ids among them; per numeric argument n, nulls, non-finite values, sum, mean, stddev, min, max. Returns jsonb {"rows", "columns": [...]}. At most 98 profiled arguments per call.';
 
+CREATE FUNCTION retail_mid.quality_profile_state_rows(bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.quality_profile_state_rows(bytea) IS 'Validates a serialized quality_profile state as its deserializer does and returns its row count (for diagnosis and tests).';
+
 CREATE FUNCTION retail_mid.quality_duplicates_transfn(internal, anyelement) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_transfn(internal, anyelement) IS 'Transition function of quality_duplicates.';
@@ -40,6 +44,10 @@ COMMENT ON FUNCTION retail_mid.quality_duplicates_deserialfn(bytea, internal) IS
 CREATE FUNCTION retail_mid.quality_duplicates_finalfn(internal) RETURNS bigint
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_finalfn(internal) IS 'Final function of quality_duplicates.';
+
+CREATE FUNCTION retail_mid.quality_duplicates_state_keys(bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.quality_duplicates_state_keys(bytea) IS 'Validates a serialized quality_duplicates state as its deserializer does and returns its key count (for diagnosis and tests).';
 
 CREATE AGGREGATE retail_mid.quality_duplicates(anyelement) (
     SFUNC = retail_mid.quality_duplicates_transfn, STYPE = internal,
@@ -380,6 +388,10 @@ DECLARE
     tpl retail_mid.quality_template;
     plan jsonb;
 BEGIN
+    IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 63 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
     SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = NEW.template;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown quality rule template "%"', NEW.template USING ERRCODE = 'invalid_parameter_value',
