@@ -1,5 +1,7 @@
 -- loaders: all-or-nothing loading, rejection reasons, bad files (fixtures under test/fixtures)
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 \getenv fixtures RETAIL_MID_FIXTURES
 -- Runs a statement and shows its SQLSTATE and message with the per-run fixture directory masked.
 CREATE FUNCTION pg_temp.try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
