@@ -226,7 +226,7 @@ BEGIN
       WITH raw AS MATERIALIZED (
         SELECT s.customer_key, %s AS v
           FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key),
-      r AS MATERIALIZED (SELECT raw.customer_key, (raw.v).* FROM raw WHERE raw.v IS NOT NULL),
+      r AS NOT MATERIALIZED (SELECT raw.customer_key, (raw.v).* FROM raw WHERE raw.v IS NOT NULL),
       sc AS (SELECT r.*, %s),
       seg AS (SELECT DISTINCT ON (rs, fs, ms) rs, fs, ms, m.segment
                 FROM generate_series(1, $4) rs, generate_series(1, $4) fs, generate_series(1, $4) ms,
