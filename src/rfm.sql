@@ -223,11 +223,13 @@ BEGIN
                          sum(monetary::numeric) sm FROM r) b'
     END;
     q := format($q$
-      WITH raw AS MATERIALIZED (
-        SELECT s.customer_key, %s AS v
-          FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key),
-      r AS NOT MATERIALIZED (SELECT raw.customer_key, (raw.v).* FROM raw WHERE raw.v IS NOT NULL),
-      sc AS (SELECT r.*, %s),
+      WITH r AS MATERIALIZED (
+        -- expanded once here: field access to a stored composite would copy it for every field
+        SELECT x.customer_key, (x.v).*
+          FROM (SELECT s.customer_key, %s AS v
+                  FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key) x
+         WHERE x.v IS NOT NULL),
+      sc AS (SELECT r.*, %s OFFSET 0),  -- OFFSET 0: scores computed once, not again in the join condition
       seg AS (SELECT DISTINCT ON (rs, fs, ms) rs, fs, ms, m.segment
                 FROM generate_series(1, $4) rs, generate_series(1, $4) fs, generate_series(1, $4) ms,
                      retail_mid.rfm_segment_map m
