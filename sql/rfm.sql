@@ -53,6 +53,14 @@ SELECT count(*) AS differences_daily FROM (
    SELECT customer_key, (retail_mid.rfm_agg_daily(dt, orders, net_amount, '2024-06-30', 90)).* FROM rfm_daily GROUP BY customer_key)) d;
 SELECT customer, (retail_mid.rfm_agg(order_date, order_id, amount, '2024-06-30', 90)).* FROM rfm_lines WHERE customer IN (5, 10, 30) GROUP BY customer ORDER BY 1;
 
+-- numeric amounts are read digit by digit: equal to round(amount, 4) for short and long numeric headers
+SELECT v, (retail_mid.rfm_agg_daily(date '2024-06-01', 1, v, '2024-06-30', 90)).monetary = round(v, 4)::float8 AS exact
+  FROM unnest(ARRAY[0, 0.0001, 0.00005, -0.00005, 0.00004999, 1e-10, 1.5, -7.5, 1234.5678, 123456789.12345,
+                    99999999.99995, 10000000000000, -98765432101.23456, 0.12344999999, 20000.00015]::numeric[]) v
+ GROUP BY v ORDER BY v;
+SELECT count(*) AS float8_vs_numeric_differences FROM (
+  SELECT customer, (retail_mid.rfm_agg(order_date, order_id, amount::float8, '2024-06-30', 90)).* FROM rfm_lines GROUP BY customer
+  EXCEPT SELECT customer, (retail_mid.rfm_agg(order_date, order_id, amount, '2024-06-30', 90)).* FROM rfm_lines GROUP BY customer) d;
 -- quantile scores against rank(): score = 1 + floor(k * #{values worse} / n); ties share a score
 CREATE TEMP TABLE rfm_ref_scores AS
 SELECT customer, recency_days, frequency, monetary,
@@ -212,6 +220,10 @@ SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) AS null_ids_skipped FROM (V
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) AS no_rows FROM (VALUES ('2024-06-01'::date, 'o1', 3::float8)) v(d, o, a) WHERE false;
 SELECT retail_mid.rfm_agg_daily(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, -1::int8, 1::float8)) v(d, o, a);
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', 1e300::float8)) v(d, o, a);
+SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', 'NaN'::numeric)) v(d, o, a);
+SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', '-Infinity'::numeric)) v(d, o, a);
+SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', 1e20::numeric)) v(d, o, a);
+SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', NULL::numeric)) v(d, o, a);
 SELECT retail_mid.rfm_breaks(v, 1, false) FROM (VALUES (1::float8)) t(v);
 SELECT retail_mid.rfm_breaks(v, 5, false) IS NULL AS empty_breaks FROM (VALUES (1::float8)) t(v) WHERE false;
 SELECT retail_mid.rfm_quantile_score('NaN', ARRAY[1]::float8[], false);

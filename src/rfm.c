@@ -18,6 +18,9 @@
 #include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(rfm_lines_trans_text);
+PG_FUNCTION_INFO_V1(rfm_lines_trans_text_num);
+PG_FUNCTION_INFO_V1(rfm_lines_trans_int8_num);
+PG_FUNCTION_INFO_V1(rfm_daily_trans_num);
 PG_FUNCTION_INFO_V1(rfm_lines_trans_int8);
 PG_FUNCTION_INFO_V1(rfm_daily_trans);
 PG_FUNCTION_INFO_V1(rfm_combine);
@@ -121,6 +124,82 @@ RfmMoney(double amount)
 	return (int64) scaled;
 }
 
+/*
+ * numeric amount in 1/10000 units, rounded half away from zero (as round(x, 4)). Reads the numeric's digits
+ * directly: the on-disk format (base-10000 digits, short and long headers) is fixed because pg_upgrade keeps
+ * numeric data as it is, and going through float8 or numeric arithmetic would cost more than the whole
+ * aggregate. One base-10000 digit is exactly the 1/10000 unit.
+ */
+static int64
+RfmMoneyNumeric(Datum d)
+{
+	struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+	const char *p = VARDATA_ANY(v);
+	Size		len = VARSIZE_ANY_EXHDR(v);
+	uint16		h;
+	int			weight, ndigits, last_e = 0;
+	bool		neg, consumed = false;
+	const char *digits;
+	int64		acc = 0;
+
+	if (len < 2)
+		elog(ERROR, "invalid numeric datum");
+	memcpy(&h, p, 2);
+	if ((h & 0xC000) == 0xC000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be a finite number")));
+	if ((h & 0xC000) == 0x8000)
+	{
+		/* short header: sign bit 0x2000, weight in 7 bits with sign 0x0040 */
+		neg = (h & 0x2000) != 0;
+		weight = (h & 0x0040) ? (int) (~0x003F | (h & 0x003F)) : (int) (h & 0x003F);
+		digits = p + 2;
+		ndigits = (len - 2) / 2;
+	}
+	else
+	{
+		int16		w;
+
+		if (len < 4)
+			elog(ERROR, "invalid numeric datum");
+		neg = (h & 0xC000) == 0x4000;
+		memcpy(&w, p + 2, 2);
+		weight = w;
+		digits = p + 4;
+		ndigits = (len - 4) / 2;
+	}
+	for (int i = 0; i < ndigits; i++)
+	{
+		int16		dg;
+		int			e = weight + 1 - i;		/* power of 10000 of this digit in the scaled value */
+
+		memcpy(&dg, digits + 2 * i, 2);
+		if (e < 0)
+		{
+			if (e == -1 && dg >= 5000)
+				acc += 1;		/* cannot overflow: acc was multiplied by 10000 up to here */
+			break;
+		}
+		if (pg_mul_s64_overflow(acc, 10000, &acc) || pg_add_s64_overflow(acc, dg, &acc))
+			goto overflow;
+		consumed = true;
+		last_e = e;
+	}
+	/* trailing zero digits are not stored */
+	for (int e = consumed ? last_e : 0; consumed && e > 0; e--)
+		if (pg_mul_s64_overflow(acc, 10000, &acc))
+			goto overflow;
+	if (acc > (int64) 9.0e17)
+		goto overflow;
+	return neg ? -acc : acc;
+overflow:
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("amount is out of range")));
+	return 0;
+}
+
 static inline void
 RfmAddMoney(RfmState *s, int64 m)
 {
@@ -148,7 +227,7 @@ RfmInWindow(RfmState *s, DateADT day)
 
 /* Common part of the two order-line transition functions; id is the 64-bit key of the order. */
 static Datum
-RfmLineCommon(FunctionCallInfo fcinfo, uint64 id)
+RfmLineCommon(FunctionCallInfo fcinfo, uint64 id, bool is_numeric)
 {
 	MemoryContext aggcxt = RfmAggContext(fcinfo, "rfm_agg");
 	RfmState   *s = RfmGetState(fcinfo, aggcxt);
@@ -164,7 +243,7 @@ RfmLineCommon(FunctionCallInfo fcinfo, uint64 id)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("amount must not be null")));
-	m = RfmMoney(PG_GETARG_FLOAT8(3));
+	m = is_numeric ? RfmMoneyNumeric(PG_GETARG_DATUM(3)) : RfmMoney(PG_GETARG_FLOAT8(3));
 	if (day > s->as_of)
 		PG_RETURN_POINTER(s);	/* after the as-of date: not yet happened */
 	if (m >= 0)
@@ -192,8 +271,8 @@ RfmLineCommon(FunctionCallInfo fcinfo, uint64 id)
 }
 
 /* rfm_agg(order_date, order_id text, amount, as_of, window_days): NULL order_date or order_id rows are skipped. */
-Datum
-rfm_lines_trans_text(PG_FUNCTION_ARGS)
+static Datum
+RfmLinesText(FunctionCallInfo fcinfo, bool is_numeric)
 {
 	text	   *t;
 
@@ -205,11 +284,11 @@ rfm_lines_trans_text(PG_FUNCTION_ARGS)
 	}
 	t = PG_GETARG_TEXT_PP(2);
 	return RfmLineCommon(fcinfo, hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
-													 VARSIZE_ANY_EXHDR(t), 0x52464d));
+													 VARSIZE_ANY_EXHDR(t), 0x52464d), is_numeric);
 }
 
-Datum
-rfm_lines_trans_int8(PG_FUNCTION_ARGS)
+static Datum
+RfmLinesInt8(FunctionCallInfo fcinfo, bool is_numeric)
 {
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
@@ -217,12 +296,36 @@ rfm_lines_trans_int8(PG_FUNCTION_ARGS)
 
 		PG_RETURN_POINTER(RfmGetState(fcinfo, aggcxt));
 	}
-	return RfmLineCommon(fcinfo, (uint64) PG_GETARG_INT64(2));
+	return RfmLineCommon(fcinfo, (uint64) PG_GETARG_INT64(2), is_numeric);
+}
+
+Datum
+rfm_lines_trans_text(PG_FUNCTION_ARGS)
+{
+	return RfmLinesText(fcinfo, false);
+}
+
+Datum
+rfm_lines_trans_text_num(PG_FUNCTION_ARGS)
+{
+	return RfmLinesText(fcinfo, true);
+}
+
+Datum
+rfm_lines_trans_int8(PG_FUNCTION_ARGS)
+{
+	return RfmLinesInt8(fcinfo, false);
+}
+
+Datum
+rfm_lines_trans_int8_num(PG_FUNCTION_ARGS)
+{
+	return RfmLinesInt8(fcinfo, true);
 }
 
 /* rfm_agg_daily(dt, orders, amount, as_of, window_days): one row per customer and day. */
-Datum
-rfm_daily_trans(PG_FUNCTION_ARGS)
+static Datum
+RfmDaily(FunctionCallInfo fcinfo, bool is_numeric)
 {
 	MemoryContext aggcxt = RfmAggContext(fcinfo, "rfm_agg_daily");
 	RfmState   *s = RfmGetState(fcinfo, aggcxt);
@@ -246,7 +349,7 @@ rfm_daily_trans(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("orders must not be negative"),
 				 errdetail("Got %lld.", (long long) orders)));
-	m = RfmMoney(PG_GETARG_FLOAT8(3));
+	m = is_numeric ? RfmMoneyNumeric(PG_GETARG_DATUM(3)) : RfmMoney(PG_GETARG_FLOAT8(3));
 	if (day > s->as_of)
 		PG_RETURN_POINTER(s);
 	if (orders > 0)
@@ -256,6 +359,18 @@ rfm_daily_trans(PG_FUNCTION_ARGS)
 	RfmAddMoney(s, m);
 	s->n_daily += orders;
 	PG_RETURN_POINTER(s);
+}
+
+Datum
+rfm_daily_trans(PG_FUNCTION_ARGS)
+{
+	return RfmDaily(fcinfo, false);
+}
+
+Datum
+rfm_daily_trans_num(PG_FUNCTION_ARGS)
+{
+	return RfmDaily(fcinfo, true);
 }
 
 Datum

@@ -13,6 +13,15 @@ COMMENT ON FUNCTION retail_mid.rfm_lines_trans_int8(internal, date, int8, float8
 CREATE FUNCTION retail_mid.rfm_daily_trans(internal, date, int8, float8, date, int4) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.rfm_daily_trans(internal, date, int8, float8, date, int4) IS 'Transition function of rfm_agg_daily.';
+CREATE FUNCTION retail_mid.rfm_lines_trans_text_num(internal, date, text, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.rfm_lines_trans_text_num(internal, date, text, numeric, date, int4) IS 'Transition function of rfm_agg over order lines with text order ids and numeric amounts.';
+CREATE FUNCTION retail_mid.rfm_lines_trans_int8_num(internal, date, int8, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.rfm_lines_trans_int8_num(internal, date, int8, numeric, date, int4) IS 'Transition function of rfm_agg over order lines with bigint order ids and numeric amounts.';
+CREATE FUNCTION retail_mid.rfm_daily_trans_num(internal, date, int8, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.rfm_daily_trans_num(internal, date, int8, numeric, date, int4) IS 'Transition function of rfm_agg_daily with numeric amounts.';
 CREATE FUNCTION retail_mid.rfm_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.rfm_combine(internal, internal) IS 'Combine function of the RFM aggregates.';
@@ -41,6 +50,22 @@ CREATE AGGREGATE retail_mid.rfm_agg_daily(dt date, orders int8, amount float8, a
     SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
     FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.rfm_agg_daily(date, int8, float8, date, int4) IS 'RFM of one customer''s daily rows (dws_trade_customer_1d: dt, orders, net_amount): the same answer as rfm_agg over the order lines when every order lies on one day. Days with orders > 0 are sale days; rows after as_of are ignored.';
+
+CREATE AGGREGATE retail_mid.rfm_agg(order_date date, order_id text, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_lines_trans_text_num, STYPE = internal, SSPACE = 96, COMBINEFUNC = retail_mid.rfm_combine,
+    SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
+    FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+COMMENT ON AGGREGATE retail_mid.rfm_agg(date, text, numeric, date, int4) IS 'rfm_agg for numeric amounts (read without a float8 conversion, rounded half away from zero to 1/10000); same rules as the float8 form.';
+CREATE AGGREGATE retail_mid.rfm_agg(order_date date, order_id int8, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_lines_trans_int8_num, STYPE = internal, SSPACE = 96, COMBINEFUNC = retail_mid.rfm_combine,
+    SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
+    FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+COMMENT ON AGGREGATE retail_mid.rfm_agg(date, int8, numeric, date, int4) IS 'rfm_agg for bigint order ids and numeric amounts.';
+CREATE AGGREGATE retail_mid.rfm_agg_daily(dt date, orders int8, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_daily_trans_num, STYPE = internal, SSPACE = 64, COMBINEFUNC = retail_mid.rfm_combine,
+    SERIALFUNC = retail_mid.rfm_serial, DESERIALFUNC = retail_mid.rfm_deserial,
+    FINALFUNC = retail_mid.rfm_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+COMMENT ON AGGREGATE retail_mid.rfm_agg_daily(date, int8, numeric, date, int4) IS 'rfm_agg_daily for numeric amounts.';
 
 -- Quantile breakpoints and scores.
 CREATE FUNCTION retail_mid.rfm_breaks_trans(internal, float8, int4, bool) RETURNS internal
@@ -156,8 +181,8 @@ BEGIN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     raw := CASE grain
-      WHEN 'daily' THEN 'retail_mid.rfm_agg_daily(s.dt, s.orders::int8, s.net_amount::float8, $1, $2)'
-      WHEN 'lines' THEN 'retail_mid.rfm_agg(s.dt, s.order_id, s.amount::float8, $1, $2)'
+      WHEN 'daily' THEN 'retail_mid.rfm_agg_daily(s.dt, s.orders::int8, s.net_amount, $1, $2)'
+      WHEN 'lines' THEN 'retail_mid.rfm_agg(s.dt, s.order_id, s.amount, $1, $2)'
     END;
     IF raw IS NULL THEN
         RAISE EXCEPTION 'grain must be daily or lines' USING ERRCODE = 'invalid_parameter_value';
@@ -198,11 +223,13 @@ BEGIN
                          sum(monetary::numeric) sm FROM r) b'
     END;
     q := format($q$
-      WITH raw AS MATERIALIZED (
-        SELECT s.customer_key, %s AS v
-          FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key),
-      r AS MATERIALIZED (SELECT raw.customer_key, (raw.v).* FROM raw WHERE raw.v IS NOT NULL),
-      sc AS (SELECT r.*, %s),
+      WITH r AS MATERIALIZED (
+        -- expanded once here: field access to a stored composite would copy it for every field
+        SELECT x.customer_key, (x.v).*
+          FROM (SELECT s.customer_key, %s AS v
+                  FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key) x
+         WHERE x.v IS NOT NULL),
+      sc AS (SELECT r.*, %s OFFSET 0),  -- OFFSET 0: scores computed once, not again in the join condition
       seg AS (SELECT DISTINCT ON (rs, fs, ms) rs, fs, ms, m.segment
                 FROM generate_series(1, $4) rs, generate_series(1, $4) fs, generate_series(1, $4) ms,
                      retail_mid.rfm_segment_map m

@@ -2,17 +2,24 @@
 -- ~1M customers, against (a) a bare GROUP BY customer computing max/count/sum and (b) the usual SQL with
 -- count(DISTINCT order_id) and three ntile(5) windows plus the ten-segment CASE, in the same run on the same table.
 -- Every contender writes its result into a temporary table, so all pay the same output cost.
--- Run: psql -X -f test/bench/rfm.sql   (inside test/with_cluster.sh; scale with -v lines=N, default 10000000)
+-- Run: make bench BENCH=rfm [LINES=N]   (or psql -X -f test/bench/rfm.sql inside test/with_cluster.sh; -v workers=2)
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 RESET client_min_messages;
+-- make bench BENCH=rfm passes -v lines= (empty) when LINES is not set
 \if :{?lines}
 \else
-\set lines 10000000
+\set lines ''
 \endif
+SELECT coalesce(nullif(:'lines', ''), '10000000')::int AS lines \gset
 SET work_mem = '256MB';
-SET max_parallel_workers_per_gather = 0;   -- serial: the machine is shared; the same for every contender
+-- serial by default (the same for every contender); -v workers=2 allows parallel plans for all of them
+\if :{?workers}
+\else
+\set workers 0
+\endif
+SET max_parallel_workers_per_gather = :workers;
 DROP TABLE IF EXISTS bench_rfm_lines;
 -- ~3.3 lines per order, orders spread over ~1M customers and two years
 CREATE UNLOGGED TABLE bench_rfm_lines AS
