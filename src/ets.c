@@ -8,7 +8,6 @@
  */
 #include "postgres.h"
 
-#include <complex.h>
 #include <math.h>
 #include <nlopt.h>
 
@@ -160,40 +159,32 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 	return lik;
 }
 
-/* Largest modulus of the roots of the monic polynomial with coefficients c[0]=1, c[1..d] (Durand-Kerner). */
-static double
-max_root_modulus(const double *c, int d)
+/*
+ * Whether every root of z^d + c[1] z^(d-1) + ... + c[d] lies in the closed unit circle (up to 1e-10), by the
+ * Schur-Cohn step-down recursion: the roots are inside iff every reflection coefficient has modulus below 1.
+ * O(d^2) without iterations, where R finds the roots with polyroot() and checks their largest modulus.
+ */
+static bool
+roots_in_unit_circle(const double *c, int d)
 {
-	double complex z[ETS_MAX_M + 2];
-	double		maxabs = 0;
+	double		a[ETS_MAX_M + 3], b[ETS_MAX_M + 3];
 
-	for (int k = 0; k < d; k++)
-		z[k] = cpow(0.4 + 0.9 * I, k);
-	for (int it = 0; it < 500; it++)
+	memcpy(a, c, sizeof(double) * (d + 1));
+	for (int k = d; k >= 1; k--)
 	{
-		double		delta = 0;
+		double		r = a[k], den;
 
-		for (int k = 0; k < d; k++)
-		{
-			double complex p = 1, den = 1, step;
-
-			for (int j = 1; j <= d; j++)
-				p = p * z[k] + c[j];
-			for (int j = 0; j < d; j++)
-				if (j != k)
-					den *= (z[k] - z[j]);
-			if (cabs(den) < 1e-300)
-				den = 1e-300;
-			step = p / den;
-			z[k] -= step;
-			delta = fmax(delta, cabs(step));
-		}
-		if (delta < 1e-12)
-			break;
+		if (fabs(r) > 1 + 1e-10)
+			return false;
+		den = 1 - r * r;
+		if (den < 1e-12)
+			return true;		/* a root on the unit circle: admissible within R's tolerance */
+		for (int i = 1; i < k; i++)
+			b[i] = (a[i] - r * a[k - i]) / den;
+		for (int i = 1; i < k; i++)
+			a[i] = b[i];
 	}
-	for (int k = 0; k < d; k++)
-		maxabs = fmax(maxabs, cabs(z[k]));
-	return maxabs;
+	return true;
 }
 
 /* The admissible region of forecast::ets (admissible() in etsTargetFunction.cpp). */
@@ -229,7 +220,7 @@ ets_admissible(double alpha, double beta, double gamma, double phi, int m, bool 
 			c[deg++] = alpha + beta - alpha * phi;
 		c[deg++] = alpha + beta - alpha * phi + gamma - 1;
 		c[deg++] = phi * (1 - alpha - gamma);
-		if (max_root_modulus(c, deg - 1) > 1 + 1e-10)
+		if (!roots_in_unit_circle(c, deg - 1))
 			return false;
 	}
 	return true;
