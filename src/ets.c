@@ -120,28 +120,55 @@ static double
 ets_calc(const double *y, int n, double *x, int m, int error, int trend, int season,
 		 double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
 {
-	double		l = x[0], b = 0, s[ETS_MAX_M];
+	double		l = x[0], b = 0, ring[ETS_MAX_M];
 	double		lik = 0, lik2 = 0, sse = 0;
-	int			k = 1;
+	int			k = 1, head = 0;
 
+	/*
+	 * The seasonal states live in a ring: s[j] = ring[(head + j) % m], s[m-1] being the state of a year ago;
+	 * each update overwrites that oldest slot with the new state, which becomes s[0]. Same arithmetic as
+	 * ets_forecast_raw/ets_update (trends N and A only), without shifting the states every period.
+	 */
 	if (trend > ETS_NONE)
 		b = x[k++];
 	if (season > ETS_NONE)
-		memcpy(s, x + k, sizeof(double) * m);
+		memcpy(ring, x + k, sizeof(double) * m);
 	for (int i = 0; i < n; i++)
 	{
-		double		f, e;
+		int			old = head + m - 1 >= m ? head - 1 : head + m - 1;
+		double		sold = season > ETS_NONE ? ring[old] : 0;
+		double		phib = trend == ETS_ADD ? phi * b : 0;
+		double		q = l + phib, f, e, p, lnew;
 
-		ets_forecast_raw(l, b, s, m, trend, season, phi, &f, 1);
-		if (fabs(f - ETS_NA) < ETS_TOL)
-			return ETS_NA;
+		f = season == ETS_ADD ? q + sold : season == ETS_MULT ? q * sold : q;
 		if (fitted)
 			fitted[i] = f;
 		e = error == ETS_ADD ? y[i] - f : (y[i] - f) / f;
 		sse += (y[i] - f) * (y[i] - f);
-		ets_update(&l, &b, s, m, trend, season, alpha, beta, gamma, phi, y[i]);
 		lik += e * e;
 		lik2 += log(fabs(f));
+
+		if (season == ETS_NONE)
+			p = y[i];
+		else if (season == ETS_ADD)
+			p = y[i] - sold;
+		else
+			p = fabs(sold) < ETS_TOL ? ETS_HUGEN : y[i] / sold;
+		lnew = q + alpha * (p - q);
+		if (trend == ETS_ADD)
+			b = phib + (beta / alpha) * ((lnew - l) - phib);
+		if (season > ETS_NONE)
+		{
+			double		t;
+
+			if (season == ETS_ADD)
+				t = y[i] - q;
+			else
+				t = fabs(q) < ETS_TOL ? ETS_HUGEN : y[i] / q;
+			ring[old] = sold + gamma * (t - sold);
+			head = old;
+		}
+		l = lnew;
 	}
 	if (sse_e)
 		*sse_e = lik;
@@ -155,7 +182,8 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 	if (trend > ETS_NONE)
 		x[k++] = b;
 	if (season > ETS_NONE)
-		memcpy(x + k, s, sizeof(double) * m);
+		for (int j = 0; j < m; j++)
+			x[k + j] = ring[(head + j) % m];
 	return lik;
 }
 

@@ -26,17 +26,18 @@ suppressMessages(library(forecast))
 a <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(a[1]); h <- as.integer(a[2]); f <- as.integer(a[3])
 g <- split(d$value, d$series)
-t0 <- proc.time()[["elapsed"]]
+t0 <- proc.time()
 for (y in g) invisible(forecast(ets(ts(y, frequency = f)), h = h))
-cat(sprintf("R %d %.3f\n", length(g), proc.time()[["elapsed"]] - t0))
+t1 <- proc.time() - t0
+cat(sprintf("R %d %.3f %.3f\n", length(g), t1[["elapsed"]], t1[["user.self"]] + t1[["sys.self"]]))
 R
 for set in oj:12:52 syn:28:7; do
   IFS=: read -r name h f <<<"$set"
   r=$(Rscript "$out/r.R" "$out/r_$name.csv" "$h" "$f" 2>/dev/null | grep '^R ')
-  read -r _ rn rs <<<"$r"
+  read -r _ rn rs rcpu <<<"$r"
   read -r _ _ on os <<<"$(grep "^OURS $name " "$out/ours.txt")"
-  awk -v n="$name" -v rn="$rn" -v rs="$rs" -v on="$on" -v os="$os" 'BEGIN {
-    printf "%s: R ets()+forecast() %.4f s/series (%d series, %.1f s); retail_mid.forecast %.4f s/series (%d series, %.1f s, parallel query); ratio R/retail_mid = %.1fx\n",
-      n, rs/rn, rn, rs, os/on, on, os, (rs/rn)/(os/on) }'
+  awk -v n="$name" -v rn="$rn" -v rs="$rs" -v rc="$rcpu" -v on="$on" -v os="$os" 'BEGIN {
+    printf "%s: R ets()+forecast() %.4f s/series elapsed (%d series, %.1f s elapsed, %.1f s CPU); retail_mid %.4f s/series elapsed (%d series, %.1f s); ratio R/retail_mid = %.1fx\n",
+      n, rs/rn, rn, rs, rc, os/on, on, os, (rs/rn)/(os/on) }'
 done
 rm -rf "$out"

@@ -21,10 +21,16 @@ if ! Rscript -e 'library(forecast)' >/dev/null 2>&1; then
   fi
 fi
 [ -f tmp_install/usr/share/postgresql/15/extension/retail_mid.control ] || { make -s >/dev/null && make -s install DESTDIR="$PWD/tmp_install" >/dev/null; }
-out=$(mktemp -d /tmp/retail_mid_cmp.XXXXXX); chmod 755 "$out"
+# R_CACHE=dir keeps R's forecasts there and reuses them on the next run with the same set and sample
+out=${R_CACHE:-$(mktemp -d /tmp/retail_mid_cmp.XXXXXX)}; mkdir -p "$out"; chmod 755 "$out"
 sets=(m1 carparts); [ "$which_set" = all ] || sets=("$which_set")
-for s in "${sets[@]}"; do nice Rscript test/forecast/compare_r.R "$s" "$data" "$out" "$sample"; done
+for s in "${sets[@]}"; do
+  if [ -n "${R_CACHE:-}" ] && [ -f "$out/r_${s}_time.csv" ] && [ "$(cat "$out/r_${s}_sample" 2>/dev/null)" = "$sample" ]; then
+    echo "R forecasts for $s reused from $out"; continue
+  fi
+  nice Rscript test/forecast/compare_r.R "$s" "$data" "$out" "$sample"; echo "$sample" > "$out/r_${s}_sample"
+done
 export CMP_OUT=$out CMP_DATA=$data CMP_SAMPLE=$sample CMP_SETS="${sets[*]}"
 RETAIL_MID_DESTDIR=$PWD/tmp_install bash test/with_cluster.sh bash -c 'psql -X -q -v ON_ERROR_STOP=1 \
   -v out="$CMP_OUT" -v data="$CMP_DATA" -v sample="$CMP_SAMPLE" -v sets="$CMP_SETS" -f test/forecast/compare_r.sql'
-rm -rf "$out"
+[ -n "${R_CACHE:-}" ] || rm -rf "$out"

@@ -10,7 +10,7 @@ CREATE TEMP TABLE m1(series text, type text, period text, freq int, h int, t int
 \set cmd 'gzip -cdf ' :data '/m1.csv.gz'
 COPY m1 FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
 \set f :out '/r_m1.csv'
-COPY r_fc FROM :'f' (FORMAT csv, HEADER);
+COPY r_fc FROM :'f' (FORMAT csv, HEADER, NULL 'NA');
 \set f :out '/r_m1_time.csv'
 COPY r_time FROM :'f' (FORMAT csv, HEADER);
 UPDATE r_time SET method = 'm1 ' || method WHERE method NOT LIKE 'm1 %' AND method NOT LIKE 'carparts %';
@@ -50,7 +50,7 @@ CREATE TEMP TABLE cp(series text, t int, value float8);
 \set cmd 'gzip -cdf ' :data '/carparts_monthly.csv.gz'
 COPY cp FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
 \set f :out '/r_carparts.csv'
-COPY r_fc FROM :'f' (FORMAT csv, HEADER);
+COPY r_fc FROM :'f' (FORMAT csv, HEADER, NULL 'NA');
 \set f :out '/r_carparts_time.csv'
 COPY r_time FROM :'f' (FORMAT csv, HEADER);
 DELETE FROM cp WHERE series NOT IN (SELECT series FROM r_fc);
