@@ -1,4 +1,6 @@
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 -- retail_mid.forecast: hand-checkable models, agreement with R's forecast 8.20, parallel plans, bad input.
 SET extra_float_digits = 0;
 SET datestyle = ISO;

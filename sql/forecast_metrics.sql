@@ -1,4 +1,6 @@
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
+RESET client_min_messages;
 -- accuracy metrics against plain SQL on a small fixture, and the rolling-origin backtest
 SET extra_float_digits = 0;
 CREATE TEMP TABLE fm(t int, a float8, f float8, lo float8, hi float8);
