@@ -215,6 +215,3 @@ SELECT count(*) AS differences FROM ((SELECT sku, retail_mid.forecast(day, qty, 
 RESET enable_partitionwise_aggregate;
 RESET max_parallel_workers_per_gather;
 DROP TABLE fc_par, fc_part;
--- leave the database as we found it, so the next test file starts from a fresh CREATE EXTENSION
-DROP EXTENSION retail_mid;
-DROP EXTENSION postgis;
