@@ -55,6 +55,8 @@ CREATE TABLE retail_mid.dwd_trade_cleaning_1d (
     PRIMARY KEY (dt, brand, rule)
 );
 COMMENT ON TABLE retail_mid.dwd_trade_cleaning_1d IS 'How many ODS lines (and how much quantity*price) each DWD cleaning rule touched per day; source_line = kept_line + the dropped rules.';
+COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.dt IS 'Business date of the order.';
+COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.rule IS 'source_line, duplicate_line, zero_price, negative_price, zero_quantity (dropped), return_line, anonymous_line (kept, flagged), kept_line.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.lines IS 'Number of lines the rule applied to.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.amount IS 'Sum of quantity * unit_price over those lines.';
@@ -122,6 +124,7 @@ CREATE VIEW retail_mid.dwd_trade_cleaning_report AS
 SELECT brand, rule, sum(lines)::bigint AS lines, sum(amount)::numeric(18,2) AS amount
   FROM retail_mid.dwd_trade_cleaning_1d GROUP BY brand, rule;
 COMMENT ON VIEW retail_mid.dwd_trade_cleaning_report IS 'Effect of each DWD cleaning rule over all refreshed days, per brand.';
+COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_report.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_report.rule IS 'Cleaning rule (see dwd_trade_cleaning_1d).';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_report.lines IS 'Lines the rule applied to.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_report.amount IS 'Sum of quantity * unit_price over those lines.';
