@@ -5,34 +5,13 @@ CREATE FUNCTION retail_mid.synth_uniform(seed bigint, stream int, i bigint)
 RETURNS float8 AS 'MODULE_PATHNAME', 'synth_uniform' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.synth_uniform(bigint, int, bigint) IS 'Uniform [0,1) number that is a pure function of (seed, stream, index): the generator''s source of randomness.';
 
--- The customer an order draws: 15% anonymous (NULL); of the rest, 35% from the top 5% of customers and 35% from
--- the next 20%, so spend is Pareto-like (a quarter of the customers make 70% of the identified orders) without any
--- single customer dominating.
 CREATE FUNCTION retail_mid.synth_customer(seed bigint, stream int, i bigint, customers int)
-RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN CASE WHEN retail_mid.synth_uniform(seed, stream, i) < 0.15 THEN NULL
-            WHEN retail_mid.synth_uniform(seed, stream, i) < 0.45
-                 THEN 1 + floor(retail_mid.synth_uniform(seed, stream + 1000, i) * 0.05 * customers)::int
-            WHEN retail_mid.synth_uniform(seed, stream, i) < 0.75
-                 THEN 1 + floor((0.05 + retail_mid.synth_uniform(seed, stream + 1000, i) * 0.20) * customers)::int
-            ELSE 1 + floor((0.25 + retail_mid.synth_uniform(seed, stream + 1000, i) * 0.75) * customers)::int END;
-COMMENT ON FUNCTION retail_mid.synth_customer(bigint, int, bigint, int) IS 'The synthetic customer an order draws (NULL = anonymous): Pareto-like tiers.';
-
--- Customer lifetimes, so that recency, churn and lifetime-value models have something to find: 60% of the
--- customers exist from day 0, 40% are acquired during the first half of the period; 45% churn at a uniform day
--- between their start and the end.
-CREATE FUNCTION retail_mid.synth_first_day(seed bigint, c int, days int)
-RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN CASE WHEN retail_mid.synth_uniform(seed, 90, c) < 0.4 THEN floor(days * 0.5 * retail_mid.synth_uniform(seed, 91, c))::int ELSE 0 END;
-COMMENT ON FUNCTION retail_mid.synth_first_day(bigint, int, int) IS 'Day a synthetic customer is acquired (0 for the 60% who exist from the start).';
+RETURNS int AS 'MODULE_PATHNAME', 'synth_customer' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.synth_customer(bigint, int, bigint, int) IS 'The synthetic customer order i draws, NULL for anonymous (15%); Pareto-like tiers: 35% of orders from the top 5% of customers, 35% from the next 20%.';
 
 CREATE FUNCTION retail_mid.synth_is_active(seed bigint, c int, d int, days int)
-RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN c IS NOT NULL AND d >= retail_mid.synth_first_day(seed, c, days)
-       AND (retail_mid.synth_uniform(seed, 92, c) >= 0.45
-            OR d <= retail_mid.synth_first_day(seed, c, days)
-                    + floor((days - retail_mid.synth_first_day(seed, c, days)) * retail_mid.synth_uniform(seed, 93, c)));
-COMMENT ON FUNCTION retail_mid.synth_is_active(bigint, int, int, int) IS 'Whether synthetic customer c is active (acquired, not churned) on day d of the period.';
+RETURNS boolean AS 'MODULE_PATHNAME', 'synth_is_active' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.synth_is_active(bigint, int, int, int) IS 'Whether synthetic customer c is active on day d: 40% are acquired during the first half of the period, 45% churn at a uniform day after their start.';
 
 -- Generates one brand's stores, warehouses, demand zones, products, customers with several identifiers, orders
 -- (weekly and yearly seasonality, Pareto-like customer spend, Zipf-like SKU popularity so that the tail is
@@ -147,8 +126,8 @@ BEGIN
            retail_mid.synth_uniform(s, 23, o) AS u_channel,
            1 + least(19, floor(-ln(1 - retail_mid.synth_uniform(s, 24, o)) * 1.7))::int AS n_lines,
            start_date + d + make_interval(secs => 28800 + floor(46800 * retail_mid.synth_uniform(s, 25, o))) AS ts
-      FROM (SELECT o, d, CASE WHEN retail_mid.synth_is_active(s, c1, d, days) THEN c1
-                              WHEN retail_mid.synth_is_active(s, c2, d, days) THEN c2 END AS c
+      FROM (SELECT o, d, CASE WHEN c1 IS NOT NULL AND retail_mid.synth_is_active(s, c1, d, days) THEN c1
+                              WHEN c2 IS NOT NULL AND retail_mid.synth_is_active(s, c2, d, days) THEN c2 END AS c
               FROM (SELECT d * 10000000::bigint + k AS o, d,
                            retail_mid.synth_customer(s, 20, d * 10000000::bigint + k, customers) AS c1,
                            retail_mid.synth_customer(s, 28, d * 10000000::bigint + k, customers) AS c2
