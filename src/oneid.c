@@ -1,0 +1,274 @@
+/* oneid.c: connected components of the identity graph (pairs of customer keys seen together), by union-find. */
+#include "retail_mid.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#define ONEID_STATE_VERSION 1
+
+/*
+ * The aggregate state is the edge list itself: appending is the cheapest transition, partial states of parallel
+ * workers combine by concatenation, and the union-find runs once, in the final function, over all edges.
+ */
+typedef struct OneidEdges
+{
+	int64		n;
+	int64		cap;
+	int32	   *ends;			/* 2 * n keys: ends[2i], ends[2i + 1] */
+} OneidEdges;
+
+static MemoryContext
+OneidAggContext(FunctionCallInfo fcinfo, const char *fname)
+{
+	MemoryContext aggcxt;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "%s called in non-aggregate context", fname);
+	return aggcxt;
+}
+
+static OneidEdges *
+OneidEdgesNew(MemoryContext cxt, int64 cap)
+{
+	OneidEdges *e = MemoryContextAllocZero(cxt, sizeof(OneidEdges));
+
+	e->cap = Max(cap, 64);
+	e->ends = MemoryContextAllocHuge(cxt, sizeof(int32) * 2 * e->cap);
+	return e;
+}
+
+static void
+OneidEdgesReserve(OneidEdges *e, int64 more)
+{
+	int64		need = e->n + more;
+
+	if (need <= e->cap)
+		return;
+	if (need > (int64) (MaxAllocHugeSize / (2 * sizeof(int32))) - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("identity graph too large: more than %lld edges",
+						(long long) (MaxAllocHugeSize / (2 * sizeof(int32))))));
+	while (e->cap < need)
+		e->cap *= 2;
+	e->ends = repalloc_huge(e->ends, sizeof(int32) * 2 * e->cap);
+}
+
+PG_FUNCTION_INFO_V1(oneid_edges_trans);
+
+/* Adds one edge; NULL ends are skipped (an identifier seen alone links nothing), negative keys are errors. */
+Datum
+oneid_edges_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_trans");
+	OneidEdges *e = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
+	int32		a, b;
+
+	if (e == NULL)
+		e = OneidEdgesNew(aggcxt, 1024);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(e);
+	a = PG_GETARG_INT32(1);
+	b = PG_GETARG_INT32(2);
+	if (a < 0 || b < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("identity graph keys must not be negative"),
+				 errdetail("Got the edge (%d, %d).", a, b)));
+	OneidEdgesReserve(e, 1);
+	e->ends[2 * e->n] = a;
+	e->ends[2 * e->n + 1] = b;
+	e->n++;
+	PG_RETURN_POINTER(e);
+}
+
+PG_FUNCTION_INFO_V1(oneid_edges_combine);
+
+Datum
+oneid_edges_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_combine");
+	OneidEdges *a = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
+	OneidEdges *b = PG_ARGISNULL(1) ? NULL : (OneidEdges *) PG_GETARG_POINTER(1);
+
+	if (b == NULL)
+		PG_RETURN_POINTER(a);
+	if (a == NULL)
+		a = OneidEdgesNew(aggcxt, b->n);
+	OneidEdgesReserve(a, b->n);
+	memcpy(a->ends + 2 * a->n, b->ends, sizeof(int32) * 2 * b->n);
+	a->n += b->n;
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(oneid_edges_serial);
+
+/* Layout: version (int32), n (int64), then 2n int32 keys in network order. */
+Datum
+oneid_edges_serial(PG_FUNCTION_ARGS)
+{
+	OneidEdges *e = (OneidEdges *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint32(&buf, ONEID_STATE_VERSION);
+	pq_sendint64(&buf, e->n);
+	for (int64 i = 0; i < 2 * e->n; i++)
+		pq_sendint32(&buf, e->ends[i]);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(oneid_edges_deserial);
+
+Datum
+oneid_edges_deserial(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_deserial");
+	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	OneidEdges *e;
+	int64		n;
+
+	buf.data = VARDATA_ANY(bytes);
+	buf.len = VARSIZE_ANY_EXHDR(bytes);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	if (buf.len < 12 || pq_getmsgint(&buf, 4) != ONEID_STATE_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid identity graph state: bad header")));
+	n = pq_getmsgint64(&buf);
+	if (n < 0 || (buf.len - 12) / 8 != n || (buf.len - 12) % 8 != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid identity graph state: %lld edges do not match %d bytes",
+						(long long) n, buf.len)));
+	e = OneidEdgesNew(aggcxt, n);
+	for (int64 i = 0; i < 2 * n; i++)
+	{
+		int32		k = (int32) pq_getmsgint(&buf, 4);
+
+		if (k < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("invalid identity graph state: negative key")));
+		e->ends[i] = k;
+	}
+	e->n = n;
+	PG_RETURN_POINTER(e);
+}
+
+static int
+CompareInt32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Index of key in the sorted, distinct nodes (it is always there). */
+static inline int64
+NodeIndex(const int32 *nodes, int64 count, int32 key)
+{
+	int64		lo = 0, hi = count - 1;
+
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (nodes[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static inline int64
+FindRoot(int64 *parent, int64 x)
+{
+	/* path halving keeps the trees flat without recursion */
+	while (parent[x] != x)
+	{
+		parent[x] = parent[parent[x]];
+		x = parent[x];
+	}
+	return x;
+}
+
+PG_FUNCTION_INFO_V1(oneid_components_final);
+
+/*
+ * Runs union-find over all edges and returns (nodes int4[], components int4[]): every key that appears in an
+ * edge, ascending, with the smallest key of its connected component as the component's label. The label is a
+ * function of the component alone, so any plan, serial or parallel, gives the same answer.
+ * Leaves the state untouched, so the final function can run again (window use).
+ */
+Datum
+oneid_components_final(PG_FUNCTION_ARGS)
+{
+	OneidEdges *e = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
+	int32	   *nodes;
+	int64	   *parent;
+	int64		count = 0;
+	Datum	   *node_datums, *label_datums;
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "oneid_components_final must return a composite type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	if (e == NULL || e->n == 0)
+		PG_RETURN_NULL();
+	if (2 * e->n > (int64) (MaxAllocSize / sizeof(Datum)))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("identity graph too large for one result: %lld edges", (long long) e->n)));
+
+	/* the distinct keys, sorted, give every node a dense index */
+	nodes = palloc_extended(sizeof(int32) * 2 * e->n, MCXT_ALLOC_HUGE);
+	memcpy(nodes, e->ends, sizeof(int32) * 2 * e->n);
+	qsort(nodes, 2 * e->n, sizeof(int32), CompareInt32);
+	for (int64 i = 0; i < 2 * e->n; i++)
+		if (i == 0 || nodes[i] != nodes[count - 1])
+			nodes[count++] = nodes[i];
+
+	parent = palloc_extended(sizeof(int64) * count, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < count; i++)
+		parent[i] = i;
+	for (int64 i = 0; i < e->n; i++)
+	{
+		int64		ra = FindRoot(parent, NodeIndex(nodes, count, e->ends[2 * i]));
+		int64		rb = FindRoot(parent, NodeIndex(nodes, count, e->ends[2 * i + 1]));
+
+		/* the smaller index becomes the root: roots are the smallest key of their component */
+		if (ra < rb)
+			parent[rb] = ra;
+		else if (rb < ra)
+			parent[ra] = rb;
+		if ((i & 0xFFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+
+	node_datums = palloc(sizeof(Datum) * count);
+	label_datums = palloc(sizeof(Datum) * count);
+	for (int64 i = 0; i < count; i++)
+	{
+		node_datums[i] = Int32GetDatum(nodes[i]);
+		label_datums[i] = Int32GetDatum(nodes[FindRoot(parent, i)]);
+	}
+	values[0] = PointerGetDatum(construct_array(node_datums, (int) count, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(label_datums, (int) count, INT4OID, 4, true, TYPALIGN_INT));
+	pfree(nodes);
+	pfree(parent);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
