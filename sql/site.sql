@@ -57,6 +57,17 @@ SELECT count(*) AS pairs_dwithin,
   FROM (SELECT a.id, b.id AS bid,
                EXISTS (SELECT 1 FROM retail_mid.site_search_boxes(a.x, a.y, 150000) bx WHERE b.g && bx.box) AS found
           FROM pts a JOIN pts b ON ST_DWithin(a.g::geography, b.g::geography, 150000, false)) q;
+-- and so do the grid cells (the batch scorer's equi-join), for a small and a large radius
+SELECT r AS radius, count(*) AS pairs_dwithin,
+       count(*) FILTER (WHERE retail_mid.site_grid_cell(b.x, b.y, r) = ANY (retail_mid.site_grid_cells(a.x, a.y, r))) AS sharing_a_cell
+  FROM (VALUES (150000::float8), (2000000)) rr(r)
+  JOIN pts a ON true JOIN pts b ON ST_DWithin(a.g::geography, b.g::geography, r, false)
+ GROUP BY r ORDER BY r;
+SELECT cardinality(retail_mid.site_grid_cells(179.9, 10, 50000)) AS cells_at_antimeridian,
+       cardinality(retail_mid.site_grid_cells(0, 89.99, 50000)) AS cells_near_pole;
+SELECT retail_mid.site_grid_cell(0, 0, 0);
+SELECT retail_mid.site_grid_cells(0, 0, 'NaN');
+SELECT retail_mid.site_grid_cell(200, 0, 1000);
 SELECT count(*) AS boxes FROM retail_mid.site_search_boxes(179.9, 10, 50000);
 SELECT count(*) AS boxes FROM retail_mid.site_search_boxes(0, 89.9, 50000);
 DROP TABLE pts;
@@ -114,6 +125,40 @@ SELECT h.store_id, h.own, round(h.expected_sales::numeric, 6) AS expected_sales,
 SELECT count(*) AS zones, bool_and(abs(s - 1) < 1e-12) AS shares_sum_to_one
   FROM (SELECT zone_id, (SELECT sum(x) FROM unnest(retail_mid.huff_probabilities(array_agg(attractiveness), array_agg(distance), 1, 2)) x) s
           FROM retail_mid.site_zone_store_pairs(2500) GROUP BY zone_id) q;
+
+-- huff_impact_geo (coordinates in, distance in C) agrees with huff_impact over ST_Distance pairs, in both forms
+CREATE TEMP TABLE geo_sites AS
+SELECT store_id AS site_id, CASE WHEN own THEN 'own' ELSE 'competitor' END AS role, lon, lat, attractiveness FROM retail_mid.site_store
+UNION ALL SELECT candidate_id, 'candidate', lon, lat, attractiveness FROM retail_mid.site_candidate;
+CREATE TEMP TABLE by_pairs AS
+SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact(zone_id, site_id, role, attractiveness, distance, demand, 1, 2, 100, 0.3)) u
+                     FROM (SELECT zone_id, store_id site_id, CASE WHEN own THEN 'own' ELSE 'competitor' END role, attractiveness, distance, demand
+                             FROM retail_mid.site_zone_store_pairs(2500)
+                           UNION ALL
+                           SELECT zone_id, candidate_id, 'candidate', attractiveness, distance, demand
+                             FROM retail_mid.site_zone_candidate_pairs(2500)) p) q;
+SELECT count(*) AS rows_by_pairs,
+       (SELECT count(*) FROM by_pairs b FULL JOIN (
+            SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact_geo(z.zone_id, z.lon, z.lat, coalesce(z.spend_potential, z.population),
+                                                                        p.site_id, p.role, p.lon, p.lat, p.attractiveness, 1, 2, 100, 0.3, 2500)) u
+                                 FROM geo_sites p CROSS JOIN retail_mid.site_demand_zone z) q) g USING (candidate_id, kind, object_id)
+         WHERE NOT (abs(b.before - g.before) <= 1e-9 * greatest(abs(b.before), 1) AND abs(b.after - g.after) <= 1e-9 * greatest(abs(b.after), 1)
+                    AND b.zones = g.zones) OR b.kind IS NULL OR g.kind IS NULL) AS scalar_form_differences,
+       (SELECT count(*) FROM by_pairs b FULL JOIN (
+            SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact_geo(k.ids, k.lons, k.lats, k.demands,
+                                                                        p.site_id, p.role, p.lon, p.lat, p.attractiveness, 1, 2, 100, 0.3, 2500)) u
+                                 FROM (SELECT *, unnest(retail_mid.site_grid_cells(lon, lat, 2500)) AS cell FROM geo_sites) p
+                                 JOIN (SELECT retail_mid.site_grid_cell(lon, lat, 2500) AS cell, array_agg(zone_id) ids, array_agg(lon) lons,
+                                              array_agg(lat) lats, array_agg(coalesce(spend_potential, population)) demands
+                                         FROM retail_mid.site_demand_zone GROUP BY 1) k USING (cell)) q) g USING (candidate_id, kind, object_id)
+         WHERE NOT (abs(b.before - g.before) <= 1e-9 * greatest(abs(b.before), 1) AND abs(b.after - g.after) <= 1e-9 * greatest(abs(b.after), 1)
+                    AND b.zones = g.zones) OR b.kind IS NULL OR g.kind IS NULL) AS cell_form_differences
+  FROM by_pairs;
+SELECT retail_mid.huff_impact_geo(1, 0, 0, 5, 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 0);
+SELECT retail_mid.huff_impact_geo('{1,2}'::int8[], '{0}'::float8[], '{0,0}'::float8[], '{5,5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1,2}'::int8[], '{0,NULL}'::float8[], '{0,0}'::float8[], '{5,5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1}'::int8[], '{0}'::float8[], '{95}'::float8[], '{5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1}'::int8[], '{0}'::float8[], '{0}'::float8[], '{5}'::float8[], 2, 'candidate', 0, 0.01, 1, 1, 2, 100, 0.5, 2000) AS candidate_alone;
 
 -- ---------- batch scoring ----------
 SELECT retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3);
