@@ -574,7 +574,32 @@ BEGIN
      WHERE i.kind = 'store' AND s.own;
 
     INSERT INTO retail_mid.site_candidate_score
+    -- catchments set-based (the same numbers as site_catchment): grid-cell equi-joins, great-circle distances
     WITH ci AS (SELECT * FROM site_impact_tmp WHERE kind = 'candidate'),
+         catch AS (
+            SELECT c.candidate_id,
+                   sum(z.population) FILTER (WHERE d.d <= 1000) AS p1, sum(z.population) FILTER (WHERE d.d <= 3000) AS p3,
+                   sum(z.population) AS p5,
+                   sum(z.population * z.income) FILTER (WHERE d.d <= 1000)
+                       / nullif(sum(z.population) FILTER (WHERE d.d <= 1000 AND z.income IS NOT NULL), 0) AS i1,
+                   sum(z.population * z.income) FILTER (WHERE d.d <= 3000)
+                       / nullif(sum(z.population) FILTER (WHERE d.d <= 3000 AND z.income IS NOT NULL), 0) AS i3,
+                   sum(z.population * z.income) / nullif(sum(z.population) FILTER (WHERE z.income IS NOT NULL), 0) AS i5
+              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, 5000)) AS cell
+                      FROM retail_mid.site_candidate) c
+              JOIN (SELECT zone_id, lon, lat, population, income, retail_mid.site_grid_cell(lon, lat, 5000) AS cell
+                      FROM retail_mid.site_demand_zone) z ON z.cell = c.cell
+             CROSS JOIN LATERAL (SELECT retail_mid.great_circle_distance(z.lon, z.lat, c.lon, c.lat) AS d) d
+             WHERE d.d <= 5000
+             GROUP BY c.candidate_id),
+         comp AS (
+            SELECT c.candidate_id, count(*)::int4 AS n
+              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, v_competitor_radius)) AS cell
+                      FROM retail_mid.site_candidate) c
+              JOIN (SELECT lon, lat, retail_mid.site_grid_cell(lon, lat, v_competitor_radius) AS cell
+                      FROM retail_mid.site_store WHERE NOT own) s ON s.cell = c.cell
+             WHERE retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) <= v_competitor_radius
+             GROUP BY c.candidate_id),
          cn AS (SELECT k.candidate_id, sum(k.cannibalisation) AS total
                   FROM retail_mid.site_candidate_cannibalisation k GROUP BY k.candidate_id),
          ta AS (SELECT t.candidate_id, count(*)::int4 AS zones,
@@ -592,15 +617,19 @@ BEGIN
            coalesce(ci.after / nullif(ci.before, 0), 0),
            coalesce(ci.zones, 0),
            coalesce(ta.area, ST_SetSRID('POLYGON EMPTY'::geometry, 4326)), coalesce(ta.zones, 0),
-           cp.population_1km, cp.population_3km, cp.population_5km, cp.income_1km, cp.income_3km, cp.income_5km,
-           cp.competitors, cp.nearest_competitor_m,
+           coalesce(catch.p1, 0), coalesce(catch.p3, 0), coalesce(catch.p5, 0), catch.i1, catch.i3, catch.i5,
+           coalesce(comp.n, 0), nc.d,
            coalesce(cn.total, 0), coalesce(ci.after, 0) - coalesce(cn.total, 0),
            NULL, alpha, beta, cutoff, now()
       FROM retail_mid.site_candidate c
       LEFT JOIN ci ON ci.candidate_id = c.candidate_id
       LEFT JOIN cn ON cn.candidate_id = c.candidate_id
       LEFT JOIN ta ON ta.candidate_id = c.candidate_id
-     CROSS JOIN LATERAL retail_mid.site_catchment(c.lon, c.lat, v_competitor_radius) cp;
+      LEFT JOIN catch ON catch.candidate_id = c.candidate_id
+      LEFT JOIN comp ON comp.candidate_id = c.candidate_id
+      LEFT JOIN LATERAL (SELECT retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) AS d
+                           FROM retail_mid.site_store s WHERE NOT s.own
+                          ORDER BY s.centre <-> c.centre LIMIT 1) nc ON true;
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     RAISE NOTICE 'site_score_candidates: % candidates scored', v_n;
