@@ -800,33 +800,59 @@ huff_deserialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
-/* Orders rows by zone, then candidates after stores, then site, so each zone is one run. */
-static int
-HuffRowCmp(const void *a, const void *b)
+/* Sort key of a row: zone, then stores before candidates, then site; sorted with an inlined comparator. */
+typedef struct HuffKey
 {
-	const HuffRow *x = *(const HuffRow *const *) a;
-	const HuffRow *y = *(const HuffRow *const *) b;
-	int			rx = x->role == ROLE_CANDIDATE;
-	int			ry = y->role == ROLE_CANDIDATE;
+	int64		zone;
+	int64		site;
+	int32		cand;
+	int32		idx;
+} HuffKey;
 
+static inline int
+HuffKeyCmp(const HuffKey *x, const HuffKey *y)
+{
 	if (x->zone != y->zone)
 		return x->zone < y->zone ? -1 : 1;
-	if (rx != ry)
-		return rx - ry;
+	if (x->cand != y->cand)
+		return x->cand - y->cand;
 	if (x->site != y->site)
 		return x->site < y->site ? -1 : 1;
 	return 0;
 }
 
-/* A sorted view of the state's rows; the state itself is left untouched so finals can run repeatedly. */
+#define ST_SORT huff_sort_keys
+#define ST_ELEMENT_TYPE HuffKey
+#define ST_COMPARE(a, b) HuffKeyCmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/*
+ * A sorted view of the state's rows (zone, stores before candidates, site); the state itself is left
+ * untouched so finals can run repeatedly.
+ */
 static HuffRow **
 HuffSortedRows(HuffState *state)
 {
 	HuffRow   **idx = palloc_extended(sizeof(HuffRow *) * (state->n > 0 ? state->n : 1), MCXT_ALLOC_HUGE);
+	HuffKey    *keys = palloc_extended(sizeof(HuffKey) * (state->n > 0 ? state->n : 1), MCXT_ALLOC_HUGE);
 
+	if (state->n > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows for one Huff aggregation")));
 	for (int64 i = 0; i < state->n; i++)
-		idx[i] = &state->rows[i];
-	qsort(idx, state->n, sizeof(HuffRow *), HuffRowCmp);
+	{
+		keys[i].zone = state->rows[i].zone;
+		keys[i].site = state->rows[i].site;
+		keys[i].cand = state->rows[i].role == ROLE_CANDIDATE;
+		keys[i].idx = (int32) i;
+	}
+	huff_sort_keys(keys, state->n);
+	for (int64 i = 0; i < state->n; i++)
+		idx[i] = &state->rows[keys[i].idx];
+	pfree(keys);
 	return idx;
 }
 

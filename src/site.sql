@@ -564,6 +564,7 @@ BEGIN
                   FROM sites p JOIN cells k ON k.cell = p.cell) x;
     END IF;
     GET DIAGNOSTICS v_pairs = ROW_COUNT;
+    ANALYZE site_impact_tmp;   -- the joins below are planned far better with real row counts
     RAISE NOTICE 'site_score_candidates: Huff impact computed, % result rows', v_pairs;
 
     DELETE FROM retail_mid.site_candidate_cannibalisation;
@@ -593,7 +594,8 @@ BEGIN
              WHERE d.d <= 5000
              GROUP BY c.candidate_id),
          comp AS (
-            SELECT c.candidate_id, count(*)::int4 AS n
+            SELECT c.candidate_id, count(*)::int4 AS n,
+                   min(retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat)) AS nearest
               FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, v_competitor_radius)) AS cell
                       FROM retail_mid.site_candidate) c
               JOIN (SELECT lon, lat, retail_mid.site_grid_cell(lon, lat, v_competitor_radius) AS cell
@@ -618,7 +620,7 @@ BEGIN
            coalesce(ci.zones, 0),
            coalesce(ta.area, ST_SetSRID('POLYGON EMPTY'::geometry, 4326)), coalesce(ta.zones, 0),
            coalesce(catch.p1, 0), coalesce(catch.p3, 0), coalesce(catch.p5, 0), catch.i1, catch.i3, catch.i5,
-           coalesce(comp.n, 0), nc.d,
+           coalesce(comp.n, 0), coalesce(comp.nearest, nc.d),
            coalesce(cn.total, 0), coalesce(ci.after, 0) - coalesce(cn.total, 0),
            NULL, alpha, beta, cutoff, now()
       FROM retail_mid.site_candidate c
@@ -627,8 +629,9 @@ BEGIN
       LEFT JOIN ta ON ta.candidate_id = c.candidate_id
       LEFT JOIN catch ON catch.candidate_id = c.candidate_id
       LEFT JOIN comp ON comp.candidate_id = c.candidate_id
+      -- the nearest competitor is the nearest of those within reach, else found by KNN on the GiST index
       LEFT JOIN LATERAL (SELECT retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) AS d
-                           FROM retail_mid.site_store s WHERE NOT s.own
+                           FROM retail_mid.site_store s WHERE NOT s.own AND comp.n IS NULL
                           ORDER BY s.centre <-> c.centre LIMIT 1) nc ON true;
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
