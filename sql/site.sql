@@ -317,6 +317,28 @@ SELECT count(*) AS differences FROM (
               FROM site_test_pairs WHERE scenario = 1) q
     EXCEPT
     SELECT candidate_id, kind, object_id, round(before::numeric, 6), round(after::numeric, 6), zones FROM serial_impact) d;
+-- huff_impact_geo (coordinates in) under a parallel plan against its serial answer
+CREATE TABLE site_test_geo AS
+SELECT z AS zone_id, -71.5 + (z % 100) * 0.01 AS zlon, 42.0 + (z / 100) * 0.01 AS zlat, 100 + z % 37 AS demand,
+       s AS site_id, CASE WHEN s < 5 THEN 'candidate' WHEN s % 2 = 0 THEN 'own' ELSE 'competitor' END AS role,
+       -71.5 + (s % 10) * 0.1 AS slon, 42.0 + (s / 10) * 0.1 AS slat, 1 + s % 7 AS attractiveness
+  FROM generate_series(0, 9999) z, generate_series(0, 99) s
+ WHERE abs((z % 100) * 0.01 - (s % 10) * 0.1) < 0.15 AND abs((z / 100) * 0.01 - (s / 10) * 0.1) < 0.15;
+ALTER TABLE site_test_geo SET (parallel_workers = 2);
+ANALYZE site_test_geo;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+CREATE TEMP TABLE serial_geo AS
+SELECT (x).* FROM (SELECT unnest(retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness,
+                                                            1.1, 2.1, 100, 0.4, 12000)) x FROM site_test_geo) q;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness, 1.1, 2.1, 100, 0.4, 12000) FROM site_test_geo;
+SELECT (SELECT count(*) FROM serial_geo) AS serial_rows, count(*) AS differences FROM (
+    SELECT (x).candidate_id, (x).kind, (x).object_id, round((x).before::numeric, 6), round((x).after::numeric, 6), (x).zones
+      FROM (SELECT unnest(retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness,
+                                                     1.1, 2.1, 100, 0.4, 12000)) x FROM site_test_geo) q
+    EXCEPT
+    SELECT candidate_id, kind, object_id, round(before::numeric, 6), round(after::numeric, 6), zones FROM serial_geo) d;
+DROP TABLE site_test_geo;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 CREATE TABLE site_test_parts (scenario int, zone_id int8, store_id int8, attractiveness float8, distance float8, demand float8)
     PARTITION BY RANGE (zone_id);
