@@ -30,10 +30,12 @@ SELECT :'data_dir' <> '' AS have_data \gset
 COPY cities FROM PROGRAM :'cmd' CSV HEADER;
 \else
 SELECT setseed(0.42);
+-- 43,645 towns around 60 metropolitan centres, denser near the centre, like the world cities file
 INSERT INTO cities SELECT 'synthetic ' || i, 'X', (1000 + random() * 100000)::int,
-       c.lat + (random() - 0.5) * 4, c.lon + (random() - 0.5) * 4, 0
+       c.lat + r * cos(t), c.lon + r * sin(t) / cos(radians(c.lat)), 0
   FROM generate_series(1, 43645) i,
-       LATERAL (SELECT -40 + 80 * ((i % 97) / 97.0) AS lat, -170 + 340 * ((i % 89) / 89.0) AS lon) c;
+       LATERAL (SELECT -45 + ((i % 60) * 37 % 100) * 0.9 AS lat, -175 + ((i % 60) * 53 % 100) * 3.5 AS lon,
+                       1.5 * random() * random() AS r, 2 * pi() * random() AS t) c;
 \endif
 -- a deterministic shuffle: zones are the first 40,000, stores the first 2,000 (jittered a little, so that few
 -- sit exactly on a zone), candidates the next 1,000
