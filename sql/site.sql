@@ -210,6 +210,11 @@ SELECT abs(s.expected_sales - k.sales_after) < 1e-9 AS splits_store_a, k.sales_a
  WHERE s.candidate_id = 11;
 SELECT rank, candidate_id, name, round(net_gain::numeric, 4) AS net_gain FROM retail_mid.site_candidate_ranking ORDER BY rank;
 SELECT job, outcome, rows_written FROM retail_mid.job_log WHERE job = 'site_score_candidates';
+-- two runs in one transaction
+BEGIN;
+SET LOCAL client_min_messages = warning;
+SELECT retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3) AS first_run, retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3) AS second_run;
+COMMIT;
 
 -- ---------- travel-cost alternative: costs in km give the same shares as metres (d^-beta scales away) ----------
 INSERT INTO retail_mid.site_travel_cost (zone_id, site_kind, site_id, cost)

@@ -3,8 +3,8 @@
 -- Spatial pruning and distances are done here in SQL on geography columns with GiST indexes; the Huff
 -- arithmetic is done by the C aggregates huff_sales and huff_impact over plain numbers (src/site.c).
 -- Distances are great-circle metres on the WGS84 mean-radius sphere (PostGIS geography with
--- use_spheroid = false). Own stores live in retail_mid.site_store until ods_site(kind = 'store') is on main;
--- retail_mid.site_store_from_ods() will copy them over once it is.
+-- use_spheroid = false). Own stores live in retail_mid.site_store until ods_site(kind = 'store') is on main
+-- (site_store.store_code is meant to hold ods_site.site_id); competitors have no ODS source.
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Tables
@@ -524,6 +524,11 @@ BEGIN
     END IF;
     IF k_comparable IS NULL OR k_comparable < 1 THEN
         RAISE EXCEPTION 'k_comparable must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- one scoring run at a time: a second run waits here instead of colliding on the result tables
+    LOCK TABLE retail_mid.site_candidate_score, retail_mid.site_candidate_cannibalisation IN SHARE ROW EXCLUSIVE MODE;
+    IF to_regclass('pg_temp.site_impact_tmp') IS NOT NULL THEN
+        DROP TABLE site_impact_tmp;          -- left over by an earlier run in the same transaction
     END IF;
     v_job := retail_mid.job_start('site_score_candidates', jsonb_build_object('alpha', alpha, 'beta', beta,
         'cutoff', cutoff, 'threshold', threshold, 'min_distance', min_distance, 'use_travel_cost', use_travel_cost));
