@@ -57,6 +57,17 @@ SELECT count(*) AS pairs_dwithin,
   FROM (SELECT a.id, b.id AS bid,
                EXISTS (SELECT 1 FROM retail_mid.site_search_boxes(a.x, a.y, 150000) bx WHERE b.g && bx.box) AS found
           FROM pts a JOIN pts b ON ST_DWithin(a.g::geography, b.g::geography, 150000, false)) q;
+-- and so do the grid cells (the batch scorer's equi-join), for a small and a large radius
+SELECT r AS radius, count(*) AS pairs_dwithin,
+       count(*) FILTER (WHERE retail_mid.site_grid_cell(b.x, b.y, r) = ANY (retail_mid.site_grid_cells(a.x, a.y, r))) AS sharing_a_cell
+  FROM (VALUES (150000::float8), (2000000)) rr(r)
+  JOIN pts a ON true JOIN pts b ON ST_DWithin(a.g::geography, b.g::geography, r, false)
+ GROUP BY r ORDER BY r;
+SELECT cardinality(retail_mid.site_grid_cells(179.9, 10, 50000)) AS cells_at_antimeridian,
+       cardinality(retail_mid.site_grid_cells(0, 89.99, 50000)) AS cells_near_pole;
+SELECT retail_mid.site_grid_cell(0, 0, 0);
+SELECT retail_mid.site_grid_cells(0, 0, 'NaN');
+SELECT retail_mid.site_grid_cell(200, 0, 1000);
 SELECT count(*) AS boxes FROM retail_mid.site_search_boxes(179.9, 10, 50000);
 SELECT count(*) AS boxes FROM retail_mid.site_search_boxes(0, 89.9, 50000);
 DROP TABLE pts;
@@ -115,6 +126,40 @@ SELECT count(*) AS zones, bool_and(abs(s - 1) < 1e-12) AS shares_sum_to_one
   FROM (SELECT zone_id, (SELECT sum(x) FROM unnest(retail_mid.huff_probabilities(array_agg(attractiveness), array_agg(distance), 1, 2)) x) s
           FROM retail_mid.site_zone_store_pairs(2500) GROUP BY zone_id) q;
 
+-- huff_impact_geo (coordinates in, distance in C) agrees with huff_impact over ST_Distance pairs, in both forms
+CREATE TEMP TABLE geo_sites AS
+SELECT store_id AS site_id, CASE WHEN own THEN 'own' ELSE 'competitor' END AS role, lon, lat, attractiveness FROM retail_mid.site_store
+UNION ALL SELECT candidate_id, 'candidate', lon, lat, attractiveness FROM retail_mid.site_candidate;
+CREATE TEMP TABLE by_pairs AS
+SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact(zone_id, site_id, role, attractiveness, distance, demand, 1, 2, 100, 0.3)) u
+                     FROM (SELECT zone_id, store_id site_id, CASE WHEN own THEN 'own' ELSE 'competitor' END role, attractiveness, distance, demand
+                             FROM retail_mid.site_zone_store_pairs(2500)
+                           UNION ALL
+                           SELECT zone_id, candidate_id, 'candidate', attractiveness, distance, demand
+                             FROM retail_mid.site_zone_candidate_pairs(2500)) p) q;
+SELECT count(*) AS rows_by_pairs,
+       (SELECT count(*) FROM by_pairs b FULL JOIN (
+            SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact_geo(z.zone_id, z.lon, z.lat, coalesce(z.spend_potential, z.population),
+                                                                        p.site_id, p.role, p.lon, p.lat, p.attractiveness, 1, 2, 100, 0.3, 2500)) u
+                                 FROM geo_sites p CROSS JOIN retail_mid.site_demand_zone z) q) g USING (candidate_id, kind, object_id)
+         WHERE NOT (abs(b.before - g.before) <= 1e-9 * greatest(abs(b.before), 1) AND abs(b.after - g.after) <= 1e-9 * greatest(abs(b.after), 1)
+                    AND b.zones = g.zones) OR b.kind IS NULL OR g.kind IS NULL) AS scalar_form_differences,
+       (SELECT count(*) FROM by_pairs b FULL JOIN (
+            SELECT (u).* FROM (SELECT unnest(retail_mid.huff_impact_geo(k.ids, k.lons, k.lats, k.demands,
+                                                                        p.site_id, p.role, p.lon, p.lat, p.attractiveness, 1, 2, 100, 0.3, 2500)) u
+                                 FROM (SELECT *, unnest(retail_mid.site_grid_cells(lon, lat, 2500)) AS cell FROM geo_sites) p
+                                 JOIN (SELECT retail_mid.site_grid_cell(lon, lat, 2500) AS cell, array_agg(zone_id) ids, array_agg(lon) lons,
+                                              array_agg(lat) lats, array_agg(coalesce(spend_potential, population)) demands
+                                         FROM retail_mid.site_demand_zone GROUP BY 1) k USING (cell)) q) g USING (candidate_id, kind, object_id)
+         WHERE NOT (abs(b.before - g.before) <= 1e-9 * greatest(abs(b.before), 1) AND abs(b.after - g.after) <= 1e-9 * greatest(abs(b.after), 1)
+                    AND b.zones = g.zones) OR b.kind IS NULL OR g.kind IS NULL) AS cell_form_differences
+  FROM by_pairs;
+SELECT retail_mid.huff_impact_geo(1, 0, 0, 5, 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 0);
+SELECT retail_mid.huff_impact_geo('{1,2}'::int8[], '{0}'::float8[], '{0,0}'::float8[], '{5,5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1,2}'::int8[], '{0,NULL}'::float8[], '{0,0}'::float8[], '{5,5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1}'::int8[], '{0}'::float8[], '{95}'::float8[], '{5}'::float8[], 2, 'own', 0, 0.01, 1, 1, 2, 100, 0.5, 1000);
+SELECT retail_mid.huff_impact_geo('{1}'::int8[], '{0}'::float8[], '{0}'::float8[], '{5}'::float8[], 2, 'candidate', 0, 0.01, 1, 1, 2, 100, 0.5, 2000) AS candidate_alone;
+
 -- ---------- batch scoring ----------
 SELECT retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3);
 SELECT candidate_id, round(expected_sales::numeric, 4) AS expected_sales, round(demand_in_reach::numeric, 1) AS demand_in_reach,
@@ -165,6 +210,11 @@ SELECT abs(s.expected_sales - k.sales_after) < 1e-9 AS splits_store_a, k.sales_a
  WHERE s.candidate_id = 11;
 SELECT rank, candidate_id, name, round(net_gain::numeric, 4) AS net_gain FROM retail_mid.site_candidate_ranking ORDER BY rank;
 SELECT job, outcome, rows_written FROM retail_mid.job_log WHERE job = 'site_score_candidates';
+-- two runs in one transaction
+BEGIN;
+SET LOCAL client_min_messages = warning;
+SELECT retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3) AS first_run, retail_mid.site_score_candidates(1, 2, 2500, threshold => 0.3) AS second_run;
+COMMIT;
 
 -- ---------- travel-cost alternative: costs in km give the same shares as metres (d^-beta scales away) ----------
 INSERT INTO retail_mid.site_travel_cost (zone_id, site_kind, site_id, cost)
@@ -272,6 +322,28 @@ SELECT count(*) AS differences FROM (
               FROM site_test_pairs WHERE scenario = 1) q
     EXCEPT
     SELECT candidate_id, kind, object_id, round(before::numeric, 6), round(after::numeric, 6), zones FROM serial_impact) d;
+-- huff_impact_geo (coordinates in) under a parallel plan against its serial answer
+CREATE TABLE site_test_geo AS
+SELECT z AS zone_id, -71.5 + (z % 100) * 0.01 AS zlon, 42.0 + (z / 100) * 0.01 AS zlat, 100 + z % 37 AS demand,
+       s AS site_id, CASE WHEN s < 5 THEN 'candidate' WHEN s % 2 = 0 THEN 'own' ELSE 'competitor' END AS role,
+       -71.5 + (s % 10) * 0.1 AS slon, 42.0 + (s / 10) * 0.1 AS slat, 1 + s % 7 AS attractiveness
+  FROM generate_series(0, 9999) z, generate_series(0, 99) s
+ WHERE abs((z % 100) * 0.01 - (s % 10) * 0.1) < 0.15 AND abs((z / 100) * 0.01 - (s / 10) * 0.1) < 0.15;
+ALTER TABLE site_test_geo SET (parallel_workers = 2);
+ANALYZE site_test_geo;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+CREATE TEMP TABLE serial_geo AS
+SELECT (x).* FROM (SELECT unnest(retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness,
+                                                            1.1, 2.1, 100, 0.4, 12000)) x FROM site_test_geo) q;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness, 1.1, 2.1, 100, 0.4, 12000) FROM site_test_geo;
+SELECT (SELECT count(*) FROM serial_geo) AS serial_rows, count(*) AS differences FROM (
+    SELECT (x).candidate_id, (x).kind, (x).object_id, round((x).before::numeric, 6), round((x).after::numeric, 6), (x).zones
+      FROM (SELECT unnest(retail_mid.huff_impact_geo(zone_id, zlon, zlat, demand, site_id, role, slon, slat, attractiveness,
+                                                     1.1, 2.1, 100, 0.4, 12000)) x FROM site_test_geo) q
+    EXCEPT
+    SELECT candidate_id, kind, object_id, round(before::numeric, 6), round(after::numeric, 6), zones FROM serial_geo) d;
+DROP TABLE site_test_geo;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 CREATE TABLE site_test_parts (scenario int, zone_id int8, store_id int8, attractiveness float8, distance float8, demand float8)
     PARTITION BY RANGE (zone_id);

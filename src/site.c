@@ -78,7 +78,10 @@ PG_FUNCTION_INFO_V1(huff_probabilities);
 PG_FUNCTION_INFO_V1(huff_sales_transfn);
 PG_FUNCTION_INFO_V1(huff_impact_transfn);
 PG_FUNCTION_INFO_V1(huff_impact_geo_transfn);
+PG_FUNCTION_INFO_V1(huff_impact_cell_transfn);
 PG_FUNCTION_INFO_V1(great_circle_distance);
+PG_FUNCTION_INFO_V1(site_grid_cell);
+PG_FUNCTION_INFO_V1(site_grid_cells);
 PG_FUNCTION_INFO_V1(huff_combinefn);
 PG_FUNCTION_INFO_V1(huff_serialfn);
 PG_FUNCTION_INFO_V1(huff_deserialfn);
@@ -359,6 +362,164 @@ great_circle_distance(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A latitude/longitude grid whose cells are at least `radius` metres across, for pruning zone-site pairs by
+ * an equi-join on cell ids (the h3_postgis habit: join on cells, measure exactly afterwards). Bands of
+ * latitude are >= the cap's angular radius high; each band has as many longitude cells as fit with width
+ * >= the radius at the band's poleward edge. A site lists every cell its spherical cap can touch, so every
+ * zone within radius shares a cell with it; the exact distance is checked later (huff_impact_geo).
+ */
+typedef struct SiteGrid
+{
+	double		r;				/* angular radius, radians, slightly enlarged */
+	double		h;				/* the same in degrees */
+	int			nbands;
+	double		band_height;	/* degrees */
+} SiteGrid;
+
+static void
+SiteGridInit(SiteGrid *g, double radius)
+{
+	const double a = 6378137.0;
+	const double b = a * (1.0 - 1.0 / 298.257223563);
+	const double sphere = (2.0 * a + b) / 3.0;
+
+	if (isnan(radius) || isinf(radius) || radius <= 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("radius must be a positive finite number"),
+				 errdetail("radius is %g.", radius)));
+	g->r = radius / sphere * (1.0 + 1e-9) + 1e-12;
+	g->h = g->r * 180.0 / M_PI;
+	g->nbands = g->h >= 180.0 ? 1 : (int) floor(180.0 / g->h);
+	if (g->nbands < 1)
+		g->nbands = 1;
+	if (g->nbands > 1000000)
+		g->nbands = 1000000;
+	g->band_height = 180.0 / g->nbands;
+}
+
+static int
+SiteGridBand(const SiteGrid *g, double lat)
+{
+	int			band = (int) floor((lat + 90.0) / g->band_height);
+
+	return band < 0 ? 0 : (band >= g->nbands ? g->nbands - 1 : band);
+}
+
+static int64
+SiteGridCellsInBand(const SiteGrid *g, int band)
+{
+	double		lo = -90.0 + band * g->band_height;
+	double		hi = lo + g->band_height;
+	double		m = fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi);
+	double		n = floor(360.0 * cos(m * M_PI / 180.0) / g->h);
+
+	if (!(n >= 1.0))
+		return 1;
+	return n > 1e7 ? 10000000 : (int64) n;
+}
+
+static int64
+SiteGridLonIndex(double lon, int64 ncells)
+{
+	int64		i = (int64) floor((lon + 180.0) * ncells / 360.0);
+
+	i %= ncells;
+	return i < 0 ? i + ncells : i;
+}
+
+/* site_grid_cell(lon, lat, radius) -> int8: the cell of a zone */
+Datum
+site_grid_cell(PG_FUNCTION_ARGS)
+{
+	double		lon = PG_GETARG_FLOAT8(0);
+	double		lat = PG_GETARG_FLOAT8(1);
+	SiteGrid	g;
+	int			band;
+
+	HuffCheckLonLat(lon, lat);
+	SiteGridInit(&g, PG_GETARG_FLOAT8(2));
+	band = SiteGridBand(&g, lat);
+	PG_RETURN_INT64(((int64) band << 32) | SiteGridLonIndex(lon, SiteGridCellsInBand(&g, band)));
+}
+
+/* site_grid_cells(lon, lat, radius) -> int8[]: every cell the cap of radius metres around lon/lat touches */
+Datum
+site_grid_cells(PG_FUNCTION_ARGS)
+{
+	double		lon = PG_GETARG_FLOAT8(0);
+	double		lat = PG_GETARG_FLOAT8(1);
+	SiteGrid	g;
+	double		dlon;
+	int			b0,
+				b1;
+	Datum	   *cells;
+	int			n = 0,
+				cap = 16;
+
+	HuffCheckLonLat(lon, lat);
+	SiteGridInit(&g, PG_GETARG_FLOAT8(2));
+	if (fabs(lat) + g.h >= 90.0 || g.r >= M_PI / 2)
+		dlon = 180.0;
+	else
+	{
+		double		x = sin(g.r) / cos(lat * M_PI / 180.0);
+
+		dlon = x >= 1.0 ? 180.0 : asin(x) * 180.0 / M_PI;
+	}
+	b0 = SiteGridBand(&g, lat - g.h < -90.0 ? -90.0 : lat - g.h);
+	b1 = SiteGridBand(&g, lat + g.h > 90.0 ? 90.0 : lat + g.h);
+	cells = palloc(sizeof(Datum) * cap);
+	for (int band = b0; band <= b1; band++)
+	{
+		int64		ncells = SiteGridCellsInBand(&g, band);
+		int64		first,
+					last;
+
+		if (dlon >= 180.0)
+		{
+			first = 0;
+			last = ncells - 1;
+		}
+		else
+		{
+			first = (int64) floor((lon - dlon + 180.0) * ncells / 360.0);
+			last = (int64) floor((lon + dlon + 180.0) * ncells / 360.0);
+			if (last - first >= ncells)
+			{
+				first = 0;
+				last = ncells - 1;
+			}
+		}
+		for (int64 i = first; i <= last; i++)
+		{
+			int64		idx = i % ncells;
+			int64		cell;
+			bool		dup = false;
+
+			if (idx < 0)
+				idx += ncells;
+			cell = ((int64) band << 32) | idx;
+			for (int k = 0; k < n && !dup; k++)
+				dup = DatumGetInt64(cells[k]) == cell;
+			if (dup)
+				continue;
+			if (n == cap)
+			{
+				if (cap >= 1 << 24)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("radius too large for the grid")));
+				cap *= 2;
+				cells = repalloc(cells, sizeof(Datum) * cap);
+			}
+			cells[n++] = Int64GetDatum(cell);
+		}
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(cells, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
  * huff_impact_geo_transfn(state, zone_id, zone_lon, zone_lat, demand, site_id, role, site_lon, site_lat,
  * attractiveness, alpha, beta, min_distance, threshold, cutoff)
  * Like huff_impact, but takes coordinates: SQL prunes with a bounding box on the GiST index, and the exact
@@ -410,6 +571,118 @@ huff_impact_geo_transfn(PG_FUNCTION_ARGS)
 	r->demand = PG_GETARG_FLOAT8(4);
 	r->role = role;
 	r->pad = 0;
+	PG_RETURN_POINTER(state);
+}
+
+/* A one-dimensional array of a fixed-width type without nulls, or an error; returns its data and length. */
+static const void *
+HuffPlainArray(ArrayType *a, Oid elemtype, const char *what, int *n)
+{
+	if (ARR_ELEMTYPE(a) != elemtype)
+		elog(ERROR, "%s has the wrong element type", what);
+	if (ARR_NDIM(a) > 1 || ARR_HASNULL(a))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array without nulls", what)));
+	*n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	return ARR_DATA_PTR(a);
+}
+
+/*
+ * huff_impact_cell_transfn(state, zone_ids int8[], zone_lons float8[], zone_lats float8[], demands float8[],
+ * site_id, role, site_lon, site_lat, attractiveness, alpha, beta, min_distance, threshold, cutoff)
+ * The same as huff_impact_geo, for all the zones of one grid cell at once: SQL joins each site to the cells
+ * it touches (site_grid_cells) and passes each cell's zones as arrays, one call per site and cell.
+ */
+Datum
+huff_impact_cell_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *state = HuffTransCommon(fcinfo, &aggcontext);
+	HuffParams	p;
+	int32		role;
+	int			nz,
+				nlon,
+				nlat,
+				nd;
+	const int64 *zones;
+	const double *lons;
+	const double *lats;
+	const double *demands;
+	double		slon,
+				slat,
+				attr;
+	int64		site;
+	double		sin_s,
+				cos_s;
+	const double a = 6378137.0;
+	const double b = a * (1.0 - 1.0 / 298.257223563);
+	const double radius = (2.0 * a + b) / 3.0;
+
+	HuffRequireNotNull(fcinfo, 1, 14);
+	p.alpha = PG_GETARG_FLOAT8(10);
+	p.beta = PG_GETARG_FLOAT8(11);
+	p.min_distance = PG_GETARG_FLOAT8(12);
+	p.threshold = PG_GETARG_FLOAT8(13);
+	p.cutoff = PG_GETARG_FLOAT8(14);
+	HuffStateSetParams(state, &p);
+	if (!(p.cutoff > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p.cutoff)));
+	zones = HuffPlainArray(PG_GETARG_ARRAYTYPE_P(1), INT8OID, "zone_ids", &nz);
+	lons = HuffPlainArray(PG_GETARG_ARRAYTYPE_P(2), FLOAT8OID, "zone_lons", &nlon);
+	lats = HuffPlainArray(PG_GETARG_ARRAYTYPE_P(3), FLOAT8OID, "zone_lats", &nlat);
+	demands = HuffPlainArray(PG_GETARG_ARRAYTYPE_P(4), FLOAT8OID, "demands", &nd);
+	if (nlon != nz || nlat != nz || nd != nz)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("zone_ids, zone_lons, zone_lats and demands must have the same length")));
+	site = PG_GETARG_INT64(5);
+	role = HuffParseRole(PG_GETARG_TEXT_PP(6));
+	slon = PG_GETARG_FLOAT8(7);
+	slat = PG_GETARG_FLOAT8(8);
+	attr = PG_GETARG_FLOAT8(9);
+	HuffCheckLonLat(slon, slat);
+	HuffCheckRow(site, attr, 0.0, 0.0);
+	sin_s = sin(slat * M_PI / 180.0);
+	cos_s = cos(slat * M_PI / 180.0);
+	HuffStateReserve(state, nz, aggcontext);
+	for (int i = 0; i < nz; i++)
+	{
+		double		elat,
+					d_lon,
+					cos_d_lon,
+					cos_lat_e,
+					sin_lat_e,
+					a1,
+					a2,
+					d;
+		HuffRow    *r;
+
+		HuffCheckLonLat(lons[i], lats[i]);
+		/* GreatCircle with the site's trigonometry hoisted out of the loop */
+		elat = lats[i] * M_PI / 180.0;
+		d_lon = (lons[i] - slon) * M_PI / 180.0;
+		cos_d_lon = cos(d_lon);
+		cos_lat_e = cos(elat);
+		sin_lat_e = sin(elat);
+		a1 = cos_lat_e * sin(d_lon);
+		a2 = cos_s * sin_lat_e - sin_s * cos_lat_e * cos_d_lon;
+		d = radius * atan2(sqrt(a1 * a1 + a2 * a2), sin_s * sin_lat_e + cos_s * cos_lat_e * cos_d_lon);
+		if (d > p.cutoff)
+			continue;
+		HuffCheckRow(site, attr, d, demands[i]);
+		r = &state->rows[state->n++];
+		r->zone = zones[i];
+		r->site = site;
+		r->attractiveness = attr;
+		r->distance = d;
+		r->demand = demands[i];
+		r->role = role;
+		r->pad = 0;
+	}
 	PG_RETURN_POINTER(state);
 }
 
@@ -527,33 +800,59 @@ huff_deserialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(state);
 }
 
-/* Orders rows by zone, then candidates after stores, then site, so each zone is one run. */
-static int
-HuffRowCmp(const void *a, const void *b)
+/* Sort key of a row: zone, then stores before candidates, then site; sorted with an inlined comparator. */
+typedef struct HuffKey
 {
-	const HuffRow *x = *(const HuffRow *const *) a;
-	const HuffRow *y = *(const HuffRow *const *) b;
-	int			rx = x->role == ROLE_CANDIDATE;
-	int			ry = y->role == ROLE_CANDIDATE;
+	int64		zone;
+	int64		site;
+	int32		cand;
+	int32		idx;
+} HuffKey;
 
+static inline int
+HuffKeyCmp(const HuffKey *x, const HuffKey *y)
+{
 	if (x->zone != y->zone)
 		return x->zone < y->zone ? -1 : 1;
-	if (rx != ry)
-		return rx - ry;
+	if (x->cand != y->cand)
+		return x->cand - y->cand;
 	if (x->site != y->site)
 		return x->site < y->site ? -1 : 1;
 	return 0;
 }
 
-/* A sorted view of the state's rows; the state itself is left untouched so finals can run repeatedly. */
+#define ST_SORT huff_sort_keys
+#define ST_ELEMENT_TYPE HuffKey
+#define ST_COMPARE(a, b) HuffKeyCmp(a, b)
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/*
+ * A sorted view of the state's rows (zone, stores before candidates, site); the state itself is left
+ * untouched so finals can run repeatedly.
+ */
 static HuffRow **
 HuffSortedRows(HuffState *state)
 {
 	HuffRow   **idx = palloc_extended(sizeof(HuffRow *) * (state->n > 0 ? state->n : 1), MCXT_ALLOC_HUGE);
+	HuffKey    *keys = palloc_extended(sizeof(HuffKey) * (state->n > 0 ? state->n : 1), MCXT_ALLOC_HUGE);
 
+	if (state->n > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows for one Huff aggregation")));
 	for (int64 i = 0; i < state->n; i++)
-		idx[i] = &state->rows[i];
-	qsort(idx, state->n, sizeof(HuffRow *), HuffRowCmp);
+	{
+		keys[i].zone = state->rows[i].zone;
+		keys[i].site = state->rows[i].site;
+		keys[i].cand = state->rows[i].role == ROLE_CANDIDATE;
+		keys[i].idx = (int32) i;
+	}
+	huff_sort_keys(keys, state->n);
+	for (int64 i = 0; i < state->n; i++)
+		idx[i] = &state->rows[keys[i].idx];
+	pfree(keys);
 	return idx;
 }
 

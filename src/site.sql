@@ -3,8 +3,8 @@
 -- Spatial pruning and distances are done here in SQL on geography columns with GiST indexes; the Huff
 -- arithmetic is done by the C aggregates huff_sales and huff_impact over plain numbers (src/site.c).
 -- Distances are great-circle metres on the WGS84 mean-radius sphere (PostGIS geography with
--- use_spheroid = false). Own stores live in retail_mid.site_store until ods_site(kind = 'store') is on main;
--- retail_mid.site_store_from_ods() will copy them over once it is.
+-- use_spheroid = false). Own stores live in retail_mid.site_store until ods_site(kind = 'store') is on main
+-- (site_store.store_code is meant to hold ods_site.site_id); competitors have no ODS source.
 
 -- ---------------------------------------------------------------------------------------------------------
 -- Tables
@@ -64,6 +64,7 @@ COMMENT ON COLUMN retail_mid.site_store.centre IS 'Set by trigger: the store poi
 COMMENT ON COLUMN retail_mid.site_store.lon IS 'Set by trigger: longitude of centre in degrees.';
 COMMENT ON COLUMN retail_mid.site_store.lat IS 'Set by trigger: latitude of centre in degrees.';
 CREATE INDEX site_store_centre_idx ON retail_mid.site_store USING gist (centre);
+CREATE INDEX site_store_point_idx ON retail_mid.site_store USING gist (geometry(centre));
 
 CREATE TABLE retail_mid.site_candidate (
     candidate_id    bigint PRIMARY KEY,
@@ -289,27 +290,51 @@ CREATE AGGREGATE retail_mid.huff_impact_geo(zone_id int8, zone_lon float8, zone_
 );
 COMMENT ON AGGREGATE retail_mid.huff_impact_geo(int8, float8, float8, float8, int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'huff_impact over (zone, site) candidate pairs given by coordinates: the great-circle distance is computed in C and pairs beyond cutoff metres are skipped, so SQL only needs a bounding-box prune (site_search_boxes).';
 
+CREATE FUNCTION retail_mid.site_grid_cell(lon float8, lat float8, radius float8)
+RETURNS int8 AS 'MODULE_PATHNAME', 'site_grid_cell' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.site_grid_cell(float8, float8, float8) IS 'Cell of a lon/lat point in the latitude/longitude grid whose cells are at least radius metres across (for pruning pairs by an equi-join).';
+CREATE FUNCTION retail_mid.site_grid_cells(lon float8, lat float8, radius float8)
+RETURNS int8[] AS 'MODULE_PATHNAME', 'site_grid_cells' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.site_grid_cells(float8, float8, float8) IS 'Every grid cell (site_grid_cell with the same radius) that points within radius metres of lon/lat can lie in, across the antimeridian and the poles.';
+
+CREATE FUNCTION retail_mid.huff_impact_cell_transfn(internal, int8[], float8[], float8[], float8[], int8, text, float8, float8,
+                                                    float8, float8, float8, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'huff_impact_cell_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.huff_impact_cell_transfn(internal, int8[], float8[], float8[], float8[], int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'Transition function of huff_impact_geo over the zones of a grid cell given as arrays.';
+
+CREATE AGGREGATE retail_mid.huff_impact_geo(zone_ids int8[], zone_lons float8[], zone_lats float8[], demands float8[],
+                                            site_id int8, role text, site_lon float8, site_lat float8,
+                                            attractiveness float8, alpha float8, beta float8,
+                                            min_distance float8, threshold float8, cutoff float8) (
+    SFUNC = retail_mid.huff_impact_cell_transfn, STYPE = internal,
+    FINALFUNC = retail_mid.huff_impact_finalfn, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = retail_mid.huff_combinefn,
+    SERIALFUNC = retail_mid.huff_serialfn, DESERIALFUNC = retail_mid.huff_deserialfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE retail_mid.huff_impact_geo(int8[], float8[], float8[], float8[], int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'huff_impact_geo with the zones of one grid cell per row as arrays (one row per site and cell it touches): the form the batch scorer uses, since it calls C once per site and cell instead of once per pair.';
+
 -- Bounding boxes (EPSG:4326 degrees) holding every point within radius metres of (lon, lat) on the sphere:
 -- the spherical cap's latitude band and its widest longitude span asin(sin r / cos lat); a second box when the
 -- span crosses the antimeridian; the whole longitude range when the cap reaches a pole.
 CREATE FUNCTION retail_mid.site_search_boxes(lon float8, lat float8, radius float8)
 RETURNS TABLE (box geometry)
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE sql IMMUTABLE PARALLEL SAFE   -- not STRICT and one plain SELECT, so that the planner inlines it
 BEGIN ATOMIC
-    WITH r AS (SELECT radius / 6371008.771415059 * (1 + 1e-9) + 1e-12 AS a),
-         d AS (SELECT degrees(r.a) AS dlat,
-                      CASE WHEN abs(lat) + degrees(r.a) >= 90 OR r.a >= pi() / 2 THEN 180
-                           ELSE degrees(asin(least(1, sin(r.a) / cos(radians(lat))))) END AS dlon
-                 FROM r)
-    SELECT ST_MakeEnvelope(CASE WHEN d.dlon >= 180 THEN -180 ELSE lon - d.dlon END, greatest(-90, lat - d.dlat),
-                           CASE WHEN d.dlon >= 180 THEN 180 ELSE lon + d.dlon END, least(90, lat + d.dlat), 4326)
-      FROM d
-    UNION ALL
-    SELECT ST_MakeEnvelope(lon - d.dlon + 360, greatest(-90, lat - d.dlat), 180, least(90, lat + d.dlat), 4326)
-      FROM d WHERE d.dlon < 180 AND lon - d.dlon < -180
-    UNION ALL
-    SELECT ST_MakeEnvelope(-180, greatest(-90, lat - d.dlat), lon + d.dlon - 360, least(90, lat + d.dlat), 4326)
-      FROM d WHERE d.dlon < 180 AND lon + d.dlon > 180;
+    SELECT v.box
+      FROM (SELECT degrees(r.a) AS dlat,
+                   CASE WHEN abs(lat) + degrees(r.a) >= 90 OR r.a >= pi() / 2 THEN 180
+                        ELSE degrees(asin(least(1, sin(r.a) / cos(radians(lat))))) END AS dlon
+              FROM (SELECT radius / 6371008.771415059 * (1 + 1e-9) + 1e-12 AS a) r) d
+     CROSS JOIN LATERAL (VALUES
+        (ST_MakeEnvelope(CASE WHEN d.dlon >= 180 THEN -180 ELSE lon - d.dlon END, greatest(-90, lat - d.dlat),
+                         CASE WHEN d.dlon >= 180 THEN 180 ELSE lon + d.dlon END, least(90, lat + d.dlat), 4326)),
+        (CASE WHEN d.dlon < 180 AND lon - d.dlon < -180
+              THEN ST_MakeEnvelope(lon - d.dlon + 360, greatest(-90, lat - d.dlat), 180, least(90, lat + d.dlat), 4326) END),
+        (CASE WHEN d.dlon < 180 AND lon + d.dlon > 180
+              THEN ST_MakeEnvelope(-180, greatest(-90, lat - d.dlat), lon + d.dlon - 360, least(90, lat + d.dlat), 4326) END)
+     ) v(box)
+     WHERE v.box IS NOT NULL;
 END;
 COMMENT ON FUNCTION retail_mid.site_search_boxes(float8, float8, float8) IS 'EPSG:4326 boxes that contain every point within radius metres (great circle) of lon/lat, split at the antimeridian; used to prune zone-site pairs with the 2-D GiST index.';
 
@@ -403,28 +428,34 @@ $$;
 COMMENT ON FUNCTION retail_mid.site_huff_sales(float8, float8, float8, float8, boolean) IS 'Huff expected sales of every existing store (0 for stores with no zone in reach).';
 
 -- Catchment profile of any point: population and population-weighted income within 1/3/5 km, competitors.
-CREATE FUNCTION retail_mid.site_catchment(centre geography, competitor_radius float8 DEFAULT 5000)
+-- Pruned with site_search_boxes on the 2-D indexes, measured with great_circle_distance.
+CREATE FUNCTION retail_mid.site_catchment(lon float8, lat float8, competitor_radius float8 DEFAULT 5000)
 RETURNS TABLE (population_1km float8, population_3km float8, population_5km float8, income_1km float8,
                income_3km float8, income_5km float8, competitors int4, nearest_competitor_m float8)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE   -- not STRICT, so that the planner can inline it
 BEGIN ATOMIC
-    SELECT coalesce(sum(z.population) FILTER (WHERE d <= 1000), 0),
-           coalesce(sum(z.population) FILTER (WHERE d <= 3000), 0),
+    SELECT coalesce(sum(z.population) FILTER (WHERE dd.d <= 1000), 0),
+           coalesce(sum(z.population) FILTER (WHERE dd.d <= 3000), 0),
            coalesce(sum(z.population), 0),
-           sum(z.population * z.income) FILTER (WHERE d <= 1000)
-               / nullif(sum(z.population) FILTER (WHERE d <= 1000 AND z.income IS NOT NULL), 0),
-           sum(z.population * z.income) FILTER (WHERE d <= 3000)
-               / nullif(sum(z.population) FILTER (WHERE d <= 3000 AND z.income IS NOT NULL), 0),
+           sum(z.population * z.income) FILTER (WHERE dd.d <= 1000)
+               / nullif(sum(z.population) FILTER (WHERE dd.d <= 1000 AND z.income IS NOT NULL), 0),
+           sum(z.population * z.income) FILTER (WHERE dd.d <= 3000)
+               / nullif(sum(z.population) FILTER (WHERE dd.d <= 3000 AND z.income IS NOT NULL), 0),
            sum(z.population * z.income) / nullif(sum(z.population) FILTER (WHERE z.income IS NOT NULL), 0),
-           (SELECT count(*)::int4 FROM retail_mid.site_store s
-             WHERE NOT s.own AND ST_DWithin(s.centre, site_catchment.centre, competitor_radius, false)),
-           (SELECT ST_Distance(s.centre, site_catchment.centre, false) FROM retail_mid.site_store s
-             WHERE NOT s.own ORDER BY s.centre <-> site_catchment.centre LIMIT 1)
-      FROM retail_mid.site_demand_zone z
-     CROSS JOIN LATERAL (SELECT ST_Distance(z.centre, site_catchment.centre, false) AS d) dd
-     WHERE ST_DWithin(z.centre, site_catchment.centre, 5000, false);
+           (SELECT count(*)::int4
+              FROM retail_mid.site_search_boxes(site_catchment.lon, site_catchment.lat, competitor_radius) cb
+              JOIN retail_mid.site_store s ON geometry(s.centre) && cb.box
+             WHERE NOT s.own
+               AND retail_mid.great_circle_distance(s.lon, s.lat, site_catchment.lon, site_catchment.lat) <= competitor_radius),
+           (SELECT retail_mid.great_circle_distance(s.lon, s.lat, site_catchment.lon, site_catchment.lat)
+              FROM retail_mid.site_store s WHERE NOT s.own
+             ORDER BY s.centre <-> geography(ST_SetSRID(ST_MakePoint(site_catchment.lon, site_catchment.lat), 4326)) LIMIT 1)
+      FROM retail_mid.site_search_boxes(site_catchment.lon, site_catchment.lat, 5000) b
+      JOIN retail_mid.site_demand_zone z ON geometry(z.centre) && b.box
+     CROSS JOIN LATERAL (SELECT retail_mid.great_circle_distance(z.lon, z.lat, site_catchment.lon, site_catchment.lat) AS d) dd
+     WHERE dd.d <= 5000;
 END;
-COMMENT ON FUNCTION retail_mid.site_catchment(geography, float8) IS 'Catchment profile of a point: population and population-weighted mean income of the zones whose centre is within 1, 3 and 5 km, competitors within competitor_radius metres and the distance to the nearest competitor.';
+COMMENT ON FUNCTION retail_mid.site_catchment(float8, float8, float8) IS 'Catchment profile of a lon/lat point: population and population-weighted mean income of the zones whose centre is within 1, 3 and 5 km (great circle), competitors within competitor_radius metres and the distance to the nearest competitor (null when there is none).';
 
 -- Comparable-store estimate: the k own stores with observed sales whose catchment profile is closest
 -- (z-scored population 1/3/5 km, income 5 km, competitors; Euclidean distance).
@@ -439,11 +470,11 @@ BEGIN
     RETURN QUERY
     WITH prof AS (
         SELECT s.store_id AS id, false AS is_candidate, s.observed_sales AS sales, p.*
-          FROM retail_mid.site_store s CROSS JOIN LATERAL retail_mid.site_catchment(s.centre, competitor_radius) p
+          FROM retail_mid.site_store s CROSS JOIN LATERAL retail_mid.site_catchment(s.lon, s.lat, competitor_radius) p
          WHERE s.own AND s.observed_sales IS NOT NULL
         UNION ALL
         SELECT c.candidate_id, true, NULL, p.*
-          FROM retail_mid.site_candidate c CROSS JOIN LATERAL retail_mid.site_catchment(c.centre, competitor_radius) p
+          FROM retail_mid.site_candidate c CROSS JOIN LATERAL retail_mid.site_catchment(c.lon, c.lat, competitor_radius) p
          WHERE c.candidate_id = site_comparable_stores.candidate_id
     ), stats AS (
         SELECT avg(population_1km) m1, nullif(stddev_pop(population_1km), 0) s1,
@@ -494,6 +525,11 @@ BEGIN
     IF k_comparable IS NULL OR k_comparable < 1 THEN
         RAISE EXCEPTION 'k_comparable must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- one scoring run at a time: a second run waits here instead of colliding on the result tables
+    LOCK TABLE retail_mid.site_candidate_score, retail_mid.site_candidate_cannibalisation IN SHARE ROW EXCLUSIVE MODE;
+    IF to_regclass('pg_temp.site_impact_tmp') IS NOT NULL THEN
+        DROP TABLE site_impact_tmp;          -- left over by an earlier run in the same transaction
+    END IF;
     v_job := retail_mid.job_start('site_score_candidates', jsonb_build_object('alpha', alpha, 'beta', beta,
         'cutoff', cutoff, 'threshold', threshold, 'min_distance', min_distance, 'use_travel_cost', use_travel_cost));
 
@@ -509,22 +545,31 @@ BEGIN
                         SELECT c.zone_id, c.candidate_id, 'candidate', c.attractiveness, c.distance, c.demand
                           FROM retail_mid.site_zone_candidate_pairs(cutoff, true) c) p) x;
     ELSE
-        -- bounding boxes prune on the 2-D GiST index; huff_impact_geo measures and applies the cut-off in C
+        -- pruning by an equi-join on grid cells at least cutoff wide (the h3_postgis habit): each site meets
+        -- the zones of every cell its cut-off circle touches, as arrays; huff_impact_geo measures the
+        -- great-circle distances and applies the cut-off in C
         CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
+        WITH cells AS MATERIALIZED (
+            SELECT retail_mid.site_grid_cell(z.lon, z.lat, cutoff) AS cell, array_agg(z.zone_id) AS ids,
+                   array_agg(z.lon) AS lons, array_agg(z.lat) AS lats,
+                   array_agg(coalesce(z.spend_potential, z.population)) AS demands
+              FROM retail_mid.site_demand_zone z GROUP BY 1),
+        sites AS (
+            SELECT s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
+                   s.lon, s.lat, s.attractiveness, unnest(retail_mid.site_grid_cells(s.lon, s.lat, cutoff)) AS cell
+              FROM retail_mid.site_store s
+            UNION ALL
+            SELECT c.candidate_id, 'candidate', c.lon, c.lat, c.attractiveness,
+                   unnest(retail_mid.site_grid_cells(c.lon, c.lat, cutoff))
+              FROM retail_mid.site_candidate c)
         SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
-          FROM (SELECT unnest(retail_mid.huff_impact_geo(z.zone_id, z.lon, z.lat, coalesce(z.spend_potential, z.population),
+          FROM (SELECT unnest(retail_mid.huff_impact_geo(k.ids, k.lons, k.lats, k.demands,
                                                          p.site_id, p.role, p.lon, p.lat, p.attractiveness,
                                                          alpha, beta, min_distance, threshold, cutoff)) u
-                  FROM (SELECT s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
-                               s.lon, s.lat, s.attractiveness
-                          FROM retail_mid.site_store s
-                        UNION ALL
-                        SELECT c.candidate_id, 'candidate', c.lon, c.lat, c.attractiveness
-                          FROM retail_mid.site_candidate c) p
-                 CROSS JOIN LATERAL retail_mid.site_search_boxes(p.lon, p.lat, cutoff) b
-                  JOIN retail_mid.site_demand_zone z ON geometry(z.centre) && b.box) x;
+                  FROM sites p JOIN cells k ON k.cell = p.cell) x;
     END IF;
     GET DIAGNOSTICS v_pairs = ROW_COUNT;
+    ANALYZE site_impact_tmp;   -- the joins below are planned far better with real row counts
     RAISE NOTICE 'site_score_candidates: Huff impact computed, % result rows', v_pairs;
 
     DELETE FROM retail_mid.site_candidate_cannibalisation;
@@ -535,15 +580,43 @@ BEGIN
      WHERE i.kind = 'store' AND s.own;
 
     INSERT INTO retail_mid.site_candidate_score
+    -- catchments set-based (the same numbers as site_catchment): grid-cell equi-joins, great-circle distances
     WITH ci AS (SELECT * FROM site_impact_tmp WHERE kind = 'candidate'),
+         catch AS (
+            SELECT c.candidate_id,
+                   sum(z.population) FILTER (WHERE d.d <= 1000) AS p1, sum(z.population) FILTER (WHERE d.d <= 3000) AS p3,
+                   sum(z.population) AS p5,
+                   sum(z.population * z.income) FILTER (WHERE d.d <= 1000)
+                       / nullif(sum(z.population) FILTER (WHERE d.d <= 1000 AND z.income IS NOT NULL), 0) AS i1,
+                   sum(z.population * z.income) FILTER (WHERE d.d <= 3000)
+                       / nullif(sum(z.population) FILTER (WHERE d.d <= 3000 AND z.income IS NOT NULL), 0) AS i3,
+                   sum(z.population * z.income) / nullif(sum(z.population) FILTER (WHERE z.income IS NOT NULL), 0) AS i5
+              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, 5000)) AS cell
+                      FROM retail_mid.site_candidate) c
+              JOIN (SELECT zone_id, lon, lat, population, income, retail_mid.site_grid_cell(lon, lat, 5000) AS cell
+                      FROM retail_mid.site_demand_zone) z ON z.cell = c.cell
+             CROSS JOIN LATERAL (SELECT retail_mid.great_circle_distance(z.lon, z.lat, c.lon, c.lat) AS d) d
+             WHERE d.d <= 5000
+             GROUP BY c.candidate_id),
+         comp AS (
+            SELECT c.candidate_id, count(*)::int4 AS n,
+                   min(retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat)) AS nearest
+              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, v_competitor_radius)) AS cell
+                      FROM retail_mid.site_candidate) c
+              JOIN (SELECT lon, lat, retail_mid.site_grid_cell(lon, lat, v_competitor_radius) AS cell
+                      FROM retail_mid.site_store WHERE NOT own) s ON s.cell = c.cell
+             WHERE retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) <= v_competitor_radius
+             GROUP BY c.candidate_id),
          cn AS (SELECT k.candidate_id, sum(k.cannibalisation) AS total
                   FROM retail_mid.site_candidate_cannibalisation k GROUP BY k.candidate_id),
          ta AS (SELECT t.candidate_id, count(*)::int4 AS zones,
-                       CASE WHEN bool_and(GeometryType(z.geom_4326) <> 'POINT') THEN ST_Union(z.geom_4326)
-                            WHEN bool_or(GeometryType(z.geom_4326) <> 'POINT')
-                            THEN ST_Union(ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT'),
-                                          ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT')))
-                            ELSE ST_ConvexHull(ST_Collect(z.geom_4326)) END AS area
+                       -- polygons are unioned, points hulled; each aggregate only sees its own kind
+                       CASE WHEN count(*) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT') = 0
+                            THEN ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT')
+                            WHEN count(*) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT') = 0
+                            THEN ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT'))
+                            ELSE ST_Union(ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT'),
+                                          ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT'))) END AS area
                   FROM site_impact_tmp t JOIN retail_mid.site_demand_zone z ON z.zone_id = t.object_id
                  WHERE t.kind = 'zone' GROUP BY t.candidate_id)
     SELECT c.candidate_id,
@@ -551,15 +624,20 @@ BEGIN
            coalesce(ci.after / nullif(ci.before, 0), 0),
            coalesce(ci.zones, 0),
            coalesce(ta.area, ST_SetSRID('POLYGON EMPTY'::geometry, 4326)), coalesce(ta.zones, 0),
-           cp.population_1km, cp.population_3km, cp.population_5km, cp.income_1km, cp.income_3km, cp.income_5km,
-           cp.competitors, cp.nearest_competitor_m,
+           coalesce(catch.p1, 0), coalesce(catch.p3, 0), coalesce(catch.p5, 0), catch.i1, catch.i3, catch.i5,
+           coalesce(comp.n, 0), coalesce(comp.nearest, nc.d),
            coalesce(cn.total, 0), coalesce(ci.after, 0) - coalesce(cn.total, 0),
            NULL, alpha, beta, cutoff, now()
       FROM retail_mid.site_candidate c
       LEFT JOIN ci ON ci.candidate_id = c.candidate_id
       LEFT JOIN cn ON cn.candidate_id = c.candidate_id
       LEFT JOIN ta ON ta.candidate_id = c.candidate_id
-     CROSS JOIN LATERAL retail_mid.site_catchment(c.centre, v_competitor_radius) cp;
+      LEFT JOIN catch ON catch.candidate_id = c.candidate_id
+      LEFT JOIN comp ON comp.candidate_id = c.candidate_id
+      -- the nearest competitor is the nearest of those within reach, else found by KNN on the GiST index
+      LEFT JOIN LATERAL (SELECT retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) AS d
+                           FROM retail_mid.site_store s WHERE NOT s.own AND comp.n IS NULL
+                          ORDER BY s.centre <-> c.centre LIMIT 1) nc ON true;
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     RAISE NOTICE 'site_score_candidates: % candidates scored', v_n;
