@@ -128,6 +128,7 @@ SELECT retail_mid.clv_summary(d, a, '2020-01-31', NULL, 7) IS NULL AS born_after
 SELECT (retail_mid.clv_summary(d, a, '2020-01-31', NULL, 7)).* FROM (VALUES ('2020-01-01'::date, 1::float8), ('2020-01-01', 2), ('2020-01-15', 5), ('2020-01-15', 1), ('2020-01-29', 3), ('2020-03-01', 9)) v(d, a);
 SELECT retail_mid.clv_summary(d, a, '2020-01-31', NULL, 7) FROM (VALUES ('2020-01-01'::date, NULL::float8)) v(d, a);
 SELECT retail_mid.clv_summary(d, a, '2020-01-31', '2020-01-01', 7) FROM (VALUES ('2020-01-01'::date, 1::float8)) v(d, a);
+SELECT retail_mid.clv_summary(d, a, c, NULL, 7) FROM (VALUES ('2020-01-01'::date, 1::float8, '2020-01-31'::date), ('2020-01-02', 1, '2020-02-28')) v(d, a, c);
 SELECT retail_mid.clv_summary(d, a, '2020-01-31', NULL, 0) FROM (VALUES ('2020-01-01'::date, 1::float8)) v(d, a);
 SELECT retail_mid.clv_summary(d, a, NULL, NULL, 7) FROM (VALUES ('2020-01-01'::date, 1::float8)) v(d, a);
 SELECT retail_mid.clv_summary(d, a, '2020-01-31', NULL, 7) FROM (VALUES ('infinity'::date, 1::float8)) v(d, a);

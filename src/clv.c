@@ -816,6 +816,12 @@ clv_summary_trans(PG_FUNCTION_ARGS)
 		s->cap = 8;
 		s->ev = MemoryContextAlloc(aggcxt, sizeof(ClvEvent) * s->cap);
 	}
+	else if (PG_ARGISNULL(3) || PG_GETARG_DATEADT(3) != s->cal_end ||
+			 (PG_ARGISNULL(4) ? s->cal_end : PG_GETARG_DATEADT(4)) != s->hold_end ||
+			 (PG_ARGISNULL(5) ? 7.0 : PG_GETARG_FLOAT8(5)) != s->period)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calibration_end, holdout_end and period_days must be the same for every row of a group")));
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(s);
 	day = PG_GETARG_DATEADT(1);
