@@ -170,6 +170,15 @@ SELECT retail_mid.forecast_series(1, 1, 3, 1, '{"gaps": "fill"}');
 SELECT retail_mid.forecast_series(1, 1, 3, 1, '{"frequency": "day"}');
 SELECT retail_mid.forecast(current_date, 1, 3, '{"frequency": "hour"}');
 SELECT retail_mid.forecast(d, 1, 3) FROM (VALUES ('2024-01-01'::date), ('200000-01-01')) v(d);
+-- forecast_array gives the same result as the aggregate on the same periods
+SELECT retail_mid.forecast_array(array_agg(v ORDER BY t), 4, 4) = retail_mid.forecast_series(t, v, 4, 4) AS array_equals_aggregate
+  FROM fc_ukgas;
+SELECT retail_mid.forecast_array('{1,NULL,3}', 2, 1);
+SELECT retail_mid.forecast_array('{1,NaN,3}', 2, 1);
+SELECT retail_mid.forecast_array('{{1,2},{3,4}}', 2, 1);
+SELECT retail_mid.forecast_array('{1,2,3}', NULL, 1);
+SELECT retail_mid.forecast_array('{1,2,3}', 2, 0);
+SELECT retail_mid.forecast_array('{}', 2, 1) IS NULL AS null_for_empty_array;
 -- empty input: no group, NULL result
 SELECT retail_mid.forecast(d, 1, 3) IS NULL AS null_for_empty FROM (SELECT '2024-01-01'::date d WHERE false) x;
 SELECT retail_mid.forecast('2024-01-01'::date, NULL, 3) IS NULL AS null_for_all_null;
@@ -206,6 +215,3 @@ SELECT count(*) AS differences FROM ((SELECT sku, retail_mid.forecast(day, qty, 
 RESET enable_partitionwise_aggregate;
 RESET max_parallel_workers_per_gather;
 DROP TABLE fc_par, fc_part;
--- leave the database as we found it, so the next test file starts from a fresh CREATE EXTENSION
-DROP EXTENSION retail_mid;
-DROP EXTENSION postgis;

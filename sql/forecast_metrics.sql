@@ -64,5 +64,3 @@ SELECT count(*) FROM retail_mid.forecast_backtest('{1,5,3,8,2,6,4,9}', 2, 2, 3, 
 SELECT * FROM retail_mid.forecast_backtest('{1,5,3}', 2, 3, 1);
 SELECT * FROM retail_mid.forecast_backtest('{1,5,3,8}', 0, 1, 1);
 SELECT * FROM retail_mid.forecast_backtest('{1,5,3,8}', 1, 1, NULL);
-DROP EXTENSION retail_mid;
-DROP EXTENSION postgis;

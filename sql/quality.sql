@@ -14,15 +14,23 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE name IS NULL) AS name_null, coun
   FROM public.qa_t;
 SELECT retail_mid.quality_profile(ctid, id IS NULL, price) FROM public.qa_t WHERE false;
 SELECT retail_mid.quality_profile(NULL::tid, id > 1) FROM public.qa_t;
-SELECT retail_mid.quality_duplicates(id) AS dup_id, retail_mid.quality_duplicates(q) AS dup_rows,
-       retail_mid.quality_duplicates(ROW(id, name)) AS dup_id_name,
+SELECT retail_mid.quality_duplicates(true, id)->'duplicates' AS dup_id, retail_mid.quality_duplicates(false, q)->'duplicates' AS dup_rows,
+       retail_mid.quality_duplicates(false, id, name, price, ts)->'duplicates' AS dup_cols,
+       retail_mid.quality_duplicates(true, id, name)->'duplicates' AS dup_id_name,
        (SELECT count(id) - count(DISTINCT id) FROM public.qa_t) AS dup_id_sql,
-       (SELECT count(*) - count(DISTINCT q2) FROM public.qa_t q2) AS dup_rows_sql
+       (SELECT count(*) - count(DISTINCT q2) FROM public.qa_t q2) AS dup_rows_sql,
+       (SELECT count(*) - count(DISTINCT (id, name)) FROM public.qa_t WHERE id IS NOT NULL AND name IS NOT NULL) AS dup_id_name_sql
   FROM public.qa_t q;
-SELECT retail_mid.quality_duplicates(x) FROM generate_series(1, 0) x;
+SELECT retail_mid.quality_duplicates(true, id, name) FROM public.qa_t WHERE name IS NOT NULL;
+SELECT retail_mid.quality_key_hash(5, 'x'::text) = retail_mid.quality_key_hash(5, 'x'::text) AS same_key_same_hash,
+       retail_mid.quality_key_hash(5, 'x'::text) <> retail_mid.quality_key_hash(5, 'y'::text) AS other_key_other_hash,
+       retail_mid.quality_key_hash(5, NULL::text) = retail_mid.quality_key_hash(5, NULL::text) AS null_parts_equal,
+       retail_mid.quality_key_hash(5, 'x'::text) = ANY (SELECT jsonb_array_elements_text(retail_mid.quality_duplicates(true, id, name)->'hashes')::bigint
+                                                          FROM public.qa_t) AS duplicated_hash_found;
+SELECT retail_mid.quality_duplicates(true, x) FROM generate_series(1, 0) x;
 -- bad input
 SELECT retail_mid.quality_profile(ctid, name) FROM public.qa_t;
-SELECT retail_mid.quality_duplicates(point(1, 2));
+SELECT retail_mid.quality_duplicates(true, point(1, 2));
 SELECT retail_mid.quality_profile_state_rows('\x01'::bytea);
 SELECT retail_mid.quality_profile_state_rows('\x020000000000000005000000000000000000'::bytea);
 SELECT retail_mid.quality_profile_state_rows('\x01000000000000000500000000000000'::bytea) AS rows_of_valid_state;
@@ -193,15 +201,15 @@ INSERT INTO public.qa_big SELECT * FROM public.qa_big WHERE id % 5000 = 0;
 ALTER TABLE public.qa_big SET (parallel_workers = 2);
 ANALYZE public.qa_big;
 CREATE TEMP TABLE qa_serial AS
-SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v) AS p, retail_mid.quality_duplicates(id) AS d,
-       retail_mid.quality_duplicates(ROW(k, s)) AS d2 FROM public.qa_big;
+SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v) AS p, retail_mid.quality_duplicates(true, id) AS d,
+       retail_mid.quality_duplicates(false, k, s) AS d2 FROM public.qa_big;
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
 EXPLAIN (COSTS OFF)
-SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v), retail_mid.quality_duplicates(id) FROM public.qa_big;
+SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v), retail_mid.quality_duplicates(true, id) FROM public.qa_big;
 CREATE TEMP TABLE qa_parallel AS
-SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v) AS p, retail_mid.quality_duplicates(id) AS d,
-       retail_mid.quality_duplicates(ROW(k, s)) AS d2 FROM public.qa_big;
+SELECT retail_mid.quality_profile(ctid, s IS NULL, v > 100, s !~ '^x[0-9]$', v) AS p, retail_mid.quality_duplicates(true, id) AS d,
+       retail_mid.quality_duplicates(false, k, s) AS d2 FROM public.qa_big;
 RESET parallel_leader_participation;
 -- the measures may differ in the last bits (another summation order): compare them rounded
 CREATE FUNCTION pg_temp.qa_round(p jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE
@@ -210,7 +218,7 @@ RETURN jsonb_set(p, '{columns,3}', (p->'columns'->3) || jsonb_build_object('mean
 SELECT count(*) AS differing_rows FROM (
     SELECT pg_temp.qa_round(p), d, d2 FROM qa_serial EXCEPT SELECT pg_temp.qa_round(p), d, d2 FROM qa_parallel) x;
 SELECT p->'rows' AS rows, p->'columns'->0->'violations' AS s_null, p->'columns'->1->'violations' AS v_gt_100,
-       p->'columns'->0->'sample' AS sample, d, d2,
+       p->'columns'->0->'sample' AS sample, d->'duplicates' AS d, d2->'duplicates' AS d2, d2->'keys' AS d2_keys,
        (SELECT count(*) FILTER (WHERE s IS NULL) FROM public.qa_big) AS s_null_sql,
        (SELECT count(id) - count(DISTINCT id) FROM public.qa_big) AS d_sql,
        (SELECT count(*) - count(DISTINCT (k, s)) FROM public.qa_big WHERE s IS NOT NULL) + (SELECT count(*) - count(DISTINCT k) FROM public.qa_big WHERE s IS NULL) AS d2_sql
@@ -218,13 +226,15 @@ SELECT p->'rows' AS rows, p->'columns'->0->'violations' AS s_null, p->'columns'-
 -- evaluation itself under a parallel plan gives the serial results
 INSERT INTO retail_mid.quality_rule (rule_name, table_name, column_name, template, parameters) VALUES
  ('qa_big_s', 'public.qa_big', 's', 'not_null', '{}'), ('qa_big_id', 'public.qa_big', 'id', 'unique_key', '{}'),
- ('qa_big_v', 'public.qa_big', 'v', 'range', '{"max": 100}');
+ ('qa_big_v', 'public.qa_big', 'v', 'range', '{"max": 100}'),
+ ('qa_big_ks', 'public.qa_big', NULL, 'unique_key', '{"columns": ["k", "s"]}');   -- > 1000 duplicated keys: unfiltered confirmation
 SELECT retail_mid.quality_evaluate('public.qa_big', '2026-03-02 12:00+00') > 0 AS evaluated;
 RESET max_parallel_workers_per_gather;
 SET max_parallel_workers_per_gather = 0;
 SELECT retail_mid.quality_evaluate('public.qa_big', '2026-03-02 13:00+00') > 0 AS evaluated;
 SELECT count(DISTINCT (observed, outcome, sample)) = 1 AS same_results, min(observed) AS observed, rule_name
   FROM retail_mid.quality_result WHERE table_name = 'public.qa_big' GROUP BY rule_name ORDER BY rule_name;
+SELECT count(*) - count(DISTINCT (k, s)) AS ks_duplicates_sql FROM public.qa_big WHERE s IS NOT NULL;
 RESET max_parallel_workers_per_gather;
 -- partitionwise aggregation: one partial aggregate per partition, combined
 CREATE TABLE public.qa_part (id bigint, k int, s text) PARTITION BY RANGE (k);
@@ -233,10 +243,11 @@ CREATE TABLE public.qa_part_2 PARTITION OF public.qa_part FOR VALUES FROM (500) 
 INSERT INTO public.qa_part SELECT id, k, s FROM public.qa_big;
 SET enable_partitionwise_aggregate = on;
 SET max_parallel_workers_per_gather = 0;
-EXPLAIN (COSTS OFF) SELECT retail_mid.quality_profile(NULL::tid, s IS NULL), retail_mid.quality_duplicates(id) FROM public.qa_part;
+EXPLAIN (COSTS OFF) SELECT retail_mid.quality_profile(NULL::tid, s IS NULL), retail_mid.quality_duplicates(true, id) FROM public.qa_part;
 SELECT (SELECT retail_mid.quality_profile(NULL::tid, s IS NULL, k > 900) FROM public.qa_part)
      = (SELECT retail_mid.quality_profile(NULL::tid, s IS NULL, k > 900) FROM public.qa_big) AS same_profile,
-       (SELECT retail_mid.quality_duplicates(id) FROM public.qa_part) AS dup_part,
+       (SELECT retail_mid.quality_duplicates(true, id) FROM public.qa_part) = (SELECT retail_mid.quality_duplicates(true, id) FROM public.qa_big) AS same_duplicates,
+       (SELECT retail_mid.quality_duplicates(true, id)->'duplicates' FROM public.qa_part) AS dup_part,
        (SELECT count(id) - count(DISTINCT id) FROM public.qa_part) AS dup_sql;
 RESET enable_partitionwise_aggregate;
 RESET max_parallel_workers_per_gather;

@@ -42,7 +42,7 @@ SELECT count(*) AS sampled_cancellations, bool_and(s->>'invoiceno' LIKE 'C%') AS
 SELECT s->>'rows' AS copies, s->>'invoiceno' AS invoiceno, s->>'stockcode' AS stockcode
   FROM retail_mid.quality_result r, jsonb_array_elements(r.sample) s WHERE r.rule_name = 'qor_online_retail_duplicate_lines';
 SELECT grain, subject, score, rules, passed, warned, failed, warming_up FROM retail_mid.quality_score
- WHERE grain IN ('table', 'dimension') AND subject IN ('public.qor_online_retail', 'completeness', 'uniqueness', 'validity', 'consistency', 'timeliness', 'stability')
+ WHERE day = (timestamptz '2011-12-10 00:00:00+00')::date AND grain IN ('table', 'dimension') AND subject IN ('public.qor_online_retail', 'completeness', 'uniqueness', 'validity', 'consistency', 'timeliness', 'stability')
  ORDER BY grain, subject;
 SELECT job, rows_written, outcome, detail FROM retail_mid.job_log WHERE job = 'quality_evaluate' ORDER BY job_id DESC LIMIT 1;
 DELETE FROM retail_mid.quality_rule WHERE table_name = 'public.qor_online_retail'::regclass;

@@ -92,6 +92,7 @@ BEGIN
       JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
       LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.id_value = btrim(o.customer_id)
      WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
 
     INSERT INTO retail_mid.dwd_trade_order_line_di
     SELECT dt, brand, order_id, line_no, order_time, customer_key, store_id, channel, sku_id, quantity, unit_price,

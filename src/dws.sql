@@ -207,6 +207,7 @@ BEGIN
       FROM retail_mid.dwd_trade_order_line_di
      WHERE dt BETWEEN from_date AND to_date
      GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
+    ANALYZE rm_order;
 
     INSERT INTO retail_mid.dws_trade_customer_1d
     SELECT dt, brand, customer_key, count(*) FILTER (WHERE has_sale), count(*) FILTER (WHERE has_return),

@@ -8,7 +8,6 @@
  */
 #include "postgres.h"
 
-#include <complex.h>
 #include <math.h>
 #include <nlopt.h>
 
@@ -121,28 +120,55 @@ static double
 ets_calc(const double *y, int n, double *x, int m, int error, int trend, int season,
 		 double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
 {
-	double		l = x[0], b = 0, s[ETS_MAX_M];
+	double		l = x[0], b = 0, ring[ETS_MAX_M];
 	double		lik = 0, lik2 = 0, sse = 0;
-	int			k = 1;
+	int			k = 1, head = 0;
 
+	/*
+	 * The seasonal states live in a ring: s[j] = ring[(head + j) % m], s[m-1] being the state of a year ago;
+	 * each update overwrites that oldest slot with the new state, which becomes s[0]. Same arithmetic as
+	 * ets_forecast_raw/ets_update (trends N and A only), without shifting the states every period.
+	 */
 	if (trend > ETS_NONE)
 		b = x[k++];
 	if (season > ETS_NONE)
-		memcpy(s, x + k, sizeof(double) * m);
+		memcpy(ring, x + k, sizeof(double) * m);
 	for (int i = 0; i < n; i++)
 	{
-		double		f, e;
+		int			old = head + m - 1 >= m ? head - 1 : head + m - 1;
+		double		sold = season > ETS_NONE ? ring[old] : 0;
+		double		phib = trend == ETS_ADD ? phi * b : 0;
+		double		q = l + phib, f, e, p, lnew;
 
-		ets_forecast_raw(l, b, s, m, trend, season, phi, &f, 1);
-		if (fabs(f - ETS_NA) < ETS_TOL)
-			return ETS_NA;
+		f = season == ETS_ADD ? q + sold : season == ETS_MULT ? q * sold : q;
 		if (fitted)
 			fitted[i] = f;
 		e = error == ETS_ADD ? y[i] - f : (y[i] - f) / f;
 		sse += (y[i] - f) * (y[i] - f);
-		ets_update(&l, &b, s, m, trend, season, alpha, beta, gamma, phi, y[i]);
 		lik += e * e;
 		lik2 += log(fabs(f));
+
+		if (season == ETS_NONE)
+			p = y[i];
+		else if (season == ETS_ADD)
+			p = y[i] - sold;
+		else
+			p = fabs(sold) < ETS_TOL ? ETS_HUGEN : y[i] / sold;
+		lnew = q + alpha * (p - q);
+		if (trend == ETS_ADD)
+			b = phib + (beta / alpha) * ((lnew - l) - phib);
+		if (season > ETS_NONE)
+		{
+			double		t;
+
+			if (season == ETS_ADD)
+				t = y[i] - q;
+			else
+				t = fabs(q) < ETS_TOL ? ETS_HUGEN : y[i] / q;
+			ring[old] = sold + gamma * (t - sold);
+			head = old;
+		}
+		l = lnew;
 	}
 	if (sse_e)
 		*sse_e = lik;
@@ -156,44 +182,37 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 	if (trend > ETS_NONE)
 		x[k++] = b;
 	if (season > ETS_NONE)
-		memcpy(x + k, s, sizeof(double) * m);
+		for (int j = 0; j < m; j++)
+			x[k + j] = ring[(head + j) % m];
 	return lik;
 }
 
-/* Largest modulus of the roots of the monic polynomial with coefficients c[0]=1, c[1..d] (Durand-Kerner). */
-static double
-max_root_modulus(const double *c, int d)
+/*
+ * Whether every root of z^d + c[1] z^(d-1) + ... + c[d] lies in the closed unit circle (up to 1e-10), by the
+ * Schur-Cohn step-down recursion: the roots are inside iff every reflection coefficient has modulus below 1.
+ * O(d^2) without iterations, where R finds the roots with polyroot() and checks their largest modulus.
+ */
+static bool
+roots_in_unit_circle(const double *c, int d)
 {
-	double complex z[ETS_MAX_M + 2];
-	double		maxabs = 0;
+	double		a[ETS_MAX_M + 3], b[ETS_MAX_M + 3];
 
-	for (int k = 0; k < d; k++)
-		z[k] = cpow(0.4 + 0.9 * I, k);
-	for (int it = 0; it < 500; it++)
+	memcpy(a, c, sizeof(double) * (d + 1));
+	for (int k = d; k >= 1; k--)
 	{
-		double		delta = 0;
+		double		r = a[k], den;
 
-		for (int k = 0; k < d; k++)
-		{
-			double complex p = 1, den = 1, step;
-
-			for (int j = 1; j <= d; j++)
-				p = p * z[k] + c[j];
-			for (int j = 0; j < d; j++)
-				if (j != k)
-					den *= (z[k] - z[j]);
-			if (cabs(den) < 1e-300)
-				den = 1e-300;
-			step = p / den;
-			z[k] -= step;
-			delta = fmax(delta, cabs(step));
-		}
-		if (delta < 1e-12)
-			break;
+		if (fabs(r) > 1 + 1e-10)
+			return false;
+		den = 1 - r * r;
+		if (den < 1e-12)
+			return true;		/* a root on the unit circle: admissible within R's tolerance */
+		for (int i = 1; i < k; i++)
+			b[i] = (a[i] - r * a[k - i]) / den;
+		for (int i = 1; i < k; i++)
+			a[i] = b[i];
 	}
-	for (int k = 0; k < d; k++)
-		maxabs = fmax(maxabs, cabs(z[k]));
-	return maxabs;
+	return true;
 }
 
 /* The admissible region of forecast::ets (admissible() in etsTargetFunction.cpp). */
@@ -229,7 +248,7 @@ ets_admissible(double alpha, double beta, double gamma, double phi, int m, bool 
 			c[deg++] = alpha + beta - alpha * phi;
 		c[deg++] = alpha + beta - alpha * phi + gamma - 1;
 		c[deg++] = phi * (1 - alpha - gamma);
-		if (max_root_modulus(c, deg - 1) > 1 + 1e-10)
+		if (!roots_in_unit_circle(c, deg - 1))
 			return false;
 	}
 	return true;

@@ -12,6 +12,8 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -1160,67 +1162,17 @@ append_array(StringInfo s, const char *key, const double *v, int h)
 	appendStringInfoChar(s, ']');
 }
 
-Datum
-forecast_final(PG_FUNCTION_ARGS)
+/* Fits the model to the complete series y (span periods, the last one "last") and renders the jsonb result. */
+static Datum
+forecast_render(const FcConfig *cfg, const double *y, int64 span, int64 last, int64 step)
 {
-	FcState    *st;
-	FcConfig   *cfg;
-	KeyVal	   *kv;
-	int64		n, first, last, span, step;
-	double	   *y;
 	FcResult	r;
 	StringInfoData out;
 	const char *dclass;
 	double		adi, cv2, *tmp;
-	int			h;
+	int			h = cfg->horizon;
 	static const double lv[4] = {0.1, 0.9, 0.025, 0.975};
 	static const char *const lvname[4] = {"lo80", "hi80", "lo95", "hi95"};
-
-	(void) agg_context(fcinfo, "forecast_final");
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	st = (FcState *) PG_GETARG_POINTER(0);
-	cfg = &st->cfg;
-	h = cfg->horizon;
-	if (st->n == 0)
-		PG_RETURN_NULL();
-
-	/* sort a copy: the state stays untouched so the final function can run again (window use) */
-	n = st->n;
-	kv = palloc(sizeof(KeyVal) * n);
-	for (int64 i = 0; i < n; i++)
-	{
-		kv[i].key = period_of(st->key[i], cfg->freq);
-		kv[i].val = st->val[i];
-	}
-	qsort(kv, n, sizeof(KeyVal), cmp_keyval);
-	step = cfg->freq == FREQ_WEEK ? 7 : 1;
-	for (int64 i = 1; i < n; i++)
-	{
-		if (kv[i].key == kv[i - 1].key)
-			ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION),
-							errmsg("duplicate period in forecast series"),
-							errdetail("Two rows fall in the same %s (%s %lld).", freq_names[cfg->freq],
-									  cfg->freq == FREQ_INDEX ? "index" : "period",
-									  (long long) kv[i].key),
-							errhint("Aggregate the series to one row per period first.")));
-		if ((kv[i].key - kv[0].key) % step != 0)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("weekly forecast dates must be whole weeks apart")));
-		if (kv[i].key - kv[i - 1].key != step && !cfg->gaps_zero)
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("forecast series has missing periods"),
-							errhint("Use the option {\"gaps\": \"zero\"} to treat missing periods as zero demand.")));
-	}
-	first = kv[0].key;
-	last = kv[n - 1].key;
-	span = (last - first) / step + 1;
-	if (span > FC_MAX_PERIODS)
-		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						errmsg("a forecast series may span at most %d periods", FC_MAX_PERIODS)));
-	y = palloc0(sizeof(double) * span);
-	for (int64 i = 0; i < n; i++)
-		y[(kv[i].key - first) / step] = kv[i].val;
 
 	result_init(&r, h);
 	run_model(&r, cfg, y, (int) span, &dclass, &adi, &cv2);
@@ -1275,5 +1227,105 @@ forecast_final(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&out, ']');
 	}
 	appendStringInfoString(&out, "}}");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data)));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
+}
+
+Datum
+forecast_final(PG_FUNCTION_ARGS)
+{
+	FcState    *st;
+	FcConfig   *cfg;
+	KeyVal	   *kv;
+	int64		n, first, last, span, step;
+	double	   *y;
+
+	(void) agg_context(fcinfo, "forecast_final");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (FcState *) PG_GETARG_POINTER(0);
+	cfg = &st->cfg;
+	if (st->n == 0)
+		PG_RETURN_NULL();
+
+	/* sort a copy: the state stays untouched so the final function can run again (window use) */
+	n = st->n;
+	kv = palloc(sizeof(KeyVal) * n);
+	for (int64 i = 0; i < n; i++)
+	{
+		kv[i].key = period_of(st->key[i], cfg->freq);
+		kv[i].val = st->val[i];
+	}
+	qsort(kv, n, sizeof(KeyVal), cmp_keyval);
+	step = cfg->freq == FREQ_WEEK ? 7 : 1;
+	for (int64 i = 1; i < n; i++)
+	{
+		if (kv[i].key == kv[i - 1].key)
+			ereport(ERROR, (errcode(ERRCODE_UNIQUE_VIOLATION),
+							errmsg("duplicate period in forecast series"),
+							errdetail("Two rows fall in the same %s (%s %lld).", freq_names[cfg->freq],
+									  cfg->freq == FREQ_INDEX ? "index" : "period",
+									  (long long) kv[i].key),
+							errhint("Aggregate the series to one row per period first.")));
+		if ((kv[i].key - kv[0].key) % step != 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("weekly forecast dates must be whole weeks apart")));
+		if (kv[i].key - kv[i - 1].key != step && !cfg->gaps_zero)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("forecast series has missing periods"),
+							errhint("Use the option {\"gaps\": \"zero\"} to treat missing periods as zero demand.")));
+	}
+	first = kv[0].key;
+	last = kv[n - 1].key;
+	span = (last - first) / step + 1;
+	if (span > FC_MAX_PERIODS)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("a forecast series may span at most %d periods", FC_MAX_PERIODS)));
+	y = palloc0(sizeof(double) * span);
+	for (int64 i = 0; i < n; i++)
+		y[(kv[i].key - first) / step] = kv[i].val;
+
+	PG_RETURN_DATUM(forecast_render(cfg, y, span, last, step));
+}
+
+/* forecast_array(y float8[], horizon int, season_length int, options jsonb): one series as an array, for use in
+ * parallel scans (an aggregate's final function always runs in the leader; a function in the target list of a
+ * parallel scan runs in the workers). */
+PG_FUNCTION_INFO_V1(forecast_array);
+Datum
+forecast_array(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr;
+	FcConfig	cfg;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	double	   *y;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("forecast horizon must not be null")));
+	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1 || PG_GETARG_INT32(2) > 1000)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("season length must be between 1 and 1000")));
+	config_init(&cfg, PG_GETARG_INT32(1), false, PG_GETARG_INT32(2), PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("forecast_array needs a one-dimensional array")));
+	deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	if (n == 0)
+		PG_RETURN_NULL();
+	if (n > FC_MAX_PERIODS)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						errmsg("a forecast series may span at most %d periods", FC_MAX_PERIODS)));
+	y = palloc(sizeof(double) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							errmsg("forecast_array elements must not be null"),
+							errhint("Replace missing periods by 0 (coalesce) or use the forecast_series aggregate.")));
+		y[i] = DatumGetFloat8(elems[i]);
+		RetailMidCheckFinite(y[i], "forecast value");
+	}
+	PG_RETURN_DATUM(forecast_render(&cfg, y, n, n, 1));
 }

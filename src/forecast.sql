@@ -58,6 +58,10 @@ CREATE AGGREGATE retail_mid.forecast_series(t int8, value float8, horizon int4, 
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.forecast_series(int8, float8, int4, int4, jsonb) IS 'Forecasts one integer-indexed series per group with options; returns jsonb.';
 
+CREATE FUNCTION retail_mid.forecast_array(y float8[], horizon int4, season_length int4, options jsonb DEFAULT NULL)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'forecast_array' LANGUAGE C IMMUTABLE PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION retail_mid.forecast_array(float8[], int4, int4, jsonb) IS 'Forecasts one series given as an array of consecutive periods (no NULLs); same models, options and result as forecast_series, periods numbered 1..n. Runs in parallel workers when called per row of a parallel scan.';
+
 CREATE FUNCTION retail_mid.forecast_rows(result jsonb)
 RETURNS TABLE (step int4, date date, mean float8, lo80 float8, hi80 float8, lo95 float8, hi95 float8)
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE

@@ -8,16 +8,18 @@
  * The state keeps, per flag, the violation count and the smallest row ids of violating rows (a sample that is
  * the same whether the plan is serial or parallel).
  *
- * quality_duplicates(anyelement) counts rows whose key equals an earlier row's key, through 64-bit hashes
- * that are radix-sorted at the end: zero hash duplicates proves zero key duplicates, so the usual clean case
- * is answered exactly in the same scan; a positive count is an upper bound that the evaluator confirms with
- * an exact GROUP BY ... HAVING query (which also yields the sample of duplicated keys).
+ * quality_duplicates(skip_nulls, VARIADIC "any") counts rows whose key (the variadic arguments) equals an
+ * earlier row's key, through 64-bit hashes that are radix-sorted at the end: zero hash duplicates proves zero
+ * key duplicates, so the usual clean case is answered exactly in the same scan; otherwise it returns the
+ * duplicated hashes, and the evaluator confirms them exactly with a GROUP BY ... HAVING query restricted to
+ * the rows with those hashes (quality_key_hash), which also yields the sample of duplicated keys.
  */
 #include "retail_mid.h"
 
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "storage/itemptr.h"
 #include "utils/builtins.h"
@@ -430,18 +432,80 @@ quality_profile_finalfn(PG_FUNCTION_ARGS)
 
 /* ---------------------------------------------------------------- quality_duplicates */
 
+/* Per-argument extended hash functions of a key, looked up once per aggregate or call site. */
+typedef struct QdKeyHasher
+{
+	int			nkeys;
+	Oid			collation;
+	FmgrInfo	finfo[FLEXIBLE_ARRAY_MEMBER];
+} QdKeyHasher;
+
+static QdKeyHasher *
+QdHasherNew(FunctionCallInfo fcinfo, int first, MemoryContext cxt)
+{
+	int			nkeys = PG_NARGS() - first;
+	QdKeyHasher *k;
+	int			i;
+
+	if (nkeys < 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("a key needs at least one column")));
+	k = MemoryContextAllocZero(cxt, offsetof(QdKeyHasher, finfo) + nkeys * sizeof(FmgrInfo));
+	k->nkeys = nkeys;
+	k->collation = PG_GET_COLLATION();
+	for (i = 0; i < nkeys; i++)
+	{
+		Oid			t = get_fn_expr_argtype(fcinfo->flinfo, first + i);
+		TypeCacheEntry *tc = lookup_type_cache(t, TYPECACHE_HASH_EXTENDED_PROC);
+		Oid			proc = tc->hash_extended_proc;
+
+		/* the type cache offers no hash for anonymous records (ROW(a, b)): their fields are checked at run time */
+		if (t == RECORDOID)
+			proc = F_HASH_RECORD_EXTENDED;
+		if (!OidIsValid(proc))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("could not identify an extended hash function for type %s", format_type_be(t)),
+					 errhint("Check uniqueness of such keys with GROUP BY ... HAVING count(*) > 1.")));
+		fmgr_info_cxt(proc, &k->finfo[i], cxt);
+	}
+	return k;
+}
+
+/* Combined 64-bit hash of args first..; a NULL part hashes to a constant and is reported. */
+static uint64
+QdHashKey(QdKeyHasher *k, FunctionCallInfo fcinfo, int first, bool *has_null)
+{
+	uint64		h = 0;
+	int			i;
+
+	*has_null = false;
+	for (i = 0; i < k->nkeys; i++)
+	{
+		uint64		x;
+
+		if (PG_ARGISNULL(first + i))
+		{
+			*has_null = true;
+			x = UINT64CONST(0x9E3779B97F4A7C15);
+		}
+		else
+			x = DatumGetUInt64(FunctionCall2Coll(&k->finfo[i], k->collation, PG_GETARG_DATUM(first + i), Int64GetDatum(0)));
+		h = (i == 0) ? x : hash_combine64(h, x);
+	}
+	return h;
+}
+
 typedef struct QdState
 {
 	int64		n;
 	int64		cap;
 	uint64	   *h;
-	bool		have_hash;
-	FmgrInfo	hash;
-	Oid			collation;
+	QdKeyHasher *hasher;		/* transition side only */
 } QdState;
 
 #define QD_HEADER (2 * sizeof(int32) + sizeof(int64))
 #define QD_MAX_SERIAL ((int64) ((MaxAllocSize - VARHDRSZ - QD_HEADER) / sizeof(uint64)))
+#define QD_MAX_CANDIDATES 1000
 
 static QdState *
 QdNew(MemoryContext cxt)
@@ -468,39 +532,43 @@ QdReserve(QdState *s, int64 extra)
 }
 
 PG_FUNCTION_INFO_V1(quality_duplicates_transfn);
-/* Transition: appends the 64-bit extended hash of a non-null key. */
+/* Transition: appends the 64-bit hash of the key (args 2..n); skips keys with a NULL part when asked to. */
 Datum
 quality_duplicates_transfn(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
 	QdState    *s;
+	bool		skip_nulls = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+	bool		has_null;
+	uint64		h;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "quality_duplicates_transfn called in non-aggregate context");
 	s = PG_ARGISNULL(0) ? QdNew(aggcxt) : (QdState *) PG_GETARG_POINTER(0);
-	if (PG_ARGISNULL(1))
+	if (s->hasher == NULL)
+		s->hasher = QdHasherNew(fcinfo, 2, aggcxt);
+	h = QdHashKey(s->hasher, fcinfo, 2, &has_null);
+	if (has_null && skip_nulls)
 		PG_RETURN_POINTER(s);
-	if (!s->have_hash)
-	{
-		Oid			t = get_fn_expr_argtype(fcinfo->flinfo, 1);
-		TypeCacheEntry *tc = lookup_type_cache(t, TYPECACHE_HASH_EXTENDED_PROC);
-		Oid			proc = tc->hash_extended_proc;
-
-		/* the type cache offers no hash for anonymous records (ROW(a, b)): their fields are checked at run time */
-		if (t == RECORDOID)
-			proc = F_HASH_RECORD_EXTENDED;
-		if (!OidIsValid(proc))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("could not identify an extended hash function for type %s", format_type_be(t)),
-					 errhint("Check uniqueness of such keys with GROUP BY ... HAVING count(*) > 1.")));
-		fmgr_info_cxt(proc, &s->hash, aggcxt);
-		s->collation = PG_GET_COLLATION();
-		s->have_hash = true;
-	}
 	QdReserve(s, 1);
-	s->h[s->n++] = DatumGetUInt64(FunctionCall2Coll(&s->hash, s->collation, PG_GETARG_DATUM(1), Int64GetDatum(0)));
+	s->h[s->n++] = h;
 	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(quality_key_hash);
+/* The key hash quality_duplicates uses, so that a confirmation query can pick out the candidate rows. */
+Datum
+quality_key_hash(PG_FUNCTION_ARGS)
+{
+	QdKeyHasher *hasher = (QdKeyHasher *) fcinfo->flinfo->fn_extra;
+	bool		has_null;
+
+	if (hasher == NULL)
+	{
+		hasher = QdHasherNew(fcinfo, 0, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = hasher;
+	}
+	PG_RETURN_INT64((int64) QdHashKey(hasher, fcinfo, 0, &has_null));
 }
 
 PG_FUNCTION_INFO_V1(quality_duplicates_combinefn);
@@ -638,20 +706,39 @@ QdRadixSort(uint64 *a, int64 n)
 
 PG_FUNCTION_INFO_V1(quality_duplicates_finalfn);
 /*
- * Final: rows whose key hash equals an earlier row's (n - distinct hashes). Sorting in place leaves the
- * multiset of hashes unchanged, so a repeated call gives the same answer (declared READ_WRITE all the same).
+ * Final: jsonb {"duplicates": rows whose key hash equals an earlier row's, "keys": distinct hashes seen more
+ * than once, "hashes": those hashes (up to 1000, else null)}. Sorting in place leaves the multiset of hashes
+ * unchanged, so a repeated call gives the same answer (declared READ_WRITE all the same).
  */
 Datum
 quality_duplicates_finalfn(PG_FUNCTION_ARGS)
 {
 	QdState    *s = PG_ARGISNULL(0) ? NULL : (QdState *) PG_GETARG_POINTER(0);
 	int64		dup = 0,
+				keys = 0,
 				i;
+	StringInfoData buf;
+	StringInfoData hashes;
 
-	if (s == NULL)
-		PG_RETURN_INT64(0);
-	QdRadixSort(s->h, s->n);
-	for (i = 1; i < s->n; i++)
-		dup += (s->h[i] == s->h[i - 1]);
-	PG_RETURN_INT64(dup);
+	initStringInfo(&buf);
+	initStringInfo(&hashes);
+	if (s != NULL)
+	{
+		QdRadixSort(s->h, s->n);
+		for (i = 1; i < s->n; i++)
+		{
+			if (s->h[i] != s->h[i - 1])
+				continue;
+			dup++;
+			if (i >= 2 && s->h[i - 1] == s->h[i - 2])
+				continue;
+			if (keys < QD_MAX_CANDIDATES)
+				appendStringInfo(&hashes, "%s" INT64_FORMAT, keys ? ", " : "", (int64) s->h[i]);
+			keys++;
+		}
+	}
+	appendStringInfo(&buf, "{\"duplicates\": " INT64_FORMAT ", \"keys\": " INT64_FORMAT ", \"hashes\": %s%s%s}",
+					 dup, keys, keys <= QD_MAX_CANDIDATES ? "[" : "null",
+					 keys <= QD_MAX_CANDIDATES ? hashes.data : "", keys <= QD_MAX_CANDIDATES ? "]" : "");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }

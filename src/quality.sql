@@ -29,9 +29,9 @@ CREATE FUNCTION retail_mid.quality_profile_state_rows(bytea) RETURNS bigint
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_profile_state_rows(bytea) IS 'Validates a serialized quality_profile state as its deserializer does and returns its row count (for diagnosis and tests).';
 
-CREATE FUNCTION retail_mid.quality_duplicates_transfn(internal, anyelement) RETURNS internal
+CREATE FUNCTION retail_mid.quality_duplicates_transfn(internal, boolean, VARIADIC "any") RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION retail_mid.quality_duplicates_transfn(internal, anyelement) IS 'Transition function of quality_duplicates.';
+COMMENT ON FUNCTION retail_mid.quality_duplicates_transfn(internal, boolean, "any") IS 'Transition function of quality_duplicates.';
 CREATE FUNCTION retail_mid.quality_duplicates_combinefn(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_combinefn(internal, internal) IS 'Combine function of quality_duplicates.';
@@ -41,21 +41,23 @@ COMMENT ON FUNCTION retail_mid.quality_duplicates_serialfn(internal) IS 'Serial 
 CREATE FUNCTION retail_mid.quality_duplicates_deserialfn(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_deserialfn(bytea, internal) IS 'Deserial function of quality_duplicates; rejects malformed bytes.';
-CREATE FUNCTION retail_mid.quality_duplicates_finalfn(internal) RETURNS bigint
+CREATE FUNCTION retail_mid.quality_duplicates_finalfn(internal) RETURNS jsonb
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_finalfn(internal) IS 'Final function of quality_duplicates.';
-
 CREATE FUNCTION retail_mid.quality_duplicates_state_keys(bytea) RETURNS bigint
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_duplicates_state_keys(bytea) IS 'Validates a serialized quality_duplicates state as its deserializer does and returns its key count (for diagnosis and tests).';
+CREATE FUNCTION retail_mid.quality_key_hash(VARIADIC "any") RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.quality_key_hash("any") IS 'The 64-bit key hash quality_duplicates uses (NULL parts hash to a constant), to find the rows behind its duplicated hashes.';
 
-CREATE AGGREGATE retail_mid.quality_duplicates(anyelement) (
+CREATE AGGREGATE retail_mid.quality_duplicates(skip_nulls boolean, VARIADIC "any") (
     SFUNC = retail_mid.quality_duplicates_transfn, STYPE = internal,
     FINALFUNC = retail_mid.quality_duplicates_finalfn, FINALFUNC_MODIFY = READ_WRITE,
     COMBINEFUNC = retail_mid.quality_duplicates_combinefn,
     SERIALFUNC = retail_mid.quality_duplicates_serialfn, DESERIALFUNC = retail_mid.quality_duplicates_deserialfn,
     PARALLEL = SAFE);
-COMMENT ON AGGREGATE retail_mid.quality_duplicates(anyelement) IS 'Rows whose non-null key has the same 64-bit hash as an earlier row''s: 0 proves the key unique; a positive value is an upper bound on duplicate rows (exact unless two distinct keys collide), which quality_evaluate confirms with GROUP BY ... HAVING. Pass ROW(a, b) for compound keys, the whole row for duplicate rows.';
+COMMENT ON AGGREGATE retail_mid.quality_duplicates(boolean, "any") IS 'Key uniqueness in one pass over 64-bit key hashes: jsonb {"duplicates": rows whose key hash equals an earlier row''s, "keys": duplicated hashes, "hashes": up to 1000 of them (else null)}. duplicates = 0 proves the key unique; otherwise it is exact unless two distinct keys collide, and quality_evaluate confirms it with GROUP BY ... HAVING over the rows with those hashes. skip_nulls: ignore rows with a NULL key part (unique keys) or treat NULLs as equal (duplicate rows).';
 
 -- ===================================================================== templates, rules, history
 CREATE TABLE retail_mid.quality_template (
@@ -211,6 +213,7 @@ DECLARE
     v_notnull text;
     grp text;
     m text;
+    ncols int;
 BEGIN
     SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = r.template;
     IF NOT FOUND THEN
@@ -318,21 +321,24 @@ BEGIN
         END IF;
         grp := (SELECT string_agg('t.' || quote_ident(k), ', ') FROM unnest(cols) k);
         v_notnull := (SELECT string_agg('t.' || quote_ident(k) || ' IS NOT NULL', ' AND ') FROM unnest(cols) k);
-        keyexpr := CASE WHEN cardinality(cols) = 1 THEN grp ELSE format('CASE WHEN %s THEN ROW(%s) END', v_notnull, grp) END;
-        RETURN jsonb_build_object('kind', 'duplicates', 'expr', keyexpr,
-            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE %s GROUP BY %s HAVING count(*) > 1) '
+        RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'true, ' || grp,
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE %s AND ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1)) '
+                              'GROUP BY %s HAVING count(*) > 1) '
                               'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
                               '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, %s LIMIT 5) s)',
-                              grp, r.table_name, v_notnull, grp,
+                              grp, r.table_name, v_notnull, grp, grp,
                               (SELECT string_agg(format('%s', i), ', ') FROM generate_series(1, cardinality(cols)) i)));
     WHEN 'duplicate_rows' THEN
-        SELECT string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO grp
+        SELECT string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attnum), count(*) INTO grp, ncols
           FROM pg_attribute a WHERE a.attrelid = r.table_name AND a.attnum > 0 AND NOT a.attisdropped;
-        RETURN jsonb_build_object('kind', 'duplicates', 'expr', 't',
-            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t GROUP BY %s HAVING count(*) > 1) '
+        -- the columns as separate key parts (faster than hashing a whole-row record) while they fit in one call
+        keyexpr := CASE WHEN ncols <= 98 THEN grp ELSE 't' END;
+        RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'false, ' || keyexpr,
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1)) '
+                              'GROUP BY %s HAVING count(*) > 1) '
                               'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
                               '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, d LIMIT 5) s)',
-                              grp, r.table_name, grp));
+                              grp, r.table_name, keyexpr, grp));
     WHEN 'freshness' THEN
         RETURN jsonb_build_object('kind', 'newest', 'expr', format('(%s)::timestamptz', c));
     WHEN 'stability' THEN
@@ -501,6 +507,7 @@ DECLARE
     v_pass int := 0; v_warn int := 0; v_fail int := 0; v_warmup int := 0;
     rowid text;
     tid_list tid[];
+    hashes bigint[];
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
@@ -567,11 +574,14 @@ BEGIN
                     END IF;
                 END IF;
             ELSIF plan->>'kind' = 'duplicates' THEN
-                v_obs := (res->>(plan->>'item'))::float8;
+                col := res->(plan->>'item');
+                v_obs := (col->>'duplicates')::float8;
                 IF v_obs > 0 THEN
-                    -- the hashes found possible duplicates: count them exactly and take the sample
-                    v_detail := jsonb_build_object('hash_duplicates', v_obs);
-                    EXECUTE plan->>'confirm' INTO v_obs, v_sample;
+                    -- the hashes found possible duplicates: count them exactly over the rows with those hashes
+                    v_detail := jsonb_build_object('hash_duplicates', v_obs, 'duplicated_hashes', col->'keys');
+                    hashes := CASE WHEN jsonb_typeof(col->'hashes') = 'array'
+                                   THEN ARRAY(SELECT jsonb_array_elements_text(col->'hashes')::bigint) END;
+                    EXECUTE plan->>'confirm' INTO v_obs, v_sample USING hashes;
                 END IF;
                 v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
             ELSIF plan->>'kind' = 'newest' THEN
@@ -686,7 +696,7 @@ BEGIN
           {"n": "discount_range",       "c": "discount",    "t": "range", "p": {"min": 0}},
           {"n": "quantity_range",       "c": "quantity",    "t": "range", "p": {"min": -1000, "max": 1000}},
           {"n": "line_type_accepted",   "c": "line_type",   "t": "accepted_values", "p": {"values": ["sale", "return"]}},
-          {"n": "sku_id_format",        "c": "sku_id",      "t": "regex", "p": {"pattern": "^[A-Z0-9][A-Z0-9-]{2,31}$"}},
+          {"n": "sku_id_format",        "c": "sku_id",      "t": "regex", "p": {"pattern": "^[A-Z0-9][A-Z0-9_-]*$"}},
           {"n": "order_time_fresh",     "c": "order_time",  "t": "freshness"}
         ]';
     ELSE

@@ -51,6 +51,7 @@ typedef struct HuffParams
 	double		beta;
 	double		min_distance;
 	double		threshold;
+	double		cutoff;			/* huff_impact_geo only: pairs farther apart are dropped; 0 elsewhere */
 } HuffParams;
 
 typedef struct HuffState
@@ -76,6 +77,8 @@ typedef struct HuffStateHeader
 PG_FUNCTION_INFO_V1(huff_probabilities);
 PG_FUNCTION_INFO_V1(huff_sales_transfn);
 PG_FUNCTION_INFO_V1(huff_impact_transfn);
+PG_FUNCTION_INFO_V1(huff_impact_geo_transfn);
+PG_FUNCTION_INFO_V1(great_circle_distance);
 PG_FUNCTION_INFO_V1(huff_combinefn);
 PG_FUNCTION_INFO_V1(huff_serialfn);
 PG_FUNCTION_INFO_V1(huff_deserialfn);
@@ -102,6 +105,11 @@ HuffCheckParams(const HuffParams *p)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("min_distance must be a positive finite number"),
 				 errdetail("min_distance is %g.", p->min_distance)));
+	if (isnan(p->cutoff) || isinf(p->cutoff) || p->cutoff < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p->cutoff)));
 	if (isnan(p->threshold) || p->threshold < 0.0 || p->threshold > 1.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -195,10 +203,11 @@ HuffStateSetParams(HuffState *state, const HuffParams *p)
 		state->have_params = true;
 	}
 	else if (state->params.alpha != p->alpha || state->params.beta != p->beta ||
-			 state->params.min_distance != p->min_distance || state->params.threshold != p->threshold)
+			 state->params.min_distance != p->min_distance || state->params.threshold != p->threshold ||
+			 state->params.cutoff != p->cutoff)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("alpha, beta, min_distance and threshold must be the same on every row")));
+				 errmsg("alpha, beta, min_distance, threshold and cutoff must be the same on every row")));
 }
 
 static HuffState *
@@ -229,6 +238,7 @@ huff_sales_transfn(PG_FUNCTION_ARGS)
 	p.beta = PG_GETARG_FLOAT8(7);
 	p.min_distance = PG_GETARG_FLOAT8(8);
 	p.threshold = 0.0;
+	p.cutoff = 0.0;
 	HuffStateSetParams(state, &p);
 	HuffCheckRow(PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3), PG_GETARG_FLOAT8(4), PG_GETARG_FLOAT8(5));
 	HuffStateReserve(state, 1, aggcontext);
@@ -280,6 +290,7 @@ huff_impact_transfn(PG_FUNCTION_ARGS)
 	p.beta = PG_GETARG_FLOAT8(8);
 	p.min_distance = PG_GETARG_FLOAT8(9);
 	p.threshold = PG_GETARG_FLOAT8(10);
+	p.cutoff = 0.0;
 	HuffStateSetParams(state, &p);
 	role = HuffParseRole(PG_GETARG_TEXT_PP(3));
 	HuffCheckRow(PG_GETARG_INT64(2), PG_GETARG_FLOAT8(4), PG_GETARG_FLOAT8(5), PG_GETARG_FLOAT8(6));
@@ -290,6 +301,113 @@ huff_impact_transfn(PG_FUNCTION_ARGS)
 	r->attractiveness = PG_GETARG_FLOAT8(4);
 	r->distance = PG_GETARG_FLOAT8(5);
 	r->demand = PG_GETARG_FLOAT8(6);
+	r->role = role;
+	r->pad = 0;
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * Great-circle distance in metres between two lon/lat points (degrees) on the sphere PostGIS uses for
+ * geography with use_spheroid = false: radius (2a + b) / 3 of WGS84, and PostGIS's sphere_distance formula,
+ * so that the result equals ST_Distance(geography, geography, false) to rounding.
+ */
+static inline double
+GreatCircle(double lon1, double lat1, double lon2, double lat2)
+{
+	const double a = 6378137.0;
+	const double b = a * (1.0 - 1.0 / 298.257223563);
+	const double radius = (2.0 * a + b) / 3.0;
+	double		slat = lat1 * M_PI / 180.0;
+	double		elat = lat2 * M_PI / 180.0;
+	double		d_lon = (lon2 - lon1) * M_PI / 180.0;
+	double		cos_d_lon = cos(d_lon);
+	double		cos_lat_e = cos(elat);
+	double		sin_lat_e = sin(elat);
+	double		cos_lat_s = cos(slat);
+	double		sin_lat_s = sin(slat);
+	double		a1 = cos_lat_e * sin(d_lon);
+	double		a2 = cos_lat_s * sin_lat_e - sin_lat_s * cos_lat_e * cos_d_lon;
+	double		y = sqrt(a1 * a1 + a2 * a2);
+	double		x = sin_lat_s * sin_lat_e + cos_lat_s * cos_lat_e * cos_d_lon;
+
+	return radius * atan2(y, x);
+}
+
+static void
+HuffCheckLonLat(double lon, double lat)
+{
+	if (isnan(lon) || isinf(lon) || lon < -360.0 || lon > 360.0 ||
+		isnan(lat) || isinf(lat) || lat < -90.0 || lat > 90.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("longitude and latitude must be finite degrees within range"),
+				 errdetail("Got longitude %g, latitude %g.", lon, lat)));
+}
+
+/* great_circle_distance(lon1, lat1, lon2, lat2) -> metres */
+Datum
+great_circle_distance(PG_FUNCTION_ARGS)
+{
+	double		lon1 = PG_GETARG_FLOAT8(0),
+				lat1 = PG_GETARG_FLOAT8(1),
+				lon2 = PG_GETARG_FLOAT8(2),
+				lat2 = PG_GETARG_FLOAT8(3);
+
+	HuffCheckLonLat(lon1, lat1);
+	HuffCheckLonLat(lon2, lat2);
+	PG_RETURN_FLOAT8(GreatCircle(lon1, lat1, lon2, lat2));
+}
+
+/*
+ * huff_impact_geo_transfn(state, zone_id, zone_lon, zone_lat, demand, site_id, role, site_lon, site_lat,
+ * attractiveness, alpha, beta, min_distance, threshold, cutoff)
+ * Like huff_impact, but takes coordinates: SQL prunes with a bounding box on the GiST index, and the exact
+ * great-circle distance and the cut-off are applied here (pairs beyond it are skipped).
+ */
+Datum
+huff_impact_geo_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *state = HuffTransCommon(fcinfo, &aggcontext);
+	HuffParams	p;
+	HuffRow    *r;
+	int32		role;
+	double		zlon,
+				zlat,
+				slon,
+				slat,
+				d;
+
+	HuffRequireNotNull(fcinfo, 1, 14);
+	p.alpha = PG_GETARG_FLOAT8(10);
+	p.beta = PG_GETARG_FLOAT8(11);
+	p.min_distance = PG_GETARG_FLOAT8(12);
+	p.threshold = PG_GETARG_FLOAT8(13);
+	p.cutoff = PG_GETARG_FLOAT8(14);
+	HuffStateSetParams(state, &p);
+	if (!(p.cutoff > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p.cutoff)));
+	zlon = PG_GETARG_FLOAT8(2);
+	zlat = PG_GETARG_FLOAT8(3);
+	slon = PG_GETARG_FLOAT8(7);
+	slat = PG_GETARG_FLOAT8(8);
+	HuffCheckLonLat(zlon, zlat);
+	HuffCheckLonLat(slon, slat);
+	role = HuffParseRole(PG_GETARG_TEXT_PP(6));
+	d = GreatCircle(zlon, zlat, slon, slat);
+	HuffCheckRow(PG_GETARG_INT64(5), PG_GETARG_FLOAT8(9), d, PG_GETARG_FLOAT8(4));
+	if (d > p.cutoff)
+		PG_RETURN_POINTER(state);
+	HuffStateReserve(state, 1, aggcontext);
+	r = &state->rows[state->n++];
+	r->zone = PG_GETARG_INT64(1);
+	r->site = PG_GETARG_INT64(5);
+	r->attractiveness = PG_GETARG_FLOAT8(9);
+	r->distance = d;
+	r->demand = PG_GETARG_FLOAT8(4);
 	r->role = role;
 	r->pad = 0;
 	PG_RETURN_POINTER(state);
@@ -531,16 +649,6 @@ KVReduce(KVList *l)
 	l->n = out + 1;
 }
 
-static KeyValue *
-KVFind(KVList *l, int64 a, int64 b)
-{
-	KeyValue	key;
-
-	key.a = a;
-	key.b = b;
-	return bsearch(&key, l->items, l->n, sizeof(KeyValue), KeyValueCmp);
-}
-
 /* Element type and tuple descriptor of the composite array the final function returns. */
 static TupleDesc
 HuffResultDesc(FunctionCallInfo fcinfo, Oid *elemtype)
@@ -638,6 +746,45 @@ HuffImpactTuple(TupleDesc desc, int64 candidate, const char *kind, int64 object,
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
+/* One zone's run in the sorted rows: stores in [start, first_cand), candidates in [first_cand, end). */
+typedef struct ZoneRun
+{
+	int64		start;
+	int64		first_cand;
+	int64		end;
+	double		total;			/* sum of the existing stores' utilities */
+} ZoneRun;
+
+/* A candidate row: which candidate, in which zone run, at which row. */
+typedef struct CandRef
+{
+	int64		candidate;
+	int64		run;
+	int64		row;
+} CandRef;
+
+static int
+CandRefCmp(const void *a, const void *b)
+{
+	const CandRef *x = a;
+	const CandRef *y = b;
+
+	if (x->candidate != y->candidate)
+		return x->candidate < y->candidate ? -1 : 1;
+	if (x->run != y->run)
+		return x->run < y->run ? -1 : 1;
+	return 0;
+}
+
+static int
+Int64Cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 /*
  * What each candidate does when it opens alone beside the existing stores. Returns huff_impact[] rows:
  *   kind 'candidate': object = candidate, before = demand of the zones in its reach, after = its expected
@@ -655,78 +802,147 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 	HuffState  *state = PG_ARGISNULL(0) ? NULL : (HuffState *) PG_GETARG_POINTER(0);
 	Oid			elemtype;
 	TupleDesc	desc = HuffResultDesc(fcinfo, &elemtype);
-	KVList		base = {0};		/* (store, 0): baseline sales */
-	KVList		loss = {0};		/* (candidate, store): sales lost */
-	KVList		cand = {0};		/* (candidate, 0): demand in reach, expected sales */
-	KVList		zones = {0};	/* (candidate, zone): demand, probability above threshold */
 	HuffRow   **idx;
 	double	   *util;
+	int32	   *store_index;	/* per row: dense index of the store, -1 for candidates */
+	int64	   *store_ids;
+	int64		nstores = 0;
+	double	   *base;			/* per store: baseline expected sales */
+	double	   *loss;			/* per store: loss to the current candidate */
+	int32	   *shared;			/* per store: zones shared with the current candidate */
+	int64	   *touched;
+	ZoneRun    *runs;
+	int64		nruns = 0;
+	CandRef    *cands;
+	int64		ncands = 0;
 	Datum	   *elems;
 	int64		nelems = 0;
-	int64		k = 0;
+	Datum	   *zone_elems;
+	int64		nzone_elems = 0;
 	int64		start = 0;
 
 	if (state == NULL || state->n == 0)
 		PG_RETURN_DATUM(HuffBuildArray(NULL, 0, elemtype));
 	idx = HuffSortedRows(state);
 	util = palloc_extended(sizeof(double) * state->n, MCXT_ALLOC_HUGE);
+	store_index = palloc_extended(sizeof(int32) * state->n, MCXT_ALLOC_HUGE);
+	runs = palloc_extended(sizeof(ZoneRun) * state->n, MCXT_ALLOC_HUGE);
+	cands = palloc_extended(sizeof(CandRef) * state->n, MCXT_ALLOC_HUGE);
+	store_ids = palloc_extended(sizeof(int64) * state->n, MCXT_ALLOC_HUGE);
+
+	/* dense store numbering, in store id order */
+	for (int64 i = 0; i < state->n; i++)
+		if (idx[i]->role != ROLE_CANDIDATE)
+			store_ids[nstores++] = idx[i]->site;
+	qsort(store_ids, nstores, sizeof(int64), Int64Cmp);
+	{
+		int64		u = 0;
+
+		for (int64 i = 0; i < nstores; i++)
+			if (u == 0 || store_ids[i] != store_ids[u - 1])
+				store_ids[u++] = store_ids[i];
+		nstores = u;
+	}
+	base = palloc_extended(sizeof(double) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	loss = palloc_extended(sizeof(double) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	shared = palloc_extended(sizeof(int32) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	touched = palloc_extended(sizeof(int64) * (nstores + 1), MCXT_ALLOC_HUGE);
+
+	/* pass 1, per zone: utilities, the stores' total, baseline sales */
 	while (start < state->n)
 	{
-		int64		end = start;
-		int64		first_cand;
-		double		total = 0.0;
+		ZoneRun    *run = &runs[nruns];
 		double		demand = idx[start]->demand;
 
-		while (end < state->n && idx[end]->zone == idx[start]->zone)
-			end++;
-		HuffCheckZone(idx, start, end);
-		first_cand = start;
-		while (first_cand < end && idx[first_cand]->role != ROLE_CANDIDATE)
-			first_cand++;
-		for (int64 i = start; i < end; i++)
+		run->start = start;
+		run->end = start;
+		while (run->end < state->n && idx[run->end]->zone == idx[start]->zone)
+			run->end++;
+		HuffCheckZone(idx, start, run->end);
+		run->first_cand = start;
+		while (run->first_cand < run->end && idx[run->first_cand]->role != ROLE_CANDIDATE)
+			run->first_cand++;
+		run->total = 0.0;
+		for (int64 i = start; i < run->end; i++)
 			util[i] = HuffUtility(idx[i]->attractiveness, idx[i]->distance, &state->params);
-		for (int64 i = start; i < first_cand; i++)
-			total += util[i];
-		for (int64 i = start; i < first_cand; i++)
-			KVPush(&base, idx[i]->site, 0, demand * (util[i] / total), 0.0);
-		for (int64 c = first_cand; c < end; c++)
+		for (int64 i = start; i < run->first_cand; i++)
 		{
-			double		share = util[c] / (total + util[c]);
+			int64	   *hit = bsearch(&idx[i]->site, store_ids, nstores, sizeof(int64), Int64Cmp);
 
-			KVPush(&cand, idx[c]->site, 0, demand, demand * share);
-			if (share > state->params.threshold)
-				KVPush(&zones, idx[c]->site, idx[c]->zone, demand, share);
-			/* u_j/S - u_j/(S+c) = u_j * c / (S * (S + c)) */
-			for (int64 i = start; i < first_cand; i++)
-				KVPush(&loss, idx[c]->site, idx[i]->site,
-					   demand * (util[i] / total) * share, 0.0);
+			Assert(hit != NULL);
+			store_index[i] = (int32) (hit - store_ids);
+			run->total += util[i];
 		}
-		start = end;
+		for (int64 i = start; i < run->first_cand; i++)
+			base[store_index[i]] += demand * (util[i] / run->total);
+		for (int64 c = run->first_cand; c < run->end; c++)
+		{
+			store_index[c] = -1;
+			cands[ncands].candidate = idx[c]->site;
+			cands[ncands].run = nruns;
+			cands[ncands].row = c;
+			ncands++;
+		}
+		start = run->end;
+		nruns++;
 	}
-	KVReduce(&base);
-	KVReduce(&loss);
-	KVReduce(&cand);
-	KVReduce(&zones);
 
-	elems = palloc_extended(sizeof(Datum) * (cand.n + loss.n + zones.n + 1), MCXT_ALLOC_HUGE);
-	for (int64 i = 0; i < cand.n; i++)
+	/* pass 2, per candidate: its sales, the zones of its trade area, and what each store loses */
+	qsort(cands, ncands, sizeof(CandRef), CandRefCmp);
+	elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
+	zone_elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
+	for (int64 k = 0; k < ncands;)
 	{
-		int64		c = cand.items[i].a;
+		int64		cand = cands[k].candidate;
+		int64		ntouched = 0;
+		int64		nzones = 0;
+		double		reach = 0.0;
+		double		sales = 0.0;
+		int64		nstore_rows;
 
-		elems[nelems++] = HuffImpactTuple(desc, c, "candidate", c, cand.items[i].v, cand.items[i].w,
-										  cand.items[i].cnt);
-		for (; k < loss.n && loss.items[k].a == c; k++)
+		for (; k < ncands && cands[k].candidate == cand; k++)
 		{
-			KeyValue   *b = KVFind(&base, loss.items[k].b, 0);
-			double		before = b ? b->v : 0.0;
+			ZoneRun    *run = &runs[cands[k].run];
+			int64		c = cands[k].row;
+			double		demand = idx[c]->demand;
+			double		share = util[c] / (run->total + util[c]);
 
-			elems[nelems++] = HuffImpactTuple(desc, c, "store", loss.items[k].b, before, before - loss.items[k].v,
-											  loss.items[k].cnt);
+			nzones++;
+			reach += demand;
+			sales += demand * share;
+			if (share > state->params.threshold)
+				zone_elems[nzone_elems++] = HuffImpactTuple(desc, cand, "zone", idx[c]->zone, demand, share, 1);
+			/* u_j/S - u_j/(S+c) = (u_j/S) * c/(S+c) */
+			for (int64 i = run->start; i < run->first_cand; i++)
+			{
+				int32		j = store_index[i];
+
+				if (shared[j] == 0)
+					touched[ntouched++] = j;
+				shared[j]++;
+				loss[j] += demand * (util[i] / run->total) * share;
+			}
+		}
+		nstore_rows = ntouched;
+		if (nelems + 1 + nstore_rows > ncands + 1)
+			elems = repalloc_huge(elems, sizeof(Datum) * (nelems + 1 + nstore_rows + ncands));
+		elems[nelems++] = HuffImpactTuple(desc, cand, "candidate", cand, reach, sales, nzones);
+		qsort(touched, ntouched, sizeof(int64), Int64Cmp);
+		for (int64 t = 0; t < ntouched; t++)
+		{
+			int64		j = touched[t];
+
+			elems[nelems++] = HuffImpactTuple(desc, cand, "store", store_ids[j], base[j], base[j] - loss[j], shared[j]);
+			loss[j] = 0.0;
+			shared[j] = 0;
 		}
 	}
-	for (int64 i = 0; i < zones.n; i++)
-		elems[nelems++] = HuffImpactTuple(desc, zones.items[i].a, "zone", zones.items[i].b,
-										  zones.items[i].v, zones.items[i].w, 1);
+	if (nzone_elems > 0)
+	{
+		elems = repalloc_huge(elems, sizeof(Datum) * (nelems + nzone_elems));
+		memcpy(elems + nelems, zone_elems, sizeof(Datum) * nzone_elems);
+		nelems += nzone_elems;
+	}
 	PG_RETURN_DATUM(HuffBuildArray(elems, nelems, elemtype));
 }
 
@@ -798,6 +1014,7 @@ huff_probabilities(PG_FUNCTION_ARGS)
 	p.beta = PG_GETARG_FLOAT8(3);
 	p.min_distance = PG_GETARG_FLOAT8(4);
 	p.threshold = 0.0;
+	p.cutoff = 0.0;
 	HuffCheckParams(&p);
 	if (na != nd)
 		ereport(ERROR,
@@ -965,6 +1182,7 @@ huff_calibrate(PG_FUNCTION_ARGS)
 	p.beta = PG_GETARG_FLOAT8(8);
 	p.min_distance = PG_GETARG_FLOAT8(9);
 	p.threshold = 0.0;
+	p.cutoff = 0.0;
 	HuffCheckParams(&p);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "huff_calibrate must return a composite type");

@@ -18,6 +18,8 @@ CREATE TABLE retail_mid.site_demand_zone (
     income          float8 CHECK (income >= 0 AND income < 'Infinity'),
     spend_potential float8 CHECK (spend_potential >= 0 AND spend_potential < 'Infinity'),
     centre          geography(Point, 4326) NOT NULL,
+    lon             float8 NOT NULL,
+    lat             float8 NOT NULL,
     geom_4326       geometry NOT NULL
 );
 COMMENT ON TABLE retail_mid.site_demand_zone IS 'Demand zones of the Huff model: census tracts, grid cells or points, in any SRID, with population and purchasing power.';
@@ -29,8 +31,12 @@ COMMENT ON COLUMN retail_mid.site_demand_zone.households IS 'Households of the z
 COMMENT ON COLUMN retail_mid.site_demand_zone.income IS 'Mean household income of the zone, if known.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.spend_potential IS 'Spending on the category per period; the Huff demand of the zone. When null, population is the demand.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.centre IS 'Set by trigger: centroid of geom in EPSG:4326, the point distances are measured from.';
+COMMENT ON COLUMN retail_mid.site_demand_zone.lon IS 'Set by trigger: longitude of centre in degrees.';
+COMMENT ON COLUMN retail_mid.site_demand_zone.lat IS 'Set by trigger: latitude of centre in degrees.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.geom_4326 IS 'Set by trigger: geom transformed to EPSG:4326, used for trade-area polygons.';
 CREATE INDEX site_demand_zone_centre_idx ON retail_mid.site_demand_zone USING gist (centre);
+-- 2-D index for the bounding-box pruning of the batch scorer (cheaper to probe than geography's 3-D boxes)
+CREATE INDEX site_demand_zone_point_idx ON retail_mid.site_demand_zone USING gist (geometry(centre));
 
 CREATE TABLE retail_mid.site_store (
     store_id        bigint PRIMARY KEY,
@@ -41,7 +47,9 @@ CREATE TABLE retail_mid.site_store (
     geom            geometry NOT NULL,
     attractiveness  float8 NOT NULL CHECK (attractiveness > 0 AND attractiveness < 'Infinity'),
     observed_sales  float8 CHECK (observed_sales >= 0 AND observed_sales < 'Infinity'),
-    centre          geography(Point, 4326) NOT NULL
+    centre          geography(Point, 4326) NOT NULL,
+    lon             float8 NOT NULL,
+    lat             float8 NOT NULL
 );
 COMMENT ON TABLE retail_mid.site_store IS 'Existing stores, the brand''s own and competitors, with attractiveness; stand-in for ods_site(kind = ''store'') plus competitor data.';
 COMMENT ON COLUMN retail_mid.site_store.store_id IS 'Store identifier (numeric, shared by own and competitor stores).';
@@ -53,6 +61,8 @@ COMMENT ON COLUMN retail_mid.site_store.geom IS 'Point (or polygon: its centroid
 COMMENT ON COLUMN retail_mid.site_store.attractiveness IS 'Positive attractiveness A: floor area, rating or any numeric score.';
 COMMENT ON COLUMN retail_mid.site_store.observed_sales IS 'Observed sales per period, for calibration and comparable-store estimates (own stores).';
 COMMENT ON COLUMN retail_mid.site_store.centre IS 'Set by trigger: the store point in EPSG:4326.';
+COMMENT ON COLUMN retail_mid.site_store.lon IS 'Set by trigger: longitude of centre in degrees.';
+COMMENT ON COLUMN retail_mid.site_store.lat IS 'Set by trigger: latitude of centre in degrees.';
 CREATE INDEX site_store_centre_idx ON retail_mid.site_store USING gist (centre);
 
 CREATE TABLE retail_mid.site_candidate (
@@ -60,7 +70,9 @@ CREATE TABLE retail_mid.site_candidate (
     name            text,
     geom            geometry NOT NULL,
     attractiveness  float8 NOT NULL CHECK (attractiveness > 0 AND attractiveness < 'Infinity'),
-    centre          geography(Point, 4326) NOT NULL
+    centre          geography(Point, 4326) NOT NULL,
+    lon             float8 NOT NULL,
+    lat             float8 NOT NULL
 );
 COMMENT ON TABLE retail_mid.site_candidate IS 'Candidate sites for a new own store, scored in batch by site_score_candidates.';
 COMMENT ON COLUMN retail_mid.site_candidate.candidate_id IS 'Candidate identifier.';
@@ -68,6 +80,8 @@ COMMENT ON COLUMN retail_mid.site_candidate.name IS 'Optional label.';
 COMMENT ON COLUMN retail_mid.site_candidate.geom IS 'Point (or polygon: its centroid is used) in any SRID other than 0.';
 COMMENT ON COLUMN retail_mid.site_candidate.attractiveness IS 'Positive attractiveness the store would have (same scale as site_store).';
 COMMENT ON COLUMN retail_mid.site_candidate.centre IS 'Set by trigger: the candidate point in EPSG:4326.';
+COMMENT ON COLUMN retail_mid.site_candidate.lon IS 'Set by trigger: longitude of centre in degrees.';
+COMMENT ON COLUMN retail_mid.site_candidate.lat IS 'Set by trigger: latitude of centre in degrees.';
 CREATE INDEX site_candidate_centre_idx ON retail_mid.site_candidate USING gist (centre);
 
 CREATE TABLE retail_mid.site_travel_cost (
@@ -179,13 +193,17 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', DETAIL = ST_IsValidReason(g) || '.', HINT = 'Repair it with ST_MakeValid.';
     END IF;
     NEW.centre := geography(ST_Transform(ST_Centroid(g), 4326));
+    IF TG_TABLE_NAME IN ('site_demand_zone', 'site_store', 'site_candidate') THEN
+        NEW.lon := ST_X(geometry(NEW.centre));
+        NEW.lat := ST_Y(geometry(NEW.centre));
+    END IF;
     IF TG_TABLE_NAME = 'site_demand_zone' THEN
         NEW.geom_4326 := ST_Transform(g, 4326);
     END IF;
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.site_prepare_geometry() IS 'Trigger: rejects empty, SRID-less, unknown-SRID, non point/polygon and invalid geometries, and sets the EPSG:4326 centre.';
+COMMENT ON FUNCTION retail_mid.site_prepare_geometry() IS 'Trigger: rejects empty, SRID-less, unknown-SRID, non point/polygon and invalid geometries, and sets the EPSG:4326 centre (and lon/lat where the table has them).';
 
 CREATE TRIGGER site_demand_zone_geometry BEFORE INSERT OR UPDATE OF geom ON retail_mid.site_demand_zone
     FOR EACH ROW EXECUTE FUNCTION retail_mid.site_prepare_geometry();
@@ -249,6 +267,51 @@ CREATE AGGREGATE retail_mid.huff_impact(zone_id int8, site_id int8, role text, a
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE retail_mid.huff_impact(int8, int8, text, float8, float8, float8, float8, float8, float8, float8) IS 'For each candidate opened alone beside the existing stores: its expected sales, each existing store''s sales before and after, and its trade-area zones. role is own, competitor or candidate.';
+
+CREATE FUNCTION retail_mid.great_circle_distance(lon1 float8, lat1 float8, lon2 float8, lat2 float8)
+RETURNS float8 AS 'MODULE_PATHNAME', 'great_circle_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.great_circle_distance(float8, float8, float8, float8) IS 'Great-circle metres between two lon/lat points in degrees, on the sphere of PostGIS geography with use_spheroid = false (equal to ST_Distance(a::geography, b::geography, false) to rounding).';
+
+CREATE FUNCTION retail_mid.huff_impact_geo_transfn(internal, int8, float8, float8, float8, int8, text, float8, float8,
+                                                   float8, float8, float8, float8, float8, float8)
+RETURNS internal AS 'MODULE_PATHNAME', 'huff_impact_geo_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.huff_impact_geo_transfn(internal, int8, float8, float8, float8, int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'Transition function of huff_impact_geo.';
+
+CREATE AGGREGATE retail_mid.huff_impact_geo(zone_id int8, zone_lon float8, zone_lat float8, demand float8,
+                                            site_id int8, role text, site_lon float8, site_lat float8,
+                                            attractiveness float8, alpha float8, beta float8,
+                                            min_distance float8, threshold float8, cutoff float8) (
+    SFUNC = retail_mid.huff_impact_geo_transfn, STYPE = internal,
+    FINALFUNC = retail_mid.huff_impact_finalfn, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = retail_mid.huff_combinefn,
+    SERIALFUNC = retail_mid.huff_serialfn, DESERIALFUNC = retail_mid.huff_deserialfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE retail_mid.huff_impact_geo(int8, float8, float8, float8, int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'huff_impact over (zone, site) candidate pairs given by coordinates: the great-circle distance is computed in C and pairs beyond cutoff metres are skipped, so SQL only needs a bounding-box prune (site_search_boxes).';
+
+-- Bounding boxes (EPSG:4326 degrees) holding every point within radius metres of (lon, lat) on the sphere:
+-- the spherical cap's latitude band and its widest longitude span asin(sin r / cos lat); a second box when the
+-- span crosses the antimeridian; the whole longitude range when the cap reaches a pole.
+CREATE FUNCTION retail_mid.site_search_boxes(lon float8, lat float8, radius float8)
+RETURNS TABLE (box geometry)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    WITH r AS (SELECT radius / 6371008.771415059 * (1 + 1e-9) + 1e-12 AS a),
+         d AS (SELECT degrees(r.a) AS dlat,
+                      CASE WHEN abs(lat) + degrees(r.a) >= 90 OR r.a >= pi() / 2 THEN 180
+                           ELSE degrees(asin(least(1, sin(r.a) / cos(radians(lat))))) END AS dlon
+                 FROM r)
+    SELECT ST_MakeEnvelope(CASE WHEN d.dlon >= 180 THEN -180 ELSE lon - d.dlon END, greatest(-90, lat - d.dlat),
+                           CASE WHEN d.dlon >= 180 THEN 180 ELSE lon + d.dlon END, least(90, lat + d.dlat), 4326)
+      FROM d
+    UNION ALL
+    SELECT ST_MakeEnvelope(lon - d.dlon + 360, greatest(-90, lat - d.dlat), 180, least(90, lat + d.dlat), 4326)
+      FROM d WHERE d.dlon < 180 AND lon - d.dlon < -180
+    UNION ALL
+    SELECT ST_MakeEnvelope(-180, greatest(-90, lat - d.dlat), lon + d.dlon - 360, least(90, lat + d.dlat), 4326)
+      FROM d WHERE d.dlon < 180 AND lon + d.dlon > 180;
+END;
+COMMENT ON FUNCTION retail_mid.site_search_boxes(float8, float8, float8) IS 'EPSG:4326 boxes that contain every point within radius metres (great circle) of lon/lat, split at the antimeridian; used to prune zone-site pairs with the 2-D GiST index.';
 
 CREATE FUNCTION retail_mid.huff_calibrate(zone_id int8[], store_id int8[], attractiveness float8[],
     distance float8[], demand float8[], observed_store_id int8[], observed_sales float8[],
@@ -420,22 +483,47 @@ DECLARE
     v_competitor_radius float8 := CASE WHEN use_travel_cost THEN 5000 ELSE cutoff END;
 BEGIN
     PERFORM retail_mid.site_check_model(alpha, beta, cutoff);
+    IF threshold IS NULL OR NOT (threshold >= 0 AND threshold <= 1) THEN
+        RAISE EXCEPTION 'threshold must be between 0 and 1' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('threshold is %s.', threshold);
+    END IF;
+    IF min_distance IS NULL OR NOT (min_distance > 0 AND min_distance < 'Infinity') THEN
+        RAISE EXCEPTION 'min_distance must be a positive finite number' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('min_distance is %s.', min_distance);
+    END IF;
     IF k_comparable IS NULL OR k_comparable < 1 THEN
         RAISE EXCEPTION 'k_comparable must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_job := retail_mid.job_start('site_score_candidates', jsonb_build_object('alpha', alpha, 'beta', beta,
         'cutoff', cutoff, 'threshold', threshold, 'min_distance', min_distance, 'use_travel_cost', use_travel_cost));
 
-    CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
-    SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
-      FROM (SELECT unnest(retail_mid.huff_impact(p.zone_id, p.site_id, p.role, p.attractiveness, p.distance,
-                                                 p.demand, alpha, beta, min_distance, threshold)) u
-              FROM (SELECT s.zone_id, s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
-                           s.attractiveness, s.distance, s.demand
-                      FROM retail_mid.site_zone_store_pairs(cutoff, use_travel_cost) s
-                    UNION ALL
-                    SELECT c.zone_id, c.candidate_id, 'candidate', c.attractiveness, c.distance, c.demand
-                      FROM retail_mid.site_zone_candidate_pairs(cutoff, use_travel_cost) c) p) x;
+    IF use_travel_cost THEN
+        CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
+        SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
+          FROM (SELECT unnest(retail_mid.huff_impact(p.zone_id, p.site_id, p.role, p.attractiveness, p.distance,
+                                                     p.demand, alpha, beta, min_distance, threshold)) u
+                  FROM (SELECT s.zone_id, s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
+                               s.attractiveness, s.distance, s.demand
+                          FROM retail_mid.site_zone_store_pairs(cutoff, true) s
+                        UNION ALL
+                        SELECT c.zone_id, c.candidate_id, 'candidate', c.attractiveness, c.distance, c.demand
+                          FROM retail_mid.site_zone_candidate_pairs(cutoff, true) c) p) x;
+    ELSE
+        -- bounding boxes prune on the 2-D GiST index; huff_impact_geo measures and applies the cut-off in C
+        CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
+        SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
+          FROM (SELECT unnest(retail_mid.huff_impact_geo(z.zone_id, z.lon, z.lat, coalesce(z.spend_potential, z.population),
+                                                         p.site_id, p.role, p.lon, p.lat, p.attractiveness,
+                                                         alpha, beta, min_distance, threshold, cutoff)) u
+                  FROM (SELECT s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
+                               s.lon, s.lat, s.attractiveness
+                          FROM retail_mid.site_store s
+                        UNION ALL
+                        SELECT c.candidate_id, 'candidate', c.lon, c.lat, c.attractiveness
+                          FROM retail_mid.site_candidate c) p
+                 CROSS JOIN LATERAL retail_mid.site_search_boxes(p.lon, p.lat, cutoff) b
+                  JOIN retail_mid.site_demand_zone z ON geometry(z.centre) && b.box) x;
+    END IF;
     GET DIAGNOSTICS v_pairs = ROW_COUNT;
     RAISE NOTICE 'site_score_candidates: Huff impact computed, % result rows', v_pairs;
 
@@ -447,6 +535,17 @@ BEGIN
      WHERE i.kind = 'store' AND s.own;
 
     INSERT INTO retail_mid.site_candidate_score
+    WITH ci AS (SELECT * FROM site_impact_tmp WHERE kind = 'candidate'),
+         cn AS (SELECT k.candidate_id, sum(k.cannibalisation) AS total
+                  FROM retail_mid.site_candidate_cannibalisation k GROUP BY k.candidate_id),
+         ta AS (SELECT t.candidate_id, count(*)::int4 AS zones,
+                       CASE WHEN bool_and(GeometryType(z.geom_4326) <> 'POINT') THEN ST_Union(z.geom_4326)
+                            WHEN bool_or(GeometryType(z.geom_4326) <> 'POINT')
+                            THEN ST_Union(ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT'),
+                                          ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT')))
+                            ELSE ST_ConvexHull(ST_Collect(z.geom_4326)) END AS area
+                  FROM site_impact_tmp t JOIN retail_mid.site_demand_zone z ON z.zone_id = t.object_id
+                 WHERE t.kind = 'zone' GROUP BY t.candidate_id)
     SELECT c.candidate_id,
            coalesce(ci.after, 0), coalesce(ci.before, 0),
            coalesce(ci.after / nullif(ci.before, 0), 0),
@@ -457,20 +556,9 @@ BEGIN
            coalesce(cn.total, 0), coalesce(ci.after, 0) - coalesce(cn.total, 0),
            NULL, alpha, beta, cutoff, now()
       FROM retail_mid.site_candidate c
-      LEFT JOIN site_impact_tmp ci ON ci.kind = 'candidate' AND ci.candidate_id = c.candidate_id
-      LEFT JOIN (SELECT candidate_id, sum(cannibalisation) AS total
-                   FROM retail_mid.site_candidate_cannibalisation GROUP BY candidate_id) cn
-             ON cn.candidate_id = c.candidate_id
-      LEFT JOIN LATERAL (
-            SELECT count(*)::int4 AS zones,
-                   CASE WHEN bool_and(GeometryType(z.geom_4326) <> 'POINT') THEN ST_Union(z.geom_4326)
-                        WHEN bool_or(GeometryType(z.geom_4326) <> 'POINT')
-                        THEN ST_Union(ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT'),
-                                      ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT')))
-                        ELSE ST_ConvexHull(ST_Collect(z.geom_4326)) END AS area
-              FROM site_impact_tmp t JOIN retail_mid.site_demand_zone z ON z.zone_id = t.object_id
-             WHERE t.kind = 'zone' AND t.candidate_id = c.candidate_id
-            HAVING count(*) > 0) ta ON true
+      LEFT JOIN ci ON ci.candidate_id = c.candidate_id
+      LEFT JOIN cn ON cn.candidate_id = c.candidate_id
+      LEFT JOIN ta ON ta.candidate_id = c.candidate_id
      CROSS JOIN LATERAL retail_mid.site_catchment(c.centre, v_competitor_radius) cp;
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
