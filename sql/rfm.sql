@@ -219,6 +219,7 @@ SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) AS future_only FROM (VALUES
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) AS null_ids_skipped FROM (VALUES (NULL::date, 'o1', 3::float8), ('2024-06-01', NULL, 3), ('2024-06-01', 'o2', 3)) v(d, o, a);
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) AS no_rows FROM (VALUES ('2024-06-01'::date, 'o1', 3::float8)) v(d, o, a) WHERE false;
 SELECT retail_mid.rfm_agg_daily(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, -1::int8, 1::float8)) v(d, o, a);
+SELECT retail_mid.rfm_agg(d, o, a, asof, 90) FROM (VALUES ('2024-06-01'::date, 'o1', 1::float8, '2024-06-30'::date), ('2024-06-02', 'o2', 1, '2024-07-30')) v(d, o, a, asof);
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', 1e300::float8)) v(d, o, a);
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', 'NaN'::numeric)) v(d, o, a);
 SELECT retail_mid.rfm_agg(d, o, a, '2024-06-30', 90) FROM (VALUES ('2024-06-01'::date, 'o1', '-Infinity'::numeric)) v(d, o, a);

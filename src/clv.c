@@ -41,7 +41,7 @@ PG_FUNCTION_INFO_V1(clv_summary_final);
 #define BGNBD_WIDTH 3			/* x, t_x, T */
 #define GG_WIDTH 2				/* x, mean spend */
 #define FIT_MAX_EVAL 20000
-#define FIT_MAX_SECONDS 60.0
+#define FIT_MAX_SECONDS 300.0
 #define HYP2F1_MAX_TERMS 2000000
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -423,7 +423,14 @@ FitRun(FitData *d, int np, double *lp, const char *model)
 		if (res < 0 || res == NLOPT_MAXEVAL_REACHED || res == NLOPT_MAXTIME_REACHED)
 			break;
 	}
-	if (res < 0 || res == NLOPT_MAXEVAL_REACHED || res == NLOPT_MAXTIME_REACHED || !isfinite(minf))
+	if (res == NLOPT_MAXEVAL_REACHED || res == NLOPT_MAXTIME_REACHED)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s fit did not converge", model),
+				 errdetail("The optimiser reached its limit of %s after %d likelihood evaluations.",
+						   res == NLOPT_MAXEVAL_REACHED ? "20000 evaluations" : "300 seconds", d->evals),
+				 errhint("Check that the summaries are in consistent time units and that enough customers repeat.")));
+	if (res < 0 || !isfinite(minf))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("%s fit did not converge", model),
@@ -816,6 +823,12 @@ clv_summary_trans(PG_FUNCTION_ARGS)
 		s->cap = 8;
 		s->ev = MemoryContextAlloc(aggcxt, sizeof(ClvEvent) * s->cap);
 	}
+	else if (PG_ARGISNULL(3) || PG_GETARG_DATEADT(3) != s->cal_end ||
+			 (PG_ARGISNULL(4) ? s->cal_end : PG_GETARG_DATEADT(4)) != s->hold_end ||
+			 (PG_ARGISNULL(5) ? 7.0 : PG_GETARG_FLOAT8(5)) != s->period)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calibration_end, holdout_end and period_days must be the same for every row of a group")));
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(s);
 	day = PG_GETARG_DATEADT(1);

@@ -88,7 +88,17 @@ RfmGetState(FunctionCallInfo fcinfo, MemoryContext aggcxt)
 	int32		window_days;
 
 	if (!PG_ARGISNULL(0))
-		return (RfmState *) PG_GETARG_POINTER(0);
+	{
+		RfmState   *s = (RfmState *) PG_GETARG_POINTER(0);
+
+		/* the parameters are per group: a column that varies inside a group is a mistake */
+		if (PG_ARGISNULL(4) || PG_ARGISNULL(5) || PG_GETARG_DATEADT(4) != s->as_of ||
+			PG_GETARG_INT32(5) != s->window_days)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("as_of and window_days must be the same for every row of a group")));
+		return s;
+	}
 	if (PG_ARGISNULL(4) || PG_ARGISNULL(5))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
