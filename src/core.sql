@@ -40,8 +40,9 @@ COMMENT ON FUNCTION retail_mid.job_finish(bigint, bigint, jsonb) IS 'Closes a jo
 
 -- Runs one SQL statement (normally SELECT retail_mid.refresh(...) or a loader) as a job whose failure is
 -- recorded too: the work is rolled back, the failed job_log row is committed, then the error is re-raised.
+-- (No SET search_path here: a procedure with SET clauses may not COMMIT. Every name in it is qualified.)
 CREATE PROCEDURE retail_mid.run_logged(job text, statement text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql
 AS $$
 DECLARE
     v_state text; v_message text; v_detail text; v_id bigint;

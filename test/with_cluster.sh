@@ -17,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 port=$(( 20000 + RANDOM % 20000 ))
 while (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
-"${run_as[@]}" "$BIN/initdb" -D "$tmp/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$tmp/initdb.log" 2>&1 \
+"${run_as[@]}" "$BIN/initdb" -D "$tmp/data" -U postgres -A trust -E UTF8 --locale=C >"$tmp/initdb.log" 2>&1 \
   || { cat "$tmp/initdb.log"; exit 1; }
 cat >>"$tmp/data/postgresql.conf" <<CONF
 port = $port

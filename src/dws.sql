@@ -1,0 +1,443 @@
+-- dws: the shared summary layer. _1d tables per day, _td tables to date, _nd views over the 7/30/90/365 days up to
+-- an as-of date. Distinct customers are kept as bitmaps of customer keys so that they roll up exactly from days
+-- to longer periods (a sum of daily distinct counts would count a returning customer twice).
+
+CREATE TABLE retail_mid.dws_refresh_state (
+    brand        text PRIMARY KEY,
+    as_of        date NOT NULL,
+    refreshed_at timestamptz NOT NULL
+);
+COMMENT ON TABLE retail_mid.dws_refresh_state IS 'Per brand, the latest business date with trade in the DWS: the as-of date of the _nd views.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.as_of IS 'Latest day with trade in dws_trade_store_1d.';
+COMMENT ON COLUMN retail_mid.dws_refresh_state.refreshed_at IS 'When a refresh last touched the brand.';
+
+CREATE TABLE retail_mid.dws_trade_customer_1d (
+    dt               date   NOT NULL,
+    brand            text   NOT NULL,
+    customer_key     int4   NOT NULL,
+    orders           int    NOT NULL,
+    return_orders    int    NOT NULL,
+    lines            int    NOT NULL,
+    quantity         numeric(18,3) NOT NULL,
+    sales_amount     numeric(18,4) NOT NULL,
+    return_amount    numeric(18,4) NOT NULL,
+    net_amount       numeric(18,4) NOT NULL,
+    first_order_time timestamp NOT NULL,
+    last_order_time  timestamp NOT NULL,
+    PRIMARY KEY (dt, brand, customer_key)
+);
+CREATE INDEX ON retail_mid.dws_trade_customer_1d (customer_key);
+COMMENT ON TABLE retail_mid.dws_trade_customer_1d IS 'Trade per customer and day (identified customers only).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.dt IS 'Business date.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.customer_key IS 'Customer key (retail_mid.customer_key).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.orders IS 'Orders with at least one sale line.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.return_orders IS 'Orders with at least one return line.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.lines IS 'Kept DWD lines, sales and returns.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.quantity IS 'Net units (sales minus returns).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.sales_amount IS 'Gross sales amount (sale lines).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.return_amount IS 'Returned amount as a positive number.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.net_amount IS 'sales_amount - return_amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.first_order_time IS 'First order time of the day.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.last_order_time IS 'Last order time of the day.';
+
+CREATE TABLE retail_mid.dws_trade_sku_store_1d (
+    dt              date   NOT NULL,
+    brand           text   NOT NULL,
+    store_id        text   NOT NULL,
+    sku_id          text   NOT NULL,
+    orders          int    NOT NULL,
+    quantity        numeric(18,3) NOT NULL,
+    sales_quantity  numeric(18,3) NOT NULL,
+    return_quantity numeric(18,3) NOT NULL,
+    sales_amount    numeric(18,4) NOT NULL,
+    return_amount   numeric(18,4) NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    buyers          int    NOT NULL,
+    buyer_bitmap    retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (dt, brand, store_id, sku_id)
+);
+CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
+COMMENT ON TABLE retail_mid.dws_trade_sku_store_1d IS 'Trade per SKU x store x day; the demand series for forecasting. Lines without a store are under store_id ''(none)''.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.dt IS 'Business date.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.sku_id IS 'SKU id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.orders IS 'Orders with a sale line of this SKU.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.quantity IS 'Net units sold (sales minus returns).';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.sales_quantity IS 'Units on sale lines.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.return_quantity IS 'Units returned, as a positive number.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.sales_amount IS 'Gross sales amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.return_amount IS 'Returned amount, positive.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.net_amount IS 'sales_amount - return_amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.buyers IS 'Distinct identified customers with a sale line.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.buyer_bitmap IS 'Those customers'' keys, for exact distinct counts over longer periods.';
+
+CREATE TABLE retail_mid.dws_trade_store_1d (
+    dt                date   NOT NULL,
+    brand             text   NOT NULL,
+    store_id          text   NOT NULL,
+    orders            int    NOT NULL,
+    anonymous_orders  int    NOT NULL,
+    return_orders     int    NOT NULL,
+    lines             int    NOT NULL,
+    quantity          numeric(18,3) NOT NULL,
+    sales_amount      numeric(18,4) NOT NULL,
+    return_amount     numeric(18,4) NOT NULL,
+    net_amount        numeric(18,4) NOT NULL,
+    customers         int    NOT NULL,
+    customer_bitmap   retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (dt, brand, store_id)
+);
+COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.dt IS 'Business date.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.orders IS 'Orders with at least one sale line.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.anonymous_orders IS 'Of those, orders without an identified customer.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.return_orders IS 'Orders with at least one return line.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.lines IS 'Kept DWD lines.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.quantity IS 'Net units.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.sales_amount IS 'Gross sales amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.return_amount IS 'Returned amount, positive.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.net_amount IS 'sales_amount - return_amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.customers IS 'Distinct identified customers with a sale.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.customer_bitmap IS 'Those customers'' keys, for exact distinct counts over longer periods.';
+
+CREATE TABLE retail_mid.dws_trade_customer_td (
+    brand            text NOT NULL,
+    customer_key     int4 NOT NULL,
+    first_order_date date NOT NULL,
+    last_order_date  date NOT NULL,
+    orders           bigint NOT NULL,
+    return_orders    bigint NOT NULL,
+    active_days      int  NOT NULL,
+    quantity         numeric(18,3) NOT NULL,
+    sales_amount     numeric(18,4) NOT NULL,
+    return_amount    numeric(18,4) NOT NULL,
+    net_amount       numeric(18,4) NOT NULL,
+    PRIMARY KEY (brand, customer_key)
+);
+COMMENT ON TABLE retail_mid.dws_trade_customer_td IS 'Trade per customer over all refreshed history (to date).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.first_order_date IS 'Date of the first day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.last_order_date IS 'Date of the last day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.orders IS 'Orders with a sale line.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.return_orders IS 'Orders with a return line.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.active_days IS 'Days with any trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.quantity IS 'Net units.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.sales_amount IS 'Gross sales amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.return_amount IS 'Returned amount, positive.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.net_amount IS 'sales_amount - return_amount.';
+
+CREATE TABLE retail_mid.dws_trade_sku_store_td (
+    brand         text NOT NULL,
+    store_id      text NOT NULL,
+    sku_id        text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    selling_days  int  NOT NULL,
+    orders        bigint NOT NULL,
+    quantity      numeric(18,3) NOT NULL,
+    net_amount    numeric(18,4) NOT NULL,
+    buyers        int  NOT NULL,
+    PRIMARY KEY (brand, store_id, sku_id)
+);
+COMMENT ON TABLE retail_mid.dws_trade_sku_store_td IS 'Trade per SKU x store over all refreshed history.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.sku_id IS 'SKU id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.first_sale_date IS 'First day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.last_sale_date IS 'Last day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.selling_days IS 'Days with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.orders IS 'Orders with a sale line of the SKU.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.quantity IS 'Net units.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.net_amount IS 'Net sales amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.buyers IS 'Distinct identified buyers over all history (exact).';
+
+CREATE TABLE retail_mid.dws_trade_store_td (
+    brand           text NOT NULL,
+    store_id        text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    orders          bigint NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    customers       int  NOT NULL,
+    customer_bitmap retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (brand, store_id)
+);
+COMMENT ON TABLE retail_mid.dws_trade_store_td IS 'Trade per store over all refreshed history.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.first_sale_date IS 'First day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.last_sale_date IS 'Last day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.orders IS 'Orders with a sale line.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.net_amount IS 'Net sales amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.customers IS 'Distinct identified customers over all history (exact).';
+COMMENT ON COLUMN retail_mid.dws_trade_store_td.customer_bitmap IS 'Their keys.';
+
+-- Rebuilds the _1d tables for [from_date, to_date] from the DWD and the _td rows of every key those days touch
+-- (before or after the change, so that removed late data is taken out of the totals too).
+CREATE FUNCTION retail_mid.build_dws_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    CREATE TEMP TABLE rm_touched_customer ON COMMIT DROP AS
+        SELECT DISTINCT brand, customer_key FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_sku_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    -- One pass over the DWD lines to orders: an order has one customer, store and day, so customer and store
+    -- counts become plain sums over it and need no count(DISTINCT).
+    CREATE TEMP TABLE rm_order ON COMMIT DROP AS
+    SELECT dt, brand, order_id, customer_key, coalesce(store_id, '(none)') AS store_id,
+           count(*) AS lines, sum(quantity) AS quantity,
+           bool_or(line_type = 'sale') AS has_sale, bool_or(line_type = 'return') AS has_return,
+           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount,
+           min(order_time) AS order_time
+      FROM retail_mid.dwd_trade_order_line_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
+    ANALYZE rm_order;
+
+    INSERT INTO retail_mid.dws_trade_customer_1d
+    SELECT dt, brand, customer_key, count(*) FILTER (WHERE has_sale), count(*) FILTER (WHERE has_return),
+           sum(lines), sum(quantity), sum(sales_amount), sum(return_amount), sum(sales_amount) - sum(return_amount),
+           min(order_time), max(order_time)
+      FROM rm_order WHERE customer_key IS NOT NULL
+     GROUP BY dt, brand, customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    INSERT INTO retail_mid.dws_trade_store_1d
+    SELECT dt, brand, store_id, orders, anonymous_orders, return_orders, lines, quantity, sales_amount, return_amount,
+           sales_amount - return_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT dt, brand, store_id, count(*) FILTER (WHERE has_sale) AS orders,
+                   count(*) FILTER (WHERE has_sale AND customer_key IS NULL) AS anonymous_orders,
+                   count(*) FILTER (WHERE has_return) AS return_orders, sum(lines) AS lines, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE has_sale), '{}') AS b
+              FROM rm_order GROUP BY dt, brand, store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- SKU lines are first summed per order, so that an order counts once per SKU.
+    INSERT INTO retail_mid.dws_trade_sku_store_1d
+    SELECT dt, brand, store_id, sku_id, orders, sales_quantity - return_quantity, sales_quantity, return_quantity,
+           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT dt, brand, store_id, sku_id, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
+                   sum(sales_quantity) AS sales_quantity, sum(return_quantity) AS return_quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE sales_quantity > 0), '{}') AS b
+              FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, order_id, customer_key,
+                           coalesce(sum(quantity) FILTER (WHERE line_type = 'sale'), 0) AS sales_quantity,
+                           coalesce(-sum(quantity) FILTER (WHERE line_type = 'return'), 0) AS return_quantity,
+                           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+                           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount
+                      FROM retail_mid.dwd_trade_order_line_di
+                     WHERE dt BETWEEN from_date AND to_date
+                     GROUP BY dt, brand, coalesce(store_id, '(none)'), sku_id, order_id, customer_key) per_order
+             GROUP BY dt, brand, store_id, sku_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- To-date rows of every touched key, recomputed from the _1d history.
+    INSERT INTO rm_touched_customer SELECT DISTINCT brand, customer_key FROM rm_order WHERE customer_key IS NOT NULL;
+    INSERT INTO rm_touched_store SELECT DISTINCT brand, store_id FROM rm_order;
+    INSERT INTO rm_touched_sku_store
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    DELETE FROM retail_mid.dws_trade_customer_td t USING (SELECT DISTINCT * FROM rm_touched_customer) k
+     WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
+    INSERT INTO retail_mid.dws_trade_customer_td
+    SELECT d.brand, d.customer_key, min(dt), max(dt), sum(orders), sum(return_orders), count(*), sum(quantity),
+           sum(sales_amount), sum(return_amount), sum(net_amount)
+      FROM retail_mid.dws_trade_customer_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
+     GROUP BY d.brand, d.customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_sku_store_td t USING (SELECT DISTINCT * FROM rm_touched_sku_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id AND t.sku_id = k.sku_id;
+    INSERT INTO retail_mid.dws_trade_sku_store_td
+    SELECT d.brand, d.store_id, d.sku_id, min(dt), max(dt), count(*), sum(orders), sum(quantity), sum(net_amount),
+           retail_mid.rb_cardinality(retail_mid.rb_or_agg(buyer_bitmap))
+      FROM retail_mid.dws_trade_sku_store_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+        ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
+     GROUP BY d.brand, d.store_id, d.sku_id;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_store_td t USING (SELECT DISTINCT * FROM rm_touched_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id;
+    INSERT INTO retail_mid.dws_trade_store_td
+    SELECT brand, store_id, first_sale_date, last_sale_date, orders, net_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
+                   sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
+              FROM retail_mid.dws_trade_store_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
+             GROUP BY d.brand, d.store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DROP TABLE rm_order, rm_touched_customer, rm_touched_sku_store, rm_touched_store;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_trade(date, date) IS 'Rebuilds the trade _1d tables for the given days and the _td rows they touch; called by retail_mid.refresh.';
+
+-- _nd: trade over the 7, 30, 90 and 365 days ending on an as-of date, computed from the _1d tables on read
+-- (so a refresh never has to rewrite them). The views use each brand's latest day with trade.
+CREATE FUNCTION retail_mid.dws_trade_customer_nd_at(as_of date, brand text)
+RETURNS TABLE (as_of date, brand text, customer_key int4, last_order_date date,
+               orders_7d bigint, orders_30d bigint, orders_90d bigint, orders_365d bigint,
+               net_amount_7d numeric, net_amount_30d numeric, net_amount_90d numeric, net_amount_365d numeric,
+               active_days_30d bigint, active_days_365d bigint)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT dws_trade_customer_nd_at.as_of, d.brand, d.customer_key, max(d.dt),
+           coalesce(sum(d.orders) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 7), 0),
+           coalesce(sum(d.orders) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 30), 0),
+           coalesce(sum(d.orders) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 90), 0),
+           sum(d.orders),
+           coalesce(sum(d.net_amount) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 7), 0),
+           coalesce(sum(d.net_amount) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 30), 0),
+           coalesce(sum(d.net_amount) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 90), 0),
+           sum(d.net_amount),
+           count(*) FILTER (WHERE d.dt > dws_trade_customer_nd_at.as_of - 30),
+           count(*)
+      FROM retail_mid.dws_trade_customer_1d d
+     WHERE d.dt > dws_trade_customer_nd_at.as_of - 365 AND d.dt <= dws_trade_customer_nd_at.as_of
+       AND d.brand = dws_trade_customer_nd_at.brand
+     GROUP BY d.brand, d.customer_key;
+END;
+COMMENT ON FUNCTION retail_mid.dws_trade_customer_nd_at(date, text) IS 'Trade per customer over the 7/30/90/365 days ending on as_of (customers with trade in the last 365 days).';
+
+CREATE VIEW retail_mid.dws_trade_customer_nd AS
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_customer_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_customer_nd IS 'Trade per customer over the 7/30/90/365 days ending on the brand''s latest day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.as_of IS 'Last day of every window.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.last_order_date IS 'Last day with trade within 365 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.orders_7d IS 'Orders in the last 7 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.orders_30d IS 'Orders in the last 30 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.orders_90d IS 'Orders in the last 90 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.orders_365d IS 'Orders in the last 365 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.net_amount_7d IS 'Net amount in the last 7 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.net_amount_30d IS 'Net amount in the last 30 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.net_amount_90d IS 'Net amount in the last 90 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.net_amount_365d IS 'Net amount in the last 365 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.active_days_30d IS 'Days with trade in the last 30 days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_nd.active_days_365d IS 'Days with trade in the last 365 days.';
+
+CREATE FUNCTION retail_mid.dws_trade_store_nd_at(as_of date, brand text)
+RETURNS TABLE (as_of date, brand text, store_id text, period_days int, orders bigint, net_amount numeric,
+               customers bigint, customer_bitmap retail_mid.rbitmap)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT dws_trade_store_nd_at.as_of, d.brand, d.store_id, p.days, sum(d.orders), sum(d.net_amount),
+           retail_mid.rb_cardinality(retail_mid.rb_or_agg(d.customer_bitmap)), retail_mid.rb_or_agg(d.customer_bitmap)
+      FROM retail_mid.dws_trade_store_1d d
+      JOIN (VALUES (7), (30), (90), (365)) AS p(days)
+        ON d.dt > dws_trade_store_nd_at.as_of - p.days AND d.dt <= dws_trade_store_nd_at.as_of
+     WHERE d.brand = dws_trade_store_nd_at.brand
+     GROUP BY d.brand, d.store_id, p.days;
+END;
+COMMENT ON FUNCTION retail_mid.dws_trade_store_nd_at(date, text) IS 'Trade per store over the 7/30/90/365 days ending on as_of, with exact distinct customers.';
+
+CREATE VIEW retail_mid.dws_trade_store_nd AS
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_store_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_store_nd IS 'Trade per store over the 7/30/90/365 days ending on the brand''s latest day with trade (one row per period).';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.as_of IS 'Last day of the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.store_id IS 'Store id.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.period_days IS 'Window length in days: 7, 30, 90 or 365.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.orders IS 'Orders with a sale line in the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.net_amount IS 'Net sales amount in the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.customers IS 'Distinct identified customers in the window (exact, from bitmaps).';
+COMMENT ON COLUMN retail_mid.dws_trade_store_nd.customer_bitmap IS 'Their keys.';
+
+CREATE FUNCTION retail_mid.dws_trade_sku_store_nd_at(as_of date, brand text)
+RETURNS TABLE (as_of date, brand text, store_id text, sku_id text, period_days int, orders bigint,
+               quantity numeric, net_amount numeric, buyers bigint)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT dws_trade_sku_store_nd_at.as_of, d.brand, d.store_id, d.sku_id, p.days, sum(d.orders), sum(d.quantity),
+           sum(d.net_amount), retail_mid.rb_cardinality(retail_mid.rb_or_agg(d.buyer_bitmap))
+      FROM retail_mid.dws_trade_sku_store_1d d
+      JOIN (VALUES (7), (30), (90), (365)) AS p(days)
+        ON d.dt > dws_trade_sku_store_nd_at.as_of - p.days AND d.dt <= dws_trade_sku_store_nd_at.as_of
+     WHERE d.brand = dws_trade_sku_store_nd_at.brand
+     GROUP BY d.brand, d.store_id, d.sku_id, p.days;
+END;
+COMMENT ON FUNCTION retail_mid.dws_trade_sku_store_nd_at(date, text) IS 'Trade per SKU x store over the 7/30/90/365 days ending on as_of, with exact distinct buyers.';
+
+CREATE VIEW retail_mid.dws_trade_sku_store_nd AS
+    SELECT n.* FROM retail_mid.dws_refresh_state s CROSS JOIN LATERAL retail_mid.dws_trade_sku_store_nd_at(s.as_of, s.brand) n;
+COMMENT ON VIEW retail_mid.dws_trade_sku_store_nd IS 'Trade per SKU x store over the 7/30/90/365 days ending on the brand''s latest day with trade (one row per period).';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.as_of IS 'Last day of the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.store_id IS 'Store id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.sku_id IS 'SKU id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.period_days IS 'Window length in days: 7, 30, 90 or 365.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.orders IS 'Orders with a sale line of the SKU in the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.quantity IS 'Net units in the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.net_amount IS 'Net sales amount in the window.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_nd.buyers IS 'Distinct identified buyers in the window (exact).';
+
+-- The incremental refresh: DWD then DWS for the days [from_date, to_date], in the caller's transaction (so a
+-- failure leaves the previous state, and readers keep seeing the previous state until it commits). Running the
+-- same days twice gives the same tables; late data for a past day is picked up by refreshing that day.
+CREATE FUNCTION retail_mid.refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_dwd bigint; v_dws bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh range must be finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One refresh at a time: a second one waits rather than interleaving its deletes and inserts.
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
+
+    RAISE NOTICE 'refresh % .. % (% days): building DWD', from_date, to_date, to_date - from_date + 1;
+    v_dwd := retail_mid.build_dwd_trade(from_date, to_date);
+    t1 := clock_timestamp();
+    RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
+    v_dws := retail_mid.build_dws_trade(from_date, to_date);
+    RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+
+    DELETE FROM retail_mid.dws_refresh_state;
+    INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
+    SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
+    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws,
+        jsonb_build_object('dwd_lines', v_dwd, 'dws_rows', v_dws,
+                           'dwd_seconds', extract(epoch FROM t1 - t0),
+                           'dws_seconds', extract(epoch FROM clock_timestamp() - t1)));
+    RETURN v_dwd + v_dws;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Rebuilds DWD and DWS for the given days (idempotent, transactional); returns rows written and logs a job_log row.';
+
+-- Refreshes every day that has ODS orders, as one job (the full rebuild).
+CREATE FUNCTION retail_mid.refresh_all()
+RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+    SELECT retail_mid.refresh(min(order_time)::date, max(order_time)::date) FROM retail_mid.ods_order HAVING count(*) > 0;
+END;
+COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has ODS orders (the full rebuild); NULL when the ODS is empty.';

@@ -1,0 +1,780 @@
+/*
+ * ets.c: the exponential-smoothing state-space models of Hyndman et al. (2008) as fitted by R's forecast::ets:
+ * the same recursions (etscalc), the same likelihood (n log SSE, plus 2 sum log|yhat| for multiplicative
+ * errors), the same initial states (classical decomposition or a Fourier regression, then a regression on the
+ * first max(10, 2m) seasonally adjusted points), the same parameter start values, usual bounds and
+ * admissibility test (characteristic roots inside the unit circle), optimised with NLopt's bounded Nelder-Mead
+ * under a hard limit on objective evaluations. Written from the published model equations and R's behaviour.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <nlopt.h>
+
+#include "forecast.h"
+
+#define ETS_TOL 1.0e-10
+#define ETS_HUGEN 1.0e10
+#define ETS_NA (-99999.0)
+
+static const double lowerb[4] = {1e-4, 1e-4, 1e-4, 0.8};
+static const double upperb[4] = {0.9999, 0.9999, 0.9999, 0.98};
+
+/* h-step point forecasts from a state (forecast() in R's etscalc.c). */
+static void
+ets_forecast_raw(double l, double b, const double *s, int m, int trend, int season, double phi, double *f, int h)
+{
+	double		phistar = phi;
+
+	for (int i = 0; i < h; i++)
+	{
+		int			j;
+
+		if (trend == ETS_NONE)
+			f[i] = l;
+		else if (trend == ETS_ADD)
+			f[i] = l + phistar * b;
+		else if (b < 0)
+			f[i] = ETS_NA;
+		else
+			f[i] = l * pow(b, phistar);
+		j = m - 1 - i;
+		while (j < 0)
+			j += m;
+		if (season == ETS_ADD)
+			f[i] += s[j];
+		else if (season == ETS_MULT)
+			f[i] *= s[j];
+		if (i < h - 1)
+		{
+			if (fabs(phi - 1.0) < ETS_TOL)
+				phistar += 1.0;
+			else
+				phistar += pow(phi, (double) (i + 1));
+		}
+	}
+}
+
+/* State update after observing y (update() in R's etscalc.c); s is rotated so s[m-1] is the oldest. */
+static void
+ets_update(double *l, double *b, double *s, int m, int trend, int season,
+		   double alpha, double beta, double gamma, double phi, double y)
+{
+	double		oldl = *l, oldb = *b, q, p, phib = 0;
+
+	if (trend == ETS_NONE)
+		q = oldl;
+	else if (trend == ETS_ADD)
+	{
+		phib = phi * oldb;
+		q = oldl + phib;
+	}
+	else if (fabs(phi - 1.0) < ETS_TOL)
+	{
+		phib = oldb;
+		q = oldl * oldb;
+	}
+	else
+	{
+		phib = pow(oldb, phi);
+		q = oldl * phib;
+	}
+	if (season == ETS_NONE)
+		p = y;
+	else if (season == ETS_ADD)
+		p = y - s[m - 1];
+	else
+		p = fabs(s[m - 1]) < ETS_TOL ? ETS_HUGEN : y / s[m - 1];
+	*l = q + alpha * (p - q);
+
+	if (trend > ETS_NONE)
+	{
+		double		r;
+
+		if (trend == ETS_ADD)
+			r = *l - oldl;
+		else
+			r = fabs(oldl) < ETS_TOL ? ETS_HUGEN : *l / oldl;
+		*b = phib + (beta / alpha) * (r - phib);
+	}
+
+	if (season > ETS_NONE)
+	{
+		double		t, olds = s[m - 1];
+
+		if (season == ETS_ADD)
+			t = y - q;
+		else
+			t = fabs(q) < ETS_TOL ? ETS_HUGEN : y / q;
+		memmove(s + 1, s, sizeof(double) * (m - 1));
+		s[0] = olds + gamma * (t - olds);
+	}
+}
+
+/*
+ * Runs the model over y from state x (l, b, s0..s(m-1)), returning the etscalc likelihood (n log SSE, plus
+ * 2 sum log|f| for multiplicative errors) or ETS_NA; leaves the final state in x and, when asked, the one-step
+ * fitted values and the mean squared error.
+ */
+static double
+ets_calc(const double *y, int n, double *x, int m, int error, int trend, int season,
+		 double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
+{
+	double		l = x[0], b = 0, ring[ETS_MAX_M];
+	double		lik = 0, lik2 = 0, sse = 0;
+	int			k = 1, head = 0;
+
+	/*
+	 * The seasonal states live in a ring: s[j] = ring[(head + j) % m], s[m-1] being the state of a year ago;
+	 * each update overwrites that oldest slot with the new state, which becomes s[0]. Same arithmetic as
+	 * ets_forecast_raw/ets_update (trends N and A only), without shifting the states every period.
+	 */
+	if (trend > ETS_NONE)
+		b = x[k++];
+	if (season > ETS_NONE)
+		memcpy(ring, x + k, sizeof(double) * m);
+	for (int i = 0; i < n; i++)
+	{
+		int			old = head + m - 1 >= m ? head - 1 : head + m - 1;
+		double		sold = season > ETS_NONE ? ring[old] : 0;
+		double		phib = trend == ETS_ADD ? phi * b : 0;
+		double		q = l + phib, f, e, p, lnew;
+
+		f = season == ETS_ADD ? q + sold : season == ETS_MULT ? q * sold : q;
+		if (fitted)
+			fitted[i] = f;
+		e = error == ETS_ADD ? y[i] - f : (y[i] - f) / f;
+		sse += (y[i] - f) * (y[i] - f);
+		lik += e * e;
+		lik2 += log(fabs(f));
+
+		if (season == ETS_NONE)
+			p = y[i];
+		else if (season == ETS_ADD)
+			p = y[i] - sold;
+		else
+			p = fabs(sold) < ETS_TOL ? ETS_HUGEN : y[i] / sold;
+		lnew = q + alpha * (p - q);
+		if (trend == ETS_ADD)
+			b = phib + (beta / alpha) * ((lnew - l) - phib);
+		if (season > ETS_NONE)
+		{
+			double		t;
+
+			if (season == ETS_ADD)
+				t = y[i] - q;
+			else
+				t = fabs(q) < ETS_TOL ? ETS_HUGEN : y[i] / q;
+			ring[old] = sold + gamma * (t - sold);
+			head = old;
+		}
+		l = lnew;
+	}
+	if (sse_e)
+		*sse_e = lik;
+	lik = n * log(lik);
+	if (error == ETS_MULT)
+		lik += 2 * lik2;
+	if (mse)
+		*mse = sse / n;
+	x[0] = l;
+	k = 1;
+	if (trend > ETS_NONE)
+		x[k++] = b;
+	if (season > ETS_NONE)
+		for (int j = 0; j < m; j++)
+			x[k + j] = ring[(head + j) % m];
+	return lik;
+}
+
+/*
+ * Whether every root of z^d + c[1] z^(d-1) + ... + c[d] lies in the closed unit circle (up to 1e-10), by the
+ * Schur-Cohn step-down recursion: the roots are inside iff every reflection coefficient has modulus below 1.
+ * O(d^2) without iterations, where R finds the roots with polyroot() and checks their largest modulus.
+ */
+static bool
+roots_in_unit_circle(const double *c, int d)
+{
+	double		a[ETS_MAX_M + 3], b[ETS_MAX_M + 3];
+
+	memcpy(a, c, sizeof(double) * (d + 1));
+	for (int k = d; k >= 1; k--)
+	{
+		double		r = a[k], den;
+
+		if (fabs(r) > 1 + 1e-10)
+			return false;
+		den = 1 - r * r;
+		if (den < 1e-12)
+			return true;		/* a root on the unit circle: admissible within R's tolerance */
+		for (int i = 1; i < k; i++)
+			b[i] = (a[i] - r * a[k - i]) / den;
+		for (int i = 1; i < k; i++)
+			a[i] = b[i];
+	}
+	return true;
+}
+
+/* The admissible region of forecast::ets (admissible() in etsTargetFunction.cpp). */
+static bool
+ets_admissible(double alpha, double beta, double gamma, double phi, int m, bool has_beta, bool has_gamma)
+{
+	if (phi < 0 || phi > 1 + 1e-8)
+		return false;
+	if (!has_gamma)
+	{
+		if (alpha < 1 - 1 / phi || alpha > 1 + 1 / phi)
+			return false;
+		if (has_beta && (beta < alpha * (phi - 1) || beta > (1 + phi) * (2 - alpha)))
+			return false;
+	}
+	else if (m > 1)
+	{
+		double		d = 1 - 1 / phi - alpha;
+		double		c[ETS_MAX_M + 2];
+		int			deg = 0;
+
+		if (!has_beta)
+			beta = 0;
+		if (gamma < (d > 0 ? d : 0) || gamma > 1 + 1 / phi - alpha)
+			return false;
+		if (alpha < 1 - 1 / phi - gamma * (1 - m + phi + phi * m) / (2 * phi * m))
+			return false;
+		if (beta < -(1 - phi) * (gamma / m + alpha))
+			return false;
+		c[deg++] = 1;
+		c[deg++] = alpha + beta - phi;
+		for (int i = 0; i < m - 2; i++)
+			c[deg++] = alpha + beta - alpha * phi;
+		c[deg++] = alpha + beta - alpha * phi + gamma - 1;
+		c[deg++] = phi * (1 - alpha - gamma);
+		if (!roots_in_unit_circle(c, deg - 1))
+			return false;
+	}
+	return true;
+}
+
+typedef struct EtsProblem
+{
+	const double *y;
+	int			n, m, error, trend, season;
+	bool		damped;
+	double	   *x;				/* scratch state */
+	int			evals;
+} EtsProblem;
+
+/* Unpacks the optimiser's vector: alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2). */
+static int
+ets_unpack(const EtsProblem *p, const double *v, double *alpha, double *beta, double *gamma, double *phi, double *x)
+{
+	int			k = 0, ns = 1 + (p->trend > ETS_NONE), sum_from;
+	double		sum = 0;
+
+	*alpha = v[k++];
+	*beta = p->trend > ETS_NONE ? v[k++] : 0;
+	*gamma = p->season > ETS_NONE ? v[k++] : 0;
+	*phi = p->damped ? v[k++] : 1;
+	for (int i = 0; i < ns; i++)
+		x[i] = v[k++];
+	if (p->season > ETS_NONE)
+	{
+		sum_from = ns;
+		for (int i = 0; i < p->m - 1; i++)
+		{
+			x[ns + i] = v[k++];
+			sum += x[ns + i];
+		}
+		/* the last seasonal state makes the indices sum to 0 (additive) or m (multiplicative) */
+		x[ns + p->m - 1] = (p->season == ETS_MULT ? p->m : 0) - sum;
+		(void) sum_from;
+	}
+	return k;
+}
+
+/* The objective of etsTargetFunction.cpp with bounds = "both": +Inf outside the usual and admissible region. */
+static double
+ets_objective(unsigned nv, const double *v, double *grad, void *data)
+{
+	EtsProblem *p = (EtsProblem *) data;
+	double		alpha, beta, gamma, phi, lik;
+	int			ns = 1 + (p->trend > ETS_NONE);
+
+	p->evals++;
+	ets_unpack(p, v, &alpha, &beta, &gamma, &phi, p->x);
+	if (alpha < lowerb[0] || alpha > upperb[0])
+		return HUGE_VAL;
+	if (p->trend > ETS_NONE && (beta < lowerb[1] || beta > alpha || beta > upperb[1]))
+		return HUGE_VAL;
+	if (p->damped && (phi < lowerb[3] || phi > upperb[3]))
+		return HUGE_VAL;
+	if (p->season > ETS_NONE && (gamma < lowerb[2] || gamma > 1 - alpha || gamma > upperb[2]))
+		return HUGE_VAL;
+	if (!ets_admissible(alpha, beta, gamma, phi, p->m, p->trend > ETS_NONE, p->season > ETS_NONE))
+		return HUGE_VAL;
+	if (p->season == ETS_MULT)
+		for (int i = ns; i < ns + p->m; i++)
+			if (p->x[i] < 0)
+				return HUGE_VAL;
+	lik = ets_calc(p->y, p->n, p->x, p->m, p->error, p->trend, p->season, alpha, beta, gamma, phi,
+				   NULL, NULL, NULL);
+	if (lik < -1e10)
+		lik = -1e10;			/* avoid perfect fits, as R does */
+	if (isnan(lik) || fabs(lik - ETS_NA) < 1e-7)
+		return HUGE_VAL;
+	return lik;
+}
+
+/* Least squares of y on the columns of X (n x k, k <= 4) by the normal equations; false if singular. */
+static bool
+ols(const double *X, const double *y, int n, int k, double *coef)
+{
+	double		A[4][5];
+
+	memset(A, 0, sizeof(A));
+	for (int i = 0; i < n; i++)
+		for (int a = 0; a < k; a++)
+		{
+			for (int b = 0; b < k; b++)
+				A[a][b] += X[i * k + a] * X[i * k + b];
+			A[a][k] += X[i * k + a] * y[i];
+		}
+	for (int c = 0; c < k; c++)
+	{
+		int			piv = c;
+
+		for (int r = c + 1; r < k; r++)
+			if (fabs(A[r][c]) > fabs(A[piv][c]))
+				piv = r;
+		if (fabs(A[piv][c]) < 1e-12)
+			return false;
+		for (int j = 0; j <= k; j++)
+		{
+			double		t = A[c][j];
+
+			A[c][j] = A[piv][j];
+			A[piv][j] = t;
+		}
+		for (int r = 0; r < k; r++)
+			if (r != c)
+			{
+				double		f = A[r][c] / A[c][c];
+
+				for (int j = c; j <= k; j++)
+					A[r][j] -= f * A[c][j];
+			}
+	}
+	for (int c = 0; c < k; c++)
+		coef[c] = A[c][k] / A[c][c];
+	return true;
+}
+
+/* Initial states as initstate() in ets.R; x receives l0, [b0], s0..s(m-2). Returns the number of states. */
+static int
+ets_initstate(const double *y, int n, int m, int trend, int season, double *x)
+{
+	double	   *ysa = palloc(sizeof(double) * n);
+	double	   *seasonal = NULL;
+	int			k = 0, maxn;
+
+	if (season != ETS_NONE)
+	{
+		seasonal = palloc(sizeof(double) * n);
+		if (n < 3 * m)
+		{
+			/* tslm(y ~ trend + fourier(y, 1)): the sine term vanishes when m = 2 */
+			int			kk = m > 2 ? 4 : 3;
+			double	   *X = palloc(sizeof(double) * n * kk), coef[4] = {0, 0, 0, 0};
+
+			for (int i = 0; i < n; i++)
+			{
+				double		t = i + 1;
+
+				X[i * kk] = 1;
+				X[i * kk + 1] = t;
+				if (m > 2)
+				{
+					X[i * kk + 2] = sin(2 * M_PI * t / m);
+					X[i * kk + 3] = cos(2 * M_PI * t / m);
+				}
+				else
+					X[i * kk + 2] = cos(2 * M_PI * t / m);
+			}
+			ols(X, y, n, kk, coef);
+			for (int i = 0; i < n; i++)
+			{
+				double		tr = coef[0] + coef[1] * (i + 1);
+
+				seasonal[i] = season == ETS_ADD ? y[i] - tr : y[i] / tr;
+			}
+			pfree(X);
+		}
+		else
+		{
+			/* decompose(): centred moving average, seasonal means of the detrended series, normalised */
+			double		fig[ETS_MAX_M], cnt[ETS_MAX_M], mean = 0;
+			int			half = m / 2;
+
+			memset(fig, 0, sizeof(fig));
+			memset(cnt, 0, sizeof(cnt));
+			for (int i = half; i < n - half; i++)
+			{
+				double		tr = 0, d;
+
+				if (m % 2 == 0)
+				{
+					tr = 0.5 * (y[i - half] + y[i + half]);
+					for (int j = i - half + 1; j < i + half; j++)
+						tr += y[j];
+				}
+				else
+					for (int j = i - half; j <= i + half; j++)
+						tr += y[j];
+				tr /= m;
+				d = season == ETS_ADD ? y[i] - tr : y[i] / tr;
+				fig[i % m] += d;
+				cnt[i % m] += 1;
+			}
+			for (int j = 0; j < m; j++)
+			{
+				fig[j] = cnt[j] > 0 ? fig[j] / cnt[j] : (season == ETS_ADD ? 0 : 1);
+				mean += fig[j] / m;
+			}
+			for (int j = 0; j < m; j++)
+				fig[j] = season == ETS_ADD ? fig[j] - mean : fig[j] / mean;
+			for (int i = 0; i < n; i++)
+				seasonal[i] = fig[i % m];
+		}
+		/* init.seas = rev(seasonal[2:m]) */
+		{
+			double		sum = 0;
+
+			for (int j = 0; j < m - 1; j++)
+			{
+				x[1 + (trend > ETS_NONE) + j] = seasonal[m - 1 - j];
+				if (season == ETS_MULT)
+					x[1 + (trend > ETS_NONE) + j] = fmax(x[1 + (trend > ETS_NONE) + j], 1e-2);
+				sum += x[1 + (trend > ETS_NONE) + j];
+			}
+			if (season == ETS_MULT && sum > m)
+				for (int j = 0; j < m - 1; j++)
+					x[1 + (trend > ETS_NONE) + j] /= (sum + (m - 1) * 1e-2);
+		}
+		for (int i = 0; i < n; i++)
+			ysa[i] = season == ETS_ADD ? y[i] - seasonal[i] : y[i] / fmax(seasonal[i], 1e-2);
+	}
+	else
+	{
+		m = 1;
+		memcpy(ysa, y, sizeof(double) * n);
+	}
+
+	maxn = Min(Max(10, 2 * m), n);
+	if (trend == ETS_NONE)
+	{
+		double		s = 0;
+
+		for (int i = 0; i < maxn; i++)
+			s += ysa[i];
+		x[k++] = s / maxn;
+	}
+	else
+	{
+		double		sx = 0, sy = 0, sxx = 0, sxy = 0, b0, l0;
+
+		for (int i = 0; i < maxn; i++)
+		{
+			double		t = i + 1;
+
+			sx += t;
+			sy += ysa[i];
+			sxx += t * t;
+			sxy += t * ysa[i];
+		}
+		b0 = (maxn * sxy - sx * sy) / (maxn * sxx - sx * sx);
+		l0 = (sy - b0 * sx) / maxn;
+		if (fabs(l0 + b0) < 1e-8)
+		{
+			l0 *= 1 + 1e-3;
+			b0 *= 1 - 1e-3;
+		}
+		x[k++] = l0;
+		x[k++] = b0;
+	}
+	pfree(ysa);
+	if (seasonal)
+		pfree(seasonal);
+	return k + (season != ETS_NONE ? m - 1 : 0);
+}
+
+void
+EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
+			int max_evals, double ftol, EtsFit *fit)
+{
+	EtsProblem	p;
+	double		v[ETS_MAX_PAR], lb[ETS_MAX_PAR], ub[ETS_MAX_PAR], step[ETS_MAX_PAR];
+	double		alpha, beta = 0, gamma = 0, phi = 1, up, minf = HUGE_VAL, scale = 0, sse_e = 0;
+	int			npar = 0, nstate, nv;
+	nlopt_opt	opt;
+	double		x[ETS_MAX_PAR];
+
+	memset(fit, 0, sizeof(*fit));
+	fit->error = error;
+	fit->trend = trend;
+	fit->season = season;
+	fit->damped = damped;
+	fit->m = season != ETS_NONE ? m : 1;
+	fit->ok = false;
+	m = fit->m;
+
+	/* initparam() of ets.R */
+	alpha = lowerb[0] + 0.2 * (upperb[0] - lowerb[0]) / m;
+	if (alpha > 1 || alpha < 0)
+		alpha = lowerb[0] + 2e-3;
+	v[npar] = alpha; lb[npar] = lowerb[0]; ub[npar] = upperb[0]; step[npar++] = 0.1;
+	if (trend != ETS_NONE)
+	{
+		up = Min(upperb[1], alpha);
+		beta = lowerb[1] + 0.1 * (up - lowerb[1]);
+		if (beta < 0 || beta > alpha)
+			beta = alpha - 1e-3;
+		v[npar] = beta; lb[npar] = lowerb[1]; ub[npar] = upperb[1]; step[npar++] = 0.02;
+	}
+	if (season != ETS_NONE)
+	{
+		up = Min(upperb[2], 1 - alpha);
+		gamma = lowerb[2] + 0.05 * (up - lowerb[2]);
+		if (gamma < 0 || gamma > 1 - alpha)
+			gamma = 1 - alpha - 1e-3;
+		v[npar] = gamma; lb[npar] = lowerb[2]; ub[npar] = upperb[2]; step[npar++] = 0.02;
+	}
+	if (damped)
+	{
+		phi = lowerb[3] + 0.99 * (upperb[3] - lowerb[3]);
+		if (phi < 0 || phi > 1)
+			phi = upperb[3] - 1e-3;
+		v[npar] = phi; lb[npar] = lowerb[3]; ub[npar] = upperb[3]; step[npar++] = 0.02;
+	}
+	nstate = ets_initstate(y, n, m, trend, season, v + npar);
+	nv = npar + nstate;
+	/* etsmodel(): no fit when the parameters outnumber the data */
+	if (nv >= n - 1)
+		return;
+	for (int i = 0; i < n; i++)
+		scale += fabs(y[i]) / n;
+	for (int i = npar; i < nv; i++)
+	{
+		lb[i] = -HUGE_VAL;
+		ub[i] = HUGE_VAL;
+		step[i] = 0.1 * fmax(fabs(v[i]), 0.1 * scale) + 1e-6;
+		if (season == ETS_MULT && i >= npar + 1 + (trend != ETS_NONE))
+			step[i] = 0.05;
+	}
+
+	p.y = y;
+	p.n = n;
+	p.m = m;
+	p.error = error;
+	p.trend = trend;
+	p.season = season;
+	p.damped = damped;
+	p.x = x;
+	p.evals = 0;
+
+	/* the start is evaluated first (as R does), so the optimiser gets the rest of the budget */
+	minf = ets_objective(nv, v, NULL, &p);
+	if (minf < HUGE_VAL && max_evals > 1)
+	{
+		/* Nelder-Mead as R's ets uses; BOBYQA and Sbplx were tried and found worse optima on UKgas */
+		{
+			int			budget = max_evals - p.evals;
+
+			opt = nlopt_create(NLOPT_LN_NELDERMEAD, nv);
+			if (opt == NULL)
+				elog(ERROR, "could not create the nlopt optimiser");
+			nlopt_set_lower_bounds(opt, lb);
+			nlopt_set_upper_bounds(opt, ub);
+			nlopt_set_min_objective(opt, ets_objective, &p);
+			nlopt_set_initial_step(opt, step);
+			nlopt_set_ftol_rel(opt, ftol);
+			nlopt_set_maxeval(opt, budget);
+			{
+				double		vtry[ETS_MAX_PAR], ftry = HUGE_VAL;
+
+				memcpy(vtry, v, sizeof(double) * nv);
+				(void) nlopt_optimize(opt, vtry, &ftry);
+				if (ftry < minf)
+				{
+					minf = ftry;
+					memcpy(v, vtry, sizeof(double) * nv);
+				}
+			}
+			nlopt_destroy(opt);
+		}
+	}
+	fit->evals = p.evals;
+	if (!(minf < HUGE_VAL))
+		return;
+
+	ets_unpack(&p, v, &fit->alpha, &fit->beta, &fit->gamma, &fit->phi, x);
+	fit->nstate = 1 + (trend != ETS_NONE) + (season != ETS_NONE ? m : 0);
+	memcpy(fit->init, x, sizeof(double) * fit->nstate);
+	memcpy(fit->final, x, sizeof(double) * fit->nstate);
+	fit->lik = ets_calc(y, n, fit->final, m, error, trend, season, fit->alpha, fit->beta, fit->gamma, fit->phi,
+						NULL, &fit->mse, &sse_e);
+	if (fabs(fit->lik - ETS_NA) < ETS_TOL || isnan(fit->lik))
+		return;
+	if (fit->lik < -1e10)
+		fit->lik = -1e10;
+	fit->np = nv + 1;
+	fit->loglik = -0.5 * fit->lik;
+	fit->aic = fit->lik + 2.0 * fit->np;
+	fit->bic = fit->lik + log((double) n) * fit->np;
+	fit->aicc = n - fit->np - 1 > 0 ? fit->aic + 2.0 * fit->np * (fit->np + 1) / (n - fit->np - 1) : HUGE_VAL;
+	fit->sigma2 = sse_e / (n - nv);	/* ets.R divides by n - length(par), without the +1 of the AIC */
+	fit->ok = true;
+}
+
+void
+EtsPointForecast(const EtsFit *fit, int h, double *f)
+{
+	int			k = 1;
+	double		b = 0;
+
+	if (fit->trend != ETS_NONE)
+		b = fit->final[k++];
+	ets_forecast_raw(fit->final[0], b, fit->final + k, fit->m, fit->trend, fit->season, fit->phi, f, h);
+}
+
+void
+EtsFitted(const EtsFit *fit, const double *y, int n, double *fitted)
+{
+	double		x[ETS_MAX_PAR];
+
+	memcpy(x, fit->init, sizeof(x));
+	ets_calc(y, n, x, fit->m, fit->error, fit->trend, fit->season, fit->alpha, fit->beta, fit->gamma, fit->phi,
+			 fitted, NULL, NULL);
+}
+
+bool
+EtsIsClass1(const EtsFit *fit)
+{
+	return fit->error == ETS_ADD && fit->trend != ETS_MULT && fit->season != ETS_MULT;
+}
+
+/*
+ * For a linear model y_t = w'x_{t-1} + e_t, x_t = F x_{t-1} + g e_t the h-step variance is
+ * sigma2 (1 + sum_{j=1}^{h-1} c_j^2) with c_j = w'F^{j-1} g; c_j is the j-step forecast from the state g,
+ * which is the state one update of the zero state by a unit error leaves.
+ */
+void
+EtsClass1Variance(const EtsFit *fit, int h, double *var)
+{
+	double		l = 0, b = 0, s[ETS_MAX_M], *c = palloc(sizeof(double) * h);
+	double		acc = 0;
+
+	memset(s, 0, sizeof(s));
+	ets_update(&l, &b, s, fit->m, fit->trend, fit->season, fit->alpha, fit->beta, fit->gamma, fit->phi, 1.0);
+	ets_forecast_raw(l, b, s, fit->m, fit->trend, fit->season, fit->phi, c, h);
+	for (int i = 0; i < h; i++)
+	{
+		var[i] = fit->sigma2 * (1 + acc);
+		acc += c[i] * c[i];
+	}
+	pfree(c);
+}
+
+void
+EtsSimulate(const EtsFit *fit, int h, int nsim, uint64_t *rng, double *paths)
+{
+	double		sigma = sqrt(fit->sigma2);
+
+	for (int r = 0; r < nsim; r++)
+	{
+		double		l = fit->final[0], b = 0, s[ETS_MAX_M];
+		int			k = 1;
+
+		if (fit->trend != ETS_NONE)
+			b = fit->final[k++];
+		if (fit->season != ETS_NONE)
+			memcpy(s, fit->final + k, sizeof(double) * fit->m);
+		for (int i = 0; i < h; i++)
+		{
+			double		f, e = sigma * FcNormal(rng), y;
+
+			ets_forecast_raw(l, b, s, fit->m, fit->trend, fit->season, fit->phi, &f, 1);
+			y = fit->error == ETS_ADD ? f + e : f * (1 + e);
+			paths[(size_t) r * h + i] = y;
+			ets_update(&l, &b, s, fit->m, fit->trend, fit->season, fit->alpha, fit->beta, fit->gamma, fit->phi, y);
+		}
+	}
+}
+
+void
+EtsName(const EtsFit *fit, char *buf, int buflen)
+{
+	static const char *const code[] = {"N", "A", "M"};
+
+	snprintf(buf, buflen, "ETS(%s,%s%s,%s)", code[fit->error], code[fit->trend], fit->damped ? "d" : "",
+			 code[fit->season]);
+}
+
+double
+FcUniform(uint64_t *s)
+{
+	uint64_t	z = (*s += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	z ^= z >> 31;
+	return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+double
+FcNormal(uint64_t *s)
+{
+	double		u1 = FcUniform(s), u2 = FcUniform(s);
+
+	return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
+/* Inverse standard normal CDF: Acklam's rational approximation refined by one Halley step. */
+double
+FcQnorm(double p)
+{
+	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+	1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
+	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+	6.680131188771972e+01, -1.328068155288572e+01};
+	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+	-2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
+	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+	3.754408661907416e+00};
+	double		q, r, x, e, u;
+
+	if (p <= 0)
+		return -HUGE_VAL;
+	if (p >= 1)
+		return HUGE_VAL;
+	if (p < 0.02425)
+	{
+		q = sqrt(-2 * log(p));
+		x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+			((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	else if (p > 1 - 0.02425)
+	{
+		q = sqrt(-2 * log(1 - p));
+		x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+			((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+	}
+	else
+	{
+		q = p - 0.5;
+		r = q * q;
+		x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+			(((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+	}
+	e = 0.5 * erfc(-x / sqrt(2)) - p;
+	u = e * sqrt(2 * M_PI) * exp(x * x / 2);
+	return x - u / (1 + x * u / 2);
+}

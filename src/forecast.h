@@ -1,0 +1,58 @@
+/* forecast.h: the model engines behind retail_mid.forecast (ETS in ets.c, the rest in forecast.c). */
+#ifndef RETAIL_MID_FORECAST_H
+#define RETAIL_MID_FORECAST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ETS_NONE 0
+#define ETS_ADD 1
+#define ETS_MULT 2
+#define ETS_MAX_M 24			/* like forecast::ets, seasonal ETS only for periods up to 24 */
+#define ETS_MAX_PAR (4 + 2 + ETS_MAX_M)
+
+/* One fitted ETS model: the parameters, initial and final states, and the fit statistics of forecast::ets. */
+typedef struct EtsFit
+{
+	int			error, trend, season;
+	bool		damped;
+	int			m;				/* season length used (1 when season is NONE) */
+	double		alpha, beta, gamma, phi;
+	int			nstate;			/* 1 + (trend) + (season ? m : 0), the last seasonal state implied */
+	double		init[ETS_MAX_PAR];	/* l0, b0, s0 .. s(m-1) */
+	double		final[ETS_MAX_PAR];
+	int			np;				/* estimated parameters + initial states + 1 (for sigma), as in ets.R */
+	double		lik;			/* -2 log likelihood up to a constant, as etscalc returns it */
+	double		loglik, aic, aicc, bic, sigma2, mse;
+	int			evals;			/* objective evaluations the optimiser used */
+	bool		ok;
+} EtsFit;
+
+/* Fits one ETS model by maximum likelihood (bounded Nelder-Mead); fit->ok is false when it cannot be fitted. */
+extern void EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
+						int max_evals, double ftol, EtsFit *fit);
+
+/* Point forecasts for h steps from the fit's final state. */
+extern void EtsPointForecast(const EtsFit *fit, int h, double *f);
+
+/* One-step fitted values of the fit over y (for in-sample comparisons). */
+extern void EtsFitted(const EtsFit *fit, const double *y, int n, double *fitted);
+
+/* Whether the model is linear with additive errors (class 1 of Hyndman et al. 2008: analytic variances). */
+extern bool EtsIsClass1(const EtsFit *fit);
+
+/* Forecast variances for class-1 models: sigma2 * (1 + sum_{j<h} c_j^2). */
+extern void EtsClass1Variance(const EtsFit *fit, int h, double *var);
+
+/* Sample paths (nsim x h, row major) from the fitted model with Gaussian innovations. */
+extern void EtsSimulate(const EtsFit *fit, int h, int nsim, uint64_t *rng, double *paths);
+
+/* Model name like ETS(M,Ad,N). */
+extern void EtsName(const EtsFit *fit, char *buf, int buflen);
+
+/* Small deterministic PRNG shared by the simulators (splitmix64 + Box-Muller). */
+extern double FcUniform(uint64_t *s);
+extern double FcNormal(uint64_t *s);
+extern double FcQnorm(double p);
+
+#endif

@@ -1,0 +1,1299 @@
+/*
+ * site.c: Huff gravity-model arithmetic for site selection.
+ *
+ * The spatial work (which zone is within reach of which store, and how far) stays in SQL where the PostGIS
+ * GiST indexes are (h3_postgis habit); these functions receive plain numbers: zone and site ids,
+ * attractiveness, distance (or any travel cost) and demand, and do the probability arithmetic:
+ *
+ *   P(zone z -> store j) = A_j^alpha * max(d_zj, d_min)^-beta / sum over the stores k in reach of z
+ *
+ * d_min (min_distance) is the documented floor that keeps a zone centroid lying on a store finite.
+ */
+#include "retail_mid.h"
+
+#include <math.h>
+#include <string.h>
+#include <nlopt.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#define HUFF_ALPHA_MAX 10.0
+#define HUFF_BETA_MAX 10.0
+#define HUFF_STATE_MAGIC 0x48554631	/* "HUF1" */
+#define HUFF_STATE_VERSION 1
+
+/* Roles of the sites fed to the impact aggregate. */
+#define ROLE_COMPETITOR 0
+#define ROLE_OWN 1
+#define ROLE_CANDIDATE 2
+
+typedef struct HuffRow
+{
+	int64		zone;
+	int64		site;
+	double		attractiveness;
+	double		distance;
+	double		demand;
+	int32		role;
+	int32		pad;
+} HuffRow;
+
+/* Parameters shared by every row of one aggregation; checked once, then compared. */
+typedef struct HuffParams
+{
+	double		alpha;
+	double		beta;
+	double		min_distance;
+	double		threshold;
+	double		cutoff;			/* huff_impact_geo only: pairs farther apart are dropped; 0 elsewhere */
+} HuffParams;
+
+typedef struct HuffState
+{
+	bool		have_params;
+	HuffParams	params;
+	int64		n;
+	int64		cap;
+	HuffRow    *rows;
+} HuffState;
+
+/* Serialised header; the rows follow as raw HuffRow structs (workers of one server share the layout). */
+typedef struct HuffStateHeader
+{
+	uint32		magic;
+	int32		version;
+	int32		have_params;
+	int32		pad;
+	HuffParams	params;
+	int64		n;
+} HuffStateHeader;
+
+PG_FUNCTION_INFO_V1(huff_probabilities);
+PG_FUNCTION_INFO_V1(huff_sales_transfn);
+PG_FUNCTION_INFO_V1(huff_impact_transfn);
+PG_FUNCTION_INFO_V1(huff_impact_geo_transfn);
+PG_FUNCTION_INFO_V1(great_circle_distance);
+PG_FUNCTION_INFO_V1(huff_combinefn);
+PG_FUNCTION_INFO_V1(huff_serialfn);
+PG_FUNCTION_INFO_V1(huff_deserialfn);
+PG_FUNCTION_INFO_V1(huff_sales_finalfn);
+PG_FUNCTION_INFO_V1(huff_impact_finalfn);
+PG_FUNCTION_INFO_V1(huff_calibrate);
+
+/* Validates alpha, beta, the distance floor and the trade-area threshold, with one error per case. */
+static void
+HuffCheckParams(const HuffParams *p)
+{
+	if (isnan(p->alpha) || p->alpha < 0.0 || p->alpha > HUFF_ALPHA_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha must be between 0 and %g", HUFF_ALPHA_MAX),
+				 errdetail("alpha is %g.", p->alpha)));
+	if (isnan(p->beta) || p->beta < 0.0 || p->beta > HUFF_BETA_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("beta must be between 0 and %g", HUFF_BETA_MAX),
+				 errdetail("beta is %g.", p->beta)));
+	if (isnan(p->min_distance) || isinf(p->min_distance) || p->min_distance <= 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("min_distance must be a positive finite number"),
+				 errdetail("min_distance is %g.", p->min_distance)));
+	if (isnan(p->cutoff) || isinf(p->cutoff) || p->cutoff < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p->cutoff)));
+	if (isnan(p->threshold) || p->threshold < 0.0 || p->threshold > 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("threshold must be between 0 and 1"),
+				 errdetail("threshold is %g.", p->threshold)));
+}
+
+/* Validates one site's numbers; the same messages serve the aggregates and the array functions. */
+static void
+HuffCheckRow(int64 site, double attractiveness, double distance, double demand)
+{
+	if (isnan(attractiveness) || isinf(attractiveness) || attractiveness <= 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("attractiveness must be a positive finite number"),
+				 errdetail("Site " INT64_FORMAT " has attractiveness %g.", site, attractiveness),
+				 errhint("Give closed or unrated sites a small positive value, or leave them out.")));
+	if (isnan(distance) || isinf(distance) || distance < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("distance must be a non-negative finite number"),
+				 errdetail("Site " INT64_FORMAT " has distance %g.", site, distance)));
+	if (isnan(demand) || isinf(demand) || demand < 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("demand must be a non-negative finite number"),
+				 errdetail("Demand is %g.", demand)));
+}
+
+/* The Huff utility A^alpha * max(d, d_min)^-beta, computed in logs so large exponents do not overflow early. */
+static inline double
+HuffUtility(double attractiveness, double distance, const HuffParams *p)
+{
+	double		d = distance < p->min_distance ? p->min_distance : distance;
+	double		u = exp(p->alpha * log(attractiveness) - p->beta * log(d));
+
+	if (!(u > 0.0) || isinf(u))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("Huff utility out of range"),
+				 errdetail("attractiveness %g ^ alpha %g * distance %g ^ -beta %g is not a positive finite double.",
+						   attractiveness, p->alpha, d, p->beta),
+				 errhint("Rescale attractiveness or distances (e.g. to kilometres).")));
+	return u;
+}
+
+static void
+HuffRequireNotNull(FunctionCallInfo fcinfo, int first, int last)
+{
+	for (int i = first; i <= last; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("Huff model input must not be null"),
+					 errdetail("Argument %d is null.", i)));
+}
+
+static HuffState *
+HuffStateCreate(MemoryContext aggcontext)
+{
+	HuffState  *state = MemoryContextAllocZero(aggcontext, sizeof(HuffState));
+
+	state->cap = 1024;
+	state->rows = MemoryContextAlloc(aggcontext, sizeof(HuffRow) * state->cap);
+	return state;
+}
+
+static void
+HuffStateReserve(HuffState *state, int64 extra, MemoryContext aggcontext)
+{
+	if (state->n + extra <= state->cap)
+		return;
+	while (state->n + extra > state->cap)
+		state->cap *= 2;
+	if ((Size) state->cap * sizeof(HuffRow) > MaxAllocHugeSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many rows for one Huff aggregation")));
+	state->rows = repalloc_huge(state->rows, (Size) state->cap * sizeof(HuffRow));
+	(void) aggcontext;
+}
+
+/* Parameters must be the same on every row; remember the first set, compare the rest. */
+static void
+HuffStateSetParams(HuffState *state, const HuffParams *p)
+{
+	if (!state->have_params)
+	{
+		HuffCheckParams(p);
+		state->params = *p;
+		state->have_params = true;
+	}
+	else if (state->params.alpha != p->alpha || state->params.beta != p->beta ||
+			 state->params.min_distance != p->min_distance || state->params.threshold != p->threshold ||
+			 state->params.cutoff != p->cutoff)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha, beta, min_distance, threshold and cutoff must be the same on every row")));
+}
+
+static HuffState *
+HuffTransCommon(FunctionCallInfo fcinfo, MemoryContext *aggcontext)
+{
+	if (!AggCheckCallContext(fcinfo, aggcontext))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Huff transition function called in non-aggregate context")));
+	if (PG_ARGISNULL(0))
+		return HuffStateCreate(*aggcontext);
+	return (HuffState *) PG_GETARG_POINTER(0);
+}
+
+/*
+ * huff_sales_transfn(state, zone_id, store_id, attractiveness, distance, demand, alpha, beta, min_distance)
+ */
+Datum
+huff_sales_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *state = HuffTransCommon(fcinfo, &aggcontext);
+	HuffParams	p;
+	HuffRow    *r;
+
+	HuffRequireNotNull(fcinfo, 1, 8);
+	p.alpha = PG_GETARG_FLOAT8(6);
+	p.beta = PG_GETARG_FLOAT8(7);
+	p.min_distance = PG_GETARG_FLOAT8(8);
+	p.threshold = 0.0;
+	p.cutoff = 0.0;
+	HuffStateSetParams(state, &p);
+	HuffCheckRow(PG_GETARG_INT64(2), PG_GETARG_FLOAT8(3), PG_GETARG_FLOAT8(4), PG_GETARG_FLOAT8(5));
+	HuffStateReserve(state, 1, aggcontext);
+	r = &state->rows[state->n++];
+	r->zone = PG_GETARG_INT64(1);
+	r->site = PG_GETARG_INT64(2);
+	r->attractiveness = PG_GETARG_FLOAT8(3);
+	r->distance = PG_GETARG_FLOAT8(4);
+	r->demand = PG_GETARG_FLOAT8(5);
+	r->role = ROLE_COMPETITOR;
+	r->pad = 0;
+	PG_RETURN_POINTER(state);
+}
+
+static int32
+HuffParseRole(text *t)
+{
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len == 3 && memcmp(s, "own", 3) == 0)
+		return ROLE_OWN;
+	if (len == 10 && memcmp(s, "competitor", 10) == 0)
+		return ROLE_COMPETITOR;
+	if (len == 9 && memcmp(s, "candidate", 9) == 0)
+		return ROLE_CANDIDATE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid site role \"%.*s\"", len > 40 ? 40 : len, s),
+			 errhint("Use own, competitor or candidate.")));
+	return -1;					/* keep the compiler quiet */
+}
+
+/*
+ * huff_impact_transfn(state, zone_id, site_id, role, attractiveness, distance, demand, alpha, beta,
+ * min_distance, threshold)
+ */
+Datum
+huff_impact_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *state = HuffTransCommon(fcinfo, &aggcontext);
+	HuffParams	p;
+	HuffRow    *r;
+	int32		role;
+
+	HuffRequireNotNull(fcinfo, 1, 10);
+	p.alpha = PG_GETARG_FLOAT8(7);
+	p.beta = PG_GETARG_FLOAT8(8);
+	p.min_distance = PG_GETARG_FLOAT8(9);
+	p.threshold = PG_GETARG_FLOAT8(10);
+	p.cutoff = 0.0;
+	HuffStateSetParams(state, &p);
+	role = HuffParseRole(PG_GETARG_TEXT_PP(3));
+	HuffCheckRow(PG_GETARG_INT64(2), PG_GETARG_FLOAT8(4), PG_GETARG_FLOAT8(5), PG_GETARG_FLOAT8(6));
+	HuffStateReserve(state, 1, aggcontext);
+	r = &state->rows[state->n++];
+	r->zone = PG_GETARG_INT64(1);
+	r->site = PG_GETARG_INT64(2);
+	r->attractiveness = PG_GETARG_FLOAT8(4);
+	r->distance = PG_GETARG_FLOAT8(5);
+	r->demand = PG_GETARG_FLOAT8(6);
+	r->role = role;
+	r->pad = 0;
+	PG_RETURN_POINTER(state);
+}
+
+/*
+ * Great-circle distance in metres between two lon/lat points (degrees) on the sphere PostGIS uses for
+ * geography with use_spheroid = false: radius (2a + b) / 3 of WGS84, and PostGIS's sphere_distance formula,
+ * so that the result equals ST_Distance(geography, geography, false) to rounding.
+ */
+static inline double
+GreatCircle(double lon1, double lat1, double lon2, double lat2)
+{
+	const double a = 6378137.0;
+	const double b = a * (1.0 - 1.0 / 298.257223563);
+	const double radius = (2.0 * a + b) / 3.0;
+	double		slat = lat1 * M_PI / 180.0;
+	double		elat = lat2 * M_PI / 180.0;
+	double		d_lon = (lon2 - lon1) * M_PI / 180.0;
+	double		cos_d_lon = cos(d_lon);
+	double		cos_lat_e = cos(elat);
+	double		sin_lat_e = sin(elat);
+	double		cos_lat_s = cos(slat);
+	double		sin_lat_s = sin(slat);
+	double		a1 = cos_lat_e * sin(d_lon);
+	double		a2 = cos_lat_s * sin_lat_e - sin_lat_s * cos_lat_e * cos_d_lon;
+	double		y = sqrt(a1 * a1 + a2 * a2);
+	double		x = sin_lat_s * sin_lat_e + cos_lat_s * cos_lat_e * cos_d_lon;
+
+	return radius * atan2(y, x);
+}
+
+static void
+HuffCheckLonLat(double lon, double lat)
+{
+	if (isnan(lon) || isinf(lon) || lon < -360.0 || lon > 360.0 ||
+		isnan(lat) || isinf(lat) || lat < -90.0 || lat > 90.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("longitude and latitude must be finite degrees within range"),
+				 errdetail("Got longitude %g, latitude %g.", lon, lat)));
+}
+
+/* great_circle_distance(lon1, lat1, lon2, lat2) -> metres */
+Datum
+great_circle_distance(PG_FUNCTION_ARGS)
+{
+	double		lon1 = PG_GETARG_FLOAT8(0),
+				lat1 = PG_GETARG_FLOAT8(1),
+				lon2 = PG_GETARG_FLOAT8(2),
+				lat2 = PG_GETARG_FLOAT8(3);
+
+	HuffCheckLonLat(lon1, lat1);
+	HuffCheckLonLat(lon2, lat2);
+	PG_RETURN_FLOAT8(GreatCircle(lon1, lat1, lon2, lat2));
+}
+
+/*
+ * huff_impact_geo_transfn(state, zone_id, zone_lon, zone_lat, demand, site_id, role, site_lon, site_lat,
+ * attractiveness, alpha, beta, min_distance, threshold, cutoff)
+ * Like huff_impact, but takes coordinates: SQL prunes with a bounding box on the GiST index, and the exact
+ * great-circle distance and the cut-off are applied here (pairs beyond it are skipped).
+ */
+Datum
+huff_impact_geo_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *state = HuffTransCommon(fcinfo, &aggcontext);
+	HuffParams	p;
+	HuffRow    *r;
+	int32		role;
+	double		zlon,
+				zlat,
+				slon,
+				slat,
+				d;
+
+	HuffRequireNotNull(fcinfo, 1, 14);
+	p.alpha = PG_GETARG_FLOAT8(10);
+	p.beta = PG_GETARG_FLOAT8(11);
+	p.min_distance = PG_GETARG_FLOAT8(12);
+	p.threshold = PG_GETARG_FLOAT8(13);
+	p.cutoff = PG_GETARG_FLOAT8(14);
+	HuffStateSetParams(state, &p);
+	if (!(p.cutoff > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p.cutoff)));
+	zlon = PG_GETARG_FLOAT8(2);
+	zlat = PG_GETARG_FLOAT8(3);
+	slon = PG_GETARG_FLOAT8(7);
+	slat = PG_GETARG_FLOAT8(8);
+	HuffCheckLonLat(zlon, zlat);
+	HuffCheckLonLat(slon, slat);
+	role = HuffParseRole(PG_GETARG_TEXT_PP(6));
+	d = GreatCircle(zlon, zlat, slon, slat);
+	HuffCheckRow(PG_GETARG_INT64(5), PG_GETARG_FLOAT8(9), d, PG_GETARG_FLOAT8(4));
+	if (d > p.cutoff)
+		PG_RETURN_POINTER(state);
+	HuffStateReserve(state, 1, aggcontext);
+	r = &state->rows[state->n++];
+	r->zone = PG_GETARG_INT64(1);
+	r->site = PG_GETARG_INT64(5);
+	r->attractiveness = PG_GETARG_FLOAT8(9);
+	r->distance = d;
+	r->demand = PG_GETARG_FLOAT8(4);
+	r->role = role;
+	r->pad = 0;
+	PG_RETURN_POINTER(state);
+}
+
+/* Combine: append the rows of the second state to the first (a parallel worker's share of the pairs). */
+Datum
+huff_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext;
+	HuffState  *a;
+	HuffState  *b;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Huff combine function called in non-aggregate context")));
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	}
+	b = (HuffState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0))
+		a = HuffStateCreate(aggcontext);
+	else
+		a = (HuffState *) PG_GETARG_POINTER(0);
+	if (b->have_params)
+		HuffStateSetParams(a, &b->params);
+	HuffStateReserve(a, b->n, aggcontext);
+	if (b->n > 0)
+		memcpy(a->rows + a->n, b->rows, sizeof(HuffRow) * b->n);
+	a->n += b->n;
+	PG_RETURN_POINTER(a);
+}
+
+Datum
+huff_serialfn(PG_FUNCTION_ARGS)
+{
+	HuffState  *state = (HuffState *) PG_GETARG_POINTER(0);
+	HuffStateHeader h;
+	Size		len = sizeof(HuffStateHeader) + sizeof(HuffRow) * (Size) state->n;
+	bytea	   *out;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Huff serial function called in non-aggregate context")));
+	if (len + VARHDRSZ > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Huff aggregate state too large to serialise")));
+	memset(&h, 0, sizeof(h));
+	h.magic = HUFF_STATE_MAGIC;
+	h.version = HUFF_STATE_VERSION;
+	h.have_params = state->have_params ? 1 : 0;
+	h.params = state->params;
+	h.n = state->n;
+	out = palloc(len + VARHDRSZ);
+	SET_VARSIZE(out, len + VARHDRSZ);
+	memcpy(VARDATA(out), &h, sizeof(h));
+	if (state->n > 0)
+		memcpy(VARDATA(out) + sizeof(h), state->rows, sizeof(HuffRow) * state->n);
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* Deserialise, rejecting bytes that are not a whole, valid state of this version. */
+Datum
+huff_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *in = PG_GETARG_BYTEA_PP(0);
+	Size		len = VARSIZE_ANY_EXHDR(in);
+	const char *data = VARDATA_ANY(in);
+	HuffStateHeader h;
+	MemoryContext aggcontext;
+	HuffState  *state;
+
+	if (!AggCheckCallContext(fcinfo, &aggcontext))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Huff deserial function called in non-aggregate context")));
+	if (len < sizeof(h))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid Huff aggregate state: too short")));
+	memcpy(&h, data, sizeof(h));
+	if (h.magic != HUFF_STATE_MAGIC || h.version != HUFF_STATE_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid Huff aggregate state: unknown format")));
+	if (h.n < 0 || (Size) h.n > (len - sizeof(h)) / sizeof(HuffRow) ||
+		len != sizeof(h) + sizeof(HuffRow) * (Size) h.n)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid Huff aggregate state: length does not match row count")));
+	state = MemoryContextAllocZero(aggcontext, sizeof(HuffState));
+	state->have_params = h.have_params != 0;
+	state->params = h.params;
+	if (state->have_params)
+		HuffCheckParams(&state->params);
+	state->n = h.n;
+	state->cap = h.n > 0 ? h.n : 1;
+	state->rows = MemoryContextAllocHuge(aggcontext, sizeof(HuffRow) * (Size) state->cap);
+	if (h.n > 0)
+		memcpy(state->rows, data + sizeof(h), sizeof(HuffRow) * (Size) h.n);
+	for (int64 i = 0; i < state->n; i++)
+	{
+		HuffRow    *r = &state->rows[i];
+
+		if (r->role < ROLE_COMPETITOR || r->role > ROLE_CANDIDATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("invalid Huff aggregate state: bad role")));
+		HuffCheckRow(r->site, r->attractiveness, r->distance, r->demand);
+	}
+	PG_RETURN_POINTER(state);
+}
+
+/* Orders rows by zone, then candidates after stores, then site, so each zone is one run. */
+static int
+HuffRowCmp(const void *a, const void *b)
+{
+	const HuffRow *x = *(const HuffRow *const *) a;
+	const HuffRow *y = *(const HuffRow *const *) b;
+	int			rx = x->role == ROLE_CANDIDATE;
+	int			ry = y->role == ROLE_CANDIDATE;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	if (rx != ry)
+		return rx - ry;
+	if (x->site != y->site)
+		return x->site < y->site ? -1 : 1;
+	return 0;
+}
+
+/* A sorted view of the state's rows; the state itself is left untouched so finals can run repeatedly. */
+static HuffRow **
+HuffSortedRows(HuffState *state)
+{
+	HuffRow   **idx = palloc_extended(sizeof(HuffRow *) * (state->n > 0 ? state->n : 1), MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < state->n; i++)
+		idx[i] = &state->rows[i];
+	qsort(idx, state->n, sizeof(HuffRow *), HuffRowCmp);
+	return idx;
+}
+
+/* One zone's rows [start, end): checks duplicates and that the demand is the same on every row. */
+static void
+HuffCheckZone(HuffRow **idx, int64 start, int64 end)
+{
+	for (int64 i = start + 1; i < end; i++)
+	{
+		if (idx[i]->demand != idx[start]->demand)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("demand differs between rows of zone " INT64_FORMAT, idx[start]->zone),
+					 errdetail("Found %g and %g.", idx[start]->demand, idx[i]->demand)));
+		if (idx[i]->site == idx[i - 1]->site &&
+			(idx[i]->role == ROLE_CANDIDATE) == (idx[i - 1]->role == ROLE_CANDIDATE))
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("site " INT64_FORMAT " appears more than once in zone " INT64_FORMAT,
+							idx[i]->site, idx[i]->zone)));
+	}
+}
+
+typedef struct KeyValue
+{
+	int64		a;
+	int64		b;
+	double		v;
+	double		w;
+	int64		cnt;
+} KeyValue;
+
+static int
+KeyValueCmp(const void *x, const void *y)
+{
+	const KeyValue *p = x;
+	const KeyValue *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return 0;
+}
+
+/* Growable array of KeyValue in the current memory context. */
+typedef struct KVList
+{
+	KeyValue   *items;
+	int64		n;
+	int64		cap;
+} KVList;
+
+static inline void
+KVPush(KVList *l, int64 a, int64 b, double v, double w)
+{
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		if (l->items)
+			l->items = repalloc_huge(l->items, sizeof(KeyValue) * (Size) l->cap);
+		else
+			l->items = palloc_extended(sizeof(KeyValue) * (Size) l->cap, MCXT_ALLOC_HUGE);
+	}
+	l->items[l->n].a = a;
+	l->items[l->n].b = b;
+	l->items[l->n].v = v;
+	l->items[l->n].w = w;
+	l->items[l->n].cnt = 1;
+	l->n++;
+}
+
+/* Sorts by (a, b) and sums v and w over equal keys, in place. */
+static void
+KVReduce(KVList *l)
+{
+	int64		out = 0;
+
+	if (l->n == 0)
+		return;
+	qsort(l->items, l->n, sizeof(KeyValue), KeyValueCmp);
+	for (int64 i = 1; i < l->n; i++)
+	{
+		if (l->items[i].a == l->items[out].a && l->items[i].b == l->items[out].b)
+		{
+			l->items[out].v += l->items[i].v;
+			l->items[out].w += l->items[i].w;
+			l->items[out].cnt += l->items[i].cnt;
+		}
+		else
+			l->items[++out] = l->items[i];
+	}
+	l->n = out + 1;
+}
+
+/* Element type and tuple descriptor of the composite array the final function returns. */
+static TupleDesc
+HuffResultDesc(FunctionCallInfo fcinfo, Oid *elemtype)
+{
+	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
+	TupleDesc	desc;
+
+	*elemtype = OidIsValid(rettype) ? get_element_type(rettype) : InvalidOid;
+	if (!OidIsValid(*elemtype))
+		elog(ERROR, "could not determine the result type of the Huff final function");
+	desc = lookup_rowtype_tupdesc_copy(*elemtype, -1);
+	return BlessTupleDesc(desc);
+}
+
+static Datum
+HuffBuildArray(Datum *elems, int64 n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (n > MaxArraySize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Huff result has too many rows")));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(elems, (int) n, elemtype, typlen, typbyval, typalign));
+}
+
+/*
+ * Expected sales per store (and the number of zones it draws from): the baseline Huff model.
+ * Returns huff_store_sales[] ordered by store id; zones with no store in reach contribute nothing.
+ */
+Datum
+huff_sales_finalfn(PG_FUNCTION_ARGS)
+{
+	HuffState  *state = PG_ARGISNULL(0) ? NULL : (HuffState *) PG_GETARG_POINTER(0);
+	Oid			elemtype;
+	TupleDesc	desc = HuffResultDesc(fcinfo, &elemtype);
+	KVList		sales = {0};
+	HuffRow   **idx;
+	Datum	   *elems;
+	int64		start = 0;
+
+	if (state == NULL || state->n == 0)
+		PG_RETURN_DATUM(HuffBuildArray(NULL, 0, elemtype));
+	idx = HuffSortedRows(state);
+	while (start < state->n)
+	{
+		int64		end = start;
+		double		total = 0.0;
+		double		demand = idx[start]->demand;
+
+		while (end < state->n && idx[end]->zone == idx[start]->zone)
+			end++;
+		HuffCheckZone(idx, start, end);
+		for (int64 i = start; i < end; i++)
+			total += HuffUtility(idx[i]->attractiveness, idx[i]->distance, &state->params);
+		for (int64 i = start; i < end; i++)
+		{
+			double		u = HuffUtility(idx[i]->attractiveness, idx[i]->distance, &state->params);
+
+			KVPush(&sales, idx[i]->site, 0, total > 0.0 ? demand * (u / total) : 0.0, 1.0);
+		}
+		start = end;
+	}
+	KVReduce(&sales);
+	elems = palloc(sizeof(Datum) * sales.n);
+	for (int64 i = 0; i < sales.n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int64GetDatum(sales.items[i].a);
+		values[1] = Float8GetDatum(sales.items[i].v);
+		values[2] = Int32GetDatum((int32) sales.items[i].cnt);
+		elems[i] = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+	}
+	PG_RETURN_DATUM(HuffBuildArray(elems, sales.n, elemtype));
+}
+
+static Datum
+HuffImpactTuple(TupleDesc desc, int64 candidate, const char *kind, int64 object, double before, double after,
+				int64 zones)
+{
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	values[0] = Int64GetDatum(candidate);
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = Int64GetDatum(object);
+	values[3] = Float8GetDatum(before);
+	values[4] = Float8GetDatum(after);
+	values[5] = Int32GetDatum((int32) zones);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/* One zone's run in the sorted rows: stores in [start, first_cand), candidates in [first_cand, end). */
+typedef struct ZoneRun
+{
+	int64		start;
+	int64		first_cand;
+	int64		end;
+	double		total;			/* sum of the existing stores' utilities */
+} ZoneRun;
+
+/* A candidate row: which candidate, in which zone run, at which row. */
+typedef struct CandRef
+{
+	int64		candidate;
+	int64		run;
+	int64		row;
+} CandRef;
+
+static int
+CandRefCmp(const void *a, const void *b)
+{
+	const CandRef *x = a;
+	const CandRef *y = b;
+
+	if (x->candidate != y->candidate)
+		return x->candidate < y->candidate ? -1 : 1;
+	if (x->run != y->run)
+		return x->run < y->run ? -1 : 1;
+	return 0;
+}
+
+static int
+Int64Cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * What each candidate does when it opens alone beside the existing stores. Returns huff_impact[] rows:
+ *   kind 'candidate': object = candidate, before = demand of the zones in its reach, after = its expected
+ *                     sales, zones = zones in reach;
+ *   kind 'store':     object = existing store sharing a zone with it, before/after = that store's expected
+ *                     sales without/with the candidate (before - after is the cannibalisation or loss),
+ *                     zones = zones shared;
+ *   kind 'zone':      object = zone where the candidate's probability exceeds threshold, before = the
+ *                     zone's demand, after = that probability, zones = 1.
+ * Zones with no existing store in reach are unserved: a candidate reaching one gets all its demand.
+ */
+Datum
+huff_impact_finalfn(PG_FUNCTION_ARGS)
+{
+	HuffState  *state = PG_ARGISNULL(0) ? NULL : (HuffState *) PG_GETARG_POINTER(0);
+	Oid			elemtype;
+	TupleDesc	desc = HuffResultDesc(fcinfo, &elemtype);
+	HuffRow   **idx;
+	double	   *util;
+	int32	   *store_index;	/* per row: dense index of the store, -1 for candidates */
+	int64	   *store_ids;
+	int64		nstores = 0;
+	double	   *base;			/* per store: baseline expected sales */
+	double	   *loss;			/* per store: loss to the current candidate */
+	int32	   *shared;			/* per store: zones shared with the current candidate */
+	int64	   *touched;
+	ZoneRun    *runs;
+	int64		nruns = 0;
+	CandRef    *cands;
+	int64		ncands = 0;
+	Datum	   *elems;
+	int64		nelems = 0;
+	Datum	   *zone_elems;
+	int64		nzone_elems = 0;
+	int64		start = 0;
+
+	if (state == NULL || state->n == 0)
+		PG_RETURN_DATUM(HuffBuildArray(NULL, 0, elemtype));
+	idx = HuffSortedRows(state);
+	util = palloc_extended(sizeof(double) * state->n, MCXT_ALLOC_HUGE);
+	store_index = palloc_extended(sizeof(int32) * state->n, MCXT_ALLOC_HUGE);
+	runs = palloc_extended(sizeof(ZoneRun) * state->n, MCXT_ALLOC_HUGE);
+	cands = palloc_extended(sizeof(CandRef) * state->n, MCXT_ALLOC_HUGE);
+	store_ids = palloc_extended(sizeof(int64) * state->n, MCXT_ALLOC_HUGE);
+
+	/* dense store numbering, in store id order */
+	for (int64 i = 0; i < state->n; i++)
+		if (idx[i]->role != ROLE_CANDIDATE)
+			store_ids[nstores++] = idx[i]->site;
+	qsort(store_ids, nstores, sizeof(int64), Int64Cmp);
+	{
+		int64		u = 0;
+
+		for (int64 i = 0; i < nstores; i++)
+			if (u == 0 || store_ids[i] != store_ids[u - 1])
+				store_ids[u++] = store_ids[i];
+		nstores = u;
+	}
+	base = palloc_extended(sizeof(double) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	loss = palloc_extended(sizeof(double) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	shared = palloc_extended(sizeof(int32) * (nstores + 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	touched = palloc_extended(sizeof(int64) * (nstores + 1), MCXT_ALLOC_HUGE);
+
+	/* pass 1, per zone: utilities, the stores' total, baseline sales */
+	while (start < state->n)
+	{
+		ZoneRun    *run = &runs[nruns];
+		double		demand = idx[start]->demand;
+
+		run->start = start;
+		run->end = start;
+		while (run->end < state->n && idx[run->end]->zone == idx[start]->zone)
+			run->end++;
+		HuffCheckZone(idx, start, run->end);
+		run->first_cand = start;
+		while (run->first_cand < run->end && idx[run->first_cand]->role != ROLE_CANDIDATE)
+			run->first_cand++;
+		run->total = 0.0;
+		for (int64 i = start; i < run->end; i++)
+			util[i] = HuffUtility(idx[i]->attractiveness, idx[i]->distance, &state->params);
+		for (int64 i = start; i < run->first_cand; i++)
+		{
+			int64	   *hit = bsearch(&idx[i]->site, store_ids, nstores, sizeof(int64), Int64Cmp);
+
+			Assert(hit != NULL);
+			store_index[i] = (int32) (hit - store_ids);
+			run->total += util[i];
+		}
+		for (int64 i = start; i < run->first_cand; i++)
+			base[store_index[i]] += demand * (util[i] / run->total);
+		for (int64 c = run->first_cand; c < run->end; c++)
+		{
+			store_index[c] = -1;
+			cands[ncands].candidate = idx[c]->site;
+			cands[ncands].run = nruns;
+			cands[ncands].row = c;
+			ncands++;
+		}
+		start = run->end;
+		nruns++;
+	}
+
+	/* pass 2, per candidate: its sales, the zones of its trade area, and what each store loses */
+	qsort(cands, ncands, sizeof(CandRef), CandRefCmp);
+	elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
+	zone_elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
+	for (int64 k = 0; k < ncands;)
+	{
+		int64		cand = cands[k].candidate;
+		int64		ntouched = 0;
+		int64		nzones = 0;
+		double		reach = 0.0;
+		double		sales = 0.0;
+		int64		nstore_rows;
+
+		for (; k < ncands && cands[k].candidate == cand; k++)
+		{
+			ZoneRun    *run = &runs[cands[k].run];
+			int64		c = cands[k].row;
+			double		demand = idx[c]->demand;
+			double		share = util[c] / (run->total + util[c]);
+
+			nzones++;
+			reach += demand;
+			sales += demand * share;
+			if (share > state->params.threshold)
+				zone_elems[nzone_elems++] = HuffImpactTuple(desc, cand, "zone", idx[c]->zone, demand, share, 1);
+			/* u_j/S - u_j/(S+c) = (u_j/S) * c/(S+c) */
+			for (int64 i = run->start; i < run->first_cand; i++)
+			{
+				int32		j = store_index[i];
+
+				if (shared[j] == 0)
+					touched[ntouched++] = j;
+				shared[j]++;
+				loss[j] += demand * (util[i] / run->total) * share;
+			}
+		}
+		nstore_rows = ntouched;
+		if (nelems + 1 + nstore_rows > ncands + 1)
+			elems = repalloc_huge(elems, sizeof(Datum) * (nelems + 1 + nstore_rows + ncands));
+		elems[nelems++] = HuffImpactTuple(desc, cand, "candidate", cand, reach, sales, nzones);
+		qsort(touched, ntouched, sizeof(int64), Int64Cmp);
+		for (int64 t = 0; t < ntouched; t++)
+		{
+			int64		j = touched[t];
+
+			elems[nelems++] = HuffImpactTuple(desc, cand, "store", store_ids[j], base[j], base[j] - loss[j], shared[j]);
+			loss[j] = 0.0;
+			shared[j] = 0;
+		}
+	}
+	if (nzone_elems > 0)
+	{
+		elems = repalloc_huge(elems, sizeof(Datum) * (nelems + nzone_elems));
+		memcpy(elems + nelems, zone_elems, sizeof(Datum) * nzone_elems);
+		nelems += nzone_elems;
+	}
+	PG_RETURN_DATUM(HuffBuildArray(elems, nelems, elemtype));
+}
+
+/* Unpacks a one-dimensional float8 array with no nulls. */
+static double *
+HuffFloatArray(ArrayType *a, const char *what, int *n)
+{
+	Datum	   *d;
+	bool	   *nulls;
+	double	   *out;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, n);
+	out = palloc(sizeof(double) * (*n > 0 ? *n : 1));
+	for (int i = 0; i < *n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what)));
+		out[i] = DatumGetFloat8(d[i]);
+	}
+	return out;
+}
+
+static int64 *
+HuffIntArray(ArrayType *a, const char *what, int *n)
+{
+	Datum	   *d;
+	bool	   *nulls;
+	int64	   *out;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, n);
+	out = palloc(sizeof(int64) * (*n > 0 ? *n : 1));
+	for (int i = 0; i < *n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what)));
+		out[i] = DatumGetInt64(d[i]);
+	}
+	return out;
+}
+
+/*
+ * huff_probabilities(attractiveness float8[], distance float8[], alpha, beta, min_distance) -> float8[]
+ * The probabilities of one zone choosing each of the given stores; empty in, empty out.
+ */
+Datum
+huff_probabilities(PG_FUNCTION_ARGS)
+{
+	int			na,
+				nd;
+	double	   *a = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(0), "attractiveness", &na);
+	double	   *d = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(1), "distance", &nd);
+	HuffParams	p;
+	Datum	   *out;
+	double		total = 0.0;
+
+	p.alpha = PG_GETARG_FLOAT8(2);
+	p.beta = PG_GETARG_FLOAT8(3);
+	p.min_distance = PG_GETARG_FLOAT8(4);
+	p.threshold = 0.0;
+	p.cutoff = 0.0;
+	HuffCheckParams(&p);
+	if (na != nd)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("attractiveness and distance arrays must have the same length"),
+				 errdetail("They have %d and %d elements.", na, nd)));
+	out = palloc(sizeof(Datum) * (na > 0 ? na : 1));
+	for (int i = 0; i < na; i++)
+	{
+		HuffCheckRow(i + 1, a[i], d[i], 0.0);
+		a[i] = HuffUtility(a[i], d[i], &p);
+		total += a[i];
+	}
+	for (int i = 0; i < na; i++)
+		out[i] = Float8GetDatum(a[i] / total);
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, na, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Calibration data: pairs sorted by zone, each store mapped to its observation (or -1). */
+typedef struct CalibData
+{
+	int			npairs;
+	double	   *log_a;
+	double	   *log_d;
+	double	   *demand;
+	int64	   *zone;
+	int		   *obs_index;		/* per pair: index into observed, -1 when the store has no observation */
+	int			nobs;
+	double	   *observed;
+	double	   *predicted;		/* scratch, per observation */
+	double	   *util;			/* scratch, per pair */
+	double		min_distance;
+	double		scale;			/* least-squares scale of the last evaluation */
+	double		sse;
+	int			evaluations;
+} CalibData;
+
+/* Sum of squared errors of the scaled Huff prediction at (alpha, beta); the scale is solved exactly. */
+static double
+CalibSSE(const double *x, CalibData *cd)
+{
+	double		alpha = x[0],
+				beta = x[1];
+	double		sop = 0.0,
+				spp = 0.0,
+				sse = 0.0;
+	int			start = 0;
+
+	cd->evaluations++;
+	memset(cd->predicted, 0, sizeof(double) * cd->nobs);
+	while (start < cd->npairs)
+	{
+		int			end = start;
+		double		total = 0.0;
+		double		top = -INFINITY;
+
+		while (end < cd->npairs && cd->zone[end] == cd->zone[start])
+			end++;
+		/* shift by the largest exponent: the shares are unchanged and nothing under- or overflows */
+		for (int i = start; i < end; i++)
+		{
+			cd->util[i] = alpha * cd->log_a[i] - beta * cd->log_d[i];
+			if (cd->util[i] > top)
+				top = cd->util[i];
+		}
+		for (int i = start; i < end; i++)
+		{
+			cd->util[i] = exp(cd->util[i] - top);
+			total += cd->util[i];
+		}
+		for (int i = start; i < end; i++)
+			if (cd->obs_index[i] >= 0)
+				cd->predicted[cd->obs_index[i]] += cd->demand[i] * cd->util[i] / total;
+		start = end;
+	}
+	for (int j = 0; j < cd->nobs; j++)
+	{
+		sop += cd->observed[j] * cd->predicted[j];
+		spp += cd->predicted[j] * cd->predicted[j];
+	}
+	cd->scale = spp > 0.0 ? sop / spp : 0.0;
+	for (int j = 0; j < cd->nobs; j++)
+	{
+		double		e = cd->observed[j] - cd->scale * cd->predicted[j];
+
+		sse += e * e;
+	}
+	cd->sse = sse;
+	return sse;
+}
+
+static double
+CalibObjective(unsigned n, const double *x, double *grad, void *data)
+{
+	return CalibSSE(x, (CalibData *) data);
+}
+
+typedef struct PairOrder
+{
+	int64		zone;
+	int			i;
+} PairOrder;
+
+static int
+PairOrderCmp(const void *a, const void *b)
+{
+	const PairOrder *x = a;
+	const PairOrder *y = b;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	return x->i - y->i;
+}
+
+static int
+StoreKeyCmp(const void *a, const void *b)
+{
+	int64		x = ((const PairOrder *) a)->zone;
+	int64		y = ((const PairOrder *) b)->zone;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * huff_calibrate(zone_id int8[], store_id int8[], attractiveness float8[], distance float8[], demand float8[],
+ *                observed_store_id int8[], observed_sales float8[], alpha0, beta0, min_distance)
+ * -> (alpha, beta, scale, sse, rmse, r_squared, stores, evaluations)
+ * Least squares: observed_j ~ scale * HuffSales_j(alpha, beta), scale solved in closed form, (alpha, beta)
+ * by NLopt's BOBYQA within [0, 10] x [0, 10].
+ */
+Datum
+huff_calibrate(PG_FUNCTION_ARGS)
+{
+	int			nz,
+				ns,
+				na,
+				nd,
+				ndm,
+				nos,
+				nov;
+	int64	   *zone = HuffIntArray(PG_GETARG_ARRAYTYPE_P(0), "zone_id", &nz);
+	int64	   *store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(1), "store_id", &ns);
+	double	   *attr = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(2), "attractiveness", &na);
+	double	   *dist = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(3), "distance", &nd);
+	double	   *demand = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(4), "demand", &ndm);
+	int64	   *obs_store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(5), "observed_store_id", &nos);
+	double	   *observed = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(6), "observed_sales", &nov);
+	HuffParams	p;
+	CalibData	cd;
+	PairOrder  *order;
+	PairOrder  *sorted_obs;
+	double		x[2],
+				lb[2] = {0.0, 0.0},
+				ub[2] = {HUFF_ALPHA_MAX, HUFF_BETA_MAX},
+				minf;
+	double		mean = 0.0,
+				sst = 0.0;
+	nlopt_opt	opt;
+	nlopt_result res;
+	TupleDesc	desc;
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+	p.alpha = PG_GETARG_FLOAT8(7);
+	p.beta = PG_GETARG_FLOAT8(8);
+	p.min_distance = PG_GETARG_FLOAT8(9);
+	p.threshold = 0.0;
+	p.cutoff = 0.0;
+	HuffCheckParams(&p);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "huff_calibrate must return a composite type");
+	if (ns != nz || na != nz || nd != nz || ndm != nz)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("zone_id, store_id, attractiveness, distance and demand arrays must have the same length")));
+	if (nos != nov)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("observed_store_id and observed_sales arrays must have the same length")));
+	if (nos < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calibration needs observed sales of at least 3 stores"),
+				 errdetail("%d stores have observed sales.", nos)));
+
+	/* observations: unique store ids, finite non-negative sales */
+	sorted_obs = palloc(sizeof(PairOrder) * nos);
+	for (int j = 0; j < nos; j++)
+	{
+		sorted_obs[j].zone = obs_store[j];
+		sorted_obs[j].i = j;
+	}
+	qsort(sorted_obs, nos, sizeof(PairOrder), PairOrderCmp);
+	for (int j = 1; j < nos; j++)
+		if (sorted_obs[j].zone == sorted_obs[j - 1].zone)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("store " INT64_FORMAT " has more than one observed sales figure", sorted_obs[j].zone)));
+	for (int j = 0; j < nos; j++)
+	{
+		if (isnan(observed[j]) || isinf(observed[j]) || observed[j] < 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("observed sales must be non-negative finite numbers"),
+					 errdetail("Store " INT64_FORMAT " has %g.", obs_store[j], observed[j])));
+		mean += observed[j];
+	}
+	mean /= nos;
+	for (int j = 0; j < nos; j++)
+		sst += (observed[j] - mean) * (observed[j] - mean);
+
+	memset(&cd, 0, sizeof(cd));
+	cd.npairs = nz;
+	cd.nobs = nos;
+	cd.observed = observed;
+	cd.min_distance = p.min_distance;
+	cd.log_a = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	cd.log_d = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	cd.demand = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	cd.zone = palloc(sizeof(int64) * (nz > 0 ? nz : 1));
+	cd.obs_index = palloc(sizeof(int) * (nz > 0 ? nz : 1));
+	cd.util = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	cd.predicted = palloc(sizeof(double) * nos);
+	order = palloc(sizeof(PairOrder) * (nz > 0 ? nz : 1));
+	for (int i = 0; i < nz; i++)
+	{
+		HuffCheckRow(store[i], attr[i], dist[i], demand[i]);
+		order[i].zone = zone[i];
+		order[i].i = i;
+	}
+	qsort(order, nz, sizeof(PairOrder), PairOrderCmp);
+	for (int k = 0; k < nz; k++)
+	{
+		int			i = order[k].i;
+		PairOrder	key;
+		PairOrder  *hit;
+		double		d = dist[i] < p.min_distance ? p.min_distance : dist[i];
+
+		cd.zone[k] = zone[i];
+		cd.log_a[k] = log(attr[i]);
+		cd.log_d[k] = log(d);
+		cd.demand[k] = demand[i];
+		key.zone = store[i];
+		key.i = 0;
+		hit = bsearch(&key, sorted_obs, nos, sizeof(PairOrder), StoreKeyCmp);
+		cd.obs_index[k] = hit ? hit->i : -1;
+	}
+
+	x[0] = p.alpha;
+	x[1] = p.beta;
+	opt = nlopt_create(NLOPT_LN_BOBYQA, 2);
+	if (opt == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create the NLopt optimiser")));
+	nlopt_set_lower_bounds(opt, lb);
+	nlopt_set_upper_bounds(opt, ub);
+	nlopt_set_min_objective(opt, CalibObjective, &cd);
+	nlopt_set_xtol_rel(opt, 1e-10);
+	nlopt_set_ftol_rel(opt, 1e-14);
+	nlopt_set_maxeval(opt, 5000);
+	res = nlopt_optimize(opt, x, &minf);
+	nlopt_destroy(opt);
+	if (res < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Huff calibration failed"),
+				 errdetail("NLopt returned code %d.", (int) res)));
+	/* re-evaluate at the optimum so scale and sse belong to the returned point */
+	CalibSSE(x, &cd);
+
+	values[0] = Float8GetDatum(x[0]);
+	values[1] = Float8GetDatum(x[1]);
+	values[2] = Float8GetDatum(cd.scale);
+	values[3] = Float8GetDatum(cd.sse);
+	values[4] = Float8GetDatum(sqrt(cd.sse / nos));
+	if (sst > 0.0)
+		values[5] = Float8GetDatum(1.0 - cd.sse / sst);
+	else
+		nulls[5] = true;
+	values[6] = Int32GetDatum(nos);
+	values[7] = Int32GetDatum(cd.evaluations);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
