@@ -1,7 +1,7 @@
 -- metric: registry, naming rules, DWS generation with incremental refresh, exact distinct counts, reconciliation
-SET client_min_messages = warning;
+SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
-SET client_min_messages = notice;
+RESET client_min_messages;
 -- a DWD-shaped fixture: 20 days, 2 brands, 3 stores, sales and returns, repeat customers
 CREATE TABLE public.mt_order_line (dt date, brand text, store_id text, customer_key int, order_id text, amount numeric, line_type text);
 INSERT INTO public.mt_order_line
