@@ -1,0 +1,426 @@
+-- metric: the metric registry. Atomic metrics, business qualifiers, periods and granularities are defined
+-- once; a derived metric is one of each, named <qualifier>_<atomic>_<period>; composite metrics are
+-- expressions of derived ones. The registry generates and refreshes the DWS tables holding them and
+-- reconciles them against DWD.
+
+CREATE TABLE retail_mid.metric_atomic (
+    atomic       text PRIMARY KEY CHECK (atomic ~ '^[a-z][a-z0-9_]{0,30}$'),
+    dwd_table    regclass NOT NULL,
+    time_column  text NOT NULL,
+    expression   text NOT NULL,
+    unit         text NOT NULL,
+    additivity   text NOT NULL CHECK (additivity IN ('additive', 'semi_additive', 'non_additive')),
+    description  text
+);
+COMMENT ON TABLE retail_mid.metric_atomic IS 'Atomic metrics: an aggregate SQL expression over the rows of a DWD table (alias t), with unit and additivity.';
+COMMENT ON COLUMN retail_mid.metric_atomic.atomic IS 'Name (lower case, digits, underscores), the middle part of derived metric names.';
+COMMENT ON COLUMN retail_mid.metric_atomic.dwd_table IS 'The DWD table the expression aggregates.';
+COMMENT ON COLUMN retail_mid.metric_atomic.time_column IS 'Date or timestamp column of the DWD table that places a row on a day.';
+COMMENT ON COLUMN retail_mid.metric_atomic.expression IS 'Aggregate expression over alias t, e.g. sum(t.amount) or count(DISTINCT t.customer_key).';
+COMMENT ON COLUMN retail_mid.metric_atomic.unit IS 'Unit of the value, e.g. CNY, orders, customers, ratio.';
+COMMENT ON COLUMN retail_mid.metric_atomic.additivity IS 'additive: daily values may be summed over days and dimensions; semi_additive: summed over dimensions, not over time (a window takes its last day, e.g. stock on hand); non_additive: never summed (distinct counts, ratios), recomputed from DWD for every window.';
+COMMENT ON COLUMN retail_mid.metric_atomic.description IS 'Business definition in words.';
+
+CREATE TABLE retail_mid.metric_qualifier (
+    qualifier    text PRIMARY KEY CHECK (qualifier ~ '^[a-z][a-z0-9_]{0,30}$'),
+    predicate    text NOT NULL,
+    description  text
+);
+COMMENT ON TABLE retail_mid.metric_qualifier IS 'Business qualifiers: named row predicates over DWD rows (alias t). The qualifier all (predicate true) is left out of metric names.';
+COMMENT ON COLUMN retail_mid.metric_qualifier.qualifier IS 'Name, the first part of derived metric names (omitted for all).';
+COMMENT ON COLUMN retail_mid.metric_qualifier.predicate IS 'Boolean SQL expression over alias t, e.g. t.line_type = ''sale''.';
+COMMENT ON COLUMN retail_mid.metric_qualifier.description IS 'Business meaning.';
+INSERT INTO retail_mid.metric_qualifier VALUES ('all', 'true', 'No restriction.');
+
+CREATE TABLE retail_mid.metric_period (
+    period       text PRIMARY KEY,
+    kind         text NOT NULL CHECK (kind IN ('rolling', 'to_date', 'calendar_week', 'calendar_month')),
+    days         int CHECK ((kind = 'rolling') = (days IS NOT NULL) AND (days IS NULL OR days > 0)),
+    description  text NOT NULL
+);
+COMMENT ON TABLE retail_mid.metric_period IS 'Statistical periods: the window of days ending on the statistics date dt that a derived metric covers.';
+COMMENT ON COLUMN retail_mid.metric_period.period IS 'Name, the last part of derived metric names.';
+COMMENT ON COLUMN retail_mid.metric_period.kind IS 'rolling (the last days days up to dt), to_date (all history up to dt), calendar_week (ISO week of dt up to dt), calendar_month (month of dt up to dt).';
+COMMENT ON COLUMN retail_mid.metric_period.days IS 'Window length of rolling periods.';
+COMMENT ON COLUMN retail_mid.metric_period.description IS 'Meaning.';
+INSERT INTO retail_mid.metric_period VALUES
+ ('1d', 'rolling', 1, 'The day dt.'), ('7d', 'rolling', 7, 'The 7 days ending on dt.'),
+ ('30d', 'rolling', 30, 'The 30 days ending on dt.'), ('90d', 'rolling', 90, 'The 90 days ending on dt.'),
+ ('365d', 'rolling', 365, 'The 365 days ending on dt.'), ('td', 'to_date', NULL, 'All days up to dt.'),
+ ('cw', 'calendar_week', NULL, 'The ISO week of dt, Monday to dt.'), ('cm', 'calendar_month', NULL, 'The month of dt, first day to dt.');
+
+CREATE TABLE retail_mid.metric_granularity (
+    granularity  text PRIMARY KEY CHECK (granularity ~ '^[a-z][a-z0-9_]{0,30}$'),
+    dimensions   text[] NOT NULL CHECK (cardinality(dimensions) >= 0),
+    description  text
+);
+COMMENT ON TABLE retail_mid.metric_granularity IS 'Granularities: the dimension columns a metric is broken down by (the DWD column names); each has one generated DWS table retail_mid.dws_metric_<granularity>.';
+COMMENT ON COLUMN retail_mid.metric_granularity.granularity IS 'Name, also the suffix of the generated DWS table.';
+COMMENT ON COLUMN retail_mid.metric_granularity.dimensions IS 'DWD column names, e.g. {brand,store_id}; empty for the grand total.';
+COMMENT ON COLUMN retail_mid.metric_granularity.description IS 'Meaning.';
+
+CREATE TABLE retail_mid.metric_derived (
+    metric       text NOT NULL,
+    atomic       text NOT NULL REFERENCES retail_mid.metric_atomic,
+    qualifier    text NOT NULL DEFAULT 'all' REFERENCES retail_mid.metric_qualifier,
+    period       text NOT NULL REFERENCES retail_mid.metric_period,
+    granularity  text NOT NULL REFERENCES retail_mid.metric_granularity,
+    description  text,
+    PRIMARY KEY (metric, granularity),
+    UNIQUE (atomic, qualifier, period, granularity)
+);
+COMMENT ON TABLE retail_mid.metric_derived IS 'Derived metrics: one atomic metric, one qualifier, one period, computed at one granularity. The name is <qualifier>_<atomic>_<period> (<atomic>_<period> for qualifier all); a name means one definition (atomic, qualifier, period) at every granularity it is computed at.';
+COMMENT ON COLUMN retail_mid.metric_derived.metric IS 'Name, also the column of the DWS table.';
+COMMENT ON COLUMN retail_mid.metric_derived.atomic IS 'Atomic metric.';
+COMMENT ON COLUMN retail_mid.metric_derived.qualifier IS 'Business qualifier.';
+COMMENT ON COLUMN retail_mid.metric_derived.period IS 'Statistical period.';
+COMMENT ON COLUMN retail_mid.metric_derived.granularity IS 'Granularity (DWS table) it is computed at.';
+COMMENT ON COLUMN retail_mid.metric_derived.description IS 'Meaning.';
+
+CREATE TABLE retail_mid.metric_composite (
+    metric       text NOT NULL CHECK (metric ~ '^[a-z][a-z0-9_]{0,62}$'),
+    granularity  text NOT NULL REFERENCES retail_mid.metric_granularity,
+    expression   text NOT NULL,
+    unit         text NOT NULL,
+    description  text,
+    PRIMARY KEY (metric, granularity)
+);
+COMMENT ON TABLE retail_mid.metric_composite IS 'Composite metrics: an expression of derived metrics of the same granularity, written with {derived_name} placeholders, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+COMMENT ON COLUMN retail_mid.metric_composite.metric IS 'Name, also the column of the DWS table.';
+COMMENT ON COLUMN retail_mid.metric_composite.granularity IS 'Granularity; every referenced derived metric must exist at it.';
+COMMENT ON COLUMN retail_mid.metric_composite.expression IS 'SQL expression with {derived_name} placeholders.';
+COMMENT ON COLUMN retail_mid.metric_composite.unit IS 'Unit of the value.';
+COMMENT ON COLUMN retail_mid.metric_composite.description IS 'Meaning.';
+
+-- Checks an atomic metric: the expression and the time column must compile against the DWD table.
+CREATE FUNCTION retail_mid.metric_atomic_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF NEW.additivity IS NULL OR NEW.additivity NOT IN ('additive', 'semi_additive', 'non_additive') THEN
+        RAISE EXCEPTION 'unknown additivity "%"', NEW.additivity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use additive, semi_additive or non_additive.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.dwd_table AND a.attname = NEW.time_column
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
+    END IF;
+    EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
+    IF NEW.additivity = 'additive' AND NEW.expression ~* 'distinct' THEN
+        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be additive', NEW.atomic
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Declare distinct counts non_additive: they are recomputed from DWD for every window, never summed.';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_atomic_check() IS 'Trigger: an atomic metric''s expression compiles against its DWD table; distinct counts are not additive.';
+CREATE TRIGGER metric_atomic_check BEFORE INSERT OR UPDATE ON retail_mid.metric_atomic
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.metric_atomic_check();
+
+CREATE FUNCTION retail_mid.metric_qualifier_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF coalesce(btrim(NEW.predicate), '') = '' THEN
+        RAISE EXCEPTION 'qualifier "%" needs a predicate', NEW.qualifier USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the predicate compiles against the DWD tables of the derived metrics using it (checked there)
+    PERFORM retail_mid.metric_compile_predicate(NEW.predicate, a.dwd_table)
+       FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic) WHERE d.qualifier = NEW.qualifier;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_qualifier_check() IS 'Trigger: checks a qualifier''s name and that its predicate still compiles where it is used.';
+CREATE TRIGGER metric_qualifier_check BEFORE INSERT OR UPDATE ON retail_mid.metric_qualifier
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.metric_qualifier_check();
+
+CREATE FUNCTION retail_mid.metric_compile_predicate(predicate text, dwd_table regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('SELECT 1 FROM %s AS t WHERE %s LIMIT 0', dwd_table, predicate);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) IS 'Raises the parser''s error when a predicate does not compile against a DWD table.';
+
+-- Enforces the naming rules of derived metrics: the name is the one its parts give, one name means one
+-- definition, and the qualifier and dimensions must compile against the atomic metric's DWD table.
+CREATE FUNCTION retail_mid.metric_derived_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expected text;
+    other record;
+    a retail_mid.metric_atomic;
+    missing text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
+        RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
+            HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
+    END IF;
+    expected := CASE WHEN NEW.qualifier = 'all' THEN '' ELSE NEW.qualifier || '_' END || NEW.atomic || '_' || NEW.period;
+    IF NEW.metric IS NULL THEN
+        NEW.metric := expected;
+    ELSIF NEW.metric <> expected THEN
+        RAISE EXCEPTION 'derived metric name "%" does not follow the naming rule', NEW.metric USING ERRCODE = 'invalid_name',
+            DETAIL = format('A metric of qualifier %s, atomic metric %s and period %s is named %s.', NEW.qualifier, NEW.atomic, NEW.period, expected),
+            HINT = 'Names are <qualifier>_<atomic>_<period>, without the qualifier when it is all; leave metric NULL to have it set.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE (d.atomic, d.qualifier, d.period, d.granularity) = (NEW.atomic, NEW.qualifier, NEW.period, NEW.granularity)
+                  AND (TG_OP = 'INSERT' OR (d.metric, d.granularity) <> (OLD.metric, OLD.granularity))) THEN
+        RAISE EXCEPTION 'derived metric "%" is already defined at granularity %', NEW.metric, NEW.granularity
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT d.atomic, d.qualifier, d.period INTO other FROM retail_mid.metric_derived d
+     WHERE d.metric = NEW.metric AND (d.atomic, d.qualifier, d.period) IS DISTINCT FROM (NEW.atomic, NEW.qualifier, NEW.period)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metric name "%" already names another definition', NEW.metric USING ERRCODE = 'unique_violation',
+            DETAIL = format('It is qualifier %s, atomic metric %s, period %s.', other.qualifier, other.atomic, other.period),
+            HINT = 'Rename the qualifier or the atomic metric so that names stay unambiguous.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_composite c WHERE c.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a composite metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT * INTO a FROM retail_mid.metric_atomic WHERE atomic = NEW.atomic;
+    IF FOUND THEN
+        PERFORM retail_mid.metric_compile_predicate(q.predicate, a.dwd_table) FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier;
+        SELECT string_agg(d, ', ') INTO missing FROM retail_mid.metric_granularity g, unnest(g.dimensions) d
+         WHERE g.granularity = NEW.granularity
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = a.dwd_table AND x.attname = d AND x.attnum > 0 AND NOT x.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'granularity "%" needs column % missing from %', NEW.granularity, missing, a.dwd_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_derived_check() IS 'Trigger: derived metric naming rules (<qualifier>_<atomic>_<period>, one definition per name) and compatibility of its parts.';
+CREATE TRIGGER metric_derived_check BEFORE INSERT OR UPDATE ON retail_mid.metric_derived
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.metric_derived_check();
+
+CREATE FUNCTION retail_mid.metric_composite_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+    expr text;
+BEGIN
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    IF NEW.expression !~ '\{[a-z][a-z0-9_]*\}' THEN
+        RAISE EXCEPTION 'composite metric "%" references no derived metric', NEW.metric USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Write derived metrics as {name}.';
+    END IF;
+    SELECT string_agg(m[1], ', ') INTO missing FROM regexp_matches(NEW.expression, '\{([a-z][a-z0-9_]*)\}', 'g') m
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = m[1] AND d.granularity = NEW.granularity);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'composite metric "%" references %, not a derived metric of granularity %', NEW.metric, missing, NEW.granularity
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    expr := regexp_replace(NEW.expression, '\{([a-z][a-z0-9_]*)\}', '1::numeric', 'g');
+    EXECUTE format('SELECT (%s)::numeric LIMIT 0', expr);
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_composite_check() IS 'Trigger: a composite metric references derived metrics of its granularity and compiles.';
+CREATE TRIGGER metric_composite_check BEFORE INSERT OR UPDATE ON retail_mid.metric_composite
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.metric_composite_check();
+
+-- First day of the window of a period ending on dt.
+CREATE FUNCTION retail_mid.metric_window_start(period text, dt date)
+RETURNS date LANGUAGE sql STABLE PARALLEL SAFE
+RETURN (SELECT CASE p.kind WHEN 'rolling' THEN dt - (p.days - 1)
+                           WHEN 'to_date' THEN date '-infinity'
+                           WHEN 'calendar_week' THEN date_trunc('week', dt)::date
+                           ELSE date_trunc('month', dt)::date END
+          FROM retail_mid.metric_period p WHERE p.period = metric_window_start.period);
+COMMENT ON FUNCTION retail_mid.metric_window_start(text, date) IS 'First day of the window of a period ending on dt (-infinity for to-date periods).';
+
+-- The SQL computing one derived metric for the days of [from_date, to_date], as rows (dt, dims text[], value).
+-- direct = true computes every window straight from DWD (the reconciliation reference); otherwise additive
+-- metrics are rolled up from their daily values, semi-additive ones take the window's last day, and
+-- non-additive ones (distinct counts, ratios) are always recomputed from DWD: they are never summed.
+CREATE FUNCTION retail_mid.metric_sql(metric text, granularity text, direct boolean DEFAULT false)
+RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d retail_mid.metric_derived;
+    a retail_mid.metric_atomic;
+    q text;
+    dims text[];
+    dimlist text;
+    dimarr text;
+    ddims text;
+    spine text;
+BEGIN
+    SELECT * INTO d FROM retail_mid.metric_derived x WHERE x.metric = metric_sql.metric AND x.granularity = metric_sql.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no derived metric "%" at granularity "%"', metric, granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT * INTO a FROM retail_mid.metric_atomic x WHERE x.atomic = d.atomic;
+    SELECT predicate INTO q FROM retail_mid.metric_qualifier x WHERE x.qualifier = d.qualifier;
+    SELECT g.dimensions INTO dims FROM retail_mid.metric_granularity g WHERE g.granularity = d.granularity;
+    dimlist := (SELECT string_agg(', t.' || quote_ident(x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o));
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('t.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    spine := 'SELECT s::date AS dt FROM generate_series($1::timestamp, $2::timestamp, interval ''1 day'') s';
+    IF direct AND a.additivity = 'semi_additive' THEN
+        -- the reference for a semi-additive metric: its expression over the DWD rows of the window's last day
+        RETURN format('SELECT t.stat_dt AS dt, %s AS dims, (%s)::numeric AS value FROM '
+                      '(SELECT w.dt AS stat_dt, t.*, max((t.%I)::date) OVER (PARTITION BY w.dt%s) AS stat_last '
+                      '   FROM (%s) w JOIN %s AS t ON (t.%I)::date BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt WHERE (%s)) t '
+                      'WHERE (t.%I)::date = t.stat_last GROUP BY t.stat_dt%s',
+                      dimarr, a.expression, a.time_column, dimlist, spine, a.dwd_table, a.time_column, d.period, q,
+                      a.time_column, dimlist);
+    END IF;
+    IF direct OR a.additivity = 'non_additive' THEN
+        RETURN format('SELECT w.dt, %s AS dims, (%s)::numeric AS value FROM (%s) w JOIN %s AS t '
+                      'ON (t.%I)::date BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt WHERE (%s) GROUP BY w.dt%s',
+                      dimarr, a.expression, spine, a.dwd_table, a.time_column, d.period, q, dimlist);
+    END IF;
+    ddims := 'day.dims';
+    IF a.additivity = 'additive' THEN
+        RETURN format('WITH day AS (SELECT (t.%I)::date AS day, %s AS dims, (%s)::numeric AS value FROM %s AS t '
+                      'WHERE (%s) AND (t.%I)::date <= $2 GROUP BY 1%s) '
+                      'SELECT w.dt, day.dims, sum(day.value) AS value FROM (%s) w JOIN day '
+                      'ON day.day BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt GROUP BY w.dt, day.dims',
+                      a.time_column, dimarr, a.expression, a.dwd_table, q, a.time_column, dimlist, spine, d.period);
+    END IF;
+    -- semi-additive: the value of the last day in the window that has one, per dimension values
+    RETURN format('WITH day AS (SELECT (t.%I)::date AS day, %s AS dims, (%s)::numeric AS value FROM %s AS t '
+                  'WHERE (%s) AND (t.%I)::date <= $2 GROUP BY 1%s) '
+                  'SELECT DISTINCT ON (w.dt, day.dims) w.dt, day.dims, day.value FROM (%s) w JOIN day '
+                  'ON day.day BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt ORDER BY w.dt, day.dims, day.day DESC',
+                  a.time_column, dimarr, a.expression, a.dwd_table, q, a.time_column, dimlist, spine, d.period);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_sql(text, text, boolean) IS 'SQL computing a derived metric as rows (dt, dims, value) for $1..$2: additive metrics rolled up from daily values, semi-additive ones from the last day of the window, non-additive ones (and every metric when direct) straight from DWD.';
+
+-- Creates or extends retail_mid.dws_metric_<granularity> and refreshes the days [from_date, to_date]:
+-- the rows of those days are replaced, the others kept (incremental refresh).
+CREATE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    tbl text;
+    v_job bigint;
+    m record;
+    dims_def text;
+    dims_sel text;
+    cols text;
+    n bigint;
+    k int := 0;
+    dwd regclass;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
+        RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity) THEN
+        RAISE EXCEPTION 'granularity "%" has no derived metrics', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    v_job := retail_mid.job_start('metric_generate', jsonb_build_object('granularity', granularity, 'from', from_date, 'to', to_date));
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    -- dimension column types from the DWD table of the first atomic metric at this granularity
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = g.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', %I %s', x, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o),
+           string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_def, dims_sel
+      FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)
+      JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass(tbl) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', tbl, coalesce(dims_def, ''));
+    END IF;
+    EXECUTE format('COMMENT ON TABLE %s IS %L', tbl, format('DWS metrics at granularity %s (%s), one row per statistics date dt and dimension values; generated by retail_mid.metric_generate from the metric registry.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    CREATE TEMP TABLE IF NOT EXISTS metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    TRUNCATE metric_long;
+    FOR m IN SELECT d.metric, a.unit, a.additivity, d.description FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Derived metric %s (%s, %s).', m.metric, m.unit, m.additivity));
+        EXECUTE format('INSERT INTO metric_long SELECT %L, x.dt, x.dims, x.value FROM (%s) x', m.metric, retail_mid.metric_sql(m.metric, g.granularity))
+            USING from_date, to_date;
+        k := k + 1;
+        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, to_date;
+    END LOOP;
+    FOR m IN SELECT c.metric, c.unit FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Composite metric %s (%s).', m.metric, m.unit));
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, to_date;
+    SELECT string_agg(format(', max(value) FILTER (WHERE metric = %L)', d.metric), '' ORDER BY d.metric),
+           string_agg(format(', %I', d.metric), '' ORDER BY d.metric)
+      INTO cols, dims_def
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_long GROUP BY dt, dims',
+                   tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
+                   dims_def, coalesce(dims_sel, ''), cols);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
+                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, to_date;
+    END LOOP;
+    RAISE NOTICE 'metric: % rows of % for % metrics', n, tbl, k;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k));
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity> and replaces its rows for [from_date, to_date] with every derived and composite metric of that granularity; returns the rows written.';
+
+-- Recomputes every derived metric of a granularity straight from DWD and compares with the DWS table.
+CREATE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
+RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    m record;
+    tbl text;
+    dimarr text;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
+        RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    IF to_regclass(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % has not been generated', tbl USING ERRCODE = 'undefined_table',
+            HINT = 'Run retail_mid.metric_generate first.';
+    END IF;
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('s.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    FOR m IN SELECT d.metric FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        RETURN QUERY EXECUTE format(
+            'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
+            'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
+            'FROM stored a FULL JOIN direct b ON a.dt = b.dt AND a.dims = b.dims '
+            'WHERE a.value IS DISTINCT FROM b.value ORDER BY 2, 3',
+            retail_mid.metric_sql(m.metric, g.granularity, true), dimarr, m.metric, tbl, m.metric, m.metric)
+            USING from_date, to_date;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_reconcile(text, date, date) IS 'Every difference between the DWS table of a granularity and the same derived metrics computed straight from DWD for [from_date, to_date]: no rows means the DWS layer reconciles.';
