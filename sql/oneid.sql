@@ -55,7 +55,9 @@ INSERT INTO retail_mid.ods_customer (brand, customer_id, id_type) VALUES ('oneid
 INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value) VALUES
     ('oneid_t', 'A', 'phone', '1380000'), ('oneid_t', 'A', 'device_id', 'dev-A'),
     ('oneid_t', 'B', 'email', 'b@x.cn'), ('oneid_t', 'C', 'open_id', 'wx-C');
-SELECT * FROM retail_mid.resolve_identities();
+SET client_min_messages = warning;  -- the counts include other tests' customer keys: show only this run's merges
+SELECT merges FROM retail_mid.resolve_identities();
+RESET client_min_messages;
 SELECT identifiers, identities FROM retail_mid.oneid_person p
  WHERE EXISTS (SELECT 1 FROM retail_mid.oneid_person_map m JOIN retail_mid.customer_key k USING (customer_key)
                 WHERE m.person_key = p.person_key AND k.id_value IN ('A', 'B', 'C')) ORDER BY 2;
@@ -63,14 +65,18 @@ SELECT person_key AS person_of_b FROM retail_mid.oneid_person_map JOIN retail_mi
  WHERE id_type = 'member_id' AND id_value = 'B' \gset
 -- later, B logs in on A's device: A and B merge, and the older person key survives
 INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value) VALUES ('oneid_t', 'B', 'device_id', 'dev-A');
-SELECT * FROM retail_mid.resolve_identities();
+SET client_min_messages = warning;  -- the counts include other tests' customer keys: show only this run's merges
+SELECT merges FROM retail_mid.resolve_identities();
+RESET client_min_messages;
 SELECT count(DISTINCT person_key) AS persons_of_a_and_b,
        min(person_key) = least(min(person_key), :person_of_b) AS older_key_kept
   FROM retail_mid.oneid_person_map JOIN retail_mid.customer_key USING (customer_key)
  WHERE id_type = 'member_id' AND id_value IN ('A', 'B');
 SELECT identifiers FROM retail_mid.oneid_merge_log ORDER BY merged_at DESC LIMIT 1;
 -- running again changes nothing
-SELECT * FROM retail_mid.resolve_identities();
+SET client_min_messages = warning;  -- the counts include other tests' customer keys: show only this run's merges
+SELECT merges FROM retail_mid.resolve_identities();
+RESET client_min_messages;
 SELECT job, outcome FROM retail_mid.job_log WHERE job = 'resolve_identities' ORDER BY job_id;
 DROP TABLE oneid_edges_t, oneid_ours, oneid_cte, oneid_big, oneid_part;
 DELETE FROM retail_mid.ods_customer_identifier WHERE brand = 'oneid_t';
