@@ -36,7 +36,7 @@ SELECT coalesce(period, 'ALL') AS period, count(*) AS series,
        round(avg(retail_mid.rmsse(act, r_ets, ins))::numeric, 4) AS rmsse_r_ets,
        round(avg(retail_mid.smape(act, ours))::numeric, 3) AS smape_retail_mid,
        round(avg(retail_mid.smape(act, r_ets))::numeric, 3) AS smape_r_ets
-  FROM m1_eval WHERE retail_mid.naive_scale(ins, freq, 1, false) > 0 AND retail_mid.naive_scale(ins, 1, 2, true) > 0
+  FROM m1_eval WHERE coalesce(retail_mid.naive_scale(ins, freq, 1, false), 0) > 0 AND coalesce(retail_mid.naive_scale(ins, 1, 2, true), 0) > 0
  GROUP BY ROLLUP (period) ORDER BY period NULLS LAST;
 SELECT count(*) FILTER (WHERE our_model LIKE 'ETS%') AS our_ets, count(*) FILTER (WHERE our_model NOT LIKE 'ETS%') AS our_other FROM m1_eval;
 SELECT format('M1 time: retail_mid %s s for %s series (serial, one backend, with 80/95%% intervals); R ets() %s s (no intervals); ratio R/retail_mid = %s',
@@ -80,7 +80,7 @@ SELECT count(*) AS series,
        round(avg(retail_mid.mase(act, r_ets, ins))::numeric, 4) AS mase_r_ets,
        round(avg(retail_mid.mase(act, r_croston, ins))::numeric, 4) AS mase_r_croston,
        round(avg(retail_mid.mase(act, r_naive, ins))::numeric, 4) AS mase_r_naive
-  FROM cp_eval WHERE retail_mid.naive_scale(ins, 1, 2, true) > 0 AND r_croston IS NOT NULL
+  FROM cp_eval WHERE coalesce(retail_mid.naive_scale(ins, 1, 2, true), 0) > 0 AND r_croston IS NOT NULL
    AND array_position(r_croston, NULL) IS NULL AND 'NaN'::float8 <> ALL (r_croston);
 SELECT class, our_model, count(*) FROM cp_eval GROUP BY 1, 2 ORDER BY 1, 3 DESC;
 SELECT format('Car parts time: retail_mid %s s for %s series (serial, with intervals); R ets() %s s, croston() %s s',
