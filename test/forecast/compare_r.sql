@@ -17,7 +17,7 @@ UPDATE r_time SET method = 'm1 ' || method WHERE method NOT LIKE 'm1 %' AND meth
 DELETE FROM m1 WHERE series NOT IN (SELECT series FROM r_fc);
 SELECT clock_timestamp() AS t0 \gset
 CREATE TEMP TABLE our_m1 AS
-SELECT series, retail_mid.forecast_series(t, value, h, freq) AS r FROM m1 WHERE split = 'train' GROUP BY series;
+SELECT series, retail_mid.forecast_series(t, value, h, freq, :'opts') AS r FROM m1 WHERE split = 'train' GROUP BY series;
 SELECT extract(epoch FROM clock_timestamp() - :'t0') AS our_s \gset
 CREATE TEMP TABLE m1_eval AS
 SELECT s.series, s.period, s.freq,
@@ -57,7 +57,7 @@ DELETE FROM cp WHERE series NOT IN (SELECT series FROM r_fc);
 CREATE TEMP TABLE cp_n AS SELECT series, max(t) AS n FROM cp GROUP BY series HAVING count(*) >= 24;
 SELECT clock_timestamp() AS t0 \gset
 CREATE TEMP TABLE our_cp AS
-SELECT series, retail_mid.forecast_series(t, value, 12, 12) AS r FROM cp JOIN cp_n USING (series) WHERE t <= n - 12 GROUP BY series;
+SELECT series, retail_mid.forecast_series(t, value, 12, 12, :'opts') AS r FROM cp JOIN cp_n USING (series) WHERE t <= n - 12 GROUP BY series;
 SELECT extract(epoch FROM clock_timestamp() - :'t0') AS our_s \gset
 CREATE TEMP TABLE cp_eval AS
 SELECT c.series,
