@@ -25,9 +25,6 @@ SELECT count(*) > 0 AS has_promoted_weeks,
        max(abs(base_units + deal_units + feature_units - units)) < 1e-6 AS parts_add_up,
        bool_and(base_units > 0) AS base_positive
   FROM retail_mid.promo_attribution('oj_promo_test');
--- leave the database as a fresh one, so that no later test file sees the loaded rows
-DROP EXTENSION retail_mid;
-DROP EXTENSION postgis;
 \else
 \echo SKIPPED: shared data is absent (set RETAIL_MID_DATA)
 \endif
