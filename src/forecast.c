@@ -1329,3 +1329,16 @@ forecast_array(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_DATUM(forecast_render(&cfg, y, n, n, 1));
 }
+
+/* normal_quantile(p): inverse standard normal CDF, for service levels (z of a safety stock). */
+PG_FUNCTION_INFO_V1(normal_quantile);
+Datum
+normal_quantile(PG_FUNCTION_ARGS)
+{
+	double		p = PG_GETARG_FLOAT8(0);
+
+	if (!(p > 0 && p < 1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("probability must be strictly between 0 and 1")));
+	PG_RETURN_FLOAT8(FcQnorm(p));
+}

@@ -170,14 +170,14 @@ BEGIN
     END IF;
     SELECT avg(abs(insample[i] - insample[i - season_length]) ^ power) INTO v_scale
       FROM generate_series(coalesce(v_start, 1) + season_length, cardinality(insample)) AS i;
-    IF v_scale IS NULL THEN
+    IF cardinality(insample) <= season_length THEN
         RAISE EXCEPTION 'the in-sample series is too short for a naive scale with season length %', season_length
             USING ERRCODE = '22023';
     END IF;
     RETURN v_scale;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.naive_scale(float8[], int4, int4, boolean) IS 'In-sample mean of |y_t - y_{t-m}|^power (power 1 for MASE, 2 for RMSSE), optionally starting at the first non-zero value as in the M5 guide.';
+COMMENT ON FUNCTION retail_mid.naive_scale(float8[], int4, int4, boolean) IS 'In-sample mean of |y_t - y_{t-m}|^power (power 1 for MASE, 2 for RMSSE), optionally starting at the first non-zero value as in the M5 guide (NULL when no pair of values is left after it).';
 
 CREATE FUNCTION retail_mid.mase(actual float8[], forecast float8[], insample float8[], season_length int4 DEFAULT 1)
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp

@@ -16,7 +16,7 @@ SELECT s.store * 100 + s.brand AS series, w - s.w0 + 1 AS t, coalesce(r.units, 0
 ALTER TABLE oj SET (parallel_workers = 2);
 ANALYZE oj;
 \set f :out '/r_oj.csv'
-COPY (SELECT series, t, value FROM oj WHERE series IN (SELECT DISTINCT series FROM oj ORDER BY random() LIMIT :oj_r_sample) ORDER BY series, t)
+COPY (SELECT series, t, value FROM oj WHERE series IN (SELECT series FROM (SELECT DISTINCT series FROM oj) s ORDER BY random() LIMIT :oj_r_sample) ORDER BY series, t)
   TO :'f' (FORMAT csv, HEADER);
 SELECT clock_timestamp() AS t0 \gset
 CREATE TEMP TABLE oj_fc AS SELECT series, retail_mid.forecast_series(t, value, 12, 52) r FROM oj GROUP BY series;

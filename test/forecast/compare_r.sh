@@ -4,7 +4,8 @@
 #   car parts (series of >= 24 months, last 12 months held out): mean RMSSE and MASE (lag-1 scale) vs ets(),
 #   croston() and naive().
 # Installs r-cran-forecast with apt when it is missing and it can; otherwise prints SKIPPED and exits 0.
-# Usage: bash test/forecast/compare_r.sh [m1|carparts|all] [sample]   (sample = number of random series, R and us alike)
+# Usage: bash test/forecast/compare_r.sh [m1|carparts|all] [sample]   (sample = number of random series, R and us alike;
+#        CMP_OPTIONS='{...}' passes forecast options to our side, R_CACHE=dir keeps R's forecasts between runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which_set=${1:-all}; sample=${2:-0}
@@ -30,7 +31,7 @@ for s in "${sets[@]}"; do
   fi
   nice Rscript test/forecast/compare_r.R "$s" "$data" "$out" "$sample"; echo "$sample" > "$out/r_${s}_sample"
 done
-export CMP_OUT=$out CMP_DATA=$data CMP_SAMPLE=$sample CMP_SETS="${sets[*]}"
+export CMP_OUT=$out CMP_DATA=$data CMP_SAMPLE=$sample CMP_SETS="${sets[*]}" CMP_OPTIONS=${CMP_OPTIONS:-'{}'}
 RETAIL_MID_DESTDIR=$PWD/tmp_install bash test/with_cluster.sh bash -c 'psql -X -q -v ON_ERROR_STOP=1 \
-  -v out="$CMP_OUT" -v data="$CMP_DATA" -v sample="$CMP_SAMPLE" -v sets="$CMP_SETS" -f test/forecast/compare_r.sql'
+  -v out="$CMP_OUT" -v data="$CMP_DATA" -v sample="$CMP_SAMPLE" -v sets="$CMP_SETS" -v opts="$CMP_OPTIONS" -f test/forecast/compare_r.sql'
 [ -n "${R_CACHE:-}" ] || rm -rf "$out"

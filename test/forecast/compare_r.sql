@@ -17,7 +17,7 @@ UPDATE r_time SET method = 'm1 ' || method WHERE method NOT LIKE 'm1 %' AND meth
 DELETE FROM m1 WHERE series NOT IN (SELECT series FROM r_fc);
 SELECT clock_timestamp() AS t0 \gset
 CREATE TEMP TABLE our_m1 AS
-SELECT series, retail_mid.forecast_series(t, value, h, freq) AS r FROM m1 WHERE split = 'train' GROUP BY series;
+SELECT series, retail_mid.forecast_series(t, value, h, freq, :'opts') AS r FROM m1 WHERE split = 'train' GROUP BY series;
 SELECT extract(epoch FROM clock_timestamp() - :'t0') AS our_s \gset
 CREATE TEMP TABLE m1_eval AS
 SELECT s.series, s.period, s.freq,
@@ -36,7 +36,7 @@ SELECT coalesce(period, 'ALL') AS period, count(*) AS series,
        round(avg(retail_mid.rmsse(act, r_ets, ins))::numeric, 4) AS rmsse_r_ets,
        round(avg(retail_mid.smape(act, ours))::numeric, 3) AS smape_retail_mid,
        round(avg(retail_mid.smape(act, r_ets))::numeric, 3) AS smape_r_ets
-  FROM m1_eval WHERE retail_mid.naive_scale(ins, freq, 1, false) > 0 AND retail_mid.naive_scale(ins, 1, 2, true) > 0
+  FROM m1_eval WHERE coalesce(retail_mid.naive_scale(ins, freq, 1, false), 0) > 0 AND coalesce(retail_mid.naive_scale(ins, 1, 2, true), 0) > 0
  GROUP BY ROLLUP (period) ORDER BY period NULLS LAST;
 SELECT count(*) FILTER (WHERE our_model LIKE 'ETS%') AS our_ets, count(*) FILTER (WHERE our_model NOT LIKE 'ETS%') AS our_other FROM m1_eval;
 SELECT format('M1 time: retail_mid %s s for %s series (serial, one backend, with 80/95%% intervals); R ets() %s s (no intervals); ratio R/retail_mid = %s',
@@ -57,7 +57,7 @@ DELETE FROM cp WHERE series NOT IN (SELECT series FROM r_fc);
 CREATE TEMP TABLE cp_n AS SELECT series, max(t) AS n FROM cp GROUP BY series HAVING count(*) >= 24;
 SELECT clock_timestamp() AS t0 \gset
 CREATE TEMP TABLE our_cp AS
-SELECT series, retail_mid.forecast_series(t, value, 12, 12) AS r FROM cp JOIN cp_n USING (series) WHERE t <= n - 12 GROUP BY series;
+SELECT series, retail_mid.forecast_series(t, value, 12, 12, :'opts') AS r FROM cp JOIN cp_n USING (series) WHERE t <= n - 12 GROUP BY series;
 SELECT extract(epoch FROM clock_timestamp() - :'t0') AS our_s \gset
 CREATE TEMP TABLE cp_eval AS
 SELECT c.series,
@@ -80,7 +80,7 @@ SELECT count(*) AS series,
        round(avg(retail_mid.mase(act, r_ets, ins))::numeric, 4) AS mase_r_ets,
        round(avg(retail_mid.mase(act, r_croston, ins))::numeric, 4) AS mase_r_croston,
        round(avg(retail_mid.mase(act, r_naive, ins))::numeric, 4) AS mase_r_naive
-  FROM cp_eval WHERE retail_mid.naive_scale(ins, 1, 2, true) > 0 AND r_croston IS NOT NULL
+  FROM cp_eval WHERE coalesce(retail_mid.naive_scale(ins, 1, 2, true), 0) > 0 AND r_croston IS NOT NULL
    AND array_position(r_croston, NULL) IS NULL AND 'NaN'::float8 <> ALL (r_croston);
 SELECT class, our_model, count(*) FROM cp_eval GROUP BY 1, 2 ORDER BY 1, 3 DESC;
 SELECT format('Car parts time: retail_mid %s s for %s series (serial, with intervals); R ets() %s s, croston() %s s',
