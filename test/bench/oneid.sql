@@ -1,5 +1,5 @@
 -- Benchmark: identity resolution (connected components) by retail_mid.connected_components against the usual
--- recursive-CTE query on the same identity-shaped graph of 100k edges (persons with 1-5 identifiers, 1% of them
+-- recursive-CTE query on the same identity-shaped graph (CTE_EDGES edges, default 20,000) (persons with 1-5 identifiers, 1% of them
 -- linked to another person), then how the aggregate's time grows up to 10M edges.
 \set ON_ERROR_STOP 1
 \pset footer off
@@ -11,23 +11,24 @@ CREATE FUNCTION pg_temp.identity_graph(n_edges bigint) RETURNS TABLE (a int, b i
     SELECT CASE WHEN g % 100 = 0 THEN (1 + floor(n_edges * retail_mid.synth_uniform(9, 1, g)))::int * 4 ELSE (g / 4 * 4)::int END,
            (g + 1)::int
       FROM generate_series(1, n_edges) g $$;
-CREATE TABLE graph_100k AS SELECT * FROM pg_temp.identity_graph(100000);
-ANALYZE graph_100k;
+SELECT coalesce(nullif(:'cte_edges', ''), '20000')::int AS cte_edges \gset
+CREATE TABLE graph_small AS SELECT * FROM pg_temp.identity_graph(:cte_edges);
+ANALYZE graph_small;
 
 SELECT clock_timestamp() AS t0 \gset
-CREATE TABLE ours_100k AS SELECT u.node, u.component FROM (SELECT retail_mid.connected_components(a, b) cc FROM graph_100k) s,
+CREATE TABLE ours_small AS SELECT u.node, u.component FROM (SELECT retail_mid.connected_components(a, b) cc FROM graph_small) s,
        LATERAL unnest((s.cc).nodes, (s.cc).components) u(node, component);
 SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) AS ours_s \gset
 SELECT clock_timestamp() AS t0 \gset
-CREATE TABLE cte_100k AS
-WITH RECURSIVE und AS (SELECT a, b FROM graph_100k UNION SELECT b, a FROM graph_100k),
+CREATE TABLE cte_small AS
+WITH RECURSIVE und AS (SELECT a, b FROM graph_small UNION SELECT b, a FROM graph_small),
 reach(node, other) AS (SELECT a, b FROM und UNION SELECT r.node, u.b FROM reach r JOIN und u ON u.a = r.other)
 SELECT node, least(node, min(other)) AS component FROM reach GROUP BY node;
 SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) AS cte_s \gset
-SELECT (SELECT count(*) FROM ours_100k) AS nodes, (SELECT count(DISTINCT component) FROM ours_100k) AS persons,
-       (SELECT count(*) FROM (SELECT * FROM ours_100k EXCEPT SELECT * FROM cte_100k) x) AS differences;
+SELECT (SELECT count(*) FROM ours_small) AS nodes, (SELECT count(DISTINCT component) FROM ours_small) AS persons,
+       (SELECT count(*) FROM (SELECT * FROM ours_small EXCEPT SELECT * FROM cte_small) x) AS differences;
 \echo
-\echo '=== OneID: connected components of 100,000 edges ==='
+\echo === OneID: connected components of :cte_edges edges, aggregate against the recursive CTE ===
 SELECT round(:ours_s::numeric, 3) AS connected_components_s, round(:cte_s::numeric, 2) AS recursive_cte_s,
        round((:cte_s / :ours_s)::numeric, 1) AS speedup;
 
