@@ -714,3 +714,33 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- Copies a brand's demand zones (ods_demand_zone) and own stores (ods_site, kind store, with a location) into the
+-- site-selection tables, skipping those already there; competitors and candidates have no ODS source.
+CREATE FUNCTION retail_mid.site_import_ods(brand text)
+RETURNS TABLE (zones bigint, stores bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_zones bigint; v_stores bigint; b text := brand;
+BEGIN
+    IF b IS NULL THEN
+        RAISE EXCEPTION 'brand must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO retail_mid.site_demand_zone (zone_id, name, geom, population, households, income, spend_potential)
+    SELECT (SELECT coalesce(max(zone_id), 0) FROM retail_mid.site_demand_zone) + row_number() OVER (ORDER BY z.zone_id),
+           z.zone_id, z.geom, coalesce(z.population, 0), z.households, z.income, z.spend_potential
+      FROM retail_mid.ods_demand_zone z
+     WHERE z.brand = b AND NOT EXISTS (SELECT 1 FROM retail_mid.site_demand_zone s WHERE s.name = z.zone_id);
+    GET DIAGNOSTICS v_zones = ROW_COUNT;
+    INSERT INTO retail_mid.site_store (store_id, brand, store_code, name, own, geom, attractiveness)
+    SELECT (SELECT coalesce(max(store_id), 0) FROM retail_mid.site_store) + row_number() OVER (ORDER BY o.site_id),
+           o.brand, o.site_id, o.site_name, true, o.geom, coalesce(o.floor_area, 1)
+      FROM retail_mid.ods_site o
+     WHERE o.brand = b AND o.kind = 'store' AND o.geom IS NOT NULL AND o.closed_on IS NULL
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.site_store s WHERE s.brand = o.brand AND s.store_code = o.site_id);
+    GET DIAGNOSTICS v_stores = ROW_COUNT;
+    RETURN QUERY SELECT v_zones, v_stores;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.site_import_ods(text) IS 'Copies a brand''s ODS demand zones and located, open own stores (attractiveness = floor area) into site_demand_zone / site_store; returns how many of each were added.';

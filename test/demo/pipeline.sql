@@ -93,16 +93,10 @@ SELECT d.store_id, d.sku_id, r.step, r.date, round(r.mean::numeric, 1) AS mean, 
   FROM (SELECT * FROM demo_forecast ORDER BY store_id, sku_id LIMIT 1) d, retail_mid.forecast_rows(d.f) r;
 
 \echo '--- 9. Site selection (Huff model) on the' :'zone_brand' 'demand zones ---'
-INSERT INTO retail_mid.site_demand_zone (zone_id, name, geom, population, households, income)
-SELECT row_number() OVER (ORDER BY zone_id), zone_id, geom, population, households, income
-  FROM retail_mid.ods_demand_zone WHERE brand = :'zone_brand';
--- own stores: the brand's stores with a location (the Boston tracts have none: eight spread over the zones);
--- competitors and candidates: every fifth and every seventh zone centre.
+SELECT * FROM retail_mid.site_import_ods(:'zone_brand');
+-- competitors: a store near every fifth zone centre (every fortieth is the brand's own); candidates: every seventh
 INSERT INTO retail_mid.site_store (store_id, brand, store_code, name, own, geom, attractiveness)
-SELECT row_number() OVER (ORDER BY site_id), brand, site_id, site_name, true, geom, coalesce(floor_area, 1000)
-  FROM retail_mid.ods_site WHERE brand = :'zone_brand' AND kind = 'store' AND geom IS NOT NULL;
-INSERT INTO retail_mid.site_store (store_id, brand, store_code, name, own, geom, attractiveness)
-SELECT 1000 + zone_id, :'zone_brand', 'Z' || zone_id, 'Store near ' || name, zone_id % 40 = 0,
+SELECT 100000 + zone_id, :'zone_brand', 'Z' || zone_id, 'Store near ' || name, zone_id % 40 = 0,
        ST_PointOnSurface(geom), 500 + 100 * (zone_id % 7)
   FROM retail_mid.site_demand_zone WHERE zone_id % 5 = 0;
 INSERT INTO retail_mid.site_candidate (candidate_id, name, geom, attractiveness)
