@@ -41,12 +41,14 @@ SELECT brand, customer_key, orders_365d, round(net_amount_365d, 2) AS net_amount
 
 \if :real_data
 \set rfm_brand online_retail
+\set aipl_brand complete_journey
 \set clv_brand cdnow
 \set fc_brand dominicks
 \set fc_frequency week
 \set zone_brand boston
 \else
 \set rfm_brand synthetic
+\set aipl_brand synthetic
 \set clv_brand synthetic
 \set fc_brand synthetic
 \set fc_frequency day
@@ -59,6 +61,15 @@ SELECT retail_mid.rfm_refresh(:'rfm_brand', :'rfm_as_of', 365) AS customers_scor
 SELECT segment, customers, round((customer_share * 100)::numeric, 1) AS customer_pct, round((revenue_share * 100)::numeric, 1) AS revenue_pct
   FROM retail_mid.rfm_segment_summary WHERE brand = :'rfm_brand' AND as_of = :'rfm_as_of' AND map_name = 'ten_segment'
  ORDER BY revenue_share DESC;
+
+\echo '--- 6b. OneID: identifiers resolved into persons ---'
+SELECT * FROM retail_mid.resolve_identities();
+
+\echo '--- 6c. AIPL funnel of' :'aipl_brand' '(last 90 days) ---'
+SELECT as_of AS aipl_to, as_of - 89 AS aipl_from FROM retail_mid.dws_refresh_state WHERE brand = :'aipl_brand' \gset
+SELECT retail_mid.aipl_refresh(:'aipl_brand', :'aipl_from', :'aipl_to') AS customer_days;
+SELECT * FROM retail_mid.aipl_trend_30d WHERE brand = :'aipl_brand' ORDER BY dt DESC LIMIT 3;
+SELECT * FROM retail_mid.aipl_gmv_decomposition(:'aipl_brand', (:'aipl_to'::date - 30), :'aipl_to');
 
 \echo '--- 7. Customer lifetime value (BG/NBD + Gamma-Gamma) on' :'clv_brand' '---'
 SELECT CASE WHEN :'clv_brand' = 'cdnow' THEN date '1997-09-30' ELSE max(as_of) - 90 END AS cal_end,
