@@ -3,7 +3,7 @@
 EXTENSION  = retail_mid
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.control)
 
-DOMAINS = core keydict bitmap ods dwd loaders synthetic clv rfm forecast site fulfilment quality
+DOMAINS = core keydict bitmap audience ods dwd loaders synthetic clv rfm forecast site fulfilment quality
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
