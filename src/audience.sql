@@ -158,26 +158,43 @@ CREATE FUNCTION retail_mid.audience_parse(expression text) RETURNS text
     AS 'MODULE_PATHNAME', 'audience_parse' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.audience_parse(text) IS 'Checks the syntax of a tag expression and returns it fully parenthesised.';
 
+-- plpgsql with EXECUTE for the boundary buckets: each is planned with its actual bounds, so the partial index
+-- (tag_name, numeric_value) reads just the bucket's rows (a generic plan with "lo IS NULL OR ..." would scan them all).
 CREATE FUNCTION retail_mid.tag_numeric_range(tag text, lo numeric, lo_inclusive boolean, hi numeric, hi_inclusive boolean)
-RETURNS retail_mid.rbitmap LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    WITH b AS (
-        SELECT nb.*,
-               (lo IS NULL OR nb.min_value > lo OR (lo_inclusive AND nb.min_value = lo))
-           AND (hi IS NULL OR nb.max_value < hi OR (hi_inclusive AND nb.max_value = hi)) AS inside,
-               (lo IS NOT NULL AND (nb.max_value < lo OR (NOT lo_inclusive AND nb.max_value = lo)))
-            OR (hi IS NOT NULL AND (nb.min_value > hi OR (NOT hi_inclusive AND nb.min_value = hi))) AS outside
-          FROM retail_mid.tag_numeric_bitmap nb WHERE nb.tag_name = tag)
-    SELECT coalesce(retail_mid.rb_or_agg(x), '{}') FROM (
-        SELECT b.bitmap FROM b WHERE b.inside
-        UNION ALL
-        SELECT retail_mid.rb_build_agg(v.customer_key)
-          FROM b JOIN retail_mid.tag_value v
-            ON v.tag_name = tag AND v.valid_to IS NULL AND v.numeric_value BETWEEN b.min_value AND b.max_value
-         WHERE NOT b.inside AND NOT b.outside
-           AND (lo IS NULL OR v.numeric_value > lo OR (lo_inclusive AND v.numeric_value = lo))
-           AND (hi IS NULL OR v.numeric_value < hi OR (hi_inclusive AND v.numeric_value = hi))) s(x);
+RETURNS retail_mid.rbitmap LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result retail_mid.rbitmap; part retail_mid.rbitmap; b record;
+BEGIN
+    IF lo = 'NaN' OR hi = 'NaN' THEN
+        RAISE EXCEPTION 'NaN is not a valid bound for a numeric tag' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- buckets entirely inside the range: their bitmaps as they are
+    SELECT retail_mid.rb_or_agg(nb.bitmap) INTO result
+      FROM retail_mid.tag_numeric_bitmap nb
+     WHERE nb.tag_name = tag
+       AND (lo IS NULL OR nb.min_value > lo OR (lo_inclusive AND nb.min_value = lo))
+       AND (hi IS NULL OR nb.max_value < hi OR (hi_inclusive AND nb.max_value = hi));
+    -- buckets straddling a bound (at most two): filtered exactly from the current values
+    FOR b IN SELECT nb.min_value, nb.max_value FROM retail_mid.tag_numeric_bitmap nb
+              WHERE nb.tag_name = tag
+                AND NOT ((lo IS NULL OR nb.min_value > lo OR (lo_inclusive AND nb.min_value = lo))
+                     AND (hi IS NULL OR nb.max_value < hi OR (hi_inclusive AND nb.max_value = hi)))
+                AND NOT ((lo IS NOT NULL AND (nb.max_value < lo OR (NOT lo_inclusive AND nb.max_value = lo)))
+                      OR (hi IS NOT NULL AND (nb.min_value > hi OR (NOT hi_inclusive AND nb.min_value = hi))))
+    LOOP
+        EXECUTE format('SELECT retail_mid.rb_build_agg(v.customer_key) FROM retail_mid.tag_value v '
+                       'WHERE v.tag_name = $1 AND v.valid_to IS NULL AND v.numeric_value BETWEEN $2 AND $3 %s %s',
+                       CASE WHEN lo IS NULL THEN '' WHEN lo_inclusive THEN 'AND v.numeric_value >= $4' ELSE 'AND v.numeric_value > $4' END,
+                       CASE WHEN hi IS NULL THEN '' WHEN hi_inclusive THEN 'AND v.numeric_value <= $5' ELSE 'AND v.numeric_value < $5' END)
+           INTO part USING tag, b.min_value, b.max_value, lo, hi;
+        IF part IS NOT NULL THEN
+            result := CASE WHEN result IS NULL THEN part ELSE retail_mid.rb_or(result, part) END;
+        END IF;
+    END LOOP;
+    RETURN coalesce(result, '{}');
 END;
+$$;
 COMMENT ON FUNCTION retail_mid.tag_numeric_range(text, numeric, boolean, numeric, boolean) IS 'Customers whose numeric tag lies between lo and hi (NULL = unbounded): whole buckets by bitmap, boundary buckets filtered exactly from tag_value.';
 
 -- Known customers: every key of the dictionary plus every customer holding a tag value (tags may be loaded
