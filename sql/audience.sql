@@ -72,10 +72,10 @@ SELECT job, outcome, rows_written, detail -> 'tags' -> 'aud_vip' AS vip_detail
   FROM job_log WHERE job = 'evaluate_tags' ORDER BY job_id DESC LIMIT 2;
 
 -- reference: the universe (dictionary keys and tagged customers) joined to the attributes; NOT is "not true"
+CREATE TEMP TABLE aud_universe AS
+SELECT customer_key FROM customer_key UNION SELECT customer_key FROM tag_value WHERE valid_to IS NULL;
 CREATE TEMP VIEW aud_ref AS
-SELECT u.customer_key, c.gender, c.city, c.vip, c.monetary, c.orders
-  FROM (SELECT customer_key FROM customer_key UNION SELECT customer_key FROM tag_value WHERE valid_to IS NULL) u
-  LEFT JOIN aud_cust c USING (customer_key);
+SELECT u.customer_key, c.gender, c.city, c.vip, c.monetary, c.orders FROM aud_universe u LEFT JOIN aud_cust c USING (customer_key);
 CREATE TEMP TABLE aud_cases (expr text, pred text);
 INSERT INTO aud_cases VALUES
   ('aud_gender = F', 'gender = ''F'''),
