@@ -382,7 +382,8 @@ te_audience(text *expr, int64 *count)
 	RbHandle   *result;
 	struct varlena *out = NULL;
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	result = te_eval(&ev, tree);
 	if (count != NULL)
 		*count = (int64) roaring_bitmap_get_cardinality(result->rb);
