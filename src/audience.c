@@ -1,0 +1,430 @@
+/*
+ * audience.c: evaluates tag expressions (parsed by tagexpr_parse.c) against the bitmap tables of
+ * src/audience.sql: retail_mid.tag_bitmap for boolean/enumerated tags, retail_mid.tag_numeric_range() over the
+ * bucketed bitmaps for numeric tags, saved audience snapshots, and the customer universe for NOT.
+ * Set algebra happens in CRoaring, in memory; SQL is only used to fetch the leaf bitmaps.
+ */
+#include "retail_mid.h"
+#include "bitmap.h"
+#include "tagexpr.h"
+
+#include "executor/spi.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "lib/stringinfo.h"
+
+typedef struct TeEval
+{
+	const char *src;			/* the expression, for error positions */
+	RbHandle   *universe;		/* fetched on the first NOT */
+} TeEval;
+
+static void *
+te_palloc(void *ctx, size_t size)
+{
+	return palloc0(size);
+}
+
+/* Character position (1-based) of a byte offset, for messages. */
+static int
+te_charpos(const char *src, int bytepos)
+{
+	return pg_mbstrlen_with_len(src, bytepos) + 1;
+}
+
+/*
+ * The expression with a caret under the given byte offset (shown as the error's hint). Long expressions are
+ * cut to a window of about 70 characters around the position; newlines and tabs print as spaces.
+ */
+static char *
+te_caret(const char *src, int bytepos)
+{
+	StringInfoData buf;
+	int			len = strlen(src);
+	int			pos = te_charpos(src, bytepos) - 1;
+	int			first = Max(0, pos - 40);
+	int			ch = 0;
+	int			col = 0;
+	const char *p = src;
+
+	initStringInfo(&buf);
+	/* on its own lines, so the caret lines up whatever prefix the client prints before the hint */
+	appendStringInfoString(&buf, "The error is marked with ^ below.\n");
+	appendStringInfoString(&buf, first > 0 ? "  ..." : "  ");
+	while (p < src + len && ch < first + 70)
+	{
+		int			l = pg_mblen(p);
+
+		if (ch >= first)
+		{
+			if (*p == '\n' || *p == '\t' || *p == '\r')
+				appendStringInfoChar(&buf, ' ');
+			else
+				appendBinaryStringInfo(&buf, p, Min(l, (int) (src + len - p)));
+			if (ch < pos)
+				col += Max(pg_dsplen(p), 1);	/* CJK characters are two columns wide */
+		}
+		p += l;
+		ch++;
+	}
+	if (p < src + len)
+		appendStringInfoString(&buf, "...");
+	appendStringInfoString(&buf, first > 0 ? "\n     " : "\n  ");
+	for (int i = 0; i < col; i++)
+		appendStringInfoChar(&buf, ' ');
+	appendStringInfoChar(&buf, '^');
+	return buf.data;
+}
+
+#define te_error(code, src, bytepos, ...) \
+	ereport(ERROR, \
+			(errcode(code), \
+			 errmsg(__VA_ARGS__), \
+			 errdetail("The error is at position %d of the tag expression.", te_charpos((src), (bytepos))), \
+			 errhint("%s", te_caret((src), (bytepos)))))
+
+/* Parses or raises ERRCODE_SYNTAX_ERROR (or PROGRAM_LIMIT_EXCEEDED for nesting) with the position. */
+static TagExprNode *
+te_parse_text(text *t, char **src_out)
+{
+	char	   *src = text_to_cstring(t);
+	TagExprError err;
+	TagExprNode *n;
+
+	n = tagexpr_parse(src, strlen(src), te_palloc, NULL, &err);
+	if (n == NULL)
+	{
+		if (err.code == TE_ERR_TOO_DEEP)
+			te_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, src, err.pos, "tag expression too complex: %s", err.message);
+		te_error(ERRCODE_SYNTAX_ERROR, src, err.pos, "syntax error in tag expression at position %d: %s",
+				 te_charpos(src, err.pos), err.message);
+	}
+	*src_out = src;
+	return n;
+}
+
+/* Runs a query returning one rbitmap (NULL read as empty) and deserialises it into the current context. */
+static RbHandle *
+te_fetch(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			rc;
+	bool		isnull;
+	Datum		d;
+
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tag expression query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return RbNew();
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return RbNew();
+	return RbFromDatum(d);
+}
+
+/* value_type of a tag, or an error pointing at the tag when it is not defined. */
+static char
+te_tag_type(TeEval *ev, const TagExprNode *n)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(n->tag)};
+	int			rc;
+	char	   *t;
+
+	rc = SPI_execute_with_args("SELECT value_type FROM retail_mid.tag_definition WHERE tag_name = $1",
+							   1, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tag lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "tag \"%s\" does not exist", n->tag);
+	t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return t[0];				/* b(oolean), e(num), n(umeric) */
+}
+
+/* Normalises a boolean literal to 'true'/'false' as evaluate_tags stores it. */
+static const char *
+te_bool_text(TeEval *ev, const TagExprNode *n, const TagExprValue *v)
+{
+	bool		b;
+
+	if (!parse_bool(v->text, &b))
+		te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+				 "tag \"%s\" is boolean but \"%s\" is not a boolean value", n->tag, v->text);
+	return b ? "true" : "false";
+}
+
+/* Bitmap of customers whose enumerated/boolean tag has one of the values (all values when nvals < 0). */
+static RbHandle *
+te_enum(TeEval *ev, const TagExprNode *n, char type, const TagExprValue *vals, int nvals)
+{
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2];
+	Datum	   *elems;
+
+	values[0] = CStringGetTextDatum(n->tag);
+	if (nvals < 0)
+		return te_fetch("SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1",
+						1, types, values);
+	elems = palloc(sizeof(Datum) * Max(nvals, 1));
+	for (int i = 0; i < nvals; i++)
+		elems[i] = CStringGetTextDatum(type == 'b' ? te_bool_text(ev, n, &vals[i]) : vals[i].text);
+	values[1] = PointerGetDatum(construct_array(elems, nvals, TEXTOID, -1, false, TYPALIGN_INT));
+	return te_fetch("SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
+					"WHERE tag_name = $1 AND tag_value = ANY ($2)", 2, types, values);
+}
+
+/* Bitmap of customers whose numeric tag lies in the range (NULL bound = unbounded); exact at the bounds. */
+static RbHandle *
+te_numeric(TeEval *ev, const TagExprNode *n, const TagExprValue *lo, bool lo_incl,
+		   const TagExprValue *hi, bool hi_incl)
+{
+	Oid			types[5] = {TEXTOID, NUMERICOID, BOOLOID, NUMERICOID, BOOLOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	const TagExprValue *bounds[2] = {lo, hi};
+	int			rc;
+	bool		isnull;
+	Datum		d;
+
+	for (int i = 0; i < 2; i++)
+	{
+		const TagExprValue *b = bounds[i];
+
+		if (b == NULL)
+		{
+			nulls[1 + 2 * i] = 'n';
+			values[1 + 2 * i] = (Datum) 0;
+			continue;
+		}
+		if (!b->is_number)
+			te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+					 "tag \"%s\" is numeric but '%s' is not a number", n->tag, b->text);
+		values[1 + 2 * i] = DirectFunctionCall3(numeric_in, CStringGetDatum(b->text),
+												ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	values[0] = CStringGetTextDatum(n->tag);
+	values[2] = BoolGetDatum(lo_incl);
+	values[4] = BoolGetDatum(hi_incl);
+	rc = SPI_execute_with_args("SELECT retail_mid.tag_numeric_range($1, $2, $3, $4, $5)",
+							   5, types, values, nulls, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? RbNew() : RbFromDatum(d);
+}
+
+static RbHandle *
+te_universe_copy(TeEval *ev)
+{
+	RbHandle   *h;
+
+	if (ev->universe == NULL)
+		ev->universe = te_fetch("SELECT retail_mid.customer_universe()", 0, NULL, NULL);
+	h = RbHandleAlloc();
+	h->rb = roaring_bitmap_copy(ev->universe->rb);
+	RbCheckAlloc(h);
+	return h;
+}
+
+/* a := a - b, freeing b */
+static RbHandle *
+te_minus(RbHandle *a, RbHandle *b)
+{
+	roaring_bitmap_andnot_inplace(a->rb, b->rb);
+	RbFree(b);
+	return a;
+}
+
+static RbHandle *
+te_eval(TeEval *ev, const TagExprNode *n)
+{
+	RbHandle   *l;
+	RbHandle   *r;
+	char		type;
+
+	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	switch (n->kind)
+	{
+		case TE_AND:
+		case TE_OR:
+			l = te_eval(ev, n->left);
+			r = te_eval(ev, n->right);
+			if (n->kind == TE_AND)
+				roaring_bitmap_and_inplace(l->rb, r->rb);
+			else
+				roaring_bitmap_or_inplace(l->rb, r->rb);
+			RbFree(r);
+			return l;
+		case TE_NOT:
+			l = te_eval(ev, n->left);
+			return te_minus(te_universe_copy(ev), l);
+		case TE_AUDIENCE:
+			{
+				Oid			types[1] = {TEXTOID};
+				Datum		values[1] = {CStringGetTextDatum(n->tag)};
+				int			rc;
+				bool		isnull;
+				Datum		d;
+
+				rc = SPI_execute_with_args("SELECT snapshot FROM retail_mid.audience_package WHERE name = $1 "
+										   "ORDER BY version DESC LIMIT 1", 1, types, values, NULL, true, 1);
+				if (rc != SPI_OK_SELECT)
+					elog(ERROR, "audience lookup failed: %s", SPI_result_code_string(rc));
+				if (SPI_processed == 0)
+					te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "saved audience \"%s\" does not exist", n->tag);
+				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+				return isnull ? RbNew() : RbFromDatum(d);
+			}
+		default:
+			break;
+	}
+
+	/* predicates */
+	type = te_tag_type(ev, n);
+	if (type == 'n')
+	{
+		const TagExprValue *v = n->values;
+
+		switch (n->kind)
+		{
+			case TE_BOOL:
+				te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+						 "tag \"%s\" is numeric and needs a comparison", n->tag);
+				break;
+			case TE_CMP:
+				switch (n->op)
+				{
+					case TE_EQ:
+						return te_numeric(ev, n, v, true, v, true);
+					case TE_NE:
+						return te_minus(te_numeric(ev, n, NULL, false, NULL, false),
+										te_numeric(ev, n, v, true, v, true));
+					case TE_LT:
+						return te_numeric(ev, n, NULL, false, v, false);
+					case TE_LE:
+						return te_numeric(ev, n, NULL, false, v, true);
+					case TE_GT:
+						return te_numeric(ev, n, v, false, NULL, false);
+					case TE_GE:
+						return te_numeric(ev, n, v, true, NULL, false);
+				}
+				break;
+			case TE_BETWEEN:
+				l = te_numeric(ev, n, &v[0], true, &v[1], true);
+				if (n->negated)
+					return te_minus(te_numeric(ev, n, NULL, false, NULL, false), l);
+				return l;
+			case TE_IN:
+				l = RbNew();
+				for (int i = 0; i < n->nvalues; i++)
+				{
+					r = te_numeric(ev, n, &v[i], true, &v[i], true);
+					roaring_bitmap_or_inplace(l->rb, r->rb);
+					RbFree(r);
+				}
+				if (n->negated)
+					return te_minus(te_numeric(ev, n, NULL, false, NULL, false), l);
+				return l;
+			default:
+				break;
+		}
+		elog(ERROR, "unexpected tag expression node %d", (int) n->kind);
+	}
+
+	/* boolean and enumerated tags */
+	switch (n->kind)
+	{
+		case TE_BOOL:
+			if (type != 'b')
+				te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+						 "tag \"%s\" is not boolean; compare it with a value", n->tag);
+			{
+				TagExprValue t = {"true", false, false};
+
+				return te_enum(ev, n, type, &t, 1);
+			}
+		case TE_CMP:
+			if (n->op != TE_EQ && n->op != TE_NE)
+				te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+						 "tag \"%s\" is not numeric; use = <> or IN", n->tag);
+			l = te_enum(ev, n, type, n->values, 1);
+			if (n->op == TE_NE)
+				return te_minus(te_enum(ev, n, type, NULL, -1), l);
+			return l;
+		case TE_IN:
+			l = te_enum(ev, n, type, n->values, n->nvalues);
+			if (n->negated)
+				return te_minus(te_enum(ev, n, type, NULL, -1), l);
+			return l;
+		case TE_BETWEEN:
+			te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+					 "tag \"%s\" is not numeric; BETWEEN needs a numeric tag", n->tag);
+			break;
+		default:
+			break;
+	}
+	elog(ERROR, "unexpected tag expression node %d", (int) n->kind);
+	return NULL;
+}
+
+/* Evaluates the expression; the result is serialised in the caller's memory context. */
+static struct varlena *
+te_audience(text *expr, int64 *count)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *src;
+	TagExprNode *tree = te_parse_text(expr, &src);
+	TeEval		ev = {src, NULL};
+	RbHandle   *result;
+	struct varlena *out = NULL;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	result = te_eval(&ev, tree);
+	if (count != NULL)
+		*count = (int64) roaring_bitmap_get_cardinality(result->rb);
+	else
+	{
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		out = RbToVarlena(result->rb);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();				/* frees every bitmap fetched above */
+	return out;
+}
+
+PG_FUNCTION_INFO_V1(audience);
+Datum
+audience(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(te_audience(PG_GETARG_TEXT_PP(0), NULL));
+}
+
+PG_FUNCTION_INFO_V1(audience_count);
+Datum
+audience_count(PG_FUNCTION_ARGS)
+{
+	int64		c;
+
+	te_audience(PG_GETARG_TEXT_PP(0), &c);
+	PG_RETURN_INT64(c);
+}
+
+PG_FUNCTION_INFO_V1(audience_parse);
+/* The canonical text of an expression (syntax check without evaluation). */
+Datum
+audience_parse(PG_FUNCTION_ARGS)
+{
+	char	   *src;
+	TagExprNode *tree = te_parse_text(PG_GETARG_TEXT_PP(0), &src);
+	size_t		len = tagexpr_deparse(tree, NULL);
+	char	   *buf = palloc(len + 1);
+
+	tagexpr_deparse(tree, buf);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf, (int) len));
+}
