@@ -6,11 +6,13 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 SET max_parallel_workers_per_gather = 2;
--- edges of n_edges: identifier i of person p links to identifier 1 of p; every 100th person also links to a random one
+-- edges of n_edges: person p has a hub identifier 4p linked to three more (4p+1 .. 4p+3); every 100th edge links
+-- the hub to another random person's hub instead, so a few persons merge
 CREATE FUNCTION pg_temp.identity_graph(n_edges bigint) RETURNS TABLE (a int, b int) LANGUAGE sql AS $$
-    SELECT CASE WHEN g % 100 = 0 THEN (1 + floor(n_edges * retail_mid.synth_uniform(9, 1, g)))::int * 4 ELSE (g / 4 * 4)::int END,
-           (g + 1)::int
-      FROM generate_series(1, n_edges) g $$;
+    SELECT (4 * (g / 3))::int,
+           CASE WHEN g % 100 = 0 THEN (4 * floor(n_edges / 3 * retail_mid.synth_uniform(9, 1, g)))::int
+                ELSE (4 * (g / 3) + g % 3 + 1)::int END
+      FROM generate_series(0, n_edges - 1) g $$;
 SELECT coalesce(nullif(:'cte_edges', ''), '20000')::int AS cte_edges \gset
 CREATE TABLE graph_small AS SELECT * FROM pg_temp.identity_graph(:cte_edges);
 ANALYZE graph_small;
