@@ -127,6 +127,14 @@ BEGIN
     EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s',
                    vname, cols, tbl, CASE WHEN has_brand THEN ' WHERE retail_mid.brand_visible(t.brand)' ELSE '' END);
     EXECUTE format('COMMENT ON VIEW %s IS %L', vname, format('%s with personal data masked by retail_mid.pii_mask_rule for non-members of retail_mid_pii_reader, and brand isolation.', tbl));
+    -- the base table's column comments carry over, marked where the column is masked (BI tools show them)
+    FOR cols IN SELECT format('COMMENT ON COLUMN %s.%I IS %L', vname, a.attname,
+                              coalesce(col_description(tbl, a.attnum), a.attname) ||
+                              CASE WHEN r.method IS NOT NULL THEN format(' Masked (%s) for non-members of retail_mid_pii_reader.', r.method) ELSE '' END)
+                  FROM pg_attribute a LEFT JOIN retail_mid.pii_mask_rule r ON r.table_name = tbl AND r.column_name = a.attname
+                 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped LOOP
+        EXECUTE cols;
+    END LOOP;
     EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst, retail_mid_bi, retail_mid_admin', vname);
     RETURN vname;
 END;
