@@ -50,7 +50,21 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.finish_load(text, text, text, bigint, bigint, jsonb, bigint) IS 'Records a load in ods_load, or fails the load when more than max_rejected rows were rejected.';
 
--- Reason a text field is not a valid value of a kind, or NULL when it is valid.
+-- Takes the rows of a staging table whose reason column is set out of it and returns {reason: rows}.
+CREATE FUNCTION retail_mid.take_rejects(staging regclass)
+RETURNS jsonb LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_rejects jsonb;
+BEGIN
+    EXECUTE format('SELECT coalesce(jsonb_object_agg(reason, n), ''{}'') FROM (SELECT reason, count(*) AS n FROM %s
+                     WHERE reason IS NOT NULL GROUP BY reason) r', staging) INTO v_rejects;
+    EXECUTE format('DELETE FROM %s WHERE reason IS NOT NULL', staging);
+    RETURN v_rejects;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.take_rejects(regclass) IS 'Deletes the rejected rows (reason set) of a loader''s staging table and returns the rejection reasons with their counts.';
+
+-- True when a text field is missing or not a valid value of the kind.
 CREATE FUNCTION retail_mid.invalid_field(value text, kind text)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE kind
@@ -83,9 +97,7 @@ BEGIN
         WHEN retail_mid.invalid_field(unit_price, 'number') THEN 'UnitPrice is not a number'
         WHEN retail_mid.invalid_field(invoice_date, 'timestamp') THEN 'InvoiceDate is not a timestamp'
         WHEN customer_id IS NOT NULL AND customer_id !~ '^\s*\d+(\.0*)?\s*$' THEN 'CustomerID is not a number' END;
-    SELECT coalesce(jsonb_object_agg(reason, n), '{}') INTO v_rejects
-      FROM (SELECT reason, count(*) AS n FROM rm_stage WHERE reason IS NOT NULL GROUP BY reason) r;
-    DELETE FROM rm_stage WHERE reason IS NOT NULL;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
     SELECT count(*) INTO v_loaded FROM rm_stage;
     v_load := retail_mid.finish_load('online_retail', path, brand, v_read, v_loaded, v_rejects, max_rejected);
 
@@ -177,9 +189,7 @@ BEGIN
         WHEN retail_mid.invalid_field(sales_value, 'number') OR retail_mid.invalid_field(retail_disc, 'number')
           OR retail_mid.invalid_field(coupon_match_disc, 'number') THEN 'an amount is not a number'
         WHEN retail_mid.invalid_field(ts, 'timestamp') THEN 'transaction_timestamp is not a timestamp' END;
-    SELECT coalesce(jsonb_object_agg(reason, c), '{}') INTO v_rejects
-      FROM (SELECT reason, count(*) AS c FROM rm_tx WHERE reason IS NOT NULL GROUP BY reason) r;
-    DELETE FROM rm_tx WHERE reason IS NOT NULL;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_tx');
     v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
     v_load := retail_mid.finish_load('complete_journey', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
 
@@ -273,9 +283,7 @@ BEGIN
              THEN 'date is not a valid YYYYMMDD date'
         WHEN retail_mid.invalid_field(cds, 'integer') OR cds::int < 0 THEN 'cds is not a non-negative integer'
         WHEN retail_mid.invalid_field(sales, 'number') OR sales::numeric < 0 THEN 'sales is not a non-negative number' END;
-    SELECT coalesce(jsonb_object_agg(reason, n), '{}') INTO v_rejects
-      FROM (SELECT reason, count(*) AS n FROM rm_stage WHERE reason IS NOT NULL GROUP BY reason) r;
-    DELETE FROM rm_stage WHERE reason IS NOT NULL;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
     SELECT count(*) INTO v_loaded FROM rm_stage;
     v_load := retail_mid.finish_load('cdnow', path, brand, v_read, v_loaded, v_rejects, max_rejected);
 
@@ -337,9 +345,7 @@ BEGIN
              OR deal::numeric NOT BETWEEN 0 AND 1 OR feat::numeric NOT BETWEEN 0 AND 1 THEN 'deal/feat is not a share between 0 and 1'
         WHEN retail_mid.invalid_field((ARRAY[p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])[ojbrand::int], 'number')
              THEN 'own price is not a number' END;
-    SELECT coalesce(jsonb_object_agg(reason, n), '{}') INTO v_rejects
-      FROM (SELECT reason, count(*) AS n FROM rm_stage WHERE reason IS NOT NULL GROUP BY reason) r;
-    DELETE FROM rm_stage WHERE reason IS NOT NULL;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
     v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
     v_load := retail_mid.finish_load('orange_juice', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
 
@@ -418,9 +424,7 @@ BEGIN
         END LOOP;
     END;
     UPDATE rm_stage SET reason = 'wkt is not a valid geometry' WHERE reason IS NULL AND (geom IS NULL OR ST_IsEmpty(geom));
-    SELECT coalesce(jsonb_object_agg(reason, n), '{}') INTO v_rejects
-      FROM (SELECT reason, count(*) AS n FROM rm_stage WHERE reason IS NOT NULL GROUP BY reason) r;
-    DELETE FROM rm_stage WHERE reason IS NOT NULL;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
     SELECT count(*) INTO v_loaded FROM rm_stage;
     v_load := retail_mid.finish_load('boston_tracts', path, brand, v_read, v_loaded, v_rejects, max_rejected);
     INSERT INTO retail_mid.ods_demand_zone AS z (brand, zone_id, zone_name, geom, population, households, income, attributes, load_id)
