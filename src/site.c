@@ -1245,52 +1245,47 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HuffBuildArray(elems, nelems, elemtype));
 }
 
+/* The elements of a one-dimensional array of 8-byte elements (float8 or int8), which must have no nulls. */
+static Datum *
+HuffArrayElements(ArrayType *a, Oid elemtype, const char *what, int *n)
+{
+	Datum	   *d;
+	bool	   *nulls;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", what)));
+	deconstruct_array(a, elemtype, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, n);
+	for (int i = 0; i < *n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", what)));
+	return d;
+}
+
 /* Unpacks a one-dimensional float8 array with no nulls. */
 static double *
 HuffFloatArray(ArrayType *a, const char *what, int *n)
 {
-	Datum	   *d;
-	bool	   *nulls;
-	double	   *out;
+	Datum	   *d = HuffArrayElements(a, FLOAT8OID, what, n);
+	double	   *out = palloc(sizeof(double) * (*n > 0 ? *n : 1));
 
-	if (ARR_NDIM(a) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", what)));
-	deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, n);
-	out = palloc(sizeof(double) * (*n > 0 ? *n : 1));
 	for (int i = 0; i < *n; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain nulls", what)));
 		out[i] = DatumGetFloat8(d[i]);
-	}
 	return out;
 }
 
+/* Unpacks a one-dimensional int8 array with no nulls. */
 static int64 *
 HuffIntArray(ArrayType *a, const char *what, int *n)
 {
-	Datum	   *d;
-	bool	   *nulls;
-	int64	   *out;
+	Datum	   *d = HuffArrayElements(a, INT8OID, what, n);
+	int64	   *out = palloc(sizeof(int64) * (*n > 0 ? *n : 1));
 
-	if (ARR_NDIM(a) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", what)));
-	deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, n);
-	out = palloc(sizeof(int64) * (*n > 0 ? *n : 1));
 	for (int i = 0; i < *n; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain nulls", what)));
 		out[i] = DatumGetInt64(d[i]);
-	}
 	return out;
 }
 
