@@ -64,6 +64,16 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.take_rejects(regclass) IS 'Deletes the rejected rows (reason set) of a loader''s staging table and returns the rejection reasons with their counts.';
 
+-- What a loader returns: its ods_load row.
+CREATE FUNCTION retail_mid.load_report(load_id bigint)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l
+     WHERE l.load_id = load_report.load_id;
+END;
+COMMENT ON FUNCTION retail_mid.load_report(bigint) IS 'Rows read, loaded and rejected (with reasons) of one load.';
+
 -- True when a text field is missing or not a valid value of the kind.
 CREATE FUNCTION retail_mid.invalid_field(value text, kind text)
 RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -135,7 +145,7 @@ BEGIN
       FROM rm_stage;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
-    RETURN QUERY SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l WHERE l.load_id = v_load;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_online_retail(text, text, bigint) IS 'Loads the UCI Online Retail file (csv or csv.gz) into the ODS: invoices as orders, C-invoices as cancellations, CustomerID as identifier.';
@@ -259,7 +269,7 @@ BEGIN
 
     DROP TABLE rm_tx, rm_prod, rm_demo, rm_camp, rm_campdesc, rm_redeem, rm_promo;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
-    RETURN QUERY SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l WHERE l.load_id = v_load;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_complete_journey(text, text, bigint) IS 'Loads the Dunnhumby Complete Journey files of a directory: households, baskets, products, stores, campaigns (sent), coupon redemptions, promotions.';
@@ -309,7 +319,7 @@ BEGIN
       FROM (SELECT *, CASE WHEN cds::int = 0 THEN sales::numeric ELSE round(sales::numeric / cds::int, 4) END AS up FROM rm_stage) s;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
-    RETURN QUERY SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l WHERE l.load_id = v_load;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_cdnow(text, text, bigint) IS 'Loads the CDNOW elog file (masterid, sampleid, date, cds, sales): one order per customer and purchase day.';
@@ -385,7 +395,7 @@ BEGIN
            display_share = excluded.display_share, feature_share = excluded.feature_share, load_id = excluded.load_id;
     DROP TABLE rm_stage, rm_stores, rm_oj;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
-    RETURN QUERY SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l WHERE l.load_id = v_load;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_orange_juice(text, text, bigint) IS 'Loads Dominick''s orange-juice weekly sales and store demographics: weekly store x brand sales as anonymous orders, deal/feat weeks as promotions.';
@@ -442,7 +452,7 @@ BEGIN
            households = excluded.households, income = excluded.income, attributes = excluded.attributes, load_id = excluded.load_id;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
-    RETURN QUERY SELECT l.load_id, l.rows_read, l.rows_loaded, l.rows_rejected, l.rejects FROM retail_mid.ods_load l WHERE l.load_id = v_load;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_boston_tracts(text, text, bigint) IS 'Loads the Boston census tracts (polygons, population, income bands) as demand zones.';
