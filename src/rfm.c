@@ -804,7 +804,10 @@ typedef struct RfmPop
 	int32		kind;
 	DateADT		as_of;
 	int32		window_days;	/* 0 for the to-date form: the window is the whole history */
-	rfmcust_hash *custs;
+	rfmcust_hash *custs;		/* order-line and daily forms: customers merged as rows arrive */
+	RfmCust    *list;			/* to-date form: rows appended (one per customer, so a hash would only add
+								 * cache misses), merged by the final sort */
+	int64		nlist, caplist;
 	rfmord_hash *orders;		/* order-line form only */
 	int32		last_cust;		/* the previous line's pair, to skip the set for the other lines of an order */
 	uint64		last_hash;
@@ -823,7 +826,13 @@ RfmPopNew(MemoryContext cxt, int32 kind, DateADT as_of, int32 window_days)
 	p->kind = kind;
 	p->as_of = as_of;
 	p->window_days = window_days;
-	p->custs = rfmcust_create(cxt, 1024, NULL);
+	if (kind == RFM_KIND_TODATE)
+	{
+		p->caplist = 1024;
+		p->list = MemoryContextAllocHuge(cxt, sizeof(RfmCust) * p->caplist);
+	}
+	else
+		p->custs = rfmcust_create(cxt, 1024, NULL);
 	if (kind == RFM_KIND_LINES)
 		p->orders = rfmord_create(cxt, 1024, NULL);
 	return p;
@@ -844,6 +853,8 @@ RfmPopCustomer(RfmPop *p, int32 key)
 	}
 	return c;
 }
+
+static void RfmPopMergeCustomer(RfmPop *a, const RfmCust *b, bool add_orders);
 
 static void
 RfmCustAddMoney(RfmCust *c, int64 m)
@@ -1074,7 +1085,7 @@ rfm_collect_td(PG_FUNCTION_ARGS)
 	RfmPop	   *p = RfmPopGet(fcinfo, RFM_KIND_TODATE, 6, -1);
 	DateADT		first, last;
 	int64		orders;
-	RfmCust    *c;
+	RfmCust		row;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_POINTER(p);
@@ -1094,21 +1105,33 @@ rfm_collect_td(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("to-date rows reach past as_of"),
 				 errhint("Totals to date hold every sale up to the last refresh; use as_of on or after it, or a daily source.")));
-	c = RfmPopCustomer(p, PG_GETARG_INT32(1));
-	if (orders > 0)
-	{
-		c->first = Min(c->first, first);
-		c->last = Max(c->last, last);
-	}
-	RfmCustAddMoney(c, RfmMoneyNumeric(PG_GETARG_DATUM(5)));
-	c->orders += orders;
+	row.key = PG_GETARG_INT32(1);
+	row.first = orders > 0 ? first : DATEVAL_NOEND;
+	row.last = orders > 0 ? last : DATEVAL_NOBEGIN;
+	row.money = RfmMoneyNumeric(PG_GETARG_DATUM(5));
+	row.orders = orders;
+	RfmPopMergeCustomer(p, &row, true);
 	PG_RETURN_POINTER(p);
 }
 
 static void
 RfmPopMergeCustomer(RfmPop *a, const RfmCust *b, bool add_orders)
 {
-	RfmCust    *c = RfmPopCustomer(a, b->key);
+	RfmCust    *c;
+
+	if (a->list)
+	{
+		if (a->nlist == a->caplist)
+		{
+			if ((Size) a->caplist * 2 * sizeof(RfmCust) > MaxAllocHugeSize)
+				ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many customers for rfm_collect_td")));
+			a->caplist *= 2;
+			a->list = repalloc_huge(a->list, sizeof(RfmCust) * a->caplist);
+		}
+		a->list[a->nlist++] = *b;
+		return;
+	}
+	c = RfmPopCustomer(a, b->key);
 
 	c->first = Min(c->first, b->first);
 	c->last = Max(c->last, b->last);
@@ -1133,6 +1156,47 @@ RfmPopAddOrder(RfmPop *p, RfmOrderKey ok)
 	}
 }
 
+/* One customer in the serialised state and in the summary: key, first, last, money, orders (28 bytes). */
+static inline void
+RfmWriteEntry(char *w, const RfmCust *c)
+{
+	memcpy(w, &c->key, 4);
+	memcpy(w + 4, &c->first, 4);
+	memcpy(w + 8, &c->last, 4);
+	memcpy(w + 12, &c->money, 8);
+	memcpy(w + 20, &c->orders, 8);
+}
+
+static inline void
+RfmReadEntry(const char *r, RfmCust *c)
+{
+	memcpy(&c->key, r, 4);
+	memcpy(&c->first, r + 4, 4);
+	memcpy(&c->last, r + 8, 4);
+	memcpy(&c->money, r + 12, 8);
+	memcpy(&c->orders, r + 20, 8);
+}
+
+/* Every customer entry of a state: the to-date list itself, or the hash's entries copied into an array. */
+static RfmCust *
+RfmPopEntries(RfmPop *p, int64 *n)
+{
+	rfmcust_iterator ci;
+	RfmCust    *c, *all;
+
+	if (p->list)
+	{
+		*n = p->nlist;
+		return p->list;
+	}
+	all = palloc_extended(sizeof(RfmCust) * Max(p->custs->members, 1), MCXT_ALLOC_HUGE);
+	*n = 0;
+	rfmcust_start_iterate(p->custs, &ci);
+	while ((c = rfmcust_iterate(p->custs, &ci)) != NULL)
+		all[(*n)++] = *c;
+	return all;
+}
+
 /* Order-line states merge their order pairs (an order split between workers counts once); the others add. */
 PG_FUNCTION_INFO_V1(rfm_collect_combine);
 Datum
@@ -1141,8 +1205,8 @@ rfm_collect_combine(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt = RfmAggContext(fcinfo, "rfm_collect_combine");
 	RfmPop	   *a = PG_ARGISNULL(0) ? NULL : (RfmPop *) PG_GETARG_POINTER(0);
 	RfmPop	   *b = PG_ARGISNULL(1) ? NULL : (RfmPop *) PG_GETARG_POINTER(1);
-	rfmcust_iterator ci;
-	RfmCust    *c;
+	RfmCust    *entries;
+	int64		n;
 
 	if (b == NULL)
 		PG_RETURN_POINTER(a);
@@ -1152,9 +1216,9 @@ rfm_collect_combine(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of and window_days must be the same for every row")));
-	rfmcust_start_iterate(b->custs, &ci);
-	while ((c = rfmcust_iterate(b->custs, &ci)) != NULL)
-		RfmPopMergeCustomer(a, c, a->kind != RFM_KIND_LINES);
+	entries = RfmPopEntries(b, &n);
+	for (int64 i = 0; i < n; i++)
+		RfmPopMergeCustomer(a, &entries[i], a->kind != RFM_KIND_LINES);
 	if (a->kind == RFM_KIND_LINES)
 	{
 		rfmord_iterator oi;
@@ -1175,27 +1239,23 @@ rfm_collect_serial(PG_FUNCTION_ARGS)
 {
 	RfmPop	   *p = (RfmPop *) PG_GETARG_POINTER(0);
 	uint64		norders = p->orders ? p->orders->members : 0;
-	Size		len = 24 + (Size) p->custs->members * RFM_SUMMARY_ENTRY + norders * 12;
-	bytea	   *out = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
-	char	   *w = VARDATA(out);
-	int32		head[4] = {RFM_SUMMARY_VERSION * 16 + p->kind, p->as_of, p->window_days, (int32) p->custs->members};
-	rfmcust_iterator ci;
-	RfmCust    *c;
+	int64		n;
+	RfmCust    *entries = RfmPopEntries(p, &n);
+	Size		len = 24 + (Size) n * RFM_SUMMARY_ENTRY + norders * 12;
+	bytea	   *out;
+	char	   *w;
+	int32		head[4] = {RFM_SUMMARY_VERSION * 16 + p->kind, p->as_of, p->window_days, (int32) n};
 
+	if (n > PG_INT32_MAX || len > MaxAllocHugeSize - VARHDRSZ)
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("rfm_collect state too large to pass between processes")));
+	out = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+	w = VARDATA(out);
 	SET_VARSIZE(out, VARHDRSZ + len);
 	memcpy(w, head, 16);
 	memcpy(w + 16, &norders, 8);
 	w += 24;
-	rfmcust_start_iterate(p->custs, &ci);
-	while ((c = rfmcust_iterate(p->custs, &ci)) != NULL)
-	{
-		memcpy(w, &c->key, 4);
-		memcpy(w + 4, &c->first, 4);
-		memcpy(w + 8, &c->last, 4);
-		memcpy(w + 12, &c->money, 8);
-		memcpy(w + 20, &c->orders, 8);
-		w += RFM_SUMMARY_ENTRY;
-	}
+	for (int64 i = 0; i < n; i++, w += RFM_SUMMARY_ENTRY)
+		RfmWriteEntry(w, &entries[i]);
 	if (p->orders)
 	{
 		rfmord_iterator oi;
@@ -1240,11 +1300,7 @@ rfm_collect_deserial(PG_FUNCTION_ARGS)
 	{
 		RfmCust		c;
 
-		memcpy(&c.key, r, 4);
-		memcpy(&c.first, r + 4, 4);
-		memcpy(&c.last, r + 8, 4);
-		memcpy(&c.money, r + 12, 8);
-		memcpy(&c.orders, r + 20, 8);
+		RfmReadEntry(r, &c);
 		RfmPopMergeCustomer(p, &c, true);
 	}
 	for (uint64 i = 0; i < norders; i++, r += 12)
@@ -1277,21 +1333,40 @@ rfm_collect_final(PG_FUNCTION_ARGS)
 {
 	RfmPop	   *p = PG_ARGISNULL(0) ? NULL : (RfmPop *) PG_GETARG_POINTER(0);
 	RfmCust    *all;
-	int64		n = 0;
-	rfmcust_iterator ci;
-	RfmCust    *c;
+	int64		n, kept = 0;
 	bytea	   *out;
 	char	   *w;
 	int32		head[4];
 
 	if (p == NULL)
 		PG_RETURN_NULL();
-	all = palloc_extended(sizeof(RfmCust) * Max(p->custs->members, 1), MCXT_ALLOC_HUGE);
-	rfmcust_start_iterate(p->custs, &ci);
-	while ((c = rfmcust_iterate(p->custs, &ci)) != NULL)
-		if (c->last != DATEVAL_NOBEGIN)
-			all[n++] = *c;
+	all = RfmPopEntries(p, &n);
+	if (all == p->list)
+	{
+		/* the state stays as it is (FINALFUNC_MODIFY = READ_ONLY): sort a copy */
+		all = palloc_extended(sizeof(RfmCust) * Max(n, 1), MCXT_ALLOC_HUGE);
+		memcpy(all, p->list, sizeof(RfmCust) * n);
+	}
 	qsort(all, n, sizeof(RfmCust), RfmCmpCustKey);
+	/* to-date rows of one customer merge here; then customers without a sale on or before as_of drop out */
+	for (int64 i = 0; i < n; i++)
+	{
+		if (kept > 0 && all[kept - 1].key == all[i].key)
+		{
+			RfmCust    *c = &all[kept - 1];
+
+			c->first = Min(c->first, all[i].first);
+			c->last = Max(c->last, all[i].last);
+			RfmCustAddMoney(c, all[i].money);
+			c->orders += all[i].orders;
+		}
+		else
+			all[kept++] = all[i];
+	}
+	n = 0;
+	for (int64 i = 0; i < kept; i++)
+		if (all[i].last != DATEVAL_NOBEGIN)
+			all[n++] = all[i];
 	out = palloc_extended(VARHDRSZ + RFM_SUMMARY_HEADER + n * RFM_SUMMARY_ENTRY, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(out, VARHDRSZ + RFM_SUMMARY_HEADER + n * RFM_SUMMARY_ENTRY);
 	head[0] = RFM_SUMMARY_VERSION;
@@ -1305,11 +1380,7 @@ rfm_collect_final(PG_FUNCTION_ARGS)
 	{
 		if (all[i].orders > PG_INT32_MAX)
 			ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("frequency is out of range")));
-		memcpy(w, &all[i].key, 4);
-		memcpy(w + 4, &all[i].first, 4);
-		memcpy(w + 8, &all[i].last, 4);
-		memcpy(w + 12, &all[i].money, 8);
-		memcpy(w + 20, &all[i].orders, 8);
+		RfmWriteEntry(w, &all[i]);
 	}
 	pfree(all);
 	PG_RETURN_BYTEA_P(out);
@@ -1441,13 +1512,12 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 			sc->m = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 			for (int64 i = 0; i < n; i++)
 			{
-				const char *e = sc->entries + i * RFM_SUMMARY_ENTRY;
-				DateADT		last;
+				RfmCust		c;
 
-				memcpy(&last, e + 8, 4);
-				rv[i] = (int64) sc->as_of - last;
-				memcpy(&fv[i], e + 20, 8);
-				memcpy(&mv[i], e + 12, 8);
+				RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+				rv[i] = (int64) sc->as_of - c.last;
+				fv[i] = c.orders;
+				mv[i] = c.money;
 				if (rv[i] < 0 || fv[i] < 0 || fv[i] > PG_INT32_MAX)
 					ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid rfm summary")));
 			}
@@ -1537,25 +1607,18 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 	if (fctx->call_cntr < fctx->max_calls)
 	{
 		int64		i = fctx->call_cntr;
-		const char *e = sc->entries + i * RFM_SUMMARY_ENTRY;
-		int32		key;
-		DateADT		first, last;
-		int64		money, orders;
+		RfmCust		c;
 		int			cell;
 		Datum		values[10];
 		bool		nulls[10] = {0};
 
-		memcpy(&key, e, 4);
-		memcpy(&first, e + 4, 4);
-		memcpy(&last, e + 8, 4);
-		memcpy(&money, e + 12, 8);
-		memcpy(&orders, e + 20, 8);
-		values[0] = Int32GetDatum(key);
-		values[1] = Int32GetDatum(sc->as_of - last);
-		values[2] = Int32GetDatum((int32) orders);
-		values[3] = Float8GetDatum(money / RFM_MONEY_SCALE);
-		values[4] = DateADTGetDatum(first);
-		values[5] = DateADTGetDatum(last);
+		RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+		values[0] = Int32GetDatum(c.key);
+		values[1] = Int32GetDatum(sc->as_of - c.last);
+		values[2] = Int32GetDatum((int32) c.orders);
+		values[3] = Float8GetDatum(c.money / RFM_MONEY_SCALE);
+		values[4] = DateADTGetDatum(c.first);
+		values[5] = DateADTGetDatum(c.last);
 		values[6] = Int32GetDatum(sc->r[i]);
 		values[7] = Int32GetDatum(sc->f[i]);
 		values[8] = Int32GetDatum(sc->m[i]);
