@@ -1397,29 +1397,86 @@ RfmThresholds(ArrayType *a, int32 k, const char *name)
 	return (double *) ARR_DATA_PTR(a);
 }
 
-static int
-RfmCmpInt64(const void *a, const void *b)
+static inline void
+RfmSwap(int64 *a, int64 *b)
 {
-	int64		x = *(const int64 *) a, y = *(const int64 *) b;
+	int64		t = *a;
 
-	return x < y ? -1 : x > y ? 1 : 0;
+	*a = *b;
+	*b = t;
 }
 
-/* Quantile breaks of one dimension over int64 values (money in 1/10000 units is scaled back by unit). */
+/*
+ * Moves to each position of pos[0..npos) (ascending, inside [lo, hi]) the value a full sort would put there:
+ * quickselect for several positions at once, with a three-way partition because RFM values tie a lot
+ * (frequency takes few distinct values). Linear on average, where a sort would be n log n.
+ */
+static void
+RfmSelect(int64 *v, int64 lo, int64 hi, const int64 *pos, int npos)
+{
+	while (npos > 0 && hi - lo > 16)
+	{
+		int64		a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+		int64		pivot = Max(Min(a, b), Min(Max(a, b), c));	/* median of three */
+		int64		lt = lo, i = lo, gt = hi;
+		int			left = 0, mid;
+
+		while (i <= gt)
+		{
+			if (v[i] < pivot)
+				RfmSwap(&v[lt++], &v[i++]);
+			else if (v[i] > pivot)
+				RfmSwap(&v[i], &v[gt--]);
+			else
+				i++;
+		}
+		/* [lo, lt) < pivot, [lt, gt] = pivot, (gt, hi] > pivot */
+		while (left < npos && pos[left] < lt)
+			left++;
+		mid = left;
+		while (mid < npos && pos[mid] <= gt)
+			mid++;
+		RfmSelect(v, lo, lt - 1, pos, left);
+		pos += mid;
+		npos -= mid;
+		lo = gt + 1;
+	}
+	if (npos > 0)
+		for (int64 i = lo + 1; i <= hi; i++)
+			for (int64 j = i; j > lo && v[j - 1] > v[j]; j--)
+				RfmSwap(&v[j - 1], &v[j]);
+}
+
+/*
+ * Quantile breaks of one dimension over int64 values (money in 1/10000 units is scaled back by unit): the
+ * breakpoints of RfmBreaksOfSorted, found by selection instead of sorting. vals is reordered.
+ */
 static void
 RfmBreaksOfInt64(int64 *vals, int64 n, int32 k, bool descending, double unit, double *breaks)
 {
-	double	   *v = palloc_extended(sizeof(double) * n, MCXT_ALLOC_HUGE);
-	Datum	   *d = palloc(sizeof(Datum) * (k - 1));
+	int64	   *pos = palloc(sizeof(int64) * (k - 1));
+	int64	   *sorted_pos = palloc(sizeof(int64) * (k - 1));
+	int			npos = 0;
 
-	qsort(vals, n, sizeof(int64), RfmCmpInt64);
-	for (int64 i = 0; i < n; i++)
-		v[i] = vals[i] / unit;
-	RfmBreaksOfSorted(v, n, k, descending, d);
+	for (int32 st = 2; st <= k; st++)
+	{
+		int64		c = ((int64) (st - 1) * n + k - 1) / k;	/* as in RfmBreaksOfSorted */
+
+		pos[st - 2] = descending ? n - c : c - 1;
+	}
+	/* the positions ascend (descending: descend); select wants them ascending and distinct */
 	for (int32 i = 0; i < k - 1; i++)
-		breaks[i] = DatumGetFloat8(d[i]);
-	pfree(v);
-	pfree(d);
+	{
+		int64		p = descending ? pos[k - 2 - i] : pos[i];
+
+		if (npos == 0 || sorted_pos[npos - 1] != p)
+			sorted_pos[npos++] = p;
+	}
+	RfmSelect(vals, 0, n - 1, sorted_pos, npos);
+	for (int32 i = 0; i < k - 1; i++)
+		breaks[i] = vals[pos[i]] / unit;
+	pfree(pos);
+	pfree(sorted_pos);
 }
 
 typedef struct RfmScored
