@@ -1479,16 +1479,109 @@ RfmBreaksOfInt64(int64 *vals, int64 n, int32 k, bool descending, double unit, do
 	pfree(sorted_pos);
 }
 
+/*
+ * How one summary is scored, decided on the first call; every row's scores are then computed as it is
+ * returned (k - 1 comparisons per dimension), so no per-customer arrays beyond one selection buffer.
+ */
+typedef enum RfmMethod
+{
+	RFM_QUANTILE,
+	RFM_THRESHOLD,
+	RFM_AVERAGE
+} RfmMethod;
+
 typedef struct RfmScored
 {
+	RfmMethod	method;
+	int32		k;
 	int32		as_of;
-	int64		n;
 	const char *entries;		/* the summary's customer entries */
-	int32	   *r, *f, *m;
+	double	   *rb, *fb, *mb;	/* quantile breaks or thresholds, k - 1 each (money in currency units) */
+	int64		n;				/* average: customers and the exact sums of their values */
+	int128		sr, sf, sm;
 	Datum	   *segments;		/* k^3 cells, (r - 1) k^2 + (f - 1) k + (m - 1) */
 	bool	   *segment_null;
-	int32		k;
 } RfmScored;
+
+static void
+RfmScoreRow(const RfmScored *sc, const RfmCust *c, int32 *r, int32 *f, int32 *m)
+{
+	int64		recency = (int64) sc->as_of - c->last;
+	double		money = c->money / RFM_MONEY_SCALE;
+
+	switch (sc->method)
+	{
+		case RFM_QUANTILE:
+			*r = RfmScoreOf((double) recency, sc->rb, sc->k - 1, true);
+			*f = RfmScoreOf((double) c->orders, sc->fb, sc->k - 1, false);
+			*m = RfmScoreOf(money, sc->mb, sc->k - 1, false);
+			break;
+		case RFM_THRESHOLD:
+			*r = sc->k;
+			*f = *m = 1;
+			for (int32 t = 0; t < sc->k - 1; t++)
+			{
+				*r -= recency > sc->rb[t];
+				*f += c->orders >= sc->fb[t];
+				*m += money >= sc->mb[t];
+			}
+			break;
+		case RFM_AVERAGE:
+			/* better than the mean, exactly: the value times n against the sum, in 128 bits */
+			*r = (int128) recency * sc->n < sc->sr ? 2 : 1;
+			*f = (int128) c->orders * sc->n > sc->sf ? 2 : 1;
+			*m = (int128) c->money * sc->n > sc->sm ? 2 : 1;
+			break;
+	}
+}
+
+/* The per-summary part of scoring: quantile breaks (by selection) or the population sums. */
+static void
+RfmPrepareScoring(RfmScored *sc)
+{
+	int64		n = sc->n;
+	int64	   *buf;
+
+	if (sc->method == RFM_THRESHOLD || n == 0)
+		return;
+	if (sc->method == RFM_AVERAGE)
+	{
+		for (int64 i = 0; i < n; i++)
+		{
+			RfmCust		c;
+
+			RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+			sc->sr += (int64) sc->as_of - c.last;
+			sc->sf += c.orders;
+			sc->sm += c.money;
+		}
+		return;
+	}
+	buf = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	sc->rb = palloc(sizeof(double) * sc->k);
+	sc->fb = palloc(sizeof(double) * sc->k);
+	sc->mb = palloc(sizeof(double) * sc->k);
+	for (int dim = 0; dim < 3; dim++)
+	{
+		for (int64 i = 0; i < n; i++)
+		{
+			RfmCust		c;
+
+			RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+			buf[i] = dim == 0 ? (int64) sc->as_of - c.last : dim == 1 ? c.orders : c.money;
+		}
+		RfmBreaksOfInt64(buf, n, sc->k, dim == 0, dim == 2 ? RFM_MONEY_SCALE : 1.0,
+						 dim == 0 ? sc->rb : dim == 1 ? sc->fb : sc->mb);
+	}
+	pfree(buf);
+}
+
+/* Thresholds of the threshold method as doubles. */
+static double *
+RfmThresholdArg(FunctionCallInfo fcinfo, int arg, int32 k, const char *name)
+{
+	return RfmThresholds(PG_ARGISNULL(arg) ? NULL : PG_GETARG_ARRAYTYPE_P(arg), k, name);
+}
 
 /*
  * rfm_score_summary(summary, k, method, r_thresholds, f_thresholds, m_thresholds, segments): one row per
@@ -1534,128 +1627,59 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 		sc = palloc0(sizeof(RfmScored));
 		sc->k = k;
 		deconstruct_array(segs, TEXTOID, -1, false, TYPALIGN_INT, &sc->segments, &sc->segment_null, &nseg);
+		if (strcmp(method, "quantile") == 0)
+			sc->method = RFM_QUANTILE;
+		else if (strcmp(method, "threshold") == 0)
+		{
+			sc->method = RFM_THRESHOLD;
+			sc->rb = RfmThresholdArg(fcinfo, 3, k, "r_thresholds");
+			sc->fb = RfmThresholdArg(fcinfo, 4, k, "f_thresholds");
+			sc->mb = RfmThresholdArg(fcinfo, 5, k, "m_thresholds");
+		}
+		else if (strcmp(method, "average") == 0)
+		{
+			sc->method = RFM_AVERAGE;
+			if (k != 2)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the average method scores 1..2, so k must be 2")));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown rfm scoring method \"%s\"", method),
+					 errhint("Use quantile, threshold or average.")));
 		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
 		fctx->tuple_desc = BlessTupleDesc(tupdesc);
 		fctx->user_fctx = sc;
 		fctx->max_calls = 0;
-		if (PG_ARGISNULL(0))
+		if (!PG_ARGISNULL(0))
 		{
-			MemoryContextSwitchTo(old);
-			SRF_RETURN_DONE(fctx);
-		}
-		in = PG_GETARG_BYTEA_P_COPY(0);
-		len = VARSIZE(in) - VARHDRSZ;
-		if (len >= RFM_SUMMARY_HEADER)
-			memcpy(head, VARDATA(in), RFM_SUMMARY_HEADER);
-		if (len < RFM_SUMMARY_HEADER || head[0] != RFM_SUMMARY_VERSION || head[3] < 0 ||
-			len != RFM_SUMMARY_HEADER + (Size) head[3] * RFM_SUMMARY_ENTRY)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("invalid rfm summary"),
-					 errhint("Pass the result of retail_mid.rfm_collect, rfm_collect_daily or rfm_collect_td.")));
-		sc->as_of = head[1];
-		sc->n = head[3];
-		sc->entries = VARDATA(in) + RFM_SUMMARY_HEADER;
-		if (sc->n > 0)
-		{
-			int64		n = sc->n;
-			int64	   *rv = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-			int64	   *fv = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-			int64	   *mv = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-
-			sc->r = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-			sc->f = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-			sc->m = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-			for (int64 i = 0; i < n; i++)
+			/* detoasted into this context when needed; otherwise the argument stays valid for the whole scan */
+			in = PG_GETARG_BYTEA_P(0);
+			len = VARSIZE(in) - VARHDRSZ;
+			if (len >= RFM_SUMMARY_HEADER)
+				memcpy(head, VARDATA(in), RFM_SUMMARY_HEADER);
+			if (len < RFM_SUMMARY_HEADER || head[0] != RFM_SUMMARY_VERSION || head[3] < 0 ||
+				len != RFM_SUMMARY_HEADER + (Size) head[3] * RFM_SUMMARY_ENTRY)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("invalid rfm summary"),
+						 errhint("Pass the result of retail_mid.rfm_collect, rfm_collect_daily or rfm_collect_td.")));
+			sc->as_of = head[1];
+			sc->n = head[3];
+			sc->entries = VARDATA(in) + RFM_SUMMARY_HEADER;
+			for (int64 i = 0; i < sc->n; i++)
 			{
 				RfmCust		c;
 
 				RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
-				rv[i] = (int64) sc->as_of - c.last;
-				fv[i] = c.orders;
-				mv[i] = c.money;
-				if (rv[i] < 0 || fv[i] < 0 || fv[i] > PG_INT32_MAX)
+				if (c.last > sc->as_of || c.first > c.last || c.orders < 0 || c.orders > PG_INT32_MAX)
 					ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid rfm summary")));
 			}
-			if (strcmp(method, "average") == 0)
-			{
-				/* better than the mean, exactly: v n compared with the sum in 128 bits */
-				int128		sr = 0, sf = 0, sm = 0;
-
-				for (int64 i = 0; i < n; i++)
-				{
-					sr += rv[i];
-					sf += fv[i];
-					sm += mv[i];
-				}
-				for (int64 i = 0; i < n; i++)
-				{
-					sc->r[i] = (int128) rv[i] * n < sr ? 2 : 1;
-					sc->f[i] = (int128) fv[i] * n > sf ? 2 : 1;
-					sc->m[i] = (int128) mv[i] * n > sm ? 2 : 1;
-				}
-				if (k != 2)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("the average method scores 1..2, so k must be 2")));
-			}
-			else if (strcmp(method, "threshold") == 0)
-			{
-				double	   *rt = RfmThresholds(PG_ARGISNULL(3) ? NULL : PG_GETARG_ARRAYTYPE_P(3), k, "r_thresholds");
-				double	   *ft = RfmThresholds(PG_ARGISNULL(4) ? NULL : PG_GETARG_ARRAYTYPE_P(4), k, "f_thresholds");
-				double	   *mt = RfmThresholds(PG_ARGISNULL(5) ? NULL : PG_GETARG_ARRAYTYPE_P(5), k, "m_thresholds");
-
-				for (int64 i = 0; i < n; i++)
-				{
-					double		money = mv[i] / RFM_MONEY_SCALE;
-					int32		r = k, f = 1, m = 1;
-
-					for (int32 t = 0; t < k - 1; t++)
-					{
-						r -= rv[i] > rt[t];
-						f += fv[i] >= ft[t];
-						m += money >= mt[t];
-					}
-					sc->r[i] = r;
-					sc->f[i] = f;
-					sc->m[i] = m;
-				}
-			}
-			else if (strcmp(method, "quantile") == 0)
-			{
-				double	   *rb = palloc(sizeof(double) * k), *fb = palloc(sizeof(double) * k), *mb = palloc(sizeof(double) * k);
-
-				/* scores are computed before the sorts below reorder the value arrays */
-				int64	   *rs = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-				int64	   *fs = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-				int64	   *ms = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-
-				memcpy(rs, rv, sizeof(int64) * n);
-				memcpy(fs, fv, sizeof(int64) * n);
-				memcpy(ms, mv, sizeof(int64) * n);
-				RfmBreaksOfInt64(rs, n, k, true, 1.0, rb);
-				RfmBreaksOfInt64(fs, n, k, false, 1.0, fb);
-				RfmBreaksOfInt64(ms, n, k, false, RFM_MONEY_SCALE, mb);
-				for (int64 i = 0; i < n; i++)
-				{
-					sc->r[i] = RfmScoreOf((double) rv[i], rb, k - 1, true);
-					sc->f[i] = RfmScoreOf((double) fv[i], fb, k - 1, false);
-					sc->m[i] = RfmScoreOf(mv[i] / RFM_MONEY_SCALE, mb, k - 1, false);
-				}
-				pfree(rs);
-				pfree(fs);
-				pfree(ms);
-			}
-			else
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown rfm scoring method \"%s\"", method),
-						 errhint("Use quantile, threshold or average.")));
-			pfree(rv);
-			pfree(fv);
-			pfree(mv);
-			fctx->max_calls = n;
+			RfmPrepareScoring(sc);
+			fctx->max_calls = sc->n;
 		}
 		MemoryContextSwitchTo(old);
 	}
@@ -1663,23 +1687,24 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 	sc = (RfmScored *) fctx->user_fctx;
 	if (fctx->call_cntr < fctx->max_calls)
 	{
-		int64		i = fctx->call_cntr;
 		RfmCust		c;
+		int32		r = 1, f = 1, m = 1;
 		int			cell;
 		Datum		values[10];
 		bool		nulls[10] = {0};
 
-		RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+		RfmReadEntry(sc->entries + fctx->call_cntr * RFM_SUMMARY_ENTRY, &c);
+		RfmScoreRow(sc, &c, &r, &f, &m);
 		values[0] = Int32GetDatum(c.key);
 		values[1] = Int32GetDatum(sc->as_of - c.last);
 		values[2] = Int32GetDatum((int32) c.orders);
 		values[3] = Float8GetDatum(c.money / RFM_MONEY_SCALE);
 		values[4] = DateADTGetDatum(c.first);
 		values[5] = DateADTGetDatum(c.last);
-		values[6] = Int32GetDatum(sc->r[i]);
-		values[7] = Int32GetDatum(sc->f[i]);
-		values[8] = Int32GetDatum(sc->m[i]);
-		cell = ((sc->r[i] - 1) * sc->k + sc->f[i] - 1) * sc->k + sc->m[i] - 1;
+		values[6] = Int32GetDatum(r);
+		values[7] = Int32GetDatum(f);
+		values[8] = Int32GetDatum(m);
+		cell = ((r - 1) * sc->k + f - 1) * sc->k + m - 1;
 		values[9] = sc->segments[cell];
 		nulls[9] = sc->segment_null[cell];
 		SRF_RETURN_NEXT(fctx, HeapTupleGetDatum(heap_form_tuple(fctx->tuple_desc, values, nulls)));
