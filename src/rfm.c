@@ -1340,13 +1340,8 @@ rfm_collect_final(PG_FUNCTION_ARGS)
 
 	if (p == NULL)
 		PG_RETURN_NULL();
+	/* the to-date list is sorted in place (rfm_collect_td has FINALFUNC_MODIFY = READ_WRITE); a hash is copied */
 	all = RfmPopEntries(p, &n);
-	if (all == p->list)
-	{
-		/* the state stays as it is (FINALFUNC_MODIFY = READ_ONLY): sort a copy */
-		all = palloc_extended(sizeof(RfmCust) * Max(n, 1), MCXT_ALLOC_HUGE);
-		memcpy(all, p->list, sizeof(RfmCust) * n);
-	}
 	qsort(all, n, sizeof(RfmCust), RfmCmpCustKey);
 	/* to-date rows of one customer merge here; then customers without a sale on or before as_of drop out */
 	for (int64 i = 0; i < n; i++)
@@ -1382,7 +1377,8 @@ rfm_collect_final(PG_FUNCTION_ARGS)
 			ereport(ERROR, (errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), errmsg("frequency is out of range")));
 		RfmWriteEntry(w, &all[i]);
 	}
-	pfree(all);
+	if (all != p->list)
+		pfree(all);
 	PG_RETURN_BYTEA_P(out);
 }
 

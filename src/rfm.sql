@@ -153,7 +153,7 @@ CREATE AGGREGATE retail_mid.rfm_collect_daily(customer_key int4, dt date, orders
 CREATE AGGREGATE retail_mid.rfm_collect_td(customer_key int4, first_order_date date, last_order_date date, orders int8, amount numeric, as_of date) (
     SFUNC = retail_mid.rfm_collect_td, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
     SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
-    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, text, float8, date, int4) IS 'RFM summary of a whole population of order lines (no GROUP BY): per customer the values rfm_agg gives, as one opaque bytea for rfm_score_summary. Same rules as rfm_agg; rows with a NULL customer_key are skipped.';
 COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, text, numeric, date, int4) IS 'rfm_collect for numeric amounts.';
 COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, int8, float8, date, int4) IS 'rfm_collect for bigint order ids.';
