@@ -11,6 +11,7 @@
  */
 #include "retail_mid.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <nlopt.h>
@@ -18,6 +19,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -1589,5 +1591,640 @@ huff_calibrate(PG_FUNCTION_ARGS)
 		nulls[5] = true;
 	values[6] = Int32GetDatum(nos);
 	values[7] = Int32GetDatum(cd.evaluations);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * Maximum-likelihood (and least-squares) fit of the Huff model with analytic gradients, optionally with a free
+ * attractiveness multiplier per store.
+ *
+ * Observations are either store totals (observed sales per store) or zone-level flows (customers or sales of
+ * zone z at store j). Each observation o has a model value m_o(theta) = sum over its pairs of D_z * P_zj, and
+ * the fitted value is scale * m_o.
+ *   ml: observations ~ Poisson(scale * m_o); the scale is profiled out (scale = sum y / sum m), which leaves
+ *       the multinomial log-likelihood  sum y_o log(m_o / sum m): the fit does not depend on the unit of y.
+ *   ls: least squares, scale solved in closed form (as huff_calibrate).
+ * Gradient: with P_zj = u_zj / sum_k u_zk and log u_zj = alpha log A_j + gamma_j - beta log d_zj,
+ *   d m_o / d theta = sum over its pairs D_z P_zj (g_zj - sum_k P_zk g_zk),  g = (log A, -log d, e_j),
+ * and d f / d theta = sum_o w_o d m_o / d theta with w_o = d f / d m_o (for ls by the envelope theorem).
+ * A free multiplier per store makes alpha unidentifiable (alpha log A_j + gamma_j is one free number per store),
+ * so alpha is then held at alpha0 and one store is the reference (multiplier 1).
+ */
+#define FIT_GAMMA_BOUND 6.907755278982137	/* ln 1000: multipliers within [1/1000, 1000] */
+
+typedef struct FitData
+{
+	int			npairs;
+	int64	   *zone;			/* per pair, sorted by zone */
+	double	   *log_a;
+	double	   *log_d;
+	double	   *demand;
+	int		   *gamma;			/* per pair: index of the store's free multiplier, -1 when none */
+	int		   *obs;			/* per pair: observation it contributes to, -1 when none */
+	double	   *prob;			/* scratch per pair: P_zj of the last evaluation */
+	int			nobs;
+	double	   *y;
+	double	   *m;				/* scratch per observation: model value */
+	double	   *w;				/* scratch per observation: d f / d m */
+	int			ngamma;
+	bool		ml;
+	bool		fit_alpha;		/* false when multipliers are fitted */
+	double		alpha_fixed;
+	double		scale;
+	int			evaluations;
+	nlopt_opt	opt;
+} FitData;
+
+/* Unpacks x into alpha, beta and the multipliers' gamma (log utility factors). */
+static inline void
+FitUnpack(const FitData *fd, const double *x, double *alpha, double *beta, const double **gamma)
+{
+	if (fd->fit_alpha)
+	{
+		*alpha = x[0];
+		*beta = x[1];
+		*gamma = NULL;
+	}
+	else
+	{
+		*alpha = fd->alpha_fixed;
+		*beta = x[0];
+		*gamma = x + 1;
+	}
+}
+
+/* Model values m_o and the probabilities P_zj at x. */
+static void
+FitPredict(FitData *fd, const double *x)
+{
+	double		alpha,
+				beta;
+	const double *gamma;
+	int			start = 0;
+
+	FitUnpack(fd, x, &alpha, &beta, &gamma);
+	memset(fd->m, 0, sizeof(double) * fd->nobs);
+	while (start < fd->npairs)
+	{
+		int			end = start;
+		double		top = -INFINITY,
+					total = 0.0;
+
+		while (end < fd->npairs && fd->zone[end] == fd->zone[start])
+			end++;
+		for (int i = start; i < end; i++)
+		{
+			double		e = alpha * fd->log_a[i] - beta * fd->log_d[i];
+
+			if (gamma && fd->gamma[i] >= 0)
+				e += gamma[fd->gamma[i]];
+			fd->prob[i] = e;
+			if (e > top)
+				top = e;
+		}
+		for (int i = start; i < end; i++)
+		{
+			fd->prob[i] = exp(fd->prob[i] - top);
+			total += fd->prob[i];
+		}
+		for (int i = start; i < end; i++)
+		{
+			fd->prob[i] /= total;
+			if (fd->obs[i] >= 0)
+				fd->m[fd->obs[i]] += fd->demand[i] * fd->prob[i];
+		}
+		start = end;
+	}
+}
+
+/* NLopt objective: negative profiled log-likelihood (ml) or SSE (ls), with its gradient. */
+static double
+FitObjective(unsigned n, const double *x, double *grad, void *data)
+{
+	FitData    *fd = (FitData *) data;
+	double		f = 0.0;
+	double		sum_y = 0.0,
+				sum_m = 0.0;
+	int			start = 0;
+
+	/* no ereport from inside NLopt: a pending cancel stops the optimiser, and is served after it returns */
+	if (InterruptPending && fd->opt != NULL)
+		nlopt_force_stop(fd->opt);
+	fd->evaluations++;
+	FitPredict(fd, x);
+	if (fd->ml)
+	{
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			sum_y += fd->y[o];
+			sum_m += fd->m[o];
+		}
+		if (!(sum_m > 0.0))
+			sum_m = DBL_MIN;
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			double		mo = fd->m[o] > DBL_MIN ? fd->m[o] : DBL_MIN;	/* only under extreme parameters */
+
+			if (fd->y[o] > 0.0)
+				f -= fd->y[o] * log(mo);
+			fd->w[o] = -fd->y[o] / mo + sum_y / sum_m;
+		}
+		f += sum_y * log(sum_m);
+		fd->scale = sum_y / sum_m;
+	}
+	else
+	{
+		double		sym = 0.0,
+					smm = 0.0;
+
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			sym += fd->y[o] * fd->m[o];
+			smm += fd->m[o] * fd->m[o];
+		}
+		fd->scale = smm > 0.0 ? sym / smm : 0.0;
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			double		e = fd->y[o] - fd->scale * fd->m[o];
+
+			f += e * e;
+			fd->w[o] = -2.0 * fd->scale * e;
+		}
+	}
+	if (grad == NULL)
+		return f;
+
+	memset(grad, 0, sizeof(double) * n);
+	while (start < fd->npairs)
+	{
+		int			end = start;
+		double		wz = 0.0,	/* sum_j w_j P_zj */
+					wa = 0.0,	/* sum_j w_j P_zj log A_j */
+					wl = 0.0,	/* sum_j w_j P_zj log d_zj */
+					pa = 0.0,	/* sum_j P_zj log A_j */
+					pl = 0.0;	/* sum_j P_zj log d_zj */
+		double		demand = fd->demand[start];
+
+		while (end < fd->npairs && fd->zone[end] == fd->zone[start])
+			end++;
+		for (int i = start; i < end; i++)
+		{
+			double		p = fd->prob[i];
+			double		wp = fd->obs[i] >= 0 ? fd->w[fd->obs[i]] * p : 0.0;
+
+			wz += wp;
+			wa += wp * fd->log_a[i];
+			wl += wp * fd->log_d[i];
+			pa += p * fd->log_a[i];
+			pl += p * fd->log_d[i];
+		}
+		if (fd->fit_alpha)
+		{
+			grad[0] += demand * (wa - wz * pa);
+			grad[1] -= demand * (wl - wz * pl);
+		}
+		else
+		{
+			grad[0] -= demand * (wl - wz * pl);
+			for (int i = start; i < end; i++)
+				if (fd->gamma[i] >= 0)
+				{
+					double		wi = fd->obs[i] >= 0 ? fd->w[fd->obs[i]] : 0.0;
+
+					grad[1 + fd->gamma[i]] += demand * fd->prob[i] * (wi - wz);
+				}
+		}
+		start = end;
+	}
+	return f;
+}
+
+typedef struct ZoneStoreKey
+{
+	int64		zone;
+	int64		store;
+	int			i;
+} ZoneStoreKey;
+
+static int
+ZoneStoreKeyCmp(const void *a, const void *b)
+{
+	const ZoneStoreKey *x = a;
+	const ZoneStoreKey *y = b;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	if (x->store != y->store)
+		return x->store < y->store ? -1 : 1;
+	return 0;
+}
+
+static const char *
+FitStatusName(nlopt_result r)
+{
+	switch (r)
+	{
+		case NLOPT_SUCCESS:
+			return "success";
+		case NLOPT_STOPVAL_REACHED:
+			return "stopval reached";
+		case NLOPT_FTOL_REACHED:
+			return "ftol reached";
+		case NLOPT_XTOL_REACHED:
+			return "xtol reached";
+		case NLOPT_MAXEVAL_REACHED:
+			return "max evaluations reached";
+		case NLOPT_MAXTIME_REACHED:
+			return "max time reached";
+		case NLOPT_ROUNDOFF_LIMITED:
+			return "roundoff limited";
+		case NLOPT_FAILURE:
+			return "failure";
+		default:
+			return "error";
+	}
+}
+
+/*
+ * huff_fit(zone_id int8[], store_id int8[], attractiveness float8[], distance float8[], demand float8[],
+ *          obs_zone_id int8[], obs_store_id int8[], observed float8[], method text, fit_attractiveness bool,
+ *          reference_store int8, alpha0, beta0, min_distance, max_evaluations)
+ * obs_zone_id empty: store totals; otherwise zone-level flows, one per (zone, store).
+ */
+PG_FUNCTION_INFO_V1(huff_fit);
+Datum
+huff_fit(PG_FUNCTION_ARGS)
+{
+	int			nz,
+				ns,
+				na,
+				nd,
+				ndm,
+				noz,
+				nos,
+				nov;
+	int64	   *zone,
+			   *store,
+			   *obs_zone,
+			   *obs_store;
+	double	   *attr,
+			   *dist,
+			   *demand,
+			   *observed;
+	text	   *method_t;
+	char	   *method;
+	bool		ml,
+				fit_attr,
+				cell_level;
+	bool		have_ref;
+	int64		ref_store = 0;
+	int			max_eval;
+	HuffParams	p;
+	FitData		fd;
+	ZoneStoreKey *order;
+	ZoneStoreKey *okeys;		/* observations sorted by (zone, store); zone 0 for store totals */
+	int64	   *obs_stores_sorted;
+	int			nobs_stores = 0;
+	int		   *pairs_per_obs;
+	int64	   *gamma_store;
+	int			nparams;
+	double	   *x,
+			   *lb,
+			   *ub;
+	double		minf;
+	nlopt_opt	opt;
+	nlopt_result res;
+	double		sum_y = 0.0,
+				mean_y,
+				sst = 0.0,
+				sse = 0.0,
+				ll = 0.0,
+				ll0 = 0.0,
+				dev = 0.0,
+				dev0 = 0.0,
+				ape = 0.0;
+	int			nape = 0;
+	bool		ll_finite = true;
+	TupleDesc	desc;
+	Datum		values[17];
+	bool		nulls[17];
+
+	HuffRequireNotNull(fcinfo, 0, 9);
+	HuffRequireNotNull(fcinfo, 11, 14);
+	zone = HuffIntArray(PG_GETARG_ARRAYTYPE_P(0), "zone_id", &nz);
+	store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(1), "store_id", &ns);
+	attr = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(2), "attractiveness", &na);
+	dist = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(3), "distance", &nd);
+	demand = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(4), "demand", &ndm);
+	obs_zone = HuffIntArray(PG_GETARG_ARRAYTYPE_P(5), "obs_zone_id", &noz);
+	obs_store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(6), "obs_store_id", &nos);
+	observed = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(7), "observed", &nov);
+	method_t = PG_GETARG_TEXT_PP(8);
+	method = text_to_cstring(method_t);
+	fit_attr = PG_GETARG_BOOL(9);
+	have_ref = !PG_ARGISNULL(10);
+	if (have_ref)
+		ref_store = PG_GETARG_INT64(10);
+	p.alpha = PG_GETARG_FLOAT8(11);
+	p.beta = PG_GETARG_FLOAT8(12);
+	p.min_distance = PG_GETARG_FLOAT8(13);
+	p.threshold = 0.0;
+	p.cutoff = 0.0;
+	max_eval = PG_GETARG_INT32(14);
+	HuffCheckParams(&p);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "huff_fit must return a composite type");
+
+	if (strcmp(method, "ml") == 0)
+		ml = true;
+	else if (strcmp(method, "ls") == 0)
+		ml = false;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown calibration method \"%s\"", method),
+				 errhint("Use ml (maximum likelihood) or ls (least squares).")));
+	if (max_eval < 1 || max_eval > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_evaluations must be between 1 and 1000000"),
+				 errdetail("max_evaluations is %d.", max_eval)));
+	if (ns != nz || na != nz || nd != nz || ndm != nz)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("zone_id, store_id, attractiveness, distance and demand arrays must have the same length")));
+	if (nov != nos)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("obs_store_id and observed arrays must have the same length")));
+	cell_level = noz > 0;
+	if (cell_level && noz != nos)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("obs_zone_id must be empty (store totals) or as long as obs_store_id (zone-level flows)")));
+	if (nos < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calibration needs at least 3 observations"),
+				 errdetail("%d observations were given.", nos)));
+	if (fit_attr && !cell_level)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per-store attractiveness needs zone-level observations"),
+				 errdetail("With store totals, one free multiplier per store and the scale fit every store exactly, whatever alpha and beta are."),
+				 errhint("Pass flows per zone and store (site_observed_flow), or fit alpha and beta only.")));
+	if (fit_attr && !(p.alpha > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha0 must be positive when per-store attractiveness is fitted"),
+				 errdetail("alpha is held at alpha0 and the multipliers scale attractiveness A to the power alpha.")));
+	for (int o = 0; o < nos; o++)
+	{
+		if (isnan(observed[o]) || isinf(observed[o]) || observed[o] < 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("observed sales must be non-negative finite numbers"),
+					 errdetail("Store " INT64_FORMAT " has %g.", obs_store[o], observed[o])));
+		sum_y += observed[o];
+	}
+	if (!(sum_y > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("observed sales are all zero"),
+				 errdetail("There is nothing to fit.")));
+
+	/* observations sorted by (zone, store): duplicates are errors, pairs find theirs by binary search */
+	okeys = palloc(sizeof(ZoneStoreKey) * nos);
+	for (int o = 0; o < nos; o++)
+	{
+		okeys[o].zone = cell_level ? obs_zone[o] : 0;
+		okeys[o].store = obs_store[o];
+		okeys[o].i = o;
+	}
+	qsort(okeys, nos, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+	for (int o = 1; o < nos; o++)
+		if (ZoneStoreKeyCmp(&okeys[o], &okeys[o - 1]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 cell_level ? errmsg("zone " INT64_FORMAT " and store " INT64_FORMAT " have more than one observation",
+										 okeys[o].zone, okeys[o].store)
+					 : errmsg("store " INT64_FORMAT " has more than one observed sales figure", okeys[o].store)));
+	/* the distinct observed stores, sorted: they carry the free multipliers */
+	obs_stores_sorted = palloc(sizeof(int64) * nos);
+	for (int o = 0; o < nos; o++)
+		obs_stores_sorted[o] = obs_store[o];
+	qsort(obs_stores_sorted, nos, sizeof(int64), Int64Cmp);
+	for (int o = 0; o < nos; o++)
+		if (nobs_stores == 0 || obs_stores_sorted[o] != obs_stores_sorted[nobs_stores - 1])
+			obs_stores_sorted[nobs_stores++] = obs_stores_sorted[o];
+	if (fit_attr)
+	{
+		if (!have_ref)
+			ref_store = obs_stores_sorted[0];
+		else if (!bsearch(&ref_store, obs_stores_sorted, nobs_stores, sizeof(int64), Int64Cmp))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reference store " INT64_FORMAT " has no observation", ref_store),
+					 errhint("The reference store must be one of the observed stores.")));
+		if (nobs_stores < 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per-store attractiveness needs observations of at least 2 stores")));
+	}
+
+	memset(&fd, 0, sizeof(fd));
+	fd.npairs = nz;
+	fd.nobs = nos;
+	fd.ml = ml;
+	fd.fit_alpha = !fit_attr;
+	fd.alpha_fixed = p.alpha;
+	fd.y = observed;
+	fd.m = palloc0(sizeof(double) * nos);
+	fd.w = palloc0(sizeof(double) * nos);
+	fd.zone = palloc(sizeof(int64) * (nz > 0 ? nz : 1));
+	fd.log_a = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.log_d = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.demand = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.gamma = palloc(sizeof(int) * (nz > 0 ? nz : 1));
+	fd.obs = palloc(sizeof(int) * (nz > 0 ? nz : 1));
+	fd.prob = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	pairs_per_obs = palloc0(sizeof(int) * nos);
+	gamma_store = palloc(sizeof(int64) * nobs_stores);
+	fd.ngamma = 0;
+	if (fit_attr)
+		for (int k = 0; k < nobs_stores; k++)
+			if (obs_stores_sorted[k] != ref_store)
+				gamma_store[fd.ngamma++] = obs_stores_sorted[k];
+
+	order = palloc(sizeof(ZoneStoreKey) * (nz > 0 ? nz : 1));
+	for (int i = 0; i < nz; i++)
+	{
+		HuffCheckRow(store[i], attr[i], dist[i], demand[i]);
+		order[i].zone = zone[i];
+		order[i].store = store[i];
+		order[i].i = i;
+	}
+	qsort(order, nz, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+	for (int k = 0; k < nz; k++)
+	{
+		int			i = order[k].i;
+		ZoneStoreKey key;
+		ZoneStoreKey *hit;
+		int64	   *g;
+		double		d = dist[i] < p.min_distance ? p.min_distance : dist[i];
+
+		if (k > 0 && order[k].zone == order[k - 1].zone && order[k].store == order[k - 1].store)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("site " INT64_FORMAT " appears more than once in zone " INT64_FORMAT, store[i], zone[i])));
+		if (k > 0 && order[k].zone == order[k - 1].zone && demand[i] != fd.demand[k - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("demand differs between rows of zone " INT64_FORMAT, zone[i])));
+		fd.zone[k] = zone[i];
+		fd.log_a[k] = log(attr[i]);
+		fd.log_d[k] = log(d);
+		fd.demand[k] = demand[i];
+		key.zone = cell_level ? zone[i] : 0;
+		key.store = store[i];
+		key.i = 0;
+		hit = bsearch(&key, okeys, nos, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+		fd.obs[k] = hit ? hit->i : -1;
+		if (hit)
+			pairs_per_obs[hit->i]++;
+		g = fd.ngamma > 0 ? bsearch(&store[i], gamma_store, fd.ngamma, sizeof(int64), Int64Cmp) : NULL;
+		fd.gamma[k] = g ? (int) (g - gamma_store) : -1;
+	}
+	/* a positive observation the model cannot produce makes the likelihood zero whatever the parameters */
+	for (int o = 0; o < nos; o++)
+		if (ml && pairs_per_obs[o] == 0 && observed[o] > 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 cell_level ? errmsg("zone " INT64_FORMAT " has observed sales at store " INT64_FORMAT " but is not within its reach",
+										 obs_zone[o], obs_store[o])
+					 : errmsg("store " INT64_FORMAT " has observed sales but no zone within reach", obs_store[o]),
+					 errhint("Raise the cut-off, or leave the observation out.")));
+
+	nparams = fd.fit_alpha ? 2 : 1 + fd.ngamma;
+	x = palloc(sizeof(double) * nparams);
+	lb = palloc(sizeof(double) * nparams);
+	ub = palloc(sizeof(double) * nparams);
+	if (fd.fit_alpha)
+	{
+		x[0] = p.alpha;
+		x[1] = p.beta;
+		lb[0] = 0.0;
+		ub[0] = HUFF_ALPHA_MAX;
+		lb[1] = 0.0;
+		ub[1] = HUFF_BETA_MAX;
+	}
+	else
+	{
+		x[0] = p.beta;
+		lb[0] = 0.0;
+		ub[0] = HUFF_BETA_MAX;
+		for (int k = 0; k < fd.ngamma; k++)
+		{
+			x[1 + k] = 0.0;
+			lb[1 + k] = -FIT_GAMMA_BOUND * p.alpha;
+			ub[1 + k] = FIT_GAMMA_BOUND * p.alpha;
+		}
+	}
+	opt = nlopt_create(NLOPT_LD_LBFGS, nparams);
+	if (opt == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create the NLopt optimiser")));
+	nlopt_set_lower_bounds(opt, lb);
+	nlopt_set_upper_bounds(opt, ub);
+	nlopt_set_min_objective(opt, FitObjective, &fd);
+	nlopt_set_ftol_rel(opt, 1e-13);
+	nlopt_set_xtol_rel(opt, 1e-10);
+	nlopt_set_maxeval(opt, max_eval);
+	fd.opt = opt;
+	res = nlopt_optimize(opt, x, &minf);
+	nlopt_destroy(opt);
+	fd.opt = NULL;
+	CHECK_FOR_INTERRUPTS();		/* a cancel only stopped the optimiser (see FitObjective) */
+	if (res == NLOPT_INVALID_ARGS || res == NLOPT_OUT_OF_MEMORY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Huff calibration failed"),
+				 errdetail("NLopt returned code %d.", (int) res)));
+
+	/* goodness of fit at the returned point (not counted as an evaluation of the optimiser) */
+	(void) FitObjective(nparams, x, NULL, &fd);
+	fd.evaluations--;
+	mean_y = sum_y / nos;
+	for (int o = 0; o < nos; o++)
+	{
+		double		yo = observed[o];
+		double		mu = fd.scale * fd.m[o];
+		double		e = yo - mu;
+
+		sse += e * e;
+		sst += (yo - mean_y) * (yo - mean_y);
+		if (yo > 0.0)
+		{
+			ape += fabs(e) / yo;
+			nape++;
+			if (mu > 0.0)
+			{
+				ll += yo * log(mu);
+				dev += 2.0 * (yo * log(yo / mu) - e);
+			}
+			else
+				ll_finite = false;
+			ll0 += yo * log(mean_y);
+			dev0 += 2.0 * (yo * log(yo / mean_y) - (yo - mean_y));
+		}
+		else
+		{
+			dev += 2.0 * mu;
+			dev0 += 2.0 * mean_y;
+		}
+		ll -= mu + lgamma(yo + 1.0);
+		ll0 -= mean_y + lgamma(yo + 1.0);
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(ml ? "ml" : "ls");
+	values[1] = Float8GetDatum(fd.fit_alpha ? x[0] : p.alpha);
+	values[2] = Float8GetDatum(fd.fit_alpha ? x[1] : x[0]);
+	values[3] = Float8GetDatum(fd.scale);
+	values[4] = Float8GetDatum(ll);
+	nulls[4] = !ll_finite;
+	values[5] = Float8GetDatum(ll0);
+	values[6] = Float8GetDatum(1.0 - dev / dev0);
+	nulls[6] = !ll_finite || !(dev0 > 0.0);
+	values[7] = Float8GetDatum(1.0 - sse / sst);
+	nulls[7] = !(sst > 0.0);
+	values[8] = Float8GetDatum(sqrt(sse / nos));
+	values[9] = Float8GetDatum(100.0 * ape / (nape > 0 ? nape : 1));
+	nulls[9] = nape == 0;
+	values[10] = Int32GetDatum(nos);
+	values[11] = Int32GetDatum(nparams + 1);	/* and the scale */
+	values[12] = Int32GetDatum(fd.evaluations);
+	values[13] = BoolGetDatum(res == NLOPT_SUCCESS || res == NLOPT_FTOL_REACHED || res == NLOPT_XTOL_REACHED ||
+							  res == NLOPT_STOPVAL_REACHED);
+	values[14] = CStringGetTextDatum(FitStatusName(res));
+	if (fit_attr)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * nobs_stores);
+		Datum	   *factors = palloc(sizeof(Datum) * nobs_stores);
+
+		for (int k = 0; k < nobs_stores; k++)
+		{
+			int64	   *g = bsearch(&obs_stores_sorted[k], gamma_store, fd.ngamma, sizeof(int64), Int64Cmp);
+
+			ids[k] = Int64GetDatum(obs_stores_sorted[k]);
+			factors[k] = Float8GetDatum(g ? exp(x[1 + (g - gamma_store)] / p.alpha) : 1.0);
+		}
+		values[15] = PointerGetDatum(construct_array(ids, nobs_stores, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[16] = PointerGetDatum(construct_array(factors, nobs_stores, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
+	else
+	{
+		nulls[15] = true;
+		nulls[16] = true;
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

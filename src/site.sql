@@ -346,6 +346,17 @@ CREATE FUNCTION retail_mid.huff_calibrate(zone_id int8[], store_id int8[], attra
 RETURNS record AS 'MODULE_PATHNAME', 'huff_calibrate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.huff_calibrate(int8[], int8[], float8[], float8[], float8[], int8[], float8[], float8, float8, float8) IS 'Least-squares fit of alpha and beta (BOBYQA, bounds [0, 10]) so that scale * Huff sales match observed store sales; reports the closed-form scale, SSE, RMSE and R^2.';
 
+CREATE FUNCTION retail_mid.huff_fit(zone_id int8[], store_id int8[], attractiveness float8[], distance float8[],
+    demand float8[], obs_zone_id int8[], obs_store_id int8[], observed float8[], method text DEFAULT 'ml',
+    fit_attractiveness boolean DEFAULT false, reference_store int8 DEFAULT NULL, alpha0 float8 DEFAULT 1,
+    beta0 float8 DEFAULT 2, min_distance float8 DEFAULT 100, max_evaluations int4 DEFAULT 1000,
+    OUT fit_method text, OUT alpha float8, OUT beta float8, OUT scale float8, OUT log_likelihood float8,
+    OUT null_log_likelihood float8, OUT pseudo_r_squared float8, OUT r_squared float8, OUT rmse float8,
+    OUT mape float8, OUT observations int4, OUT parameters int4, OUT evaluations int4, OUT converged boolean,
+    OUT status text, OUT factor_store_id int8[], OUT attractiveness_factor float8[])
+RETURNS record AS 'MODULE_PATHNAME', 'huff_fit' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.huff_fit(int8[], int8[], float8[], float8[], float8[], int8[], int8[], float8[], text, boolean, int8, float8, float8, float8, int4) IS 'Fits the Huff model to observed store totals (obs_zone_id empty) or zone-level flows: method ml (Poisson, scale profiled out = multinomial likelihood) or ls (least squares, closed-form scale), NLopt L-BFGS with analytic gradients, alpha and beta in [0, 10]; with fit_attractiveness alpha is held at alpha0 and each observed store but the reference gets a multiplier on its attractiveness in [1/1000, 1000]. Reports log-likelihood, null log-likelihood, deviance pseudo-R^2, R^2, RMSE, MAPE (percent) and convergence status.';
+
 -- ---------------------------------------------------------------------------------------------------------
 -- SQL layer
 -- ---------------------------------------------------------------------------------------------------------
@@ -698,6 +709,59 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.site_calibrate(float8, float8, float8, float8, boolean) IS 'Fits alpha and beta to site_store.observed_sales by least squares (huff_calibrate) with goodness of fit.';
 
+-- Observed flows (customers or sales of a zone at a store), e.g. from loyalty cards: the richer input of the
+-- maximum-likelihood calibration, and the only one with which per-store attractiveness can be fitted.
+CREATE TABLE retail_mid.site_observed_flow (
+    zone_id  bigint NOT NULL REFERENCES retail_mid.site_demand_zone ON DELETE CASCADE,
+    store_id bigint NOT NULL REFERENCES retail_mid.site_store ON DELETE CASCADE,
+    observed float8 NOT NULL CHECK (observed >= 0 AND observed < 'Infinity'),
+    PRIMARY KEY (zone_id, store_id)
+);
+COMMENT ON TABLE retail_mid.site_observed_flow IS 'Observed customers (or sales) per demand zone and store, for site_calibrate_fit(level => ''zone'').';
+COMMENT ON COLUMN retail_mid.site_observed_flow.zone_id IS 'Demand zone the customers live in.';
+COMMENT ON COLUMN retail_mid.site_observed_flow.store_id IS 'Store they bought at.';
+COMMENT ON COLUMN retail_mid.site_observed_flow.observed IS 'Customers or sales, non-negative; zero counts are information too.';
+
+CREATE FUNCTION retail_mid.site_calibrate_fit(cutoff float8, method text DEFAULT 'ml', level text DEFAULT 'store',
+    fit_attractiveness boolean DEFAULT false, reference_store bigint DEFAULT NULL, alpha0 float8 DEFAULT 1,
+    beta0 float8 DEFAULT 2, min_distance float8 DEFAULT 100, use_travel_cost boolean DEFAULT false,
+    max_evaluations int4 DEFAULT 1000,
+    OUT fit_method text, OUT alpha float8, OUT beta float8, OUT scale float8, OUT log_likelihood float8,
+    OUT null_log_likelihood float8, OUT pseudo_r_squared float8, OUT r_squared float8, OUT rmse float8,
+    OUT mape float8, OUT observations int4, OUT parameters int4, OUT evaluations int4, OUT converged boolean,
+    OUT status text, OUT factor_store_id int8[], OUT attractiveness_factor float8[])
+RETURNS record LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE m text := method;
+BEGIN
+    PERFORM retail_mid.site_check_model(alpha0, beta0, cutoff);
+    IF level IS NULL OR level NOT IN ('store', 'zone') THEN
+        RAISE EXCEPTION 'level must be store or zone' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'store fits site_store.observed_sales, zone fits site_observed_flow.';
+    END IF;
+    IF m IS NULL OR fit_attractiveness IS NULL OR max_evaluations IS NULL THEN
+        RAISE EXCEPTION 'method, fit_attractiveness and max_evaluations must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT r.* INTO fit_method, alpha, beta, scale, log_likelihood, null_log_likelihood, pseudo_r_squared, r_squared,
+                    rmse, mape, observations, parameters, evaluations, converged, status, factor_store_id,
+                    attractiveness_factor
+      FROM (SELECT array_agg(p.zone_id) z, array_agg(p.store_id) s, array_agg(p.attractiveness) a,
+                   array_agg(p.distance) d, array_agg(p.demand) dm
+              FROM retail_mid.site_zone_store_pairs(cutoff, use_travel_cost) p) pp,
+           (SELECT coalesce(array_agg(o.zone_id ORDER BY o.zone_id, o.store_id), '{}') oz,
+                   coalesce(array_agg(o.store_id ORDER BY o.zone_id, o.store_id), '{}') os,
+                   coalesce(array_agg(o.observed ORDER BY o.zone_id, o.store_id), '{}') ov
+              FROM (SELECT NULL::bigint AS zone_id, st.store_id, st.observed_sales AS observed
+                      FROM retail_mid.site_store st WHERE level = 'store' AND st.observed_sales IS NOT NULL
+                    UNION ALL
+                    SELECT f.zone_id, f.store_id, f.observed FROM retail_mid.site_observed_flow f WHERE level = 'zone') o) oo,
+           retail_mid.huff_fit(coalesce(pp.z, '{}'), coalesce(pp.s, '{}'), coalesce(pp.a, '{}'), coalesce(pp.d, '{}'),
+                               coalesce(pp.dm, '{}'), CASE WHEN level = 'zone' THEN oo.oz ELSE '{}' END, oo.os, oo.ov,
+                               m, fit_attractiveness, reference_store, alpha0, beta0, min_distance, max_evaluations) r;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.site_calibrate_fit(float8, text, text, boolean, bigint, float8, float8, float8, boolean, int4) IS 'Calibrates the Huff model (huff_fit) on the zone-store pairs within the cut-off: level store fits site_store.observed_sales, level zone fits site_observed_flow; method ml (maximum likelihood, default) or ls; with fit_attractiveness (level zone only) a multiplier per observed store, reference store fixed at 1, alpha held at alpha0.';
+
 -- plpgsql bodies resolve PostGIS names at run time: give them PostGIS's schema (unknown until install).
 DO $$
 DECLARE
@@ -709,7 +773,8 @@ BEGIN
                              'retail_mid.site_huff_sales(float8, float8, float8, float8, boolean)',
                              'retail_mid.site_comparable_stores(bigint, int4, float8)',
                              'retail_mid.site_score_candidates(float8, float8, float8, float8, float8, boolean, int4)',
-                             'retail_mid.site_calibrate(float8, float8, float8, float8, boolean)'] LOOP
+                             'retail_mid.site_calibrate(float8, float8, float8, float8, boolean)',
+                             'retail_mid.site_calibrate_fit(float8, text, text, boolean, bigint, float8, float8, float8, boolean, int4)'] LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, v_schema);
     END LOOP;
 END;
