@@ -86,6 +86,7 @@ SELECT count(*) AS candidates,
                           AND abs(s.demand_in_reach - p.demand_in_reach) <= 1e-9 * greatest(p.demand_in_reach, 1)
                           AND abs(s.market_share - p.market_share) <= 1e-9
                           AND s.zones_in_reach = p.zones_in_reach AND s.trade_area_zones = p.trade_area_zones
+                          AND ST_GeometryType(s.trade_area) = ST_GeometryType(p.trade_area)
                           AND abs(ST_Area(s.trade_area) - ST_Area(p.trade_area)) <= 1e-9 * greatest(ST_Area(p.trade_area), 1e-9)
                           AND s.population_1km = p.population_1km AND s.population_3km = p.population_3km
                           AND s.population_5km = p.population_5km
