@@ -604,7 +604,7 @@ BEGIN
                           FROM retail_mid.site_candidate) c) x;
     END IF;
     GET DIAGNOSTICS v_pairs = ROW_COUNT;
-    ANALYZE site_impact_tmp;   -- the joins below are planned far better with real row counts
+    ANALYZE site_impact_tmp (kind);   -- row counts per kind: the joins below are planned far better with them
     RAISE NOTICE 'site_score_candidates: Huff impact computed, % result rows', v_pairs;
 
     DELETE FROM retail_mid.site_candidate_cannibalisation;
