@@ -29,7 +29,7 @@ SELECT :'data_dir' <> '' AS have_data \gset
 \set cmd 'gzip -cdf ' :'data_dir' '/geo/world_cities.csv.gz'
 COPY cities FROM PROGRAM :'cmd' CSV HEADER;
 \else
-SELECT setseed(0.42);
+SELECT setseed(0.42) AS seed \gset
 -- 43,645 towns around 60 metropolitan centres, denser near the centre, like the world cities file
 INSERT INTO cities SELECT 'synthetic ' || i, 'X', (1000 + random() * 100000)::int,
        c.lat + r * cos(t), c.lon + r * sin(t) / cos(radians(c.lat)), 0
