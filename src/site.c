@@ -1,9 +1,11 @@
 /*
- * site.c: Huff gravity-model arithmetic for site selection.
+ * site.c: Huff gravity-model arithmetic for site selection: aggregates and array functions, the batch
+ * scorer's pruning and measuring (huff_impact_batch, site_catchment_batch, site_trade_area_hulls) and the
+ * calibration (huff_calibrate, huff_fit).
  *
- * The spatial work (which zone is within reach of which store, and how far) stays in SQL where the PostGIS
- * GiST indexes are (h3_postgis habit); these functions receive plain numbers: zone and site ids,
- * attractiveness, distance (or any travel cost) and demand, and do the probability arithmetic:
+ * Geometry stays in SQL and PostGIS (h3_postgis habit); these functions receive plain numbers: zone and site
+ * ids, lon/lat (distances on PostGIS's sphere, same formula), attractiveness, distance (or any travel cost)
+ * and demand, and do the probability arithmetic:
  *
  *   P(zone z -> store j) = A_j^alpha * max(d_zj, d_min)^-beta / sum over the stores k in reach of z
  *
