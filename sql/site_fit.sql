@@ -147,6 +147,8 @@ SELECT retail_mid.huff_fit('{1,1,2}', '{1,2,1}', '{1,0,1}', '{500,900,700}', '{1
 SELECT retail_mid.huff_fit('{1,1,2}', '{1,2,1}', '{1,1,1}', '{500,900,700}', '{10,10,5}', '{}', '{1,2,3}', '{1,NULL,1}');
 SELECT retail_mid.huff_fit('{1,1,2}', '{1,2,1}', '{1,1,1}', '{500,900,700}', '{10,10,5}', '{}', '{1,2,3}', '{1,1,1}', alpha0 => 1, beta0 => 10.5);
 
--- leave the database as a fresh one
+-- leave the database as a fresh one (the temp functions depend on the extension's)
+DROP FUNCTION pg_temp.store_fit(float8, float8);
+DROP FUNCTION pg_temp.flows(float8, float8);
 DROP EXTENSION retail_mid;
 DROP EXTENSION postgis;
