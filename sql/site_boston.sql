@@ -104,6 +104,9 @@ UPDATE retail_mid.site_store s SET observed_sales = 0.9 * h.expected_sales
   FROM retail_mid.site_huff_sales(1.5, 1.8, 5000) h WHERE h.store_id = s.store_id;
 SELECT round(alpha::numeric, 3) AS alpha, round(beta::numeric, 3) AS beta, round(scale::numeric, 3) AS scale,
        round(r_squared::numeric, 6) AS r_squared, stores FROM retail_mid.site_calibrate(5000);
+-- and by maximum likelihood (site_calibrate_fit), from alpha 1, beta 2
+SELECT fit_method, round(alpha::numeric, 3) AS alpha, round(beta::numeric, 3) AS beta, round(scale::numeric, 3) AS scale,
+       round(pseudo_r_squared::numeric, 6) AS pseudo_r2, observations, converged FROM retail_mid.site_calibrate_fit(5000);
 
 DELETE FROM retail_mid.site_candidate_cannibalisation; DELETE FROM retail_mid.site_candidate_score;
 DELETE FROM retail_mid.site_candidate; DELETE FROM retail_mid.site_store; DELETE FROM retail_mid.site_demand_zone;

@@ -1,25 +1,28 @@
 -- fulfilment: routing an order to the location(s) that ship it, with available-to-promise and reservations.
 --
--- Locations (CDC, RDC, FDC, stores) live in retail_mid.fulfilment_location until ods_site is on main; stock in
--- retail_mid.fulfilment_stock (on hand and reserved). fulfilment_route locks the stock rows of the order's SKUs
+-- Locations (CDC, RDC, FDC, stores) live in retail_mid.fulfilment_location, stock in retail_mid.fulfilment_stock
+-- (on hand and reserved); fulfilment_import_ods(brand) fills both from ods_site and ods_inventory_snapshot. fulfilment_route locks the stock rows of the order's SKUs
 -- in (location_id, sku_id) order, so concurrent routers queue instead of deadlocking and never promise the same
 -- unit twice; the choice itself is made by the C function fulfilment_plan.
 
 CREATE TABLE retail_mid.fulfilment_location (
     location_id bigint PRIMARY KEY,
+    brand       text NOT NULL DEFAULT '',
     code        text,
     kind        text NOT NULL CHECK (kind IN ('CDC', 'RDC', 'FDC', 'store')),
     geom        geometry NOT NULL,
     centre      geography(Point, 4326) NOT NULL,
     active      boolean NOT NULL DEFAULT true
 );
-COMMENT ON TABLE retail_mid.fulfilment_location IS 'Locations that can ship orders: central, regional and front distribution centres and stores (stand-in for ods_site).';
+COMMENT ON TABLE retail_mid.fulfilment_location IS 'Locations that can ship orders: central, regional and front distribution centres and stores; filled by hand or from ods_site by fulfilment_import_ods.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.location_id IS 'Location identifier.';
-COMMENT ON COLUMN retail_mid.fulfilment_location.code IS 'The source system''s site id.';
+COMMENT ON COLUMN retail_mid.fulfilment_location.brand IS 'Brand (ods_site.brand for imported locations).';
+COMMENT ON COLUMN retail_mid.fulfilment_location.code IS 'The source system''s site id (ods_site.site_id); unique per brand.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.kind IS 'CDC, RDC, FDC or store.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.geom IS 'Point in any SRID other than 0.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.centre IS 'Set by trigger: the point in EPSG:4326.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.active IS 'Inactive locations are never chosen.';
+CREATE UNIQUE INDEX fulfilment_location_code_idx ON retail_mid.fulfilment_location (brand, code);
 CREATE INDEX fulfilment_location_centre_idx ON retail_mid.fulfilment_location USING gist (centre);
 CREATE TRIGGER fulfilment_location_geometry BEFORE INSERT OR UPDATE OF geom ON retail_mid.fulfilment_location
     FOR EACH ROW EXECUTE FUNCTION retail_mid.site_prepare_geometry();
@@ -211,11 +214,80 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.fulfilment_settle(text, boolean) IS 'Closes an order''s open reservations: ship = true takes the units off on_hand, false releases them back to ATP; returns the number of reservation rows closed.';
 
+-- Feeds locations and stock from the ODS: every located site of the brand (CDC, RDC, FDC, store; active unless
+-- closed) and the latest inventory snapshot per site and SKU, whose on_hand - reserved (what the source system
+-- has not promised elsewhere) becomes on_hand here. Idempotent: a second run with the same ODS changes nothing.
+CREATE FUNCTION retail_mid.fulfilment_import_ods(brand text)
+RETURNS TABLE (locations_added bigint, locations_updated bigint, stock_rows bigint, stock_changed bigint,
+               stock_clamped bigint, stock_skipped bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    b text := brand;
+    v_added bigint; v_updated bigint; v_rows bigint; v_changed bigint; v_clamped bigint; v_skipped bigint;
+    v_job bigint;
+BEGIN
+    IF b IS NULL THEN
+        RAISE EXCEPTION 'brand must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v_job := retail_mid.job_start('fulfilment_import_ods', jsonb_build_object('brand', b));
+    -- one import of a brand at a time; routers keep running (they lock stock rows, not the table)
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.fulfilment_import_ods'), hashtext(b));
+
+    UPDATE retail_mid.fulfilment_location l
+       SET kind = o.kind, geom = o.geom, active = o.closed_on IS NULL
+      FROM retail_mid.ods_site o
+     WHERE o.brand = b AND l.brand = o.brand AND l.code = o.site_id AND o.geom IS NOT NULL
+       AND (l.kind IS DISTINCT FROM o.kind OR NOT ST_Equals(l.geom, o.geom) OR l.active IS DISTINCT FROM (o.closed_on IS NULL));
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+    INSERT INTO retail_mid.fulfilment_location (location_id, brand, code, kind, geom, active)
+    SELECT (SELECT coalesce(max(location_id), 0) FROM retail_mid.fulfilment_location) + row_number() OVER (ORDER BY o.site_id),
+           o.brand, o.site_id, o.kind, o.geom, o.closed_on IS NULL
+      FROM retail_mid.ods_site o
+     WHERE o.brand = b AND o.geom IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.fulfilment_location l WHERE l.brand = o.brand AND l.code = o.site_id);
+    GET DIAGNOSTICS v_added = ROW_COUNT;
+
+    CREATE TEMP TABLE fulfilment_import_tmp ON COMMIT DROP AS
+    SELECT l.location_id, s.site_id, s.sku_id, greatest(s.on_hand - s.reserved, 0) AS available
+      FROM (SELECT DISTINCT ON (i.site_id, i.sku_id) i.site_id, i.sku_id, i.on_hand, i.reserved
+              FROM retail_mid.ods_inventory_snapshot i
+             WHERE i.brand = b
+             ORDER BY i.site_id, i.sku_id, i.snapshot_date DESC) s
+      LEFT JOIN retail_mid.fulfilment_location l ON l.brand = b AND l.code = s.site_id;
+    SELECT count(*) FILTER (WHERE location_id IS NOT NULL), count(*) FILTER (WHERE location_id IS NULL)
+      INTO v_rows, v_skipped FROM fulfilment_import_tmp;
+    -- stock this module has promised (reserved) stays promised: on_hand never drops below it
+    SELECT count(*) INTO v_clamped
+      FROM fulfilment_import_tmp t JOIN retail_mid.fulfilment_stock s ON s.location_id = t.location_id AND s.sku_id = t.sku_id
+     WHERE t.available < s.reserved;
+    INSERT INTO retail_mid.fulfilment_stock AS s (location_id, sku_id, on_hand)
+    SELECT t.location_id, t.sku_id, t.available FROM fulfilment_import_tmp t
+     WHERE t.location_id IS NOT NULL
+     ORDER BY t.location_id, t.sku_id          -- the lock order of fulfilment_route
+    ON CONFLICT (location_id, sku_id) DO UPDATE SET on_hand = greatest(excluded.on_hand, s.reserved)
+     WHERE s.on_hand IS DISTINCT FROM greatest(excluded.on_hand, s.reserved);
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
+    DROP TABLE fulfilment_import_tmp;
+    IF v_clamped > 0 THEN
+        RAISE WARNING 'fulfilment_import_ods: % stock rows have less available than already reserved; on_hand kept at the reserved quantity', v_clamped;
+    END IF;
+    RAISE NOTICE 'fulfilment_import_ods: % locations added, % updated, % stock rows (% changed, % without a located site)',
+        v_added, v_updated, v_rows, v_changed, v_skipped;
+    PERFORM retail_mid.job_finish(v_job, v_rows, jsonb_build_object('locations_added', v_added, 'locations_updated', v_updated,
+        'stock_changed', v_changed, 'stock_clamped', v_clamped, 'stock_skipped', v_skipped));
+    RETURN QUERY SELECT v_added, v_updated, v_rows, v_changed, v_clamped, v_skipped;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.fulfilment_import_ods(text) IS 'Feeds fulfilment_location from a brand''s located ods_site rows (CDC, RDC, FDC, store; inactive when closed) and fulfilment_stock.on_hand from the latest ods_inventory_snapshot per site and SKU (on_hand - reserved, at least 0, never below what fulfilment has reserved); idempotent. Returns locations added and updated, stock rows seen, changed, clamped to the reserved quantity, and skipped (site without location).';
+
 DO $$
 DECLARE
     v_schema text := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                        WHERE e.extname = 'postgis');
 BEGIN
     EXECUTE format('ALTER FUNCTION retail_mid.fulfilment_route(text, geometry, text[], numeric[], float8, int4) SET search_path = pg_catalog, %I, pg_temp', v_schema);
+    EXECUTE format('ALTER FUNCTION retail_mid.fulfilment_import_ods(text) SET search_path = pg_catalog, %I, pg_temp', v_schema);
 END;
 $$;

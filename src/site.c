@@ -1,9 +1,11 @@
 /*
- * site.c: Huff gravity-model arithmetic for site selection.
+ * site.c: Huff gravity-model arithmetic for site selection: aggregates and array functions, the batch
+ * scorer's pruning and measuring (huff_impact_batch, site_catchment_batch, site_trade_area_hulls) and the
+ * calibration (huff_calibrate, huff_fit).
  *
- * The spatial work (which zone is within reach of which store, and how far) stays in SQL where the PostGIS
- * GiST indexes are (h3_postgis habit); these functions receive plain numbers: zone and site ids,
- * attractiveness, distance (or any travel cost) and demand, and do the probability arithmetic:
+ * Geometry stays in SQL and PostGIS (h3_postgis habit); these functions receive plain numbers: zone and site
+ * ids, lon/lat (distances on PostGIS's sphere, same formula), attractiveness, distance (or any travel cost)
+ * and demand, and do the probability arithmetic:
  *
  *   P(zone z -> store j) = A_j^alpha * max(d_zj, d_min)^-beta / sum over the stores k in reach of z
  *
@@ -11,6 +13,7 @@
  */
 #include "retail_mid.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include <nlopt.h>
@@ -18,6 +21,8 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -88,6 +93,17 @@ PG_FUNCTION_INFO_V1(huff_deserialfn);
 PG_FUNCTION_INFO_V1(huff_sales_finalfn);
 PG_FUNCTION_INFO_V1(huff_impact_finalfn);
 PG_FUNCTION_INFO_V1(huff_calibrate);
+
+/* Rows already grouped by zone (stores by id, then candidates by id) with dense site numbers in HuffRow.pad. */
+typedef struct HuffPresorted
+{
+	HuffRow   **idx;
+	const int64 *store_ids;		/* sorted, unique: pad of a store row indexes it */
+	int64		nstores;
+	int64		ncandidates;	/* pad of a candidate row is below this */
+} HuffPresorted;
+
+static Datum HuffImpactCompute(HuffState *state, const HuffPresorted *pre, TupleDesc desc, Oid elemtype);
 
 /* Validates alpha, beta, the distance floor and the trade-area threshold, with one error per case. */
 static void
@@ -428,6 +444,15 @@ SiteGridLonIndex(double lon, int64 ncells)
 	return i < 0 ? i + ncells : i;
 }
 
+/* The cell of a point in grid g. */
+static inline int64
+SiteGridPointCell(const SiteGrid *g, double lon, double lat)
+{
+	int			band = SiteGridBand(g, lat);
+
+	return ((int64) band << 32) | SiteGridLonIndex(lon, SiteGridCellsInBand(g, band));
+}
+
 /* site_grid_cell(lon, lat, radius) -> int8: the cell of a zone */
 Datum
 site_grid_cell(PG_FUNCTION_ARGS)
@@ -435,44 +460,37 @@ site_grid_cell(PG_FUNCTION_ARGS)
 	double		lon = PG_GETARG_FLOAT8(0);
 	double		lat = PG_GETARG_FLOAT8(1);
 	SiteGrid	g;
-	int			band;
 
 	HuffCheckLonLat(lon, lat);
 	SiteGridInit(&g, PG_GETARG_FLOAT8(2));
-	band = SiteGridBand(&g, lat);
-	PG_RETURN_INT64(((int64) band << 32) | SiteGridLonIndex(lon, SiteGridCellsInBand(&g, band)));
+	PG_RETURN_INT64(SiteGridPointCell(&g, lon, lat));
 }
 
-/* site_grid_cells(lon, lat, radius) -> int8[]: every cell the cap of radius metres around lon/lat touches */
-Datum
-site_grid_cells(PG_FUNCTION_ARGS)
+/*
+ * Every cell of grid g that the cap of g's radius around lon/lat touches, into *cells (palloc'd, grown as
+ * needed; *cap is its size); returns the count.
+ */
+static int
+SiteGridCapCells(const SiteGrid *g, double lon, double lat, int64 **cells, int *cap)
 {
-	double		lon = PG_GETARG_FLOAT8(0);
-	double		lat = PG_GETARG_FLOAT8(1);
-	SiteGrid	g;
 	double		dlon;
 	int			b0,
 				b1;
-	Datum	   *cells;
-	int			n = 0,
-				cap = 16;
+	int			n = 0;
 
-	HuffCheckLonLat(lon, lat);
-	SiteGridInit(&g, PG_GETARG_FLOAT8(2));
-	if (fabs(lat) + g.h >= 90.0 || g.r >= M_PI / 2)
+	if (fabs(lat) + g->h >= 90.0 || g->r >= M_PI / 2)
 		dlon = 180.0;
 	else
 	{
-		double		x = sin(g.r) / cos(lat * M_PI / 180.0);
+		double		x = sin(g->r) / cos(lat * M_PI / 180.0);
 
 		dlon = x >= 1.0 ? 180.0 : asin(x) * 180.0 / M_PI;
 	}
-	b0 = SiteGridBand(&g, lat - g.h < -90.0 ? -90.0 : lat - g.h);
-	b1 = SiteGridBand(&g, lat + g.h > 90.0 ? 90.0 : lat + g.h);
-	cells = palloc(sizeof(Datum) * cap);
+	b0 = SiteGridBand(g, lat - g->h < -90.0 ? -90.0 : lat - g->h);
+	b1 = SiteGridBand(g, lat + g->h > 90.0 ? 90.0 : lat + g->h);
 	for (int band = b0; band <= b1; band++)
 	{
-		int64		ncells = SiteGridCellsInBand(&g, band);
+		int64		ncells = SiteGridCellsInBand(g, band);
 		int64		first,
 					last;
 
@@ -501,22 +519,43 @@ site_grid_cells(PG_FUNCTION_ARGS)
 				idx += ncells;
 			cell = ((int64) band << 32) | idx;
 			for (int k = 0; k < n && !dup; k++)
-				dup = DatumGetInt64(cells[k]) == cell;
+				dup = (*cells)[k] == cell;
 			if (dup)
 				continue;
-			if (n == cap)
+			if (n == *cap)
 			{
-				if (cap >= 1 << 24)
+				if (*cap >= 1 << 24)
 					ereport(ERROR,
 							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 							 errmsg("radius too large for the grid")));
-				cap *= 2;
-				cells = repalloc(cells, sizeof(Datum) * cap);
+				*cap *= 2;
+				*cells = repalloc(*cells, sizeof(int64) * *cap);
 			}
-			cells[n++] = Int64GetDatum(cell);
+			(*cells)[n++] = cell;
 		}
 	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(cells, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return n;
+}
+
+/* site_grid_cells(lon, lat, radius) -> int8[]: every cell the cap of radius metres around lon/lat touches */
+Datum
+site_grid_cells(PG_FUNCTION_ARGS)
+{
+	double		lon = PG_GETARG_FLOAT8(0);
+	double		lat = PG_GETARG_FLOAT8(1);
+	SiteGrid	g;
+	int			cap = 16;
+	int64	   *cells = palloc(sizeof(int64) * cap);
+	int			n;
+	Datum	   *d;
+
+	HuffCheckLonLat(lon, lat);
+	SiteGridInit(&g, PG_GETARG_FLOAT8(2));
+	n = SiteGridCapCells(&g, lon, lat, &cells, &cap);
+	d = palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(cells[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
 /*
@@ -1101,6 +1140,14 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 	HuffState  *state = PG_ARGISNULL(0) ? NULL : (HuffState *) PG_GETARG_POINTER(0);
 	Oid			elemtype;
 	TupleDesc	desc = HuffResultDesc(fcinfo, &elemtype);
+
+	PG_RETURN_DATUM(HuffImpactCompute(state, NULL, desc, elemtype));
+}
+
+/* The work of huff_impact_finalfn, shared with huff_impact_batch: huff_impact[] from a state's pairs. */
+static Datum
+HuffImpactCompute(HuffState *state, const HuffPresorted *pre, TupleDesc desc, Oid elemtype)
+{
 	HuffRow   **idx;
 	double	   *util;
 	int32	   *store_index;	/* per row: dense index of the store, -1 for candidates */
@@ -1121,22 +1168,28 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 	int64		start = 0;
 
 	if (state == NULL || state->n == 0)
-		PG_RETURN_DATUM(HuffBuildArray(NULL, 0, elemtype));
-	idx = HuffSortedRows(state);
+		return HuffBuildArray(NULL, 0, elemtype);
+	idx = pre ? pre->idx : HuffSortedRows(state);
 	util = palloc_extended(sizeof(double) * state->n, MCXT_ALLOC_HUGE);
 	store_index = palloc_extended(sizeof(int32) * state->n, MCXT_ALLOC_HUGE);
 	runs = palloc_extended(sizeof(ZoneRun) * state->n, MCXT_ALLOC_HUGE);
 	cands = palloc_extended(sizeof(CandRef) * state->n, MCXT_ALLOC_HUGE);
-	store_ids = palloc_extended(sizeof(int64) * state->n, MCXT_ALLOC_HUGE);
 
 	/* dense store numbering, in store id order */
-	for (int64 i = 0; i < state->n; i++)
-		if (idx[i]->role != ROLE_CANDIDATE)
-			store_ids[nstores++] = idx[i]->site;
-	qsort(store_ids, nstores, sizeof(int64), Int64Cmp);
+	if (pre)
+	{
+		store_ids = (int64 *) pre->store_ids;
+		nstores = pre->nstores;
+	}
+	else
 	{
 		int64		u = 0;
 
+		store_ids = palloc_extended(sizeof(int64) * state->n, MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < state->n; i++)
+			if (idx[i]->role != ROLE_CANDIDATE)
+				store_ids[nstores++] = idx[i]->site;
+		qsort(store_ids, nstores, sizeof(int64), Int64Cmp);
 		for (int64 i = 0; i < nstores; i++)
 			if (u == 0 || store_ids[i] != store_ids[u - 1])
 				store_ids[u++] = store_ids[i];
@@ -1166,10 +1219,15 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 			util[i] = HuffUtility(idx[i]->attractiveness, idx[i]->distance, &state->params);
 		for (int64 i = start; i < run->first_cand; i++)
 		{
-			int64	   *hit = bsearch(&idx[i]->site, store_ids, nstores, sizeof(int64), Int64Cmp);
+			if (pre)
+				store_index[i] = idx[i]->pad;
+			else
+			{
+				int64	   *hit = bsearch(&idx[i]->site, store_ids, nstores, sizeof(int64), Int64Cmp);
 
-			Assert(hit != NULL);
-			store_index[i] = (int32) (hit - store_ids);
+				Assert(hit != NULL);
+				store_index[i] = (int32) (hit - store_ids);
+			}
 			run->total += util[i];
 		}
 		for (int64 i = start; i < run->first_cand; i++)
@@ -1187,7 +1245,22 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 	}
 
 	/* pass 2, per candidate: its sales, the zones of its trade area, and what each store loses */
-	qsort(cands, ncands, sizeof(CandRef), CandRefCmp);
+	if (pre)
+	{
+		/* a stable counting sort by the dense candidate number keeps each candidate's runs in order */
+		int64	   *first = palloc0(sizeof(int64) * (pre->ncandidates + 1));
+		CandRef    *sorted = palloc_extended(sizeof(CandRef) * (ncands + 1), MCXT_ALLOC_HUGE);
+
+		for (int64 k = 0; k < ncands; k++)
+			first[idx[cands[k].row]->pad + 1]++;
+		for (int64 c = 0; c < pre->ncandidates; c++)
+			first[c + 1] += first[c];
+		for (int64 k = 0; k < ncands; k++)
+			sorted[first[idx[cands[k].row]->pad]++] = cands[k];
+		cands = sorted;
+	}
+	else
+		qsort(cands, ncands, sizeof(CandRef), CandRefCmp);
 	elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
 	zone_elems = palloc_extended(sizeof(Datum) * (ncands + 1), MCXT_ALLOC_HUGE);
 	for (int64 k = 0; k < ncands;)
@@ -1242,7 +1315,7 @@ huff_impact_finalfn(PG_FUNCTION_ARGS)
 		memcpy(elems + nelems, zone_elems, sizeof(Datum) * nzone_elems);
 		nelems += nzone_elems;
 	}
-	PG_RETURN_DATUM(HuffBuildArray(elems, nelems, elemtype));
+	return HuffBuildArray(elems, nelems, elemtype);
 }
 
 /* The elements of a one-dimensional array of 8-byte elements (float8 or int8), which must have no nulls. */
@@ -1590,4 +1663,1357 @@ huff_calibrate(PG_FUNCTION_ARGS)
 	values[6] = Int32GetDatum(nos);
 	values[7] = Int32GetDatum(cd.evaluations);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * Maximum-likelihood (and least-squares) fit of the Huff model with analytic gradients, optionally with a free
+ * attractiveness multiplier per store.
+ *
+ * Observations are either store totals (observed sales per store) or zone-level flows (customers or sales of
+ * zone z at store j). Each observation o has a model value m_o(theta) = sum over its pairs of D_z * P_zj, and
+ * the fitted value is scale * m_o.
+ *   ml: observations ~ Poisson(scale * m_o); the scale is profiled out (scale = sum y / sum m), which leaves
+ *       the multinomial log-likelihood  sum y_o log(m_o / sum m): the fit does not depend on the unit of y.
+ *   ls: least squares, scale solved in closed form (as huff_calibrate).
+ * Gradient: with P_zj = u_zj / sum_k u_zk and log u_zj = alpha log A_j + gamma_j - beta log d_zj,
+ *   d m_o / d theta = sum over its pairs D_z P_zj (g_zj - sum_k P_zk g_zk),  g = (log A, -log d, e_j),
+ * and d f / d theta = sum_o w_o d m_o / d theta with w_o = d f / d m_o (for ls by the envelope theorem).
+ * A free multiplier per store makes alpha unidentifiable (alpha log A_j + gamma_j is one free number per store),
+ * so alpha is then held at alpha0 and one store is the reference (multiplier 1).
+ */
+#define FIT_GAMMA_BOUND 6.907755278982137	/* ln 1000: multipliers within [1/1000, 1000] */
+
+typedef struct FitData
+{
+	int			npairs;
+	int64	   *zone;			/* per pair, sorted by zone */
+	double	   *log_a;
+	double	   *log_d;
+	double	   *demand;
+	int		   *gamma;			/* per pair: index of the store's free multiplier, -1 when none */
+	int		   *obs;			/* per pair: observation it contributes to, -1 when none */
+	double	   *prob;			/* scratch per pair: P_zj of the last evaluation */
+	int			nobs;
+	double	   *y;
+	double	   *m;				/* scratch per observation: model value */
+	double	   *w;				/* scratch per observation: d f / d m */
+	int			ngamma;
+	bool		ml;
+	bool		fit_alpha;		/* false when multipliers are fitted */
+	double		alpha_fixed;
+	double		scale;
+	int			evaluations;
+	nlopt_opt	opt;
+} FitData;
+
+/* Unpacks x into alpha, beta and the multipliers' gamma (log utility factors). */
+static inline void
+FitUnpack(const FitData *fd, const double *x, double *alpha, double *beta, const double **gamma)
+{
+	if (fd->fit_alpha)
+	{
+		*alpha = x[0];
+		*beta = x[1];
+		*gamma = NULL;
+	}
+	else
+	{
+		*alpha = fd->alpha_fixed;
+		*beta = x[0];
+		*gamma = x + 1;
+	}
+}
+
+/* Model values m_o and the probabilities P_zj at x. */
+static void
+FitPredict(FitData *fd, const double *x)
+{
+	double		alpha,
+				beta;
+	const double *gamma;
+	int			start = 0;
+
+	FitUnpack(fd, x, &alpha, &beta, &gamma);
+	memset(fd->m, 0, sizeof(double) * fd->nobs);
+	while (start < fd->npairs)
+	{
+		int			end = start;
+		double		top = -INFINITY,
+					total = 0.0;
+
+		while (end < fd->npairs && fd->zone[end] == fd->zone[start])
+			end++;
+		for (int i = start; i < end; i++)
+		{
+			double		e = alpha * fd->log_a[i] - beta * fd->log_d[i];
+
+			if (gamma && fd->gamma[i] >= 0)
+				e += gamma[fd->gamma[i]];
+			fd->prob[i] = e;
+			if (e > top)
+				top = e;
+		}
+		for (int i = start; i < end; i++)
+		{
+			fd->prob[i] = exp(fd->prob[i] - top);
+			total += fd->prob[i];
+		}
+		for (int i = start; i < end; i++)
+		{
+			fd->prob[i] /= total;
+			if (fd->obs[i] >= 0)
+				fd->m[fd->obs[i]] += fd->demand[i] * fd->prob[i];
+		}
+		start = end;
+	}
+}
+
+/* NLopt objective: negative profiled log-likelihood (ml) or SSE (ls), with its gradient. */
+static double
+FitObjective(unsigned n, const double *x, double *grad, void *data)
+{
+	FitData    *fd = (FitData *) data;
+	double		f = 0.0;
+	double		sum_y = 0.0,
+				sum_m = 0.0;
+	int			start = 0;
+
+	/* no ereport from inside NLopt: a pending cancel stops the optimiser, and is served after it returns */
+	if (InterruptPending && fd->opt != NULL)
+		nlopt_force_stop(fd->opt);
+	fd->evaluations++;
+	FitPredict(fd, x);
+	if (fd->ml)
+	{
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			sum_y += fd->y[o];
+			sum_m += fd->m[o];
+		}
+		if (!(sum_m > 0.0))
+			sum_m = DBL_MIN;
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			double		mo = fd->m[o] > DBL_MIN ? fd->m[o] : DBL_MIN;	/* only under extreme parameters */
+
+			if (fd->y[o] > 0.0)
+				f -= fd->y[o] * log(mo);
+			fd->w[o] = -fd->y[o] / mo + sum_y / sum_m;
+		}
+		f += sum_y * log(sum_m);
+		fd->scale = sum_y / sum_m;
+	}
+	else
+	{
+		double		sym = 0.0,
+					smm = 0.0;
+
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			sym += fd->y[o] * fd->m[o];
+			smm += fd->m[o] * fd->m[o];
+		}
+		fd->scale = smm > 0.0 ? sym / smm : 0.0;
+		for (int o = 0; o < fd->nobs; o++)
+		{
+			double		e = fd->y[o] - fd->scale * fd->m[o];
+
+			f += e * e;
+			fd->w[o] = -2.0 * fd->scale * e;
+		}
+	}
+	if (grad == NULL)
+		return f;
+
+	memset(grad, 0, sizeof(double) * n);
+	while (start < fd->npairs)
+	{
+		int			end = start;
+		double		wz = 0.0,	/* sum_j w_j P_zj */
+					wa = 0.0,	/* sum_j w_j P_zj log A_j */
+					wl = 0.0,	/* sum_j w_j P_zj log d_zj */
+					pa = 0.0,	/* sum_j P_zj log A_j */
+					pl = 0.0;	/* sum_j P_zj log d_zj */
+		double		demand = fd->demand[start];
+
+		while (end < fd->npairs && fd->zone[end] == fd->zone[start])
+			end++;
+		for (int i = start; i < end; i++)
+		{
+			double		p = fd->prob[i];
+			double		wp = fd->obs[i] >= 0 ? fd->w[fd->obs[i]] * p : 0.0;
+
+			wz += wp;
+			wa += wp * fd->log_a[i];
+			wl += wp * fd->log_d[i];
+			pa += p * fd->log_a[i];
+			pl += p * fd->log_d[i];
+		}
+		if (fd->fit_alpha)
+		{
+			grad[0] += demand * (wa - wz * pa);
+			grad[1] -= demand * (wl - wz * pl);
+		}
+		else
+		{
+			grad[0] -= demand * (wl - wz * pl);
+			for (int i = start; i < end; i++)
+				if (fd->gamma[i] >= 0)
+				{
+					double		wi = fd->obs[i] >= 0 ? fd->w[fd->obs[i]] : 0.0;
+
+					grad[1 + fd->gamma[i]] += demand * fd->prob[i] * (wi - wz);
+				}
+		}
+		start = end;
+	}
+	return f;
+}
+
+typedef struct ZoneStoreKey
+{
+	int64		zone;
+	int64		store;
+	int			i;
+} ZoneStoreKey;
+
+static int
+ZoneStoreKeyCmp(const void *a, const void *b)
+{
+	const ZoneStoreKey *x = a;
+	const ZoneStoreKey *y = b;
+
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	if (x->store != y->store)
+		return x->store < y->store ? -1 : 1;
+	return 0;
+}
+
+static const char *
+FitStatusName(nlopt_result r)
+{
+	switch (r)
+	{
+		case NLOPT_SUCCESS:
+			return "success";
+		case NLOPT_STOPVAL_REACHED:
+			return "stopval reached";
+		case NLOPT_FTOL_REACHED:
+			return "ftol reached";
+		case NLOPT_XTOL_REACHED:
+			return "xtol reached";
+		case NLOPT_MAXEVAL_REACHED:
+			return "max evaluations reached";
+		case NLOPT_MAXTIME_REACHED:
+			return "max time reached";
+		case NLOPT_ROUNDOFF_LIMITED:
+			return "roundoff limited";
+		case NLOPT_FAILURE:
+			return "failure";
+		default:
+			return "error";
+	}
+}
+
+/*
+ * huff_fit(zone_id int8[], store_id int8[], attractiveness float8[], distance float8[], demand float8[],
+ *          obs_zone_id int8[], obs_store_id int8[], observed float8[], method text, fit_attractiveness bool,
+ *          reference_store int8, alpha0, beta0, min_distance, max_evaluations)
+ * obs_zone_id empty: store totals; otherwise zone-level flows, one per (zone, store).
+ */
+PG_FUNCTION_INFO_V1(huff_fit);
+Datum
+huff_fit(PG_FUNCTION_ARGS)
+{
+	int			nz,
+				ns,
+				na,
+				nd,
+				ndm,
+				noz,
+				nos,
+				nov;
+	int64	   *zone,
+			   *store,
+			   *obs_zone,
+			   *obs_store;
+	double	   *attr,
+			   *dist,
+			   *demand,
+			   *observed;
+	text	   *method_t;
+	char	   *method;
+	bool		ml,
+				fit_attr,
+				cell_level;
+	bool		have_ref;
+	int64		ref_store = 0;
+	int			max_eval;
+	HuffParams	p;
+	FitData		fd;
+	ZoneStoreKey *order;
+	ZoneStoreKey *okeys;		/* observations sorted by (zone, store); zone 0 for store totals */
+	int64	   *obs_stores_sorted;
+	int			nobs_stores = 0;
+	int		   *pairs_per_obs;
+	int64	   *gamma_store;
+	int			nparams;
+	double	   *x,
+			   *lb,
+			   *ub;
+	double		minf;
+	nlopt_opt	opt;
+	nlopt_result res;
+	double		sum_y = 0.0,
+				mean_y,
+				sst = 0.0,
+				sse = 0.0,
+				ll = 0.0,
+				ll0 = 0.0,
+				dev = 0.0,
+				dev0 = 0.0,
+				ape = 0.0;
+	int			nape = 0;
+	bool		ll_finite = true;
+	TupleDesc	desc;
+	Datum		values[17];
+	bool		nulls[17];
+
+	HuffRequireNotNull(fcinfo, 0, 9);
+	HuffRequireNotNull(fcinfo, 11, 14);
+	zone = HuffIntArray(PG_GETARG_ARRAYTYPE_P(0), "zone_id", &nz);
+	store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(1), "store_id", &ns);
+	attr = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(2), "attractiveness", &na);
+	dist = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(3), "distance", &nd);
+	demand = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(4), "demand", &ndm);
+	obs_zone = HuffIntArray(PG_GETARG_ARRAYTYPE_P(5), "obs_zone_id", &noz);
+	obs_store = HuffIntArray(PG_GETARG_ARRAYTYPE_P(6), "obs_store_id", &nos);
+	observed = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(7), "observed", &nov);
+	method_t = PG_GETARG_TEXT_PP(8);
+	method = text_to_cstring(method_t);
+	fit_attr = PG_GETARG_BOOL(9);
+	have_ref = !PG_ARGISNULL(10);
+	if (have_ref)
+		ref_store = PG_GETARG_INT64(10);
+	p.alpha = PG_GETARG_FLOAT8(11);
+	p.beta = PG_GETARG_FLOAT8(12);
+	p.min_distance = PG_GETARG_FLOAT8(13);
+	p.threshold = 0.0;
+	p.cutoff = 0.0;
+	max_eval = PG_GETARG_INT32(14);
+	HuffCheckParams(&p);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "huff_fit must return a composite type");
+
+	if (strcmp(method, "ml") == 0)
+		ml = true;
+	else if (strcmp(method, "ls") == 0)
+		ml = false;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown calibration method \"%s\"", method),
+				 errhint("Use ml (maximum likelihood) or ls (least squares).")));
+	if (max_eval < 1 || max_eval > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_evaluations must be between 1 and 1000000"),
+				 errdetail("max_evaluations is %d.", max_eval)));
+	if (ns != nz || na != nz || nd != nz || ndm != nz)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("zone_id, store_id, attractiveness, distance and demand arrays must have the same length")));
+	if (nov != nos)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("obs_store_id and observed arrays must have the same length")));
+	cell_level = noz > 0;
+	if (cell_level && noz != nos)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("obs_zone_id must be empty (store totals) or as long as obs_store_id (zone-level flows)")));
+	if (nos < 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("calibration needs at least 3 observations"),
+				 errdetail("%d observations were given.", nos)));
+	if (fit_attr && !cell_level)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per-store attractiveness needs zone-level observations"),
+				 errdetail("With store totals, one free multiplier per store and the scale fit every store exactly, whatever alpha and beta are."),
+				 errhint("Pass flows per zone and store (site_observed_flow), or fit alpha and beta only.")));
+	if (fit_attr && !(p.alpha > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("alpha0 must be positive when per-store attractiveness is fitted"),
+				 errdetail("alpha is held at alpha0 and the multipliers scale attractiveness A to the power alpha.")));
+	for (int o = 0; o < nos; o++)
+	{
+		if (isnan(observed[o]) || isinf(observed[o]) || observed[o] < 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("observed sales must be non-negative finite numbers"),
+					 errdetail("Store " INT64_FORMAT " has %g.", obs_store[o], observed[o])));
+		sum_y += observed[o];
+	}
+	if (!(sum_y > 0.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("observed sales are all zero"),
+				 errdetail("There is nothing to fit.")));
+
+	/* observations sorted by (zone, store): duplicates are errors, pairs find theirs by binary search */
+	okeys = palloc(sizeof(ZoneStoreKey) * nos);
+	for (int o = 0; o < nos; o++)
+	{
+		okeys[o].zone = cell_level ? obs_zone[o] : 0;
+		okeys[o].store = obs_store[o];
+		okeys[o].i = o;
+	}
+	qsort(okeys, nos, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+	for (int o = 1; o < nos; o++)
+		if (ZoneStoreKeyCmp(&okeys[o], &okeys[o - 1]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 cell_level ? errmsg("zone " INT64_FORMAT " and store " INT64_FORMAT " have more than one observation",
+										 okeys[o].zone, okeys[o].store)
+					 : errmsg("store " INT64_FORMAT " has more than one observed sales figure", okeys[o].store)));
+	/* the distinct observed stores, sorted: they carry the free multipliers */
+	obs_stores_sorted = palloc(sizeof(int64) * nos);
+	for (int o = 0; o < nos; o++)
+		obs_stores_sorted[o] = obs_store[o];
+	qsort(obs_stores_sorted, nos, sizeof(int64), Int64Cmp);
+	for (int o = 0; o < nos; o++)
+		if (nobs_stores == 0 || obs_stores_sorted[o] != obs_stores_sorted[nobs_stores - 1])
+			obs_stores_sorted[nobs_stores++] = obs_stores_sorted[o];
+	if (fit_attr)
+	{
+		if (!have_ref)
+			ref_store = obs_stores_sorted[0];
+		else if (!bsearch(&ref_store, obs_stores_sorted, nobs_stores, sizeof(int64), Int64Cmp))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("reference store " INT64_FORMAT " has no observation", ref_store),
+					 errhint("The reference store must be one of the observed stores.")));
+		if (nobs_stores < 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per-store attractiveness needs observations of at least 2 stores")));
+	}
+
+	memset(&fd, 0, sizeof(fd));
+	fd.npairs = nz;
+	fd.nobs = nos;
+	fd.ml = ml;
+	fd.fit_alpha = !fit_attr;
+	fd.alpha_fixed = p.alpha;
+	fd.y = observed;
+	fd.m = palloc0(sizeof(double) * nos);
+	fd.w = palloc0(sizeof(double) * nos);
+	fd.zone = palloc(sizeof(int64) * (nz > 0 ? nz : 1));
+	fd.log_a = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.log_d = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.demand = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	fd.gamma = palloc(sizeof(int) * (nz > 0 ? nz : 1));
+	fd.obs = palloc(sizeof(int) * (nz > 0 ? nz : 1));
+	fd.prob = palloc(sizeof(double) * (nz > 0 ? nz : 1));
+	pairs_per_obs = palloc0(sizeof(int) * nos);
+	gamma_store = palloc(sizeof(int64) * nobs_stores);
+	fd.ngamma = 0;
+	if (fit_attr)
+		for (int k = 0; k < nobs_stores; k++)
+			if (obs_stores_sorted[k] != ref_store)
+				gamma_store[fd.ngamma++] = obs_stores_sorted[k];
+
+	order = palloc(sizeof(ZoneStoreKey) * (nz > 0 ? nz : 1));
+	for (int i = 0; i < nz; i++)
+	{
+		HuffCheckRow(store[i], attr[i], dist[i], demand[i]);
+		order[i].zone = zone[i];
+		order[i].store = store[i];
+		order[i].i = i;
+	}
+	qsort(order, nz, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+	for (int k = 0; k < nz; k++)
+	{
+		int			i = order[k].i;
+		ZoneStoreKey key;
+		ZoneStoreKey *hit;
+		int64	   *g;
+		double		d = dist[i] < p.min_distance ? p.min_distance : dist[i];
+
+		if (k > 0 && order[k].zone == order[k - 1].zone && order[k].store == order[k - 1].store)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("site " INT64_FORMAT " appears more than once in zone " INT64_FORMAT, store[i], zone[i])));
+		if (k > 0 && order[k].zone == order[k - 1].zone && demand[i] != fd.demand[k - 1])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("demand differs between rows of zone " INT64_FORMAT, zone[i])));
+		fd.zone[k] = zone[i];
+		fd.log_a[k] = log(attr[i]);
+		fd.log_d[k] = log(d);
+		fd.demand[k] = demand[i];
+		key.zone = cell_level ? zone[i] : 0;
+		key.store = store[i];
+		key.i = 0;
+		hit = bsearch(&key, okeys, nos, sizeof(ZoneStoreKey), ZoneStoreKeyCmp);
+		fd.obs[k] = hit ? hit->i : -1;
+		if (hit)
+			pairs_per_obs[hit->i]++;
+		g = fd.ngamma > 0 ? bsearch(&store[i], gamma_store, fd.ngamma, sizeof(int64), Int64Cmp) : NULL;
+		fd.gamma[k] = g ? (int) (g - gamma_store) : -1;
+	}
+	/* a positive observation the model cannot produce makes the likelihood zero whatever the parameters */
+	for (int o = 0; o < nos; o++)
+		if (ml && pairs_per_obs[o] == 0 && observed[o] > 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 cell_level ? errmsg("zone " INT64_FORMAT " has observed sales at store " INT64_FORMAT " but is not within its reach",
+										 obs_zone[o], obs_store[o])
+					 : errmsg("store " INT64_FORMAT " has observed sales but no zone within reach", obs_store[o]),
+					 errhint("Raise the cut-off, or leave the observation out.")));
+
+	nparams = fd.fit_alpha ? 2 : 1 + fd.ngamma;
+	x = palloc(sizeof(double) * nparams);
+	lb = palloc(sizeof(double) * nparams);
+	ub = palloc(sizeof(double) * nparams);
+	if (fd.fit_alpha)
+	{
+		x[0] = p.alpha;
+		x[1] = p.beta;
+		lb[0] = 0.0;
+		ub[0] = HUFF_ALPHA_MAX;
+		lb[1] = 0.0;
+		ub[1] = HUFF_BETA_MAX;
+	}
+	else
+	{
+		x[0] = p.beta;
+		lb[0] = 0.0;
+		ub[0] = HUFF_BETA_MAX;
+		for (int k = 0; k < fd.ngamma; k++)
+		{
+			x[1 + k] = 0.0;
+			lb[1 + k] = -FIT_GAMMA_BOUND * p.alpha;
+			ub[1 + k] = FIT_GAMMA_BOUND * p.alpha;
+		}
+	}
+	opt = nlopt_create(NLOPT_LD_LBFGS, nparams);
+	if (opt == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("could not create the NLopt optimiser")));
+	nlopt_set_lower_bounds(opt, lb);
+	nlopt_set_upper_bounds(opt, ub);
+	nlopt_set_min_objective(opt, FitObjective, &fd);
+	nlopt_set_ftol_rel(opt, 1e-13);
+	nlopt_set_xtol_rel(opt, 1e-10);
+	nlopt_set_maxeval(opt, max_eval);
+	fd.opt = opt;
+	res = nlopt_optimize(opt, x, &minf);
+	nlopt_destroy(opt);
+	fd.opt = NULL;
+	CHECK_FOR_INTERRUPTS();		/* a cancel only stopped the optimiser (see FitObjective) */
+	if (res == NLOPT_INVALID_ARGS || res == NLOPT_OUT_OF_MEMORY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Huff calibration failed"),
+				 errdetail("NLopt returned code %d.", (int) res)));
+
+	/* goodness of fit at the returned point (not counted as an evaluation of the optimiser) */
+	(void) FitObjective(nparams, x, NULL, &fd);
+	fd.evaluations--;
+	mean_y = sum_y / nos;
+	for (int o = 0; o < nos; o++)
+	{
+		double		yo = observed[o];
+		double		mu = fd.scale * fd.m[o];
+		double		e = yo - mu;
+
+		sse += e * e;
+		sst += (yo - mean_y) * (yo - mean_y);
+		if (yo > 0.0)
+		{
+			ape += fabs(e) / yo;
+			nape++;
+			if (mu > 0.0)
+			{
+				ll += yo * log(mu);
+				dev += 2.0 * (yo * log(yo / mu) - e);
+			}
+			else
+				ll_finite = false;
+			ll0 += yo * log(mean_y);
+			dev0 += 2.0 * (yo * log(yo / mean_y) - (yo - mean_y));
+		}
+		else
+		{
+			dev += 2.0 * mu;
+			dev0 += 2.0 * mean_y;
+		}
+		ll -= mu + lgamma(yo + 1.0);
+		ll0 -= mean_y + lgamma(yo + 1.0);
+	}
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = CStringGetTextDatum(ml ? "ml" : "ls");
+	values[1] = Float8GetDatum(fd.fit_alpha ? x[0] : p.alpha);
+	values[2] = Float8GetDatum(fd.fit_alpha ? x[1] : x[0]);
+	values[3] = Float8GetDatum(fd.scale);
+	values[4] = Float8GetDatum(ll);
+	nulls[4] = !ll_finite;
+	values[5] = Float8GetDatum(ll0);
+	values[6] = Float8GetDatum(1.0 - dev / dev0);
+	nulls[6] = !ll_finite || !(dev0 > 0.0);
+	values[7] = Float8GetDatum(1.0 - sse / sst);
+	nulls[7] = !(sst > 0.0);
+	values[8] = Float8GetDatum(sqrt(sse / nos));
+	values[9] = Float8GetDatum(100.0 * ape / (nape > 0 ? nape : 1));
+	nulls[9] = nape == 0;
+	values[10] = Int32GetDatum(nos);
+	values[11] = Int32GetDatum(nparams + 1);	/* and the scale */
+	values[12] = Int32GetDatum(fd.evaluations);
+	values[13] = BoolGetDatum(res == NLOPT_SUCCESS || res == NLOPT_FTOL_REACHED || res == NLOPT_XTOL_REACHED ||
+							  res == NLOPT_STOPVAL_REACHED);
+	values[14] = CStringGetTextDatum(FitStatusName(res));
+	if (fit_attr)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * nobs_stores);
+		Datum	   *factors = palloc(sizeof(Datum) * nobs_stores);
+
+		for (int k = 0; k < nobs_stores; k++)
+		{
+			int64	   *g = bsearch(&obs_stores_sorted[k], gamma_store, fd.ngamma, sizeof(int64), Int64Cmp);
+
+			ids[k] = Int64GetDatum(obs_stores_sorted[k]);
+			factors[k] = Float8GetDatum(g ? exp(x[1 + (g - gamma_store)] / p.alpha) : 1.0);
+		}
+		values[15] = PointerGetDatum(construct_array(ids, nobs_stores, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[16] = PointerGetDatum(construct_array(factors, nobs_stores, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
+	else
+	{
+		nulls[15] = true;
+		nulls[16] = true;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+typedef struct ZoneRef
+{
+	int64		zone;
+	int			i;
+} ZoneRef;
+
+static int
+ZoneRefCmp(const void *a, const void *b)
+{
+	int64		x = ((const ZoneRef *) a)->zone;
+	int64		y = ((const ZoneRef *) b)->zone;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * Batch scoring in one pass (site_score_candidates): the zones, stores and candidates come in as arrays (one
+ * scan of each table), the zones are bucketed by grid cell in C, and each site meets the zones of the cells
+ * its cut-off circle touches: the pairs the SQL grid join found, measured with the same formula.
+ */
+typedef struct GridIndex
+{
+	SiteGrid	g;
+	int			n;
+	int64	   *cell;			/* sorted cells of the points */
+	int		   *point;			/* the point at each sorted position */
+} GridIndex;
+
+typedef struct CellPoint
+{
+	int64		cell;
+	int			point;
+} CellPoint;
+
+static int
+CellPointCmp(const void *a, const void *b)
+{
+	const CellPoint *x = a;
+	const CellPoint *y = b;
+
+	if (x->cell != y->cell)
+		return x->cell < y->cell ? -1 : 1;
+	return x->point - y->point;
+}
+
+static void
+GridIndexBuild(GridIndex *gi, double radius, const double *lon, const double *lat, int n)
+{
+	CellPoint  *cp = palloc(sizeof(CellPoint) * (n > 0 ? n : 1));
+
+	SiteGridInit(&gi->g, radius);
+	for (int i = 0; i < n; i++)
+	{
+		HuffCheckLonLat(lon[i], lat[i]);
+		cp[i].cell = SiteGridPointCell(&gi->g, lon[i], lat[i]);
+		cp[i].point = i;
+	}
+	qsort(cp, n, sizeof(CellPoint), CellPointCmp);
+	gi->n = n;
+	gi->cell = palloc(sizeof(int64) * (n > 0 ? n : 1));
+	gi->point = palloc(sizeof(int) * (n > 0 ? n : 1));
+	for (int i = 0; i < n; i++)
+	{
+		gi->cell[i] = cp[i].cell;
+		gi->point[i] = cp[i].point;
+	}
+	pfree(cp);
+}
+
+/* First sorted position whose cell is >= cell. */
+static int
+GridLowerBound(const GridIndex *gi, int64 cell)
+{
+	int			lo = 0,
+				hi = gi->n;
+
+	while (lo < hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (gi->cell[mid] < cell)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The points of gi within the grid's cells around lon/lat, appended to *out (grown as needed); a point is
+ * listed once because every point lies in exactly one cell and the cells are distinct.
+ */
+static int
+GridNear(const GridIndex *gi, double lon, double lat, int64 **cells, int *cells_cap, int **out, int *out_cap)
+{
+	int			nc = SiteGridCapCells(&gi->g, lon, lat, cells, cells_cap);
+	int			n = 0;
+
+	for (int c = 0; c < nc; c++)
+		for (int k = GridLowerBound(gi, (*cells)[c]); k < gi->n && gi->cell[k] == (*cells)[c]; k++)
+		{
+			if (n == *out_cap)
+			{
+				*out_cap *= 2;
+				*out = repalloc_huge(*out, sizeof(int) * (Size) *out_cap);
+			}
+			(*out)[n++] = gi->point[k];
+		}
+	return n;
+}
+
+/* An array argument of the batch functions: one-dimensional, no nulls, the expected length. */
+static const void *
+BatchArray(FunctionCallInfo fcinfo, int arg, Oid elemtype, const char *what, int expected, int *n)
+{
+	const void *p = HuffPlainArray(PG_GETARG_ARRAYTYPE_P(arg), elemtype, what, n);
+
+	if (expected >= 0 && *n != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements, expected %d", what, *n, expected)));
+	return p;
+}
+
+/*
+ * huff_impact_batch(zone_id int8[], zone_lon float8[], zone_lat float8[], demand float8[],
+ *                   store_id int8[], store_own bool[], store_lon float8[], store_lat float8[], store_attr float8[],
+ *                   cand_id int8[], cand_lon float8[], cand_lat float8[], cand_attr float8[],
+ *                   alpha, beta, min_distance, threshold, cutoff) -> huff_impact[]
+ * The same result as huff_impact_geo over every (zone, site) pair within cutoff metres.
+ */
+PG_FUNCTION_INFO_V1(huff_impact_batch);
+Datum
+huff_impact_batch(PG_FUNCTION_ARGS)
+{
+	int			nz,
+				n,
+				ns,
+				nc;
+	const int64 *zid = BatchArray(fcinfo, 0, INT8OID, "zone_id", -1, &nz);
+	const double *zlon = BatchArray(fcinfo, 1, FLOAT8OID, "zone_lon", nz, &n);
+	const double *zlat = BatchArray(fcinfo, 2, FLOAT8OID, "zone_lat", nz, &n);
+	const double *zdem = BatchArray(fcinfo, 3, FLOAT8OID, "demand", nz, &n);
+	const int64 *sid = BatchArray(fcinfo, 4, INT8OID, "store_id", -1, &ns);
+	const bool *sown = BatchArray(fcinfo, 5, BOOLOID, "store_own", ns, &n);
+	const double *slon = BatchArray(fcinfo, 6, FLOAT8OID, "store_lon", ns, &n);
+	const double *slat = BatchArray(fcinfo, 7, FLOAT8OID, "store_lat", ns, &n);
+	const double *sattr = BatchArray(fcinfo, 8, FLOAT8OID, "store_attr", ns, &n);
+	const int64 *cid = BatchArray(fcinfo, 9, INT8OID, "cand_id", -1, &nc);
+	const double *clon = BatchArray(fcinfo, 10, FLOAT8OID, "cand_lon", nc, &n);
+	const double *clat = BatchArray(fcinfo, 11, FLOAT8OID, "cand_lat", nc, &n);
+	const double *cattr = BatchArray(fcinfo, 12, FLOAT8OID, "cand_attr", nc, &n);
+	HuffParams	p;
+	HuffState	state;
+	GridIndex	gi;
+	int			cells_cap = 64,
+				near_cap = 1024;
+	int64	   *cells = palloc(sizeof(int64) * cells_cap);
+	int		   *near = palloc(sizeof(int) * near_cap);
+	Oid			elemtype;
+	TupleDesc	desc = HuffResultDesc(fcinfo, &elemtype);
+	const double a = 6378137.0;
+	const double b = a * (1.0 - 1.0 / 298.257223563);
+	const double radius = (2.0 * a + b) / 3.0;
+	double	   *zvec;
+	double		min_dot;
+	ZoneRef    *sorder;
+	int64	   *store_ids;
+	int		   *rzone;
+	int64		rzone_cap;
+	HuffPresorted pre;
+
+	p.alpha = PG_GETARG_FLOAT8(13);
+	p.beta = PG_GETARG_FLOAT8(14);
+	p.min_distance = PG_GETARG_FLOAT8(15);
+	p.threshold = PG_GETARG_FLOAT8(16);
+	p.cutoff = PG_GETARG_FLOAT8(17);
+	HuffCheckParams(&p);
+	if (!(p.cutoff > 0.0) || isinf(p.cutoff))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cutoff must be a positive finite number"),
+				 errdetail("cutoff is %g.", p.cutoff)));
+	for (int i = 0; i < nz; i++)
+		HuffCheckRow(zid[i], 1.0, 0.0, zdem[i]);
+	GridIndexBuild(&gi, p.cutoff, zlon, zlat, nz);
+	/*
+	 * Unit vectors of the zones: a dot product rejects most pairs beyond the cut-off without trigonometry; the
+	 * margin (1e-12, a few metres) leaves every pair near the cut-off to the exact formula below
+	 */
+	zvec = palloc(sizeof(double) * 3 * (nz > 0 ? nz : 1));
+	for (int i = 0; i < nz; i++)
+	{
+		double		la = zlat[i] * M_PI / 180.0,
+					lo = zlon[i] * M_PI / 180.0;
+
+		zvec[3 * i] = cos(la) * cos(lo);
+		zvec[3 * i + 1] = cos(la) * sin(lo);
+		zvec[3 * i + 2] = sin(la);
+	}
+	min_dot = p.cutoff / radius >= M_PI ? -2.0 : cos(p.cutoff / radius) - 1e-12;
+
+	/* stores, then candidates, each in id order: the order of the rows within a zone */
+	sorder = palloc(sizeof(ZoneRef) * (ns + nc + 1));
+	for (int j = 0; j < ns; j++)
+	{
+		sorder[j].zone = sid[j];
+		sorder[j].i = j;
+	}
+	for (int j = 0; j < nc; j++)
+	{
+		sorder[ns + j].zone = cid[j];
+		sorder[ns + j].i = j;
+	}
+	qsort(sorder, ns, sizeof(ZoneRef), ZoneRefCmp);
+	qsort(sorder + ns, nc, sizeof(ZoneRef), ZoneRefCmp);
+	for (int j = 1; j < ns + nc; j++)
+		if (j != ns && sorder[j].zone == sorder[j - 1].zone)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("%s " INT64_FORMAT " appears more than once", j < ns ? "store" : "candidate", sorder[j].zone)));
+	store_ids = palloc(sizeof(int64) * (ns + 1));
+	for (int j = 0; j < ns; j++)
+		store_ids[j] = sorder[j].zone;
+	/* zone ids must be unique: rows are grouped by their position in the arrays */
+	{
+		int64	   *zs = palloc(sizeof(int64) * (nz + 1));
+
+		memcpy(zs, zid, sizeof(int64) * nz);
+		qsort(zs, nz, sizeof(int64), Int64Cmp);
+		for (int i = 1; i < nz; i++)
+			if (zs[i] == zs[i - 1])
+				ereport(ERROR,
+						(errcode(ERRCODE_CARDINALITY_VIOLATION),
+						 errmsg("zone " INT64_FORMAT " appears more than once", zs[i])));
+		pfree(zs);
+	}
+
+	memset(&state, 0, sizeof(state));
+	state.have_params = true;
+	state.params = p;
+	state.cap = 1024;
+	state.rows = palloc(sizeof(HuffRow) * state.cap);
+	rzone_cap = 1024;
+	rzone = palloc(sizeof(int) * rzone_cap);
+	for (int j = 0; j < ns + nc; j++)
+	{
+		bool		is_cand = j >= ns;
+		int			k = sorder[j].i;
+		int32		dense = is_cand ? j - ns : j;
+		int64		site = is_cand ? cid[k] : sid[k];
+		double		lon = is_cand ? clon[k] : slon[k];
+		double		lat = is_cand ? clat[k] : slat[k];
+		double		attr = is_cand ? cattr[k] : sattr[k];
+		int32		role = is_cand ? ROLE_CANDIDATE : (sown[k] ? ROLE_OWN : ROLE_COMPETITOR);
+		double		sin_s,
+					cos_s,
+					sx,
+					sy;
+		int			nn;
+
+		HuffCheckLonLat(lon, lat);
+		HuffCheckRow(site, attr, 0.0, 0.0);
+		sin_s = sin(lat * M_PI / 180.0);
+		cos_s = cos(lat * M_PI / 180.0);
+		sx = cos_s * cos(lon * M_PI / 180.0);
+		sy = cos_s * sin(lon * M_PI / 180.0);
+		nn = GridNear(&gi, lon, lat, &cells, &cells_cap, &near, &near_cap);
+		if ((j & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+		HuffStateReserve(&state, nn, CurrentMemoryContext);
+		if (state.cap > rzone_cap)
+		{
+			rzone_cap = state.cap;
+			rzone = repalloc_huge(rzone, sizeof(int) * (Size) rzone_cap);
+		}
+		for (int q = 0; q < nn; q++)
+		{
+			int			i = near[q];
+			double		elat,
+						d_lon,
+						cos_d_lon,
+						cos_lat_e,
+						sin_lat_e,
+						a1,
+						a2,
+						d;
+			HuffRow    *r;
+
+			if (zvec[3 * i] * sx + zvec[3 * i + 1] * sy + zvec[3 * i + 2] * sin_s < min_dot)
+				continue;
+			/* GreatCircle(site, zone) with the site's trigonometry hoisted, as huff_impact_cell_transfn */
+			elat = zlat[i] * M_PI / 180.0;
+			d_lon = (zlon[i] - lon) * M_PI / 180.0;
+			cos_d_lon = cos(d_lon);
+			cos_lat_e = cos(elat);
+			sin_lat_e = sin(elat);
+			a1 = cos_lat_e * sin(d_lon);
+			a2 = cos_s * sin_lat_e - sin_s * cos_lat_e * cos_d_lon;
+			d = radius * atan2(sqrt(a1 * a1 + a2 * a2), sin_s * sin_lat_e + cos_s * cos_lat_e * cos_d_lon);
+			if (d > p.cutoff)
+				continue;
+			r = &state.rows[state.n++];
+			r->zone = zid[i];
+			r->site = site;
+			r->attractiveness = attr;
+			r->distance = d;
+			r->demand = zdem[i];
+			r->role = role;
+			r->pad = dense;
+			rzone[state.n - 1] = i;
+		}
+	}
+	/* group the rows by zone with a stable counting sort: within a zone they stay in site order */
+	{
+		int64	   *first = palloc0(sizeof(int64) * (nz + 1));
+
+		pre.idx = palloc_extended(sizeof(HuffRow *) * (state.n + 1), MCXT_ALLOC_HUGE);
+		for (int64 r = 0; r < state.n; r++)
+			first[rzone[r] + 1]++;
+		for (int i = 0; i < nz; i++)
+			first[i + 1] += first[i];
+		for (int64 r = 0; r < state.n; r++)
+			pre.idx[first[rzone[r]]++] = &state.rows[r];
+	}
+	pre.store_ids = store_ids;
+	pre.nstores = ns;
+	pre.ncandidates = nc;
+	PG_RETURN_DATUM(HuffImpactCompute(&state, &pre, desc, elemtype));
+}
+
+/*
+ * site_catchment_batch(zone_lon float8[], zone_lat float8[], population float8[], income float8[] (NaN: unknown),
+ *                      cand_id int8[], cand_lon float8[], cand_lat float8[], comp_lon float8[], comp_lat float8[],
+ *                      competitor_radius)
+ * -> SETOF (candidate_id, population_1km, population_3km, population_5km, income_1km, income_3km, income_5km,
+ *           competitors, nearest_competitor_m)
+ * The numbers of site_catchment for every candidate at once; nearest_competitor_m is the nearest competitor at
+ * any distance (null when there is none).
+ */
+PG_FUNCTION_INFO_V1(site_catchment_batch);
+Datum
+site_catchment_batch(PG_FUNCTION_ARGS)
+{
+	static const double radii[3] = {1000.0, 3000.0, 5000.0};
+	int			nz,
+				n,
+				nc,
+				nk;
+	const double *zlon = BatchArray(fcinfo, 0, FLOAT8OID, "zone_lon", -1, &nz);
+	const double *zlat = BatchArray(fcinfo, 1, FLOAT8OID, "zone_lat", nz, &n);
+	const double *zpop = BatchArray(fcinfo, 2, FLOAT8OID, "population", nz, &n);
+	const double *zinc = BatchArray(fcinfo, 3, FLOAT8OID, "income", nz, &n);
+	const int64 *cid = BatchArray(fcinfo, 4, INT8OID, "cand_id", -1, &nc);
+	const double *clon = BatchArray(fcinfo, 5, FLOAT8OID, "cand_lon", nc, &n);
+	const double *clat = BatchArray(fcinfo, 6, FLOAT8OID, "cand_lat", nc, &n);
+	const double *klon = BatchArray(fcinfo, 7, FLOAT8OID, "comp_lon", -1, &nk);
+	const double *klat = BatchArray(fcinfo, 8, FLOAT8OID, "comp_lat", nk, &n);
+	double		comp_radius = PG_GETARG_FLOAT8(9);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	GridIndex	zg,
+				kg;
+	int			cells_cap = 64,
+				near_cap = 1024;
+	int64	   *cells;
+	int		   *near;
+	double	   *kvec;
+
+	if (isnan(comp_radius) || isinf(comp_radius) || comp_radius <= 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("competitor_radius must be a positive finite number"),
+				 errdetail("competitor_radius is %g.", comp_radius)));
+	InitMaterializedSRF(fcinfo, 0);
+	cells = palloc(sizeof(int64) * cells_cap);
+	near = palloc(sizeof(int) * near_cap);
+	for (int i = 0; i < nz; i++)
+		if (isinf(zpop[i]) || isnan(zpop[i]) || zpop[i] < 0.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("population must be a non-negative finite number")));
+	GridIndexBuild(&zg, radii[2], zlon, zlat, nz);
+	GridIndexBuild(&kg, comp_radius, klon, klat, nk);
+	/* unit vectors of the competitors, for the nearest one beyond the radius (largest dot product) */
+	kvec = palloc(sizeof(double) * 3 * (nk > 0 ? nk : 1));
+	for (int i = 0; i < nk; i++)
+	{
+		double		la = klat[i] * M_PI / 180.0,
+					lo = klon[i] * M_PI / 180.0;
+
+		kvec[3 * i] = cos(la) * cos(lo);
+		kvec[3 * i + 1] = cos(la) * sin(lo);
+		kvec[3 * i + 2] = sin(la);
+	}
+	for (int c = 0; c < nc; c++)
+	{
+		double		pop[3] = {0, 0, 0},
+					pinc[3] = {0, 0, 0},
+					pknown[3] = {0, 0, 0};
+		bool		any_inc[3] = {false, false, false};
+		int			ncomp = 0;
+		double		nearest = 0.0;
+		int			nn;
+		Datum		values[9];
+		bool		nulls[9];
+
+		HuffCheckLonLat(clon[c], clat[c]);
+		if ((c & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+		nn = GridNear(&zg, clon[c], clat[c], &cells, &cells_cap, &near, &near_cap);
+		for (int q = 0; q < nn; q++)
+		{
+			int			i = near[q];
+			double		d = GreatCircle(zlon[i], zlat[i], clon[c], clat[c]);
+
+			for (int r = 0; r < 3; r++)
+				if (d <= radii[r])
+				{
+					pop[r] += zpop[i];
+					if (!isnan(zinc[i]))
+					{
+						pinc[r] += zpop[i] * zinc[i];
+						pknown[r] += zpop[i];
+						any_inc[r] = true;
+					}
+				}
+		}
+		nn = GridNear(&kg, clon[c], clat[c], &cells, &cells_cap, &near, &near_cap);
+		for (int q = 0; q < nn; q++)
+		{
+			int			i = near[q];
+			double		d = GreatCircle(klon[i], klat[i], clon[c], clat[c]);
+
+			if (d <= comp_radius)
+			{
+				if (ncomp == 0 || d < nearest)
+					nearest = d;
+				ncomp++;
+			}
+		}
+		if (ncomp == 0 && nk > 0)
+		{
+			/*
+			 * None within the radius: the nearest of all by the largest dot product of unit vectors (the same
+			 * order as great-circle distance), measured with GreatCircle; near-ties are all measured
+			 */
+			double		la = clat[c] * M_PI / 180.0,
+						lo = clon[c] * M_PI / 180.0;
+			double		cx = cos(la) * cos(lo),
+						cy = cos(la) * sin(lo),
+						cz = sin(la);
+			double		best = -2.0;
+			bool		found = false;
+
+			for (int i = 0; i < nk; i++)
+			{
+				double		dot = kvec[3 * i] * cx + kvec[3 * i + 1] * cy + kvec[3 * i + 2] * cz;
+
+				if (dot > best)
+					best = dot;
+			}
+			for (int i = 0; i < nk; i++)
+			{
+				double		dot = kvec[3 * i] * cx + kvec[3 * i + 1] * cy + kvec[3 * i + 2] * cz;
+
+				if (dot >= best - 1e-12)
+				{
+					double		d = GreatCircle(klon[i], klat[i], clon[c], clat[c]);
+
+					if (!found || d < nearest)
+						nearest = d;
+					found = true;
+				}
+			}
+		}
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int64GetDatum(cid[c]);
+		for (int r = 0; r < 3; r++)
+		{
+			values[1 + r] = Float8GetDatum(pop[r]);
+			values[4 + r] = Float8GetDatum(any_inc[r] && pknown[r] != 0.0 ? pinc[r] / pknown[r] : 0.0);
+			nulls[4 + r] = !(any_inc[r] && pknown[r] != 0.0);
+		}
+		values[7] = Int32GetDatum(ncomp);
+		values[8] = Float8GetDatum(nearest);
+		nulls[8] = nk == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Appends an EWKB double (little endian, as the header says) to buf. */
+static void
+EwkbDouble(StringInfo buf, double v)
+{
+	uint64		bits;
+	unsigned char b[8];
+
+	memcpy(&bits, &v, 8);
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char) (bits >> (8 * i));
+	appendBinaryStringInfo(buf, (char *) b, 8);
+}
+
+static void
+EwkbUint32(StringInfo buf, uint32 v)
+{
+	unsigned char b[4];
+
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char) (v >> (8 * i));
+	appendBinaryStringInfo(buf, (char *) b, 4);
+}
+
+typedef struct XY
+{
+	double		x;
+	double		y;
+} XY;
+
+static int
+XYCmp(const void *a, const void *b)
+{
+	const XY   *p = a;
+	const XY   *q = b;
+
+	if (p->x != q->x)
+		return p->x < q->x ? -1 : 1;
+	if (p->y != q->y)
+		return p->y < q->y ? -1 : 1;
+	return 0;
+}
+
+static inline double
+XYCross(XY o, XY a, XY b)
+{
+	return (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x);
+}
+
+/*
+ * The convex hull of points as EWKB (SRID 4326), the types ST_ConvexHull(ST_Collect(points)) gives: a point for
+ * one distinct point, a line between the extremes when all are collinear, else a polygon (collinear boundary
+ * points dropped). Planar in degrees, like the SQL it replaces.
+ */
+static bytea *
+PointHullEwkb(XY *pts, int n)
+{
+	StringInfoData buf;
+	XY		   *hull;
+	int			k = 0,
+				u = 0;
+	bytea	   *out;
+
+	qsort(pts, n, sizeof(XY), XYCmp);
+	for (int i = 0; i < n; i++)		/* distinct points */
+		if (u == 0 || XYCmp(&pts[i], &pts[u - 1]) != 0)
+			pts[u++] = pts[i];
+	n = u;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, 1);	/* little endian */
+	if (n == 1)
+	{
+		EwkbUint32(&buf, 0x20000001);	/* point with SRID */
+		EwkbUint32(&buf, 4326);
+		EwkbDouble(&buf, pts[0].x);
+		EwkbDouble(&buf, pts[0].y);
+	}
+	else
+	{
+		/* Andrew's monotone chain: lower then upper hull, counter-clockwise */
+		hull = palloc(sizeof(XY) * (2 * n + 1));
+		for (int i = 0; i < n; i++)
+		{
+			while (k >= 2 && XYCross(hull[k - 2], hull[k - 1], pts[i]) <= 0)
+				k--;
+			hull[k++] = pts[i];
+		}
+		for (int i = n - 2, t = k + 1; i >= 0; i--)
+		{
+			while (k >= t && XYCross(hull[k - 2], hull[k - 1], pts[i]) <= 0)
+				k--;
+			hull[k++] = pts[i];
+		}
+		/* hull[k - 1] == hull[0]: a closed ring of k - 1 distinct vertices */
+		if (k - 1 < 3)
+		{
+			/* collinear: the line between the extremes (the first and last in sorted order) */
+			EwkbUint32(&buf, 0x20000002);
+			EwkbUint32(&buf, 4326);
+			EwkbUint32(&buf, 2);
+			EwkbDouble(&buf, pts[0].x);
+			EwkbDouble(&buf, pts[0].y);
+			EwkbDouble(&buf, pts[n - 1].x);
+			EwkbDouble(&buf, pts[n - 1].y);
+		}
+		else
+		{
+			EwkbUint32(&buf, 0x20000003);
+			EwkbUint32(&buf, 4326);
+			EwkbUint32(&buf, 1);
+			EwkbUint32(&buf, k);
+			for (int i = 0; i < k; i++)
+			{
+				EwkbDouble(&buf, hull[i].x);
+				EwkbDouble(&buf, hull[i].y);
+			}
+		}
+	}
+	out = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(out, VARHDRSZ + buf.len);
+	memcpy(VARDATA(out), buf.data, buf.len);
+	return out;
+}
+
+typedef struct CandZone
+{
+	int64		candidate;
+	int64		zone;
+} CandZone;
+
+static int
+CandZoneCmp(const void *a, const void *b)
+{
+	const CandZone *x = a;
+	const CandZone *y = b;
+
+	if (x->candidate != y->candidate)
+		return x->candidate < y->candidate ? -1 : 1;
+	if (x->zone != y->zone)
+		return x->zone < y->zone ? -1 : 1;
+	return 0;
+}
+
+/*
+ * site_trade_area_hulls(zone_id int8[], zone_lon float8[], zone_lat float8[], zone_is_point bool[],
+ *                       pair_candidate int8[], pair_zone int8[])
+ * -> SETOF (candidate_id, zones, polygon_zones, zone_ids int8[], hull bytea)
+ * Per candidate, its trade-area zones (the pairs), how many are polygons, and the EWKB convex hull of the
+ * point zones (null when there are none); the caller unions polygon zones with PostGIS.
+ */
+PG_FUNCTION_INFO_V1(site_trade_area_hulls);
+Datum
+site_trade_area_hulls(PG_FUNCTION_ARGS)
+{
+	int			nz,
+				n,
+				np;
+	const int64 *zid = BatchArray(fcinfo, 0, INT8OID, "zone_id", -1, &nz);
+	const double *zlon = BatchArray(fcinfo, 1, FLOAT8OID, "zone_lon", nz, &n);
+	const double *zlat = BatchArray(fcinfo, 2, FLOAT8OID, "zone_lat", nz, &n);
+	const bool *zpoint = BatchArray(fcinfo, 3, BOOLOID, "zone_is_point", nz, &n);
+	const int64 *pc = BatchArray(fcinfo, 4, INT8OID, "pair_candidate", -1, &np);
+	const int64 *pz = BatchArray(fcinfo, 5, INT8OID, "pair_zone", np, &n);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ZoneRef    *zones = palloc(sizeof(ZoneRef) * (nz > 0 ? nz : 1));
+	CandZone   *pairs = palloc(sizeof(CandZone) * (np > 0 ? np : 1));
+	XY		   *pts = palloc(sizeof(XY) * (np > 0 ? np : 1));
+	Datum	   *ids = palloc(sizeof(Datum) * (np > 0 ? np : 1));
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int i = 0; i < nz; i++)
+	{
+		zones[i].zone = zid[i];
+		zones[i].i = i;
+	}
+	qsort(zones, nz, sizeof(ZoneRef), ZoneRefCmp);
+	for (int i = 0; i < np; i++)
+	{
+		pairs[i].candidate = pc[i];
+		pairs[i].zone = pz[i];
+	}
+	qsort(pairs, np, sizeof(CandZone), CandZoneCmp);
+	for (int k = 0; k < np;)
+	{
+		int64		cand = pairs[k].candidate;
+		int			nzones = 0,
+					npoly = 0,
+					npts = 0;
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		for (; k < np && pairs[k].candidate == cand; k++)
+		{
+			ZoneRef		key;
+			ZoneRef    *hit;
+
+			if (nzones > 0 && DatumGetInt64(ids[nzones - 1]) == pairs[k].zone)
+				continue;		/* the same zone twice */
+			key.zone = pairs[k].zone;
+			key.i = 0;
+			hit = bsearch(&key, zones, nz, sizeof(ZoneRef), ZoneRefCmp);
+			if (hit == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("zone " INT64_FORMAT " of candidate " INT64_FORMAT " is not among the zones", pairs[k].zone, cand)));
+			ids[nzones++] = Int64GetDatum(pairs[k].zone);
+			if (zpoint[hit->i])
+			{
+				pts[npts].x = zlon[hit->i];
+				pts[npts].y = zlat[hit->i];
+				npts++;
+			}
+			else
+				npoly++;
+		}
+		values[0] = Int64GetDatum(cand);
+		values[1] = Int32GetDatum(nzones);
+		values[2] = Int32GetDatum(npoly);
+		values[3] = PointerGetDatum(construct_array(ids, nzones, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (npts > 0)
+			values[4] = PointerGetDatum(PointHullEwkb(pts, npts));
+		else
+			nulls[4] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

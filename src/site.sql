@@ -20,7 +20,8 @@ CREATE TABLE retail_mid.site_demand_zone (
     centre          geography(Point, 4326) NOT NULL,
     lon             float8 NOT NULL,
     lat             float8 NOT NULL,
-    geom_4326       geometry NOT NULL
+    geom_4326       geometry NOT NULL,
+    is_point        boolean NOT NULL
 );
 COMMENT ON TABLE retail_mid.site_demand_zone IS 'Demand zones of the Huff model: census tracts, grid cells or points, in any SRID, with population and purchasing power.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.zone_id IS 'Zone identifier.';
@@ -34,6 +35,7 @@ COMMENT ON COLUMN retail_mid.site_demand_zone.centre IS 'Set by trigger: centroi
 COMMENT ON COLUMN retail_mid.site_demand_zone.lon IS 'Set by trigger: longitude of centre in degrees.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.lat IS 'Set by trigger: latitude of centre in degrees.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.geom_4326 IS 'Set by trigger: geom transformed to EPSG:4326, used for trade-area polygons.';
+COMMENT ON COLUMN retail_mid.site_demand_zone.is_point IS 'Set by trigger: true when geom is a point (trade areas hull point zones and union polygon zones).';
 CREATE INDEX site_demand_zone_centre_idx ON retail_mid.site_demand_zone USING gist (centre);
 -- 2-D index for the bounding-box pruning of the batch scorer (cheaper to probe than geography's 3-D boxes)
 CREATE INDEX site_demand_zone_point_idx ON retail_mid.site_demand_zone USING gist (geometry(centre));
@@ -200,11 +202,12 @@ BEGIN
     END IF;
     IF TG_TABLE_NAME = 'site_demand_zone' THEN
         NEW.geom_4326 := ST_Transform(g, 4326);
+        NEW.is_point := t = 'POINT';
     END IF;
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.site_prepare_geometry() IS 'Trigger: rejects empty, SRID-less, unknown-SRID, non point/polygon and invalid geometries, and sets the EPSG:4326 centre (and lon/lat where the table has them).';
+COMMENT ON FUNCTION retail_mid.site_prepare_geometry() IS 'Trigger: rejects empty, SRID-less, unknown-SRID, non point/polygon and invalid geometries, and sets the EPSG:4326 centre (and lon/lat, geom_4326, is_point where the table has them).';
 
 CREATE TRIGGER site_demand_zone_geometry BEFORE INSERT OR UPDATE OF geom ON retail_mid.site_demand_zone
     FOR EACH ROW EXECUTE FUNCTION retail_mid.site_prepare_geometry();
@@ -314,6 +317,27 @@ CREATE AGGREGATE retail_mid.huff_impact_geo(zone_ids int8[], zone_lons float8[],
 );
 COMMENT ON AGGREGATE retail_mid.huff_impact_geo(int8[], float8[], float8[], float8[], int8, text, float8, float8, float8, float8, float8, float8, float8, float8) IS 'huff_impact_geo with the zones of one grid cell per row as arrays (one row per site and cell it touches): the form the batch scorer uses, since it calls C once per site and cell instead of once per pair.';
 
+CREATE FUNCTION retail_mid.huff_impact_batch(zone_id int8[], zone_lon float8[], zone_lat float8[], demand float8[],
+    store_id int8[], store_own boolean[], store_lon float8[], store_lat float8[], store_attractiveness float8[],
+    candidate_id int8[], candidate_lon float8[], candidate_lat float8[], candidate_attractiveness float8[],
+    alpha float8, beta float8, min_distance float8, threshold float8, cutoff float8)
+RETURNS retail_mid.huff_impact[] AS 'MODULE_PATHNAME', 'huff_impact_batch' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.huff_impact_batch(int8[], float8[], float8[], float8[], int8[], boolean[], float8[], float8[], float8[], int8[], float8[], float8[], float8[], float8, float8, float8, float8, float8) IS 'huff_impact_geo over every zone-site pair within cutoff great-circle metres, from whole tables passed as arrays: the zones are bucketed by grid cell in C, so one call replaces the grid join (the batch scorer''s path).';
+
+CREATE FUNCTION retail_mid.site_catchment_batch(zone_lon float8[], zone_lat float8[], population float8[], income float8[],
+    candidate_id int8[], candidate_lon float8[], candidate_lat float8[], competitor_lon float8[], competitor_lat float8[],
+    competitor_radius float8)
+RETURNS TABLE (candidate_id int8, population_1km float8, population_3km float8, population_5km float8,
+               income_1km float8, income_3km float8, income_5km float8, competitors int4, nearest_competitor_m float8)
+AS 'MODULE_PATHNAME', 'site_catchment_batch' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION retail_mid.site_catchment_batch(float8[], float8[], float8[], float8[], int8[], float8[], float8[], float8[], float8[], float8) IS 'site_catchment for many points at once (income NaN = unknown): population and population-weighted income within 1/3/5 km, competitors within competitor_radius, and the great-circle metres to the nearest competitor at any distance (null when there are none).';
+
+CREATE FUNCTION retail_mid.site_trade_area_hulls(zone_id int8[], zone_lon float8[], zone_lat float8[], zone_is_point boolean[],
+    pair_candidate int8[], pair_zone int8[])
+RETURNS TABLE (candidate_id int8, zones int4, polygon_zones int4, zone_ids int8[], hull bytea)
+AS 'MODULE_PATHNAME', 'site_trade_area_hulls' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION retail_mid.site_trade_area_hulls(int8[], float8[], float8[], boolean[], int8[], int8[]) IS 'Per candidate of the (candidate, zone) pairs: its trade-area zones, how many are polygons, and the EWKB (EPSG:4326) convex hull of its point zones as ST_ConvexHull(ST_Collect(...)) gives it (point, line when collinear, polygon); null when it has no point zone.';
+
 -- Bounding boxes (EPSG:4326 degrees) holding every point within radius metres of (lon, lat) on the sphere:
 -- the spherical cap's latitude band and its widest longitude span asin(sin r / cos lat); a second box when the
 -- span crosses the antimeridian; the whole longitude range when the cap reaches a pole.
@@ -345,6 +369,17 @@ CREATE FUNCTION retail_mid.huff_calibrate(zone_id int8[], store_id int8[], attra
     OUT r_squared float8, OUT stores int4, OUT evaluations int4)
 RETURNS record AS 'MODULE_PATHNAME', 'huff_calibrate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.huff_calibrate(int8[], int8[], float8[], float8[], float8[], int8[], float8[], float8, float8, float8) IS 'Least-squares fit of alpha and beta (BOBYQA, bounds [0, 10]) so that scale * Huff sales match observed store sales; reports the closed-form scale, SSE, RMSE and R^2.';
+
+CREATE FUNCTION retail_mid.huff_fit(zone_id int8[], store_id int8[], attractiveness float8[], distance float8[],
+    demand float8[], obs_zone_id int8[], obs_store_id int8[], observed float8[], method text DEFAULT 'ml',
+    fit_attractiveness boolean DEFAULT false, reference_store int8 DEFAULT NULL, alpha0 float8 DEFAULT 1,
+    beta0 float8 DEFAULT 2, min_distance float8 DEFAULT 100, max_evaluations int4 DEFAULT 1000,
+    OUT fit_method text, OUT alpha float8, OUT beta float8, OUT scale float8, OUT log_likelihood float8,
+    OUT null_log_likelihood float8, OUT pseudo_r_squared float8, OUT r_squared float8, OUT rmse float8,
+    OUT mape float8, OUT observations int4, OUT parameters int4, OUT evaluations int4, OUT converged boolean,
+    OUT status text, OUT factor_store_id int8[], OUT attractiveness_factor float8[])
+RETURNS record AS 'MODULE_PATHNAME', 'huff_fit' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.huff_fit(int8[], int8[], float8[], float8[], float8[], int8[], int8[], float8[], text, boolean, int8, float8, float8, float8, int4) IS 'Fits the Huff model to observed store totals (obs_zone_id empty) or zone-level flows: method ml (Poisson, scale profiled out = multinomial likelihood) or ls (least squares, closed-form scale), NLopt L-BFGS with analytic gradients, alpha and beta in [0, 10]; with fit_attractiveness alpha is held at alpha0 and each observed store but the reference gets a multiplier on its attractiveness in [1/1000, 1000]. Reports log-likelihood, null log-likelihood, deviance pseudo-R^2, R^2, RMSE, MAPE (percent) and convergence status.';
 
 -- ---------------------------------------------------------------------------------------------------------
 -- SQL layer
@@ -512,6 +547,8 @@ DECLARE
     v_n bigint;
     v_pairs bigint;
     v_competitor_radius float8 := CASE WHEN use_travel_cost THEN 5000 ELSE cutoff END;
+    v_zone_id int8[]; v_zone_lon float8[]; v_zone_lat float8[]; v_zone_demand float8[];
+    v_zone_population float8[]; v_zone_income float8[]; v_zone_is_point boolean[];
 BEGIN
     PERFORM retail_mid.site_check_model(alpha, beta, cutoff);
     IF threshold IS NULL OR NOT (threshold >= 0 AND threshold <= 1) THEN
@@ -533,6 +570,12 @@ BEGIN
     v_job := retail_mid.job_start('site_score_candidates', jsonb_build_object('alpha', alpha, 'beta', beta,
         'cutoff', cutoff, 'threshold', threshold, 'min_distance', min_distance, 'use_travel_cost', use_travel_cost));
 
+    SELECT coalesce(array_agg(z.zone_id), '{}'), coalesce(array_agg(z.lon), '{}'), coalesce(array_agg(z.lat), '{}'),
+           coalesce(array_agg(coalesce(z.spend_potential, z.population)), '{}'), coalesce(array_agg(z.population), '{}'),
+           coalesce(array_agg(coalesce(z.income, 'NaN')), '{}'), coalesce(array_agg(z.is_point), '{}')
+      INTO v_zone_id, v_zone_lon, v_zone_lat, v_zone_demand, v_zone_population, v_zone_income, v_zone_is_point
+      FROM retail_mid.site_demand_zone z;
+
     IF use_travel_cost THEN
         CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
         SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
@@ -545,31 +588,23 @@ BEGIN
                         SELECT c.zone_id, c.candidate_id, 'candidate', c.attractiveness, c.distance, c.demand
                           FROM retail_mid.site_zone_candidate_pairs(cutoff, true) c) p) x;
     ELSE
-        -- pruning by an equi-join on grid cells at least cutoff wide (the h3_postgis habit): each site meets
-        -- the zones of every cell its cut-off circle touches, as arrays; huff_impact_geo measures the
-        -- great-circle distances and applies the cut-off in C
+        -- one scan of each table into arrays; the grid pruning, the great-circle distances and the cut-off
+        -- are done in C (huff_impact_batch), which returns the same rows as huff_impact_geo over the grid join
         CREATE TEMP TABLE site_impact_tmp ON COMMIT DROP AS
-        WITH cells AS MATERIALIZED (
-            SELECT retail_mid.site_grid_cell(z.lon, z.lat, cutoff) AS cell, array_agg(z.zone_id) AS ids,
-                   array_agg(z.lon) AS lons, array_agg(z.lat) AS lats,
-                   array_agg(coalesce(z.spend_potential, z.population)) AS demands
-              FROM retail_mid.site_demand_zone z GROUP BY 1),
-        sites AS (
-            SELECT s.store_id AS site_id, CASE WHEN s.own THEN 'own' ELSE 'competitor' END AS role,
-                   s.lon, s.lat, s.attractiveness, unnest(retail_mid.site_grid_cells(s.lon, s.lat, cutoff)) AS cell
-              FROM retail_mid.site_store s
-            UNION ALL
-            SELECT c.candidate_id, 'candidate', c.lon, c.lat, c.attractiveness,
-                   unnest(retail_mid.site_grid_cells(c.lon, c.lat, cutoff))
-              FROM retail_mid.site_candidate c)
         SELECT (u).candidate_id, (u).kind, (u).object_id, (u).before, (u).after, (u).zones
-          FROM (SELECT unnest(retail_mid.huff_impact_geo(k.ids, k.lons, k.lats, k.demands,
-                                                         p.site_id, p.role, p.lon, p.lat, p.attractiveness,
-                                                         alpha, beta, min_distance, threshold, cutoff)) u
-                  FROM sites p JOIN cells k ON k.cell = p.cell) x;
+          FROM (SELECT unnest(retail_mid.huff_impact_batch(v_zone_id, v_zone_lon, v_zone_lat, v_zone_demand,
+                                                           s.ids, s.owns, s.lons, s.lats, s.attrs,
+                                                           c.ids, c.lons, c.lats, c.attrs,
+                                                           alpha, beta, min_distance, threshold, cutoff)) u
+                  FROM (SELECT coalesce(array_agg(store_id), '{}') ids, coalesce(array_agg(own), '{}') owns,
+                               coalesce(array_agg(lon), '{}') lons, coalesce(array_agg(lat), '{}') lats,
+                               coalesce(array_agg(attractiveness), '{}') attrs FROM retail_mid.site_store) s,
+                       (SELECT coalesce(array_agg(candidate_id), '{}') ids, coalesce(array_agg(lon), '{}') lons,
+                               coalesce(array_agg(lat), '{}') lats, coalesce(array_agg(attractiveness), '{}') attrs
+                          FROM retail_mid.site_candidate) c) x;
     END IF;
     GET DIAGNOSTICS v_pairs = ROW_COUNT;
-    ANALYZE site_impact_tmp;   -- the joins below are planned far better with real row counts
+    ANALYZE site_impact_tmp (kind);   -- row counts per kind: the joins below are planned far better with them
     RAISE NOTICE 'site_score_candidates: Huff impact computed, % result rows', v_pairs;
 
     DELETE FROM retail_mid.site_candidate_cannibalisation;
@@ -580,64 +615,45 @@ BEGIN
      WHERE i.kind = 'store' AND s.own;
 
     INSERT INTO retail_mid.site_candidate_score
-    -- catchments set-based (the same numbers as site_catchment): grid-cell equi-joins, great-circle distances
+    -- catchments and competitors of every candidate in one C call (the same numbers as site_catchment)
     WITH ci AS (SELECT * FROM site_impact_tmp WHERE kind = 'candidate'),
          catch AS (
-            SELECT c.candidate_id,
-                   sum(z.population) FILTER (WHERE d.d <= 1000) AS p1, sum(z.population) FILTER (WHERE d.d <= 3000) AS p3,
-                   sum(z.population) AS p5,
-                   sum(z.population * z.income) FILTER (WHERE d.d <= 1000)
-                       / nullif(sum(z.population) FILTER (WHERE d.d <= 1000 AND z.income IS NOT NULL), 0) AS i1,
-                   sum(z.population * z.income) FILTER (WHERE d.d <= 3000)
-                       / nullif(sum(z.population) FILTER (WHERE d.d <= 3000 AND z.income IS NOT NULL), 0) AS i3,
-                   sum(z.population * z.income) / nullif(sum(z.population) FILTER (WHERE z.income IS NOT NULL), 0) AS i5
-              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, 5000)) AS cell
-                      FROM retail_mid.site_candidate) c
-              JOIN (SELECT zone_id, lon, lat, population, income, retail_mid.site_grid_cell(lon, lat, 5000) AS cell
-                      FROM retail_mid.site_demand_zone) z ON z.cell = c.cell
-             CROSS JOIN LATERAL (SELECT retail_mid.great_circle_distance(z.lon, z.lat, c.lon, c.lat) AS d) d
-             WHERE d.d <= 5000
-             GROUP BY c.candidate_id),
-         comp AS (
-            SELECT c.candidate_id, count(*)::int4 AS n,
-                   min(retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat)) AS nearest
-              FROM (SELECT candidate_id, lon, lat, unnest(retail_mid.site_grid_cells(lon, lat, v_competitor_radius)) AS cell
-                      FROM retail_mid.site_candidate) c
-              JOIN (SELECT lon, lat, retail_mid.site_grid_cell(lon, lat, v_competitor_radius) AS cell
-                      FROM retail_mid.site_store WHERE NOT own) s ON s.cell = c.cell
-             WHERE retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) <= v_competitor_radius
-             GROUP BY c.candidate_id),
+            SELECT k.* FROM (SELECT coalesce(array_agg(candidate_id), '{}') ids, coalesce(array_agg(lon), '{}') lons,
+                                    coalesce(array_agg(lat), '{}') lats FROM retail_mid.site_candidate) c,
+                            (SELECT coalesce(array_agg(lon), '{}') lons, coalesce(array_agg(lat), '{}') lats
+                               FROM retail_mid.site_store WHERE NOT own) s,
+                            retail_mid.site_catchment_batch(v_zone_lon, v_zone_lat, v_zone_population, v_zone_income,
+                                                            c.ids, c.lons, c.lats, s.lons, s.lats, v_competitor_radius) k),
          cn AS (SELECT k.candidate_id, sum(k.cannibalisation) AS total
                   FROM retail_mid.site_candidate_cannibalisation k GROUP BY k.candidate_id),
-         ta AS (SELECT t.candidate_id, count(*)::int4 AS zones,
-                       -- polygons are unioned, points hulled; each aggregate only sees its own kind
-                       CASE WHEN count(*) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT') = 0
-                            THEN ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT')
-                            WHEN count(*) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT') = 0
-                            THEN ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT'))
-                            ELSE ST_Union(ST_Union(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) <> 'POINT'),
-                                          ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE GeometryType(z.geom_4326) = 'POINT'))) END AS area
-                  FROM site_impact_tmp t JOIN retail_mid.site_demand_zone z ON z.zone_id = t.object_id
-                 WHERE t.kind = 'zone' GROUP BY t.candidate_id)
+         -- trade areas: the hull of point zones in C; polygon zones (rare in batches) unioned with PostGIS, their
+         -- rows fetched by primary key
+         ta AS (SELECT h.candidate_id, h.zones,
+                       CASE WHEN h.polygon_zones = 0 THEN ST_GeomFromEWKB(h.hull) ELSE (
+                           -- polygons are unioned, points hulled; each aggregate only sees its own kind
+                           SELECT CASE WHEN count(*) FILTER (WHERE z.is_point) = 0
+                                       THEN ST_Union(z.geom_4326) FILTER (WHERE NOT z.is_point)
+                                       ELSE ST_Union(ST_Union(z.geom_4326) FILTER (WHERE NOT z.is_point),
+                                                     ST_ConvexHull(ST_Collect(z.geom_4326) FILTER (WHERE z.is_point))) END
+                             FROM retail_mid.site_demand_zone z WHERE z.zone_id = ANY (h.zone_ids)) END AS area
+                  FROM (SELECT coalesce(array_agg(candidate_id), '{}') c, coalesce(array_agg(object_id), '{}') z
+                          FROM site_impact_tmp WHERE kind = 'zone') p,
+                       retail_mid.site_trade_area_hulls(v_zone_id, v_zone_lon, v_zone_lat, v_zone_is_point, p.c, p.z) h)
     SELECT c.candidate_id,
            coalesce(ci.after, 0), coalesce(ci.before, 0),
            coalesce(ci.after / nullif(ci.before, 0), 0),
            coalesce(ci.zones, 0),
            coalesce(ta.area, ST_SetSRID('POLYGON EMPTY'::geometry, 4326)), coalesce(ta.zones, 0),
-           coalesce(catch.p1, 0), coalesce(catch.p3, 0), coalesce(catch.p5, 0), catch.i1, catch.i3, catch.i5,
-           coalesce(comp.n, 0), coalesce(comp.nearest, nc.d),
+           coalesce(catch.population_1km, 0), coalesce(catch.population_3km, 0), coalesce(catch.population_5km, 0),
+           catch.income_1km, catch.income_3km, catch.income_5km,
+           coalesce(catch.competitors, 0), catch.nearest_competitor_m,
            coalesce(cn.total, 0), coalesce(ci.after, 0) - coalesce(cn.total, 0),
            NULL, alpha, beta, cutoff, now()
       FROM retail_mid.site_candidate c
       LEFT JOIN ci ON ci.candidate_id = c.candidate_id
       LEFT JOIN cn ON cn.candidate_id = c.candidate_id
       LEFT JOIN ta ON ta.candidate_id = c.candidate_id
-      LEFT JOIN catch ON catch.candidate_id = c.candidate_id
-      LEFT JOIN comp ON comp.candidate_id = c.candidate_id
-      -- the nearest competitor is the nearest of those within reach, else found by KNN on the GiST index
-      LEFT JOIN LATERAL (SELECT retail_mid.great_circle_distance(s.lon, s.lat, c.lon, c.lat) AS d
-                           FROM retail_mid.site_store s WHERE NOT s.own AND comp.n IS NULL
-                          ORDER BY s.centre <-> c.centre LIMIT 1) nc ON true;
+      LEFT JOIN catch ON catch.candidate_id = c.candidate_id;
     GET DIAGNOSTICS v_n = ROW_COUNT;
 
     RAISE NOTICE 'site_score_candidates: % candidates scored', v_n;
@@ -698,6 +714,59 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.site_calibrate(float8, float8, float8, float8, boolean) IS 'Fits alpha and beta to site_store.observed_sales by least squares (huff_calibrate) with goodness of fit.';
 
+-- Observed flows (customers or sales of a zone at a store), e.g. from loyalty cards: the richer input of the
+-- maximum-likelihood calibration, and the only one with which per-store attractiveness can be fitted.
+CREATE TABLE retail_mid.site_observed_flow (
+    zone_id  bigint NOT NULL REFERENCES retail_mid.site_demand_zone ON DELETE CASCADE,
+    store_id bigint NOT NULL REFERENCES retail_mid.site_store ON DELETE CASCADE,
+    observed float8 NOT NULL CHECK (observed >= 0 AND observed < 'Infinity'),
+    PRIMARY KEY (zone_id, store_id)
+);
+COMMENT ON TABLE retail_mid.site_observed_flow IS 'Observed customers (or sales) per demand zone and store, for site_calibrate_fit(level => ''zone'').';
+COMMENT ON COLUMN retail_mid.site_observed_flow.zone_id IS 'Demand zone the customers live in.';
+COMMENT ON COLUMN retail_mid.site_observed_flow.store_id IS 'Store they bought at.';
+COMMENT ON COLUMN retail_mid.site_observed_flow.observed IS 'Customers or sales, non-negative; zero counts are information too.';
+
+CREATE FUNCTION retail_mid.site_calibrate_fit(cutoff float8, method text DEFAULT 'ml', level text DEFAULT 'store',
+    fit_attractiveness boolean DEFAULT false, reference_store bigint DEFAULT NULL, alpha0 float8 DEFAULT 1,
+    beta0 float8 DEFAULT 2, min_distance float8 DEFAULT 100, use_travel_cost boolean DEFAULT false,
+    max_evaluations int4 DEFAULT 1000,
+    OUT fit_method text, OUT alpha float8, OUT beta float8, OUT scale float8, OUT log_likelihood float8,
+    OUT null_log_likelihood float8, OUT pseudo_r_squared float8, OUT r_squared float8, OUT rmse float8,
+    OUT mape float8, OUT observations int4, OUT parameters int4, OUT evaluations int4, OUT converged boolean,
+    OUT status text, OUT factor_store_id int8[], OUT attractiveness_factor float8[])
+RETURNS record LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE m text := method;
+BEGIN
+    PERFORM retail_mid.site_check_model(alpha0, beta0, cutoff);
+    IF level IS NULL OR level NOT IN ('store', 'zone') THEN
+        RAISE EXCEPTION 'level must be store or zone' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'store fits site_store.observed_sales, zone fits site_observed_flow.';
+    END IF;
+    IF m IS NULL OR fit_attractiveness IS NULL OR max_evaluations IS NULL THEN
+        RAISE EXCEPTION 'method, fit_attractiveness and max_evaluations must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT r.* INTO fit_method, alpha, beta, scale, log_likelihood, null_log_likelihood, pseudo_r_squared, r_squared,
+                    rmse, mape, observations, parameters, evaluations, converged, status, factor_store_id,
+                    attractiveness_factor
+      FROM (SELECT array_agg(p.zone_id) z, array_agg(p.store_id) s, array_agg(p.attractiveness) a,
+                   array_agg(p.distance) d, array_agg(p.demand) dm
+              FROM retail_mid.site_zone_store_pairs(cutoff, use_travel_cost) p) pp,
+           (SELECT coalesce(array_agg(o.zone_id ORDER BY o.zone_id, o.store_id), '{}') oz,
+                   coalesce(array_agg(o.store_id ORDER BY o.zone_id, o.store_id), '{}') os,
+                   coalesce(array_agg(o.observed ORDER BY o.zone_id, o.store_id), '{}') ov
+              FROM (SELECT NULL::bigint AS zone_id, st.store_id, st.observed_sales AS observed
+                      FROM retail_mid.site_store st WHERE level = 'store' AND st.observed_sales IS NOT NULL
+                    UNION ALL
+                    SELECT f.zone_id, f.store_id, f.observed FROM retail_mid.site_observed_flow f WHERE level = 'zone') o) oo,
+           retail_mid.huff_fit(coalesce(pp.z, '{}'), coalesce(pp.s, '{}'), coalesce(pp.a, '{}'), coalesce(pp.d, '{}'),
+                               coalesce(pp.dm, '{}'), CASE WHEN level = 'zone' THEN oo.oz ELSE '{}' END, oo.os, oo.ov,
+                               m, fit_attractiveness, reference_store, alpha0, beta0, min_distance, max_evaluations) r;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.site_calibrate_fit(float8, text, text, boolean, bigint, float8, float8, float8, boolean, int4) IS 'Calibrates the Huff model (huff_fit) on the zone-store pairs within the cut-off: level store fits site_store.observed_sales, level zone fits site_observed_flow; method ml (maximum likelihood, default) or ls; with fit_attractiveness (level zone only) a multiplier per observed store, reference store fixed at 1, alpha held at alpha0.';
+
 -- plpgsql bodies resolve PostGIS names at run time: give them PostGIS's schema (unknown until install).
 DO $$
 DECLARE
@@ -709,7 +778,8 @@ BEGIN
                              'retail_mid.site_huff_sales(float8, float8, float8, float8, boolean)',
                              'retail_mid.site_comparable_stores(bigint, int4, float8)',
                              'retail_mid.site_score_candidates(float8, float8, float8, float8, float8, boolean, int4)',
-                             'retail_mid.site_calibrate(float8, float8, float8, float8, boolean)'] LOOP
+                             'retail_mid.site_calibrate(float8, float8, float8, float8, boolean)',
+                             'retail_mid.site_calibrate_fit(float8, text, text, boolean, bigint, float8, float8, float8, boolean, int4)'] LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, v_schema);
     END LOOP;
 END;

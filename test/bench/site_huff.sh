@@ -29,7 +29,7 @@ SELECT :'data_dir' <> '' AS have_data \gset
 \set cmd 'gzip -cdf ' :'data_dir' '/geo/world_cities.csv.gz'
 COPY cities FROM PROGRAM :'cmd' CSV HEADER;
 \else
-SELECT setseed(0.42);
+SELECT setseed(0.42) AS seed \gset
 -- 43,645 towns around 60 metropolitan centres, denser near the centre, like the world cities file
 INSERT INTO cities SELECT 'synthetic ' || i, 'X', (1000 + random() * 100000)::int,
        c.lat + r * cos(t), c.lon + r * sin(t) / cos(radians(c.lat)), 0
@@ -86,6 +86,7 @@ SELECT count(*) AS candidates,
                           AND abs(s.demand_in_reach - p.demand_in_reach) <= 1e-9 * greatest(p.demand_in_reach, 1)
                           AND abs(s.market_share - p.market_share) <= 1e-9
                           AND s.zones_in_reach = p.zones_in_reach AND s.trade_area_zones = p.trade_area_zones
+                          AND ST_GeometryType(s.trade_area) = ST_GeometryType(p.trade_area)
                           AND abs(ST_Area(s.trade_area) - ST_Area(p.trade_area)) <= 1e-9 * greatest(ST_Area(p.trade_area), 1e-9)
                           AND s.population_1km = p.population_1km AND s.population_3km = p.population_3km
                           AND s.population_5km = p.population_5km
