@@ -120,7 +120,9 @@ INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_t
  ('mt_x', 'x3', 'member_id', 'mtc1', '2031-03-03 10:00', 'S1'), ('mt_x', 'x4', 'member_id', 'mtc3', '2031-03-03 11:00', 'S2');
 INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price) VALUES
  ('mt_x', 'x1', 1, 'k1', 1, 10), ('mt_x', 'x2', 1, 'k1', 2, 10), ('mt_x', 'x3', 1, 'k2', 1, 5), ('mt_x', 'x4', 1, 'k2', 3, 5);
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
 SELECT retail_mid.refresh('2031-03-01', '2031-03-05') > 0 AS refreshed;
+RESET client_min_messages;
 INSERT INTO retail_mid.metric_atomic (atomic, dwd_table, time_column, expression, unit, additivity) VALUES
  ('mtx_amount', 'retail_mid.dwd_trade_order_line_di', 'dt', 'sum(t.amount)', 'CNY', 'additive'),
  ('mtx_buyers', 'retail_mid.dwd_trade_order_line_di', 'dt', 'count(DISTINCT t.customer_key)', 'customers', 'non_additive');
@@ -130,13 +132,17 @@ SELECT retail_mid.metric_generate('mt_dwd', '2031-03-01', '2031-03-05') AS rows_
 SELECT dt, mtx_amount_7d, mtx_buyers_7d FROM retail_mid.dws_metric_mt_dwd WHERE brand = 'mt_x' ORDER BY dt;
 INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, store_id) VALUES ('mt_x', 'x5', 'member_id', 'mtc4', '2031-03-02 12:00', 'S2');
 INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price) VALUES ('mt_x', 'x5', 1, 'k1', 1, 100);
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
 SELECT retail_mid.refresh('2031-03-02', '2031-03-02') > 0 AS refreshed;
+RESET client_min_messages;
 SELECT dt, mtx_amount_7d, mtx_buyers_7d FROM retail_mid.dws_metric_mt_dwd WHERE brand = 'mt_x' ORDER BY dt;
 SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_dwd', '2031-03-01', '2031-03-05');
 SELECT (detail->>'metric_rows')::int AS metric_rows FROM retail_mid.job_log WHERE job = 'refresh' ORDER BY job_id DESC LIMIT 1;
 -- idempotent: refreshing the same day again changes nothing
 CREATE TEMP TABLE mt_before AS SELECT * FROM retail_mid.dws_metric_mt_dwd;
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
 SELECT retail_mid.refresh('2031-03-02', '2031-03-02') > 0 AS refreshed;
+RESET client_min_messages;
 SELECT count(*) AS changed FROM ((SELECT * FROM retail_mid.dws_metric_mt_dwd EXCEPT ALL SELECT * FROM mt_before)
                                  UNION ALL (SELECT * FROM mt_before EXCEPT ALL SELECT * FROM retail_mid.dws_metric_mt_dwd)) x;
 -- transactional: a refresh failing in the metric step (after DWD and DWS were rebuilt) leaves everything as it was
@@ -144,7 +150,9 @@ UPDATE retail_mid.ods_order_line SET unit_price = 1000 WHERE brand = 'mt_x' AND 
 CREATE FUNCTION public.mt_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'mt: injected failure'; END $$;
 CREATE TRIGGER mt_fail BEFORE INSERT ON retail_mid.dws_metric_mt_dwd FOR EACH ROW EXECUTE FUNCTION public.mt_fail();
 \set VERBOSITY terse
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
 SELECT retail_mid.refresh('2031-03-02', '2031-03-02');
+RESET client_min_messages;
 \set VERBOSITY default
 DROP TRIGGER mt_fail ON retail_mid.dws_metric_mt_dwd;
 DROP FUNCTION public.mt_fail();
@@ -204,4 +212,6 @@ DROP TABLE retail_mid.dws_metric_mt_store, retail_mid.dws_metric_mt_brand, retai
            public.mt_order_line, public.mt_stock;
 DELETE FROM retail_mid.ods_order_line WHERE brand = 'mt_x';
 DELETE FROM retail_mid.ods_order WHERE brand = 'mt_x';
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
 SELECT retail_mid.refresh('2031-03-01', '2031-03-05') AS rows_after_cleanup;
+RESET client_min_messages;

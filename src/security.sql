@@ -178,7 +178,9 @@ BEGIN
     vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
                     (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
     -- dropped and created (not replaced): a hash rule changes the column's type to text
-    EXECUTE format('DROP VIEW IF EXISTS %s', vname);
+    IF to_regclass(vname) IS NOT NULL THEN
+        EXECUTE format('DROP VIEW %s', vname);
+    END IF;
     EXECUTE format('CREATE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s', vname, cols, tbl, scope);
     EXECUTE format('GRANT SELECT ON %s TO retail_mid_view_owner', tbl);
     IF scope <> '' THEN
