@@ -26,7 +26,9 @@ SELECT brand, count(*) AS customers FROM retail_mid.customer_brand WHERE brand L
 -- a tag, a saved audience, OneID persons (iso_a1 and iso_b1 are one person) and a generated metric table
 INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
 VALUES ('iso_buyer', '其他', '其他', 'boolean', 'SELECT DISTINCT customer_key, true FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%''');
-SELECT retail_mid.evaluate_tags(ARRAY['iso_buyer']) AS tag_rows;
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
+VALUES ('iso_orders', '其他', '其他', 'numeric', 'SELECT customer_key, sum(orders) FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%'' GROUP BY 1');
+SELECT retail_mid.evaluate_tags(ARRAY['iso_buyer', 'iso_orders']) AS tag_rows;
 SELECT retail_mid.save_audience('iso_all', 'iso_buyer') AS version;
 INSERT INTO retail_mid.oneid_person_map (customer_key, person_key)
 SELECT k.customer_key, (SELECT customer_key FROM retail_mid.customer_key WHERE id_type = 'member_id' AND id_value = 'iso_a1')
@@ -43,8 +45,10 @@ SELECT retail_mid.metric_generate('iso_store', '2032-01-01', '2032-01-31') > 0 A
 SELECT retail_mid.metric_generate('iso_group', '2032-01-01', '2032-01-31') > 0 AS generated;
 RESET client_min_messages;
 -- what the superuser sees: both brands
-SELECT retail_mid.audience_count('iso_buyer') AS audience_all_brands;
+SELECT retail_mid.audience_count('iso_buyer') AS audience_all_brands, retail_mid.audience_count('iso_orders >= 2') AS two_orders,
+       retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order;
 SELECT brand, sum(iso_amount_30d) AS amount, max(iso_buyers_td) AS max_store_buyers FROM retail_mid.dws_metric_iso_store WHERE dt = '2032-01-31' GROUP BY brand ORDER BY brand;
+SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer' ORDER BY brand;  -- no entitlement yet: group row only
 
 -- users: an analyst and a BI user entitled to iso_a only; the keys of iso_a's customers as the reference
 CREATE ROLE iso_analyst LOGIN IN ROLE retail_mid_analyst;
@@ -52,6 +56,8 @@ CREATE ROLE iso_bi LOGIN IN ROLE retail_mid_bi;
 INSERT INTO retail_mid.brand_entitlement VALUES ('iso_analyst', 'iso_a'), ('iso_bi', 'iso_a');
 CREATE TABLE public.iso_a_keys AS SELECT customer_key FROM retail_mid.customer_brand WHERE brand = 'iso_a';
 GRANT SELECT ON public.iso_a_keys TO iso_analyst, iso_bi;
+-- the entitlements added the brand rows of the tag bitmaps (iso_a's customers, iso_shared included)
+SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer' ORDER BY brand;
 
 -- Every relation of the schema (the extension's and the ones it generated), classified for the current user:
 -- not readable; brand-isolated (no row of another brand, and how many of iso_a); customer-scoped (no
@@ -81,6 +87,9 @@ BEGIN
                     outcome := CASE WHEN other = 0 THEN format('customer-scoped, %s rows of iso_a customers', own) ELSE format('LEAK: %s rows of other customers', other) END;
                 ELSIF r.rel = ANY (retail_mid.security_reference_relations()) THEN
                     outcome := 'reference data';
+                ELSIF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = r.rel) THEN
+                    EXECUTE format('SELECT count(*) FROM %s', r.rel) INTO own;
+                    outcome := CASE WHEN own = 0 THEN 'row-level security: no row visible' ELSE format('LEAK: %s rows visible', own) END;
                 ELSE
                     outcome := 'LEAK: readable without brand scope';
                 END IF;
@@ -161,13 +170,22 @@ SELECT retail_mid.brand_visible('iso_b') AS sees_b, retail_mid.brand_visible('is
 SELECT retail_mid.metric_window_start('7d', '2032-01-31') AS window_start;
 RESET ROLE;
 
--- audiences: the group-wide tag bitmaps are not readable by analysts, so neither is an audience evaluated by
--- one; saved audiences, tag values and OneID persons are read through brand-scoped views
+-- audiences: an analyst evaluates tag expressions on the bitmaps of its brands only (the group-wide rows and
+-- the other brands' rows are hidden by row-level security), so iso_shared counts once and iso_b's customers not
+-- at all; NOT is relative to the analyst's customers; saved audiences are read through a brand-scoped view
 SET ROLE iso_analyst;
-SELECT retail_mid.audience_count('iso_buyer');
-SELECT retail_mid.audience('iso_buyer');
+SELECT retail_mid.audience_count('iso_buyer') AS buyers, retail_mid.audience_count('NOT iso_buyer') AS not_buyers;
+SELECT retail_mid.rb_to_array(retail_mid.audience('iso_buyer')) = (SELECT array_agg(customer_key ORDER BY customer_key) FROM public.iso_a_keys) AS audience_is_iso_a;
+-- numeric tags (whole buckets and the boundary filtered from tag_value, both scoped): iso_shared's value counts
+-- its orders of both brands, because the tag's rule sums over brands (a tag is defined group-wide)
+SELECT retail_mid.audience_count('iso_orders >= 2') AS two_orders, retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order,
+       retail_mid.audience_count('iso_orders > 0 AND NOT iso_orders >= 2') AS one_order_too;
+SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer';
+SELECT count(*) AS tag_values, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
+  FROM retail_mid.tag_value WHERE tag_name = 'iso_buyer';
+SELECT retail_mid.rb_cardinality(retail_mid.customer_universe()) AS universe;
+SELECT retail_mid.audience_count('@iso_all');
 SELECT retail_mid.save_audience('iso_mine', 'iso_buyer');
-SELECT count(*) FROM retail_mid.tag_bitmap;
 SELECT brand, count(*) AS members, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
   FROM retail_mid.audience_member_brand WHERE audience_name = 'iso_all' GROUP BY brand;
 SELECT brand, count(*) AS tagged FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_buyer' GROUP BY brand;
@@ -188,6 +206,7 @@ RESET ROLE;
 DROP FUNCTION public.iso_probe(), public.iso_call_probe();
 DROP TABLE public.iso_a_keys;
 DELETE FROM retail_mid.brand_entitlement WHERE brand LIKE 'iso\_%';
+SELECT count(*) AS brand_rows_left FROM retail_mid.tag_bitmap WHERE brand LIKE 'iso\_%';
 DROP ROLE iso_analyst, iso_bi;
 DELETE FROM retail_mid.metric_derived WHERE granularity LIKE 'iso\_%';
 DELETE FROM retail_mid.metric_granularity WHERE granularity LIKE 'iso\_%';
@@ -195,7 +214,7 @@ DELETE FROM retail_mid.metric_atomic WHERE atomic LIKE 'iso\_%';
 DROP TABLE retail_mid.dws_metric_iso_store, retail_mid.dws_metric_iso_store_1d, retail_mid.dws_metric_iso_group, retail_mid.dws_metric_iso_group_1d;
 DELETE FROM retail_mid.oneid_person_map WHERE customer_key IN (SELECT customer_key FROM retail_mid.customer_brand WHERE brand LIKE 'iso\_%');
 DELETE FROM retail_mid.audience_package WHERE name = 'iso_all';
-DELETE FROM retail_mid.tag_definition WHERE tag_name = 'iso_buyer';
+DELETE FROM retail_mid.tag_definition WHERE tag_name IN ('iso_buyer', 'iso_orders');
 DELETE FROM retail_mid.ods_order_line WHERE brand LIKE 'iso\_%';
 DELETE FROM retail_mid.ods_order WHERE brand LIKE 'iso\_%';
 DELETE FROM retail_mid.ods_customer_identifier WHERE brand LIKE 'iso\_%';

@@ -398,8 +398,7 @@ CREATE FUNCTION retail_mid.refresh(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_job bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_customers bigint;
-    t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
+    v_job bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL THEN
         RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';

@@ -81,10 +81,70 @@ BEGIN
     INSERT INTO retail_mid.customer_brand SELECT brand, customer_key FROM rm_customer_brand ON CONFLICT DO NOTHING;
     SELECT count(*) INTO n FROM rm_customer_brand;
     DROP TABLE rm_customer_brand;
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh_customer_brand() IS 'Rebuilds retail_mid.customer_brand from the ODS customers and identifiers and the DWD trade; called by retail_mid.refresh; returns its rows.';
+COMMENT ON FUNCTION retail_mid.refresh_customer_brand() IS 'Rebuilds retail_mid.customer_brand from the ODS customers and identifiers and the DWD trade, and the per-brand tag bitmaps; called by retail_mid.refresh; returns its rows.';
+
+-- Tag bitmaps per brand. The evaluator ORs every row of tag_bitmap / tag_numeric_bitmap it may read for a tag
+-- value (or bucket); so each bitmap is kept twice: the group-wide row (brand '*', what evaluate_tags writes, seen
+-- by admins) and one row per entitled brand restricted to that brand's customers. Row-level security on the
+-- brand column then makes every audience evaluated by an analyst count the customers of its brands only.
+ALTER TABLE retail_mid.tag_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
+ALTER TABLE retail_mid.tag_bitmap DROP CONSTRAINT tag_bitmap_pkey, ADD PRIMARY KEY (tag_name, tag_value, brand);
+COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS '''*'' for the group-wide bitmap (what evaluate_tags writes; admins see it); else the bitmap restricted to that brand''s customers, kept for every brand someone is entitled to, under row-level security.';
+ALTER TABLE retail_mid.tag_numeric_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
+ALTER TABLE retail_mid.tag_numeric_bitmap DROP CONSTRAINT tag_numeric_bitmap_pkey, ADD PRIMARY KEY (tag_name, bucket, brand);
+COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.brand IS '''*'' for the group-wide bucket; else the bucket (same value range) restricted to that brand''s customers, kept for every entitled brand, under row-level security.';
+
+-- Rebuilds the per-brand rows of the tag bitmaps (of the named tags, or all) from the group-wide ones, for every
+-- brand of brand_entitlement; returns the rows written.
+CREATE FUNCTION retail_mid.refresh_brand_tag_bitmaps(tag_names text[] DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; m bigint;
+BEGIN
+    DELETE FROM retail_mid.tag_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    DELETE FROM retail_mid.tag_numeric_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    CREATE TEMP TABLE rm_brand_customers ON COMMIT DROP AS
+    SELECT cb.brand, retail_mid.rb_build_agg(cb.customer_key) AS customers FROM retail_mid.customer_brand cb
+     WHERE cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*') GROUP BY cb.brand;
+    INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+    SELECT t.tag_name, t.tag_value, b.brand, retail_mid.rb_and(t.bitmap, b.customers), retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+      FROM retail_mid.tag_bitmap t CROSS JOIN rm_brand_customers b
+     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO retail_mid.tag_numeric_bitmap (tag_name, bucket, brand, min_value, max_value, bitmap, customers)
+    SELECT t.tag_name, t.bucket, b.brand, t.min_value, t.max_value, retail_mid.rb_and(t.bitmap, b.customers),
+           retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+      FROM retail_mid.tag_numeric_bitmap t CROSS JOIN rm_brand_customers b
+     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    DROP TABLE rm_brand_customers;
+    RETURN n + m;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_brand_tag_bitmaps(text[]) IS 'Rebuilds the per-brand rows of tag_bitmap and tag_numeric_bitmap (each group-wide bitmap AND the brand''s customers) for every entitled brand; called when tags are evaluated, customers refreshed or entitlements change.';
+
+-- evaluate_tags writes the group-wide rows: their brand rows follow
+CREATE FUNCTION retail_mid.tag_bitmap_written()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE tags text[];
+BEGIN
+    SELECT array_agg(DISTINCT n.tag_name) INTO tags FROM new_rows n WHERE n.brand = '*';
+    IF tags IS NOT NULL THEN
+        PERFORM retail_mid.refresh_brand_tag_bitmaps(tags);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.tag_bitmap_written() IS 'Trigger: rebuilds the per-brand rows of the tags whose group-wide bitmaps were written.';
+CREATE TRIGGER tag_bitmap_written AFTER INSERT ON retail_mid.tag_bitmap
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
+CREATE TRIGGER tag_numeric_bitmap_written AFTER INSERT ON retail_mid.tag_numeric_bitmap
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
 
 SELECT retail_mid.secure_brand_table(c.oid)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -96,6 +156,34 @@ SELECT retail_mid.secure_brand_table(c.oid)
 ALTER TABLE retail_mid.brand_entitlement ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_entitlements ON retail_mid.brand_entitlement
     USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') OR pg_catalog.pg_has_role(CURRENT_USER, grantee::oid, 'USAGE'));
+
+-- A new or withdrawn entitlement adds or drops the brand's rows of the tag bitmaps.
+CREATE FUNCTION retail_mid.brand_entitlement_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.brand_entitlement_changed() IS 'Trigger: keeps the per-brand tag bitmaps in line with the entitled brands.';
+CREATE TRIGGER brand_entitlement_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retail_mid.brand_entitlement
+    FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.brand_entitlement_changed();
+
+-- Group-wide customer tables under row-level security scoped by customer: a row is visible to admins, and to
+-- others when its customer belongs to one of their brands (retail_mid.customer_brand, itself brand-isolated).
+ALTER TABLE retail_mid.tag_value ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_scope ON retail_mid.tag_value
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE')
+           OR EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key OPERATOR(pg_catalog.=) tag_value.customer_key));
+ALTER TABLE retail_mid.customer_key ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_scope ON retail_mid.customer_key
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE')
+           OR EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key OPERATOR(pg_catalog.=) customer_key.customer_key));
+-- the cached universe of all customers is group-wide: admins only (others compute theirs from the two above)
+ALTER TABLE retail_mid.customer_universe ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admins_only ON retail_mid.customer_universe
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE'));
 
 -- The extension's views run with the caller's rights, so the policies above apply through them too. (The masked
 -- and brand-scoped views created below are the exception: they are owned by retail_mid_view_owner instead.)
@@ -365,5 +453,9 @@ $$;
 -- analysts and BI: the masked views were granted by pii_create_masked_view; the brand-scoped views here
 GRANT SELECT ON retail_mid.oneid_person_brand, retail_mid.tag_value_brand, retail_mid.audience_member_brand
     TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+-- analysts evaluate audiences: the tag bitmaps (brand rows, by the brand rule above), the current tag values
+-- and the universe under their customer-scoped policies, and the keys (not the identifiers) of the dictionary
+GRANT SELECT ON retail_mid.tag_value, retail_mid.customer_universe TO retail_mid_analyst;
+GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
 -- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
 GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
