@@ -47,7 +47,7 @@ RESET client_min_messages;
 -- what the superuser sees: both brands
 SELECT retail_mid.audience_count('iso_buyer') AS audience_all_brands, retail_mid.audience_count('iso_orders >= 2') AS two_orders,
        retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order;
-SELECT brand, sum(iso_amount_30d) AS amount, max(iso_buyers_td) AS max_store_buyers FROM retail_mid.dws_metric_iso_store WHERE dt = '2032-01-31' GROUP BY brand ORDER BY brand;
+SELECT brand, sum(iso_amount_30d) AS amount, max(iso_buyers_td) AS max_store_buyers FROM retail_mid.dws_metric_iso_store WHERE dt = '2032-01-31' AND brand LIKE 'iso\_%' GROUP BY brand ORDER BY brand;
 SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer' ORDER BY brand;  -- no entitlement yet: group row only
 
 -- users: an analyst and a BI user entitled to iso_a only; the keys of iso_a's customers as the reference
