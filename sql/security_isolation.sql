@@ -65,7 +65,7 @@ SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = '
 CREATE FUNCTION public.iso_probe() RETURNS TABLE (relation text, member text, outcome text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r record; other bigint; own bigint;
+    r record; other bigint; own bigint; shared boolean;
 BEGIN
     FOR r IN SELECT c.oid::regclass AS rel, c.relname::text AS relname,
                     CASE WHEN EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
@@ -80,8 +80,12 @@ BEGIN
         ELSE
             BEGIN
                 IF r.has_brand THEN
-                    EXECUTE format('SELECT count(*) FILTER (WHERE brand IS DISTINCT FROM ''iso_a''), count(*) FILTER (WHERE brand = ''iso_a'') FROM %s', r.rel) INTO other, own;
-                    outcome := CASE WHEN other = 0 THEN format('brand-isolated, %s rows of iso_a', own) ELSE format('LEAK: %s rows of other brands', other) END;
+                    -- '*' rows are shared defaults only where a brand_defaults policy says so (settings tables)
+                    shared := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.rel AND p.polname = 'brand_defaults');
+                    EXECUTE format('SELECT count(*) FILTER (WHERE brand IS DISTINCT FROM ''iso_a'' AND NOT ($1 AND brand = ''*'')), count(*) FILTER (WHERE brand = ''iso_a'') FROM %s', r.rel)
+                       INTO other, own USING shared;
+                    outcome := CASE WHEN other = 0 THEN format('brand-isolated, %s rows of iso_a', own) || CASE WHEN shared THEN ' (and the shared ''*'' defaults)' ELSE '' END
+                                    ELSE format('LEAK: %s rows of other brands', other) END;
                 ELSIF r.has_customer THEN
                     EXECUTE format('SELECT count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)), count(*) FROM %s', r.rel) INTO other, own;
                     outcome := CASE WHEN other = 0 THEN format('customer-scoped, %s rows of iso_a customers', own) ELSE format('LEAK: %s rows of other customers', other) END;
@@ -131,7 +135,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record; args text; n bigint;
 BEGIN
-    FOR r IN SELECT p.oid, p.oid::regprocedure::text AS sig, p.proname, p.proretset, p.proargtypes, p.proargnames, p.pronargs, p.prorettype
+    FOR r IN SELECT p.oid, p.oid::regprocedure::text AS sig, p.proname, p.proretset, p.proargtypes, p.proargnames, p.pronargs, p.pronargdefaults, p.prorettype
                FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
               WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'retail_mid') AND p.provolatile = 's' AND p.prokind = 'f'
                 AND p.proname NOT IN ('quality_rule_plan')   -- takes a quality_rule row: a pure function of it
@@ -140,13 +144,14 @@ BEGIN
         SELECT coalesce(string_agg(CASE WHEN r.proargnames[i + 1] = 'brand' THEN '''iso_b'''
                                         WHEN r.proargnames[i + 1] = 'expression' THEN '''iso_buyer'''
                                         WHEN r.proargnames[i + 1] = 'tag' THEN '''iso_buyer'''
+                                        WHEN r.proargnames[i + 1] = 'map_name' THEN '(SELECT min(map_name) FROM retail_mid.rfm_segment_map_def)'
                                         WHEN r.proargtypes[i] = 'date'::regtype THEN '''2032-01-31''::date'
-                                        WHEN r.proargtypes[i] = 'regclass'::regtype THEN '''retail_mid.dwd_trade_order_line_di''::regclass'
+                                        WHEN r.proargtypes[i] = 'regclass'::regtype THEN '''retail_mid.dws_trade_customer_1d''::regclass'
                                         WHEN r.proargtypes[i] = 'boolean'::regtype THEN 'true'
                                         WHEN r.proargtypes[i] IN ('integer'::regtype, 'bigint'::regtype) THEN '30'
                                         WHEN r.proargtypes[i] IN ('numeric'::regtype, 'double precision'::regtype) THEN '1'
                                         ELSE 'NULL' END || '::' || format_type(r.proargtypes[i], NULL), ', ' ORDER BY i), '')
-          INTO args FROM generate_series(0, r.pronargs - 1) i;
+          INTO args FROM generate_series(0, r.pronargs - r.pronargdefaults - 1) i;   -- arguments with defaults left out
         BEGIN
             IF r.proretset THEN
                 EXECUTE format('SELECT count(*) FROM %s(%s)', r.oid::regproc, args) INTO n;

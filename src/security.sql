@@ -152,6 +152,11 @@ SELECT retail_mid.secure_brand_table(c.oid)
    AND c.oid <> 'retail_mid.brand_entitlement'::regclass
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND NOT a.attisdropped);
 
+-- The '*' rows of the per-brand settings tables are the defaults of every brand without its own settings, not
+-- data of a brand: whoever reads the table reads them (policies are permissive: either one admits a row).
+CREATE POLICY brand_defaults ON retail_mid.rfm_config FOR SELECT USING (brand = '*');
+CREATE POLICY brand_defaults ON retail_mid.aipl_rule FOR SELECT USING (brand = '*');
+
 -- a user sees its own entitlements only (brand_visible cannot guard this table: it reads it)
 ALTER TABLE retail_mid.brand_entitlement ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_entitlements ON retail_mid.brand_entitlement
