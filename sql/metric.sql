@@ -36,6 +36,25 @@ SELECT retail_mid.metric_generate('mt_store', '2026-01-11', '2026-01-20') AS row
 SELECT retail_mid.metric_generate('mt_brand', '2026-01-01', '2026-01-20') AS rows_written;
 SELECT job, rows_written, outcome, detail FROM retail_mid.job_log WHERE job = 'metric_generate' ORDER BY job_id;
 \d retail_mid.dws_metric_mt_store
+\d retail_mid.dws_metric_mt_store_1d
+-- distinct counts keep their keys: customer keys (int4) as they are, order ids through the dictionary
+SELECT atomic, additivity, distinct_key, distinct_key_type FROM retail_mid.metric_atomic WHERE dwd_table = 'public.mt_order_line'::regclass ORDER BY 1;
+SELECT dt, brand, store_id, sale_buyers_1d, retail_mid.rb_to_array(sale_buyers_1d_bitmap) AS buyer_keys,
+       (SELECT array_agg(DISTINCT customer_key ORDER BY customer_key) FROM public.mt_order_line l
+         WHERE l.dt = d.dt AND l.brand = d.brand AND l.store_id = d.store_id AND l.line_type = 'sale') AS keys_sql, sale_orders_1d
+  FROM retail_mid.dws_metric_mt_store_1d d WHERE dt = '2026-01-04' ORDER BY brand, store_id;
+-- the 7-day buyers are the cardinality of the OR of the daily bitmaps, not the sum of the daily counts
+SELECT s.dt, s.brand, s.store_id, s.sale_buyers_7d,
+       (SELECT retail_mid.rb_cardinality(retail_mid.rb_or_agg(d.sale_buyers_1d_bitmap)) FROM retail_mid.dws_metric_mt_store_1d d
+         WHERE d.brand = s.brand AND d.store_id = s.store_id AND d.dt BETWEEN s.dt - 6 AND s.dt) AS or_of_bitmaps,
+       (SELECT sum(d.sale_buyers_1d) FROM retail_mid.dws_metric_mt_store_1d d
+         WHERE d.brand = s.brand AND d.store_id = s.store_id AND d.dt BETWEEN s.dt - 6 AND s.dt) AS sum_of_days
+  FROM retail_mid.dws_metric_mt_store s WHERE s.dt = '2026-01-10' ORDER BY 2, 3;
+-- the generated tables are secured like the extension's own: brand isolation and role grants
+SELECT c.relname, c.relrowsecurity, has_table_privilege('retail_mid_analyst', c.oid, 'SELECT') AS analyst,
+       has_table_privilege('retail_mid_bi', c.oid, 'SELECT') AS bi, has_table_privilege('retail_mid_admin', c.oid, 'SELECT') AS admin,
+       has_table_privilege('retail_mid_analyst', c.oid, 'INSERT') AS analyst_insert
+  FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relname LIKE 'dws\_metric\_mt\_%' AND c.relkind = 'r' ORDER BY 1;
 SELECT * FROM retail_mid.dws_metric_mt_store WHERE dt = '2026-01-10' ORDER BY brand, store_id;
 
 -- every value against plain SQL over the fixture
@@ -75,11 +94,71 @@ SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_brand', '202
 UPDATE retail_mid.dws_metric_mt_store SET sale_buyers_7d = sale_buyers_7d + 1 WHERE dt = '2026-01-05' AND store_id = 'S1';
 DELETE FROM retail_mid.dws_metric_mt_store WHERE dt = '2026-01-06' AND store_id = 'S2';
 SELECT * FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', '2026-01-20') ORDER BY dt, metric;
--- late data for an old day: the incremental refresh of that window repairs it
-INSERT INTO public.mt_order_line VALUES ('2026-01-03', 'A', 'S0', 99, 'late', 100, 'sale');
-SELECT count(*) AS stale FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', '2026-01-20');
-SELECT retail_mid.metric_generate('mt_store', '2026-01-01', '2026-01-20') AS rows_written;
+SELECT retail_mid.metric_generate('mt_store', '2026-01-05', '2026-01-06') AS rows_written;
 SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', '2026-01-20');
+-- late data for an old day: regenerating that day alone repairs every window it falls in (to date: all later dates)
+INSERT INTO public.mt_order_line VALUES ('2026-01-03', 'A', 'S0', 99, 'late', 100, 'sale');
+SELECT count(*) AS stale, count(DISTINCT dt) AS stale_dates FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', '2026-01-20');
+SELECT retail_mid.metric_generate('mt_store', '2026-01-03', '2026-01-03') AS rows_written;
+SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', '2026-01-20');
+SELECT detail->>'dates' AS statistics_dates, detail->>'days_built' AS days_built FROM retail_mid.job_log WHERE job = 'metric_generate' ORDER BY job_id DESC LIMIT 1;
+-- a granularity without a brand column mixes brands: readable by admins only
+INSERT INTO retail_mid.metric_granularity VALUES ('mt_total', '{}', 'Everything.');
+INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) VALUES ('buyers', 'sale', 'td', 'mt_total'), ('amount', 'all', '30d', 'mt_total');
+SELECT retail_mid.metric_generate('mt_total', '2026-01-15', '2026-01-20') AS rows_written;
+SELECT dt, sale_buyers_td, (SELECT count(DISTINCT customer_key) FROM public.mt_order_line l WHERE l.line_type = 'sale' AND l.dt <= t.dt) AS buyers_sql,
+       amount_30d, (SELECT sum(amount) FROM public.mt_order_line l WHERE l.dt BETWEEN t.dt - 29 AND t.dt) AS amount_sql
+  FROM retail_mid.dws_metric_mt_total t ORDER BY dt;
+SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_total', '2026-01-15', '2026-01-20');
+SELECT c.relname, c.relrowsecurity, has_table_privilege('retail_mid_analyst', c.oid, 'SELECT') AS analyst,
+       has_table_privilege('retail_mid_bi', c.oid, 'SELECT') AS bi, has_table_privilege('retail_mid_admin', c.oid, 'SELECT') AS admin
+  FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relname LIKE 'dws\_metric\_mt\_total%' AND c.relkind = 'r' ORDER BY 1;
+
+-- the foundation's refresh maintains the generated tables: late ODS data, refresh of that day, reconciled
+INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, store_id) VALUES
+ ('mt_x', 'x1', 'member_id', 'mtc1', '2031-03-01 10:00', 'S1'), ('mt_x', 'x2', 'member_id', 'mtc2', '2031-03-02 10:00', 'S1'),
+ ('mt_x', 'x3', 'member_id', 'mtc1', '2031-03-03 10:00', 'S1'), ('mt_x', 'x4', 'member_id', 'mtc3', '2031-03-03 11:00', 'S2');
+INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price) VALUES
+ ('mt_x', 'x1', 1, 'k1', 1, 10), ('mt_x', 'x2', 1, 'k1', 2, 10), ('mt_x', 'x3', 1, 'k2', 1, 5), ('mt_x', 'x4', 1, 'k2', 3, 5);
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
+SELECT retail_mid.refresh('2031-03-01', '2031-03-05') > 0 AS refreshed;
+RESET client_min_messages;
+INSERT INTO retail_mid.metric_atomic (atomic, dwd_table, time_column, expression, unit, additivity) VALUES
+ ('mtx_amount', 'retail_mid.dwd_trade_order_line_di', 'dt', 'sum(t.amount)', 'CNY', 'additive'),
+ ('mtx_buyers', 'retail_mid.dwd_trade_order_line_di', 'dt', 'count(DISTINCT t.customer_key)', 'customers', 'non_additive');
+INSERT INTO retail_mid.metric_granularity VALUES ('mt_dwd', '{brand}', 'Brand, over the foundation''s DWD.');
+INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) VALUES ('mtx_amount', 'all', '7d', 'mt_dwd'), ('mtx_buyers', 'all', '7d', 'mt_dwd');
+SELECT retail_mid.metric_generate('mt_dwd', '2031-03-01', '2031-03-05') AS rows_written;
+SELECT dt, mtx_amount_7d, mtx_buyers_7d FROM retail_mid.dws_metric_mt_dwd WHERE brand = 'mt_x' ORDER BY dt;
+INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, store_id) VALUES ('mt_x', 'x5', 'member_id', 'mtc4', '2031-03-02 12:00', 'S2');
+INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price) VALUES ('mt_x', 'x5', 1, 'k1', 1, 100);
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
+SELECT retail_mid.refresh('2031-03-02', '2031-03-02') > 0 AS refreshed;
+RESET client_min_messages;
+SELECT dt, mtx_amount_7d, mtx_buyers_7d FROM retail_mid.dws_metric_mt_dwd WHERE brand = 'mt_x' ORDER BY dt;
+SELECT count(*) AS differences FROM retail_mid.metric_reconcile('mt_dwd', '2031-03-01', '2031-03-05');
+SELECT (detail->>'metric_rows')::int AS metric_rows FROM retail_mid.job_log WHERE job = 'refresh' ORDER BY job_id DESC LIMIT 1;
+-- idempotent: refreshing the same day again changes nothing
+CREATE TEMP TABLE mt_before AS SELECT * FROM retail_mid.dws_metric_mt_dwd;
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
+SELECT retail_mid.refresh('2031-03-02', '2031-03-02') > 0 AS refreshed;
+RESET client_min_messages;
+SELECT count(*) AS changed FROM ((SELECT * FROM retail_mid.dws_metric_mt_dwd EXCEPT ALL SELECT * FROM mt_before)
+                                 UNION ALL (SELECT * FROM mt_before EXCEPT ALL SELECT * FROM retail_mid.dws_metric_mt_dwd)) x;
+-- transactional: a refresh failing in the metric step (after DWD and DWS were rebuilt) leaves everything as it was
+UPDATE retail_mid.ods_order_line SET unit_price = 1000 WHERE brand = 'mt_x' AND order_id = 'x5';
+CREATE FUNCTION public.mt_fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'mt: injected failure'; END $$;
+CREATE TRIGGER mt_fail BEFORE INSERT ON retail_mid.dws_metric_mt_dwd FOR EACH ROW EXECUTE FUNCTION public.mt_fail();
+\set VERBOSITY terse
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
+SELECT retail_mid.refresh('2031-03-02', '2031-03-02');
+RESET client_min_messages;
+\set VERBOSITY default
+DROP TRIGGER mt_fail ON retail_mid.dws_metric_mt_dwd;
+DROP FUNCTION public.mt_fail();
+SELECT sum(amount) AS dwd_amount_unchanged FROM retail_mid.dwd_trade_order_line_di WHERE brand = 'mt_x';
+SELECT count(*) AS changed FROM ((SELECT * FROM retail_mid.dws_metric_mt_dwd EXCEPT ALL SELECT * FROM mt_before)
+                                 UNION ALL (SELECT * FROM mt_before EXCEPT ALL SELECT * FROM retail_mid.dws_metric_mt_dwd)) x;
 
 -- naming rules and bad definitions
 INSERT INTO retail_mid.metric_derived (metric, atomic, qualifier, period, granularity) VALUES ('sales_7d', 'amount', 'sale', '7d', 'mt_brand');
@@ -89,6 +168,20 @@ INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) V
 INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) VALUES ('amount', 'sale_online', '7d', 'mt_brand');
 INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) VALUES ('amount', 'sale', '7d', 'mt_brand');
 INSERT INTO retail_mid.metric_atomic VALUES ('customers', 'public.mt_order_line', 'dt', 'count(DISTINCT t.customer_key)', 'customers', 'additive', NULL);
+-- summing what is not additive is refused: distinct counts declared (semi-)additive, ratios, averages, maxima
+INSERT INTO retail_mid.metric_atomic VALUES ('customers', 'public.mt_order_line', 'dt', 'count(DISTINCT t.customer_key)', 'customers', 'semi_additive', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('aov', 'public.mt_order_line', 'dt', 'sum(t.amount) / nullif(count(DISTINCT t.order_id), 0)', 'CNY', 'non_additive', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('aov', 'public.mt_order_line', 'dt', 'sum(t.amount) / nullif(count(*), 0)', 'CNY', 'additive', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('avg_amount', 'public.mt_order_line', 'dt', 'avg(t.amount)', 'CNY', 'additive', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('top_amount', 'public.mt_order_line', 'dt', 'max(t.amount)', 'CNY', 'semi_additive', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('cents', 'public.mt_order_line', 'dt', 'sum(t.amount / 100)', 'CNY', 'additive', NULL);  -- a sum of a quotient is a sum
+DELETE FROM retail_mid.metric_atomic WHERE atomic = 'cents';
+INSERT INTO retail_mid.metric_granularity VALUES ('mt_store_1d', '{brand,store_id}', NULL);
+INSERT INTO retail_mid.metric_atomic VALUES ('a_long_atomic_metric_name_xxxxx', 'public.mt_order_line', 'dt', 'sum(t.amount)', 'CNY', 'additive', NULL);
+INSERT INTO retail_mid.metric_qualifier VALUES ('a_long_qualifier_name_yyyyyyyyy', 'true', NULL);
+INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) VALUES ('a_long_atomic_metric_name_xxxxx', 'a_long_qualifier_name_yyyyyyyyy', '7d', 'mt_store');
+DELETE FROM retail_mid.metric_atomic WHERE atomic = 'a_long_atomic_metric_name_xxxxx';
+DELETE FROM retail_mid.metric_qualifier WHERE qualifier = 'a_long_qualifier_name_yyyyyyyyy';
 INSERT INTO retail_mid.metric_atomic VALUES ('bad', 'public.mt_order_line', 'dt', 'sum(t.amont)', 'CNY', 'additive', NULL);
 INSERT INTO retail_mid.metric_atomic VALUES ('bad', 'public.mt_order_line', 'day', 'sum(t.amount)', 'CNY', 'additive', NULL);
 INSERT INTO retail_mid.metric_atomic VALUES ('Bad', 'public.mt_order_line', 'dt', 'sum(t.amount)', 'CNY', 'additive', NULL);
@@ -113,5 +206,12 @@ DELETE FROM retail_mid.metric_composite WHERE granularity LIKE 'mt\_%';
 DELETE FROM retail_mid.metric_derived WHERE granularity LIKE 'mt\_%';
 DELETE FROM retail_mid.metric_granularity WHERE granularity LIKE 'mt\_%';
 DELETE FROM retail_mid.metric_qualifier WHERE qualifier IN ('sale', 'returned', 'sale_online', 'red');
-DELETE FROM retail_mid.metric_atomic WHERE dwd_table IN ('public.mt_order_line'::regclass, 'public.mt_stock'::regclass);
-DROP TABLE retail_mid.dws_metric_mt_store, retail_mid.dws_metric_mt_brand, public.mt_order_line, public.mt_stock;
+DELETE FROM retail_mid.metric_atomic WHERE dwd_table IN ('public.mt_order_line'::regclass, 'public.mt_stock'::regclass) OR atomic LIKE 'mtx\_%';
+DROP TABLE retail_mid.dws_metric_mt_store, retail_mid.dws_metric_mt_brand, retail_mid.dws_metric_mt_total, retail_mid.dws_metric_mt_dwd,
+           retail_mid.dws_metric_mt_store_1d, retail_mid.dws_metric_mt_brand_1d, retail_mid.dws_metric_mt_total_1d, retail_mid.dws_metric_mt_dwd_1d,
+           public.mt_order_line, public.mt_stock;
+DELETE FROM retail_mid.ods_order_line WHERE brand = 'mt_x';
+DELETE FROM retail_mid.ods_order WHERE brand = 'mt_x';
+SET client_min_messages = warning;  -- the counts of refresh notices depend on the other tests' data
+SELECT retail_mid.refresh('2031-03-01', '2031-03-05') AS rows_after_cleanup;
+RESET client_min_messages;

@@ -403,7 +403,7 @@ CREATE FUNCTION retail_mid.refresh(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_job bigint; v_dwd bigint; v_dws bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz;
+    v_job bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL THEN
         RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -430,14 +430,21 @@ BEGIN
     DELETE FROM retail_mid.dws_refresh_state;
     INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
     SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
-    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws,
-        jsonb_build_object('dwd_lines', v_dwd, 'dws_rows', v_dws,
+    -- the brand scope of customers (src/security.sql) and the metric registry's generated tables (src/metric.sql)
+    v_customers := retail_mid.refresh_customer_brand();
+    t2 := clock_timestamp();
+    RAISE NOTICE 'refresh: % customer-brand pairs; refreshing the metric registry', v_customers;
+    v_metric := retail_mid.metric_refresh(from_date, to_date);
+    RAISE NOTICE 'refresh: % metric rows written', v_metric;
+    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws + v_metric,
+        jsonb_build_object('dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'customer_brand_rows', v_customers,
                            'dwd_seconds', extract(epoch FROM t1 - t0),
-                           'dws_seconds', extract(epoch FROM clock_timestamp() - t1)));
-    RETURN v_dwd + v_dws;
+                           'dws_seconds', extract(epoch FROM t2 - t1),
+                           'metric_seconds', extract(epoch FROM clock_timestamp() - t2)));
+    RETURN v_dwd + v_dws + v_metric;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Rebuilds DWD and DWS for the given days (idempotent, transactional); returns rows written and logs a job_log row.';
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Rebuilds DWD and DWS for the given days, the brand scope of customers and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
 
 -- Refreshes every day that has ODS orders, as one job (the full rebuild).
 CREATE FUNCTION retail_mid.refresh_all()

@@ -10,7 +10,9 @@ CREATE TABLE retail_mid.metric_atomic (
     expression   text NOT NULL,
     unit         text NOT NULL,
     additivity   text NOT NULL CHECK (additivity IN ('additive', 'semi_additive', 'non_additive')),
-    description  text
+    description  text,
+    distinct_key text,
+    distinct_key_type text CHECK (distinct_key_type IN ('int4', 'dictionary'))
 );
 COMMENT ON TABLE retail_mid.metric_atomic IS 'Atomic metrics: an aggregate SQL expression over the rows of a DWD table (alias t), with unit and additivity.';
 COMMENT ON COLUMN retail_mid.metric_atomic.atomic IS 'Name (lower case, digits, underscores), the middle part of derived metric names.';
@@ -18,8 +20,18 @@ COMMENT ON COLUMN retail_mid.metric_atomic.dwd_table IS 'The DWD table the expre
 COMMENT ON COLUMN retail_mid.metric_atomic.time_column IS 'Date or timestamp column of the DWD table that places a row on a day.';
 COMMENT ON COLUMN retail_mid.metric_atomic.expression IS 'Aggregate expression over alias t, e.g. sum(t.amount) or count(DISTINCT t.customer_key).';
 COMMENT ON COLUMN retail_mid.metric_atomic.unit IS 'Unit of the value, e.g. CNY, orders, customers, ratio.';
-COMMENT ON COLUMN retail_mid.metric_atomic.additivity IS 'additive: daily values may be summed over days and dimensions; semi_additive: summed over dimensions, not over time (a window takes its last day, e.g. stock on hand); non_additive: never summed (distinct counts, ratios), recomputed from DWD for every window.';
+COMMENT ON COLUMN retail_mid.metric_atomic.additivity IS 'additive: daily values may be summed over days and dimensions; semi_additive: summed over dimensions, not over time (a window takes its last day, e.g. stock on hand); non_additive: a distinct count, never summed: its daily bitmaps of keys are OR-ed over the window.';
 COMMENT ON COLUMN retail_mid.metric_atomic.description IS 'Business definition in words.';
+COMMENT ON COLUMN retail_mid.metric_atomic.distinct_key IS 'For a distinct count count(DISTINCT key): the key expression (set by the registry).';
+COMMENT ON COLUMN retail_mid.metric_atomic.distinct_key_type IS 'int4: keys (smallint/integer, >= 0) go into the bitmaps as they are; dictionary: other keys are numbered through retail_mid.metric_distinct_key first.';
+
+CREATE TABLE retail_mid.metric_distinct_key (
+    value text PRIMARY KEY,
+    key   int4 GENERATED ALWAYS AS IDENTITY (MAXVALUE 2147483647) UNIQUE
+);
+COMMENT ON TABLE retail_mid.metric_distinct_key IS 'Dictionary numbering the keys of distinct-count metrics that are not integers (e.g. order ids), so that they can be stored in roaring bitmaps and OR-ed exactly over windows.';
+COMMENT ON COLUMN retail_mid.metric_distinct_key.value IS 'Key as text.';
+COMMENT ON COLUMN retail_mid.metric_distinct_key.key IS 'Its number in the bitmaps.';
 
 CREATE TABLE retail_mid.metric_qualifier (
     qualifier    text PRIMARY KEY CHECK (qualifier ~ '^[a-z][a-z0-9_]{0,30}$'),
@@ -50,12 +62,22 @@ INSERT INTO retail_mid.metric_period VALUES
  ('cw', 'calendar_week', NULL, 'The ISO week of dt, Monday to dt.'), ('cm', 'calendar_month', NULL, 'The month of dt, first day to dt.');
 
 CREATE TABLE retail_mid.metric_granularity (
-    granularity  text PRIMARY KEY CHECK (granularity ~ '^[a-z][a-z0-9_]{0,30}$'),
+    granularity  text PRIMARY KEY CHECK (granularity ~ '^[a-z][a-z0-9_]{0,30}$' AND granularity !~ '_1d$'),
     dimensions   text[] NOT NULL CHECK (cardinality(dimensions) >= 0),
     description  text
 );
-COMMENT ON TABLE retail_mid.metric_granularity IS 'Granularities: the dimension columns a metric is broken down by (the DWD column names); each has one generated DWS table retail_mid.dws_metric_<granularity>.';
-COMMENT ON COLUMN retail_mid.metric_granularity.granularity IS 'Name, also the suffix of the generated DWS table.';
+COMMENT ON TABLE retail_mid.metric_granularity IS 'Granularities: the dimension columns a metric is broken down by (the DWD column names); each has two generated DWS tables, retail_mid.dws_metric_<granularity>_1d (daily values and key bitmaps) and retail_mid.dws_metric_<granularity> (every derived metric per statistics date).';
+COMMENT ON COLUMN retail_mid.metric_granularity.granularity IS 'Name, also the suffix of the generated DWS tables (not ending in _1d).';
+
+CREATE TABLE retail_mid.metric_coverage (
+    granularity text PRIMARY KEY REFERENCES retail_mid.metric_granularity ON DELETE CASCADE,
+    days        datemultirange NOT NULL,
+    day_columns text[] NOT NULL
+);
+COMMENT ON TABLE retail_mid.metric_coverage IS 'Which days the daily table dws_metric_<granularity>_1d holds, and for which columns (a new daily column empties it, so history is rebuilt where windows need it).';
+COMMENT ON COLUMN retail_mid.metric_coverage.granularity IS 'Granularity.';
+COMMENT ON COLUMN retail_mid.metric_coverage.days IS 'Days built from DWD.';
+COMMENT ON COLUMN retail_mid.metric_coverage.day_columns IS 'The daily columns they were built with.';
 COMMENT ON COLUMN retail_mid.metric_granularity.dimensions IS 'DWD column names, e.g. {brand,store_id}; empty for the grand total.';
 COMMENT ON COLUMN retail_mid.metric_granularity.description IS 'Meaning.';
 
@@ -92,10 +114,16 @@ COMMENT ON COLUMN retail_mid.metric_composite.expression IS 'SQL expression with
 COMMENT ON COLUMN retail_mid.metric_composite.unit IS 'Unit of the value.';
 COMMENT ON COLUMN retail_mid.metric_composite.description IS 'Meaning.';
 
--- Checks an atomic metric: the expression and the time column must compile against the DWD table.
+-- Checks an atomic metric: the expression and the time column must compile against the DWD table, and the
+-- additivity must be one the registry can roll up exactly: sums and counts are additive (or semi-additive),
+-- non-additive metrics are distinct counts (rolled up through bitmaps of their keys), and ratios or averages
+-- are refused (they are composite metrics of their additive parts).
 CREATE FUNCTION retail_mid.metric_atomic_check()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    m text[];
+    keytype text;
 BEGIN
     IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
         RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
@@ -110,15 +138,39 @@ BEGIN
         RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
     END IF;
     EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
-    IF NEW.additivity = 'additive' AND NEW.expression ~* 'distinct' THEN
-        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be additive', NEW.atomic
+    NEW.distinct_key := NULL;
+    NEW.distinct_key_type := NULL;
+    IF NEW.additivity <> 'non_additive' AND NEW.expression ~* 'distinct' THEN
+        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be %', NEW.atomic, NEW.additivity
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Declare distinct counts non_additive: they are recomputed from DWD for every window, never summed.';
+                  HINT = 'Declare distinct counts non_additive: their daily key bitmaps are OR-ed over windows, never summed.';
+    END IF;
+    IF NEW.additivity <> 'non_additive'
+       AND (NEW.expression ~* '\m(avg|min|max|mode|percentile_cont|percentile_disc|stddev[a-z_]*|variance|var_pop|var_samp|bool_and|bool_or|every)\s*\('
+            OR NEW.expression ~* '/\s*(nullif\s*\(\s*)?(sum|count)\s*\(') THEN
+        RAISE EXCEPTION 'atomic metric "%" is not a sum or a count and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Averages, ratios, minima and maxima of days are not the sum of their daily values.',
+                  HINT = 'Define the numerator and the denominator as additive atomic metrics and the ratio as a composite metric, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+    END IF;
+    IF NEW.additivity = 'non_additive' THEN
+        m := regexp_match(NEW.expression, '^\s*count\s*\(\s*distinct\s+(.+)\)\s*$', 'i');
+        IF m IS NULL THEN
+            RAISE EXCEPTION 'non-additive atomic metric "%" must be a distinct count', NEW.atomic
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Only count(DISTINCT key) rolls up exactly over periods (through roaring bitmaps of the keys).',
+                      HINT = 'Write ratios and averages as composite metrics of additive atomic metrics, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+        END IF;
+        NEW.distinct_key := btrim(m[1]);
+        -- the key's type, also when the table is empty: the outer join yields one NULL of that type
+        EXECUTE format('SELECT pg_typeof(s.k)::text FROM (SELECT 1) one LEFT JOIN (SELECT (%s) AS k FROM %s AS t LIMIT 0) s ON true',
+                       NEW.distinct_key, NEW.dwd_table) INTO keytype;
+        NEW.distinct_key_type := CASE WHEN keytype IN ('integer', 'smallint') THEN 'int4' ELSE 'dictionary' END;
     END IF;
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.metric_atomic_check() IS 'Trigger: an atomic metric''s expression compiles against its DWD table; distinct counts are not additive.';
+COMMENT ON FUNCTION retail_mid.metric_atomic_check() IS 'Trigger: an atomic metric''s expression compiles against its DWD table; additive and semi-additive metrics are sums or counts, non-additive ones are distinct counts (their key is recorded).';
 CREATE TRIGGER metric_atomic_check BEFORE INSERT OR UPDATE ON retail_mid.metric_atomic
     FOR EACH ROW EXECUTE FUNCTION retail_mid.metric_atomic_check();
 
@@ -168,6 +220,11 @@ BEGIN
             HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
     END IF;
     expected := CASE WHEN NEW.qualifier = 'all' THEN '' ELSE NEW.qualifier || '_' END || NEW.atomic || '_' || NEW.period;
+    IF length(expected) > 53 THEN
+        RAISE EXCEPTION 'derived metric name "%" is too long', expected USING ERRCODE = 'invalid_name',
+            DETAIL = 'Names (and the daily bitmap columns <qualifier>_<atomic>_1d_bitmap) must fit in 63 bytes.',
+            HINT = 'Shorten the qualifier or the atomic metric name.';
+    END IF;
     IF NEW.metric IS NULL THEN
         NEW.metric := expected;
     ELSIF NEW.metric <> expected THEN
@@ -248,10 +305,17 @@ RETURN (SELECT CASE p.kind WHEN 'rolling' THEN dt - (p.days - 1)
           FROM retail_mid.metric_period p WHERE p.period = metric_window_start.period);
 COMMENT ON FUNCTION retail_mid.metric_window_start(text, date) IS 'First day of the window of a period ending on dt (-infinity for to-date periods).';
 
--- The SQL computing one derived metric for the days of [from_date, to_date], as rows (dt, dims text[], value).
--- direct = true computes every window straight from DWD (the reconciliation reference); otherwise additive
--- metrics are rolled up from their daily values, semi-additive ones take the window's last day, and
--- non-additive ones (distinct counts, ratios) are always recomputed from DWD: they are never summed.
+-- Name of the daily column of an (atomic metric, qualifier) pair in dws_metric_<granularity>_1d.
+CREATE FUNCTION retail_mid.metric_day_column(atomic text, qualifier text)
+RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE WHEN qualifier = 'all' THEN '' ELSE qualifier || '_' END || atomic || '_1d';
+COMMENT ON FUNCTION retail_mid.metric_day_column(text, text) IS 'Daily column of an atomic metric under a qualifier in dws_metric_<granularity>_1d: <qualifier>_<atomic>_1d (distinct counts add <...>_1d_bitmap).';
+
+-- The SQL computing one derived metric for the statistics dates $1..$2, as rows (dt, dims text[], value).
+-- Rolled up from the daily table dws_metric_<granularity>_1d: additive metrics sum their daily values over the
+-- window, semi-additive ones take the window's last day with a value, distinct counts OR their daily key
+-- bitmaps over the window and count the result, so they are exact and never summed. direct = true computes
+-- the same straight from the DWD rows of each window (the reconciliation reference).
 CREATE FUNCTION retail_mid.metric_sql(metric text, granularity text, direct boolean DEFAULT false)
 RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -262,8 +326,9 @@ DECLARE
     dims text[];
     dimlist text;
     dimarr text;
-    ddims text;
     spine text;
+    t1d text;
+    col text;
 BEGIN
     SELECT * INTO d FROM retail_mid.metric_derived x WHERE x.metric = metric_sql.metric AND x.granularity = metric_sql.granularity;
     IF NOT FOUND THEN
@@ -274,55 +339,146 @@ BEGIN
     SELECT g.dimensions INTO dims FROM retail_mid.metric_granularity g WHERE g.granularity = d.granularity;
     dimlist := (SELECT string_agg(', t.' || quote_ident(x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o));
     dimarr := 'ARRAY[' || coalesce((SELECT string_agg('t.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), '') || ']::text[]';
-    spine := 'SELECT s::date AS dt FROM generate_series($1::timestamp, $2::timestamp, interval ''1 day'') s';
-    IF direct AND a.additivity = 'semi_additive' THEN
-        -- the reference for a semi-additive metric: its expression over the DWD rows of the window's last day
-        RETURN format('SELECT t.stat_dt AS dt, %s AS dims, (%s)::numeric AS value FROM '
-                      '(SELECT w.dt AS stat_dt, t.*, max((t.%I)::date) OVER (PARTITION BY w.dt%s) AS stat_last '
-                      '   FROM (%s) w JOIN %s AS t ON (t.%I)::date BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt WHERE (%s)) t '
-                      'WHERE (t.%I)::date = t.stat_last GROUP BY t.stat_dt%s',
-                      dimarr, a.expression, a.time_column, dimlist, spine, a.dwd_table, a.time_column, d.period, q,
-                      a.time_column, dimlist);
-    END IF;
-    IF direct OR a.additivity = 'non_additive' THEN
+    spine := format('SELECT s::date AS dt, retail_mid.metric_window_start(%L, s::date) AS ws '
+                    'FROM generate_series($1::timestamp, $2::timestamp, interval ''1 day'') s', d.period);
+    IF direct THEN
+        IF a.additivity = 'semi_additive' THEN
+            -- the expression over the DWD rows of the window's last day with rows, per dimension values
+            RETURN format('SELECT t.stat_dt AS dt, %s AS dims, (%s)::numeric AS value FROM '
+                          '(SELECT w.dt AS stat_dt, t.*, max((t.%I)::date) OVER (PARTITION BY w.dt%s) AS stat_last '
+                          '   FROM (%s) w JOIN %s AS t ON (t.%I)::date BETWEEN w.ws AND w.dt WHERE (%s)) t '
+                          'WHERE (t.%I)::date = t.stat_last GROUP BY t.stat_dt%s',
+                          dimarr, a.expression, a.time_column, dimlist, spine, a.dwd_table, a.time_column, q,
+                          a.time_column, dimlist);
+        END IF;
         RETURN format('SELECT w.dt, %s AS dims, (%s)::numeric AS value FROM (%s) w JOIN %s AS t '
-                      'ON (t.%I)::date BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt WHERE (%s) GROUP BY w.dt%s',
-                      dimarr, a.expression, spine, a.dwd_table, a.time_column, d.period, q, dimlist);
+                      'ON (t.%I)::date BETWEEN w.ws AND w.dt WHERE (%s) GROUP BY w.dt%s',
+                      dimarr, a.expression, spine, a.dwd_table, a.time_column, q, dimlist);
     END IF;
-    ddims := 'day.dims';
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || d.granularity || '_1d');
+    col := retail_mid.metric_day_column(d.atomic, d.qualifier);
     IF a.additivity = 'additive' THEN
-        RETURN format('WITH day AS (SELECT (t.%I)::date AS day, %s AS dims, (%s)::numeric AS value FROM %s AS t '
-                      'WHERE (%s) AND (t.%I)::date <= $2 GROUP BY 1%s) '
-                      'SELECT w.dt, day.dims, sum(day.value) AS value FROM (%s) w JOIN day '
-                      'ON day.day BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt GROUP BY w.dt, day.dims',
-                      a.time_column, dimarr, a.expression, a.dwd_table, q, a.time_column, dimlist, spine, d.period);
+        RETURN format('SELECT w.dt, %s AS dims, sum(t.%I) AS value FROM (%s) w JOIN %s AS t ON t.dt BETWEEN w.ws AND w.dt '
+                      'WHERE t.%I IS NOT NULL GROUP BY w.dt%s',
+                      dimarr, col, spine, t1d, col, dimlist);
+    ELSIF a.additivity = 'non_additive' THEN
+        RETURN format('SELECT w.dt, %s AS dims, retail_mid.rb_cardinality(retail_mid.rb_or_agg(t.%I))::numeric AS value '
+                      'FROM (%s) w JOIN %s AS t ON t.dt BETWEEN w.ws AND w.dt WHERE t.%I IS NOT NULL GROUP BY w.dt%s',
+                      dimarr, col || '_bitmap', spine, t1d, col || '_bitmap', dimlist);
     END IF;
-    -- semi-additive: the value of the last day in the window that has one, per dimension values
-    RETURN format('WITH day AS (SELECT (t.%I)::date AS day, %s AS dims, (%s)::numeric AS value FROM %s AS t '
-                  'WHERE (%s) AND (t.%I)::date <= $2 GROUP BY 1%s) '
-                  'SELECT DISTINCT ON (w.dt, day.dims) w.dt, day.dims, day.value FROM (%s) w JOIN day '
-                  'ON day.day BETWEEN retail_mid.metric_window_start(%L, w.dt) AND w.dt ORDER BY w.dt, day.dims, day.day DESC',
-                  a.time_column, dimarr, a.expression, a.dwd_table, q, a.time_column, dimlist, spine, d.period);
+    RETURN format('SELECT DISTINCT ON (w.dt%s) w.dt, %s AS dims, t.%I AS value FROM (%s) w JOIN %s AS t ON t.dt BETWEEN w.ws AND w.dt '
+                  'WHERE t.%I IS NOT NULL ORDER BY w.dt%s, t.dt DESC',
+                  dimlist, dimarr, col, spine, t1d, col, dimlist);
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.metric_sql(text, text, boolean) IS 'SQL computing a derived metric as rows (dt, dims, value) for $1..$2: additive metrics rolled up from daily values, semi-additive ones from the last day of the window, non-additive ones (and every metric when direct) straight from DWD.';
+COMMENT ON FUNCTION retail_mid.metric_sql(text, text, boolean) IS 'SQL computing a derived metric as rows (dt, dims, value) for the statistics dates $1..$2, rolled up from the daily table (sums, last day, or the cardinality of OR-ed key bitmaps); direct = true: straight from DWD.';
 
--- Creates or extends retail_mid.dws_metric_<granularity> and refreshes the days [from_date, to_date]:
--- the rows of those days are replaced, the others kept (incremental refresh).
+-- Rebuilds the days [lo, hi] of dws_metric_<granularity>_1d from DWD: one row per day and dimension values,
+-- one column per (atomic metric, qualifier), plus the bitmap of the distinct keys for distinct counts.
+CREATE FUNCTION retail_mid.metric_build_day(granularity text, lo date, hi date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dims text[];
+    dimlist text;
+    dimarr text;
+    dims_sel text;
+    t1d text;
+    p record;
+    col text;
+    sel text;
+    cols text := '';
+    aggs text := '';
+    n bigint;
+    dwd regclass;
+BEGIN
+    SELECT g.dimensions INTO dims FROM retail_mid.metric_granularity g WHERE g.granularity = metric_build_day.granularity;
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || granularity || '_1d');
+    dimlist := (SELECT string_agg(', t.' || quote_ident(x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o));
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('t.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = metric_build_day.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_sel
+      FROM unnest(dims) WITH ORDINALITY u(x, o) JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass('pg_temp.metric_day_long') IS NULL THEN
+        CREATE TEMP TABLE metric_day_long (col text, dt date, dims text[], value numeric, bitmap retail_mid.rbitmap) ON COMMIT DROP;
+    END IF;
+    TRUNCATE metric_day_long;
+    FOR p IN SELECT DISTINCT a.atomic, d.qualifier, a.dwd_table, a.time_column, a.expression, a.additivity,
+                    a.distinct_key, a.distinct_key_type, q.predicate
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+               JOIN retail_mid.metric_qualifier q ON q.qualifier = d.qualifier
+              WHERE d.granularity = metric_build_day.granularity ORDER BY 1, 2 LOOP
+        col := retail_mid.metric_day_column(p.atomic, p.qualifier);
+        IF p.additivity <> 'non_additive' THEN
+            sel := format('SELECT %L, (t.%I)::date, %s, (%s)::numeric, NULL::retail_mid.rbitmap FROM %s AS t '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.expression, p.dwd_table, p.predicate, p.time_column, p.time_column, dimlist);
+        ELSIF p.distinct_key_type = 'int4' THEN
+            sel := format('SELECT %L, (t.%I)::date, %s, NULL::numeric, coalesce(retail_mid.rb_build_agg((%s)::int4), ''{}'') FROM %s AS t '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.distinct_key, p.dwd_table, p.predicate, p.time_column, p.time_column, dimlist);
+        ELSE
+            -- keys that are not integers are numbered first (new ones get the next number; numbers never change)
+            EXECUTE format('INSERT INTO retail_mid.metric_distinct_key (value) SELECT DISTINCT (%s)::text FROM %s AS t '
+                           'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 AND (%s) IS NOT NULL ORDER BY 1 ON CONFLICT (value) DO NOTHING',
+                           p.distinct_key, p.dwd_table, p.predicate, p.time_column, p.distinct_key) USING lo, hi;
+            sel := format('SELECT %L, (t.%I)::date, %s, NULL::numeric, coalesce(retail_mid.rb_build_agg(k.key), ''{}'') FROM %s AS t '
+                          'LEFT JOIN retail_mid.metric_distinct_key k ON k.value = (%s)::text '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.dwd_table, p.distinct_key, p.predicate, p.time_column, p.time_column, dimlist);
+        END IF;
+        EXECUTE 'INSERT INTO metric_day_long ' || sel USING lo, hi;
+        IF p.additivity = 'non_additive' THEN
+            EXECUTE 'UPDATE metric_day_long SET value = retail_mid.rb_cardinality(bitmap) WHERE col = $1' USING col;
+            cols := cols || format(', %I, %I', col, col || '_bitmap');
+            aggs := aggs || format(', max(value) FILTER (WHERE col = %L), retail_mid.rb_or_agg(bitmap) FILTER (WHERE col = %L)', col, col);
+        ELSE
+            cols := cols || format(', %I', col);
+            aggs := aggs || format(', max(value) FILTER (WHERE col = %L)', col);
+        END IF;
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', t1d) USING lo, hi;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_day_long GROUP BY dt, dims',
+                   t1d, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), ''),
+                   cols, coalesce(dims_sel, ''), aggs);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_build_day(text, date, date) IS 'Rebuilds the days [lo, hi] of dws_metric_<granularity>_1d from DWD (daily values, and key bitmaps for distinct counts); called by metric_generate.';
+
+-- Creates or extends retail_mid.dws_metric_<granularity>_1d and retail_mid.dws_metric_<granularity>, rebuilds
+-- the daily rows of [from_date, to_date] (and any day a window needs that the daily table lacks), and
+-- recomputes the derived and composite metrics of every statistics date whose window those days touch: from
+-- from_date up to the last date already generated, as far as the longest window reaches.
 CREATE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     g retail_mid.metric_granularity;
     tbl text;
+    t1d text;
     v_job bigint;
     m record;
     dims_def text;
     dims_sel text;
     cols text;
+    metric_cols text;
+    day_cols text[] := '{}';
     n bigint;
     k int := 0;
     dwd regclass;
+    cov retail_mid.metric_coverage;
+    covered datemultirange;
+    need_from date;
+    reach int;
+    last_dt date;
+    win_to date;
+    r daterange;
+    built datemultirange := '{}';
+    days_built bigint := 0;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
@@ -336,6 +492,7 @@ BEGIN
     END IF;
     v_job := retail_mid.job_start('metric_generate', jsonb_build_object('granularity', granularity, 'from', from_date, 'to', to_date));
     tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity || '_1d');
     -- dimension column types from the DWD table of the first atomic metric at this granularity
     SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
      WHERE d.granularity = g.granularity ORDER BY d.metric LIMIT 1;
@@ -344,23 +501,86 @@ BEGIN
       INTO dims_def, dims_sel
       FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)
       JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass(t1d) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', t1d, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', t1d);
+    END IF;
     IF to_regclass(tbl) IS NULL THEN
         EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', tbl, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', tbl);
     END IF;
+    EXECUTE format('COMMENT ON TABLE %s IS %L', t1d, format('Daily values of the metrics at granularity %s (%s), one row per day dt and dimension values, with the bitmap of the distinct keys of each distinct count; generated by retail_mid.metric_generate, the base every period is rolled up from.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
     EXECUTE format('COMMENT ON TABLE %s IS %L', tbl, format('DWS metrics at granularity %s (%s), one row per statistics date dt and dimension values; generated by retail_mid.metric_generate from the metric registry.',
                                                             g.granularity, array_to_string(g.dimensions, ', ')));
-    CREATE TEMP TABLE IF NOT EXISTS metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', t1d, 'Day.');
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', tbl, 'Statistics date: the last day of every window.');
+    FOR m IN SELECT x, o FROM unnest(g.dimensions) WITH ORDINALITY u(x, o) LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.x, format('Dimension %s.', m.x));
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.x, format('Dimension %s.', m.x));
+    END LOOP;
+
+    -- daily columns, one per (atomic metric, qualifier), and a bitmap column for distinct counts
+    FOR m IN SELECT DISTINCT retail_mid.metric_day_column(a.atomic, d.qualifier) AS col, a.atomic, d.qualifier, a.unit, a.additivity
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY 1 LOOP
+        day_cols := day_cols || m.col;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', t1d, m.col);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col, format('Atomic metric %s under qualifier %s on the day (%s, %s).', m.atomic, m.qualifier, m.unit, m.additivity));
+        IF m.additivity = 'non_additive' THEN
+            day_cols := day_cols || (m.col || '_bitmap');
+            IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col || '_bitmap' AND NOT x.attisdropped) THEN
+                EXECUTE format('ALTER TABLE %s ADD COLUMN %I retail_mid.rbitmap', t1d, m.col || '_bitmap');
+            END IF;
+            EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col || '_bitmap', format('The distinct keys counted by %s, OR-ed over the days of a window for exact distinct counts.', m.col));
+        END IF;
+    END LOOP;
+
+    -- the statistics dates to recompute: from from_date to the last one generated, as far as a window reaches
+    SELECT max(CASE p.kind WHEN 'rolling' THEN p.days - 1 WHEN 'calendar_week' THEN 6 WHEN 'calendar_month' THEN 30 ELSE 36600 END)
+      INTO reach FROM retail_mid.metric_derived d JOIN retail_mid.metric_period p USING (period) WHERE d.granularity = g.granularity;
+    EXECUTE format('SELECT max(dt) FROM %s', tbl) INTO last_dt;
+    win_to := greatest(to_date, least(coalesce(last_dt, to_date), to_date + reach));
+
+    -- the daily rows: [from_date, to_date] always, and whatever else the windows need that is not there yet
+    SELECT * INTO cov FROM retail_mid.metric_coverage c WHERE c.granularity = g.granularity FOR UPDATE;
+    covered := CASE WHEN FOUND AND cov.day_columns = day_cols THEN cov.days ELSE '{}' END;
+    SELECT min(retail_mid.metric_window_start(d.period, from_date)) INTO need_from
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    IF need_from = '-infinity' THEN
+        need_from := from_date;
+        FOR m IN SELECT DISTINCT a.dwd_table, a.time_column FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+                  WHERE d.granularity = g.granularity LOOP
+            EXECUTE format('SELECT least($1, min((t.%I)::date)) FROM %s AS t', m.time_column, m.dwd_table) INTO need_from USING need_from;
+        END LOOP;
+    END IF;
+    FOR r IN SELECT x FROM unnest((datemultirange(daterange(need_from, win_to, '[]')) - covered)
+                                  + datemultirange(daterange(from_date, to_date, '[]'))) x ORDER BY x LOOP
+        n := retail_mid.metric_build_day(g.granularity, lower(r), upper(r) - 1);
+        built := built + datemultirange(r);
+        days_built := days_built + (upper(r) - lower(r));
+        RAISE NOTICE 'metric: % daily rows of % for % .. %', n, t1d, lower(r), upper(r) - 1;
+    END LOOP;
+    INSERT INTO retail_mid.metric_coverage (granularity, days, day_columns) VALUES (g.granularity, covered + built, day_cols)
+        ON CONFLICT ON CONSTRAINT metric_coverage_pkey DO UPDATE SET days = EXCLUDED.days, day_columns = EXCLUDED.day_columns;
+
+    -- every derived metric of the statistics dates [from_date, win_to], rolled up from the daily table
+    IF to_regclass('pg_temp.metric_long') IS NULL THEN
+        CREATE TEMP TABLE metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    END IF;
     TRUNCATE metric_long;
-    FOR m IN SELECT d.metric, a.unit, a.additivity, d.description FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+    FOR m IN SELECT d.metric, a.unit, a.additivity FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
               WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
             EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
         END IF;
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Derived metric %s (%s, %s).', m.metric, m.unit, m.additivity));
         EXECUTE format('INSERT INTO metric_long SELECT %L, x.dt, x.dims, x.value FROM (%s) x', m.metric, retail_mid.metric_sql(m.metric, g.granularity))
-            USING from_date, to_date;
+            USING from_date, win_to;
         k := k + 1;
-        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, to_date;
+        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, win_to;
     END LOOP;
     FOR m IN SELECT c.metric, c.unit FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
@@ -368,25 +588,50 @@ BEGIN
         END IF;
         EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Composite metric %s (%s).', m.metric, m.unit));
     END LOOP;
-    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, to_date;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, win_to;
     SELECT string_agg(format(', max(value) FILTER (WHERE metric = %L)', d.metric), '' ORDER BY d.metric),
            string_agg(format(', %I', d.metric), '' ORDER BY d.metric)
-      INTO cols, dims_def
+      INTO cols, metric_cols
       FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
     EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_long GROUP BY dt, dims',
                    tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
-                   dims_def, coalesce(dims_sel, ''), cols);
+                   metric_cols, coalesce(dims_sel, ''), cols);
     GET DIAGNOSTICS n = ROW_COUNT;
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios)
     FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
         EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
-                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, to_date;
+                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, win_to;
     END LOOP;
-    RAISE NOTICE 'metric: % rows of % for % metrics', n, tbl, k;
-    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k));
+    -- brand isolation and role grants, as for every table of the extension
+    PERFORM retail_mid.secure_generated_table(t1d::regclass);
+    PERFORM retail_mid.secure_generated_table(tbl::regclass);
+    RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
+                                                               'dates', format('%s .. %s', from_date, win_to)));
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity> and replaces its rows for [from_date, to_date] with every derived and composite metric of that granularity; returns the rows written.';
+COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity>_1d and retail_mid.dws_metric_<granularity>, rebuilds the daily rows of [from_date, to_date] and recomputes every derived and composite metric of the statistics dates those days reach; secures both tables; returns the metric rows written.';
+
+-- The registry's part of the incremental refresh: regenerates every granularity already generated for the
+-- days retail_mid.refresh rebuilt.
+CREATE FUNCTION retail_mid.metric_refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g text;
+    n bigint := 0;
+BEGIN
+    FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
+              WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
+                AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
+              ORDER BY 1 LOOP
+        n := n + retail_mid.metric_generate(g, from_date, to_date);
+    END LOOP;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_refresh(date, date) IS 'Regenerates every already generated granularity of the metric registry for [from_date, to_date] (and the later dates their windows reach); called by retail_mid.refresh.';
 
 -- Recomputes every derived metric of a granularity straight from DWD and compares with the DWS table.
 CREATE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)

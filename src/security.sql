@@ -9,6 +9,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retail_mid_analyst') THEN CREATE ROLE retail_mid_analyst NOLOGIN; END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retail_mid_bi') THEN CREATE ROLE retail_mid_bi NOLOGIN; END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retail_mid_pii_reader') THEN CREATE ROLE retail_mid_pii_reader NOLOGIN; END IF;
+    -- owns the masked and brand-scoped views: not a superuser, not BYPASSRLS, owns no table, has no members, so
+    -- the base tables' row-level security applies when its views read them (evaluated for the calling user)
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'retail_mid_view_owner') THEN
+        CREATE ROLE retail_mid_view_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+    END IF;
 END;
 $$;
 
@@ -46,18 +51,147 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.secure_brand_table(regclass) IS 'Enables row-level security on a table with a brand column, with the brand_isolation policy (rows of brands the user is entitled to).';
 
+-- Which customers belong to which brand: the scope of the group-wide customer tables (customer keys, tag
+-- values and bitmaps, OneID, audiences), through the customer_scope policies and the brand-scoped views.
+CREATE TABLE retail_mid.customer_brand (
+    brand        text NOT NULL,
+    customer_key int4 NOT NULL,
+    PRIMARY KEY (brand, customer_key)
+);
+CREATE INDEX ON retail_mid.customer_brand (customer_key);
+COMMENT ON TABLE retail_mid.customer_brand IS 'Customers of each brand (keys of its ODS customers and identifiers and of its DWD trade), rebuilt by retail_mid.refresh; brand-isolated, it scopes the group-wide customer tables in the brand-scoped views.';
+COMMENT ON COLUMN retail_mid.customer_brand.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.customer_brand.customer_key IS 'Customer key (retail_mid.customer_key).';
+
+CREATE FUNCTION retail_mid.refresh_customer_brand()
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    CREATE TEMP TABLE rm_customer_brand ON COMMIT DROP AS
+    SELECT c.brand, k.customer_key FROM retail_mid.ods_customer c
+      JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = c.customer_id
+    UNION
+    SELECT i.brand, k.customer_key FROM retail_mid.ods_customer_identifier i
+      JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.id_value = i.id_value
+    UNION
+    SELECT DISTINCT d.brand, d.customer_key FROM retail_mid.dwd_trade_order_line_di d WHERE d.customer_key IS NOT NULL;
+    DELETE FROM retail_mid.customer_brand cb
+     WHERE NOT EXISTS (SELECT 1 FROM rm_customer_brand x WHERE x.brand = cb.brand AND x.customer_key = cb.customer_key);
+    INSERT INTO retail_mid.customer_brand SELECT brand, customer_key FROM rm_customer_brand ON CONFLICT DO NOTHING;
+    SELECT count(*) INTO n FROM rm_customer_brand;
+    DROP TABLE rm_customer_brand;
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_customer_brand() IS 'Rebuilds retail_mid.customer_brand from the ODS customers and identifiers and the DWD trade, and the per-brand tag bitmaps; called by retail_mid.refresh; returns its rows.';
+
+-- Tag bitmaps per brand. The evaluator ORs every row of tag_bitmap / tag_numeric_bitmap it may read for a tag
+-- value (or bucket); so each bitmap is kept twice: the group-wide row (brand '*', what evaluate_tags writes, seen
+-- by admins) and one row per entitled brand restricted to that brand's customers. Row-level security on the
+-- brand column then makes every audience evaluated by an analyst count the customers of its brands only.
+ALTER TABLE retail_mid.tag_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
+ALTER TABLE retail_mid.tag_bitmap DROP CONSTRAINT tag_bitmap_pkey, ADD PRIMARY KEY (tag_name, tag_value, brand);
+COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS '''*'' for the group-wide bitmap (what evaluate_tags writes; admins see it); else the bitmap restricted to that brand''s customers, kept for every brand someone is entitled to, under row-level security.';
+ALTER TABLE retail_mid.tag_numeric_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
+ALTER TABLE retail_mid.tag_numeric_bitmap DROP CONSTRAINT tag_numeric_bitmap_pkey, ADD PRIMARY KEY (tag_name, bucket, brand);
+COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.brand IS '''*'' for the group-wide bucket; else the bucket (same value range) restricted to that brand''s customers, kept for every entitled brand, under row-level security.';
+
+-- Rebuilds the per-brand rows of the tag bitmaps (of the named tags, or all) from the group-wide ones, for every
+-- brand of brand_entitlement; returns the rows written.
+CREATE FUNCTION retail_mid.refresh_brand_tag_bitmaps(tag_names text[] DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; m bigint;
+BEGIN
+    DELETE FROM retail_mid.tag_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    DELETE FROM retail_mid.tag_numeric_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    CREATE TEMP TABLE rm_brand_customers ON COMMIT DROP AS
+    SELECT cb.brand, retail_mid.rb_build_agg(cb.customer_key) AS customers FROM retail_mid.customer_brand cb
+     WHERE cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*') GROUP BY cb.brand;
+    INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+    SELECT t.tag_name, t.tag_value, b.brand, retail_mid.rb_and(t.bitmap, b.customers), retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+      FROM retail_mid.tag_bitmap t CROSS JOIN rm_brand_customers b
+     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO retail_mid.tag_numeric_bitmap (tag_name, bucket, brand, min_value, max_value, bitmap, customers)
+    SELECT t.tag_name, t.bucket, b.brand, t.min_value, t.max_value, retail_mid.rb_and(t.bitmap, b.customers),
+           retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+      FROM retail_mid.tag_numeric_bitmap t CROSS JOIN rm_brand_customers b
+     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    DROP TABLE rm_brand_customers;
+    RETURN n + m;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_brand_tag_bitmaps(text[]) IS 'Rebuilds the per-brand rows of tag_bitmap and tag_numeric_bitmap (each group-wide bitmap AND the brand''s customers) for every entitled brand; called when tags are evaluated, customers refreshed or entitlements change.';
+
+-- evaluate_tags writes the group-wide rows: their brand rows follow
+CREATE FUNCTION retail_mid.tag_bitmap_written()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE tags text[];
+BEGIN
+    SELECT array_agg(DISTINCT n.tag_name) INTO tags FROM new_rows n WHERE n.brand = '*';
+    IF tags IS NOT NULL THEN
+        PERFORM retail_mid.refresh_brand_tag_bitmaps(tags);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.tag_bitmap_written() IS 'Trigger: rebuilds the per-brand rows of the tags whose group-wide bitmaps were written.';
+CREATE TRIGGER tag_bitmap_written AFTER INSERT ON retail_mid.tag_bitmap
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
+CREATE TRIGGER tag_numeric_bitmap_written AFTER INSERT ON retail_mid.tag_numeric_bitmap
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
+
 SELECT retail_mid.secure_brand_table(c.oid)
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'retail_mid' AND c.relkind IN ('r', 'p')
    AND c.oid <> 'retail_mid.brand_entitlement'::regclass
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND NOT a.attisdropped);
 
+-- The '*' rows of the per-brand settings tables are the defaults of every brand without its own settings, not
+-- data of a brand: whoever reads the table reads them (policies are permissive: either one admits a row).
+CREATE POLICY brand_defaults ON retail_mid.rfm_config FOR SELECT USING (brand = '*');
+CREATE POLICY brand_defaults ON retail_mid.aipl_rule FOR SELECT USING (brand = '*');
+
 -- a user sees its own entitlements only (brand_visible cannot guard this table: it reads it)
 ALTER TABLE retail_mid.brand_entitlement ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_entitlements ON retail_mid.brand_entitlement
     USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') OR pg_catalog.pg_has_role(CURRENT_USER, grantee::oid, 'USAGE'));
 
--- Views run with the caller's rights, so the policies above apply through them too.
+-- A new or withdrawn entitlement adds or drops the brand's rows of the tag bitmaps.
+CREATE FUNCTION retail_mid.brand_entitlement_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.brand_entitlement_changed() IS 'Trigger: keeps the per-brand tag bitmaps in line with the entitled brands.';
+CREATE TRIGGER brand_entitlement_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retail_mid.brand_entitlement
+    FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.brand_entitlement_changed();
+
+-- Group-wide customer tables under row-level security scoped by customer: a row is visible to admins, and to
+-- others when its customer belongs to one of their brands (retail_mid.customer_brand, itself brand-isolated).
+ALTER TABLE retail_mid.tag_value ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_scope ON retail_mid.tag_value
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE')
+           OR EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key OPERATOR(pg_catalog.=) tag_value.customer_key));
+ALTER TABLE retail_mid.customer_key ENABLE ROW LEVEL SECURITY;
+CREATE POLICY customer_scope ON retail_mid.customer_key
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE')
+           OR EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key OPERATOR(pg_catalog.=) customer_key.customer_key));
+-- the cached universe of all customers is group-wide: admins only (others compute theirs from the two above)
+ALTER TABLE retail_mid.customer_universe ENABLE ROW LEVEL SECURITY;
+CREATE POLICY admins_only ON retail_mid.customer_universe
+    USING (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE'));
+
+-- The extension's views run with the caller's rights, so the policies above apply through them too. (The masked
+-- and brand-scoped views created below are the exception: they are owned by retail_mid_view_owner instead.)
 DO $$
 DECLARE v regclass;
 BEGIN
@@ -75,10 +209,10 @@ CREATE TABLE retail_mid.pii_mask_rule (
     method      text NOT NULL CHECK (method IN ('redact', 'partial', 'email', 'hash', 'year')),
     PRIMARY KEY (table_name, column_name)
 );
-COMMENT ON TABLE retail_mid.pii_mask_rule IS 'Personal data columns and how they are masked for roles that are not members of retail_mid_pii_reader.';
+COMMENT ON TABLE retail_mid.pii_mask_rule IS 'Personal data columns and how they are masked for roles that are not members of retail_mid_pii_reader. Changing a rule recreates the table''s _masked view and withdraws direct reads of the table from analysts and BI.';
 COMMENT ON COLUMN retail_mid.pii_mask_rule.table_name IS 'Table holding the column.';
 COMMENT ON COLUMN retail_mid.pii_mask_rule.column_name IS 'Personal data column.';
-COMMENT ON COLUMN retail_mid.pii_mask_rule.method IS 'redact (NULL), partial (first 3 and last 2 characters), email (first character and the domain), hash (md5, stable for joins), year (dates to 1 January of their year).';
+COMMENT ON COLUMN retail_mid.pii_mask_rule.method IS 'redact (NULL), partial (first 3 and last 2 characters), email (first character and the domain), hash (md5 text, stable for joins), year (dates to 1 January of their year).';
 
 CREATE FUNCTION retail_mid.pii_mask(value text, method text)
 RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
@@ -94,16 +228,22 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.pii_mask(text, text) IS 'A personal data value as the current user may see it: unchanged for members of retail_mid_pii_reader, else masked by the method.';
 
+-- Shipped rules: every ODS column holding a name, phone, e-mail, birth date or an identifier value (phones,
+-- e-mails, device and social open ids). DWD and DWS carry only customer keys.
 INSERT INTO retail_mid.pii_mask_rule
 SELECT t::regclass, c, m FROM (VALUES
     ('retail_mid.ods_customer', 'name', 'partial'), ('retail_mid.ods_customer', 'phone', 'partial'),
     ('retail_mid.ods_customer', 'email', 'email'), ('retail_mid.ods_customer', 'birth_date', 'year'),
-    ('retail_mid.ods_customer_identifier', 'id_value', 'hash'), ('retail_mid.customer_key', 'id_value', 'hash')) v(t, c, m)
+    ('retail_mid.ods_customer_identifier', 'id_value', 'hash'), ('retail_mid.customer_key', 'id_value', 'hash'),
+    ('retail_mid.ods_behavior_event', 'id_value', 'hash'), ('retail_mid.ods_campaign_touch', 'id_value', 'hash')) v(t, c, m)
  WHERE to_regclass(t) IS NOT NULL;
 
--- Creates or replaces <table>_masked: every column, personal ones masked by their rule, brand-isolated, over a
--- security barrier. The view runs with its owner's rights (so it can read the columns the caller may not),
--- and filters brands by the caller (CURRENT_USER inside a view is the caller).
+-- Creates or replaces <table>_masked: every column, personal ones masked by their rule, over a security
+-- barrier. It is owned by retail_mid_view_owner, so it reads the personal columns its callers may not read,
+-- while the row-level security of the base table still applies (for the calling user: the policies test
+-- CURRENT_USER, which a view does not change). A table without a brand column but with a customer_key is
+-- scoped to the customers of the caller's brands (retail_mid.customer_brand, itself brand-isolated). Analysts
+-- and BI read it; only pii_reader members and admins read the table itself.
 CREATE FUNCTION retail_mid.pii_create_masked_view(tbl regclass)
 RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -111,22 +251,39 @@ DECLARE
     cols text;
     vname text;
     has_brand boolean;
+    has_customer boolean;
+    scope text := '';
 BEGIN
     SELECT string_agg(CASE WHEN r.method IS NULL THEN format('t.%I', a.attname)
+                           WHEN r.method = 'hash' THEN format('retail_mid.pii_mask(t.%I::text, %L) AS %I', a.attname, r.method, a.attname)
                            ELSE format('retail_mid.pii_mask(t.%I::text, %L)::%s AS %I', a.attname, r.method, format_type(a.atttypid, a.atttypmod), a.attname) END,
                       ', ' ORDER BY a.attnum),
-           bool_or(a.attname = 'brand')
-      INTO cols, has_brand
+           bool_or(a.attname = 'brand'), bool_or(a.attname = 'customer_key')
+      INTO cols, has_brand, has_customer
       FROM pg_attribute a LEFT JOIN retail_mid.pii_mask_rule r ON r.table_name = tbl AND r.column_name = a.attname
      WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
     IF cols IS NULL THEN
         RAISE EXCEPTION '% has no columns', tbl USING ERRCODE = 'undefined_table';
     END IF;
+    IF NOT has_brand AND has_customer THEN
+        scope := ' WHERE EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key = t.customer_key)';
+    END IF;
     vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
                     (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
-    EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s',
-                   vname, cols, tbl, CASE WHEN has_brand THEN ' WHERE retail_mid.brand_visible(t.brand)' ELSE '' END);
-    EXECUTE format('COMMENT ON VIEW %s IS %L', vname, format('%s with personal data masked by retail_mid.pii_mask_rule for non-members of retail_mid_pii_reader, and brand isolation.', tbl));
+    -- dropped and created (not replaced): a hash rule changes the column's type to text
+    IF to_regclass(vname) IS NOT NULL THEN
+        EXECUTE format('DROP VIEW %s', vname);
+    END IF;
+    EXECUTE format('CREATE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s', vname, cols, tbl, scope);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_view_owner', tbl);
+    IF scope <> '' THEN
+        GRANT SELECT ON retail_mid.customer_brand TO retail_mid_view_owner;
+    END IF;
+    EXECUTE format('ALTER VIEW %s OWNER TO retail_mid_view_owner', vname);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', vname, format('%s with personal data masked by retail_mid.pii_mask_rule for non-members of retail_mid_pii_reader; %s',
+                   tbl, CASE WHEN has_brand THEN 'brand-isolated by the table''s row-level security.'
+                             WHEN has_customer THEN 'scoped to the customers of the caller''s brands.'
+                             ELSE 'not brand-scoped (no brand or customer_key column): admins and pii_reader only.' END));
     -- the base table's column comments carry over, marked where the column is masked (BI tools show them)
     FOR cols IN SELECT format('COMMENT ON COLUMN %s.%I IS %L', vname, a.attname,
                               coalesce(col_description(tbl, a.attnum), a.attname) ||
@@ -135,44 +292,175 @@ BEGIN
                  WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped LOOP
         EXECUTE cols;
     END LOOP;
-    EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst, retail_mid_bi, retail_mid_admin', vname);
+    -- the table itself: personal data, so only pii_reader members (and admins) read it directly
+    EXECUTE format('REVOKE SELECT ON %s FROM retail_mid_analyst, retail_mid_bi', tbl);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_pii_reader, retail_mid_admin', tbl);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_admin, retail_mid_pii_reader', vname);
+    IF has_brand OR has_customer THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst, retail_mid_bi', vname);
+    END IF;
     RETURN vname;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked: personal data columns masked per pii_mask_rule, brand-isolated; the way analysts and BI read tables with personal data.';
+COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. Needs a superuser (it transfers ownership of the view).';
 
 SELECT retail_mid.pii_create_masked_view(t) FROM (SELECT DISTINCT table_name AS t FROM retail_mid.pii_mask_rule) x;
 
+-- Masking rules are data: adding, changing or removing one recreates the masked view of its table.
+CREATE FUNCTION retail_mid.pii_mask_rule_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM retail_mid.pii_create_masked_view(NEW.table_name);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR OLD.table_name <> NEW.table_name) THEN
+        PERFORM retail_mid.pii_create_masked_view(OLD.table_name);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.pii_mask_rule_changed() IS 'Trigger: recreates the masked view of a table whose masking rules changed.';
+CREATE TRIGGER pii_mask_rule_changed AFTER INSERT OR UPDATE OR DELETE ON retail_mid.pii_mask_rule
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.pii_mask_rule_changed();
+
+-- ----------------------------------------------------------------- brand-scoped views of group-wide customer data
+-- OneID persons, tag values and audience members are group-wide (a customer may buy from several brands).
+-- Analysts and BI read them only through these views: one row per brand of the customer, rows of the caller's
+-- brands only (retail_mid.customer_brand is brand-isolated; the views, owned by retail_mid_view_owner, read
+-- the group-wide tables the callers may not read).
+CREATE VIEW retail_mid.oneid_person_brand WITH (security_barrier = true) AS
+SELECT cb.brand::text AS brand, m.customer_key::int4 AS customer_key, m.person_key::int4 AS person_key
+  FROM retail_mid.oneid_person_map m JOIN retail_mid.customer_brand cb ON cb.customer_key = m.customer_key;
+COMMENT ON VIEW retail_mid.oneid_person_brand IS 'OneID persons of the customers of the caller''s brands: the brand-scoped way to read retail_mid.oneid_person_map.';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.brand IS 'Brand the customer key belongs to.';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.customer_key IS 'Customer key (one identifier).';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.person_key IS 'Person the identifier resolves to.';
+
+CREATE VIEW retail_mid.tag_value_brand WITH (security_barrier = true) AS
+SELECT cb.brand::text AS brand, v.tag_name::text AS tag_name, v.customer_key::int4 AS customer_key, v.value::text AS value,
+       v.numeric_value::numeric AS numeric_value, v.valid_from::timestamptz AS valid_from
+  FROM retail_mid.tag_value v JOIN retail_mid.customer_brand cb ON cb.customer_key = v.customer_key
+ WHERE v.valid_to IS NULL;
+COMMENT ON VIEW retail_mid.tag_value_brand IS 'Current tag values of the customers of the caller''s brands: the brand-scoped way to read retail_mid.tag_value.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.brand IS 'Brand the customer belongs to.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.tag_name IS 'Tag.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.value IS 'Current value as text.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.numeric_value IS 'Current value of a numeric tag.';
+COMMENT ON COLUMN retail_mid.tag_value_brand.valid_from IS 'Since when the value holds.';
+
+CREATE VIEW retail_mid.audience_member_brand WITH (security_barrier = true) AS
+SELECT p.name::text AS audience_name, p.version::int AS version, cb.brand::text AS brand, m.customer_key::int4 AS customer_key
+  FROM (SELECT DISTINCT ON (name) name, version, snapshot FROM retail_mid.audience_package ORDER BY name, version DESC) p
+ CROSS JOIN LATERAL retail_mid.rb_iterate(p.snapshot) AS m(customer_key)
+  JOIN retail_mid.customer_brand cb ON cb.customer_key = m.customer_key;
+COMMENT ON VIEW retail_mid.audience_member_brand IS 'Members of the latest version of every saved audience that are customers of the caller''s brands: the brand-scoped way to read saved audiences.';
+COMMENT ON COLUMN retail_mid.audience_member_brand.audience_name IS 'Saved audience.';
+COMMENT ON COLUMN retail_mid.audience_member_brand.version IS 'Its latest version.';
+COMMENT ON COLUMN retail_mid.audience_member_brand.brand IS 'Brand the member belongs to.';
+COMMENT ON COLUMN retail_mid.audience_member_brand.customer_key IS 'Member.';
+
+GRANT USAGE ON SCHEMA retail_mid TO retail_mid_view_owner;
+GRANT SELECT ON retail_mid.oneid_person_map, retail_mid.tag_value, retail_mid.audience_package, retail_mid.customer_brand TO retail_mid_view_owner;
+ALTER VIEW retail_mid.oneid_person_brand OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.tag_value_brand OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.audience_member_brand OWNER TO retail_mid_view_owner;
+
 -- ----------------------------------------------------------------- grants (least privilege)
--- Nothing is granted to PUBLIC beyond PostgreSQL's defaults. Tables holding personal data are readable by
--- analysts and BI only through their _masked views (and by retail_mid_pii_reader members directly).
+-- Reference data readable by analysts and BI although it has no brand column: definitions and settings only,
+-- no rows of any brand. Every other relation without a brand column (group-wide customer data, job logs,
+-- quality results that count rows of every brand, tables of domains without brands) is for admins only.
+CREATE FUNCTION retail_mid.security_reference_relations()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pg_catalog.array_agg(c.oid::regclass ORDER BY c.relname)
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'retail_mid'::regnamespace
+       AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['metric_atomic', 'metric_qualifier', 'metric_period', 'metric_granularity',
+                            'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
+                            'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
+                            'tag_taxonomy', 'tag_definition']::name[]);
+END;
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, no rows of any brand.';
+
+-- Grants a relation of the extension (or one it generated) to the shipped roles by the rules above: admins
+-- everything; analysts a relation with a brand column (under row-level security, or a security_invoker view
+-- over such tables) or a reference relation; BI the same for views and DWS tables. Relations under a masking
+-- rule are left to pii_create_masked_view.
+CREATE FUNCTION retail_mid.security_grant(rel regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    has_brand boolean;
+    kind "char";
+    reference boolean;
+BEGIN
+    SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND a.attnum > 0 AND NOT a.attisdropped)
+      INTO kind, has_brand FROM pg_class c WHERE c.oid = rel;
+    IF kind IN ('r', 'p') THEN
+        EXECUTE format('GRANT ALL ON %s TO retail_mid_admin', rel);
+    ELSE
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_admin', rel);
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.pii_mask_rule r WHERE r.table_name = rel) THEN
+        RETURN;
+    END IF;
+    reference := rel = ANY (retail_mid.security_reference_relations());
+    IF has_brand OR reference THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst', rel);
+    ELSE
+        EXECUTE format('REVOKE ALL ON %s FROM retail_mid_analyst, retail_mid_bi', rel);
+    END IF;
+    IF has_brand AND (kind IN ('v', 'm') OR rel::text LIKE 'retail\_mid.dws\_%') THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_bi', rel);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.security_grant(regclass) IS 'Grants a relation to retail_mid_admin, retail_mid_analyst and retail_mid_bi by the least-privilege rules (brand column or reference data for analysts; brand-bearing views and DWS tables for BI).';
+
+-- Secures a table generated after installation (the metric registry's dws_metric_* tables): brand isolation
+-- when it has a brand column, and the role grants. A table without a brand column mixes brands: admins only.
+CREATE FUNCTION retail_mid.secure_generated_table(tbl regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = 'brand' AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        PERFORM retail_mid.secure_brand_table(tbl);
+    END IF;
+    PERFORM retail_mid.security_grant(tbl);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.secure_generated_table(regclass) IS 'Brand isolation (when the table has a brand column) and least-privilege grants for a table created after installation; called by metric_generate.';
+
 GRANT USAGE ON SCHEMA retail_mid TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
-GRANT ALL ON ALL TABLES IN SCHEMA retail_mid TO retail_mid_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA retail_mid TO retail_mid_admin;
 GRANT retail_mid_pii_reader TO retail_mid_admin;
+SELECT retail_mid.security_grant(c.oid)
+  FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+   AND c.relowner <> 'retail_mid_view_owner'::regrole;
+-- BI reads a view together with the brand-isolated tables it reads (security_invoker views need both)
 DO $$
 DECLARE r record;
 BEGIN
-    FOR r IN SELECT c.oid::regclass AS t, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE n.nspname = 'retail_mid' AND c.relkind IN ('r', 'p', 'v', 'm')
-                AND c.oid NOT IN (SELECT table_name FROM retail_mid.pii_mask_rule) LOOP
-        EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst', r.t);
-        -- BI reads the summary and dashboard layer: views and the DWS tables
-        IF r.relkind IN ('v', 'm') OR r.t::text LIKE 'retail_mid.dws\_%' THEN
-            EXECUTE format('GRANT SELECT ON %s TO retail_mid_bi', r.t);
-        END IF;
-    END LOOP;
-    -- failing row samples may hold rows of any brand: analysts and BI read the results without them
-    REVOKE SELECT ON retail_mid.quality_result FROM retail_mid_analyst;
-    EXECUTE (SELECT format('GRANT SELECT (%s) ON retail_mid.quality_result TO retail_mid_analyst, retail_mid_bi',
-                           string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum))
-               FROM pg_attribute a WHERE a.attrelid = 'retail_mid.quality_result'::regclass AND a.attnum > 0
-                AND NOT a.attisdropped AND a.attname NOT IN ('sample', 'detail'));
-    GRANT SELECT ON retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
-    -- brand_visible reads the entitlements (each user sees only its own rows)
-    GRANT SELECT ON retail_mid.brand_entitlement TO retail_mid_bi;
-    FOR r IN SELECT DISTINCT table_name AS t FROM retail_mid.pii_mask_rule LOOP
-        EXECUTE format('GRANT SELECT ON %s TO retail_mid_pii_reader', r.t);
+    FOR r IN SELECT DISTINCT d.refobjid::regclass AS base
+               FROM pg_class v JOIN pg_rewrite w ON w.ev_class = v.oid
+               JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+               JOIN pg_class b ON b.oid = d.refobjid AND b.relkind IN ('r', 'p')
+              WHERE v.relnamespace = 'retail_mid'::regnamespace AND v.relkind = 'v' AND d.refobjid <> v.oid
+                AND has_table_privilege('retail_mid_bi', v.oid, 'SELECT') AND v.relowner <> 'retail_mid_view_owner'::regrole
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = b.oid AND a.attname = 'brand' AND NOT a.attisdropped)
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.pii_mask_rule m WHERE m.table_name = b.oid) LOOP
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_bi', r.base);
     END LOOP;
 END;
 $$;
+-- analysts and BI: the masked views were granted by pii_create_masked_view; the brand-scoped views here
+GRANT SELECT ON retail_mid.oneid_person_brand, retail_mid.tag_value_brand, retail_mid.audience_member_brand
+    TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+-- analysts evaluate audiences: the tag bitmaps (brand rows, by the brand rule above), the current tag values
+-- and the universe under their customer-scoped policies, and the keys (not the identifiers) of the dictionary
+GRANT SELECT ON retail_mid.tag_value, retail_mid.customer_universe TO retail_mid_analyst;
+GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
+-- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
+GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
