@@ -20,7 +20,11 @@
 static const double lowerb[4] = {1e-4, 1e-4, 1e-4, 0.8};
 static const double upperb[4] = {0.9999, 0.9999, 0.9999, 0.98};
 
-/* h-step point forecasts from a state (forecast() in R's etscalc.c). */
+/*
+ * h-step point forecasts from a state: l + (phi + ... + phi^h) b for the damped trend, the textbook formula and
+ * what forecast.ets returns (its class1/class2 state-space recursion). R's C forecast() adds phi^i where
+ * phi^(i+1) belongs, so that its h >= 2 damped forecasts (used by the simulated paths only) differ.
+ */
 static void
 ets_forecast_raw(double l, double b, const double *s, int m, int trend, int season, double phi, double *f, int h)
 {
@@ -50,7 +54,7 @@ ets_forecast_raw(double l, double b, const double *s, int m, int trend, int seas
 			if (fabs(phi - 1.0) < ETS_TOL)
 				phistar += 1.0;
 			else
-				phistar += pow(phi, (double) (i + 1));
+				phistar += pow(phi, (double) (i + 2));
 		}
 	}
 }
@@ -767,6 +771,60 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	fit->ok = true;
 }
 
+/*
+ * Forecast means of the class-3 models (multiplicative errors and season, trend N/A/Ad) by the recursion of
+ * Hyndman et al. (2008, ch. 6) that forecast.ets uses: M = x1 x2' (level/trend times seasonal states),
+ * mean_h = H1 M[, m], M <- F1 rot(M) + sigma2 G1 M[, m] gamma e1'. Beyond one season the mean exceeds the
+ * product of the point forecasts by the sigma2 terms. H1 = (1, phi) and F1 = ((1, phi), (0, phi)) keep the
+ * damping of the first step, which R's class3() leaves out (it uses (1, 1)); the two agree for phi = 1.
+ */
+static void
+ets_class3_mean(const EtsFit *fit, double b, int h, double *f)
+{
+	int			m = fit->m, p1 = fit->trend != ETS_NONE ? 2 : 1, k = p1;
+	double		phi = fit->damped ? fit->phi : 1, sig2 = fit->sigma2;
+	double		M[2][ETS_MAX_M], N[2][ETS_MAX_M], h1[2], g1[2];
+
+	h1[0] = 1;
+	h1[1] = phi;
+	g1[0] = fit->alpha;
+	g1[1] = fit->beta;
+	for (int j = 0; j < m; j++)
+	{
+		M[0][j] = fit->final[0] * fit->final[k + j];
+		M[1][j] = p1 == 2 ? b * fit->final[k + j] : 0;
+	}
+	for (int i = 0; i < h; i++)
+	{
+		double		hm = 0, c;
+
+		/* H1 M[, m]: the level (and damped trend) times the seasonal state of this period */
+		for (int r = 0; r < p1; r++)
+			hm += h1[r] * M[r][m - 1];
+		f[i] = hm;
+		if (i == h - 1)
+			break;
+		/* rotate the seasonal columns, apply F1 to the rows, add the second-order term to column 1 */
+		for (int r = 0; r < p1; r++)
+			for (int j = 0; j < m; j++)
+				N[r][j] = M[r][j == 0 ? m - 1 : j - 1];
+		for (int j = 0; j < m; j++)
+		{
+			if (p1 == 2)
+			{
+				double		top = N[0][j] + phi * N[1][j];
+
+				N[1][j] = phi * N[1][j];
+				N[0][j] = top;
+			}
+		}
+		c = sig2 * fit->gamma * hm;
+		for (int r = 0; r < p1; r++)
+			N[r][0] += c * g1[r];
+		memcpy(M, N, sizeof(M));
+	}
+}
+
 void
 EtsPointForecast(const EtsFit *fit, int h, double *f)
 {
@@ -775,7 +833,10 @@ EtsPointForecast(const EtsFit *fit, int h, double *f)
 
 	if (fit->trend != ETS_NONE)
 		b = fit->final[k++];
-	ets_forecast_raw(fit->final[0], b, fit->final + k, fit->m, fit->trend, fit->season, fit->phi, f, h);
+	if (fit->error == ETS_MULT && fit->season == ETS_MULT && fit->trend != ETS_MULT)
+		ets_class3_mean(fit, b, h, f);
+	else
+		ets_forecast_raw(fit->final[0], b, fit->final + k, fit->m, fit->trend, fit->season, fit->phi, f, h);
 }
 
 void

@@ -1,18 +1,15 @@
--- Runs inside m1_diag.sh: R's per-series ets() fits against ours on M1.
+-- Runs inside m1_diag.sh: R's per-series ets() fits against ours on M1 (R's files from m1_diag.R).
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 \pset footer off
 CREATE TEMP TABLE m1(series text, type text, period text, freq int, h int, t int, split text, value float8);
 \set cmd 'gzip -cdf ' :data '/m1.csv.gz'
 COPY m1 FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
 CREATE TEMP TABLE r_fit(series text, model text, aicc float8, loglik float8, alpha float8, beta float8, gamma float8, phi float8);
-CREATE TEMP TABLE r_fc(series text, step int, mean float8);
-CREATE TEMP TABLE r_cand(series text, model text, aicc float8, loglik float8);
+CREATE TEMP TABLE r_fc(series text, method text, step int, mean float8);
 \set f :out '/r_m1_fit.csv'
 COPY r_fit FROM :'f' (FORMAT csv, HEADER, NULL 'NA');
-\set f :out '/r_m1_fc.csv'
+\set f :out '/r_m1.csv'
 COPY r_fc FROM :'f' (FORMAT csv, HEADER, NULL 'NA');
-\set f :out '/r_m1_cand.csv'
-COPY r_cand FROM :'f' (FORMAT csv, HEADER, NULL 'NA');
 DELETE FROM m1 WHERE series NOT IN (SELECT series FROM r_fit);
 -- R's names ETS(M,Ad,N) -> the spec AAdN etc.
 UPDATE r_fit SET model = replace(replace(replace(model, 'ETS(', ''), ')', ''), ',', '');
@@ -44,13 +41,11 @@ SELECT period, count(*) AS series, count(*) FILTER (WHERE our_model = r_model) A
        count(*) FILTER (WHERE our_model = r_model AND our_aicc < r_aicc - 0.01) AS same_model_we_fit_better,
        count(*) FILTER (WHERE our_model = r_model AND our_aicc > r_aicc + 0.01) AS same_model_r_fits_better
   FROM ev GROUP BY period ORDER BY period;
-\echo === where the choice differs: our AICc of our model, R's AICc of our model and of its own
-SELECT e.series, e.period, e.our_model, round(e.our_aicc::numeric, 2) AS our_aicc,
-       round(c.aicc::numeric, 2) AS r_aicc_of_our_model, e.r_model, round(e.r_aicc::numeric, 2) AS r_aicc,
-       round(e.mase_ours::numeric, 3) AS mase_ours, round(e.mase_r::numeric, 3) AS mase_r
-  FROM ev e LEFT JOIN r_cand c ON c.series = e.series AND c.model = e.our_model
- WHERE e.our_model <> e.r_model ORDER BY e.mase_ours - e.mase_r DESC NULLS LAST LIMIT 40;
-\echo === the 25 series where our MASE is most above R's
+\echo === where the choice differs: AICc of the model each side chose
+SELECT series, period, our_model, round(our_aicc::numeric, 2) AS our_aicc, r_model, round(r_aicc::numeric, 2) AS r_aicc,
+       round(mase_ours::numeric, 3) AS mase_ours, round(mase_r::numeric, 3) AS mase_r
+  FROM ev WHERE our_model <> r_model ORDER BY mase_ours - mase_r DESC NULLS LAST LIMIT 40;
+\echo === the 25 series where our MASE is most above that of R
 SELECT series, period, our_model, r_model, round(our_aicc::numeric, 2) AS our_aicc, round(r_aicc::numeric, 2) AS r_aicc,
        round(mase_ours::numeric, 3) AS mase_ours, round(mase_r::numeric, 3) AS mase_r
   FROM ev ORDER BY mase_ours - mase_r DESC NULLS LAST LIMIT 25;
