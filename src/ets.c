@@ -3,13 +3,13 @@
  * the same recursions (etscalc), the same likelihood (n log SSE, plus 2 sum log|yhat| for multiplicative
  * errors), the same initial states (classical decomposition or a Fourier regression, then a regression on the
  * first max(10, 2m) seasonally adjusted points), the same parameter start values, usual bounds and
- * admissibility test (characteristic roots inside the unit circle), optimised with NLopt's bounded Nelder-Mead
- * under a hard limit on objective evaluations. Written from the published model equations and R's behaviour.
+ * admissibility test (characteristic roots inside the unit circle), optimised with the Nelder-Mead variant of
+ * R's optim() that ets() calls, under a hard limit on objective evaluations. Written from the published model
+ * equations and algorithms and R's documented behaviour.
  */
 #include "postgres.h"
 
 #include <math.h>
-#include <nlopt.h>
 
 #include "forecast.h"
 
@@ -20,7 +20,11 @@
 static const double lowerb[4] = {1e-4, 1e-4, 1e-4, 0.8};
 static const double upperb[4] = {0.9999, 0.9999, 0.9999, 0.98};
 
-/* h-step point forecasts from a state (forecast() in R's etscalc.c). */
+/*
+ * h-step point forecasts from a state: l + (phi + ... + phi^h) b for the damped trend, the textbook formula and
+ * what forecast.ets returns (its class1/class2 state-space recursion). R's C forecast() adds phi^i where
+ * phi^(i+1) belongs, so that its h >= 2 damped forecasts (used by the simulated paths only) differ.
+ */
 static void
 ets_forecast_raw(double l, double b, const double *s, int m, int trend, int season, double phi, double *f, int h)
 {
@@ -50,7 +54,7 @@ ets_forecast_raw(double l, double b, const double *s, int m, int trend, int seas
 			if (fabs(phi - 1.0) < ETS_TOL)
 				phistar += 1.0;
 			else
-				phistar += pow(phi, (double) (i + 1));
+				phistar += pow(phi, (double) (i + 2));
 		}
 	}
 }
@@ -506,15 +510,187 @@ ets_initstate(const double *y, int n, int m, int trend, int season, double *x)
 	return k + (season != ETS_NONE ? m - 1 : 0);
 }
 
+/*
+ * Nelder-Mead in the variant of Nash (1990, Compact Numerical Methods, Algorithm 19) that R's optim() and
+ * forecast::ets use, so that the fits, and hence the AICc choices, are those of ets(): no bounds (the objective
+ * is +Inf outside the region, counted as 1e35), an initial simplex with one step of 10% of the largest
+ * parameter added to each coordinate in turn, reflection 1, contraction 0.5, expansion 2, shrink towards the
+ * best vertex, and the stop when the spread of the simplex values is within reltol * (|f(start)| + reltol).
+ * Like R it returns the vertex that was lowest at the start of the last iteration. Unlike R's "while
+ * evaluations <= maxit" it never evaluates the objective more than max_evals times (with max_evals = maxit
+ * the answer is R's whenever the limit is reached between two iterations, the usual case).
+ */
+#define NM_BIG 1.0e35
+
+typedef struct NashNM
+{
+	EtsProblem *p;
+	int			max_evals;
+} NashNM;
+
+static bool
+nm_eval(NashNM *nm, const double *x, int n, double *f)
+{
+	if (nm->p->evals >= nm->max_evals)
+		return false;
+	*f = ets_objective(n, x, NULL, nm->p);
+	if (!isfinite(*f))
+		*f = NM_BIG;
+	return true;
+}
+
+/* Minimises from x (n coordinates) in place; returns the minimum, HUGE_VAL when the start is infeasible. */
+static double
+nash_nelder_mead(EtsProblem *prob, double *x, int n, double reltol, int max_evals)
+{
+	NashNM		nm = {prob, max_evals};
+	int			n1 = n + 1, lo = 0, hi, j, i;
+	double	   *P = palloc(sizeof(double) * (n + 2) * n);	/* vertices 0..n, then the centroid */
+	double	   *fv = palloc(sizeof(double) * (n + 2));
+	double	   *xt = palloc(sizeof(double) * n);
+	double		f0, convtol, step = 0, size = 0, oldsize, fl, fh, fr, f;
+	bool		recompute = true;
+
+#define V(j) (P + (size_t) (j) * n)
+	if (!nm_eval(&nm, x, n, &f0) || f0 >= NM_BIG)
+		return HUGE_VAL;
+	convtol = reltol * (fabs(f0) + reltol);
+	memcpy(V(0), x, sizeof(double) * n);
+	fv[0] = f0;
+	for (i = 0; i < n; i++)
+		step = Max(step, 0.1 * fabs(x[i]));
+	if (step == 0)
+		step = 0.1;
+	for (j = 1; j < n1; j++)
+	{
+		double		trystep = step;
+
+		memcpy(V(j), x, sizeof(double) * n);
+		/* a step too small to change a large coordinate is made ten times larger until it does */
+		while (V(j)[j - 1] == x[j - 1])
+		{
+			V(j)[j - 1] = x[j - 1] + trystep;
+			trystep *= 10;
+		}
+		size += trystep;
+	}
+	oldsize = size;
+	for (;;)
+	{
+		if (recompute)
+		{
+			for (j = 0; j < n1; j++)
+				if (j != lo && !nm_eval(&nm, V(j), n, &fv[j]))
+					goto done;
+			recompute = false;
+		}
+		fl = fh = fv[lo];
+		hi = lo;
+		for (j = 0; j < n1; j++)
+		{
+			if (j == lo)
+				continue;
+			if (fv[j] < fl)
+			{
+				lo = j;
+				fl = fv[j];
+			}
+			if (fv[j] > fh)
+			{
+				hi = j;
+				fh = fv[j];
+			}
+		}
+		if (fh <= fl + convtol)
+			break;
+		/* centroid of all vertices but the highest */
+		for (i = 0; i < n; i++)
+		{
+			double		c = -V(hi)[i];
+
+			for (j = 0; j < n1; j++)
+				c += V(j)[i];
+			V(n1)[i] = c / n;
+		}
+		for (i = 0; i < n; i++)
+			xt[i] = 2 * V(n1)[i] - V(hi)[i];
+		if (!nm_eval(&nm, xt, n, &fr))
+			break;
+		if (fr < fl)
+		{
+			/* expansion: twice as far; the centroid slot keeps the reflected point */
+			for (i = 0; i < n; i++)
+			{
+				double		e = 2 * xt[i] - V(n1)[i];
+
+				V(n1)[i] = xt[i];
+				xt[i] = e;
+			}
+			if (!nm_eval(&nm, xt, n, &f))
+				break;
+			if (f < fr)
+			{
+				memcpy(V(hi), xt, sizeof(double) * n);
+				fv[hi] = f;
+			}
+			else
+			{
+				memcpy(V(hi), V(n1), sizeof(double) * n);
+				fv[hi] = fr;
+			}
+			continue;
+		}
+		if (fr < fh)
+		{
+			memcpy(V(hi), xt, sizeof(double) * n);
+			fv[hi] = fr;
+		}
+		/* contraction halfway between the (possibly replaced) highest vertex and the centroid */
+		for (i = 0; i < n; i++)
+			xt[i] = 0.5 * V(hi)[i] + 0.5 * V(n1)[i];
+		if (!nm_eval(&nm, xt, n, &f))
+			break;
+		if (f < fv[hi])
+		{
+			memcpy(V(hi), xt, sizeof(double) * n);
+			fv[hi] = f;
+		}
+		else if (fr >= fh)
+		{
+			/* shrink every vertex halfway towards the lowest; stop when the simplex no longer shrinks */
+			size = 0;
+			for (j = 0; j < n1; j++)
+				if (j != lo)
+					for (i = 0; i < n; i++)
+					{
+						V(j)[i] = 0.5 * (V(j)[i] - V(lo)[i]) + V(lo)[i];
+						size += fabs(V(j)[i] - V(lo)[i]);
+					}
+			recompute = true;
+			if (size < oldsize)
+				oldsize = size;
+			else
+				break;
+		}
+	}
+done:
+	memcpy(x, V(lo), sizeof(double) * n);
+	f = fv[lo];
+#undef V
+	pfree(P);
+	pfree(fv);
+	pfree(xt);
+	return f >= NM_BIG ? HUGE_VAL : f;
+}
+
 void
 EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
 			int max_evals, double ftol, EtsFit *fit)
 {
 	EtsProblem	p;
-	double		v[ETS_MAX_PAR], lb[ETS_MAX_PAR], ub[ETS_MAX_PAR], step[ETS_MAX_PAR];
-	double		alpha, beta = 0, gamma = 0, phi = 1, up, minf = HUGE_VAL, scale = 0, sse_e = 0;
+	double		v[ETS_MAX_PAR];
+	double		alpha, beta = 0, gamma = 0, phi = 1, up, minf = HUGE_VAL, sse_e = 0;
 	int			npar = 0, nstate, nv;
-	nlopt_opt	opt;
 	double		x[ETS_MAX_PAR];
 
 	memset(fit, 0, sizeof(*fit));
@@ -530,14 +706,14 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	alpha = lowerb[0] + 0.2 * (upperb[0] - lowerb[0]) / m;
 	if (alpha > 1 || alpha < 0)
 		alpha = lowerb[0] + 2e-3;
-	v[npar] = alpha; lb[npar] = lowerb[0]; ub[npar] = upperb[0]; step[npar++] = 0.1;
+	v[npar++] = alpha;
 	if (trend != ETS_NONE)
 	{
 		up = Min(upperb[1], alpha);
 		beta = lowerb[1] + 0.1 * (up - lowerb[1]);
 		if (beta < 0 || beta > alpha)
 			beta = alpha - 1e-3;
-		v[npar] = beta; lb[npar] = lowerb[1]; ub[npar] = upperb[1]; step[npar++] = 0.02;
+		v[npar++] = beta;
 	}
 	if (season != ETS_NONE)
 	{
@@ -545,30 +721,20 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 		gamma = lowerb[2] + 0.05 * (up - lowerb[2]);
 		if (gamma < 0 || gamma > 1 - alpha)
 			gamma = 1 - alpha - 1e-3;
-		v[npar] = gamma; lb[npar] = lowerb[2]; ub[npar] = upperb[2]; step[npar++] = 0.02;
+		v[npar++] = gamma;
 	}
 	if (damped)
 	{
 		phi = lowerb[3] + 0.99 * (upperb[3] - lowerb[3]);
 		if (phi < 0 || phi > 1)
 			phi = upperb[3] - 1e-3;
-		v[npar] = phi; lb[npar] = lowerb[3]; ub[npar] = upperb[3]; step[npar++] = 0.02;
+		v[npar++] = phi;
 	}
 	nstate = ets_initstate(y, n, m, trend, season, v + npar);
 	nv = npar + nstate;
 	/* etsmodel(): no fit when the parameters outnumber the data */
 	if (nv >= n - 1)
 		return;
-	for (int i = 0; i < n; i++)
-		scale += fabs(y[i]) / n;
-	for (int i = npar; i < nv; i++)
-	{
-		lb[i] = -HUGE_VAL;
-		ub[i] = HUGE_VAL;
-		step[i] = 0.1 * fmax(fabs(v[i]), 0.1 * scale) + 1e-6;
-		if (season == ETS_MULT && i >= npar + 1 + (trend != ETS_NONE))
-			step[i] = 0.05;
-	}
 
 	p.y = y;
 	p.n = n;
@@ -580,37 +746,8 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	p.x = x;
 	p.evals = 0;
 
-	/* the start is evaluated first (as R does), so the optimiser gets the rest of the budget */
-	minf = ets_objective(nv, v, NULL, &p);
-	if (minf < HUGE_VAL && max_evals > 1)
-	{
-		/* Nelder-Mead as R's ets uses; BOBYQA and Sbplx were tried and found worse optima on UKgas */
-		{
-			int			budget = max_evals - p.evals;
-
-			opt = nlopt_create(NLOPT_LN_NELDERMEAD, nv);
-			if (opt == NULL)
-				elog(ERROR, "could not create the nlopt optimiser");
-			nlopt_set_lower_bounds(opt, lb);
-			nlopt_set_upper_bounds(opt, ub);
-			nlopt_set_min_objective(opt, ets_objective, &p);
-			nlopt_set_initial_step(opt, step);
-			nlopt_set_ftol_rel(opt, ftol);
-			nlopt_set_maxeval(opt, budget);
-			{
-				double		vtry[ETS_MAX_PAR], ftry = HUGE_VAL;
-
-				memcpy(vtry, v, sizeof(double) * nv);
-				(void) nlopt_optimize(opt, vtry, &ftry);
-				if (ftry < minf)
-				{
-					minf = ftry;
-					memcpy(v, vtry, sizeof(double) * nv);
-				}
-			}
-			nlopt_destroy(opt);
-		}
-	}
+	/* smoothing parameters and initial states jointly, as etsmodel() does */
+	minf = nash_nelder_mead(&p, v, nv, ftol, max_evals);
 	fit->evals = p.evals;
 	if (!(minf < HUGE_VAL))
 		return;
@@ -634,6 +771,60 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	fit->ok = true;
 }
 
+/*
+ * Forecast means of the class-3 models (multiplicative errors and season, trend N/A/Ad) by the recursion of
+ * Hyndman et al. (2008, ch. 6) that forecast.ets uses: M = x1 x2' (level/trend times seasonal states),
+ * mean_h = H1 M[, m], M <- F1 rot(M) + sigma2 G1 M[, m] gamma e1'. Beyond one season the mean exceeds the
+ * product of the point forecasts by the sigma2 terms. H1 = (1, phi) and F1 = ((1, phi), (0, phi)) keep the
+ * damping of the first step, which R's class3() leaves out (it uses (1, 1)); the two agree for phi = 1.
+ */
+static void
+ets_class3_mean(const EtsFit *fit, double b, int h, double *f)
+{
+	int			m = fit->m, p1 = fit->trend != ETS_NONE ? 2 : 1, k = p1;
+	double		phi = fit->damped ? fit->phi : 1, sig2 = fit->sigma2;
+	double		M[2][ETS_MAX_M], N[2][ETS_MAX_M], h1[2], g1[2];
+
+	h1[0] = 1;
+	h1[1] = phi;
+	g1[0] = fit->alpha;
+	g1[1] = fit->beta;
+	for (int j = 0; j < m; j++)
+	{
+		M[0][j] = fit->final[0] * fit->final[k + j];
+		M[1][j] = p1 == 2 ? b * fit->final[k + j] : 0;
+	}
+	for (int i = 0; i < h; i++)
+	{
+		double		hm = 0, c;
+
+		/* H1 M[, m]: the level (and damped trend) times the seasonal state of this period */
+		for (int r = 0; r < p1; r++)
+			hm += h1[r] * M[r][m - 1];
+		f[i] = hm;
+		if (i == h - 1)
+			break;
+		/* rotate the seasonal columns, apply F1 to the rows, add the second-order term to column 1 */
+		for (int r = 0; r < p1; r++)
+			for (int j = 0; j < m; j++)
+				N[r][j] = M[r][j == 0 ? m - 1 : j - 1];
+		for (int j = 0; j < m; j++)
+		{
+			if (p1 == 2)
+			{
+				double		top = N[0][j] + phi * N[1][j];
+
+				N[1][j] = phi * N[1][j];
+				N[0][j] = top;
+			}
+		}
+		c = sig2 * fit->gamma * hm;
+		for (int r = 0; r < p1; r++)
+			N[r][0] += c * g1[r];
+		memcpy(M, N, sizeof(M));
+	}
+}
+
 void
 EtsPointForecast(const EtsFit *fit, int h, double *f)
 {
@@ -642,7 +833,10 @@ EtsPointForecast(const EtsFit *fit, int h, double *f)
 
 	if (fit->trend != ETS_NONE)
 		b = fit->final[k++];
-	ets_forecast_raw(fit->final[0], b, fit->final + k, fit->m, fit->trend, fit->season, fit->phi, f, h);
+	if (fit->error == ETS_MULT && fit->season == ETS_MULT && fit->trend != ETS_MULT)
+		ets_class3_mean(fit, b, h, f);
+	else
+		ets_forecast_raw(fit->final[0], b, fit->final + k, fit->m, fit->trend, fit->season, fit->phi, f, h);
 }
 
 void

@@ -140,7 +140,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 	cfg->model = M_AUTO;
 	strcpy(cfg->ets_spec, "ZZZ");
 	cfg->max_evals = 2000;
-	cfg->tolerance = 1e-8;
+	cfg->tolerance = 1.4901161193847656e-08;	/* sqrt(DBL_EPSILON), the reltol ets() passes */
 	cfg->nsim = 1000;
 	cfg->seed = 42;
 	cfg->alpha = 0.1;
