@@ -108,9 +108,9 @@ BEGIN
              GROUP BY 1, 2) d
      GROUP BY d.customer_key;
     DELETE FROM rm_clv_cbs WHERE x IS NULL;
-    SELECT retail_mid.bgnbd_fit(c.x, c.t_x, c.t_cal) INTO bg FROM rm_clv_cbs c;
+    bg := (SELECT retail_mid.bgnbd_fit(c.x, c.t_x, c.t_cal) FROM rm_clv_cbs c);
     -- a repeat customer whose returns cancel the purchases has no positive mean spend: left out of the spend fit
-    SELECT retail_mid.gammagamma_fit(c.x, c.mean_spend) INTO gg FROM rm_clv_cbs c WHERE c.x = 0 OR c.mean_spend > 0;
+    gg := (SELECT retail_mid.gammagamma_fit(c.x, c.mean_spend) FROM rm_clv_cbs c WHERE c.x = 0 OR c.mean_spend > 0);
     IF bg IS NULL OR gg IS NULL THEN
         RAISE EXCEPTION 'no trade on or before % to fit the lifetime value models', as_of USING ERRCODE = 'no_data_found';
     END IF;
