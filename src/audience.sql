@@ -156,6 +156,8 @@ CREATE TABLE retail_mid.tag_bsi (
     bsi       bytea NOT NULL,
     CHECK (min_value <= max_value)
 );
+-- roaring slices do not compress: stored out of line uncompressed, read without a decompression pass
+ALTER TABLE retail_mid.tag_bsi ALTER COLUMN bsi SET STORAGE EXTERNAL;
 COMMENT ON TABLE retail_mid.tag_bsi IS 'One bit-sliced index per numeric tag, rebuilt by evaluate_tags(): range predicates (>=, <, BETWEEN, =) are answered exactly from it, without reading tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bsi.tag_name IS 'The numeric tag.';
 COMMENT ON COLUMN retail_mid.tag_bsi.scale IS 'The index holds value * 10^scale as int8 (the tag''s numeric_scale when it was built).';
@@ -269,10 +271,16 @@ COMMENT ON COLUMN retail_mid.audience_member.audience_name IS 'Name of the saved
 COMMENT ON COLUMN retail_mid.audience_member.version IS 'Its latest version.';
 COMMENT ON COLUMN retail_mid.audience_member.customer_key IS 'A member (join retail_mid.customer_key for identifiers).';
 
+CREATE FUNCTION retail_mid.tag_numeric_value(value numeric, scale int4, tag text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'tag_numeric_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.tag_numeric_value(numeric, int4, text) IS 'The value of a numeric tag as stored: rounded to scale decimals; NaN is error 22000, infinities and values whose value * 10^scale exceeds int8 are 22003 (the message names the tag).';
+
 -- One scan of a group of tags sharing a source (or of one rule_sql tag): every tag's expression is a column of
 -- one SELECT over the source, unpivoted into (tag_name, customer_key, value, numeric_value) rows appended to
--- pg_temp.retail_mid_tag_eval. Boolean values are normalised to true/false, numeric ones rounded to the scale.
-CREATE FUNCTION retail_mid.tag_eval_scan(tags text[]) RETURNS bigint
+-- pg_temp.retail_mid_tag_eval. Boolean values are normalised to true/false, numeric ones rounded to the scale and
+-- range-checked (an error fails the scan; evaluate_tags then scans per tag to find the culprit). Also counts the
+-- source rows whose key repeats or is negative, so that the expensive per-tag checks run only when needed.
+CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE src text; cols text; vals text; n bigint;
@@ -281,7 +289,7 @@ BEGIN
                 ELSE format('%s AS s', min(d.source)) END,
            string_agg(format('%s AS c%s', CASE d.value_type
                                             WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
-                                            WHEN 'numeric' THEN format('round((%s)::numeric, %s)', e.x, d.numeric_scale)
+                                            WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)', e.x, d.numeric_scale, d.tag_name)
                                             ELSE format('(%s)::text', e.x) END, t.i), ', ' ORDER BY t.i),
            string_agg(format('(%L, c%s::text, %s)', d.tag_name, t.i,
                              CASE WHEN d.value_type = 'numeric' THEN 'c' || t.i ELSE 'NULL::numeric' END), ', ' ORDER BY t.i),
@@ -293,16 +301,17 @@ BEGIN
     IF n IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags of one source' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('INSERT INTO pg_temp.retail_mid_tag_eval (tag_name, customer_key, value, numeric_value) '
-                   'SELECT u.tag_name, x.customer_key, u.value, u.numeric_value '
-                   '  FROM (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s) x '
-                   ' CROSS JOIN LATERAL (VALUES %s) AS u(tag_name, value, numeric_value) '
-                   ' WHERE x.customer_key IS NOT NULL AND u.value IS NOT NULL', cols, src, vals);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s), '
+                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval (tag_name, customer_key, value, numeric_value) '
+                   '        SELECT u.tag_name, x.customer_key, u.value, u.numeric_value '
+                   '          FROM x CROSS JOIN LATERAL (VALUES %s) AS u(tag_name, value, numeric_value) '
+                   '         WHERE x.customer_key IS NOT NULL AND u.value IS NOT NULL) '
+                   'SELECT count(customer_key), count(customer_key) - count(DISTINCT customer_key), '
+                   '       count(*) FILTER (WHERE customer_key < 0) FROM x', cols, src, vals)
+       INTO source_rows, duplicate_keys, negative_keys;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[]) IS 'Internal to evaluate_tags: evaluates tags of one source in one scan into pg_temp.retail_mid_tag_eval; returns the value rows.';
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[]) IS 'Internal to evaluate_tags: evaluates tags of one source in one scan into pg_temp.retail_mid_tag_eval; returns the source rows with a key, how many keys repeat and how many are negative.';
 
 -- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
 -- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
@@ -315,7 +324,7 @@ DECLARE
     total bigint := 0; scans int := 0; n_groups int; gi int := 0; one text;
     failed jsonb := '[]'; per_tag jsonb := '{}'; per_source jsonb := '[]';
     bad text[]; ok text[]; changed text[]; closed jsonb; opened jsonb; n_scan int; n_rows bigint;
-    msg text; st text;
+    msg text; st text; r record; suspicious bigint; counts jsonb;
 BEGIN
     job := retail_mid.job_start('evaluate_tags', jsonb_build_object('tag_names', tag_names));
     IF tag_names IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(tag_names) x
@@ -339,9 +348,11 @@ BEGIN
         gi := gi + 1;
         bad := '{}';
         n_scan := 0;
+        suspicious := 0;
         TRUNCATE pg_temp.retail_mid_tag_eval;
         BEGIN
-            PERFORM retail_mid.tag_eval_scan(g.tags);
+            r := retail_mid.tag_eval_scan(g.tags);
+            suspicious := r.duplicate_keys + r.negative_keys;
             n_scan := 1;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
@@ -353,7 +364,8 @@ BEGIN
                 -- find the failing expressions: one scan per tag of this source
                 FOREACH one IN ARRAY g.tags LOOP
                     BEGIN
-                        PERFORM retail_mid.tag_eval_scan(ARRAY[one]);
+                        r := retail_mid.tag_eval_scan(ARRAY[one]);
+                        suspicious := suspicious + r.duplicate_keys + r.negative_keys;
                         n_scan := n_scan + 1;
                     EXCEPTION WHEN OTHERS THEN
                         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
@@ -366,36 +378,24 @@ BEGIN
         END;
         scans := scans + n_scan;
         ANALYZE pg_temp.retail_mid_tag_eval;
-        -- values no tag may hold: the whole tag fails, its stored values stay as they were
-        FOR c IN SELECT e.tag_name,
-                        count(*) FILTER (WHERE e.numeric_value = 'NaN') AS nan,
-                        count(*) FILTER (WHERE e.numeric_value <> 'NaN'
-                                           AND (e.numeric_value IN ('Infinity', '-Infinity')
-                                                OR abs(e.numeric_value) * power(10::numeric, d.numeric_scale) > 9223372036854775807)) AS too_big,
-                        count(*) - count(DISTINCT e.customer_key) AS dup,
-                        count(*) FILTER (WHERE e.customer_key < 0) AS neg
-                   FROM pg_temp.retail_mid_tag_eval e JOIN retail_mid.tag_definition d USING (tag_name)
-                  GROUP BY e.tag_name
-                 HAVING count(*) FILTER (WHERE e.numeric_value = 'NaN') > 0
-                     OR count(*) FILTER (WHERE e.numeric_value <> 'NaN'
-                                           AND (e.numeric_value IN ('Infinity', '-Infinity')
-                                                OR abs(e.numeric_value) * power(10::numeric, d.numeric_scale) > 9223372036854775807)) > 0
-                     OR count(*) > count(DISTINCT e.customer_key)
-                     OR count(*) FILTER (WHERE e.customer_key < 0) > 0
-        LOOP
-            bad := bad || c.tag_name;
-            IF c.nan > 0 THEN
-                st := '22000'; msg := format('rule of numeric tag %s returns NaN', c.tag_name);
-            ELSIF c.too_big > 0 THEN
-                st := '22003'; msg := format('rule of numeric tag %s returns values too large for its scale', c.tag_name);
-            ELSIF c.dup > 0 THEN
-                st := '21000'; msg := format('rule of tag %s returns several values for %s customers', c.tag_name, c.dup);
-            ELSE
-                st := '22003'; msg := format('rule of tag %s returns negative customer keys', c.tag_name);
-            END IF;
-            failed := failed || jsonb_build_object('tag', c.tag_name, 'sqlstate', st, 'error', msg);
-            RAISE WARNING 'evaluate_tags: % failed: %', c.tag_name, msg;
-        END LOOP;
+        -- a source key seen twice or negative: find the tags it breaks (they fail, keeping their stored values)
+        IF suspicious > 0 THEN
+            FOR c IN SELECT e.tag_name, count(*) FILTER (WHERE e.customer_key < 0) AS neg,
+                            (SELECT count(*) FROM (SELECT 1 FROM pg_temp.retail_mid_tag_eval dd WHERE dd.tag_name = e.tag_name
+                                                    GROUP BY dd.customer_key HAVING count(*) > 1) x) AS dup
+                       FROM pg_temp.retail_mid_tag_eval e GROUP BY e.tag_name
+                     HAVING count(*) FILTER (WHERE e.customer_key < 0) > 0 OR count(*) > count(DISTINCT e.customer_key)
+            LOOP
+                bad := bad || c.tag_name;
+                IF c.dup > 0 THEN
+                    st := '21000'; msg := format('rule of tag %s returns several values for %s customers', c.tag_name, c.dup);
+                ELSE
+                    st := '22003'; msg := format('rule of tag %s returns negative customer keys', c.tag_name);
+                END IF;
+                failed := failed || jsonb_build_object('tag', c.tag_name, 'sqlstate', st, 'error', msg);
+                RAISE WARNING 'evaluate_tags: % failed: %', c.tag_name, msg;
+            END LOOP;
+        END IF;
         ok := ARRAY(SELECT x FROM unnest(g.tags) x WHERE x <> ALL (bad));
         IF cardinality(bad) > 0 THEN
             DELETE FROM pg_temp.retail_mid_tag_eval e WHERE e.tag_name = ANY (bad);
@@ -435,7 +435,9 @@ BEGIN
              GROUP BY v.tag_name, d.numeric_scale;
         END IF;
         UPDATE retail_mid.tag_definition t SET last_evaluated_at = ts WHERE t.tag_name = ANY (ok);
-        FOR c IN SELECT x AS tag_name, (SELECT count(*) FROM pg_temp.retail_mid_tag_eval e WHERE e.tag_name = x) AS customers,
+        SELECT coalesce(jsonb_object_agg(k.tag_name, k.customers), '{}'), coalesce(sum(k.customers), 0) INTO counts, n_rows
+          FROM (SELECT e.tag_name, count(*) AS customers FROM pg_temp.retail_mid_tag_eval e GROUP BY 1) k;
+        FOR c IN SELECT x AS tag_name, coalesce((counts ->> x)::bigint, 0) AS customers,
                         coalesce((closed ->> x)::bigint, 0) AS n_closed, coalesce((opened ->> x)::bigint, 0) AS n_opened
                    FROM unnest(ok) x ORDER BY 1
         LOOP
@@ -444,7 +446,6 @@ BEGIN
                        jsonb_build_object('customers', c.customers, 'closed', c.n_closed, 'opened', c.n_opened));
             RAISE NOTICE 'evaluate_tags: %: % customers, % values closed, % opened', c.tag_name, c.customers, c.n_closed, c.n_opened;
         END LOOP;
-        SELECT count(*) INTO n_rows FROM pg_temp.retail_mid_tag_eval;
         per_source := per_source || jsonb_build_object('source', g.source, 'tags', cardinality(g.tags), 'scans', n_scan, 'rows', n_rows);
         RAISE NOTICE 'evaluate_tags: source % (%/%): % tags in % scan(s), % values', g.source, gi, n_groups,
             cardinality(g.tags), n_scan, n_rows;

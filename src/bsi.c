@@ -532,3 +532,64 @@ bsi_build_final(PG_FUNCTION_ARGS)
 	pfree(buf.data);
 	PG_RETURN_BYTEA_P(out);
 }
+
+/* Constants of tag_numeric_value for one scale, cached per call site. */
+typedef struct TagValueCache
+{
+	int			scale;
+	Datum		pow10;			/* 10^scale */
+	Datum		int8max;		/* 9223372036854775807 */
+	Datum		int8min;
+} TagValueCache;
+
+PG_FUNCTION_INFO_V1(tag_numeric_value);
+
+/*
+ * tag_numeric_value(value, scale, tag): the value of a numeric tag as stored, rounded to scale decimals, after
+ * checking that the bit-sliced index can hold it (value * 10^scale within int8). NaN is 22000, infinities and
+ * values out of range are 22003, both naming the tag; evaluate_tags then fails that tag alone.
+ */
+Datum
+tag_numeric_value(PG_FUNCTION_ARGS)
+{
+	Numeric		v = PG_GETARG_NUMERIC(0);
+	int			scale = PG_GETARG_INT32(1);
+	TagValueCache *c = (TagValueCache *) fcinfo->flinfo->fn_extra;
+	Datum		r, scaled;
+
+	if (scale < 0 || scale > 12)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("numeric tag scale must be between 0 and 12")));
+	if (numeric_is_nan(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("rule of numeric tag %s returns NaN", text_to_cstring(PG_GETARG_TEXT_PP(2)))));
+	if (numeric_is_inf(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("rule of numeric tag %s returns an infinite value", text_to_cstring(PG_GETARG_TEXT_PP(2)))));
+	if (c == NULL || c->scale != scale)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		c = palloc(sizeof(TagValueCache));
+		c->scale = scale;
+		c->pow10 = NumericGetDatum(int64_to_numeric(1));
+		for (int i = 0; i < scale; i++)
+			c->pow10 = DirectFunctionCall2(numeric_mul, c->pow10, NumericGetDatum(int64_to_numeric(10)));
+		c->int8max = NumericGetDatum(int64_to_numeric(PG_INT64_MAX));
+		c->int8min = NumericGetDatum(int64_to_numeric(PG_INT64_MIN));
+		fcinfo->flinfo->fn_extra = c;
+		MemoryContextSwitchTo(old);
+	}
+	r = DirectFunctionCall2(numeric_round, NumericGetDatum(v), Int32GetDatum(scale));
+	scaled = DirectFunctionCall2(numeric_mul, r, c->pow10);
+	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, scaled, c->int8max)) > 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, scaled, c->int8min)) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("rule of numeric tag %s returns values too large for its scale", text_to_cstring(PG_GETARG_TEXT_PP(2))),
+				 errdetail("Values times 10^numeric_scale must fit in int8 (numeric_scale is %d).", scale)));
+	PG_RETURN_DATUM(r);
+}
