@@ -407,9 +407,17 @@ BEGIN
                                        WHERE n.tag_name = t.tag_name AND n.customer_key = t.customer_key AND n.value = t.value)
                    RETURNING t.tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO closed FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
+        -- a tag none of whose current values closed, with as many current values as new ones, has nothing to open
+        -- (every current value matched a new one, one to one): unchanged tags skip the second anti-join
+        SELECT coalesce(jsonb_object_agg(k.tag_name, k.customers), '{}'), coalesce(sum(k.customers), 0) INTO counts, n_rows
+          FROM (SELECT e.tag_name, count(*) AS customers FROM pg_temp.retail_mid_tag_eval e GROUP BY 1) k;
+        changed := ARRAY(SELECT x FROM unnest(ok) x
+                          LEFT JOIN (SELECT t.tag_name, count(*) AS k FROM retail_mid.tag_value t
+                                      WHERE t.tag_name = ANY (ok) AND t.valid_to IS NULL GROUP BY 1) cur ON cur.tag_name = x
+                          WHERE closed ? x OR coalesce(cur.k, 0) <> coalesce((counts ->> x)::bigint, 0));
         WITH x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
                    SELECT n.tag_name, n.customer_key, n.value, n.numeric_value, ts FROM pg_temp.retail_mid_tag_eval n
-                    WHERE NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
+                    WHERE n.tag_name = ANY (changed) AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
                                        WHERE t.tag_name = n.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
                    RETURNING tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO opened FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
@@ -435,8 +443,6 @@ BEGIN
              GROUP BY v.tag_name, d.numeric_scale;
         END IF;
         UPDATE retail_mid.tag_definition t SET last_evaluated_at = ts WHERE t.tag_name = ANY (ok);
-        SELECT coalesce(jsonb_object_agg(k.tag_name, k.customers), '{}'), coalesce(sum(k.customers), 0) INTO counts, n_rows
-          FROM (SELECT e.tag_name, count(*) AS customers FROM pg_temp.retail_mid_tag_eval e GROUP BY 1) k;
         FOR c IN SELECT x AS tag_name, coalesce((counts ->> x)::bigint, 0) AS customers,
                         coalesce((closed ->> x)::bigint, 0) AS n_closed, coalesce((opened ->> x)::bigint, 0) AS n_opened
                    FROM unnest(ok) x ORDER BY 1
