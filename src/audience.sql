@@ -275,43 +275,45 @@ CREATE FUNCTION retail_mid.tag_numeric_value(value numeric, scale int4, tag text
     AS 'MODULE_PATHNAME', 'tag_numeric_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.tag_numeric_value(numeric, int4, text) IS 'The value of a numeric tag as stored: rounded to scale decimals; NaN is error 22000, infinities and values whose value * 10^scale exceeds int8 are 22003 (the message names the tag).';
 
--- One scan of a group of tags sharing a source (or of one rule_sql tag): every tag's expression is a column of
--- one SELECT over the source, unpivoted into (tag_name, customer_key, value, numeric_value) rows appended to
--- pg_temp.retail_mid_tag_eval. Boolean values are normalised to true/false, numeric ones rounded to the scale and
--- range-checked (an error fails the scan; evaluate_tags then scans per tag to find the culprit). Also counts the
--- source rows whose key repeats or is negative, so that the expensive per-tag checks run only when needed.
-CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint)
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+-- One scan of a group of tags sharing a source (or of one rule_sql tag): one row per source row, the tags' values
+-- in an array in the order of tags, appended to pg_temp.retail_mid_tag_eval_w (one row per customer rather than
+-- per value keeps the history comparison's hash table as small as the customers). Boolean values are normalised
+-- to true/false, numeric ones rounded to the scale and range-checked (an error fails the scan; evaluate_tags then
+-- scans per tag, with only_tag, to find the culprit). Also counts the source rows whose key repeats or is
+-- negative, so that the expensive per-tag checks run only when needed.
+CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL,
+                                         OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE src text; cols text; vals text; n bigint;
+DECLARE src text; arr text; n bigint;
 BEGIN
+    IF tags IS NULL THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     SELECT CASE WHEN min(d.source) IS NULL THEN format('(%s) AS s(customer_key, value)', min(d.rule_sql))
                 ELSE format('%s AS s', min(d.source)) END,
-           string_agg(format('%s AS c%s', CASE d.value_type
-                                            WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
-                                            WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)', e.x, d.numeric_scale, d.tag_name)
-                                            ELSE format('(%s)::text', e.x) END, t.i), ', ' ORDER BY t.i),
-           string_agg(format('(%L, c%s::text, %s)', d.tag_name, t.i,
-                             CASE WHEN d.value_type = 'numeric' THEN 'c' || t.i ELSE 'NULL::numeric' END), ', ' ORDER BY t.i),
+           string_agg(CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
+                           ELSE CASE d.value_type
+                                  WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
+                                  WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)::text', e.x, d.numeric_scale, d.tag_name)
+                                  ELSE format('(%s)::text', e.x) END END, ', ' ORDER BY t.i),
            count(DISTINCT coalesce(d.source, d.tag_name))
-      INTO src, cols, vals, n
+      INTO src, arr, n
       FROM unnest(tags) WITH ORDINALITY AS t(tag_name, i)
       JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name
      CROSS JOIN LATERAL (SELECT coalesce(d.expression, 's.value') AS x) e;
     IF n IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags of one source' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s), '
-                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval (tag_name, customer_key, value, numeric_value) '
-                   '        SELECT u.tag_name, x.customer_key, u.value, u.numeric_value '
-                   '          FROM x CROSS JOIN LATERAL (VALUES %s) AS u(tag_name, value, numeric_value) '
-                   '         WHERE x.customer_key IS NOT NULL AND u.value IS NOT NULL) '
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, ARRAY[%s]::text[] AS vals FROM %s), '
+                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (customer_key, vals) '
+                   '        SELECT x.customer_key, x.vals FROM x WHERE x.customer_key IS NOT NULL) '
                    'SELECT count(customer_key), count(customer_key) - count(DISTINCT customer_key), '
-                   '       count(*) FILTER (WHERE customer_key < 0) FROM x', cols, src, vals)
+                   '       count(*) FILTER (WHERE customer_key < 0) FROM x', arr, src)
        INTO source_rows, duplicate_keys, negative_keys;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[]) IS 'Internal to evaluate_tags: evaluates tags of one source in one scan into pg_temp.retail_mid_tag_eval; returns the source rows with a key, how many keys repeat and how many are negative.';
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w; returns the source rows with a key, how many keys repeat and how many are negative.';
 
 -- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
 -- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
@@ -335,8 +337,8 @@ BEGIN
             DETAIL = (SELECT string_agg(x, ', ') FROM unnest(tag_names) x
                        WHERE x NOT IN (SELECT tag_name FROM retail_mid.tag_definition));
     END IF;
-    IF to_regclass('pg_temp.retail_mid_tag_eval') IS NULL THEN
-        CREATE TEMP TABLE retail_mid_tag_eval (tag_name text, customer_key int4, value text, numeric_value numeric);
+    IF to_regclass('pg_temp.retail_mid_tag_eval_w') IS NULL THEN
+        CREATE TEMP TABLE retail_mid_tag_eval_w (customer_key int4, vals text[]);
     END IF;
     SELECT count(DISTINCT coalesce(t.source, '') || '/' || CASE WHEN t.source IS NULL THEN t.tag_name ELSE '' END)
       INTO n_groups FROM retail_mid.tag_definition t
@@ -351,7 +353,7 @@ BEGIN
         bad := '{}';
         n_scan := 0;
         suspicious := 0;
-        TRUNCATE pg_temp.retail_mid_tag_eval;
+        TRUNCATE pg_temp.retail_mid_tag_eval_w;
         BEGIN
             r := retail_mid.tag_eval_scan(g.tags);
             suspicious := r.duplicate_keys + r.negative_keys;
@@ -366,7 +368,7 @@ BEGIN
                 -- find the failing expressions: one scan per tag of this source
                 FOREACH one IN ARRAY g.tags LOOP
                     BEGIN
-                        r := retail_mid.tag_eval_scan(ARRAY[one]);
+                        r := retail_mid.tag_eval_scan(g.tags, one);
                         suspicious := suspicious + r.duplicate_keys + r.negative_keys;
                         n_scan := n_scan + 1;
                     EXCEPTION WHEN OTHERS THEN
@@ -379,14 +381,18 @@ BEGIN
             END IF;
         END;
         scans := scans + n_scan;
-        ANALYZE pg_temp.retail_mid_tag_eval;
+        ANALYZE pg_temp.retail_mid_tag_eval_w;
         -- a source key seen twice or negative: find the tags it breaks (they fail, keeping their stored values)
         IF suspicious > 0 THEN
-            FOR c IN SELECT e.tag_name, count(*) FILTER (WHERE e.customer_key < 0) AS neg,
-                            (SELECT count(*) FROM (SELECT 1 FROM pg_temp.retail_mid_tag_eval dd WHERE dd.tag_name = e.tag_name
-                                                    GROUP BY dd.customer_key HAVING count(*) > 1) x) AS dup
-                       FROM pg_temp.retail_mid_tag_eval e GROUP BY e.tag_name
-                     HAVING count(*) FILTER (WHERE e.customer_key < 0) > 0 OR count(*) > count(DISTINCT e.customer_key)
+            FOR c IN SELECT m.tag_name, count(*) FILTER (WHERE w.customer_key < 0) AS neg,
+                            count(*) - count(DISTINCT w.customer_key) AS extra,
+                            (SELECT count(*) FROM (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w ww WHERE ww.vals[m.i] IS NOT NULL
+                                                    GROUP BY ww.customer_key HAVING count(*) > 1) x) AS dup
+                       FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i)
+                       JOIN pg_temp.retail_mid_tag_eval_w w ON w.vals[m.i] IS NOT NULL
+                      WHERE m.tag_name <> ALL (bad)
+                      GROUP BY m.tag_name, m.i
+                     HAVING count(*) FILTER (WHERE w.customer_key < 0) > 0 OR count(*) > count(DISTINCT w.customer_key)
             LOOP
                 bad := bad || c.tag_name;
                 IF c.dup > 0 THEN
@@ -399,29 +405,34 @@ BEGIN
             END LOOP;
         END IF;
         ok := ARRAY(SELECT x FROM unnest(g.tags) x WHERE x <> ALL (bad));
-        IF cardinality(bad) > 0 THEN
-            DELETE FROM pg_temp.retail_mid_tag_eval e WHERE e.tag_name = ANY (bad);
-        END IF;
-        -- history, in bulk for the source's tags: close changed or vanished values, open new ones
-        WITH x AS (UPDATE retail_mid.tag_value t SET valid_to = ts
-                    WHERE t.tag_name = ANY (ok) AND t.valid_to IS NULL
-                      AND NOT EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval n
-                                       WHERE n.tag_name = t.tag_name AND n.customer_key = t.customer_key AND n.value = t.value)
-                   RETURNING t.tag_name)
+        -- history, in bulk for the source's tags: close changed or vanished values, open new ones. The new values
+        -- are probed by customer (a hash of the source's rows), the tag's value picked from the array.
+        WITH m AS (SELECT u.tag_name, u.i FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i) WHERE u.tag_name = ANY (ok)),
+        x AS (UPDATE retail_mid.tag_value t SET valid_to = ts FROM m
+               WHERE t.tag_name = m.tag_name AND t.valid_to IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w n
+                                  WHERE n.customer_key = t.customer_key AND n.vals[m.i] = t.value)
+              RETURNING t.tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO closed FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
         -- a tag none of whose current values closed, with as many current values as new ones, has nothing to open
         -- (every current value matched a new one, one to one): unchanged tags skip the second anti-join
         SELECT coalesce(jsonb_object_agg(k.tag_name, k.customers), '{}'), coalesce(sum(k.customers), 0) INTO counts, n_rows
-          FROM (SELECT e.tag_name, count(*) AS customers FROM pg_temp.retail_mid_tag_eval e GROUP BY 1) k;
+          FROM (SELECT m.tag_name, count(w.vals[m.i]) AS customers
+                  FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i) CROSS JOIN pg_temp.retail_mid_tag_eval_w w
+                 WHERE m.tag_name = ANY (ok) GROUP BY 1) k;
         changed := ARRAY(SELECT x FROM unnest(ok) x
                           LEFT JOIN (SELECT t.tag_name, count(*) AS k FROM retail_mid.tag_value t
                                       WHERE t.tag_name = ANY (ok) AND t.valid_to IS NULL GROUP BY 1) cur ON cur.tag_name = x
                           WHERE closed ? x OR coalesce(cur.k, 0) <> coalesce((counts ->> x)::bigint, 0));
-        WITH x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
-                   SELECT n.tag_name, n.customer_key, n.value, n.numeric_value, ts FROM pg_temp.retail_mid_tag_eval n
-                    WHERE n.tag_name = ANY (changed) AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
-                                       WHERE t.tag_name = n.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
-                   RETURNING tag_name)
+        WITH m AS (SELECT u.tag_name, u.i, d.value_type FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i)
+                     JOIN retail_mid.tag_definition d ON d.tag_name = u.tag_name WHERE u.tag_name = ANY (changed)),
+        x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
+              SELECT m.tag_name, n.customer_key, n.vals[m.i], CASE WHEN m.value_type = 'numeric' THEN n.vals[m.i]::numeric END, ts
+                FROM m CROSS JOIN pg_temp.retail_mid_tag_eval_w n
+               WHERE n.vals[m.i] IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
+                                  WHERE t.tag_name = m.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
+              RETURNING tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO opened FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
         -- rebuild the bitmaps / bit-sliced index of every tag that changed or has none yet
         changed := ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
