@@ -282,38 +282,41 @@ COMMENT ON FUNCTION retail_mid.tag_numeric_value(numeric, int4, text) IS 'The va
 -- scans per tag, with only_tag, to find the culprit). Also counts the source rows whose key repeats or is
 -- negative, so that the expensive per-tag checks run only when needed.
 CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL,
-                                         OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint)
+                                         OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint,
+                                         OUT value_counts bigint[])
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE src text; arr text; n bigint;
+DECLARE src text; cols text; arr text; cnt text; n bigint;
 BEGIN
     IF tags IS NULL THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     SELECT CASE WHEN min(d.source) IS NULL THEN format('(%s) AS s(customer_key, value)', min(d.rule_sql))
                 ELSE format('%s AS s', min(d.source)) END,
-           string_agg(CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
+           string_agg(format('%s AS c%s', CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
                            ELSE CASE d.value_type
                                   WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
                                   WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)::text', e.x, d.numeric_scale, d.tag_name)
-                                  ELSE format('(%s)::text', e.x) END END, ', ' ORDER BY t.i),
+                                  ELSE format('(%s)::text', e.x) END END, t.i), ', ' ORDER BY t.i),
+           string_agg('x.c' || t.i, ', ' ORDER BY t.i),
+           string_agg(format('count(x.c%s) FILTER (WHERE x.customer_key IS NOT NULL)', t.i), ', ' ORDER BY t.i),
            count(DISTINCT coalesce(d.source, d.tag_name))
-      INTO src, arr, n
+      INTO src, cols, arr, cnt, n
       FROM unnest(tags) WITH ORDINALITY AS t(tag_name, i)
       JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name
      CROSS JOIN LATERAL (SELECT coalesce(d.expression, 's.value') AS x) e;
     IF n IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags of one source' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, ARRAY[%s]::text[] AS vals FROM %s), '
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s), '
                    'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (customer_key, vals) '
-                   '        SELECT x.customer_key, x.vals FROM x WHERE x.customer_key IS NOT NULL) '
+                   '        SELECT x.customer_key, ARRAY[%s]::text[] FROM x WHERE x.customer_key IS NOT NULL) '
                    'SELECT count(customer_key), count(customer_key) - count(DISTINCT customer_key), '
-                   '       count(*) FILTER (WHERE customer_key < 0) FROM x', arr, src)
-       INTO source_rows, duplicate_keys, negative_keys;
+                   '       count(*) FILTER (WHERE customer_key < 0), ARRAY[%s]::bigint[] FROM x', cols, src, arr, cnt)
+       INTO source_rows, duplicate_keys, negative_keys, value_counts;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w; returns the source rows with a key, how many keys repeat and how many are negative.';
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w; returns the source rows with a key, how many keys repeat, how many are negative, and the number of values of each tag.';
 
 -- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
 -- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
@@ -328,7 +331,7 @@ DECLARE
     total bigint := 0; scans int := 0; n_groups int; gi int := 0; one text;
     failed jsonb := '[]'; per_tag jsonb := '{}'; per_source jsonb := '[]';
     bad text[]; ok text[]; changed text[]; closed jsonb; opened jsonb; n_scan int; n_rows bigint;
-    msg text; st text; r record; suspicious bigint; counts jsonb;
+    msg text; st text; r record; suspicious bigint; counts jsonb; cnt bigint[];
 BEGIN
     job := retail_mid.job_start('evaluate_tags', jsonb_build_object('tag_names', tag_names));
     IF tag_names IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(tag_names) x
@@ -357,6 +360,7 @@ BEGIN
         BEGIN
             r := retail_mid.tag_eval_scan(g.tags);
             suspicious := r.duplicate_keys + r.negative_keys;
+            cnt := r.value_counts;
             n_scan := 1;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
@@ -366,10 +370,12 @@ BEGIN
                 RAISE WARNING 'evaluate_tags: % failed: %', g.tags[1], msg;
             ELSE
                 -- find the failing expressions: one scan per tag of this source
+                cnt := array_fill(0::bigint, ARRAY[cardinality(g.tags)]);
                 FOREACH one IN ARRAY g.tags LOOP
                     BEGIN
                         r := retail_mid.tag_eval_scan(g.tags, one);
                         suspicious := suspicious + r.duplicate_keys + r.negative_keys;
+                        cnt := ARRAY(SELECT a + b FROM unnest(cnt, r.value_counts) AS u(a, b));
                         n_scan := n_scan + 1;
                     EXCEPTION WHEN OTHERS THEN
                         GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
@@ -414,16 +420,16 @@ BEGIN
                                   WHERE n.customer_key = t.customer_key AND n.vals[m.i] = t.value)
               RETURNING t.tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO closed FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
-        -- a tag none of whose current values closed, with as many current values as new ones, has nothing to open
-        -- (every current value matched a new one, one to one): unchanged tags skip the second anti-join
-        SELECT coalesce(jsonb_object_agg(k.tag_name, k.customers), '{}'), coalesce(sum(k.customers), 0) INTO counts, n_rows
-          FROM (SELECT m.tag_name, count(w.vals[m.i]) AS customers
-                  FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i) CROSS JOIN pg_temp.retail_mid_tag_eval_w w
-                 WHERE m.tag_name = ANY (ok) GROUP BY 1) k;
+        -- a tag none of whose current values closed, with as many current values (counted by its bitmaps) as new
+        -- ones, has nothing to open (every current value matched a new one, one to one): unchanged tags skip the
+        -- second anti-join
+        SELECT coalesce(jsonb_object_agg(m.tag_name, coalesce(cnt[m.i], 0)), '{}'), coalesce(sum(cnt[m.i]), 0) INTO counts, n_rows
+          FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i) WHERE m.tag_name = ANY (ok);
         changed := ARRAY(SELECT x FROM unnest(ok) x
-                          LEFT JOIN (SELECT t.tag_name, count(*) AS k FROM retail_mid.tag_value t
-                                      WHERE t.tag_name = ANY (ok) AND t.valid_to IS NULL GROUP BY 1) cur ON cur.tag_name = x
-                          WHERE closed ? x OR coalesce(cur.k, 0) <> coalesce((counts ->> x)::bigint, 0));
+                          WHERE closed ? x
+                             OR coalesce((SELECT sum(b.customers) FROM retail_mid.tag_bitmap b WHERE b.tag_name = x),
+                                         (SELECT b.customers FROM retail_mid.tag_bsi b WHERE b.tag_name = x), -1)
+                                <> (counts ->> x)::bigint);
         WITH m AS (SELECT u.tag_name, u.i, d.value_type FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i)
                      JOIN retail_mid.tag_definition d ON d.tag_name = u.tag_name WHERE u.tag_name = ANY (changed)),
         x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
