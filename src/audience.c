@@ -215,7 +215,7 @@ TagNumericRange(const char *tag, Numeric lo, bool lo_incl, Numeric hi, bool hi_i
 	bsi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (isnull || clo < 0 || chi < 0)
 		return RbNew();			/* no values yet, or a bound excluding everything */
-	return BsiRange(bsi, clo == 0, ilo, chi == 0, ihi);
+	return BsiRange(bsi, clo == 0, ilo, chi == 0, ihi, true);
 }
 
 /* A numeric literal of the expression as a Numeric, or an error at the term. */

@@ -9,8 +9,11 @@
 #include "bitmap.h"
 #include "utils/numeric.h"
 
-/* Customers whose value v satisfies lo <= v <= hi (a missing bound is open); the BSI datum is validated. */
-extern RbHandle *BsiRange(Datum bsi, bool has_lo, int64 lo, bool has_hi, int64 hi);
+/*
+ * Customers whose value v satisfies lo <= v <= hi (a missing bound is open). The BSI datum is always read
+ * memory-safely; trusted skips the check that slices lie within the existence bitmap (for retail_mid.tag_bsi).
+ */
+extern RbHandle *BsiRange(Datum bsi, bool has_lo, int64 lo, bool has_hi, int64 hi, bool trusted);
 
 /*
  * Turns a numeric bound into an inclusive bound on values scaled by 10^scale, rounding inwards, so that the
