@@ -126,6 +126,13 @@ SELECT rb_cardinality(tag_numeric_range('bsi_balance', NULL, true, NULL, true)) 
 SELECT tag_numeric_range('bsi_balance', 'NaN', true, NULL, true);
 SELECT tag_numeric_range('nosuch', 1, true, NULL, true);
 SELECT audience_count('bsi_balance >= 1e400');
+-- the stored form of a numeric value: rounded to the scale, NaN/Infinity/out of range name the tag
+SELECT tag_numeric_value(12.345, 2, 't') AS rounded, tag_numeric_value(-0.004, 2, 't') AS tiny_negative,
+       tag_numeric_value(92233720368547758.07, 2, 't') AS largest, tag_numeric_value(NULL, 2, 't') IS NULL AS null_is_no_value;
+SELECT tag_numeric_value('NaN', 2, 't');
+SELECT tag_numeric_value('-Infinity', 2, 't');
+SELECT tag_numeric_value(92233720368547758.08, 2, 't');
+SELECT tag_numeric_value(1, 13, 't');
 -- a value too large for its scale fails the tag, which keeps its stored values
 UPDATE tag_definition SET numeric_scale = 12 WHERE tag_name = 'bsi_empty';
 UPDATE tag_definition SET rule_sql = 'SELECT 1, 1e7' WHERE tag_name = 'bsi_empty';
