@@ -64,10 +64,10 @@ SELECT 'bench_n1', 2, min(n1), max(n1), count(*), retail_mid.bsi_build_agg(custo
 DELETE FROM retail_mid.customer_universe;
 INSERT INTO retail_mid.customer_universe (max_key, bitmap) SELECT 0, retail_mid.rb_range(1, :customers + 1);
 VACUUM ANALYZE retail_mid.tag_bitmap, retail_mid.tag_value, retail_mid.tag_bsi;
-SELECT count(DISTINCT tag_name) AS tags_with_bitmaps, count(*) AS bitmaps,
-       pg_size_pretty(sum(pg_column_size(bitmap))) AS bitmap_bytes
-  FROM (SELECT tag_name, bitmap FROM retail_mid.tag_bitmap WHERE tag_name LIKE 'bench\_%'
-        UNION ALL SELECT tag_name, bsi FROM retail_mid.tag_bsi WHERE tag_name = 'bench_n1') s;
+SELECT count(DISTINCT tag_name) AS tags_with_bitmaps, count(*) AS bitmaps_and_indexes,
+       pg_size_pretty(sum(size)) AS bytes
+  FROM (SELECT tag_name, pg_column_size(bitmap)::bigint AS size FROM retail_mid.tag_bitmap WHERE tag_name LIKE 'bench\_%'
+        UNION ALL SELECT tag_name, pg_column_size(bsi) FROM retail_mid.tag_bsi WHERE tag_name = 'bench_n1') s;
 
 \set expr 'bench_t01 = 3 AND bench_n1 >= 500 AND NOT bench_t02'
 \set wide 'SELECT count(*) FROM bench_aud_wide WHERE t01 = 3 AND n1 >= 500 AND NOT (t02 = 1)'
