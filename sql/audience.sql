@@ -63,11 +63,9 @@ SELECT evaluate_tags(ARRAY['aud_gender', 'aud_city', 'aud_vip', 'aud_monetary', 
 -- idempotent: the same data writes nothing
 SELECT evaluate_tags(ARRAY['aud_gender', 'aud_city', 'aud_vip', 'aud_monetary', 'aud_orders']) AS rows_written_again;
 SELECT tag_name, count(*) AS bitmaps, sum(customers) AS customers FROM tag_bitmap WHERE tag_name LIKE 'aud\_%' GROUP BY 1 ORDER BY 1;
-SELECT tag_name, count(*) AS buckets, sum(customers) AS customers,
-       bool_and(min_value <= max_value) AS ordered,
-       (SELECT count(*) FROM tag_numeric_bitmap a JOIN tag_numeric_bitmap b USING (tag_name)
-         WHERE a.tag_name = t.tag_name AND a.bucket < b.bucket AND a.max_value >= b.min_value) AS overlapping
-  FROM tag_numeric_bitmap t WHERE tag_name LIKE 'aud\_%' GROUP BY 1 ORDER BY 1;
+SELECT b.tag_name, b.scale, b.customers, b.min_value, b.max_value, bsi_cardinality(b.bsi) AS in_index,
+       (SELECT count(*) FROM tag_value v WHERE v.tag_name = b.tag_name AND v.valid_to IS NULL) AS current_values
+  FROM tag_bsi b WHERE tag_name LIKE 'aud\_%' ORDER BY 1;
 SELECT job, outcome, rows_written, detail -> 'tags' -> 'aud_vip' AS vip_detail
   FROM job_log WHERE job = 'evaluate_tags' ORDER BY job_id DESC LIMIT 2;
 
@@ -109,13 +107,15 @@ END $$;
 SELECT expr, pg_temp.aud_check(expr, pred) AS matches_sql FROM aud_cases;
 SELECT audience_count('aud_city = Shenzhen AND aud_monetary >= 500 AND NOT aud_vip') AS three_tag_count,
        (SELECT count(*) FROM aud_ref WHERE city = 'Shenzhen' AND monetary >= 500 AND NOT coalesce(vip, false)) AS plain_sql;
--- numeric predicates are exact at every boundary: each operator at every bucket edge, +-0.05 around it, and outside
+-- numeric predicates are exact at every boundary: each operator at a sample of the values, +-0.05 and +-0.005
+-- around them (between two representable values), and outside the range
 SELECT count(*) AS comparisons,
        count(*) FILTER (WHERE NOT pg_temp.aud_check(format('aud_monetary %s %s', op, t), format('monetary %s %s', op, t))) AS wrong
   FROM (SELECT DISTINCT v.x AS t
-          FROM (SELECT min_value AS e FROM tag_numeric_bitmap WHERE tag_name = 'aud_monetary'
-                UNION SELECT max_value FROM tag_numeric_bitmap WHERE tag_name = 'aud_monetary') edges,
-               LATERAL (VALUES (edges.e), (edges.e - 0.05), (edges.e + 0.05)) v(x)
+          FROM (SELECT numeric_value AS e FROM tag_value WHERE tag_name = 'aud_monetary' AND valid_to IS NULL AND customer_key % 40 = 0
+                UNION SELECT min_value FROM tag_bsi WHERE tag_name = 'aud_monetary'
+                UNION SELECT max_value FROM tag_bsi WHERE tag_name = 'aud_monetary') edges,
+               LATERAL (VALUES (edges.e), (edges.e - 0.05), (edges.e + 0.05), (edges.e - 0.005), (edges.e + 0.005)) v(x)
         UNION SELECT -1 UNION SELECT 5000) ts,
        unnest(ARRAY['<', '<=', '>', '>=', '=', '<>']) op;
 

@@ -26,6 +26,19 @@ SELECT (SELECT count(*) FROM oneid_ours) AS nodes, (SELECT count(DISTINCT compon
        (SELECT count(*) FROM (SELECT * FROM oneid_ours EXCEPT SELECT * FROM oneid_cte) x)
      + (SELECT count(*) FROM (SELECT * FROM oneid_cte EXCEPT SELECT * FROM oneid_ours) x) AS differences;
 
+-- keys spread over the int4 range take the sorted path, keys far from 0 the offset dense path: same components
+SELECT (SELECT retail_mid.connected_components(a * 500000, b * 500000) FROM oneid_edges_t)::text
+     = (SELECT ROW(array_agg(n * 500000 ORDER BY n), array_agg(c * 500000 ORDER BY n))::retail_mid.oneid_components::text
+          FROM (SELECT unnest((cc).nodes) n, unnest((cc).components) c
+                  FROM (SELECT retail_mid.connected_components(a, b) cc FROM oneid_edges_t) s) x) AS sparse_same,
+       (SELECT retail_mid.connected_components(a + 1000000000, b + 1000000000) FROM oneid_edges_t)::text
+     = (SELECT ROW(array_agg(n + 1000000000 ORDER BY n), array_agg(c + 1000000000 ORDER BY n))::retail_mid.oneid_components::text
+          FROM (SELECT unnest((cc).nodes) n, unnest((cc).components) c
+                  FROM (SELECT retail_mid.connected_components(a, b) cc FROM oneid_edges_t) s) x) AS offset_same;
+SELECT (cc).nodes, (cc).components
+  FROM (SELECT retail_mid.connected_components(a, b) AS cc
+          FROM (VALUES (2147483647, 5), (0, 2147483647), (7, 7)) e(a, b)) s;
+
 -- forced parallel and partitionwise plans give the serial answer
 CREATE TABLE oneid_big AS SELECT * FROM oneid_edges_t, generate_series(1, 40) rep;
 ALTER TABLE oneid_big SET (parallel_workers = 2);

@@ -1,11 +1,12 @@
 /*
  * audience.c: evaluates tag expressions (parsed by tagexpr_parse.c) against the bitmap tables of
- * src/audience.sql: retail_mid.tag_bitmap for boolean/enumerated tags, retail_mid.tag_numeric_range() over the
- * bucketed bitmaps for numeric tags, saved audience snapshots, and the customer universe for NOT.
+ * src/audience.sql: retail_mid.tag_bitmap for boolean/enumerated tags, the bit-sliced index of a numeric tag
+ * (retail_mid.tag_bsi, src/bsi.c) for its comparisons, saved audience snapshots, and the customer universe for NOT.
  * Set algebra happens in CRoaring, in memory; SQL is only used to fetch the leaf bitmaps.
  */
 #include "retail_mid.h"
 #include "bitmap.h"
+#include "bsi.h"
 #include "tagexpr.h"
 
 #include "executor/spi.h"
@@ -176,44 +177,109 @@ te_enum(TeEval *ev, const TagExprNode *n, char type, const TagExprValue *vals, i
 					"WHERE tag_name = $1 AND tag_value = ANY ($2)", 2, types, values);
 }
 
+/*
+ * Customers whose numeric tag lies in the range (NULL bound = unbounded), from the tag's bit-sliced index: the
+ * numeric bounds become inclusive bounds on the values scaled by 10^numeric_scale (rounded inwards, so the
+ * answer is exact for the stored values), then O'Neil-Quass range evaluation on the slices. Caller is in SPI.
+ */
+static RbHandle *
+TagNumericRange(const char *tag, Numeric lo, bool lo_incl, Numeric hi, bool hi_incl)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tag)};
+	int			rc;
+	RbHandle   *result = RbNew();
+	SPITupleTable *rows;
+	uint64		nrows;
+
+	/*
+	 * One index per brand row the caller may read (row-level security): the group-wide one for admins, the
+	 * entitled brands' own for analysts; the answer is the union of their ranges.
+	 */
+	rc = SPI_execute_with_args("SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
+							   "LEFT JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
+							   "WHERE d.tag_name = $1 AND d.value_type = 'numeric'",
+							   1, types, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("numeric tag \"%s\" does not exist", tag)));
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		int			scale;
+		Datum		bsi;
+		int64		ilo = 0, ihi = 0;
+		int			clo = 1, chi = 1;
+
+		/* the index's own scale: the definition's may have changed since it was built */
+		scale = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		if (isnull)
+			scale = 0;			/* no index yet: the bounds are still checked (NaN), the answer is empty */
+		if (lo != NULL)
+			clo = BsiScaleBound(lo, scale, true, lo_incl, &ilo);
+		if (hi != NULL)
+			chi = BsiScaleBound(hi, scale, false, hi_incl, &ihi);
+		bsi = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
+		if (isnull || clo < 0 || chi < 0)
+			continue;			/* no values yet, or a bound excluding everything */
+		{
+			RbHandle   *part = BsiRange(bsi, clo == 0, ilo, chi == 0, ihi, true);
+
+			roaring_bitmap_or_inplace(result->rb, part->rb);
+			RbFree(part);
+		}
+	}
+	return result;
+}
+
+/* A numeric literal of the expression as a Numeric, or an error at the term. */
+static Numeric
+te_number(TeEval *ev, const TagExprNode *n, const TagExprValue *b)
+{
+	if (b == NULL)
+		return NULL;
+	if (!b->is_number)
+		te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
+				 "tag \"%s\" is numeric but '%s' is not a number", n->tag, b->text);
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(b->text),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
 /* Bitmap of customers whose numeric tag lies in the range (NULL bound = unbounded); exact at the bounds. */
 static RbHandle *
 te_numeric(TeEval *ev, const TagExprNode *n, const TagExprValue *lo, bool lo_incl,
 		   const TagExprValue *hi, bool hi_incl)
 {
-	Oid			types[5] = {TEXTOID, NUMERICOID, BOOLOID, NUMERICOID, BOOLOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	const TagExprValue *bounds[2] = {lo, hi};
-	int			rc;
-	bool		isnull;
-	Datum		d;
+	return TagNumericRange(n->tag, te_number(ev, n, lo), lo_incl, te_number(ev, n, hi), hi_incl);
+}
 
-	for (int i = 0; i < 2; i++)
-	{
-		const TagExprValue *b = bounds[i];
+PG_FUNCTION_INFO_V1(tag_numeric_range);
 
-		if (b == NULL)
-		{
-			nulls[1 + 2 * i] = 'n';
-			values[1 + 2 * i] = (Datum) 0;
-			continue;
-		}
-		if (!b->is_number)
-			te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
-					 "tag \"%s\" is numeric but '%s' is not a number", n->tag, b->text);
-		values[1 + 2 * i] = DirectFunctionCall3(numeric_in, CStringGetDatum(b->text),
-												ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-	}
-	values[0] = CStringGetTextDatum(n->tag);
-	values[2] = BoolGetDatum(lo_incl);
-	values[4] = BoolGetDatum(hi_incl);
-	rc = SPI_execute_with_args("SELECT retail_mid.tag_numeric_range($1, $2, $3, $4, $5)",
-							   5, types, values, nulls, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? RbNew() : RbFromDatum(d);
+/* tag_numeric_range(tag, lo, lo_inclusive, hi, hi_inclusive): the evaluator's numeric leaf, callable from SQL. */
+Datum
+tag_numeric_range(PG_FUNCTION_ARGS)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *tag;
+	RbHandle   *h;
+	struct varlena *out;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2) || PG_ARGISNULL(4))
+		PG_RETURN_NULL();
+	tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	h = TagNumericRange(tag, PG_ARGISNULL(1) ? NULL : PG_GETARG_NUMERIC(1), PG_GETARG_BOOL(2),
+						PG_ARGISNULL(3) ? NULL : PG_GETARG_NUMERIC(3), PG_GETARG_BOOL(4));
+	MemoryContextSwitchTo(outer);
+	out = RbToVarlena(h->rb);
+	SPI_finish();
+	PG_RETURN_POINTER(out);
 }
 
 static RbHandle *

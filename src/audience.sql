@@ -1,5 +1,5 @@
 -- audience: the four-level tag taxonomy, tag definitions as data, tag values with history, one bitmap per
--- (tag, value) plus bucketed bitmaps for numeric tags, the C tag-expression evaluator and saved audiences.
+-- (tag, value) and a bit-sliced index per numeric tag, the C tag-expression evaluator and saved audiences.
 
 CREATE TABLE retail_mid.tag_taxonomy (
     level1 text NOT NULL,
@@ -56,18 +56,31 @@ CREATE TABLE retail_mid.tag_definition (
     level3      text NOT NULL DEFAULT '',
     level4      text NOT NULL DEFAULT '',
     value_type  text NOT NULL CHECK (value_type IN ('boolean', 'enum', 'numeric')),
-    rule_sql    text NOT NULL,
+    rule_sql    text,
+    source      text,
+    expression  text,
+    numeric_scale int NOT NULL DEFAULT 2 CHECK (numeric_scale BETWEEN 0 AND 12),
     description text,
     owner       text NOT NULL DEFAULT current_user,
     schedule    text NOT NULL DEFAULT 'daily' CHECK (schedule IN ('hourly', 'daily', 'weekly', 'monthly', 'manual')),
     enabled     boolean NOT NULL DEFAULT true,
     last_evaluated_at timestamptz,
-    FOREIGN KEY (level1, level2, level3, level4) REFERENCES retail_mid.tag_taxonomy
+    FOREIGN KEY (level1, level2, level3, level4) REFERENCES retail_mid.tag_taxonomy,
+    CONSTRAINT tag_definition_rule CHECK ((rule_sql IS NOT NULL AND source IS NULL AND expression IS NULL)
+                                       OR (rule_sql IS NULL AND source IS NOT NULL AND expression IS NOT NULL))
 );
-COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (a SELECT returning customer_key, value), value type, place in the taxonomy, owner and refresh schedule.';
+COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, place in the taxonomy, owner and refresh schedule.';
 COMMENT ON COLUMN retail_mid.tag_definition.tag_name IS 'Name used in tag expressions (no spaces or quotes).';
+COMMENT ON COLUMN retail_mid.tag_definition.level1 IS 'Taxonomy level 1 (with level2..level4 a path of retail_mid.tag_taxonomy).';
+COMMENT ON COLUMN retail_mid.tag_definition.level2 IS 'Taxonomy level 2.';
+COMMENT ON COLUMN retail_mid.tag_definition.level3 IS 'Taxonomy level 3, '''' when unused.';
+COMMENT ON COLUMN retail_mid.tag_definition.level4 IS 'Taxonomy level 4, '''' when unused.';
+COMMENT ON COLUMN retail_mid.tag_definition.description IS 'What the tag means.';
 COMMENT ON COLUMN retail_mid.tag_definition.value_type IS 'boolean (values true/false), enum (text values) or numeric (range predicates).';
-COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value; customers it does not return have no value.';
+COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value; customers it does not return have no value. Each such tag costs one scan. NULL when source and expression are used.';
+COMMENT ON COLUMN retail_mid.tag_definition.source IS 'A table or view name, or a parenthesised SELECT, with a customer_key column and one row per customer: all enabled tags with the same source text are evaluated in one scan of it.';
+COMMENT ON COLUMN retail_mid.tag_definition.expression IS 'SQL expression over the columns of source giving the value; NULL means no value.';
+COMMENT ON COLUMN retail_mid.tag_definition.numeric_scale IS 'Numeric tags: values are stored rounded to this many decimals, and the bit-sliced index holds value * 10^numeric_scale as int8.';
 COMMENT ON COLUMN retail_mid.tag_definition.owner IS 'Who maintains the tag.';
 COMMENT ON COLUMN retail_mid.tag_definition.schedule IS 'Intended refresh cadence: hourly, daily, weekly, monthly or manual (for an external scheduler).';
 COMMENT ON COLUMN retail_mid.tag_definition.enabled IS 'Disabled tags are skipped by evaluate_tags().';
@@ -85,8 +98,10 @@ CREATE TABLE retail_mid.tag_value (
 CREATE UNIQUE INDEX tag_value_current ON retail_mid.tag_value (tag_name, customer_key) WHERE valid_to IS NULL;
 CREATE INDEX tag_value_numeric ON retail_mid.tag_value (tag_name, numeric_value) WHERE valid_to IS NULL;
 COMMENT ON TABLE retail_mid.tag_value IS 'Tag values per customer with history: the current value has valid_to NULL; a change closes the old row and opens a new one.';
-COMMENT ON COLUMN retail_mid.tag_value.value IS 'The value as text (true/false for boolean tags, the canonical numeric text for numeric tags).';
-COMMENT ON COLUMN retail_mid.tag_value.numeric_value IS 'The value of a numeric tag; used to filter the boundary buckets of range predicates exactly.';
+COMMENT ON COLUMN retail_mid.tag_value.tag_name IS 'The tag.';
+COMMENT ON COLUMN retail_mid.tag_value.customer_key IS 'The customer (retail_mid.customer_key).';
+COMMENT ON COLUMN retail_mid.tag_value.value IS 'The value as text (true/false for boolean tags, the number rounded to numeric_scale decimals for numeric tags).';
+COMMENT ON COLUMN retail_mid.tag_value.numeric_value IS 'The value of a numeric tag, rounded to the tag''s numeric_scale.';
 COMMENT ON COLUMN retail_mid.tag_value.valid_from IS 'When the value was first observed.';
 COMMENT ON COLUMN retail_mid.tag_value.valid_to IS 'When the value stopped holding; NULL for the current value.';
 
@@ -101,22 +116,55 @@ COMMENT ON TABLE retail_mid.tag_bitmap IS 'One bitmap of customer keys per (bool
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.customers IS 'Cardinality of the bitmap.';
 
-CREATE TABLE retail_mid.tag_numeric_bitmap (
-    tag_name  text NOT NULL REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
-    bucket    int NOT NULL,
+-- Bit-sliced indexes (src/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
+CREATE FUNCTION retail_mid.bsi_build_trans(internal, int4, int8) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.bsi_build_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.bsi_build_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION retail_mid.bsi_build_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION retail_mid.bsi_build_final(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.bsi_build_trans(internal, int4, int8) IS 'Transition of bsi_build_agg: appends (customer_key, value).';
+COMMENT ON FUNCTION retail_mid.bsi_build_combine(internal, internal) IS 'Combine of bsi_build_agg: concatenates the pairs.';
+COMMENT ON FUNCTION retail_mid.bsi_build_serial(internal) IS 'Serialises a bsi_build_agg state.';
+COMMENT ON FUNCTION retail_mid.bsi_build_deserial(bytea, internal) IS 'Deserialises (and validates) a bsi_build_agg state.';
+COMMENT ON FUNCTION retail_mid.bsi_build_final(internal) IS 'Final of bsi_build_agg: builds the existence bitmap and the slices.';
+CREATE AGGREGATE retail_mid.bsi_build_agg(customer_key int4, value int8) (
+    SFUNC = retail_mid.bsi_build_trans, STYPE = internal,
+    COMBINEFUNC = retail_mid.bsi_build_combine,
+    SERIALFUNC = retail_mid.bsi_build_serial, DESERIALFUNC = retail_mid.bsi_build_deserial,
+    FINALFUNC = retail_mid.bsi_build_final, FINALFUNC_MODIFY = READ_ONLY,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE retail_mid.bsi_build_agg(int4, int8) IS 'Bit-sliced index of int8 values per customer key (O''Neil & Quass): existence bitmap plus one roaring bitmap per bit of value - min. Rows with a NULL key or value are skipped; a key given twice is error 21000; NULL when there is no value.';
+CREATE FUNCTION retail_mid.bsi_range(bsi bytea, lo int8, hi int8) RETURNS retail_mid.rbitmap
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.bsi_range(bytea, int8, int8) IS 'Customers of a bit-sliced index whose value v satisfies lo <= v <= hi (a NULL bound is open; a NULL index gives NULL); malformed data is error 22000.';
+CREATE FUNCTION retail_mid.bsi_cardinality(bsi bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.bsi_cardinality(bytea) IS 'Customers having a value in a bit-sliced index.';
+
+CREATE TABLE retail_mid.tag_bsi (
+    tag_name  text PRIMARY KEY REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
+    scale     int NOT NULL CHECK (scale BETWEEN 0 AND 12),
     min_value numeric NOT NULL,
     max_value numeric NOT NULL,
-    bitmap    retail_mid.rbitmap NOT NULL,
     customers bigint NOT NULL,
-    PRIMARY KEY (tag_name, bucket),
+    bsi       bytea NOT NULL,
     CHECK (min_value <= max_value)
 );
-COMMENT ON TABLE retail_mid.tag_numeric_bitmap IS 'Numeric tags as up to 64 equal-depth buckets of disjoint value ranges, one bitmap each: a range predicate ORs the buckets inside it and filters only the boundary buckets exactly.';
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.bucket IS 'Bucket number, ascending with the values.';
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.min_value IS 'Smallest value in the bucket.';
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.max_value IS 'Largest value in the bucket.';
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.bitmap IS 'Customers whose value lies in [min_value, max_value].';
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.customers IS 'Cardinality of the bitmap.';
+-- roaring slices do not compress: stored out of line uncompressed, read without a decompression pass
+ALTER TABLE retail_mid.tag_bsi ALTER COLUMN bsi SET STORAGE EXTERNAL;
+COMMENT ON TABLE retail_mid.tag_bsi IS 'One bit-sliced index per numeric tag, rebuilt by evaluate_tags(): range predicates (>=, <, BETWEEN, =) are answered exactly from it, without reading tag_value.';
+COMMENT ON COLUMN retail_mid.tag_bsi.tag_name IS 'The numeric tag.';
+COMMENT ON COLUMN retail_mid.tag_bsi.scale IS 'The index holds value * 10^scale as int8 (the tag''s numeric_scale when it was built).';
+COMMENT ON COLUMN retail_mid.tag_bsi.min_value IS 'Smallest current value.';
+COMMENT ON COLUMN retail_mid.tag_bsi.max_value IS 'Largest current value.';
+COMMENT ON COLUMN retail_mid.tag_bsi.customers IS 'Customers having a value.';
+COMMENT ON COLUMN retail_mid.tag_bsi.bsi IS 'The bit-sliced index (retail_mid.bsi_build_agg).';
 
 CREATE TABLE retail_mid.customer_universe (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -158,44 +206,9 @@ CREATE FUNCTION retail_mid.audience_parse(expression text) RETURNS text
     AS 'MODULE_PATHNAME', 'audience_parse' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.audience_parse(text) IS 'Checks the syntax of a tag expression and returns it fully parenthesised.';
 
--- plpgsql with EXECUTE for the boundary buckets: each is planned with its actual bounds, so the partial index
--- (tag_name, numeric_value) reads just the bucket's rows (a generic plan with "lo IS NULL OR ..." would scan them all).
 CREATE FUNCTION retail_mid.tag_numeric_range(tag text, lo numeric, lo_inclusive boolean, hi numeric, hi_inclusive boolean)
-RETURNS retail_mid.rbitmap LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result retail_mid.rbitmap; part retail_mid.rbitmap; b record;
-BEGIN
-    IF lo = 'NaN' OR hi = 'NaN' THEN
-        RAISE EXCEPTION 'NaN is not a valid bound for a numeric tag' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- buckets entirely inside the range: their bitmaps as they are
-    SELECT retail_mid.rb_or_agg(nb.bitmap) INTO result
-      FROM retail_mid.tag_numeric_bitmap nb
-     WHERE nb.tag_name = tag
-       AND (lo IS NULL OR nb.min_value > lo OR (lo_inclusive AND nb.min_value = lo))
-       AND (hi IS NULL OR nb.max_value < hi OR (hi_inclusive AND nb.max_value = hi));
-    -- buckets straddling a bound (at most two): filtered exactly from the current values
-    FOR b IN SELECT nb.min_value, nb.max_value FROM retail_mid.tag_numeric_bitmap nb
-              WHERE nb.tag_name = tag
-                AND NOT ((lo IS NULL OR nb.min_value > lo OR (lo_inclusive AND nb.min_value = lo))
-                     AND (hi IS NULL OR nb.max_value < hi OR (hi_inclusive AND nb.max_value = hi)))
-                AND NOT ((lo IS NOT NULL AND (nb.max_value < lo OR (NOT lo_inclusive AND nb.max_value = lo)))
-                      OR (hi IS NOT NULL AND (nb.min_value > hi OR (NOT hi_inclusive AND nb.min_value = hi))))
-    LOOP
-        EXECUTE format('SELECT retail_mid.rb_build_agg(v.customer_key) FROM retail_mid.tag_value v '
-                       'WHERE v.tag_name = $1 AND v.valid_to IS NULL AND v.numeric_value BETWEEN $2 AND $3 %s %s',
-                       CASE WHEN lo IS NULL THEN '' WHEN lo_inclusive THEN 'AND v.numeric_value >= $4' ELSE 'AND v.numeric_value > $4' END,
-                       CASE WHEN hi IS NULL THEN '' WHEN hi_inclusive THEN 'AND v.numeric_value <= $5' ELSE 'AND v.numeric_value < $5' END)
-           INTO part USING tag, b.min_value, b.max_value, lo, hi;
-        IF part IS NOT NULL THEN
-            result := CASE WHEN result IS NULL THEN part ELSE retail_mid.rb_or(result, part) END;
-        END IF;
-    END LOOP;
-    RETURN coalesce(result, '{}');
-END;
-$$;
-COMMENT ON FUNCTION retail_mid.tag_numeric_range(text, numeric, boolean, numeric, boolean) IS 'Customers whose numeric tag lies between lo and hi (NULL = unbounded): whole buckets by bitmap, boundary buckets filtered exactly from tag_value.';
+RETURNS retail_mid.rbitmap AS 'MODULE_PATHNAME', 'tag_numeric_range' LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION retail_mid.tag_numeric_range(text, numeric, boolean, numeric, boolean) IS 'Customers whose numeric tag lies between lo and hi (NULL bound = open), from the tag''s bit-sliced index: the bounds are scaled to the index''s scale and rounded inwards, so the answer is exact for the stored values. NaN bounds are error 22023; NULL tag or flags give NULL.';
 
 -- Known customers: every key of the dictionary plus every customer holding a tag value (tags may be loaded
 -- for keys assigned elsewhere). Cached, because building it for millions of keys takes about a second.
@@ -258,125 +271,230 @@ COMMENT ON COLUMN retail_mid.audience_member.audience_name IS 'Name of the saved
 COMMENT ON COLUMN retail_mid.audience_member.version IS 'Its latest version.';
 COMMENT ON COLUMN retail_mid.audience_member.customer_key IS 'A member (join retail_mid.customer_key for identifiers).';
 
--- Evaluates tag definitions: runs each rule once over all customers, records value changes with history
--- (re-running with unchanged data writes nothing), and rebuilds the tag's bitmaps when anything changed.
-CREATE FUNCTION retail_mid.evaluate_tags(tag_names text[] DEFAULT NULL) RETURNS bigint
+CREATE FUNCTION retail_mid.tag_numeric_value(value numeric, scale int4, tag text) RETURNS numeric
+    AS 'MODULE_PATHNAME', 'tag_numeric_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.tag_numeric_value(numeric, int4, text) IS 'The value of a numeric tag as stored: rounded to scale decimals; NaN is error 22000, infinities and values whose value * 10^scale exceeds int8 are 22003 (the message names the tag).';
+
+-- One scan of a group of tags sharing a source (or of one rule_sql tag): one row per source row, the tags' values
+-- in an array in the order of tags, appended to pg_temp.retail_mid_tag_eval_w (one row per customer rather than
+-- per value keeps the history comparison's hash table as small as the customers). Boolean values are normalised
+-- to true/false, numeric ones rounded to the scale and range-checked (an error fails the scan; evaluate_tags then
+-- scans per tag, with only_tag, to find the culprit). Also counts the source rows whose key repeats or is
+-- negative, so that the expensive per-tag checks run only when needed.
+CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL,
+                                         OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint,
+                                         OUT value_counts bigint[])
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE src text; cols text; arr text; cnt text; n bigint;
+BEGIN
+    IF tags IS NULL THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT CASE WHEN min(d.source) IS NULL THEN format('(%s) AS s(customer_key, value)', min(d.rule_sql))
+                ELSE format('%s AS s', min(d.source)) END,
+           string_agg(format('%s AS c%s', CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
+                           ELSE CASE d.value_type
+                                  WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
+                                  WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)::text', e.x, d.numeric_scale, d.tag_name)
+                                  ELSE format('(%s)::text', e.x) END END, t.i), ', ' ORDER BY t.i),
+           string_agg('x.c' || t.i, ', ' ORDER BY t.i),
+           string_agg(format('count(x.c%s) FILTER (WHERE x.customer_key IS NOT NULL)', t.i), ', ' ORDER BY t.i),
+           count(DISTINCT coalesce(d.source, d.tag_name))
+      INTO src, cols, arr, cnt, n
+      FROM unnest(tags) WITH ORDINALITY AS t(tag_name, i)
+      JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name
+     CROSS JOIN LATERAL (SELECT coalesce(d.expression, 's.value') AS x) e;
+    IF n IS DISTINCT FROM 1 THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags of one source' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s), '
+                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (customer_key, vals) '
+                   '        SELECT x.customer_key, ARRAY[%s]::text[] FROM x WHERE x.customer_key IS NOT NULL) '
+                   'SELECT count(customer_key), count(customer_key) - count(DISTINCT customer_key), '
+                   '       count(*) FILTER (WHERE customer_key < 0), ARRAY[%s]::bigint[] FROM x', cols, src, arr, cnt)
+       INTO source_rows, duplicate_keys, negative_keys, value_counts;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w; returns the source rows with a key, how many keys repeat, how many are negative, and the number of values of each tag.';
+
+-- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
+-- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
+-- nothing), and rebuilds the bitmaps (boolean/enum) and bit-sliced indexes (numeric) of the tags that changed.
+-- work_mem: the history comparison of a source's tags joins all their values at once; with the default 4MB it
+-- sorts them on disk (a merge anti-join) instead of hashing them in memory, about 10x slower.
+CREATE FUNCTION retail_mid.evaluate_tags(tag_names text[] DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp SET work_mem = '256MB'
+AS $$
 DECLARE
-    d record; job bigint; ts timestamptz := clock_timestamp();
-    n_rows bigint; n_closed bigint; n_opened bigint; total bigint := 0; done int := 0; todo int;
-    failed jsonb := '[]'; per_tag jsonb := '{}'; n_dup bigint; msg text; st text;
+    g record; c record; job bigint; ts timestamptz := clock_timestamp();
+    total bigint := 0; scans int := 0; n_groups int; gi int := 0; one text;
+    failed jsonb := '[]'; per_tag jsonb := '{}'; per_source jsonb := '[]';
+    bad text[]; ok text[]; changed text[]; closed jsonb; opened jsonb; n_scan int; n_rows bigint;
+    msg text; st text; r record; suspicious bigint; counts jsonb; cnt bigint[];
 BEGIN
     job := retail_mid.job_start('evaluate_tags', jsonb_build_object('tag_names', tag_names));
-    SELECT count(*) INTO todo FROM retail_mid.tag_definition t
-     WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
     IF tag_names IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(tag_names) x
                                           WHERE x NOT IN (SELECT tag_name FROM retail_mid.tag_definition)) THEN
         RAISE EXCEPTION 'unknown tag in tag_names' USING ERRCODE = 'undefined_object',
             DETAIL = (SELECT string_agg(x, ', ') FROM unnest(tag_names) x
                        WHERE x NOT IN (SELECT tag_name FROM retail_mid.tag_definition));
     END IF;
-    IF to_regclass('pg_temp.retail_mid_tag_eval') IS NULL THEN
-        CREATE TEMP TABLE retail_mid_tag_eval (customer_key int4, value text, numeric_value numeric);
+    IF to_regclass('pg_temp.retail_mid_tag_eval_w') IS NULL THEN
+        CREATE TEMP TABLE retail_mid_tag_eval_w (customer_key int4, vals text[]);
     END IF;
-    FOR d IN SELECT * FROM retail_mid.tag_definition t
-              WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) ORDER BY t.tag_name
+    SELECT count(DISTINCT coalesce(t.source, '') || '/' || CASE WHEN t.source IS NULL THEN t.tag_name ELSE '' END)
+      INTO n_groups FROM retail_mid.tag_definition t
+     WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    FOR g IN SELECT coalesce(t.source, '(rule of ' || min(t.tag_name) || ')') AS source, array_agg(t.tag_name ORDER BY t.tag_name) AS tags
+               FROM retail_mid.tag_definition t
+              WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names))
+              GROUP BY t.source, CASE WHEN t.source IS NULL THEN t.tag_name END
+              ORDER BY 1
     LOOP
-        done := done + 1;
+        gi := gi + 1;
+        bad := '{}';
+        n_scan := 0;
+        suspicious := 0;
+        TRUNCATE pg_temp.retail_mid_tag_eval_w;
         BEGIN
-            TRUNCATE pg_temp.retail_mid_tag_eval;
-            EXECUTE format('INSERT INTO pg_temp.retail_mid_tag_eval (customer_key, value) '
-                           'SELECT r.customer_key::int4, r.value::text FROM (%s) AS r(customer_key, value) '
-                           'WHERE r.customer_key IS NOT NULL AND r.value IS NOT NULL', d.rule_sql);
-            IF d.value_type = 'boolean' THEN
-                UPDATE pg_temp.retail_mid_tag_eval SET value = value::boolean::text;
-            ELSIF d.value_type = 'numeric' THEN
-                UPDATE pg_temp.retail_mid_tag_eval SET numeric_value = value::numeric;
-                IF EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval WHERE numeric_value = 'NaN') THEN
-                    RAISE EXCEPTION 'rule of numeric tag % returns NaN', d.tag_name USING ERRCODE = 'data_exception';
-                END IF;
-                UPDATE pg_temp.retail_mid_tag_eval SET value = numeric_value::text;
-            END IF;
-            SELECT count(*), count(*) - count(DISTINCT customer_key) INTO n_rows, n_dup FROM pg_temp.retail_mid_tag_eval;
-            IF n_dup > 0 THEN
-                RAISE EXCEPTION 'rule of tag % returns several values for % customers', d.tag_name, n_dup
-                    USING ERRCODE = 'cardinality_violation';
-            END IF;
-            IF EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval WHERE customer_key < 0) THEN
-                RAISE EXCEPTION 'rule of tag % returns negative customer keys', d.tag_name USING ERRCODE = 'numeric_value_out_of_range';
-            END IF;
-            UPDATE retail_mid.tag_value t SET valid_to = ts
-             WHERE t.tag_name = d.tag_name AND t.valid_to IS NULL
-               AND NOT EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval n
-                                WHERE n.customer_key = t.customer_key AND n.value = t.value);
-            GET DIAGNOSTICS n_closed = ROW_COUNT;
-            INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
-            SELECT d.tag_name, n.customer_key, n.value, n.numeric_value, ts FROM pg_temp.retail_mid_tag_eval n
-             WHERE NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
-                                WHERE t.tag_name = d.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL);
-            GET DIAGNOSTICS n_opened = ROW_COUNT;
-            IF n_closed + n_opened > 0
-               OR NOT EXISTS (SELECT 1 FROM retail_mid.tag_bitmap b WHERE b.tag_name = d.tag_name)
-                  AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_numeric_bitmap b WHERE b.tag_name = d.tag_name) THEN
-                DELETE FROM retail_mid.tag_bitmap b WHERE b.tag_name = d.tag_name;
-                DELETE FROM retail_mid.tag_numeric_bitmap b WHERE b.tag_name = d.tag_name;
-                IF d.value_type = 'numeric' THEN
-                    -- equal-depth buckets; a value's bucket is the lowest ntile any of its rows got, so the
-                    -- buckets' value ranges are disjoint
-                    INSERT INTO retail_mid.tag_numeric_bitmap (tag_name, bucket, min_value, max_value, bitmap, customers)
-                    SELECT d.tag_name, bucket, min(numeric_value), max(numeric_value),
-                           retail_mid.rb_build_agg(customer_key), count(*)
-                      FROM (SELECT customer_key, numeric_value, min(nt) OVER (PARTITION BY numeric_value) AS bucket
-                              FROM (SELECT customer_key, numeric_value, ntile(64) OVER (ORDER BY numeric_value) AS nt
-                                      FROM retail_mid.tag_value
-                                     WHERE tag_name = d.tag_name AND valid_to IS NULL) a) b
-                     GROUP BY bucket;
-                ELSE
-                    INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, bitmap, customers)
-                    SELECT d.tag_name, value, retail_mid.rb_build_agg(customer_key), count(*)
-                      FROM retail_mid.tag_value WHERE tag_name = d.tag_name AND valid_to IS NULL
-                     GROUP BY value;
-                END IF;
-            END IF;
-            UPDATE retail_mid.tag_definition t SET last_evaluated_at = ts WHERE t.tag_name = d.tag_name;
-            total := total + n_closed + n_opened;
-            per_tag := per_tag || jsonb_build_object(d.tag_name,
-                       jsonb_build_object('customers', n_rows, 'closed', n_closed, 'opened', n_opened));
-            RAISE NOTICE 'evaluate_tags: % (%/%): % customers, % values closed, % opened',
-                d.tag_name, done, todo, n_rows, n_closed, n_opened;
+            r := retail_mid.tag_eval_scan(g.tags);
+            suspicious := r.duplicate_keys + r.negative_keys;
+            cnt := r.value_counts;
+            n_scan := 1;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
-            failed := failed || jsonb_build_object('tag', d.tag_name, 'sqlstate', st, 'error', msg);
-            RAISE WARNING 'evaluate_tags: % (%/%) failed: %', d.tag_name, done, todo, msg;
+            IF cardinality(g.tags) = 1 THEN
+                bad := g.tags;
+                failed := failed || jsonb_build_object('tag', g.tags[1], 'sqlstate', st, 'error', msg);
+                RAISE WARNING 'evaluate_tags: % failed: %', g.tags[1], msg;
+            ELSE
+                -- find the failing expressions: one scan per tag of this source
+                cnt := array_fill(0::bigint, ARRAY[cardinality(g.tags)]);
+                FOREACH one IN ARRAY g.tags LOOP
+                    BEGIN
+                        r := retail_mid.tag_eval_scan(g.tags, one);
+                        suspicious := suspicious + r.duplicate_keys + r.negative_keys;
+                        cnt := ARRAY(SELECT a + b FROM unnest(cnt, r.value_counts) AS u(a, b));
+                        n_scan := n_scan + 1;
+                    EXCEPTION WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
+                        bad := bad || one;
+                        failed := failed || jsonb_build_object('tag', one, 'sqlstate', st, 'error', msg);
+                        RAISE WARNING 'evaluate_tags: % failed: %', one, msg;
+                    END;
+                END LOOP;
+            END IF;
         END;
+        scans := scans + n_scan;
+        ANALYZE pg_temp.retail_mid_tag_eval_w;
+        -- a source key seen twice or negative: find the tags it breaks (they fail, keeping their stored values)
+        IF suspicious > 0 THEN
+            FOR c IN SELECT m.tag_name, count(*) FILTER (WHERE w.customer_key < 0) AS neg,
+                            count(*) - count(DISTINCT w.customer_key) AS extra,
+                            (SELECT count(*) FROM (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w ww WHERE ww.vals[m.i] IS NOT NULL
+                                                    GROUP BY ww.customer_key HAVING count(*) > 1) x) AS dup
+                       FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i)
+                       JOIN pg_temp.retail_mid_tag_eval_w w ON w.vals[m.i] IS NOT NULL
+                      WHERE m.tag_name <> ALL (bad)
+                      GROUP BY m.tag_name, m.i
+                     HAVING count(*) FILTER (WHERE w.customer_key < 0) > 0 OR count(*) > count(DISTINCT w.customer_key)
+            LOOP
+                bad := bad || c.tag_name;
+                IF c.dup > 0 THEN
+                    st := '21000'; msg := format('rule of tag %s returns several values for %s customers', c.tag_name, c.dup);
+                ELSE
+                    st := '22003'; msg := format('rule of tag %s returns negative customer keys', c.tag_name);
+                END IF;
+                failed := failed || jsonb_build_object('tag', c.tag_name, 'sqlstate', st, 'error', msg);
+                RAISE WARNING 'evaluate_tags: % failed: %', c.tag_name, msg;
+            END LOOP;
+        END IF;
+        ok := ARRAY(SELECT x FROM unnest(g.tags) x WHERE x <> ALL (bad));
+        -- history, in bulk for the source's tags: close changed or vanished values, open new ones. The new values
+        -- are probed by customer (a hash of the source's rows), the tag's value picked from the array.
+        WITH m AS (SELECT u.tag_name, u.i FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i) WHERE u.tag_name = ANY (ok)),
+        x AS (UPDATE retail_mid.tag_value t SET valid_to = ts FROM m
+               WHERE t.tag_name = m.tag_name AND t.valid_to IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w n
+                                  WHERE n.customer_key = t.customer_key AND n.vals[m.i] = t.value)
+              RETURNING t.tag_name)
+        SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO closed FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
+        -- a tag none of whose current values closed, with as many current values (counted by its bitmaps) as new
+        -- ones, has nothing to open (every current value matched a new one, one to one): unchanged tags skip the
+        -- second anti-join
+        SELECT coalesce(jsonb_object_agg(m.tag_name, coalesce(cnt[m.i], 0)), '{}'), coalesce(sum(cnt[m.i]), 0) INTO counts, n_rows
+          FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i) WHERE m.tag_name = ANY (ok);
+        changed := ARRAY(SELECT x FROM unnest(ok) x
+                          WHERE closed ? x
+                             OR coalesce((SELECT sum(b.customers) FROM retail_mid.tag_bitmap b WHERE b.tag_name = x AND b.brand = '*'),
+                                         (SELECT b.customers FROM retail_mid.tag_bsi b WHERE b.tag_name = x AND b.brand = '*'), -1)
+                                <> (counts ->> x)::bigint);
+        WITH m AS (SELECT u.tag_name, u.i, d.value_type FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i)
+                     JOIN retail_mid.tag_definition d ON d.tag_name = u.tag_name WHERE u.tag_name = ANY (changed)),
+        x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
+              SELECT m.tag_name, n.customer_key, n.vals[m.i], CASE WHEN m.value_type = 'numeric' THEN n.vals[m.i]::numeric END, ts
+                FROM m CROSS JOIN pg_temp.retail_mid_tag_eval_w n
+               WHERE n.vals[m.i] IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
+                                  WHERE t.tag_name = m.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
+              RETURNING tag_name)
+        SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO opened FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
+        -- rebuild the bitmaps / bit-sliced index of every tag that changed or has none yet
+        changed := ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
+                          WHERE d.tag_name = ANY (ok)
+                            AND (closed ? d.tag_name OR opened ? d.tag_name
+                                 OR NOT EXISTS (SELECT 1 FROM retail_mid.tag_bitmap b WHERE b.tag_name = d.tag_name)
+                                    AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_bsi b WHERE b.tag_name = d.tag_name)));
+        IF cardinality(changed) > 0 THEN
+            DELETE FROM retail_mid.tag_bitmap b WHERE b.tag_name = ANY (changed);
+            DELETE FROM retail_mid.tag_bsi b WHERE b.tag_name = ANY (changed);
+            INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, bitmap, customers)
+            SELECT v.tag_name, v.value, retail_mid.rb_build_agg(v.customer_key), count(*)
+              FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
+             WHERE v.tag_name = ANY (changed) AND v.valid_to IS NULL AND d.value_type <> 'numeric'
+             GROUP BY v.tag_name, v.value;
+            INSERT INTO retail_mid.tag_bsi (tag_name, scale, min_value, max_value, customers, bsi)
+            SELECT v.tag_name, d.numeric_scale, min(v.numeric_value), max(v.numeric_value), count(*),
+                   retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, d.numeric_scale))::int8)
+              FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
+             WHERE v.tag_name = ANY (changed) AND v.valid_to IS NULL AND d.value_type = 'numeric'
+             GROUP BY v.tag_name, d.numeric_scale;
+        END IF;
+        UPDATE retail_mid.tag_definition t SET last_evaluated_at = ts WHERE t.tag_name = ANY (ok);
+        FOR c IN SELECT x AS tag_name, coalesce((counts ->> x)::bigint, 0) AS customers,
+                        coalesce((closed ->> x)::bigint, 0) AS n_closed, coalesce((opened ->> x)::bigint, 0) AS n_opened
+                   FROM unnest(ok) x ORDER BY 1
+        LOOP
+            total := total + c.n_closed + c.n_opened;
+            per_tag := per_tag || jsonb_build_object(c.tag_name,
+                       jsonb_build_object('customers', c.customers, 'closed', c.n_closed, 'opened', c.n_opened));
+            RAISE NOTICE 'evaluate_tags: %: % customers, % values closed, % opened', c.tag_name, c.customers, c.n_closed, c.n_opened;
+        END LOOP;
+        per_source := per_source || jsonb_build_object('source', g.source, 'tags', cardinality(g.tags), 'scans', n_scan, 'rows', n_rows);
+        RAISE NOTICE 'evaluate_tags: source % (%/%): % tags in % scan(s), % values', g.source, gi, n_groups,
+            cardinality(g.tags), n_scan, n_rows;
     END LOOP;
     PERFORM retail_mid.refresh_customer_universe();
-    PERFORM retail_mid.job_finish(job, total, jsonb_build_object('tags', per_tag, 'failed', failed));
+    PERFORM retail_mid.job_finish(job, total, jsonb_build_object('tags', per_tag, 'failed', failed, 'source_scans', scans,
+                                                                 'sources', per_source));
     RETURN total;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.evaluate_tags(text[]) IS 'Evaluates the enabled tag definitions (or the named ones): writes value changes with history, rebuilds changed bitmaps, logs to job_log; returns the number of value rows closed or opened. A failing rule is reported as a WARNING and in job_log, the others still run.';
+COMMENT ON FUNCTION retail_mid.evaluate_tags(text[]) IS 'Evaluates the enabled tag definitions (or the named ones) in one scan per source: writes value changes with history, rebuilds changed bitmaps and bit-sliced indexes, logs to job_log (detail: per-tag counts, failures, source_scans); returns the number of value rows closed or opened. A failing rule is reported as a WARNING and in job_log, the others still run.';
 
--- Seed definitions over the DWS layer (evaluated once retail_mid.refresh() has filled it).
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, rule_sql, description) VALUES
- ('monetary_td', '消费者价值', '价值', '消费者价值', '', 'numeric',
-  'SELECT customer_key, sum(net_amount) FROM retail_mid.dws_trade_customer_td GROUP BY customer_key',
+-- Seed definitions over the DWS layer (evaluated once retail_mid.refresh() has filled it): five tags of one
+-- source, so one scan of the to-date customer table.
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description) VALUES
+ ('monetary_td', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_trade_td', 'monetary', 2,
   'Net amount spent to date, all brands.'),
- ('orders_td', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric',
-  'SELECT customer_key, sum(orders) FROM retail_mid.dws_trade_customer_td GROUP BY customer_key',
+ ('orders_td', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.tag_source_trade_td', 'orders', 0,
   'Orders to date, all brands.'),
- ('repeat_buyer', '消费者价值', '价值', '忠诚度', '', 'boolean',
-  'SELECT customer_key, sum(orders) >= 2 FROM retail_mid.dws_trade_customer_td GROUP BY customer_key',
+ ('repeat_buyer', '消费者价值', '价值', '忠诚度', '', 'boolean', 'retail_mid.tag_source_trade_td', 'orders >= 2',  2,
   'Has ordered at least twice.'),
- ('returner', '客户行为数据', '消费互动', '购买行为', '退换货相关', 'boolean',
-  'SELECT customer_key, sum(return_amount) < 0 OR sum(return_amount) > 0 FROM retail_mid.dws_trade_customer_td GROUP BY customer_key',
+ ('returner', '客户行为数据', '消费互动', '购买行为', '退换货相关', 'boolean', 'retail_mid.tag_source_trade_td', 'return_amount <> 0', 2,
   'Has returned goods.'),
- ('lifecycle', '生命周期阶段', '所属阶段', '', '', 'enum',
-  $r$SELECT customer_key, CASE WHEN max(last_order_date) >= (SELECT max(last_order_date) FROM retail_mid.dws_trade_customer_td) - 90
-                         THEN CASE WHEN min(first_order_date) >= (SELECT max(last_order_date) FROM retail_mid.dws_trade_customer_td) - 90
-                                   THEN 'new' ELSE 'active' END
-                         WHEN max(last_order_date) >= (SELECT max(last_order_date) FROM retail_mid.dws_trade_customer_td) - 365 THEN 'lapsing'
-                         ELSE 'churned' END
-        FROM retail_mid.dws_trade_customer_td GROUP BY customer_key$r$,
+ ('lifecycle', '生命周期阶段', '所属阶段', '', '', 'enum', 'retail_mid.tag_source_trade_td',
+  $r$CASE WHEN last_order_date >= data_end - 90 THEN CASE WHEN first_order_date >= data_end - 90 THEN 'new' ELSE 'active' END
+          WHEN last_order_date >= data_end - 365 THEN 'lapsing' ELSE 'churned' END$r$, 2,
   'new / active / lapsing / churned by first and last order date relative to the latest order in the data.');

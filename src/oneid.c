@@ -192,16 +192,145 @@ NodeIndex(const int32 *nodes, int64 count, int32 key)
 	return lo;
 }
 
-static inline int64
-FindRoot(int64 *parent, int64 x)
+/*
+ * Root of x with path halving. Both forests below link the larger root under the smaller one, so parent[x] <= x
+ * always holds and a root is the smallest member of its tree.
+ */
+static inline int32
+FindRoot(int32 *parent, int32 x)
 {
-	/* path halving keeps the trees flat without recursion */
 	while (parent[x] != x)
 	{
 		parent[x] = parent[parent[x]];
 		x = parent[x];
 	}
 	return x;
+}
+
+static inline void
+Union(int32 *parent, int32 a, int32 b)
+{
+	int32		ra = FindRoot(parent, a);
+	int32		rb = FindRoot(parent, b);
+
+	if (ra < rb)
+		parent[rb] = ra;
+	else if (rb < ra)
+		parent[ra] = rb;
+}
+
+/* An int4[] of count elements, allocated whole so that the caller fills ARR_DATA_PTR directly. */
+static ArrayType *
+Int4ArrayAlloc(int64 count)
+{
+	Size		nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int32) * count;
+	ArrayType  *a = palloc(nbytes);
+
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = INT4OID;
+	ARR_DIMS(a)[0] = (int) count;
+	ARR_LBOUND(a)[0] = 1;
+	return a;
+}
+
+/*
+ * Dense keys (the customer-key dictionary hands them out consecutively): the union-find forest is indexed by
+ * key - minkey directly, so there is no sort and no lookup; absent keys are marked -1. A final ascending sweep
+ * points every node at its root (its parent is already final, being smaller) and writes both arrays.
+ */
+static void
+LabelDense(const OneidEdges *e, int32 minkey, int64 range, ArrayType **nodes_out, ArrayType **labels_out)
+{
+	int32	   *parent = palloc_extended(sizeof(int32) * range, MCXT_ALLOC_HUGE);
+	int64		count = 0;
+	int32	   *nodes, *labels;
+	ArrayType  *na, *la;
+
+	memset(parent, 0xFF, sizeof(int32) * range);
+	for (int64 i = 0; i < 2 * e->n; i++)
+	{
+		int32		x = e->ends[i] - minkey;
+
+		if (parent[x] < 0)
+		{
+			parent[x] = x;
+			count++;
+		}
+	}
+	for (int64 i = 0; i < e->n; i++)
+	{
+		Union(parent, e->ends[2 * i] - minkey, e->ends[2 * i + 1] - minkey);
+		if ((i & 0xFFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	if (count > (int64) ((MaxAllocSize - 64) / (2 * sizeof(int32))))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("identity graph too large for one result: %lld nodes", (long long) count)));
+	na = Int4ArrayAlloc(count);
+	la = Int4ArrayAlloc(count);
+	nodes = (int32 *) ARR_DATA_PTR(na);
+	labels = (int32 *) ARR_DATA_PTR(la);
+	count = 0;
+	for (int64 x = 0; x < range; x++)
+	{
+		if (parent[x] < 0)
+			continue;
+		parent[x] = parent[parent[x]];
+		nodes[count] = (int32) x + minkey;
+		labels[count] = parent[x] + minkey;
+		count++;
+	}
+	pfree(parent);
+	*nodes_out = na;
+	*labels_out = la;
+}
+
+/* Sparse keys: sort the distinct keys and find each end's index by binary search. */
+static void
+LabelSorted(const OneidEdges *e, ArrayType **nodes_out, ArrayType **labels_out)
+{
+	int32	   *sorted = palloc_extended(sizeof(int32) * 2 * e->n, MCXT_ALLOC_HUGE);
+	int32	   *parent;
+	int64		count = 0;
+	ArrayType  *na, *la;
+	int32	   *labels;
+
+	memcpy(sorted, e->ends, sizeof(int32) * 2 * e->n);
+	qsort(sorted, 2 * e->n, sizeof(int32), CompareInt32);
+	for (int64 i = 0; i < 2 * e->n; i++)
+		if (i == 0 || sorted[i] != sorted[count - 1])
+			sorted[count++] = sorted[i];
+	if (count > (int64) ((MaxAllocSize - 64) / (2 * sizeof(int32))))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("identity graph too large for one result: %lld nodes", (long long) count)));
+
+	parent = palloc_extended(sizeof(int32) * count, MCXT_ALLOC_HUGE);
+	for (int64 i = 0; i < count; i++)
+		parent[i] = (int32) i;
+	for (int64 i = 0; i < e->n; i++)
+	{
+		Union(parent, (int32) NodeIndex(sorted, count, e->ends[2 * i]),
+			  (int32) NodeIndex(sorted, count, e->ends[2 * i + 1]));
+		if ((i & 0xFFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	na = Int4ArrayAlloc(count);
+	la = Int4ArrayAlloc(count);
+	memcpy(ARR_DATA_PTR(na), sorted, sizeof(int32) * count);
+	labels = (int32 *) ARR_DATA_PTR(la);
+	for (int64 i = 0; i < count; i++)
+	{
+		parent[i] = parent[parent[i]];
+		labels[i] = sorted[parent[i]];
+	}
+	pfree(sorted);
+	pfree(parent);
+	*nodes_out = na;
+	*labels_out = la;
 }
 
 PG_FUNCTION_INFO_V1(oneid_components_final);
@@ -216,59 +345,32 @@ Datum
 oneid_components_final(PG_FUNCTION_ARGS)
 {
 	OneidEdges *e = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
-	int32	   *nodes;
-	int64	   *parent;
-	int64		count = 0;
-	Datum	   *node_datums, *label_datums;
 	TupleDesc	tupdesc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
+	ArrayType  *na, *la;
+	int32		minkey, maxkey;
+	int64		range;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "oneid_components_final must return a composite type");
 	tupdesc = BlessTupleDesc(tupdesc);
 	if (e == NULL || e->n == 0)
 		PG_RETURN_NULL();
-	if (2 * e->n > (int64) (MaxAllocSize / sizeof(Datum)))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("identity graph too large for one result: %lld edges", (long long) e->n)));
 
-	/* the distinct keys, sorted, give every node a dense index */
-	nodes = palloc_extended(sizeof(int32) * 2 * e->n, MCXT_ALLOC_HUGE);
-	memcpy(nodes, e->ends, sizeof(int32) * 2 * e->n);
-	qsort(nodes, 2 * e->n, sizeof(int32), CompareInt32);
-	for (int64 i = 0; i < 2 * e->n; i++)
-		if (i == 0 || nodes[i] != nodes[count - 1])
-			nodes[count++] = nodes[i];
-
-	parent = palloc_extended(sizeof(int64) * count, MCXT_ALLOC_HUGE);
-	for (int64 i = 0; i < count; i++)
-		parent[i] = i;
-	for (int64 i = 0; i < e->n; i++)
+	minkey = maxkey = e->ends[0];
+	for (int64 i = 1; i < 2 * e->n; i++)
 	{
-		int64		ra = FindRoot(parent, NodeIndex(nodes, count, e->ends[2 * i]));
-		int64		rb = FindRoot(parent, NodeIndex(nodes, count, e->ends[2 * i + 1]));
-
-		/* the smaller index becomes the root: roots are the smallest key of their component */
-		if (ra < rb)
-			parent[rb] = ra;
-		else if (rb < ra)
-			parent[ra] = rb;
-		if ((i & 0xFFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		minkey = Min(minkey, e->ends[i]);
+		maxkey = Max(maxkey, e->ends[i]);
 	}
-
-	node_datums = palloc(sizeof(Datum) * count);
-	label_datums = palloc(sizeof(Datum) * count);
-	for (int64 i = 0; i < count; i++)
-	{
-		node_datums[i] = Int32GetDatum(nodes[i]);
-		label_datums[i] = Int32GetDatum(nodes[FindRoot(parent, i)]);
-	}
-	values[0] = PointerGetDatum(construct_array(node_datums, (int) count, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(label_datums, (int) count, INT4OID, 4, true, TYPALIGN_INT));
-	pfree(nodes);
-	pfree(parent);
+	range = (int64) maxkey - minkey + 1;
+	/* direct indexing when the key range costs no more memory than sorting would (16 bytes an edge) */
+	if (range <= 4 * e->n + (1 << 20))
+		LabelDense(e, minkey, range, &na, &la);
+	else
+		LabelSorted(e, &na, &la);
+	values[0] = PointerGetDatum(na);
+	values[1] = PointerGetDatum(la);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

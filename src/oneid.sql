@@ -82,9 +82,8 @@ BEGIN
        FROM (SELECT DISTINCT id_type, id_value FROM retail_mid.ods_customer_identifier
              UNION SELECT DISTINCT id_type, customer_id FROM retail_mid.ods_customer) i;
     CREATE TEMP TABLE rm_component ON COMMIT DROP AS
-    SELECT u.node, u.component
-      FROM (SELECT retail_mid.connected_components(a, b) AS cc FROM retail_mid.oneid_edges) g,
-           LATERAL unnest((g.cc).nodes, (g.cc).components) AS u(node, component);
+    SELECT unnest((g.cc).nodes) AS node, unnest((g.cc).components) AS component  -- in the target list: no tuplestore
+      FROM (SELECT retail_mid.connected_components(a, b) AS cc FROM retail_mid.oneid_edges) g;
     -- identifiers with no edge are persons of their own
     INSERT INTO rm_component
     SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k

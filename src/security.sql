@@ -87,16 +87,16 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.refresh_customer_brand() IS 'Rebuilds retail_mid.customer_brand from the ODS customers and identifiers and the DWD trade, and the per-brand tag bitmaps; called by retail_mid.refresh; returns its rows.';
 
--- Tag bitmaps per brand. The evaluator ORs every row of tag_bitmap / tag_numeric_bitmap it may read for a tag
+-- Tag bitmaps per brand. The evaluator ORs every row of tag_bitmap / tag_bsi it may read for a tag
 -- value (or bucket); so each bitmap is kept twice: the group-wide row (brand '*', what evaluate_tags writes, seen
 -- by admins) and one row per entitled brand restricted to that brand's customers. Row-level security on the
 -- brand column then makes every audience evaluated by an analyst count the customers of its brands only.
 ALTER TABLE retail_mid.tag_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
 ALTER TABLE retail_mid.tag_bitmap DROP CONSTRAINT tag_bitmap_pkey, ADD PRIMARY KEY (tag_name, tag_value, brand);
 COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS '''*'' for the group-wide bitmap (what evaluate_tags writes; admins see it); else the bitmap restricted to that brand''s customers, kept for every brand someone is entitled to, under row-level security.';
-ALTER TABLE retail_mid.tag_numeric_bitmap ADD COLUMN brand text NOT NULL DEFAULT '*';
-ALTER TABLE retail_mid.tag_numeric_bitmap DROP CONSTRAINT tag_numeric_bitmap_pkey, ADD PRIMARY KEY (tag_name, bucket, brand);
-COMMENT ON COLUMN retail_mid.tag_numeric_bitmap.brand IS '''*'' for the group-wide bucket; else the bucket (same value range) restricted to that brand''s customers, kept for every entitled brand, under row-level security.';
+ALTER TABLE retail_mid.tag_bsi ADD COLUMN brand text NOT NULL DEFAULT '*';
+ALTER TABLE retail_mid.tag_bsi DROP CONSTRAINT tag_bsi_pkey, ADD PRIMARY KEY (tag_name, brand);
+COMMENT ON COLUMN retail_mid.tag_bsi.brand IS '''*'' for the group-wide index; else the index of that brand''s customers only (built from their tag values, with their own min and max), kept for every entitled brand, under row-level security.';
 
 -- Rebuilds the per-brand rows of the tag bitmaps (of the named tags, or all) from the group-wide ones, for every
 -- brand of brand_entitlement; returns the rows written.
@@ -106,7 +106,7 @@ AS $$
 DECLARE n bigint; m bigint;
 BEGIN
     DELETE FROM retail_mid.tag_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
-    DELETE FROM retail_mid.tag_numeric_bitmap t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
+    DELETE FROM retail_mid.tag_bsi t WHERE t.brand <> '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
     CREATE TEMP TABLE rm_brand_customers ON COMMIT DROP AS
     SELECT cb.brand, retail_mid.rb_build_agg(cb.customer_key) AS customers FROM retail_mid.customer_brand cb
      WHERE cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*') GROUP BY cb.brand;
@@ -115,17 +115,22 @@ BEGIN
       FROM retail_mid.tag_bitmap t CROSS JOIN rm_brand_customers b
      WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
     GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO retail_mid.tag_numeric_bitmap (tag_name, bucket, brand, min_value, max_value, bitmap, customers)
-    SELECT t.tag_name, t.bucket, b.brand, t.min_value, t.max_value, retail_mid.rb_and(t.bitmap, b.customers),
-           retail_mid.rb_and_cardinality(t.bitmap, b.customers)
-      FROM retail_mid.tag_numeric_bitmap t CROSS JOIN rm_brand_customers b
-     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names)) AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+    -- a brand's bit-sliced index is built from its customers' current values at the scale of the group-wide one
+    INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+    SELECT t.tag_name, cb.brand, t.scale, min(v.numeric_value), max(v.numeric_value), count(*),
+           retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, t.scale))::int8)
+      FROM retail_mid.tag_bsi t
+      JOIN retail_mid.tag_value v ON v.tag_name = t.tag_name AND v.valid_to IS NULL AND v.numeric_value IS NOT NULL
+      JOIN retail_mid.customer_brand cb ON cb.customer_key = v.customer_key
+     WHERE t.brand = '*' AND (tag_names IS NULL OR t.tag_name = ANY (tag_names))
+       AND cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*')
+     GROUP BY t.tag_name, cb.brand, t.scale;
     GET DIAGNOSTICS m = ROW_COUNT;
     DROP TABLE rm_brand_customers;
     RETURN n + m;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh_brand_tag_bitmaps(text[]) IS 'Rebuilds the per-brand rows of tag_bitmap and tag_numeric_bitmap (each group-wide bitmap AND the brand''s customers) for every entitled brand; called when tags are evaluated, customers refreshed or entitlements change.';
+COMMENT ON FUNCTION retail_mid.refresh_brand_tag_bitmaps(text[]) IS 'Rebuilds the per-brand rows of tag_bitmap (each group-wide bitmap AND the brand''s customers) and tag_bsi (the index of the brand''s customers'' values) for every entitled brand; called when tags are evaluated, customers refreshed or entitlements change.';
 
 -- evaluate_tags writes the group-wide rows: their brand rows follow
 CREATE FUNCTION retail_mid.tag_bitmap_written()
@@ -143,7 +148,7 @@ $$;
 COMMENT ON FUNCTION retail_mid.tag_bitmap_written() IS 'Trigger: rebuilds the per-brand rows of the tags whose group-wide bitmaps were written.';
 CREATE TRIGGER tag_bitmap_written AFTER INSERT ON retail_mid.tag_bitmap
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
-CREATE TRIGGER tag_numeric_bitmap_written AFTER INSERT ON retail_mid.tag_numeric_bitmap
+CREATE TRIGGER tag_bsi_written AFTER INSERT ON retail_mid.tag_bsi
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION retail_mid.tag_bitmap_written();
 
 SELECT retail_mid.secure_brand_table(c.oid)

@@ -10,8 +10,9 @@ CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 RESET client_min_messages;
 \if :{?customers}
 \else
-\set customers 10000000
+\set customers ''
 \endif
+SELECT coalesce(nullif(:'customers', ''), '10000000')::int AS customers \gset
 SET work_mem = '256MB';
 \timing off
 
@@ -34,7 +35,7 @@ VACUUM ANALYZE bench_aud_wide;
 SELECT count(*) AS customers, pg_size_pretty(pg_total_relation_size('bench_aud_wide')) AS wide_table_size FROM bench_aud_wide;
 
 -- Tag storage: tag definitions (rules are not run here), one bitmap per (tag, value) built in one pass, and for
--- the numeric tag n1 the current values plus the equal-depth bucket bitmaps that evaluate_tags() would build.
+-- the numeric tag n1 the current values plus the bit-sliced index that evaluate_tags() would build.
 DELETE FROM retail_mid.tag_definition WHERE tag_name LIKE 'bench\_%';
 INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql, owner)
 SELECT 'bench_' || c, '其他', '其他', CASE WHEN c LIKE 'n%' THEN 'numeric' WHEN c = 't02' THEN 'boolean' ELSE 'enum' END,
@@ -58,19 +59,15 @@ SELECT bool_and(customers = (SELECT count(*) FROM bench_aud_wide w WHERE w.t03::
   FROM retail_mid.tag_bitmap tb WHERE tag_name = 'bench_t03';
 INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
 SELECT 'bench_n1', customer_key, n1::text, n1, now() FROM bench_aud_wide;
-INSERT INTO retail_mid.tag_numeric_bitmap (tag_name, bucket, min_value, max_value, bitmap, customers)
-SELECT 'bench_n1', bucket, min(numeric_value), max(numeric_value), retail_mid.rb_build_agg(customer_key), count(*)
-  FROM (SELECT customer_key, numeric_value, min(nt) OVER (PARTITION BY numeric_value) AS bucket
-          FROM (SELECT customer_key, numeric_value, ntile(64) OVER (ORDER BY numeric_value) AS nt
-                  FROM retail_mid.tag_value WHERE tag_name = 'bench_n1' AND valid_to IS NULL) a) b
- GROUP BY bucket;
+INSERT INTO retail_mid.tag_bsi (tag_name, scale, min_value, max_value, customers, bsi)
+SELECT 'bench_n1', 2, min(n1), max(n1), count(*), retail_mid.bsi_build_agg(customer_key, (n1 * 100)::int8) FROM bench_aud_wide;
 DELETE FROM retail_mid.customer_universe;
 INSERT INTO retail_mid.customer_universe (max_key, bitmap) SELECT 0, retail_mid.rb_range(1, :customers + 1);
-VACUUM ANALYZE retail_mid.tag_bitmap, retail_mid.tag_value, retail_mid.tag_numeric_bitmap;
-SELECT count(DISTINCT tag_name) AS tags_with_bitmaps, count(*) AS bitmaps,
-       pg_size_pretty(sum(pg_column_size(bitmap))) AS bitmap_bytes
-  FROM (SELECT tag_name, bitmap FROM retail_mid.tag_bitmap WHERE tag_name LIKE 'bench\_%'
-        UNION ALL SELECT tag_name, bitmap FROM retail_mid.tag_numeric_bitmap WHERE tag_name = 'bench_n1') s;
+VACUUM ANALYZE retail_mid.tag_bitmap, retail_mid.tag_value, retail_mid.tag_bsi;
+SELECT count(DISTINCT tag_name) AS tags_with_bitmaps, count(*) AS bitmaps_and_indexes,
+       pg_size_pretty(sum(size)) AS bytes
+  FROM (SELECT tag_name, pg_column_size(bitmap)::bigint AS size FROM retail_mid.tag_bitmap WHERE tag_name LIKE 'bench\_%'
+        UNION ALL SELECT tag_name, pg_column_size(bsi) FROM retail_mid.tag_bsi WHERE tag_name = 'bench_n1') s;
 
 \set expr 'bench_t01 = 3 AND bench_n1 >= 500 AND NOT bench_t02'
 \set wide 'SELECT count(*) FROM bench_aud_wide WHERE t01 = 3 AND n1 >= 500 AND NOT (t02 = 1)'

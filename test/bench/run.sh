@@ -11,4 +11,4 @@ export RETAIL_MID_DESTDIR="$PWD/tmp_install"
 if [ -f "test/bench/$name.sh" ]; then
   exec bash test/with_cluster.sh bash "test/bench/$name.sh"
 fi
-exec bash test/with_cluster.sh psql -X -v lines="${LINES:-}" -v cte_edges="${CTE_EDGES:-}" -f "test/bench/$name.sql"
+exec bash test/with_cluster.sh psql -X -v lines="${LINES:-}" -v cte_edges="${CTE_EDGES:-}" -v customers="${CUSTOMERS:-}" -f "test/bench/$name.sql"

@@ -1,0 +1,26 @@
+/*
+ * bsi.h: bit-sliced indexes of numeric tags (O'Neil & Quass 1997) on CRoaring, shared with the audience
+ * evaluator. A BSI stores int8 values (a numeric tag's value times 10^numeric_scale) as offsets from the
+ * smallest value, one roaring bitmap per bit of the offset, plus the existence bitmap of customers having a value.
+ */
+#ifndef RETAIL_MID_BSI_H
+#define RETAIL_MID_BSI_H
+
+#include "bitmap.h"
+#include "utils/numeric.h"
+
+/*
+ * Customers whose value v satisfies lo <= v <= hi (a missing bound is open). The BSI datum is always read
+ * memory-safely; trusted skips the check that slices lie within the existence bitmap (for retail_mid.tag_bsi).
+ */
+extern RbHandle *BsiRange(Datum bsi, bool has_lo, int64 lo, bool has_hi, int64 hi, bool trusted);
+
+/*
+ * Turns a numeric bound into an inclusive bound on values scaled by 10^scale, rounding inwards, so that the
+ * integer predicate selects exactly the stored values the numeric predicate selects. is_lower: the bound is a
+ * lower one (>= or >); inclusive: >= or <=. Returns 0 with *out set, -1 when the bound excludes everything,
+ * +1 when it excludes nothing (beyond the int8 range). NaN raises 22023.
+ */
+extern int	BsiScaleBound(Numeric bound, int scale, bool is_lower, bool inclusive, int64 *out);
+
+#endif
