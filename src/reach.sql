@@ -396,6 +396,9 @@ BEGIN
     DROP TABLE rm_media;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
     IF refresh_tags THEN
+        -- the tag rules are planned next: without statistics that include this load, their joins can be
+        -- planned as if the new rows did not exist
+        ANALYZE retail_mid.ods_behavior_event, retail_mid.customer_key;
         SELECT array_agg(t.tag_name ORDER BY t.tag_name) INTO v_tags FROM retail_mid.tag_definition t
          WHERE t.enabled AND t.rule_sql ~* 'ods_behavior_event';
         IF v_tags IS NOT NULL THEN
