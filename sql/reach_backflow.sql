@@ -78,6 +78,25 @@ SELECT retail_mid.audience_count('media_exposures_30d >= 3 AND media_clicks_30d 
                                   AND coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0) = 0) x) AS plain_sql;
 SELECT count(*) > 0 AS history_kept FROM retail_mid.tag_value WHERE tag_name = 'media_exposures_30d' AND valid_to IS NOT NULL;
 
+-- behavior_as_of() is parallel safe (no subtransaction): evaluated per row by parallel workers, same answer
+SET retail_mid.as_of = '2026-03-31 00:00:00';
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2;
+ALTER TABLE retail_mid.ods_behavior_event SET (parallel_workers = 2);
+CREATE FUNCTION pg_temp.has_gather(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+    FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        IF l ~ 'Gather' THEN RETURN true; END IF;
+    END LOOP;
+    RETURN false;
+END;
+$$;
+SELECT pg_temp.has_gather($$SELECT count(*) FROM retail_mid.ods_behavior_event WHERE brand = 'media_t' AND event_time <= retail_mid.behavior_as_of()$$) AS parallel_plan;
+SELECT count(*) AS parallel_count FROM retail_mid.ods_behavior_event WHERE brand = 'media_t' AND event_time <= retail_mid.behavior_as_of();
+ALTER TABLE retail_mid.ods_behavior_event RESET (parallel_workers);
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+SELECT count(*) AS serial_count FROM retail_mid.ods_behavior_event WHERE brand = 'media_t' AND event_time <= '2026-03-31 00:00:00';
+
 -- reloading the file replaces its rows
 SET client_min_messages = warning;
 SELECT rows_loaded FROM retail_mid.load_media_feedback(:'fixtures' || '/media_feedback.csv', 'media_t', refresh_tags => false);
@@ -96,6 +115,8 @@ SELECT pg_temp.try(format('SELECT * FROM retail_mid.load_media_feedback(%L, %L)'
 SELECT pg_temp.try(format('SELECT * FROM retail_mid.load_media_feedback(%L, %L, -1)', :'fixtures' || '/media_feedback.csv', 'media_t'));
 SELECT pg_temp.try('SELECT * FROM retail_mid.load_media_feedback(NULL)');
 SET retail_mid.as_of = 'last tuesday';
+SELECT pg_temp.try('SELECT retail_mid.behavior_as_of()');
+SET retail_mid.as_of = '2026-02-30';
 SELECT pg_temp.try('SELECT retail_mid.behavior_as_of()');
 RESET retail_mid.as_of;
 SELECT retail_mid.behavior_as_of() = localtimestamp AS defaults_to_now;

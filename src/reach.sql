@@ -337,11 +337,12 @@ BEGIN
     IF s IS NULL THEN
         RETURN localtimestamp;
     END IF;
-    BEGIN
-        RETURN s::timestamp;
-    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+    -- checked by pattern, not by catching the cast's error: an exception block would start a subtransaction,
+    -- which a parallel worker may not
+    IF retail_mid.invalid_field(s, 'timestamp') THEN
         RAISE EXCEPTION 'retail_mid.as_of is not a timestamp: "%"', s USING ERRCODE = 'invalid_datetime_format';
-    END;
+    END IF;
+    RETURN s::timestamp;
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.behavior_as_of() IS 'End of the windows of behaviour tags (media_exposures_30d ...): the setting retail_mid.as_of if set, else the local time now.';
@@ -416,7 +417,7 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
        FROM retail_mid.ods_behavior_event e
        JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
-        AND e.event_time > retail_mid.behavior_as_of() - interval '30 days' AND e.event_time <= retail_mid.behavior_as_of()
+        AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
       GROUP BY k.customer_key$r$,
   'Exposures (ad impressions) in the 30 days up to behavior_as_of(), all brands and channels; 0 for customers who only clicked.'),
  ('media_clicks_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
@@ -424,7 +425,7 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
        FROM retail_mid.ods_behavior_event e
        JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
-        AND e.event_time > retail_mid.behavior_as_of() - interval '30 days' AND e.event_time <= retail_mid.behavior_as_of()
+        AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
       GROUP BY k.customer_key$r$,
   'Clicks in the 30 days up to behavior_as_of(), all brands and channels; 0 for customers exposed but never clicking in the window.');
 
