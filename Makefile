@@ -3,7 +3,7 @@
 EXTENSION  = retail_mid
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.control)
 
-DOMAINS = core keydict bitmap audience ods dwd dws loaders synthetic oneid clv rfm aipl tags_builtin forecast promo replenish site fulfilment quality metric security
+DOMAINS = core keydict bitmap audience ods dwd dws loaders synthetic oneid clv rfm aipl tags_builtin forecast promo replenish site fulfilment quality metric reach security
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))

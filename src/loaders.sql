@@ -145,6 +145,8 @@ BEGIN
       FROM rm_stage;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_order, retail_mid.ods_order_line;
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
@@ -269,6 +271,8 @@ BEGIN
 
     DROP TABLE rm_tx, rm_prod, rm_demo, rm_camp, rm_campdesc, rm_redeem, rm_promo;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_campaign, retail_mid.ods_campaign_touch, retail_mid.ods_promotion;
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
@@ -319,6 +323,8 @@ BEGIN
       FROM (SELECT *, CASE WHEN cds::int = 0 THEN sales::numeric ELSE round(sales::numeric / cds::int, 4) END AS up FROM rm_stage) s;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_order, retail_mid.ods_order_line;
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
@@ -395,6 +401,8 @@ BEGIN
            display_share = excluded.display_share, feature_share = excluded.feature_share, load_id = excluded.load_id;
     DROP TABLE rm_stage, rm_stores, rm_oj;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_promotion;
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
@@ -452,6 +460,8 @@ BEGIN
            households = excluded.households, income = excluded.income, attributes = excluded.attributes, load_id = excluded.load_id;
     DROP TABLE rm_stage;
     PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_demand_zone;
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
