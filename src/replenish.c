@@ -199,7 +199,12 @@ lead_time_demand_mixture(PG_FUNCTION_ARGS)
 		else
 			hi = x;
 	}
-	q = Max(0.0, 0.5 * (lo + hi));
+	/* F(hi) >= p throughout; a point mass (zero variance) inside the final bracket is the exact answer */
+	q = hi;
+	for (int k = 0; k <= kmax; k++)
+		if (w[k] > 0 && cv[k] == 0 && cm[k] >= lo && cm[k] <= hi)
+			q = cm[k];
+	q = Max(0.0, q);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
