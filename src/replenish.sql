@@ -523,8 +523,8 @@ BEGIN
             END IF;
         END LOOP;
         v_lt := round(r.lead_time_mean)::int;
-        -- start at the first review's order-up-to level, nothing on order
-        v_sim := retail_mid.replenish_simulate(v_dem, v_rop, v_S, v_lt, v_S[1], r.pack_size, r.min_order_qty);
+        -- start at the first review's order-up-to level (whole units), nothing on order
+        v_sim := retail_mid.replenish_simulate(v_dem, v_rop, v_S, v_lt, ceil(v_S[1]), r.pack_size, r.min_order_qty);
         site_id := r.site_id; sku_id := r.sku_id; days := v_sim.days; lead_time_days := v_lt; review_period := r.review_period;
         demand := v_sim.demand_units; sold := v_sim.sold; lost := v_sim.lost; fill_rate := v_sim.fill_rate;
         days_out_of_stock := v_sim.days_out_of_stock; days_with_lost_sales := v_sim.days_with_lost_sales;
@@ -546,4 +546,4 @@ BEGIN
                                   'series_days', v_tot_days, 'avg_on_hand', avg_on_hand, 'start', v_start, 'end', v_end));
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.replenish_backtest(text, int4, text, jsonb) IS 'Service-level backtest of the suggested-order policy over the last weeks of a brand''s sales: per store x SKU, on every review day a forecast from the history up to the day before, reorder point and order-up-to by method, orders arriving after the rounded mean lead time, demand = actual units sold, lost sales; returns fill rate, days out of stock, average on hand per store x SKU and an overall row (site_id and sku_id *). Options: history_days (365), horizon (28), forecast (forecast options), max_series (largest sellers first), end_date, min_shipments. Logged in job_log.';
+COMMENT ON FUNCTION retail_mid.replenish_backtest(text, int4, text, jsonb) IS 'Service-level backtest of the suggested-order policy over the last weeks of a brand''s sales: per store x SKU, on every review day a forecast from the history up to the day before, reorder point and order-up-to by method, start at the first order-up-to level (rounded up), orders arriving after the rounded mean lead time, demand = actual units sold, lost sales; returns fill rate, days out of stock, average on hand per store x SKU and an overall row (site_id and sku_id *). Options: history_days (365), horizon (28), forecast (forecast options), max_series (largest sellers first), end_date, min_shipments. Logged in job_log.';
