@@ -227,3 +227,10 @@ DELETE FROM retail_mid.ods_inventory_snapshot WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_inbound_shipment WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_product WHERE brand IN ('rpt_test', 'rpt_other');
 DELETE FROM retail_mid.ods_site WHERE brand IN ('rpt_test', 'rpt_other');
+-- every replenishment table and view column and every function carries a comment
+SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+ WHERE n.nspname = 'retail_mid' AND c.relname LIKE 'replenish\_%' AND c.relkind IN ('r', 'v') GROUP BY c.relname ORDER BY 1;
+SELECT p.oid::regprocedure AS function_without_comment FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'retail_mid' AND obj_description(p.oid, 'pg_proc') IS NULL
+   AND (p.proname LIKE '%replenish%' OR p.proname LIKE 'suggested\_%' OR p.proname LIKE 'lead\_time%');
