@@ -73,14 +73,17 @@ SELECT :'scale_script' AS s \g (format=unaligned tuples_only) :f
 \i :f
 
 -- The full set (:full = 1): all :syn series in batches of 1,000 (arrays built per batch, outside the timed part),
--- with a progress line per batch; the total is the sum over batches.
+-- with a progress line per batch; the total is the sum over batches. Each batch is a CREATE TABLE AS, which may
+-- use a parallel plan (an INSERT ... SELECT may not, in PostgreSQL 15).
 \if :full
 CREATE TABLE syn_full_fc (series int, r jsonb);
 SELECT 0 AS done, 0::float8 AS el, 0::bigint AS cpu \gset
 SELECT string_agg(format($q$TRUNCATE syn_arr; INSERT INTO syn_arr SELECT * FROM pg_temp.syn_arrays(%1$s, %2$s); ANALYZE syn_arr;
 SELECT clock_timestamp() AS t0, pg_temp.cpu_ticks() AS c0 \gset
-INSERT INTO syn_full_fc SELECT series, retail_mid.forecast_array(y, 28, 7) FROM syn_arr;
-SELECT :el + extract(epoch FROM clock_timestamp() - :'t0') AS el, :cpu + pg_temp.cpu_ticks() - :c0 AS cpu, (SELECT count(*) FROM syn_full_fc) AS done \gset
+CREATE TEMP TABLE syn_batch AS SELECT series, retail_mid.forecast_array(y, 28, 7) AS r FROM syn_arr;
+SELECT :el + extract(epoch FROM clock_timestamp() - :'t0') AS el, :cpu + pg_temp.cpu_ticks() - :c0 AS cpu \gset
+INSERT INTO syn_full_fc SELECT * FROM syn_batch; DROP TABLE syn_batch;
+SELECT count(*) AS done FROM syn_full_fc \gset
 \echo progress :done series, :el s elapsed, :cpu ticks CPU
 $q$, b, least(b + 999, :syn)), E'\n' ORDER BY b) FROM generate_series(1, :syn, 1000) b \gset
 \set f :out '/full.sql'
