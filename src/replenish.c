@@ -16,7 +16,6 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 
 #include "retail_mid.h"
 
@@ -154,7 +153,6 @@ lead_time_demand_mixture(PG_FUNCTION_ARGS)
 		int			f = (int) floor(L);
 		double		frac = L - f;
 
-		memset(w, 0, sizeof(double) * (kmax + 1));
 		if (frac > 0)
 		{
 			cm[kmax] = cm[f] + frac * m[f];
@@ -305,7 +303,7 @@ replenish_simulate(PG_FUNCTION_ARGS)
 		if (d[t] < 0)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("demand must not be negative")));
-		if (isnan(rop[t]) != isnan(S[t]))
+		if ((bool) isnan(rop[t]) != (bool) isnan(S[t]))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							errmsg("reorder point and order-up-to level must be both null or both set on each day")));
 		if (!isnan(rop[t]) && (rop[t] < 0 || S[t] < rop[t]))
