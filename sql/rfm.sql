@@ -164,6 +164,7 @@ SET max_parallel_workers_per_gather = 0;
 CREATE TEMP TABLE rfm_big_serial AS SELECT customer, (retail_mid.rfm_agg(order_date, order_id, amount, '2024-06-30', 180)).* FROM rfm_big GROUP BY customer;
 CREATE TEMP TABLE rfm_big_scores AS SELECT * FROM retail_mid.rfm_scores_from('rfm_big_daily', 'B2', '2024-06-30', 180);
 CREATE TEMP TABLE rfm_big_breaks AS SELECT retail_mid.rfm_breaks(amount, 5, false) AS b FROM rfm_big;
+CREATE TEMP TABLE rfm_big_collect AS SELECT retail_mid.rfm_collect(customer, order_date, order_id, amount, '2024-06-30', 180) AS s FROM rfm_big;
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2; SET enable_hashagg = off;
 EXPLAIN (COSTS OFF) SELECT customer, (retail_mid.rfm_agg(order_date, order_id, amount, '2024-06-30', 180)).* FROM rfm_big GROUP BY customer;
@@ -181,6 +182,19 @@ SELECT count(*) AS parallel_score_differences FROM (
   UNION ALL
   (SELECT * FROM rfm_big_scores EXCEPT SELECT * FROM retail_mid.rfm_scores_from('rfm_big_daily', 'B2', '2024-06-30', 180))) d;
 SELECT count(*) AS customers, count(DISTINCT segment) AS segments FROM rfm_big_scores;
+-- the whole-population collection: a parallel plan (partial states serialised and combined) gives the serial bytes,
+-- and its customers carry exactly rfm_agg's values (customers without a sale on or before as_of are left out)
+EXPLAIN (COSTS OFF) SELECT retail_mid.rfm_collect(customer, order_date, order_id, amount, '2024-06-30', 180) FROM rfm_big;
+SELECT (SELECT retail_mid.rfm_collect(customer, order_date, order_id, amount, '2024-06-30', 180) FROM rfm_big) = s AS parallel_collect_equal
+  FROM rfm_big_collect;
+CREATE TEMP TABLE rfm_big_collected AS
+SELECT customer_key, recency_days, frequency, monetary, first_order_date, last_order_date
+  FROM retail_mid.rfm_score_summary((SELECT s FROM rfm_big_collect), 5, 'quantile', NULL, NULL, NULL, array_fill(NULL::text, ARRAY[125]));
+SELECT count(*) AS collect_vs_agg_differences FROM (
+  (SELECT * FROM rfm_big_collected EXCEPT SELECT * FROM rfm_big_serial)
+  UNION ALL (SELECT * FROM rfm_big_serial WHERE recency_days IS NOT NULL EXCEPT SELECT * FROM rfm_big_collected)) d;
+SELECT (SELECT count(*) FROM rfm_big_collected) AS collected_customers,
+       count(*) FILTER (WHERE recency_days IS NULL) AS customers_without_sale_before_as_of FROM rfm_big_serial;
 -- the daily form over the big table agrees with the order lines
 SELECT count(*) AS daily_vs_lines_differences FROM (
   SELECT customer_key, (retail_mid.rfm_agg_daily(dt, orders, net_amount, '2024-06-30', 180)).* FROM rfm_big_daily GROUP BY customer_key
@@ -204,6 +218,9 @@ SELECT count(*) AS partial_partitionwise_differences FROM (
   EXCEPT
   SELECT g, (retail_mid.rfm_agg(order_date, order_id, amount, '2024-06-30', 180)).* FROM (SELECT customer % 10 AS g, * FROM rfm_big) t GROUP BY 1) d;
 SELECT (SELECT retail_mid.rfm_breaks(amount, 5, false) FROM rfm_part) = b AS partitionwise_breaks_equal FROM rfm_big_breaks;
+EXPLAIN (COSTS OFF) SELECT retail_mid.rfm_collect(customer, order_date, order_id, amount, '2024-06-30', 180) FROM rfm_part;
+SELECT (SELECT retail_mid.rfm_collect(customer, order_date, order_id, amount, '2024-06-30', 180) FROM rfm_part) = s AS partitionwise_collect_equal
+  FROM rfm_big_collect;
 RESET enable_partitionwise_aggregate; RESET max_parallel_workers_per_gather;
 DROP TABLE rfm_big, rfm_big_daily, rfm_part;
 
@@ -234,6 +251,19 @@ SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', NULL, 90);
 SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90, 'ten_segment', 'weekly');
 SELECT count(*) AS before_data FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2020-01-01', 90);
 SELECT count(*) AS unknown_brand FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'nobody', '2024-06-30', 90);
+SELECT * FROM retail_mid.rfm_score_summary('\x0001'::bytea, 5, 'quantile', NULL, NULL, NULL, array_fill(NULL::text, ARRAY[125]));
+SELECT * FROM retail_mid.rfm_score_summary((SELECT retail_mid.rfm_collect(c, d, o, a, '2024-06-30', 90) FROM (VALUES (1, '2024-06-01'::date, 'o1', 1::float8)) v(c, d, o, a)),
+                                           5, 'median', NULL, NULL, NULL, array_fill(NULL::text, ARRAY[125]));
+SELECT * FROM retail_mid.rfm_score_summary(NULL, 5, 'quantile', NULL, NULL, NULL, array_fill(NULL::text, ARRAY[8]));
+SELECT * FROM retail_mid.rfm_score_summary((SELECT retail_mid.rfm_collect(c, d, o, a, '2024-06-30', 90) FROM (VALUES (1, '2024-06-01'::date, 'o1', 1::float8)) v(c, d, o, a)),
+                                           2, 'threshold', '{1}', '{1,2}', '{1}', array_fill(NULL::text, ARRAY[8]));
+SELECT count(*) AS null_summary_no_rows FROM retail_mid.rfm_score_summary(NULL, 2, 'average', NULL, NULL, NULL, array_fill(NULL::text, ARRAY[8]));
+SELECT retail_mid.rfm_collect(c, d, o, a, '2024-06-30', 90) IS NULL AS collect_no_rows FROM (VALUES (1, '2024-06-01'::date, 'o1', 1::float8)) v(c, d, o, a) WHERE false;
+SELECT retail_mid.rfm_collect(c, d, o, a, '2024-06-30', -1) FROM (VALUES (1, '2024-06-01'::date, 'o1', 1::float8)) v(c, d, o, a);
+SELECT retail_mid.rfm_collect(c, d, o, a, '2024-06-30', 90) FROM (VALUES (1, '2024-06-01'::date, 'o1', NULL::numeric)) v(c, d, o, a);
+SELECT retail_mid.rfm_collect_daily(c, d, o, a, '2024-06-30', 90) FROM (VALUES (1, '2024-06-01'::date, -2::int8, 1::numeric)) v(c, d, o, a);
+SELECT retail_mid.rfm_collect_td(c, f, l, o, a, '2024-06-30') FROM (VALUES (1, '2024-06-01'::date, '2024-07-02'::date, 2::int8, 1::numeric)) v(c, f, l, o, a);
+SELECT retail_mid.rfm_collect_td(c, f, l, o, a, '2024-06-30') FROM (VALUES (1, '2024-06-03'::date, '2024-06-02'::date, 2::int8, 1::numeric)) v(c, f, l, o, a);
 UPDATE retail_mid.rfm_config SET k = 3 WHERE brand = '*' AND map_name = 'ten_segment';
 SELECT * FROM retail_mid.rfm_scores_from('pg_temp.rfm_daily', 'B1', '2024-06-30', 90);
 UPDATE retail_mid.rfm_config SET k = 5 WHERE brand = '*' AND map_name = 'ten_segment';

@@ -45,6 +45,19 @@ SELECT count(*) AS reference_differences FROM (
          (1 + (5 * (rank() OVER (ORDER BY monetary) - 1)) / count(*) OVER ())::int4
     FROM rfm_dws_ref) d;
 SELECT (SELECT count(*) FROM retail_mid.rfm_scores('rfm_fixture', '2013-10-31', 90)) = (SELECT count(*) FROM rfm_dws_ref) AS same_customers;
+-- the to-date table (one row per customer) gives the whole-history answer of the daily table
+SELECT as_of AS td_as_of FROM retail_mid.dws_refresh_state WHERE brand = 'rfm_fixture';
+SELECT count(*) AS td_vs_daily_differences, (SELECT count(*) FROM retail_mid.rfm_scores_td('rfm_fixture')) AS td_customers FROM (
+  (SELECT * FROM retail_mid.rfm_scores_td('rfm_fixture')
+   EXCEPT SELECT * FROM retail_mid.rfm_scores('rfm_fixture', (SELECT as_of FROM retail_mid.dws_refresh_state WHERE brand = 'rfm_fixture'), 36500))
+  UNION ALL
+  (SELECT * FROM retail_mid.rfm_scores('rfm_fixture', (SELECT as_of FROM retail_mid.dws_refresh_state WHERE brand = 'rfm_fixture'), 36500)
+   EXCEPT SELECT * FROM retail_mid.rfm_scores_td('rfm_fixture'))) d;
+SELECT count(*) AS td_later_as_of_differences FROM (
+  SELECT * FROM retail_mid.rfm_scores_td('rfm_fixture', '2014-01-31', 'eight_class')
+  EXCEPT SELECT * FROM retail_mid.rfm_scores('rfm_fixture', '2014-01-31', 36500, 'eight_class')) d;
+SELECT count(*) FROM retail_mid.rfm_scores_td('rfm_fixture', '2013-06-30');
+SELECT count(*) AS td_unknown_brand FROM retail_mid.rfm_scores_td('nobody');
 -- snapshots from the DWS and the views
 SELECT retail_mid.rfm_refresh('rfm_fixture', '2013-06-30', 90, 'eight_class') > 0 AS june,
        retail_mid.rfm_refresh('rfm_fixture', '2013-10-31', 90, 'eight_class') > 0 AS october;

@@ -117,6 +117,8 @@ CREATE TABLE retail_mid.dws_trade_customer_td (
     sales_amount     numeric(18,4) NOT NULL,
     return_amount    numeric(18,4) NOT NULL,
     net_amount       numeric(18,4) NOT NULL,
+    first_sale_date  date,
+    last_sale_date   date,
     PRIMARY KEY (brand, customer_key)
 );
 COMMENT ON TABLE retail_mid.dws_trade_customer_td IS 'Trade per customer over all refreshed history (to date).';
@@ -131,6 +133,8 @@ COMMENT ON COLUMN retail_mid.dws_trade_customer_td.quantity IS 'Net units.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_td.sales_amount IS 'Gross sales amount.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_td.return_amount IS 'Returned amount, positive.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_td.net_amount IS 'sales_amount - return_amount.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.first_sale_date IS 'First day with a sale (orders > 0); NULL when the customer only returned goods. RFM recency counts from sale days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_td.last_sale_date IS 'Last day with a sale (orders > 0); NULL when the customer only returned goods.';
 
 CREATE TABLE retail_mid.dws_trade_sku_store_td (
     brand         text NOT NULL,
@@ -257,7 +261,8 @@ BEGIN
      WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
     INSERT INTO retail_mid.dws_trade_customer_td
     SELECT d.brand, d.customer_key, min(dt), max(dt), sum(orders), sum(return_orders), count(*), sum(quantity),
-           sum(sales_amount), sum(return_amount), sum(net_amount)
+           sum(sales_amount), sum(return_amount), sum(net_amount),
+           min(dt) FILTER (WHERE orders > 0), max(dt) FILTER (WHERE orders > 0)
       FROM retail_mid.dws_trade_customer_1d d
       JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
      GROUP BY d.brand, d.customer_key;

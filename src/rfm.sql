@@ -92,6 +92,83 @@ CREATE FUNCTION retail_mid.rfm_quantile_score(value float8, breaks float8[], des
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.rfm_quantile_score(float8, float8[], bool) IS 'Score of a value against rfm_breaks: 1 + the number of breaks it exceeds (descending: it is below).';
 
+-- Whole-population collection and scoring: what rfm_scores runs (one aggregate over all rows, scores in C).
+CREATE FUNCTION retail_mid.rfm_collect_text(internal, int4, date, text, float8, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_text_num(internal, int4, date, text, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_int8(internal, int4, date, int8, float8, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_int8_num(internal, int4, date, int8, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_daily(internal, int4, date, int8, float8, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_daily_num(internal, int4, date, int8, numeric, date, int4) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_td(internal, int4, date, date, int8, numeric, date) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION retail_mid.rfm_collect_final(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.rfm_collect_text(internal, int4, date, text, float8, date, int4) IS 'Transition function of rfm_collect (text order ids, float8 amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_text_num(internal, int4, date, text, numeric, date, int4) IS 'Transition function of rfm_collect (text order ids, numeric amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_int8(internal, int4, date, int8, float8, date, int4) IS 'Transition function of rfm_collect (bigint order ids, float8 amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_int8_num(internal, int4, date, int8, numeric, date, int4) IS 'Transition function of rfm_collect (bigint order ids, numeric amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_daily(internal, int4, date, int8, float8, date, int4) IS 'Transition function of rfm_collect_daily (float8 amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_daily_num(internal, int4, date, int8, numeric, date, int4) IS 'Transition function of rfm_collect_daily (numeric amounts).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_td(internal, int4, date, date, int8, numeric, date) IS 'Transition function of rfm_collect_td.';
+COMMENT ON FUNCTION retail_mid.rfm_collect_combine(internal, internal) IS 'Combine function of the rfm_collect aggregates (order pairs merged, so an order split between workers counts once).';
+COMMENT ON FUNCTION retail_mid.rfm_collect_serial(internal) IS 'Serialisation function of the rfm_collect aggregates.';
+COMMENT ON FUNCTION retail_mid.rfm_collect_deserial(bytea, internal) IS 'Deserialisation function of the rfm_collect aggregates; rejects malformed states.';
+COMMENT ON FUNCTION retail_mid.rfm_collect_final(internal) IS 'Final function of the rfm_collect aggregates: the summary bytea.';
+CREATE AGGREGATE retail_mid.rfm_collect(customer_key int4, order_date date, order_id text, amount float8, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_text, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect(customer_key int4, order_date date, order_id text, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_text_num, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect(customer_key int4, order_date date, order_id int8, amount float8, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_int8, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect(customer_key int4, order_date date, order_id int8, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_int8_num, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect_daily(customer_key int4, dt date, orders int8, amount float8, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_daily, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect_daily(customer_key int4, dt date, orders int8, amount numeric, as_of date, window_days int4) (
+    SFUNC = retail_mid.rfm_collect_daily_num, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
+CREATE AGGREGATE retail_mid.rfm_collect_td(customer_key int4, first_order_date date, last_order_date date, orders int8, amount numeric, as_of date) (
+    SFUNC = retail_mid.rfm_collect_td, STYPE = internal, SSPACE = 67108864, COMBINEFUNC = retail_mid.rfm_collect_combine,
+    SERIALFUNC = retail_mid.rfm_collect_serial, DESERIALFUNC = retail_mid.rfm_collect_deserial,
+    FINALFUNC = retail_mid.rfm_collect_final, FINALFUNC_MODIFY = READ_WRITE, PARALLEL = SAFE);
+COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, text, float8, date, int4) IS 'RFM summary of a whole population of order lines (no GROUP BY): per customer the values rfm_agg gives, as one opaque bytea for rfm_score_summary. Same rules as rfm_agg; rows with a NULL customer_key are skipped.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, text, numeric, date, int4) IS 'rfm_collect for numeric amounts.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, int8, float8, date, int4) IS 'rfm_collect for bigint order ids.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect(int4, date, int8, numeric, date, int4) IS 'rfm_collect for bigint order ids and numeric amounts.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect_daily(int4, date, int8, float8, date, int4) IS 'RFM summary of a whole population of daily customer rows (dws_trade_customer_1d), rules of rfm_agg_daily.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect_daily(int4, date, int8, numeric, date, int4) IS 'rfm_collect_daily for numeric amounts.';
+COMMENT ON AGGREGATE retail_mid.rfm_collect_td(int4, date, date, int8, numeric, date) IS 'RFM summary from to-date customer rows (dws_trade_customer_td): the window is the whole history; an error when a row''s last order lies after as_of.';
+
+CREATE FUNCTION retail_mid.rfm_score_summary(summary bytea, k int4, method text, r_thresholds float8[], f_thresholds float8[],
+                                             m_thresholds float8[], segments text[])
+RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
+               r_score int4, f_score int4, m_score int4, segment text)
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 100000;
+COMMENT ON FUNCTION retail_mid.rfm_score_summary(bytea, int4, text, float8[], float8[], float8[], text[]) IS 'Scores every customer of an rfm_collect summary by method (quantile, threshold, average: the rules of rfm_config) on 1..k and looks up the segment in segments, a k^3 array indexed (r - 1) k^2 + (f - 1) k + m (NULL: no segment). Rows come in customer_key order; a NULL summary gives no rows.';
+
 -- Configuration and segment maps, as data.
 CREATE TABLE retail_mid.rfm_segment_map_def (
     map_name    text PRIMARY KEY,
@@ -155,8 +232,49 @@ COMMENT ON COLUMN retail_mid.rfm_config.f_thresholds IS 'threshold method, k - 1
 COMMENT ON COLUMN retail_mid.rfm_config.m_thresholds IS 'threshold method, k - 1 ascending amounts: M score = 1 + #{t : monetary >= t}.';
 INSERT INTO retail_mid.rfm_config (brand, map_name, k, method) VALUES ('*', 'ten_segment', 5, 'quantile'), ('*', 'eight_class', 2, 'average');
 
+-- The scoring rule of a brand and map: its rfm_config row (or brand '*') and the map as a k^3 segment array.
+CREATE TYPE retail_mid.rfm_scoring AS (k int4, method text, r_thresholds float8[], f_thresholds float8[], m_thresholds float8[],
+                                       segments text[]);
+COMMENT ON TYPE retail_mid.rfm_scoring IS 'Arguments of rfm_score_summary for one brand and segment map (see rfm_scoring()).';
+
+CREATE FUNCTION retail_mid.rfm_scoring(brand text, map_name text) RETURNS retail_mid.rfm_scoring
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg record;
+    v_k int4;
+    segs text[];
+BEGIN
+    SELECT d.k INTO v_k FROM retail_mid.rfm_segment_map_def d WHERE d.map_name = rfm_scoring.map_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown rfm segment map "%"', map_name USING ERRCODE = 'undefined_object',
+            HINT = 'The maps are listed in retail_mid.rfm_segment_map_def.';
+    END IF;
+    SELECT c.* INTO cfg FROM retail_mid.rfm_config c
+     WHERE c.map_name = rfm_scoring.map_name AND c.brand IN (rfm_scoring.brand, '*')
+     ORDER BY c.brand = '*' LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no rfm configuration for brand "%" and map "%"', brand, map_name USING ERRCODE = 'undefined_object',
+            HINT = 'Add a row to retail_mid.rfm_config (brand ''*'' applies to every brand).';
+    END IF;
+    IF cfg.k <> v_k THEN
+        RAISE EXCEPTION 'rfm configuration scores 1..% but map "%" is written for 1..%', cfg.k, map_name, v_k
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- every (r, f, m) cell gets the matching rule of lowest priority (then segment name), NULL when none matches
+    SELECT array_agg(cell.segment ORDER BY rs, fs, ms) INTO segs
+      FROM generate_series(1, cfg.k) rs, generate_series(1, cfg.k) fs, generate_series(1, cfg.k) ms
+      LEFT JOIN LATERAL (SELECT m.segment FROM retail_mid.rfm_segment_map m
+                          WHERE m.map_name = rfm_scoring.map_name AND rs BETWEEN m.r_min AND m.r_max
+                            AND fs BETWEEN m.f_min AND m.f_max AND ms BETWEEN m.m_min AND m.m_max
+                          ORDER BY m.priority, m.segment LIMIT 1) cell ON true;
+    RETURN ROW(cfg.k, cfg.method, cfg.r_thresholds, cfg.f_thresholds, cfg.m_thresholds, segs)::retail_mid.rfm_scoring;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.rfm_scoring(text, text) IS 'The scoring rule (rfm_config row of the brand, else brand ''*'') and the segment map of map_name as arguments for rfm_score_summary; errors for an unknown map, a missing configuration or a k that differs from the map''s.';
+
 -- Scores of every customer of a brand, from any table shaped like dws_trade_customer_1d
--- (brand, dt, customer_key, orders, net_amount).
+-- (brand, dt, customer_key, orders, net_amount) or like the order lines.
 CREATE FUNCTION retail_mid.rfm_scores_from(source regclass, brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment',
                                            grain text DEFAULT 'daily')
 RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
@@ -164,11 +282,8 @@ RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary fl
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cfg record;
-    v_k int4;
-    scores text;
-    raw text;
-    q text;
+    sc retail_mid.rfm_scoring;
+    collect text;
 BEGIN
     IF source IS NULL OR brand IS NULL OR as_of IS NULL OR window_days IS NULL OR map_name IS NULL THEN
         RAISE EXCEPTION 'rfm_scores arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -180,69 +295,21 @@ BEGIN
     IF NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    raw := CASE grain
-      WHEN 'daily' THEN 'retail_mid.rfm_agg_daily(s.dt, s.orders::int8, s.net_amount, $1, $2)'
-      WHEN 'lines' THEN 'retail_mid.rfm_agg(s.dt, s.order_id, s.amount, $1, $2)'
+    collect := CASE grain
+      WHEN 'daily' THEN 'retail_mid.rfm_collect_daily(s.customer_key, s.dt, s.orders::int8, s.net_amount, $1, $2)'
+      WHEN 'lines' THEN 'retail_mid.rfm_collect(s.customer_key, s.dt, s.order_id, s.amount, $1, $2)'
     END;
-    IF raw IS NULL THEN
+    IF collect IS NULL THEN
         RAISE EXCEPTION 'grain must be daily or lines' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT d.k INTO v_k FROM retail_mid.rfm_segment_map_def d WHERE d.map_name = rfm_scores_from.map_name;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown rfm segment map "%"', map_name USING ERRCODE = 'undefined_object',
-            HINT = 'The maps are listed in retail_mid.rfm_segment_map_def.';
-    END IF;
-    SELECT c.* INTO cfg FROM retail_mid.rfm_config c
-     WHERE c.map_name = rfm_scores_from.map_name AND c.brand IN (rfm_scores_from.brand, '*')
-     ORDER BY c.brand = '*' LIMIT 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'no rfm configuration for brand "%" and map "%"', brand, map_name USING ERRCODE = 'undefined_object',
-            HINT = 'Add a row to retail_mid.rfm_config (brand ''*'' applies to every brand).';
-    END IF;
-    IF cfg.k <> v_k THEN
-        RAISE EXCEPTION 'rfm configuration scores 1..% but map "%" is written for 1..%', cfg.k, map_name, v_k
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    scores := CASE cfg.method
-      WHEN 'quantile' THEN
-        'retail_mid.rfm_quantile_score(r.recency_days, b.rb, true) AS r_score,
-         retail_mid.rfm_quantile_score(r.frequency, b.fb, false) AS f_score,
-         retail_mid.rfm_quantile_score(r.monetary, b.mb, false) AS m_score
-         FROM r, (SELECT retail_mid.rfm_breaks(recency_days, $4, true) rb, retail_mid.rfm_breaks(frequency, $4, false) fb,
-                         retail_mid.rfm_breaks(monetary, $4, false) mb FROM r) b'
-      WHEN 'threshold' THEN
-        '$4 - (SELECT count(*) FROM unnest($5) t WHERE r.recency_days > t)::int4 AS r_score,
-         1 + (SELECT count(*) FROM unnest($6) t WHERE r.frequency >= t)::int4 AS f_score,
-         1 + (SELECT count(*) FROM unnest($7) t WHERE r.monetary >= t)::int4 AS m_score
-         FROM r'
-      ELSE  -- average, exact in numeric so that plans cannot disagree at the last bit
-        'CASE WHEN r.recency_days * b.n < b.sr THEN 2 ELSE 1 END AS r_score,
-         CASE WHEN r.frequency * b.n > b.sf THEN 2 ELSE 1 END AS f_score,
-         CASE WHEN r.monetary::numeric * b.n > b.sm THEN 2 ELSE 1 END AS m_score
-         FROM r, (SELECT count(*)::numeric n, sum(recency_days)::numeric sr, sum(frequency)::numeric sf,
-                         sum(monetary::numeric) sm FROM r) b'
-    END;
-    q := format($q$
-      WITH r AS MATERIALIZED (
-        -- expanded once here: field access to a stored composite would copy it for every field
-        SELECT x.customer_key, (x.v).*
-          FROM (SELECT s.customer_key, %s AS v
-                  FROM %s s WHERE s.brand = $3 AND s.dt <= $1 AND s.customer_key IS NOT NULL GROUP BY s.customer_key) x
-         WHERE x.v IS NOT NULL),
-      sc AS (SELECT r.*, %s OFFSET 0),  -- OFFSET 0: scores computed once, not again in the join condition
-      seg AS (SELECT DISTINCT ON (rs, fs, ms) rs, fs, ms, m.segment
-                FROM generate_series(1, $4) rs, generate_series(1, $4) fs, generate_series(1, $4) ms,
-                     retail_mid.rfm_segment_map m
-               WHERE m.map_name = $8 AND rs BETWEEN m.r_min AND m.r_max AND fs BETWEEN m.f_min AND m.f_max
-                 AND ms BETWEEN m.m_min AND m.m_max
-               ORDER BY rs, fs, ms, m.priority, m.segment)
-      SELECT sc.customer_key, sc.recency_days, sc.frequency, sc.monetary, sc.first_order_date, sc.last_order_date,
-             sc.r_score, sc.f_score, sc.m_score, seg.segment
-        FROM sc LEFT JOIN seg ON seg.rs = sc.r_score AND seg.fs = sc.f_score AND seg.ms = sc.m_score$q$, raw, source, scores);
-    RETURN QUERY EXECUTE q USING as_of, window_days, brand, cfg.k, cfg.r_thresholds, cfg.f_thresholds, cfg.m_thresholds, map_name;
+    sc := retail_mid.rfm_scoring(brand, map_name);
+    RETURN QUERY EXECUTE format(
+        'SELECT * FROM retail_mid.rfm_score_summary((SELECT %s FROM %s s WHERE s.brand = $3 AND s.dt <= $1),
+                                                   $4, $5, $6, $7, $8, $9)', collect, source)
+      USING as_of, window_days, brand, sc.k, sc.method, sc.r_thresholds, sc.f_thresholds, sc.m_thresholds, sc.segments;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.rfm_scores_from(regclass, text, date, int4, text, text) IS 'RFM raw values, scores and segment of every customer of a brand with a sale on or before as_of, scored by the brand''s rfm_config row for the map (or brand ''*''). grain daily: a table shaped like dws_trade_customer_1d (brand, dt, customer_key, orders, net_amount); grain lines: shaped like dwd_trade_order_line_di (brand, dt, customer_key, order_id, amount).';
+COMMENT ON FUNCTION retail_mid.rfm_scores_from(regclass, text, date, int4, text, text) IS 'RFM raw values, scores and segment of every customer of a brand with a sale on or before as_of, scored by the brand''s rfm_config row for the map (or brand ''*''). grain daily: a table shaped like dws_trade_customer_1d (brand, dt, customer_key, orders, net_amount); grain lines: shaped like dwd_trade_order_line_di (brand, dt, customer_key, order_id, amount). One pass over the source (rfm_collect), scores in C (rfm_score_summary); rows in customer_key order.';
 
 CREATE FUNCTION retail_mid.rfm_scores(brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment')
 RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
@@ -259,6 +326,41 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.rfm_scores(text, date, int4, text) IS 'RFM raw values, scores and segment of every customer of a brand at as_of over the last window_days days, from retail_mid.dws_trade_customer_1d.';
+
+CREATE FUNCTION retail_mid.rfm_scores_td(brand text, as_of date DEFAULT NULL, map_name text DEFAULT 'ten_segment')
+RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
+               r_score int4, f_score int4, m_score int4, segment text)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sc retail_mid.rfm_scoring;
+    v_as_of date := as_of;
+    v_refreshed date;
+BEGIN
+    IF brand IS NULL OR map_name IS NULL THEN
+        RAISE EXCEPTION 'rfm_scores_td arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT r.as_of INTO v_refreshed FROM retail_mid.dws_refresh_state r WHERE r.brand = rfm_scores_td.brand;
+    IF NOT FOUND THEN
+        RETURN;  -- nothing refreshed for the brand yet: no customers
+    END IF;
+    v_as_of := coalesce(v_as_of, v_refreshed);
+    IF NOT isfinite(v_as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_as_of < v_refreshed THEN
+        RAISE EXCEPTION 'as_of % is before the brand''s last refreshed day %', v_as_of, v_refreshed
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Totals to date cannot be wound back; use rfm_scores with a window for an earlier date.';
+    END IF;
+    sc := retail_mid.rfm_scoring(brand, map_name);
+    RETURN QUERY SELECT * FROM retail_mid.rfm_score_summary(
+        (SELECT retail_mid.rfm_collect_td(t.customer_key, t.first_sale_date, t.last_sale_date, t.orders, t.net_amount, v_as_of)
+           FROM retail_mid.dws_trade_customer_td t WHERE t.brand = rfm_scores_td.brand),
+        sc.k, sc.method, sc.r_thresholds, sc.f_thresholds, sc.m_thresholds, sc.segments);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.rfm_scores_td(text, date, text) IS 'RFM over the whole history from retail_mid.dws_trade_customer_td (one row per customer, so no pass over daily rows): recency to as_of (default: the brand''s dws_refresh_state date), frequency = orders to date, monetary = net amount to date. An as_of before the last refresh is an error (totals to date cannot be wound back); for a window use rfm_scores.';
 
 -- Snapshots for dashboards.
 CREATE TABLE retail_mid.rfm_snapshot (

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 name=${1:-dws}
 bash test/deps.sh
-make -s >/dev/null
+make -s clean >/dev/null; make -s >/dev/null   # a clean build: the test suite leaves objects built with assertions
 rm -rf tmp_install && make -s install DESTDIR="$PWD/tmp_install" >/dev/null
 export RETAIL_MID_DESTDIR="$PWD/tmp_install"
 if [ -f "test/bench/$name.sh" ]; then
