@@ -89,6 +89,33 @@ SELECT customer_key, x AS repeat_purchases, round(retail_mid.bgnbd_p_alive(bg, x
        round(retail_mid.clv(bg, gg, x, t_x, t_cal, mean_spend, 52, 0.002)::numeric, 2) AS clv_52_weeks
   FROM demo_cbs, demo_fit ORDER BY clv_52_weeks DESC NULLS LAST LIMIT 5;
 
+\if :real_data
+\echo '--- 7b. RFM, AIPL and CLV side by side on Online Retail and Complete Journey ---'
+-- whole-history RFM segments (from the to-date DWS table) of both brands
+SELECT brand, segment, count(*) AS customers, round(sum(monetary)::numeric, 0) AS monetary
+  FROM (SELECT 'online_retail' AS brand, * FROM retail_mid.rfm_scores_td('online_retail')
+        UNION ALL SELECT 'complete_journey', * FROM retail_mid.rfm_scores_td('complete_journey')) r
+ GROUP BY 1, 2 ORDER BY 1, 3 DESC;
+-- AIPL stages on the last day of each brand (Online Retail has purchases only: P and L)
+SELECT as_of AS or_to FROM retail_mid.dws_refresh_state WHERE brand = 'online_retail' \gset
+SELECT retail_mid.aipl_refresh('online_retail', (:'or_to'::date - 89), :'or_to') AS online_retail_customer_days;
+SELECT s.brand, s.stage, count(*) AS customers
+  FROM retail_mid.dws_aipl_customer_stage_1d s
+  JOIN retail_mid.dws_refresh_state r ON r.brand = s.brand AND s.dt = r.as_of
+ WHERE s.brand IN ('online_retail', 'complete_journey') GROUP BY 1, 2 ORDER BY 1, 2;
+-- BG/NBD + Gamma-Gamma per brand: calibration to 90 days before the last day, weekly periods
+CREATE TEMP TABLE demo_cbs2 AS
+SELECT d.brand, d.customer_key, (retail_mid.clv_summary(d.dt, d.net_amount::float8, r.as_of - 90, r.as_of, 7)).*
+  FROM retail_mid.dws_trade_customer_1d d JOIN retail_mid.dws_refresh_state r USING (brand)
+ WHERE d.brand IN ('online_retail', 'complete_journey') AND d.net_amount > 0 GROUP BY d.brand, d.customer_key;
+SELECT brand, customers, round((bg).r::numeric, 3) AS r, round((bg).alpha::numeric, 3) AS alpha,
+       round((bg).a::numeric, 3) AS a, round((bg).b::numeric, 3) AS b, round((gg).p::numeric, 2) AS p,
+       round((gg).q::numeric, 2) AS q, round((gg).gamma::numeric, 2) AS gamma
+  FROM (SELECT brand, count(*) AS customers, retail_mid.bgnbd_fit(x, t_x, t_cal) AS bg,
+               retail_mid.gammagamma_fit(x, mean_spend) AS gg FROM demo_cbs2 GROUP BY brand) f
+ ORDER BY brand;
+\endif
+
 \echo '--- 8. Demand forecasts for' :'fc_brand' '(every SKU x store of the 20 best sellers, 4 periods ahead) ---'
 CREATE TEMP TABLE demo_forecast AS
 SELECT store_id, sku_id, retail_mid.forecast(dt, sales_quantity::float8, 4, jsonb_build_object('frequency', :'fc_frequency')) AS f
