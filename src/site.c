@@ -1479,28 +1479,29 @@ CalibObjective(unsigned n, const double *x, double *grad, void *data)
 	return CalibSSE(x, (CalibData *) data);
 }
 
-typedef struct PairOrder
+/* A key (zone, store or grid cell) and the position it came from; sorts by key, then position. */
+typedef struct KeyOrder
 {
-	int64		zone;
+	int64		key;
 	int			i;
-} PairOrder;
+} KeyOrder;
 
 static int
-PairOrderCmp(const void *a, const void *b)
+KeyOrderCmp(const void *a, const void *b)
 {
-	const PairOrder *x = a;
-	const PairOrder *y = b;
+	const KeyOrder *x = a;
+	const KeyOrder *y = b;
 
-	if (x->zone != y->zone)
-		return x->zone < y->zone ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
 	return x->i - y->i;
 }
 
 static int
 StoreKeyCmp(const void *a, const void *b)
 {
-	int64		x = ((const PairOrder *) a)->zone;
-	int64		y = ((const PairOrder *) b)->zone;
+	int64		x = ((const KeyOrder *) a)->key;
+	int64		y = ((const KeyOrder *) b)->key;
 
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
@@ -1531,8 +1532,8 @@ huff_calibrate(PG_FUNCTION_ARGS)
 	double	   *observed = HuffFloatArray(PG_GETARG_ARRAYTYPE_P(6), "observed_sales", &nov);
 	HuffParams	p;
 	CalibData	cd;
-	PairOrder  *order;
-	PairOrder  *sorted_obs;
+	KeyOrder   *order;
+	KeyOrder   *sorted_obs;
 	double		x[2],
 				lb[2] = {0.0, 0.0},
 				ub[2] = {HUFF_ALPHA_MAX, HUFF_BETA_MAX},
@@ -1568,18 +1569,18 @@ huff_calibrate(PG_FUNCTION_ARGS)
 				 errdetail("%d stores have observed sales.", nos)));
 
 	/* observations: unique store ids, finite non-negative sales */
-	sorted_obs = palloc(sizeof(PairOrder) * nos);
+	sorted_obs = palloc(sizeof(KeyOrder) * nos);
 	for (int j = 0; j < nos; j++)
 	{
-		sorted_obs[j].zone = obs_store[j];
+		sorted_obs[j].key = obs_store[j];
 		sorted_obs[j].i = j;
 	}
-	qsort(sorted_obs, nos, sizeof(PairOrder), PairOrderCmp);
+	qsort(sorted_obs, nos, sizeof(KeyOrder), KeyOrderCmp);
 	for (int j = 1; j < nos; j++)
-		if (sorted_obs[j].zone == sorted_obs[j - 1].zone)
+		if (sorted_obs[j].key == sorted_obs[j - 1].key)
 			ereport(ERROR,
 					(errcode(ERRCODE_CARDINALITY_VIOLATION),
-					 errmsg("store " INT64_FORMAT " has more than one observed sales figure", sorted_obs[j].zone)));
+					 errmsg("store " INT64_FORMAT " has more than one observed sales figure", sorted_obs[j].key)));
 	for (int j = 0; j < nos; j++)
 	{
 		if (isnan(observed[j]) || isinf(observed[j]) || observed[j] < 0.0)
@@ -1605,28 +1606,28 @@ huff_calibrate(PG_FUNCTION_ARGS)
 	cd.obs_index = palloc(sizeof(int) * (nz > 0 ? nz : 1));
 	cd.util = palloc(sizeof(double) * (nz > 0 ? nz : 1));
 	cd.predicted = palloc(sizeof(double) * nos);
-	order = palloc(sizeof(PairOrder) * (nz > 0 ? nz : 1));
+	order = palloc(sizeof(KeyOrder) * (nz > 0 ? nz : 1));
 	for (int i = 0; i < nz; i++)
 	{
 		HuffCheckRow(store[i], attr[i], dist[i], demand[i]);
-		order[i].zone = zone[i];
+		order[i].key = zone[i];
 		order[i].i = i;
 	}
-	qsort(order, nz, sizeof(PairOrder), PairOrderCmp);
+	qsort(order, nz, sizeof(KeyOrder), KeyOrderCmp);
 	for (int k = 0; k < nz; k++)
 	{
 		int			i = order[k].i;
-		PairOrder	key;
-		PairOrder  *hit;
+		KeyOrder	key;
+		KeyOrder   *hit;
 		double		d = dist[i] < p.min_distance ? p.min_distance : dist[i];
 
 		cd.zone[k] = zone[i];
 		cd.log_a[k] = log(attr[i]);
 		cd.log_d[k] = log(d);
 		cd.demand[k] = demand[i];
-		key.zone = store[i];
+		key.key = store[i];
 		key.i = 0;
-		hit = bsearch(&key, sorted_obs, nos, sizeof(PairOrder), StoreKeyCmp);
+		hit = bsearch(&key, sorted_obs, nos, sizeof(KeyOrder), StoreKeyCmp);
 		cd.obs_index[k] = hit ? hit->i : -1;
 	}
 
@@ -2328,43 +2329,26 @@ typedef struct GridIndex
 	int		   *point;			/* the point at each sorted position */
 } GridIndex;
 
-typedef struct CellPoint
-{
-	int64		cell;
-	int			point;
-} CellPoint;
-
-static int
-CellPointCmp(const void *a, const void *b)
-{
-	const CellPoint *x = a;
-	const CellPoint *y = b;
-
-	if (x->cell != y->cell)
-		return x->cell < y->cell ? -1 : 1;
-	return x->point - y->point;
-}
-
 static void
 GridIndexBuild(GridIndex *gi, double radius, const double *lon, const double *lat, int n)
 {
-	CellPoint  *cp = palloc(sizeof(CellPoint) * (n > 0 ? n : 1));
+	KeyOrder   *cp = palloc(sizeof(KeyOrder) * (n > 0 ? n : 1));
 
 	SiteGridInit(&gi->g, radius);
 	for (int i = 0; i < n; i++)
 	{
 		HuffCheckLonLat(lon[i], lat[i]);
-		cp[i].cell = SiteGridPointCell(&gi->g, lon[i], lat[i]);
-		cp[i].point = i;
+		cp[i].key = SiteGridPointCell(&gi->g, lon[i], lat[i]);
+		cp[i].i = i;
 	}
-	qsort(cp, n, sizeof(CellPoint), CellPointCmp);
+	qsort(cp, n, sizeof(KeyOrder), KeyOrderCmp);
 	gi->n = n;
 	gi->cell = palloc(sizeof(int64) * (n > 0 ? n : 1));
 	gi->point = palloc(sizeof(int) * (n > 0 ? n : 1));
 	for (int i = 0; i < n; i++)
 	{
-		gi->cell[i] = cp[i].cell;
-		gi->point[i] = cp[i].point;
+		gi->cell[i] = cp[i].key;
+		gi->point[i] = cp[i].i;
 	}
 	pfree(cp);
 }
