@@ -865,6 +865,25 @@ RfmCustAddMoney(RfmCust *c, int64 m)
 				 errmsg("monetary sum is out of range")));
 }
 
+/* A sale day of the customer: widens first/last. */
+static inline void
+RfmCustSeeSale(RfmCust *c, DateADT day)
+{
+	c->first = Min(c->first, day);
+	c->last = Max(c->last, day);
+}
+
+/* Adds one partial record of a customer to another (orders too unless they are counted from order pairs). */
+static void
+RfmCustMerge(RfmCust *c, const RfmCust *b, bool add_orders)
+{
+	c->first = Min(c->first, b->first);
+	c->last = Max(c->last, b->last);
+	RfmCustAddMoney(c, b->money);
+	if (add_orders)
+		c->orders += b->orders;
+}
+
 /*
  * The state on the first row; afterwards checks that as_of and window_days stay the same. Their argument
  * positions differ by form; window_arg < 0 means the to-date form, which has no window.
@@ -958,12 +977,7 @@ RfmCollectLine(FunctionCallInfo fcinfo, bool text_id, bool is_numeric)
 		id = (uint64) PG_GETARG_INT64(3);
 	c = RfmPopCustomer(p, key);
 	if (m >= 0)
-	{
-		if (day < c->first)
-			c->first = day;
-		if (day > c->last)
-			c->last = day;
-	}
+		RfmCustSeeSale(c, day);
 	if (!RfmPopInWindow(p, day))
 		PG_RETURN_POINTER(p);
 	RfmCustAddMoney(c, m);
@@ -1046,12 +1060,7 @@ RfmCollectDaily(FunctionCallInfo fcinfo, bool is_numeric)
 		PG_RETURN_POINTER(p);
 	c = RfmPopCustomer(p, PG_GETARG_INT32(1));
 	if (orders > 0)
-	{
-		if (day < c->first)
-			c->first = day;
-		if (day > c->last)
-			c->last = day;
-	}
+		RfmCustSeeSale(c, day);
 	if (!RfmPopInWindow(p, day))
 		PG_RETURN_POINTER(p);
 	RfmCustAddMoney(c, m);
@@ -1117,8 +1126,6 @@ rfm_collect_td(PG_FUNCTION_ARGS)
 static void
 RfmPopMergeCustomer(RfmPop *a, const RfmCust *b, bool add_orders)
 {
-	RfmCust    *c;
-
 	if (a->list)
 	{
 		if (a->nlist == a->caplist)
@@ -1131,13 +1138,7 @@ RfmPopMergeCustomer(RfmPop *a, const RfmCust *b, bool add_orders)
 		a->list[a->nlist++] = *b;
 		return;
 	}
-	c = RfmPopCustomer(a, b->key);
-
-	c->first = Min(c->first, b->first);
-	c->last = Max(c->last, b->last);
-	RfmCustAddMoney(c, b->money);
-	if (add_orders)
-		c->orders += b->orders;
+	RfmCustMerge(RfmPopCustomer(a, b->key), b, add_orders);
 }
 
 static void
@@ -1347,14 +1348,7 @@ rfm_collect_final(PG_FUNCTION_ARGS)
 	for (int64 i = 0; i < n; i++)
 	{
 		if (kept > 0 && all[kept - 1].key == all[i].key)
-		{
-			RfmCust    *c = &all[kept - 1];
-
-			c->first = Min(c->first, all[i].first);
-			c->last = Max(c->last, all[i].last);
-			RfmCustAddMoney(c, all[i].money);
-			c->orders += all[i].orders;
-		}
+			RfmCustMerge(&all[kept - 1], &all[i], true);
 		else
 			all[kept++] = all[i];
 	}
