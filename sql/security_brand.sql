@@ -73,6 +73,8 @@ SELECT retail_mid.audience_count('@gb_b/gb_vip');
 INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
 SELECT 'gb_forged', 'gb_a', 1, 'x', 'x', retail_mid.rb_build(buyers), cardinality(buyers) FROM public.gb_ref WHERE brand = 'gb_b';
 INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
+VALUES ('gb_forged', 'gb_a', 1, 'x', 'x', '{}', 5);   -- a count that is not the snapshot's
+INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
 VALUES ('gb_forged', 'gb_b', 1, 'x', 'x', '{}', 0);
 INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers, created_by)
 VALUES ('gb_forged', 'gb_a', 1, 'x', 'x', '{}', 0, 'someone_else');

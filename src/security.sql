@@ -425,7 +425,7 @@ ALTER VIEW retail_mid.audience_member_brand OWNER TO retail_mid_view_owner;
 -- ----------------------------------------------------------------- grants (least privilege)
 -- Reference data readable by analysts and BI although it has no brand column: definitions and settings only,
 -- no rows of any brand. Every other relation without a brand column (group-wide customer data, job logs,
--- quality results that count rows of every brand, tables of domains without brands) is for admins only.
+-- tables of domains without brands) is for admins only.
 CREATE FUNCTION retail_mid.security_reference_relations()
 RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
