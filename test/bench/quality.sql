@@ -1,7 +1,8 @@
 -- Benchmark: the shipped order_line rule set (21 rules: NULL checks on 14 columns, a compound key, three
 -- ranges, accepted values, one regex, freshness) on a synthetic order line table, evaluated by
 -- retail_mid.quality_evaluate against (a) one SQL query per rule and (b) all rules as one statement with
--- FILTER clauses, in the same run on the same data. Rows: psql variable rows (default 10,000,000).
+-- FILTER clauses, in the same run on the same data; then once more with every rule judged per brand too
+-- (by_brand). Rows: psql variable rows (default 10,000,000).
 \set ON_ERROR_STOP on
 \if :{?rows}
 \else
