@@ -72,7 +72,7 @@ CREATE TABLE retail_mid.tag_definition (
     CONSTRAINT tag_definition_rule CHECK ((rule_sql IS NOT NULL AND source IS NULL AND expression IS NULL)
                                        OR (rule_sql IS NULL AND source IS NOT NULL AND expression IS NOT NULL))
 );
-COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, place in the taxonomy, owner and refresh schedule.';
+COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, scope (per brand or group-wide), place in the taxonomy, owner and refresh schedule.';
 COMMENT ON COLUMN retail_mid.tag_definition.tag_name IS 'Name used in tag expressions (no spaces or quotes).';
 COMMENT ON COLUMN retail_mid.tag_definition.level1 IS 'Taxonomy level 1 (with level2..level4 a path of retail_mid.tag_taxonomy).';
 COMMENT ON COLUMN retail_mid.tag_definition.level2 IS 'Taxonomy level 2.';
@@ -80,8 +80,8 @@ COMMENT ON COLUMN retail_mid.tag_definition.level3 IS 'Taxonomy level 3, '''' wh
 COMMENT ON COLUMN retail_mid.tag_definition.level4 IS 'Taxonomy level 4, '''' when unused.';
 COMMENT ON COLUMN retail_mid.tag_definition.description IS 'What the tag means.';
 COMMENT ON COLUMN retail_mid.tag_definition.value_type IS 'boolean (values true/false), enum (text values) or numeric (range predicates).';
-COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value; customers it does not return have no value. Each such tag costs one scan. NULL when source and expression are used.';
-COMMENT ON COLUMN retail_mid.tag_definition.source IS 'A table or view name, or a parenthesised SELECT, with a customer_key column and one row per customer: all enabled tags with the same source text are evaluated in one scan of it.';
+COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value (and, for a tag of scope brand, a column named brand after them); customers it does not return have no value. Each such tag costs one scan. NULL when source and expression are used.';
+COMMENT ON COLUMN retail_mid.tag_definition.source IS 'A table or view name, or a parenthesised SELECT, with a customer_key column and one row per customer (tags of scope brand: a brand column and one row per brand and customer): all enabled tags with the same source text and scope are evaluated in one scan of it.';
 COMMENT ON COLUMN retail_mid.tag_definition.expression IS 'SQL expression over the columns of source giving the value; NULL means no value.';
 COMMENT ON COLUMN retail_mid.tag_definition.numeric_scale IS 'Numeric tags: values are stored rounded to this many decimals, and the bit-sliced index holds value * 10^numeric_scale as int8.';
 COMMENT ON COLUMN retail_mid.tag_definition.owner IS 'Who maintains the tag.';
@@ -102,7 +102,7 @@ CREATE TABLE retail_mid.tag_value (
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 );
 CREATE UNIQUE INDEX tag_value_current ON retail_mid.tag_value (tag_name, brand, customer_key) WHERE valid_to IS NULL;
-CREATE INDEX tag_value_numeric ON retail_mid.tag_value (tag_name, brand, numeric_value) WHERE valid_to IS NULL;
+CREATE INDEX tag_value_numeric ON retail_mid.tag_value (tag_name, numeric_value) WHERE valid_to IS NULL;
 COMMENT ON TABLE retail_mid.tag_value IS 'Tag values per (brand, customer) with history: the current value has valid_to NULL; a change closes the old row and opens a new one.';
 COMMENT ON COLUMN retail_mid.tag_value.tag_name IS 'The tag.';
 COMMENT ON COLUMN retail_mid.tag_value.brand IS 'Brand whose data gave the value (tags of scope brand); ''*'' for the group-wide value of a tag of scope group.';
@@ -501,9 +501,10 @@ BEGIN
             UNION ALL
             SELECT u.tag_name, u.value, '*', u.b, retail_mid.rb_cardinality(u.b)
               FROM (SELECT v.tag_name, v.value, retail_mid.rb_build_agg(v.customer_key) AS b
-                      FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
-                     WHERE v.tag_name = ANY (changed) AND v.valid_to IS NULL AND d.value_type <> 'numeric'
-                       AND d.scope = 'brand' AND v.brand <> '*'
+                      FROM retail_mid.tag_value v
+                     WHERE v.tag_name = ANY (ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
+                                                    WHERE d.tag_name = ANY (changed) AND d.scope = 'brand' AND d.value_type <> 'numeric'))
+                       AND v.valid_to IS NULL AND v.brand <> '*'
                      GROUP BY v.tag_name, v.value) u;
             INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
             SELECT v.tag_name, v.brand, d.numeric_scale, min(v.numeric_value), max(v.numeric_value), count(*),

@@ -51,8 +51,9 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.secure_brand_table(regclass) IS 'Enables row-level security on a table with a brand column, with the brand_isolation policy (rows of brands the user is entitled to).';
 
--- Which customers belong to which brand: the scope of the group-wide customer tables (customer keys, tag
--- values and bitmaps, OneID, audiences), through the customer_scope policies and the brand-scoped views.
+-- Which customers belong to which brand: the scope of the group-wide customer tables (customer keys, the values
+-- and bitmaps of group tags shared with brands, OneID, audiences), through the customer_scope and
+-- shared_group_values policies and the brand-scoped views.
 CREATE TABLE retail_mid.customer_brand (
     brand        text NOT NULL,
     customer_key int4 NOT NULL,
