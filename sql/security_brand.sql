@@ -15,8 +15,8 @@ VALUES ('gb_a', 'device_id', 'gb-dev-1', '2031-03-20 10:00', 'view', 2), ('gb_a'
        ('gb_b', 'device_id', 'gb-dev-2', '2031-03-20 10:00', 'view', 1);
 SELECT retail_mid.refresh('2031-03-01', '2031-03-30') > 0 AS refreshed;
 SELECT retail_mid.assign_customer_keys(ARRAY['device_id', 'device_id'], ARRAY['gb-dev-1', 'gb-dev-2']) AS device_keys;
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
-VALUES ('gb_buyer', '其他', '其他', 'boolean', 'SELECT DISTINCT customer_key, true FROM retail_mid.dws_trade_customer_td WHERE brand IN (''gb_a'', ''gb_b'')');
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, scope, rule_sql)
+VALUES ('gb_buyer', '其他', '其他', 'boolean', 'brand', 'SELECT DISTINCT customer_key, true, brand FROM retail_mid.dws_trade_customer_td WHERE brand IN (''gb_a'', ''gb_b'')');
 SELECT retail_mid.evaluate_tags(ARRAY['gb_buyer']) > 0 AS tagged;
 RESET client_min_messages;
 SELECT brand, count(*) AS customers FROM retail_mid.customer_brand WHERE brand LIKE 'gb\_%' GROUP BY brand ORDER BY brand;
@@ -35,7 +35,7 @@ INSERT INTO retail_mid.brand_entitlement VALUES ('gb_alice', 'gb_a'), ('gb_ab', 
 CREATE TABLE public.gb_ref AS
 SELECT cb.brand, array_agg(DISTINCT t.customer_key ORDER BY t.customer_key) AS buyers
   FROM retail_mid.dws_trade_customer_td t JOIN retail_mid.customer_brand cb ON cb.customer_key = t.customer_key
- WHERE t.brand IN ('gb_a', 'gb_b') AND cb.brand IN ('gb_a', 'gb_b') GROUP BY cb.brand;
+ WHERE t.brand IN ('gb_a', 'gb_b') AND cb.brand = t.brand GROUP BY cb.brand;  -- gb_buyer is a brand tag: a brand's buyers
 GRANT SELECT ON public.gb_ref TO gb_alice, gb_carol, gb_bea, gb_dave;
 SELECT brand, cardinality(buyers) AS buyers FROM public.gb_ref ORDER BY brand;
 

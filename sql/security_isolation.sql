@@ -23,12 +23,17 @@ INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantit
 SELECT brand, order_id, 1, 'sku1', 1, CASE WHEN brand = 'iso_a' THEN 10 ELSE 1000 END FROM retail_mid.ods_order WHERE brand LIKE 'iso\_%';
 SELECT retail_mid.refresh('2032-01-01', '2032-01-31') > 0 AS refreshed;
 SELECT brand, count(*) AS customers FROM retail_mid.customer_brand WHERE brand LIKE 'iso\_%' GROUP BY brand ORDER BY brand;
--- a tag, a saved audience, OneID persons (iso_a1 and iso_b1 are one person) and a generated metric table
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
-VALUES ('iso_buyer', '其他', '其他', 'boolean', 'SELECT DISTINCT customer_key, true FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%''');
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
-VALUES ('iso_orders', '其他', '其他', 'numeric', 'SELECT customer_key, sum(orders) FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%'' GROUP BY 1');
-SELECT retail_mid.evaluate_tags(ARRAY['iso_buyer', 'iso_orders']) AS tag_rows;
+-- tags: two of scope brand (a value per brand and customer), the seed brand tag monetary_td (net amount to date
+-- in the brand: iso_shared spent 10 at iso_a and 1000 at iso_b), and two group tags summing orders over both
+-- brands, one shared with brands by the administrator and one not; a saved audience, OneID persons (iso_a1
+-- and iso_b1 are one person) and a generated metric table
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql, scope)
+VALUES ('iso_buyer', '其他', '其他', 'boolean', 'SELECT customer_key, true, brand FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%''', 'brand'),
+       ('iso_orders', '其他', '其他', 'numeric', 'SELECT customer_key, orders, brand FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%''', 'brand');
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql, shared_with_brands)
+VALUES ('iso_group_orders', '其他', '其他', 'numeric', 'SELECT customer_key, sum(orders) FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%'' GROUP BY 1', true),
+       ('iso_group_hidden', '其他', '其他', 'boolean', 'SELECT customer_key, sum(orders) >= 2 FROM retail_mid.dws_trade_customer_td WHERE brand LIKE ''iso\_%'' GROUP BY 1', false);
+SELECT retail_mid.evaluate_tags(ARRAY['iso_buyer', 'iso_orders', 'iso_group_orders', 'iso_group_hidden', 'monetary_td']) > 0 AS tags_written;
 SELECT retail_mid.save_audience('iso_all', 'iso_buyer') AS version;
 INSERT INTO retail_mid.oneid_person_map (customer_key, person_key)
 SELECT k.customer_key, (SELECT customer_key FROM retail_mid.customer_key WHERE id_type = 'member_id' AND id_value = 'iso_a1')
@@ -48,11 +53,24 @@ INSERT INTO retail_mid.quality_rule (rule_name, table_name, column_name, templat
 VALUES ('iso_store_known', 'retail_mid.ods_order', 'store_id', 'not_null', true);
 SELECT retail_mid.quality_evaluate('retail_mid.ods_order', '2032-01-31 12:00+00') > 0 AS quality_evaluated;
 RESET client_min_messages;
--- what the superuser sees: both brands
+-- what the superuser sees: both brands; a brand tag's group-wide answer is the union over brands (a customer
+-- counts when the predicate holds in some brand), checked against plain SQL
 SELECT retail_mid.audience_count('iso_buyer') AS audience_all_brands, retail_mid.audience_count('iso_orders >= 2') AS two_orders,
-       retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order;
+       retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order, retail_mid.audience_count('iso_group_orders >= 2') AS two_orders_group;
+SELECT count(DISTINCT customer_key) AS all_brands_sql, count(DISTINCT customer_key) FILTER (WHERE orders >= 2) AS two_orders_sql,
+       count(DISTINCT customer_key) FILTER (WHERE orders BETWEEN 1 AND 1.5) AS one_order_sql,
+       (SELECT count(*) FROM (SELECT 1 FROM retail_mid.dws_trade_customer_td WHERE brand LIKE 'iso\_%' GROUP BY customer_key HAVING sum(orders) >= 2) x) AS two_orders_group_sql
+  FROM retail_mid.dws_trade_customer_td WHERE brand LIKE 'iso\_%';
+SELECT v.brand, count(*) AS values, count(*) FILTER (WHERE v.numeric_value = d.net_amount) AS equal_to_brand_net_amount
+  FROM retail_mid.tag_value v JOIN retail_mid.dws_trade_customer_td d ON d.brand = v.brand AND d.customer_key = v.customer_key
+ WHERE v.tag_name = 'monetary_td' AND v.valid_to IS NULL AND v.brand LIKE 'iso\_%' GROUP BY 1 ORDER BY 1;
+SELECT retail_mid.audience_count('monetary_td >= 500 AND iso_buyer') AS spent_500_some_brand,
+       (SELECT count(DISTINCT customer_key) FROM retail_mid.dws_trade_customer_td WHERE brand LIKE 'iso\_%' AND net_amount >= 500) AS sql;
 SELECT brand, sum(iso_amount_30d) AS amount, max(iso_buyers_td) AS max_store_buyers FROM retail_mid.dws_metric_iso_store WHERE dt = '2032-01-31' AND brand LIKE 'iso\_%' GROUP BY brand ORDER BY brand;
-SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer' ORDER BY brand;  -- no entitlement yet: group row only
+-- a brand tag's bitmaps: each brand's own and their union ('*'); a shared group tag: no entitlement yet, so its
+-- group row only
+SELECT tag_name, brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name IN ('iso_buyer', 'iso_group_hidden') ORDER BY 1, 2;
+SELECT tag_name, brand, customers, min_value, max_value FROM retail_mid.tag_bsi WHERE tag_name IN ('iso_orders', 'iso_group_orders') ORDER BY 1, 2;
 
 -- users: an analyst and a BI user entitled to iso_a only; the keys of iso_a's customers as the reference
 CREATE ROLE iso_analyst LOGIN IN ROLE retail_mid_analyst;
@@ -60,16 +78,20 @@ CREATE ROLE iso_bi LOGIN IN ROLE retail_mid_bi;
 INSERT INTO retail_mid.brand_entitlement VALUES ('iso_analyst', 'iso_a'), ('iso_bi', 'iso_a');
 CREATE TABLE public.iso_a_keys AS SELECT customer_key FROM retail_mid.customer_brand WHERE brand = 'iso_a';
 GRANT SELECT ON public.iso_a_keys TO iso_analyst, iso_bi;
--- the entitlements added the brand rows of the tag bitmaps (iso_a's customers, iso_shared included)
-SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer' ORDER BY brand;
+-- the entitlements added the brand rows of the shared group tag (iso_a's customers, iso_shared included), not
+-- of the unshared one; the brand tag's rows do not depend on entitlements
+SELECT tag_name, brand, customers FROM retail_mid.tag_bsi WHERE tag_name IN ('iso_orders', 'iso_group_orders') ORDER BY 1, 2;
+SELECT tag_name, brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name IN ('iso_buyer', 'iso_group_hidden') ORDER BY 1, 2;
 
 -- Every relation of the schema (the extension's and the ones it generated), classified for the current user:
--- not readable; brand-isolated (no row of another brand, and how many of iso_a); customer-scoped (no
--- customer outside iso_a's); reference data (definitions without rows of any brand); anything else is a leak.
+-- not readable; brand-isolated (no row of another brand, and how many of iso_a; group-wide '*' rows only where a
+-- policy shares them: the settings defaults, and the values of shared group tags for iso_a's customers);
+-- customer-scoped (no customer outside iso_a's); reference data (definitions without rows of any brand);
+-- anything else is a leak.
 CREATE FUNCTION public.iso_probe() RETURNS TABLE (relation text, member text, outcome text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r record; other bigint; own bigint; shared boolean;
+    r record; other bigint; own bigint; shared boolean; group_shared boolean; star bigint;
 BEGIN
     FOR r IN SELECT c.oid::regclass AS rel, c.relname::text AS relname,
                     CASE WHEN EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'
@@ -86,9 +108,15 @@ BEGIN
                 IF r.has_brand THEN
                     -- '*' rows are shared defaults only where a brand_defaults policy says so (settings tables)
                     shared := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.rel AND p.polname = 'brand_defaults');
-                    EXECUTE format('SELECT count(*) FILTER (WHERE brand IS DISTINCT FROM ''iso_a'' AND NOT ($1 AND brand = ''*'')), count(*) FILTER (WHERE brand = ''iso_a'') FROM %s', r.rel)
-                       INTO other, own USING shared;
+                    -- group-wide values of shared group tags: only of iso_a's customers, only of shared tags
+                    group_shared := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = r.rel AND p.polname = 'shared_group_values');
+                    EXECUTE format('SELECT count(*) FILTER (WHERE brand IS DISTINCT FROM ''iso_a'' AND NOT ($1 AND brand = ''*'') AND NOT (brand = ''*'' AND %s)), '
+                                   'count(*) FILTER (WHERE brand = ''iso_a''), count(*) FILTER (WHERE brand = ''*'') FROM %s',
+                                   CASE WHEN group_shared THEN 'customer_key IN (SELECT customer_key FROM public.iso_a_keys) AND tag_name IN (SELECT tag_name FROM retail_mid.tag_definition WHERE shared_with_brands)'
+                                        ELSE 'false' END, r.rel)
+                       INTO other, own, star USING shared;
                     outcome := CASE WHEN other = 0 THEN format('brand-isolated, %s rows of iso_a', own) || CASE WHEN shared THEN ' (and the shared ''*'' defaults)' ELSE '' END
+                                                        || CASE WHEN group_shared THEN format(' (and %s group-wide values of shared tags for iso_a customers)', star) ELSE '' END
                                     ELSE format('LEAK: %s rows of other brands', other) END;
                 ELSIF r.has_customer THEN
                     EXECUTE format('SELECT count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)), count(*) FROM %s', r.rel) INTO other, own;
@@ -186,13 +214,63 @@ RESET ROLE;
 SET ROLE iso_analyst;
 SELECT retail_mid.audience_count('iso_buyer') AS buyers, retail_mid.audience_count('NOT iso_buyer') AS not_buyers;
 SELECT retail_mid.rb_to_array(retail_mid.audience('iso_buyer')) = (SELECT array_agg(customer_key ORDER BY customer_key) FROM public.iso_a_keys) AS audience_is_iso_a;
--- numeric tags (whole buckets and the boundary filtered from tag_value, both scoped): iso_shared's value counts
--- its orders of both brands, because the tag's rule sums over brands (a tag is defined group-wide)
+-- numeric brand tags: iso_shared's value is its orders at iso_a only (1), not at both brands
 SELECT retail_mid.audience_count('iso_orders >= 2') AS two_orders, retail_mid.audience_count('iso_orders BETWEEN 1 AND 1.5') AS one_order,
        retail_mid.audience_count('iso_orders > 0 AND NOT iso_orders >= 2') AS one_order_too;
 SELECT brand, tag_value, customers FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_buyer';
 SELECT count(*) AS tag_values, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
   FROM retail_mid.tag_value WHERE tag_name = 'iso_buyer';
+RESET ROLE;
+-- monetary_td (scope brand) as the analyst: exactly iso_a's net amount to date, against plain SQL over
+-- dws_trade_customer_td WHERE brand = 'iso_a' computed by the superuser (iso_shared: 10 at iso_a, not 1010)
+CREATE TABLE public.iso_a_monetary AS SELECT customer_key, net_amount FROM retail_mid.dws_trade_customer_td WHERE brand = 'iso_a';
+GRANT SELECT ON public.iso_a_monetary TO iso_analyst;
+SELECT count(*) AS iso_a_rows, sum(net_amount) AS iso_a_net_amount, count(*) FILTER (WHERE net_amount >= 500) AS iso_a_500 FROM public.iso_a_monetary;
+SET ROLE iso_analyst;
+SELECT (SELECT count(*) FROM retail_mid.tag_value WHERE tag_name = 'monetary_td' AND valid_to IS NULL) AS values_seen,
+       (SELECT count(*) FROM (SELECT customer_key, numeric_value FROM retail_mid.tag_value WHERE tag_name = 'monetary_td' AND valid_to IS NULL
+                              EXCEPT SELECT customer_key, round(net_amount, 2) FROM public.iso_a_monetary) x) AS not_iso_a,
+       (SELECT count(*) FROM (SELECT customer_key, round(net_amount, 2) FROM public.iso_a_monetary
+                              EXCEPT SELECT customer_key, numeric_value FROM retail_mid.tag_value WHERE tag_name = 'monetary_td' AND valid_to IS NULL) x) AS missing;
+SELECT e, retail_mid.audience_count(e) AS audience_count, (SELECT count(*) FROM public.iso_a_monetary WHERE net_amount >= t) AS plain_sql
+  FROM (VALUES ('monetary_td >= 500', 500), ('monetary_td >= 5', 5), ('monetary_td >= 10.01', 10.01)) v(e, t);
+SELECT retail_mid.audience_count('monetary_td >= 500', 'iso_a') AS in_brand_a, sum(numeric_value) AS tag_value_brand_sum,
+       retail_mid.tag_percentile('monetary_td', 1) AS max_seen, retail_mid.tag_percentile('monetary_td', 1, 'iso_a') AS max_of_a
+  FROM retail_mid.tag_value_brand WHERE tag_name = 'monetary_td';
+SELECT min(brand) AS brand, min(scope) AS scope, count(*) AS rows FROM retail_mid.tag_value_brand WHERE tag_name = 'monetary_td';
+SELECT retail_mid.audience_count('monetary_td >= 500', 'iso_b');
+-- a group tag not shared with brands: no value, no bitmap, no percentile, and a clear error instead of an empty audience
+SELECT (SELECT count(*) FROM retail_mid.tag_value WHERE tag_name = 'iso_group_hidden') AS values_seen,
+       (SELECT count(*) FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_group_hidden') AS brand_view_rows,
+       (SELECT count(*) FROM retail_mid.tag_bitmap WHERE tag_name = 'iso_group_hidden') AS bitmaps_seen;
+SELECT retail_mid.audience_count('iso_group_hidden');
+SELECT retail_mid.audience_count('iso_buyer AND NOT iso_group_hidden', 'iso_a');
+-- a shared group tag: its group-wide values for iso_a's customers (iso_shared: 2 orders over both brands, by
+-- the administrator's decision to share a group-wide tag), nobody else's
+SELECT brand, count(*) AS values_seen, sum(numeric_value) AS orders, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
+  FROM retail_mid.tag_value WHERE tag_name = 'iso_group_orders' AND valid_to IS NULL GROUP BY brand;
+SELECT brand, scope, count(*) AS rows, sum(numeric_value) AS orders FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_group_orders' GROUP BY 1, 2;
+SELECT retail_mid.audience_count('iso_group_orders >= 2') AS two_orders_group, retail_mid.audience_count('iso_group_orders >= 1') AS any_orders_group,
+       retail_mid.tag_percentile('iso_group_orders', 1) AS max_seen;
+RESET ROLE;
+-- withdrawing the sharing hides it at once (values and bitmaps)
+UPDATE retail_mid.tag_definition SET shared_with_brands = false WHERE tag_name = 'iso_group_orders';
+SELECT brand, count(*) AS bsi_rows FROM retail_mid.tag_bsi WHERE tag_name = 'iso_group_orders' GROUP BY 1 ORDER BY 1;
+SET ROLE iso_analyst;
+SELECT (SELECT count(*) FROM retail_mid.tag_value WHERE tag_name = 'iso_group_orders') AS values_seen,
+       (SELECT count(*) FROM retail_mid.tag_bsi WHERE tag_name = 'iso_group_orders') AS bsi_seen;
+SELECT retail_mid.tag_percentile('iso_group_orders', 1);
+RESET ROLE;
+UPDATE retail_mid.tag_definition SET shared_with_brands = true WHERE tag_name = 'iso_group_orders';
+-- an administrator (not a superuser) gets the group-wide answers: the union over brands for brand tags
+CREATE ROLE iso_admin IN ROLE retail_mid_admin;
+SET ROLE iso_admin;
+SELECT retail_mid.audience_count('monetary_td >= 500 AND iso_buyer') AS spent_500_some_brand,
+       retail_mid.audience_count('monetary_td >= 500 AND iso_buyer', 'iso_a') AS in_iso_a, retail_mid.audience_count('monetary_td >= 500 AND iso_buyer', 'iso_b') AS in_iso_b,
+       retail_mid.audience_count('iso_group_hidden') AS group_hidden;
+RESET ROLE;
+DROP ROLE iso_admin;
+SET ROLE iso_analyst;
 SELECT retail_mid.rb_cardinality(retail_mid.customer_universe()) AS universe;
 SELECT retail_mid.audience_count('@iso_all');
 SELECT retail_mid.save_audience('iso_mine', 'iso_buyer');   -- group-wide: admins only
@@ -204,7 +282,7 @@ SELECT audience_name, audience_brand, brand, count(*) AS members, count(*) FILTE
   FROM retail_mid.audience_member_brand WHERE audience_name LIKE 'iso\_%' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 -- quality: iso_a's result of the per-brand rule only
 SELECT brand, rule_name, rows_checked, observed FROM retail_mid.quality_result WHERE rule_name = 'iso_store_known';
-SELECT brand, count(*) AS tagged FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_buyer' GROUP BY brand;
+SELECT brand, scope, count(*) AS tagged FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_buyer' GROUP BY brand, scope;
 SELECT brand, count(*) AS keys, count(DISTINCT person_key) AS persons FROM retail_mid.oneid_person_brand
  WHERE customer_key IN (SELECT customer_key FROM public.iso_a_keys) GROUP BY brand;
 SELECT count(*) AS persons_outside_a FROM retail_mid.oneid_person_brand WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys);
@@ -220,9 +298,10 @@ RESET ROLE;
 
 -- clean up
 DROP FUNCTION public.iso_probe(), public.iso_call_probe();
-DROP TABLE public.iso_a_keys;
+DROP TABLE public.iso_a_keys, public.iso_a_monetary;
 DELETE FROM retail_mid.brand_entitlement WHERE brand LIKE 'iso\_%';
-SELECT count(*) AS brand_rows_left FROM retail_mid.tag_bitmap WHERE brand LIKE 'iso\_%';
+-- the shared group tag's brand rows go with the entitlements; the brand tags' rows stay (they are the brand's data)
+SELECT tag_name, count(*) AS brand_rows_left FROM retail_mid.tag_bsi WHERE brand LIKE 'iso\_%' AND tag_name LIKE 'iso\_%' GROUP BY 1 ORDER BY 1;
 DROP ROLE iso_analyst, iso_bi;
 DELETE FROM retail_mid.metric_derived WHERE granularity LIKE 'iso\_%';
 DELETE FROM retail_mid.metric_granularity WHERE granularity LIKE 'iso\_%';
@@ -232,7 +311,7 @@ DELETE FROM retail_mid.oneid_person_map WHERE customer_key IN (SELECT customer_k
 DELETE FROM retail_mid.audience_package WHERE name IN ('iso_all', 'iso_mine');
 DELETE FROM retail_mid.quality_result WHERE rule_name = 'iso_store_known';
 DELETE FROM retail_mid.quality_rule WHERE rule_name = 'iso_store_known';
-DELETE FROM retail_mid.tag_definition WHERE tag_name IN ('iso_buyer', 'iso_orders');
+DELETE FROM retail_mid.tag_definition WHERE tag_name IN ('iso_buyer', 'iso_orders', 'iso_group_orders', 'iso_group_hidden');
 DELETE FROM retail_mid.ods_order_line WHERE brand LIKE 'iso\_%';
 DELETE FROM retail_mid.ods_order WHERE brand LIKE 'iso\_%';
 DELETE FROM retail_mid.ods_customer_identifier WHERE brand LIKE 'iso\_%';

@@ -21,6 +21,7 @@ typedef struct TeEval
 {
 	const char *src;			/* the expression, for error positions */
 	RbHandle   *universe;		/* fetched on the first NOT */
+	text	   *brand;			/* brand context (audience(expr, brand)): brand tags read this brand's rows; or NULL */
 } TeEval;
 
 static void *
@@ -126,22 +127,37 @@ te_fetch(const char *sql, int nargs, Oid *types, Datum *values)
 	return RbFromDatum(d);
 }
 
-/* value_type of a tag, or an error pointing at the tag when it is not defined. */
+/*
+ * value_type of a tag, or an error pointing at the tag when it is not defined, or when it is a group tag that
+ * is not shared with brands and the caller may not read group-wide rows (an empty answer would look like "no
+ * customer matches"). *by_brand: the tag is of scope brand.
+ */
 static char
-te_tag_type(TeEval *ev, const TagExprNode *n)
+te_tag_type(TeEval *ev, const TagExprNode *n, bool *by_brand)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(n->tag)};
 	int			rc;
 	char	   *t;
+	bool		isnull;
 
-	rc = SPI_execute_with_args("SELECT value_type FROM retail_mid.tag_definition WHERE tag_name = $1",
+	rc = SPI_execute_with_args("SELECT value_type, scope = 'brand', "
+							   "scope = 'group' AND NOT shared_with_brands AND NOT retail_mid.brand_visible('*') "
+							   "FROM retail_mid.tag_definition WHERE tag_name = $1",
 							   1, types, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tag lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "tag \"%s\" does not exist", n->tag);
 	t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	*by_brand = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tag \"%s\" is group-wide and not shared with brands", n->tag),
+				 errdetail("Its values are computed from the data of every brand; only administrators read them."),
+				 errhint("An administrator can share it: UPDATE retail_mid.tag_definition SET shared_with_brands = true WHERE tag_name = '%s'.",
+						 n->tag)));
 	return t[0];				/* b(oolean), e(num), n(umeric) */
 }
 
@@ -157,24 +173,36 @@ te_bool_text(TeEval *ev, const TagExprNode *n, const TagExprValue *v)
 	return b ? "true" : "false";
 }
 
-/* Bitmap of customers whose enumerated/boolean tag has one of the values (all values when nvals < 0). */
+/*
+ * Bitmap of customers whose enumerated/boolean tag has one of the values (all values when nvals < 0): the OR of
+ * the rows the caller may read (row-level security), or, in a brand context for a brand tag, of that brand's row.
+ */
 static RbHandle *
-te_enum(TeEval *ev, const TagExprNode *n, char type, const TagExprValue *vals, int nvals)
+te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExprValue *vals, int nvals)
 {
-	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
-	Datum		values[2];
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[3];
 	Datum	   *elems;
+	bool		in_brand = by_brand && ev->brand != NULL;
 
 	values[0] = CStringGetTextDatum(n->tag);
+	values[2] = PointerGetDatum(ev->brand);
 	if (nvals < 0)
-		return te_fetch("SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1",
-						1, types, values);
+	{
+		values[1] = values[2];
+		types[1] = TEXTOID;
+		return te_fetch(in_brand ? "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1 AND brand = $2"
+						: "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1",
+						in_brand ? 2 : 1, types, values);
+	}
 	elems = palloc(sizeof(Datum) * Max(nvals, 1));
 	for (int i = 0; i < nvals; i++)
 		elems[i] = CStringGetTextDatum(type == 'b' ? te_bool_text(ev, n, &vals[i]) : vals[i].text);
 	values[1] = PointerGetDatum(construct_array(elems, nvals, TEXTOID, -1, false, TYPALIGN_INT));
-	return te_fetch("SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
-					"WHERE tag_name = $1 AND tag_value = ANY ($2)", 2, types, values);
+	return te_fetch(in_brand ? "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
+					"WHERE tag_name = $1 AND tag_value = ANY ($2) AND brand = $3"
+					: "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
+					"WHERE tag_name = $1 AND tag_value = ANY ($2)", in_brand ? 3 : 2, types, values);
 }
 
 /*
@@ -183,23 +211,26 @@ te_enum(TeEval *ev, const TagExprNode *n, char type, const TagExprValue *vals, i
  * answer is exact for the stored values), then O'Neil-Quass range evaluation on the slices. Caller is in SPI.
  */
 static RbHandle *
-TagNumericRange(const char *tag, Numeric lo, bool lo_incl, Numeric hi, bool hi_incl)
+TagNumericRange(const char *tag, text *brand, Numeric lo, bool lo_incl, Numeric hi, bool hi_incl)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tag)};
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tag), PointerGetDatum(brand)};
+	char		nulls[2] = {' ', brand == NULL ? 'n' : ' '};
 	int			rc;
 	RbHandle   *result = RbNew();
 	SPITupleTable *rows;
 	uint64		nrows;
 
 	/*
-	 * One index per brand row the caller may read (row-level security): the group-wide one for admins, the
-	 * entitled brands' own for analysts; the answer is the union of their ranges.
+	 * One index per brand row the caller may read (row-level security): the group-wide one of a group tag for
+	 * admins, the entitled brands' own for analysts; the answer is the union of their ranges. In a brand context
+	 * ($2 not NULL) a brand tag reads that brand's index only.
 	 */
 	rc = SPI_execute_with_args("SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
 							   "LEFT JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
+							   "AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
 							   "WHERE d.tag_name = $1 AND d.value_type = 'numeric'",
-							   1, types, values, NULL, true, 0);
+							   2, types, values, nulls, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -255,7 +286,7 @@ static RbHandle *
 te_numeric(TeEval *ev, const TagExprNode *n, const TagExprValue *lo, bool lo_incl,
 		   const TagExprValue *hi, bool hi_incl)
 {
-	return TagNumericRange(n->tag, te_number(ev, n, lo), lo_incl, te_number(ev, n, hi), hi_incl);
+	return TagNumericRange(n->tag, ev->brand, te_number(ev, n, lo), lo_incl, te_number(ev, n, hi), hi_incl);
 }
 
 PG_FUNCTION_INFO_V1(tag_numeric_range);
@@ -274,7 +305,7 @@ tag_numeric_range(PG_FUNCTION_ARGS)
 	tag = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	h = TagNumericRange(tag, PG_ARGISNULL(1) ? NULL : PG_GETARG_NUMERIC(1), PG_GETARG_BOOL(2),
+	h = TagNumericRange(tag, NULL, PG_ARGISNULL(1) ? NULL : PG_GETARG_NUMERIC(1), PG_GETARG_BOOL(2),
 						PG_ARGISNULL(3) ? NULL : PG_GETARG_NUMERIC(3), PG_GETARG_BOOL(4));
 	MemoryContextSwitchTo(outer);
 	out = RbToVarlena(h->rb);
@@ -310,6 +341,7 @@ te_eval(TeEval *ev, const TagExprNode *n)
 	RbHandle   *l;
 	RbHandle   *r;
 	char		type;
+	bool		by_brand;
 
 	check_stack_depth();
 	CHECK_FOR_INTERRUPTS();
@@ -369,7 +401,7 @@ te_eval(TeEval *ev, const TagExprNode *n)
 	}
 
 	/* predicates */
-	type = te_tag_type(ev, n);
+	type = te_tag_type(ev, n, &by_brand);
 	if (type == 'n')
 	{
 		const TagExprValue *v = n->values;
@@ -430,20 +462,20 @@ te_eval(TeEval *ev, const TagExprNode *n)
 			{
 				TagExprValue t = {"true", false, false};
 
-				return te_enum(ev, n, type, &t, 1);
+				return te_enum(ev, n, type, by_brand, &t, 1);
 			}
 		case TE_CMP:
 			if (n->op != TE_EQ && n->op != TE_NE)
 				te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
 						 "tag \"%s\" is not numeric; use = <> or IN", n->tag);
-			l = te_enum(ev, n, type, n->values, 1);
+			l = te_enum(ev, n, type, by_brand, n->values, 1);
 			if (n->op == TE_NE)
-				return te_minus(te_enum(ev, n, type, NULL, -1), l);
+				return te_minus(te_enum(ev, n, type, by_brand, NULL, -1), l);
 			return l;
 		case TE_IN:
-			l = te_enum(ev, n, type, n->values, n->nvalues);
+			l = te_enum(ev, n, type, by_brand, n->values, n->nvalues);
 			if (n->negated)
-				return te_minus(te_enum(ev, n, type, NULL, -1), l);
+				return te_minus(te_enum(ev, n, type, by_brand, NULL, -1), l);
 			return l;
 		case TE_BETWEEN:
 			te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
@@ -456,19 +488,37 @@ te_eval(TeEval *ev, const TagExprNode *n)
 	return NULL;
 }
 
-/* Evaluates the expression; the result is serialised in the caller's memory context. */
+/*
+ * Evaluates the expression (in the context of a brand when brand is not NULL); the result is serialised in the
+ * caller's memory context.
+ */
 static struct varlena *
-te_audience(text *expr, int64 *count)
+te_audience(text *expr, text *brand, int64 *count)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	char	   *src;
 	TagExprNode *tree = te_parse_text(expr, &src);
-	TeEval		ev = {src, NULL};
+	TeEval		ev = {src, NULL, brand};
 	RbHandle   *result;
 	struct varlena *out = NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (brand != NULL)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {PointerGetDatum(brand)};
+		bool		isnull;
+		int			rc;
+
+		rc = SPI_execute_with_args("SELECT retail_mid.brand_visible($1)", 1, types, values, NULL, true, 1);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "brand visibility check failed: %s", SPI_result_code_string(rc));
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("brand \"%s\" is not visible to the current user", text_to_cstring(brand))));
+	}
 	result = te_eval(&ev, tree);
 	if (count != NULL)
 		*count = (int64) roaring_bitmap_get_cardinality(result->rb);
@@ -487,7 +537,7 @@ PG_FUNCTION_INFO_V1(audience);
 Datum
 audience(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(te_audience(PG_GETARG_TEXT_PP(0), NULL));
+	PG_RETURN_POINTER(te_audience(PG_GETARG_TEXT_PP(0), NULL, NULL));
 }
 
 PG_FUNCTION_INFO_V1(audience_count);
@@ -496,7 +546,25 @@ audience_count(PG_FUNCTION_ARGS)
 {
 	int64		c;
 
-	te_audience(PG_GETARG_TEXT_PP(0), &c);
+	te_audience(PG_GETARG_TEXT_PP(0), NULL, &c);
+	PG_RETURN_INT64(c);
+}
+
+PG_FUNCTION_INFO_V1(audience_in_brand);
+/* audience(expression, brand): brand tags answer with that brand's values; group tags as without a brand. */
+Datum
+audience_in_brand(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(te_audience(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_P_COPY(1), NULL));
+}
+
+PG_FUNCTION_INFO_V1(audience_count_in_brand);
+Datum
+audience_count_in_brand(PG_FUNCTION_ARGS)
+{
+	int64		c;
+
+	te_audience(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_P_COPY(1), &c);
 	PG_RETURN_INT64(c);
 }
 

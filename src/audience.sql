@@ -65,11 +65,14 @@ CREATE TABLE retail_mid.tag_definition (
     schedule    text NOT NULL DEFAULT 'daily' CHECK (schedule IN ('hourly', 'daily', 'weekly', 'monthly', 'manual')),
     enabled     boolean NOT NULL DEFAULT true,
     last_evaluated_at timestamptz,
+    scope       text NOT NULL DEFAULT 'group' CHECK (scope IN ('brand', 'group')),
+    shared_with_brands boolean NOT NULL DEFAULT false,
+    CONSTRAINT tag_definition_shared CHECK (scope = 'group' OR NOT shared_with_brands),
     FOREIGN KEY (level1, level2, level3, level4) REFERENCES retail_mid.tag_taxonomy,
     CONSTRAINT tag_definition_rule CHECK ((rule_sql IS NOT NULL AND source IS NULL AND expression IS NULL)
                                        OR (rule_sql IS NULL AND source IS NOT NULL AND expression IS NOT NULL))
 );
-COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, place in the taxonomy, owner and refresh schedule.';
+COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, scope (per brand or group-wide), place in the taxonomy, owner and refresh schedule.';
 COMMENT ON COLUMN retail_mid.tag_definition.tag_name IS 'Name used in tag expressions (no spaces or quotes).';
 COMMENT ON COLUMN retail_mid.tag_definition.level1 IS 'Taxonomy level 1 (with level2..level4 a path of retail_mid.tag_taxonomy).';
 COMMENT ON COLUMN retail_mid.tag_definition.level2 IS 'Taxonomy level 2.';
@@ -77,17 +80,20 @@ COMMENT ON COLUMN retail_mid.tag_definition.level3 IS 'Taxonomy level 3, '''' wh
 COMMENT ON COLUMN retail_mid.tag_definition.level4 IS 'Taxonomy level 4, '''' when unused.';
 COMMENT ON COLUMN retail_mid.tag_definition.description IS 'What the tag means.';
 COMMENT ON COLUMN retail_mid.tag_definition.value_type IS 'boolean (values true/false), enum (text values) or numeric (range predicates).';
-COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value; customers it does not return have no value. Each such tag costs one scan. NULL when source and expression are used.';
-COMMENT ON COLUMN retail_mid.tag_definition.source IS 'A table or view name, or a parenthesised SELECT, with a customer_key column and one row per customer: all enabled tags with the same source text are evaluated in one scan of it.';
+COMMENT ON COLUMN retail_mid.tag_definition.rule_sql IS 'A SELECT whose first two columns are customer_key (int4) and the value (and, for a tag of scope brand, a column named brand after them); customers it does not return have no value. Each such tag costs one scan. NULL when source and expression are used.';
+COMMENT ON COLUMN retail_mid.tag_definition.source IS 'A table or view name, or a parenthesised SELECT, with a customer_key column and one row per customer (tags of scope brand: a brand column and one row per brand and customer): all enabled tags with the same source text and scope are evaluated in one scan of it.';
 COMMENT ON COLUMN retail_mid.tag_definition.expression IS 'SQL expression over the columns of source giving the value; NULL means no value.';
 COMMENT ON COLUMN retail_mid.tag_definition.numeric_scale IS 'Numeric tags: values are stored rounded to this many decimals, and the bit-sliced index holds value * 10^numeric_scale as int8.';
 COMMENT ON COLUMN retail_mid.tag_definition.owner IS 'Who maintains the tag.';
 COMMENT ON COLUMN retail_mid.tag_definition.schedule IS 'Intended refresh cadence: hourly, daily, weekly, monthly or manual (for an external scheduler).';
 COMMENT ON COLUMN retail_mid.tag_definition.enabled IS 'Disabled tags are skipped by evaluate_tags().';
 COMMENT ON COLUMN retail_mid.tag_definition.last_evaluated_at IS 'When evaluate_tags() last evaluated the tag successfully.';
+COMMENT ON COLUMN retail_mid.tag_definition.scope IS 'brand: evaluated per brand (the source or rule_sql has a brand column; one value per brand and customer, read by the analysts of that brand); group: one group-wide value per customer (brand ''*''), read by administrators only unless shared_with_brands.';
+COMMENT ON COLUMN retail_mid.tag_definition.shared_with_brands IS 'Group tags only: an administrator''s decision that the group-wide values may be read by every brand''s analysts for the customers of their brands.';
 
 CREATE TABLE retail_mid.tag_value (
     tag_name      text NOT NULL REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
+    brand         text NOT NULL DEFAULT '*' CHECK (brand <> ''),
     customer_key  int4 NOT NULL CHECK (customer_key >= 0),
     value         text NOT NULL,
     numeric_value numeric,
@@ -95,10 +101,11 @@ CREATE TABLE retail_mid.tag_value (
     valid_to      timestamptz,
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 );
-CREATE UNIQUE INDEX tag_value_current ON retail_mid.tag_value (tag_name, customer_key) WHERE valid_to IS NULL;
+CREATE UNIQUE INDEX tag_value_current ON retail_mid.tag_value (tag_name, brand, customer_key) WHERE valid_to IS NULL;
 CREATE INDEX tag_value_numeric ON retail_mid.tag_value (tag_name, numeric_value) WHERE valid_to IS NULL;
-COMMENT ON TABLE retail_mid.tag_value IS 'Tag values per customer with history: the current value has valid_to NULL; a change closes the old row and opens a new one.';
+COMMENT ON TABLE retail_mid.tag_value IS 'Tag values per (brand, customer) with history: the current value has valid_to NULL; a change closes the old row and opens a new one.';
 COMMENT ON COLUMN retail_mid.tag_value.tag_name IS 'The tag.';
+COMMENT ON COLUMN retail_mid.tag_value.brand IS 'Brand whose data gave the value (tags of scope brand); ''*'' for the group-wide value of a tag of scope group.';
 COMMENT ON COLUMN retail_mid.tag_value.customer_key IS 'The customer (retail_mid.customer_key).';
 COMMENT ON COLUMN retail_mid.tag_value.value IS 'The value as text (true/false for boolean tags, the number rounded to numeric_scale decimals for numeric tags).';
 COMMENT ON COLUMN retail_mid.tag_value.numeric_value IS 'The value of a numeric tag, rounded to the tag''s numeric_scale.';
@@ -108,11 +115,13 @@ COMMENT ON COLUMN retail_mid.tag_value.valid_to IS 'When the value stopped holdi
 CREATE TABLE retail_mid.tag_bitmap (
     tag_name  text NOT NULL REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
     tag_value text NOT NULL,
+    brand     text NOT NULL DEFAULT '*',
     bitmap    retail_mid.rbitmap NOT NULL,
     customers bigint NOT NULL,
-    PRIMARY KEY (tag_name, tag_value)
+    PRIMARY KEY (tag_name, tag_value, brand)
 );
-COMMENT ON TABLE retail_mid.tag_bitmap IS 'One bitmap of customer keys per (boolean or enumerated tag, value), rebuilt by evaluate_tags().';
+COMMENT ON TABLE retail_mid.tag_bitmap IS 'One bitmap of customer keys per (boolean or enumerated tag, value, brand), rebuilt by evaluate_tags().';
+COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS 'A brand: the customers whose value of the tag in that brand is tag_value (tags of scope brand), or the group-wide bitmap restricted to the brand''s customers (group tags shared with brands). ''*'': the group-wide bitmap of a group tag, or the union over brands of a brand tag (a customer with the value in some brand).';
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.customers IS 'Cardinality of the bitmap.';
 
@@ -148,18 +157,21 @@ CREATE FUNCTION retail_mid.bsi_cardinality(bsi bytea) RETURNS bigint
 COMMENT ON FUNCTION retail_mid.bsi_cardinality(bytea) IS 'Customers having a value in a bit-sliced index.';
 
 CREATE TABLE retail_mid.tag_bsi (
-    tag_name  text PRIMARY KEY REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
+    tag_name  text NOT NULL REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
+    brand     text NOT NULL DEFAULT '*',
     scale     int NOT NULL CHECK (scale BETWEEN 0 AND 12),
     min_value numeric NOT NULL,
     max_value numeric NOT NULL,
     customers bigint NOT NULL,
     bsi       bytea NOT NULL,
-    CHECK (min_value <= max_value)
+    CHECK (min_value <= max_value),
+    PRIMARY KEY (tag_name, brand)
 );
 -- roaring slices do not compress: stored out of line uncompressed, read without a decompression pass
 ALTER TABLE retail_mid.tag_bsi ALTER COLUMN bsi SET STORAGE EXTERNAL;
 COMMENT ON TABLE retail_mid.tag_bsi IS 'One bit-sliced index per numeric tag, rebuilt by evaluate_tags(): range predicates (>=, <, BETWEEN, =) are answered exactly from it, without reading tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bsi.tag_name IS 'The numeric tag.';
+COMMENT ON COLUMN retail_mid.tag_bsi.brand IS 'A brand: the index of that brand''s values (tags of scope brand), or of its customers'' group-wide values (group tags shared with brands). ''*'': the group-wide index of a group tag (a brand tag has none: a customer may hold several values; its group-wide ranges are the union of the brands'' ranges).';
 COMMENT ON COLUMN retail_mid.tag_bsi.scale IS 'The index holds value * 10^scale as int8 (the tag''s numeric_scale when it was built).';
 COMMENT ON COLUMN retail_mid.tag_bsi.min_value IS 'Smallest current value.';
 COMMENT ON COLUMN retail_mid.tag_bsi.max_value IS 'Largest current value.';
@@ -208,6 +220,12 @@ COMMENT ON FUNCTION retail_mid.audience(text) IS 'The customers matching a tag e
 CREATE FUNCTION retail_mid.audience_count(expression text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'audience_count' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION retail_mid.audience_count(text) IS 'How many customers match a tag expression.';
+CREATE FUNCTION retail_mid.audience(expression text, brand text) RETURNS retail_mid.rbitmap
+    AS 'MODULE_PATHNAME', 'audience_in_brand' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION retail_mid.audience(text, text) IS 'The customers matching a tag expression in the context of a brand: tags of scope brand are read with that brand''s values only (group tags, saved audiences and NOT as without a brand). A brand the caller may not see is error 42501.';
+CREATE FUNCTION retail_mid.audience_count(expression text, brand text) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'audience_count_in_brand' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION retail_mid.audience_count(text, text) IS 'How many customers match a tag expression in the context of a brand (see audience(text, text)).';
 CREATE FUNCTION retail_mid.audience_parse(expression text) RETURNS text
     AS 'MODULE_PATHNAME', 'audience_parse' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.audience_parse(text) IS 'Checks the syntax of a tag expression and returns it fully parenthesised.';
@@ -271,7 +289,9 @@ BEGIN
                         ELSE 'It needs an entitlement to the brand (retail_mid.brand_entitlement).' END;
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('retail_mid.audience_package'), hashtext(brand || '/' || name));
-    b := retail_mid.audience(expression);
+    -- in the brand's context: brand tags are read with that brand's values (a customer of several brands the
+    -- caller sees counts by this brand's data)
+    b := CASE WHEN brand = '*' THEN retail_mid.audience(expression) ELSE retail_mid.audience(expression, brand) END;
     IF brand <> '*' THEN
         b := retail_mid.rb_and(b, coalesce((SELECT retail_mid.rb_build_agg(cb.customer_key) FROM retail_mid.customer_brand cb
                                              WHERE cb.brand = save_audience.brand), '{}'));
@@ -283,7 +303,7 @@ BEGIN
     RETURN v;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.save_audience(text, text, text) IS 'Evaluates the expression as the caller and saves its snapshot, restricted to the brand''s customers, as the next version of the named audience of that brand (''*'', the default: group-wide, admins only); returns the version. Error 42501 for a brand the caller is not entitled to.';
+COMMENT ON FUNCTION retail_mid.save_audience(text, text, text) IS 'Evaluates the expression as the caller (in the brand''s context: brand tags with that brand''s values) and saves its snapshot, restricted to the brand''s customers, as the next version of the named audience of that brand (''*'', the default: group-wide, admins only); returns the version. Error 42501 for a brand the caller is not entitled to.';
 
 CREATE VIEW retail_mid.audience_member AS
 SELECT p.name::text AS audience_name, p.version::int AS version, m.customer_key::int4 AS customer_key, p.brand::text AS brand
@@ -299,18 +319,19 @@ CREATE FUNCTION retail_mid.tag_numeric_value(value numeric, scale int4, tag text
     AS 'MODULE_PATHNAME', 'tag_numeric_value' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.tag_numeric_value(numeric, int4, text) IS 'The value of a numeric tag as stored: rounded to scale decimals; NaN is error 22000, infinities and values whose value * 10^scale exceeds int8 are 22003 (the message names the tag).';
 
--- One scan of a group of tags sharing a source (or of one rule_sql tag): one row per source row, the tags' values
--- in an array in the order of tags, appended to pg_temp.retail_mid_tag_eval_w (one row per customer rather than
--- per value keeps the history comparison's hash table as small as the customers). Boolean values are normalised
--- to true/false, numeric ones rounded to the scale and range-checked (an error fails the scan; evaluate_tags then
--- scans per tag, with only_tag, to find the culprit). Also counts the source rows whose key repeats or is
+-- One scan of a group of tags sharing a source and a scope (or of one rule_sql tag): one row per source row, the
+-- tags' values in an array in the order of tags, appended to pg_temp.retail_mid_tag_eval_w with the row's brand
+-- (the source's brand column for tags of scope brand, '*' for group tags; one row per customer and brand rather
+-- than per value keeps the history comparison's hash table small). Boolean values are normalised to true/false,
+-- numeric ones rounded to the scale and range-checked (an error fails the scan; evaluate_tags then scans per tag,
+-- with only_tag, to find the culprit). Also counts the source rows whose (brand, key) repeats or whose key is
 -- negative, so that the expensive per-tag checks run only when needed.
 CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL,
                                          OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint,
                                          OUT value_counts bigint[])
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE src text; cols text; arr text; cnt text; n bigint;
+DECLARE src text; cols text; arr text; cnt text; n bigint; scopes int; by_brand boolean; no_brand bigint;
 BEGIN
     IF tags IS NULL THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
@@ -324,23 +345,41 @@ BEGIN
                                   ELSE format('(%s)::text', e.x) END END, t.i), ', ' ORDER BY t.i),
            string_agg('x.c' || t.i, ', ' ORDER BY t.i),
            string_agg(format('count(x.c%s) FILTER (WHERE x.customer_key IS NOT NULL)', t.i), ', ' ORDER BY t.i),
-           count(DISTINCT coalesce(d.source, d.tag_name))
-      INTO src, cols, arr, cnt, n
+           count(DISTINCT coalesce(d.source, d.tag_name)), count(DISTINCT d.scope), bool_and(d.scope = 'brand')
+      INTO src, cols, arr, cnt, n, scopes, by_brand
       FROM unnest(tags) WITH ORDINALITY AS t(tag_name, i)
       JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name
      CROSS JOIN LATERAL (SELECT coalesce(d.expression, 's.value') AS x) e;
-    IF n IS DISTINCT FROM 1 THEN
-        RAISE EXCEPTION 'tag_eval_scan needs tags of one source' USING ERRCODE = 'invalid_parameter_value';
+    IF n IS DISTINCT FROM 1 OR scopes IS DISTINCT FROM 1 THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags of one source and one scope' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('WITH x AS MATERIALIZED (SELECT (s.customer_key)::int4 AS customer_key, %s FROM %s), '
-                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (customer_key, vals) '
-                   '        SELECT x.customer_key, ARRAY[%s]::text[] FROM x WHERE x.customer_key IS NOT NULL) '
-                   'SELECT count(customer_key), count(customer_key) - count(DISTINCT customer_key), '
-                   '       count(*) FILTER (WHERE customer_key < 0), ARRAY[%s]::bigint[] FROM x', cols, src, arr, cnt)
-       INTO source_rows, duplicate_keys, negative_keys, value_counts;
+    IF by_brand THEN
+        -- a clear error instead of "column s.brand does not exist" (LIMIT 0: planned, no row read)
+        BEGIN
+            EXECUTE format('SELECT s.brand FROM %s LIMIT 0', src);
+        EXCEPTION WHEN undefined_column THEN
+            RAISE EXCEPTION 'tags of scope brand need a brand column in their source' USING ERRCODE = 'undefined_column',
+                DETAIL = format('Tags: %s. Source: %s.', array_to_string(tags, ', '), src),
+                HINT = 'Add a brand column to the source (for rule_sql: a column named brand after customer_key and the value), or set scope to group.';
+        END;
+    END IF;
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT %s AS brand, (s.customer_key)::int4 AS customer_key, %s FROM %s), '
+                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (brand, customer_key, vals) '
+                   '        SELECT x.brand, x.customer_key, ARRAY[%s]::text[] FROM x WHERE x.customer_key IS NOT NULL) '
+                   'SELECT count(customer_key), count(customer_key) - count(DISTINCT %s), '
+                   '       count(*) FILTER (WHERE customer_key < 0), %s, ARRAY[%s]::bigint[] FROM x',
+                   CASE WHEN by_brand THEN '(s.brand)::text' ELSE '''*''::text' END, cols, src, arr,
+                   CASE WHEN by_brand THEN '(brand, customer_key)' ELSE 'customer_key' END,
+                   CASE WHEN by_brand THEN 'count(*) FILTER (WHERE customer_key IS NOT NULL AND (brand IS NULL OR brand IN ('''', ''*'')))'
+                        ELSE '0' END, cnt)
+       INTO source_rows, duplicate_keys, negative_keys, no_brand, value_counts;
+    IF no_brand > 0 THEN
+        RAISE EXCEPTION 'source of tags of scope brand returns % rows without a brand', no_brand USING ERRCODE = 'not_null_violation',
+            DETAIL = format('Tags: %s. A brand of NULL, '''' or ''*'' is not a brand.', array_to_string(tags, ', '));
+    END IF;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w; returns the source rows with a key, how many keys repeat, how many are negative, and the number of values of each tag.';
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source and scope (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w, with the brand of each row (scope brand) or ''*''; returns the source rows with a key, how many (brand, key) pairs repeat, how many keys are negative, and the number of values of each tag. A brand tag whose source has no brand column is error 42703; rows without a brand (NULL, '''' or ''*'') are 23502.';
 
 -- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
 -- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
@@ -365,16 +404,18 @@ BEGIN
                        WHERE x NOT IN (SELECT tag_name FROM retail_mid.tag_definition));
     END IF;
     IF to_regclass('pg_temp.retail_mid_tag_eval_w') IS NULL THEN
-        CREATE TEMP TABLE retail_mid_tag_eval_w (customer_key int4, vals text[]);
+        CREATE TEMP TABLE retail_mid_tag_eval_w (brand text, customer_key int4, vals text[]);
     END IF;
-    SELECT count(DISTINCT coalesce(t.source, '') || '/' || CASE WHEN t.source IS NULL THEN t.tag_name ELSE '' END)
+    -- tags of one source are read in one scan per scope (brand tags read the source's brand column)
+    SELECT count(DISTINCT coalesce(t.source, '') || '/' || t.scope || '/' || CASE WHEN t.source IS NULL THEN t.tag_name ELSE '' END)
       INTO n_groups FROM retail_mid.tag_definition t
      WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names));
-    FOR g IN SELECT coalesce(t.source, '(rule of ' || min(t.tag_name) || ')') AS source, array_agg(t.tag_name ORDER BY t.tag_name) AS tags
+    FOR g IN SELECT coalesce(t.source, '(rule of ' || min(t.tag_name) || ')') AS source, t.scope,
+                    array_agg(t.tag_name ORDER BY t.tag_name) AS tags
                FROM retail_mid.tag_definition t
               WHERE t.enabled AND (tag_names IS NULL OR t.tag_name = ANY (tag_names))
-              GROUP BY t.source, CASE WHEN t.source IS NULL THEN t.tag_name END
-              ORDER BY 1
+              GROUP BY t.source, t.scope, CASE WHEN t.source IS NULL THEN t.tag_name END
+              ORDER BY 1, 2
     LOOP
         gi := gi + 1;
         bad := '{}';
@@ -415,18 +456,19 @@ BEGIN
         -- a source key seen twice or negative: find the tags it breaks (they fail, keeping their stored values)
         IF suspicious > 0 THEN
             FOR c IN SELECT m.tag_name, count(*) FILTER (WHERE w.customer_key < 0) AS neg,
-                            count(*) - count(DISTINCT w.customer_key) AS extra,
+                            count(*) - count(DISTINCT (w.brand, w.customer_key)) AS extra,
                             (SELECT count(*) FROM (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w ww WHERE ww.vals[m.i] IS NOT NULL
-                                                    GROUP BY ww.customer_key HAVING count(*) > 1) x) AS dup
+                                                    GROUP BY ww.brand, ww.customer_key HAVING count(*) > 1) x) AS dup
                        FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i)
                        JOIN pg_temp.retail_mid_tag_eval_w w ON w.vals[m.i] IS NOT NULL
                       WHERE m.tag_name <> ALL (bad)
                       GROUP BY m.tag_name, m.i
-                     HAVING count(*) FILTER (WHERE w.customer_key < 0) > 0 OR count(*) > count(DISTINCT w.customer_key)
+                     HAVING count(*) FILTER (WHERE w.customer_key < 0) > 0 OR count(*) > count(DISTINCT (w.brand, w.customer_key))
             LOOP
                 bad := bad || c.tag_name;
                 IF c.dup > 0 THEN
-                    st := '21000'; msg := format('rule of tag %s returns several values for %s customers', c.tag_name, c.dup);
+                    st := '21000'; msg := format('rule of tag %s returns several values for %s customers%s', c.tag_name, c.dup,
+                                                 CASE WHEN g.scope = 'brand' THEN ' of one brand' ELSE '' END);
                 ELSE
                     st := '22003'; msg := format('rule of tag %s returns negative customer keys', c.tag_name);
                 END IF;
@@ -441,30 +483,34 @@ BEGIN
         x AS (UPDATE retail_mid.tag_value t SET valid_to = ts FROM m
                WHERE t.tag_name = m.tag_name AND t.valid_to IS NULL
                  AND NOT EXISTS (SELECT 1 FROM pg_temp.retail_mid_tag_eval_w n
-                                  WHERE n.customer_key = t.customer_key AND n.vals[m.i] = t.value)
+                                  WHERE n.customer_key = t.customer_key AND n.brand = t.brand AND n.vals[m.i] = t.value)
               RETURNING t.tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO closed FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
-        -- a tag none of whose current values closed, with as many current values (counted by its bitmaps) as new
-        -- ones, has nothing to open (every current value matched a new one, one to one): unchanged tags skip the
-        -- second anti-join
+        -- a tag none of whose current values closed, with as many current values (counted by its bitmaps: the '*'
+        -- rows of a group tag, the brand rows of a brand tag) as new ones, has nothing to open (every current value
+        -- matched a new one, one to one): unchanged tags skip the second anti-join
         SELECT coalesce(jsonb_object_agg(m.tag_name, coalesce(cnt[m.i], 0)), '{}'), coalesce(sum(cnt[m.i]), 0) INTO counts, n_rows
           FROM unnest(g.tags) WITH ORDINALITY AS m(tag_name, i) WHERE m.tag_name = ANY (ok);
         changed := ARRAY(SELECT x FROM unnest(ok) x
                           WHERE closed ? x
-                             OR coalesce((SELECT sum(b.customers) FROM retail_mid.tag_bitmap b WHERE b.tag_name = x AND b.brand = '*'),
-                                         (SELECT b.customers FROM retail_mid.tag_bsi b WHERE b.tag_name = x AND b.brand = '*'), -1)
+                             OR coalesce((SELECT sum(b.customers) FROM retail_mid.tag_bitmap b
+                                           WHERE b.tag_name = x AND (b.brand = '*') = (g.scope = 'group')),
+                                         (SELECT sum(b.customers) FROM retail_mid.tag_bsi b
+                                           WHERE b.tag_name = x AND (b.brand = '*') = (g.scope = 'group')), -1)
                                 <> (counts ->> x)::bigint);
         WITH m AS (SELECT u.tag_name, u.i, d.value_type FROM unnest(g.tags) WITH ORDINALITY AS u(tag_name, i)
                      JOIN retail_mid.tag_definition d ON d.tag_name = u.tag_name WHERE u.tag_name = ANY (changed)),
-        x AS (INSERT INTO retail_mid.tag_value (tag_name, customer_key, value, numeric_value, valid_from)
-              SELECT m.tag_name, n.customer_key, n.vals[m.i], CASE WHEN m.value_type = 'numeric' THEN n.vals[m.i]::numeric END, ts
+        x AS (INSERT INTO retail_mid.tag_value (tag_name, brand, customer_key, value, numeric_value, valid_from)
+              SELECT m.tag_name, n.brand, n.customer_key, n.vals[m.i], CASE WHEN m.value_type = 'numeric' THEN n.vals[m.i]::numeric END, ts
                 FROM m CROSS JOIN pg_temp.retail_mid_tag_eval_w n
                WHERE n.vals[m.i] IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_value t
-                                  WHERE t.tag_name = m.tag_name AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
+                                  WHERE t.tag_name = m.tag_name AND t.brand = n.brand AND t.customer_key = n.customer_key AND t.valid_to IS NULL)
               RETURNING tag_name)
         SELECT coalesce(jsonb_object_agg(tag_name, k), '{}') INTO opened FROM (SELECT tag_name, count(*) AS k FROM x GROUP BY 1) y;
-        -- rebuild the bitmaps / bit-sliced index of every tag that changed or has none yet
+        -- rebuild the bitmaps / bit-sliced indexes of every tag that changed or has none yet: one row per value and
+        -- brand (a group tag's brand is '*'; its brand rows, when shared, follow by the trigger of src/security.sql),
+        -- and for a brand tag the union over brands as its '*' bitmap rows
         changed := ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
                           WHERE d.tag_name = ANY (ok)
                             AND (closed ? d.tag_name OR opened ? d.tag_name
@@ -473,17 +519,25 @@ BEGIN
         IF cardinality(changed) > 0 THEN
             DELETE FROM retail_mid.tag_bitmap b WHERE b.tag_name = ANY (changed);
             DELETE FROM retail_mid.tag_bsi b WHERE b.tag_name = ANY (changed);
-            INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, bitmap, customers)
-            SELECT v.tag_name, v.value, retail_mid.rb_build_agg(v.customer_key), count(*)
+            INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+            SELECT v.tag_name, v.value, v.brand, retail_mid.rb_build_agg(v.customer_key), count(*)
               FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
              WHERE v.tag_name = ANY (changed) AND v.valid_to IS NULL AND d.value_type <> 'numeric'
-             GROUP BY v.tag_name, v.value;
-            INSERT INTO retail_mid.tag_bsi (tag_name, scale, min_value, max_value, customers, bsi)
-            SELECT v.tag_name, d.numeric_scale, min(v.numeric_value), max(v.numeric_value), count(*),
+             GROUP BY v.tag_name, v.value, v.brand
+            UNION ALL
+            SELECT u.tag_name, u.value, '*', u.b, retail_mid.rb_cardinality(u.b)
+              FROM (SELECT v.tag_name, v.value, retail_mid.rb_build_agg(v.customer_key) AS b
+                      FROM retail_mid.tag_value v
+                     WHERE v.tag_name = ANY (ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
+                                                    WHERE d.tag_name = ANY (changed) AND d.scope = 'brand' AND d.value_type <> 'numeric'))
+                       AND v.valid_to IS NULL AND v.brand <> '*'
+                     GROUP BY v.tag_name, v.value) u;
+            INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+            SELECT v.tag_name, v.brand, d.numeric_scale, min(v.numeric_value), max(v.numeric_value), count(*),
                    retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, d.numeric_scale))::int8)
               FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
              WHERE v.tag_name = ANY (changed) AND v.valid_to IS NULL AND d.value_type = 'numeric'
-             GROUP BY v.tag_name, d.numeric_scale;
+             GROUP BY v.tag_name, v.brand, d.numeric_scale;
         END IF;
         UPDATE retail_mid.tag_definition t SET last_evaluated_at = ts WHERE t.tag_name = ANY (ok);
         FOR c IN SELECT x AS tag_name, coalesce((counts ->> x)::bigint, 0) AS customers,
@@ -495,9 +549,10 @@ BEGIN
                        jsonb_build_object('customers', c.customers, 'closed', c.n_closed, 'opened', c.n_opened));
             RAISE NOTICE 'evaluate_tags: %: % customers, % values closed, % opened', c.tag_name, c.customers, c.n_closed, c.n_opened;
         END LOOP;
-        per_source := per_source || jsonb_build_object('source', g.source, 'tags', cardinality(g.tags), 'scans', n_scan, 'rows', n_rows);
-        RAISE NOTICE 'evaluate_tags: source % (%/%): % tags in % scan(s), % values', g.source, gi, n_groups,
-            cardinality(g.tags), n_scan, n_rows;
+        per_source := per_source || jsonb_build_object('source', g.source, 'scope', g.scope, 'tags', cardinality(g.tags),
+                                                       'scans', n_scan, 'rows', n_rows);
+        RAISE NOTICE 'evaluate_tags: source % (%/%): % tags in % scan(s), % values',
+            g.source || CASE WHEN g.scope = 'brand' THEN ' by brand' ELSE '' END, gi, n_groups, cardinality(g.tags), n_scan, n_rows;
     END LOOP;
     PERFORM retail_mid.refresh_customer_universe();
     PERFORM retail_mid.job_finish(job, total, jsonb_build_object('tags', per_tag, 'failed', failed, 'source_scans', scans,
@@ -508,17 +563,17 @@ $$;
 COMMENT ON FUNCTION retail_mid.evaluate_tags(text[]) IS 'Evaluates the enabled tag definitions (or the named ones) in one scan per source: writes value changes with history, rebuilds changed bitmaps and bit-sliced indexes, logs to job_log (detail: per-tag counts, failures, source_scans); returns the number of value rows closed or opened. A failing rule is reported as a WARNING and in job_log, the others still run.';
 
 -- Seed definitions over the DWS layer (evaluated once retail_mid.refresh() has filled it): five tags of one
--- source, so one scan of the to-date customer table.
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description) VALUES
+-- source, so one scan of the to-date customer table; of scope brand (one value per brand and customer).
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, scope) VALUES
  ('monetary_td', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_trade_td', 'monetary', 2,
-  'Net amount spent to date, all brands.'),
+  'Net amount spent to date in the brand.', 'brand'),
  ('orders_td', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.tag_source_trade_td', 'orders', 0,
-  'Orders to date, all brands.'),
+  'Orders to date in the brand.', 'brand'),
  ('repeat_buyer', '消费者价值', '价值', '忠诚度', '', 'boolean', 'retail_mid.tag_source_trade_td', 'orders >= 2',  2,
-  'Has ordered at least twice.'),
+  'Has ordered at least twice in the brand.', 'brand'),
  ('returner', '客户行为数据', '消费互动', '购买行为', '退换货相关', 'boolean', 'retail_mid.tag_source_trade_td', 'return_amount <> 0', 2,
-  'Has returned goods.'),
+  'Has returned goods to the brand.', 'brand'),
  ('lifecycle', '生命周期阶段', '所属阶段', '', '', 'enum', 'retail_mid.tag_source_trade_td',
   $r$CASE WHEN last_order_date >= data_end - 90 THEN CASE WHEN first_order_date >= data_end - 90 THEN 'new' ELSE 'active' END
           WHEN last_order_date >= data_end - 365 THEN 'lapsing' ELSE 'churned' END$r$, 2,
-  'new / active / lapsing / churned by first and last order date relative to the latest order in the data.');
+  'new / active / lapsing / churned in the brand by first and last order date relative to the brand''s latest order in the data.', 'brand');

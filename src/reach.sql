@@ -244,7 +244,8 @@ BEGIN
     SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
     win := make_interval(days => p.cap_days);
 
-    aud := retail_mid.audience(p.audience);
+    -- the plan's brand is the context: brand tags answer with that brand's values, not another brand's
+    aud := retail_mid.audience(p.audience, p.brand);
     n_members := retail_mid.rb_cardinality(aud);
     IF n_members = 0 THEN
         RAISE EXCEPTION 'the audience of reach plan % is empty', plan_id USING ERRCODE = 'invalid_parameter_value',
@@ -259,8 +260,10 @@ BEGIN
     RAISE NOTICE 'reach_plan_run: plan %: % audience members, % decided before, % to decide', plan_id, n_members, n_done, n_members - n_done;
 
     IF p.segment_tag IS NOT NULL THEN
-        UPDATE rm_reach_member m SET segment = v.value FROM retail_mid.tag_value v
-         WHERE v.tag_name = p.segment_tag AND v.valid_to IS NULL AND v.customer_key = m.customer_key;
+        -- a brand tag's segment in the plan's brand; a group tag's group-wide value
+        UPDATE rm_reach_member m SET segment = v.value FROM retail_mid.tag_value v, retail_mid.tag_definition d
+         WHERE d.tag_name = p.segment_tag AND v.tag_name = d.tag_name AND v.valid_to IS NULL AND v.customer_key = m.customer_key
+           AND v.brand = CASE d.scope WHEN 'brand' THEN p.brand ELSE '*' END;
     END IF;
 
     -- Consent as of send_at: the latest row per channel; a channel is usable when that row grants it and no
@@ -411,27 +414,27 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_media_feedback(text, text, bigint, boolean) IS 'Loads a media feedback file (exposures and clicks per identifier and campaign) as behaviour events, then re-evaluates the enabled tags that read ods_behavior_event (media_exposures_30d, media_clicks_30d ...).';
 
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, numeric_scale) VALUES
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, numeric_scale, scope) VALUES
  ('media_exposures_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
-  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0)
+  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
        FROM retail_mid.ods_behavior_event e
        JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
-      GROUP BY k.customer_key$r$,
-  'Exposures (ad impressions) in the 30 days up to behavior_as_of(), all brands and channels; 0 for customers who only clicked.', 0),
+      GROUP BY e.brand, k.customer_key$r$,
+  'Exposures (ad impressions) in the 30 days up to behavior_as_of(), per brand (the brand the feedback was loaded for), all channels; 0 for customers who only clicked.', 0, 'brand'),
  ('media_clicks_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
-  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0)
+  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0), e.brand
        FROM retail_mid.ods_behavior_event e
        JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
-      GROUP BY k.customer_key$r$,
-  'Clicks in the 30 days up to behavior_as_of(), all brands and channels; 0 for customers exposed but never clicking in the window.', 0);
+      GROUP BY e.brand, k.customer_key$r$,
+  'Clicks in the 30 days up to behavior_as_of(), per brand (the brand the feedback was loaded for), all channels; 0 for customers exposed but never clicking in the window.', 0, 'brand');
 
 -- ----------------------------------------------------------------- campaign tags and tag percentiles
 -- One boolean tag per campaign and response: <prefix>received_<id> (touch sent or exposed) and
--- <prefix>redeemed_<id> (coupon redeemed). The tag system keeps one value per customer and tag, so a
+-- <prefix>redeemed_<id> (coupon redeemed), of scope brand (the campaign's brand: its analysts read them). The tag system keeps one value per customer and tag, so a
 -- multi-valued "received campaign" becomes a family of boolean tags; customers without the response have no
 -- value, and NOT received_<id> is everyone else.
 CREATE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
@@ -454,35 +457,42 @@ BEGIN
     PERFORM retail_mid.assign_customer_keys(array_agg(t.id_type), array_agg(t.id_value))
        FROM (SELECT DISTINCT x.id_type, x.id_value FROM retail_mid.ods_campaign_touch x
               WHERE x.brand = define_campaign_tags.brand) t;
-    INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule)
+    INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
            '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
-           format($r$SELECT k.customer_key, true FROM retail_mid.ods_campaign_touch t
+           format($r$SELECT k.customer_key, true, t.brand FROM retail_mid.ods_campaign_touch t
                       JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.id_value)
-                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s) GROUP BY k.customer_key$r$,
+                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s) GROUP BY t.brand, k.customer_key$r$,
                   brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END),
            format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
                   c.campaign_id, brand),
-           'manual'
+           'manual', 'brand'
       FROM (SELECT campaign_id FROM retail_mid.ods_campaign WHERE ods_campaign.brand = define_campaign_tags.brand
             UNION SELECT campaign_id FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = define_campaign_tags.brand) c
      CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
     ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
-                                         value_type = excluded.value_type;
+                                         value_type = excluded.value_type, scope = excluded.scope,
+                                         shared_with_brands = false;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags per campaign of a brand, <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, and gives customer keys to touch identifiers without one; returns how many definitions were written (evaluate them with evaluate_tags).';
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand, <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, and gives customer keys to touch identifiers without one; returns how many definitions were written (evaluate them with evaluate_tags).';
 
--- The percentile of a numeric tag over the customers holding it, for thresholds like "top 20%":
+-- The percentile of a numeric tag over the values the caller may read, for thresholds like "top 20%":
 -- tag >= tag_percentile(tag, 0.8). percentile_disc returns an actual value, so ties at the threshold are all in.
-CREATE FUNCTION retail_mid.tag_percentile(tag text, fraction float8)
-RETURNS numeric LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+-- A brand tag holds one value per brand and customer: without a brand the percentile is over all of them (the
+-- caller's brands for an analyst), with a brand over that brand's values; a group tag's values are group-wide,
+-- and with a brand only those of the brand's customers count.
+CREATE FUNCTION retail_mid.tag_percentile(tag text, fraction float8, brand text DEFAULT NULL)
+RETURNS numeric LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE vt text; r numeric;
+DECLARE vt text; sc text; r numeric; b text := brand;
 BEGIN
-    SELECT d.value_type INTO vt FROM retail_mid.tag_definition d WHERE d.tag_name = tag;
+    IF tag IS NULL OR fraction IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT d.value_type, d.scope INTO vt, sc FROM retail_mid.tag_definition d WHERE d.tag_name = tag;
     IF vt IS NULL THEN
         RAISE EXCEPTION 'unknown tag "%"', tag USING ERRCODE = 'undefined_object';
     ELSIF vt <> 'numeric' THEN
@@ -491,9 +501,17 @@ BEGIN
     IF fraction = 'NaN' OR fraction < 0 OR fraction > 1 THEN
         RAISE EXCEPTION 'fraction must be between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- like the audience evaluator: no silent NULL for a tag the caller may not read
+    IF sc = 'group' AND NOT (SELECT d.shared_with_brands FROM retail_mid.tag_definition d WHERE d.tag_name = tag)
+       AND NOT retail_mid.brand_visible('*') THEN
+        RAISE EXCEPTION 'tag "%" is group-wide and not shared with brands', tag USING ERRCODE = 'insufficient_privilege';
+    END IF;
     SELECT percentile_disc(fraction) WITHIN GROUP (ORDER BY v.numeric_value) INTO r
-      FROM retail_mid.tag_value v WHERE v.tag_name = tag AND v.valid_to IS NULL;
+      FROM retail_mid.tag_value v
+     WHERE v.tag_name = tag AND v.valid_to IS NULL
+       AND (b IS NULL OR CASE WHEN sc = 'brand' THEN v.brand = b
+                              ELSE v.customer_key IN (SELECT cb.customer_key FROM retail_mid.customer_brand cb WHERE cb.brand = b) END);
     RETURN r;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_percentile(text, float8) IS 'percentile_disc of a numeric tag''s current values (NULL when nobody holds it): the smallest value with at least that fraction of holders at or below it.';
+COMMENT ON FUNCTION retail_mid.tag_percentile(text, float8, text) IS 'percentile_disc of a numeric tag''s current values readable by the caller (NULL when there are none): the smallest value with at least that fraction of values at or below it; with a brand, that brand''s values of a brand tag, or a group tag''s values of the brand''s customers. NULL tag or fraction give NULL.';

@@ -1,35 +1,35 @@
 -- tags_builtin: RFM segment and scores, AIPL stage and customer lifetime value as tags. Each model gets a
--- source with one row per customer (group-wide, since tags describe a customer across brands) and tag
--- definitions over it, so evaluate_tags() reads each source once for all of its tags.
+-- source with one row per brand and customer (the data of a brand describes its customers in that brand only:
+-- the tags are of scope brand) and tag definitions over it, so evaluate_tags() reads each source once for all
+-- of its tags.
 
 -- The source of the seed tags of src/audience.sql (monetary_td, orders_td, repeat_buyer, returner, lifecycle).
 CREATE VIEW retail_mid.tag_source_trade_td AS
-SELECT t.customer_key, sum(t.net_amount) AS monetary, sum(t.orders) AS orders, sum(t.return_amount) AS return_amount,
-       min(t.first_order_date) AS first_order_date, max(t.last_order_date) AS last_order_date,
-       max(max(t.last_order_date)) OVER () AS data_end
-  FROM retail_mid.dws_trade_customer_td t
- GROUP BY t.customer_key;
-COMMENT ON VIEW retail_mid.tag_source_trade_td IS 'One row per customer of the to-date trade table, all brands summed; the source of the seed DWS tags.';
+SELECT t.brand, t.customer_key, t.net_amount AS monetary, t.orders, t.return_amount,
+       t.first_order_date, t.last_order_date,
+       max(t.last_order_date) OVER (PARTITION BY t.brand) AS data_end
+  FROM retail_mid.dws_trade_customer_td t;
+COMMENT ON VIEW retail_mid.tag_source_trade_td IS 'One row per brand and customer of the to-date trade table; the source of the seed DWS tags (scope brand).';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.tag_source_trade_td.customer_key IS 'Customer key.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.monetary IS 'Net amount to date.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.orders IS 'Orders to date.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.return_amount IS 'Returned amount to date.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.first_order_date IS 'First order date over all brands.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.last_order_date IS 'Last order date over all brands.';
-COMMENT ON COLUMN retail_mid.tag_source_trade_td.data_end IS 'The latest order date in the table (lifecycle is relative to it).';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.monetary IS 'Net amount to date in the brand.';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.orders IS 'Orders to date in the brand.';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.return_amount IS 'Returned amount to date in the brand.';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.first_order_date IS 'First order date in the brand.';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.last_order_date IS 'Last order date in the brand.';
+COMMENT ON COLUMN retail_mid.tag_source_trade_td.data_end IS 'The brand''s latest order date (lifecycle is relative to it, so a brand whose data ends earlier is not aged by another brand''s newer data).';
 
--- RFM: the latest ten_segment snapshot of each customer. A customer scored for several brands (or windows) on
--- that date is described by the one where the customer spent most (ties: brand, then shorter window).
+-- RFM: per brand, each customer's latest ten_segment snapshot (several windows that day: the shorter one).
 CREATE VIEW retail_mid.rfm_customer_current AS
-SELECT DISTINCT ON (s.customer_key)
+SELECT DISTINCT ON (s.brand, s.customer_key)
        s.customer_key, s.brand, s.window_days, s.as_of, s.recency_days, s.frequency, s.monetary,
        s.r_score, s.f_score, s.m_score, s.segment
   FROM retail_mid.rfm_snapshot s
  WHERE s.map_name = 'ten_segment'
- ORDER BY s.customer_key, s.as_of DESC, s.monetary DESC, s.brand, s.window_days;
-COMMENT ON VIEW retail_mid.rfm_customer_current IS 'One row per customer: the latest ten_segment RFM snapshot row (the brand with the highest monetary value when several brands were scored that day); the source of the rfm_* tags.';
+ ORDER BY s.brand, s.customer_key, s.as_of DESC, s.window_days;
+COMMENT ON VIEW retail_mid.rfm_customer_current IS 'One row per brand and customer: the latest ten_segment RFM snapshot row of the customer in that brand (the shorter window when several were scored that day); the source of the rfm_* tags (scope brand).';
 COMMENT ON COLUMN retail_mid.rfm_customer_current.customer_key IS 'Customer key.';
-COMMENT ON COLUMN retail_mid.rfm_customer_current.brand IS 'Brand of the snapshot row chosen.';
+COMMENT ON COLUMN retail_mid.rfm_customer_current.brand IS 'Brand of the snapshot.';
 COMMENT ON COLUMN retail_mid.rfm_customer_current.window_days IS 'Window of frequency and monetary, in days.';
 COMMENT ON COLUMN retail_mid.rfm_customer_current.as_of IS 'Snapshot date.';
 COMMENT ON COLUMN retail_mid.rfm_customer_current.recency_days IS 'Days since the last order at as_of.';
@@ -40,21 +40,20 @@ COMMENT ON COLUMN retail_mid.rfm_customer_current.f_score IS 'Frequency score 1.
 COMMENT ON COLUMN retail_mid.rfm_customer_current.m_score IS 'Monetary score 1..5.';
 COMMENT ON COLUMN retail_mid.rfm_customer_current.segment IS 'ten_segment segment (NULL when no rule covers the scores).';
 
--- AIPL: each brand's stages on its latest staged day; across brands the furthest stage (L > P > I > A).
+-- AIPL: each brand's stages on its latest staged day.
 CREATE VIEW retail_mid.aipl_customer_current AS
-SELECT DISTINCT ON (s.customer_key) s.customer_key, s.stage::text AS stage, s.brand, s.dt
+SELECT s.customer_key, s.stage::text AS stage, s.brand, s.dt
   FROM retail_mid.dws_aipl_customer_stage_1d s
-  JOIN (SELECT brand, max(dt) AS dt FROM retail_mid.dws_aipl_customer_stage_1d GROUP BY brand) l USING (brand, dt)
- ORDER BY s.customer_key, array_position(ARRAY['L', 'P', 'I', 'A'], s.stage::text), s.brand;
-COMMENT ON VIEW retail_mid.aipl_customer_current IS 'One row per customer staged on the latest day of some brand: the furthest AIPL stage over those brands; the source of the aipl_stage tag.';
+  JOIN (SELECT brand, max(dt) AS dt FROM retail_mid.dws_aipl_customer_stage_1d GROUP BY brand) l USING (brand, dt);
+COMMENT ON VIEW retail_mid.aipl_customer_current IS 'One row per brand and customer staged on the brand''s latest staged day: the customer''s AIPL stage in that brand; the source of the aipl_stage tag (scope brand).';
 COMMENT ON COLUMN retail_mid.aipl_customer_current.customer_key IS 'Customer key.';
 COMMENT ON COLUMN retail_mid.aipl_customer_current.stage IS 'A, I, P or L.';
-COMMENT ON COLUMN retail_mid.aipl_customer_current.brand IS 'A brand where the customer is at that stage.';
+COMMENT ON COLUMN retail_mid.aipl_customer_current.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.aipl_customer_current.dt IS 'That brand''s latest staged day.';
 
 -- CLV: per-customer scores of the BG/NBD and Gamma-Gamma models fitted on the daily trade of the DWS.
 CREATE TABLE retail_mid.clv_customer_score (
-    customer_key  int4 PRIMARY KEY,
+    customer_key  int4 NOT NULL,
     brand         text NOT NULL,
     as_of         date NOT NULL,
     x             int4 NOT NULL,
@@ -66,9 +65,10 @@ CREATE TABLE retail_mid.clv_customer_score (
     expected_spend float8 NOT NULL,
     clv           float8 NOT NULL,
     horizon_weeks int4 NOT NULL,
-    discount_rate float8 NOT NULL
+    discount_rate float8 NOT NULL,
+    PRIMARY KEY (brand, customer_key)
 );
-COMMENT ON TABLE retail_mid.clv_customer_score IS 'Customer lifetime value scores written by clv_score_refresh (one scope at a time: a brand, or * for all brands); the source of the clv_* tags.';
+COMMENT ON TABLE retail_mid.clv_customer_score IS 'Customer lifetime value scores written by clv_score_refresh, one set per scope (a brand, or * for all brands together; each call replaces its own scope); the brand rows are the source of the clv_* tags.';
 COMMENT ON COLUMN retail_mid.clv_customer_score.customer_key IS 'Customer key.';
 COMMENT ON COLUMN retail_mid.clv_customer_score.brand IS 'Brand whose trade was modelled, * for all brands together.';
 COMMENT ON COLUMN retail_mid.clv_customer_score.as_of IS 'End of the calibration period (last day of trade used).';
@@ -114,7 +114,7 @@ BEGIN
     IF bg IS NULL OR gg IS NULL THEN
         RAISE EXCEPTION 'no trade on or before % to fit the lifetime value models', as_of USING ERRCODE = 'no_data_found';
     END IF;
-    DELETE FROM retail_mid.clv_customer_score;
+    DELETE FROM retail_mid.clv_customer_score s WHERE s.brand = coalesce(b, '*');
     INSERT INTO retail_mid.clv_customer_score
     SELECT c.customer_key, coalesce(b, '*'), clv_score_refresh.as_of, c.x, c.t_x, c.t_cal, c.mean_spend,
            retail_mid.bgnbd_p_alive(bg, c.x, c.t_x, c.t_cal),
@@ -130,29 +130,44 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.clv_score_refresh(date, int4, float8, text) IS 'Fits BG/NBD and Gamma-Gamma on the daily trade up to as_of (weeks; one brand, or all brands when brand is NULL) and replaces retail_mid.clv_customer_score with P(alive), expected purchases and discounted CLV over horizon_weeks; logs the parameters to job_log; returns the customers scored.';
+COMMENT ON FUNCTION retail_mid.clv_score_refresh(date, int4, float8, text) IS 'Fits BG/NBD and Gamma-Gamma on the daily trade up to as_of (weeks; one brand, or all brands when brand is NULL) and replaces that scope''s rows of retail_mid.clv_customer_score (the brand, or * for all brands) with P(alive), expected purchases and discounted CLV over horizon_weeks; logs the parameters to job_log; returns the customers scored.';
 
--- The tag definitions: three sources, so evaluate_tags() makes three scans for these eleven tags.
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, owner) VALUES
+-- The scores of the brands (not the all-brands fit, brand '*', which mixes the brands' trade): the source of the
+-- clv_* tags of scope brand.
+CREATE VIEW retail_mid.tag_source_clv AS
+SELECT s.brand, s.customer_key, s.as_of, s.p_alive, s.expected_purchases, s.clv
+  FROM retail_mid.clv_customer_score s
+ WHERE s.brand <> '*';
+COMMENT ON VIEW retail_mid.tag_source_clv IS 'CLV scores of brand fits (clv_score_refresh with a brand), one row per brand and customer; the source of the clv_* tags (scope brand). The all-brands fit (brand *) is no built-in tag.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.brand IS 'Brand whose trade was modelled.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.as_of IS 'End of the calibration period.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.p_alive IS 'BG/NBD probability that the customer is still active.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.expected_purchases IS 'Expected purchase days over the horizon.';
+COMMENT ON COLUMN retail_mid.tag_source_clv.clv IS 'Discounted lifetime value over the horizon.';
+
+-- The tag definitions: three sources, so evaluate_tags() makes three scans for these eleven tags (all of scope
+-- brand: one value per brand and customer).
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, owner, scope) VALUES
  ('rfm_segment', '消费者价值', '价值', '消费者价值', '', 'enum', 'retail_mid.rfm_customer_current', 'segment', 2,
-  'RFM segment of the ten_segment map (Champions, Loyal Customers, ...) at the latest snapshot.', 'retail_mid'),
+  'RFM segment of the ten_segment map (Champions, Loyal Customers, ...) at the latest snapshot.', 'retail_mid', 'brand'),
  ('rfm_r_score', '消费者价值', '价值', '忠诚度', '', 'numeric', 'retail_mid.rfm_customer_current', 'r_score', 0,
-  'RFM recency score 1..5.', 'retail_mid'),
+  'RFM recency score 1..5.', 'retail_mid', 'brand'),
  ('rfm_f_score', '消费者价值', '价值', '忠诚度', '', 'numeric', 'retail_mid.rfm_customer_current', 'f_score', 0,
-  'RFM frequency score 1..5.', 'retail_mid'),
+  'RFM frequency score 1..5.', 'retail_mid', 'brand'),
  ('rfm_m_score', '消费者价值', '价值', '购买力', '', 'numeric', 'retail_mid.rfm_customer_current', 'm_score', 0,
-  'RFM monetary score 1..5.', 'retail_mid'),
+  'RFM monetary score 1..5.', 'retail_mid', 'brand'),
  ('rfm_recency_days', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.rfm_customer_current', 'recency_days', 0,
-  'Days since the last order at the latest RFM snapshot.', 'retail_mid'),
+  'Days since the last order at the latest RFM snapshot.', 'retail_mid', 'brand'),
  ('rfm_frequency', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.rfm_customer_current', 'frequency', 0,
-  'Orders within the RFM window.', 'retail_mid'),
+  'Orders within the RFM window.', 'retail_mid', 'brand'),
  ('rfm_monetary', '消费者价值', '价值', '购买力', '', 'numeric', 'retail_mid.rfm_customer_current', 'monetary', 2,
-  'Net amount within the RFM window.', 'retail_mid'),
+  'Net amount within the RFM window.', 'retail_mid', 'brand'),
  ('aipl_stage', '生命周期阶段', '所属阶段', '', '', 'enum', 'retail_mid.aipl_customer_current', 'stage', 2,
-  'AIPL funnel stage (A, I, P, L) on the latest staged day.', 'retail_mid'),
- ('clv_p_alive', '消费者价值', '价值', '忠诚度', '', 'numeric', 'retail_mid.clv_customer_score', 'p_alive', 4,
-  'BG/NBD probability that the customer is still active.', 'retail_mid'),
- ('clv_expected_purchases', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.clv_customer_score', 'expected_purchases', 4,
-  'Expected purchase days over the CLV horizon.', 'retail_mid'),
- ('clv_value', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.clv_customer_score', 'clv', 2,
-  'Discounted customer lifetime value over the CLV horizon.', 'retail_mid');
+  'AIPL funnel stage (A, I, P, L) on the latest staged day.', 'retail_mid', 'brand'),
+ ('clv_p_alive', '消费者价值', '价值', '忠诚度', '', 'numeric', 'retail_mid.tag_source_clv', 'p_alive', 4,
+  'BG/NBD probability that the customer is still active.', 'retail_mid', 'brand'),
+ ('clv_expected_purchases', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_clv', 'expected_purchases', 4,
+  'Expected purchase days over the CLV horizon.', 'retail_mid', 'brand'),
+ ('clv_value', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_clv', 'clv', 2,
+  'Discounted customer lifetime value over the CLV horizon.', 'retail_mid', 'brand');
