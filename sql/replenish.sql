@@ -209,6 +209,29 @@ SELECT from_site_id, to_site_id, quantity FROM retail_mid.suggested_transfers('r
 SELECT count(*) FROM retail_mid.suggested_transfers('rpt_test', 100);
 SELECT * FROM retail_mid.suggested_transfers('rpt_test', -1);
 SELECT * FROM retail_mid.suggested_transfers('rpt_test', 14, 'normal', -5);
+-- lanes: every move in packs of 6 (lane *, *). B->C: min(5, 20) = 5, not a whole pack: skipped (B keeps its 5);
+-- A->C: 20 -> 3 packs = 18; B->D: 5 -> none; A->D: A has 12 left, C is not full (2 left) but A->D comes next by
+-- distance: min(12, 25) = 12 = 2 packs.
+INSERT INTO retail_mid.replenish_transfer_lane (brand, pack_size) VALUES ('rpt_test', 6);
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+-- a margin of 2 a unit for X and a costly lane A->D (packs of 1, 20 per transfer + 0.5 a unit), a lane A->any in
+-- packs of 5: A->C now uses (A, *): 20 = 4 packs, cost 0 <= margin 40; A->D: min(10, 25) = 10 units would cost
+-- 20 + 5 = 25 > margin 20: skipped. With 10 per transfer: 15 <= 20, moved.
+UPDATE retail_mid.replenish_parameter SET unit_margin = 2 WHERE brand = 'rpt_test' AND sku_id = 'X';
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, pack_size, cost_per_unit, cost_per_transfer) VALUES
+    ('rpt_test', 'A', 'D', 1, 0.5, 20), ('rpt_test', 'A', '*', 5, 0, 0);
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+UPDATE retail_mid.replenish_transfer_lane SET cost_per_transfer = 10 WHERE brand = 'rpt_test' AND from_site_id = 'A' AND to_site_id = 'D';
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+-- checked over the result: every move is whole packs of its lane and costs no more than the margin it saves
+SELECT bool_and(t.quantity / t.pack_size = floor(t.quantity / t.pack_size)) AS whole_packs,
+       bool_and(t.transfer_cost <= t.margin) AS cost_within_margin
+  FROM retail_mid.suggested_transfers('rpt_test', 14) t;
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, pack_size) VALUES ('rpt_test', 'B', 'C', 0);
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, cost_per_unit) VALUES ('rpt_test', 'B', 'C', -1);
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id) VALUES ('rpt_test', 'B', 'B');
+UPDATE retail_mid.replenish_parameter SET unit_margin = -1 WHERE brand = 'rpt_test' AND sku_id = 'X';
+DELETE FROM retail_mid.replenish_transfer_lane WHERE brand = 'rpt_test';
 
 -- ===== the simulation =====
 -- by hand: reorder point 20, order-up-to 90 on review days 1 and 8, lead time 2, start with 90; demand 10 a day, 15 on
@@ -424,6 +447,7 @@ SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '[]');
 DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.replenish_forecast WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.replenish_parameter WHERE brand = 'rpt_test';
+DELETE FROM retail_mid.replenish_transfer_lane WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_inventory_snapshot WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_inbound_shipment WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_product WHERE brand IN ('rpt_test', 'rpt_other');

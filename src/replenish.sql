@@ -152,6 +152,7 @@ CREATE TABLE retail_mid.replenish_parameter (
     service_level  float8 NOT NULL DEFAULT 0.95 CHECK (service_level > 0 AND service_level < 1),
     service_measure text  NOT NULL DEFAULT 'cycle' CHECK (service_measure IN ('cycle', 'fill_rate')),
     lot_days       int4   NOT NULL DEFAULT 0 CHECK (lot_days BETWEEN 0 AND 365),
+    unit_margin    float8 CHECK (unit_margin >= 0 AND unit_margin < 1e12),
     PRIMARY KEY (brand, source_id, sku_id, category),
     CHECK (sku_id = '*' OR category = '*'),
     CHECK (lead_time_mean IS NOT NULL OR lead_time_sd IS NULL)
@@ -168,6 +169,7 @@ COMMENT ON COLUMN retail_mid.replenish_parameter.pack_size IS 'Orders are whole 
 COMMENT ON COLUMN retail_mid.replenish_parameter.min_order_qty IS 'Smallest order, rounded up to whole packs.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.service_level IS 'Target service: a cycle service level (probability of no stock-out over the protection interval, lead time + review period) or a fill rate (share of demand served from stock), as service_measure says.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.lot_days IS 'Days of mean forecast demand between the reorder point and the order-up-to level: 0 = order up to the reorder point at every review where the position is below it (the (R, S) base-stock policy); more = larger, rarer orders and more stock.';
+COMMENT ON COLUMN retail_mid.replenish_parameter.unit_margin IS 'Margin of one unit sold (price - cost); suggested_transfers skips a transfer whose cost exceeds the margin of the units it moves. NULL: unknown, no cost check.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.service_measure IS 'cycle: service_level is a cycle service level (safety factor z = Phi^-1(service_level)); fill_rate: it is a target fill rate, safety stock by the loss-function method (expected shortage per cycle = (1 - fill rate) / fill rate x review-period demand, lost sales).';
 
 -- Lead times observed: one value per shipment (its earliest ordered and latest received day over its lines).
@@ -245,7 +247,7 @@ COMMENT ON FUNCTION retail_mid.replenish_lead_time_replay(text, text, text, date
 CREATE FUNCTION retail_mid.replenish_resolve(brand text, site_id text, sku_id text, min_shipments int4 DEFAULT 3)
 RETURNS TABLE (source_id text, rule text, lead_time_mean float8, lead_time_sd float8, lead_time_basis text,
                review_period int4, pack_size float8, min_order_qty float8, service_level float8, service_measure text,
-               lot_days int4)
+               lot_days int4, unit_margin float8)
 LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
     SELECT src.source_id,
@@ -257,7 +259,7 @@ BEGIN ATOMIC
                 WHEN h1.lead_time_mean IS NOT NULL THEN 'history (source, site)'
                 WHEN h2.lead_time_mean IS NOT NULL THEN 'history (source)' ELSE 'none' END,
            coalesce(r.review_period, 7), coalesce(r.pack_size, 1), coalesce(r.min_order_qty, 0), coalesce(r.service_level, 0.95),
-           coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0)
+           coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0), r.unit_margin
       FROM (SELECT coalesce(
                 (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
                   WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id
@@ -288,7 +290,7 @@ BEGIN ATOMIC
              ON h2.brand = replenish_resolve.brand AND h2.source_id = src.source_id
             AND h2.site_id = '*' AND h2.shipments >= min_shipments;
 END;
-COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days), the lead time and where it came from (parameter, history of source and site, history of source, none).';
+COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 
 -- ===== the policy from a forecast =====
 
@@ -448,7 +450,7 @@ RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text,
                safety_stock_quantile float8, reorder_point_quantile float8,
                reorder_point float8, order_up_to float8,
                snapshot_date date, on_hand float8, on_order float8, reserved float8, inventory_position float8,
-               cover_days float8, pack_size float8, min_order_qty float8, order_qty float8)
+               cover_days float8, pack_size float8, min_order_qty float8, order_qty float8, unit_margin float8)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -467,7 +469,8 @@ BEGIN
                 WHEN coalesce(inv.on_hand, 0) - coalesce(inv.reserved, 0) > 0 THEN 'Infinity'::float8 ELSE 0 END,
            p.pack_size, p.min_order_qty,
            retail_mid.order_quantity(coalesce(inv.on_hand, 0), coalesce(inv.on_order, 0), coalesce(inv.reserved, 0),
-                                     x.rop, x.s, p.pack_size, p.min_order_qty)
+                                     x.rop, x.s, p.pack_size, p.min_order_qty),
+           p.unit_margin
       FROM retail_mid.replenish_forecast f
       CROSS JOIN LATERAL retail_mid.replenish_resolve(f.brand, f.site_id, f.sku_id, min_shipments) p
       LEFT JOIN LATERAL (SELECT q.* FROM retail_mid.replenish_policy(f.result, p.lead_time_mean, p.lead_time_sd,
@@ -514,7 +517,8 @@ BEGIN
         ('inventory_position', 'on_hand + on_order - reserved.'),
         ('cover_days', 'Days the free stock (on hand - reserved) lasts at the mean daily forecast (Infinity when it is 0 with stock).'),
         ('pack_size', 'Pack size.'), ('min_order_qty', 'Minimum order.'),
-        ('order_qty', 'Suggested order in units (whole packs), 0 above the reorder point, NULL without a lead time.')) AS c(col, txt)
+        ('order_qty', 'Suggested order in units (whole packs), 0 above the reorder point, NULL without a lead time.'),
+        ('unit_margin', 'Margin of one unit (replenish_parameter), NULL when unknown.')) AS c(col, txt)
     LOOP
         EXECUTE format('COMMENT ON COLUMN retail_mid.replenish_suggested_order.%I IS %L', r.col, r.txt);
     END LOOP;
@@ -522,18 +526,41 @@ END $$;
 
 -- ===== transfers between stores =====
 
+-- Transfer lanes: what moving stock from one store to another costs and in which packs it moves.
+CREATE TABLE retail_mid.replenish_transfer_lane (
+    brand             text NOT NULL,
+    from_site_id      text NOT NULL DEFAULT '*',
+    to_site_id        text NOT NULL DEFAULT '*',
+    pack_size         float8 NOT NULL DEFAULT 1 CHECK (pack_size > 0 AND pack_size < 1e9),
+    cost_per_unit     float8 NOT NULL DEFAULT 0 CHECK (cost_per_unit >= 0 AND cost_per_unit < 1e12),
+    cost_per_transfer float8 NOT NULL DEFAULT 0 CHECK (cost_per_transfer >= 0 AND cost_per_transfer < 1e12),
+    PRIMARY KEY (brand, from_site_id, to_site_id),
+    CHECK (from_site_id <> to_site_id OR from_site_id = '*')
+);
+COMMENT ON TABLE retail_mid.replenish_transfer_lane IS 'Cost and pack size of moving stock between two stores of a brand (* = any store). For a pair the most specific lane wins: (from, to), then (from, *), then (*, to), then (*, *); none: pack 1, no cost.';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.from_site_id IS 'Giving store, * for any.';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.to_site_id IS 'Receiving store, * for any.';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.pack_size IS 'Transfers on this lane move whole multiples of this (rounded down).';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.cost_per_unit IS 'Cost of moving one unit.';
+COMMENT ON COLUMN retail_mid.replenish_transfer_lane.cost_per_transfer IS 'Fixed cost of one transfer (one SKU, one lane).';
+
 -- Donors: stores whose free stock covers more than cover_days days of forecast; they can give the stock above
 -- cover_days of demand (floor). Receivers: stores whose position is below the reorder point; they need up to the
 -- order-up-to level (ceil). Pairs of the same brand and SKU are taken nearest first (geography distance in metres,
--- ties by donor then receiver id), each moving min(what the donor still has to give, what the receiver still needs).
+-- ties by donor then receiver id), each moving min(what the donor still has to give, what the receiver still needs)
+-- rounded down to the lane's packs; a pair is skipped when that is 0, or when the lane's cost (per transfer + per
+-- unit x units) exceeds the margin of the units moved (receiver's unit_margin x units: the stock saved from being a
+-- lost sale there; no margin known: no cost check).
 CREATE FUNCTION retail_mid.suggested_transfers(brand text, cover_days float8 DEFAULT 28, method text DEFAULT 'normal',
                                                max_distance_m float8 DEFAULT NULL)
 RETURNS TABLE (sku_id text, from_site_id text, to_site_id text, distance_m float8, quantity float8,
-               from_cover_days float8, from_excess float8, to_need float8)
+               from_cover_days float8, from_excess float8, to_need float8, pack_size float8, transfer_cost float8,
+               margin float8)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r record; v_sku text; v_give jsonb; v_need jsonb; v_q float8;
+    r record; v_sku text; v_give jsonb; v_need jsonb; v_q float8; v_cost float8;
 BEGIN
     IF cover_days IS NULL OR NOT (cover_days >= 0 AND cover_days < 'Infinity') THEN
         RAISE EXCEPTION 'cover_days must be a finite number of days, not negative' USING ERRCODE = '22023';
@@ -550,8 +577,13 @@ BEGIN
              need AS (SELECT o.*, ceil(o.order_up_to - o.inventory_position) AS need
                         FROM o WHERE o.inventory_position < o.reorder_point)
         SELECT g.sku_id, g.site_id AS from_site, n.site_id AS to_site,
-               ST_Distance(g.geom::geography, n.geom::geography) AS dist, g.cover_days AS cov, g.excess, n.need
+               ST_Distance(g.geom::geography, n.geom::geography) AS dist, g.cover_days AS cov, g.excess, n.need,
+               coalesce(l.pack_size, 1) AS pack, coalesce(l.cost_per_unit, 0) AS cpu, coalesce(l.cost_per_transfer, 0) AS cpt,
+               n.unit_margin
           FROM give g JOIN need n ON n.sku_id = g.sku_id AND n.site_id <> g.site_id
+          LEFT JOIN LATERAL (SELECT * FROM retail_mid.replenish_transfer_lane l
+                              WHERE l.brand = suggested_transfers.brand AND l.from_site_id IN (g.site_id, '*') AND l.to_site_id IN (n.site_id, '*')
+                              ORDER BY (l.from_site_id <> '*') DESC, (l.to_site_id <> '*') DESC LIMIT 1) l ON true
          WHERE g.excess > 0 AND n.need > 0
            AND (max_distance_m IS NULL OR ST_DWithin(g.geom::geography, n.geom::geography, max_distance_m))
          ORDER BY g.sku_id, dist, g.site_id, n.site_id
@@ -560,16 +592,21 @@ BEGIN
             v_sku := r.sku_id; v_give := '{}'; v_need := '{}';
         END IF;
         v_q := least(coalesce((v_give ->> r.from_site)::float8, r.excess), coalesce((v_need ->> r.to_site)::float8, r.need));
+        -- whole packs of the lane, never more than the donor can give (the 1e-9 keeps an exact multiple whole)
+        v_q := floor(v_q / r.pack + 1e-9) * r.pack;
         CONTINUE WHEN v_q <= 0;
+        v_cost := r.cpt + r.cpu * v_q;
+        CONTINUE WHEN r.unit_margin IS NOT NULL AND v_cost > r.unit_margin * v_q;
         v_give := jsonb_set(v_give, ARRAY[r.from_site], to_jsonb(coalesce((v_give ->> r.from_site)::float8, r.excess) - v_q));
         v_need := jsonb_set(v_need, ARRAY[r.to_site], to_jsonb(coalesce((v_need ->> r.to_site)::float8, r.need) - v_q));
         sku_id := r.sku_id; from_site_id := r.from_site; to_site_id := r.to_site; distance_m := r.dist; quantity := v_q;
-        from_cover_days := r.cov; from_excess := r.excess; to_need := r.need;
+        from_cover_days := r.cov; from_excess := r.excess; to_need := r.need; pack_size := r.pack; transfer_cost := v_cost;
+        margin := r.unit_margin * v_q;
         RETURN NEXT;
     END LOOP;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.suggested_transfers(text, float8, text, float8) IS 'Stock moves between stores of a brand: stores with more than cover_days of free stock give the units above cover_days of forecast demand to stores below their reorder point (up to their order-up-to level), pairs of the same SKU nearest first (PostGIS geography distance, optionally within max_distance_m), never more than the giver''s excess or the receiver''s need.';
+COMMENT ON FUNCTION retail_mid.suggested_transfers(text, float8, text, float8) IS 'Stock moves between stores of a brand: stores with more than cover_days of free stock give the units above cover_days of forecast demand to stores below their reorder point (up to their order-up-to level), pairs of the same SKU nearest first (PostGIS geography distance, optionally within max_distance_m), never more than the giver''s excess or the receiver''s need, rounded down to the lane''s packs (replenish_transfer_lane); a pair whose cost (per transfer + per unit) exceeds the margin of the units moved (receiver''s unit_margin) is skipped. Returns the lane''s pack size, the transfer''s cost and that margin (NULL when unknown).';
 
 -- plpgsql bodies resolve PostGIS names at run time: give them PostGIS's schema (unknown until install).
 DO $$
