@@ -119,14 +119,20 @@ ets_update(double *l, double *b, double *s, int m, int trend, int season,
  * Runs the model over y from state x (l, b, s0..s(m-1)), returning the etscalc likelihood (n log SSE, plus
  * 2 sum log|f| for multiplicative errors) or ETS_NA; leaves the final state in x and, when asked, the one-step
  * fitted values and the mean squared error.
+ *
+ * This is the optimiser's inner loop (about 95% of a fit), so it is compiled once per model class: the body
+ * is always inlined into ets_calc's switch with constant error/trend/season, which removes the per-period
+ * branches, and log|f| is summed as the log of a running product (renormalised by frexp when it leaves
+ * [1e-200, 1e200]; factors outside [1e-100, 1e100], zero included, take their log directly), so a fit of a
+ * multiplicative-error model computes one log per series instead of one per period.
  */
-static double
-ets_calc(const double *y, int n, double *x, int m, int error, int trend, int season,
-		 double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
+static inline __attribute__((always_inline)) double
+ets_calc_body(const double *y, int n, double *x, int m, const int error, const int trend, const int season,
+			  double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
 {
 	double		l = x[0], b = 0, ring[ETS_MAX_M];
-	double		lik = 0, lik2 = 0, sse = 0;
-	int			k = 1, head = 0;
+	double		lik = 0, lik2 = 0, sse = 0, prod = 1;
+	int			k = 1, head = 0, prod_exp = 0;
 
 	/*
 	 * The seasonal states live in a ring: s[j] = ring[(head + j) % m], s[m-1] being the state of a year ago;
@@ -139,18 +145,36 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 		memcpy(ring, x + k, sizeof(double) * m);
 	for (int i = 0; i < n; i++)
 	{
-		int			old = head + m - 1 >= m ? head - 1 : head + m - 1;
+		int			old = head == 0 ? m - 1 : head - 1;
 		double		sold = season > ETS_NONE ? ring[old] : 0;
 		double		phib = trend == ETS_ADD ? phi * b : 0;
-		double		q = l + phib, f, e, p, lnew;
+		double		q = l + phib, f, e, p, d, lnew;
 
 		f = season == ETS_ADD ? q + sold : season == ETS_MULT ? q * sold : q;
 		if (fitted)
 			fitted[i] = f;
-		e = error == ETS_ADD ? y[i] - f : (y[i] - f) / f;
-		sse += (y[i] - f) * (y[i] - f);
+		e = y[i] - f;
+		sse += e * e;
+		if (error == ETS_MULT)
+		{
+			double		af = fabs(f);
+
+			e /= f;
+			if (af >= 1e-100 && af <= 1e100)
+			{
+				prod *= af;
+				if (prod > 1e200 || prod < 1e-200)
+				{
+					int			ex;
+
+					prod = frexp(prod, &ex);
+					prod_exp += ex;
+				}
+			}
+			else
+				lik2 += log(af);
+		}
 		lik += e * e;
-		lik2 += log(fabs(f));
 
 		if (season == ETS_NONE)
 			p = y[i];
@@ -158,9 +182,15 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 			p = y[i] - sold;
 		else
 			p = fabs(sold) < ETS_TOL ? ETS_HUGEN : y[i] / sold;
-		lnew = q + alpha * (p - q);
+		/*
+		 * R's update() computes b = phib + (beta / alpha) ((lnew - l) - phib); since lnew - l - phib =
+		 * alpha (p - q) that is phib + beta (p - q), which leaves the level and trend recursions each one
+		 * multiply-add from the shared error instead of chaining the trend through the new level.
+		 */
+		d = p - q;
+		lnew = q + alpha * d;
 		if (trend == ETS_ADD)
-			b = phib + (beta / alpha) * ((lnew - l) - phib);
+			b = phib + beta * d;
 		if (season > ETS_NONE)
 		{
 			double		t;
@@ -178,7 +208,7 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 		*sse_e = lik;
 	lik = n * log(lik);
 	if (error == ETS_MULT)
-		lik += 2 * lik2;
+		lik += 2 * (lik2 + log(prod) + prod_exp * M_LN2);
 	if (mse)
 		*mse = sse / n;
 	x[0] = l;
@@ -189,6 +219,34 @@ ets_calc(const double *y, int n, double *x, int m, int error, int trend, int sea
 		for (int j = 0; j < m; j++)
 			x[k + j] = ring[(head + j) % m];
 	return lik;
+}
+
+#define ETS_CALC_CASE(E, T, S) \
+	case (E) * 9 + (T) * 3 + (S): \
+		return ets_calc_body(y, n, x, m, E, T, S, alpha, beta, gamma, phi, fitted, mse, sse_e)
+
+static double
+ets_calc(const double *y, int n, double *x, int m, int error, int trend, int season,
+		 double alpha, double beta, double gamma, double phi, double *fitted, double *mse, double *sse_e)
+{
+	Assert(error != ETS_NONE && trend != ETS_MULT);
+	switch (error * 9 + trend * 3 + season)
+	{
+			ETS_CALC_CASE(ETS_ADD, ETS_NONE, ETS_NONE);
+			ETS_CALC_CASE(ETS_ADD, ETS_NONE, ETS_ADD);
+			ETS_CALC_CASE(ETS_ADD, ETS_NONE, ETS_MULT);
+			ETS_CALC_CASE(ETS_ADD, ETS_ADD, ETS_NONE);
+			ETS_CALC_CASE(ETS_ADD, ETS_ADD, ETS_ADD);
+			ETS_CALC_CASE(ETS_ADD, ETS_ADD, ETS_MULT);
+			ETS_CALC_CASE(ETS_MULT, ETS_NONE, ETS_NONE);
+			ETS_CALC_CASE(ETS_MULT, ETS_NONE, ETS_ADD);
+			ETS_CALC_CASE(ETS_MULT, ETS_NONE, ETS_MULT);
+			ETS_CALC_CASE(ETS_MULT, ETS_ADD, ETS_NONE);
+			ETS_CALC_CASE(ETS_MULT, ETS_ADD, ETS_ADD);
+			ETS_CALC_CASE(ETS_MULT, ETS_ADD, ETS_MULT);
+	}
+	elog(ERROR, "unexpected ETS model class %d/%d/%d", error, trend, season);
+	return ETS_NA;
 }
 
 /*

@@ -513,13 +513,13 @@ typedef struct FcResult
 	bool		clip0;
 } FcResult;
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a, y = *(const double *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
+/* pg_qsort's algorithm specialised for doubles: the sample paths are sorted once per horizon step */
+#define ST_SORT sort_doubles
+#define ST_ELEMENT_TYPE double
+#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /* Quantile of a sorted sample, R's type 7. */
 static double
@@ -624,7 +624,7 @@ fit_naive(FcResult *r, const double *y, int n, int h, int m)
 static void
 set_empirical(FcResult *r, double *resid, int nres)
 {
-	qsort(resid, nres, sizeof(double), cmp_double);
+	sort_doubles(resid, nres);
 	r->kind = D_EMPIRICAL;
 	r->resid = resid;
 	r->nres = nres;
@@ -927,7 +927,7 @@ fill_ets(FcResult *r, const EtsFit *fit, int h, int nsim, uint64 seed, bool clip
 		{
 			for (int k = 0; k < nsim; k++)
 				r->paths[(size_t) i * nsim + k] = paths[(size_t) k * h + i];
-			qsort(r->paths + (size_t) i * nsim, nsim, sizeof(double), cmp_double);
+			sort_doubles(r->paths + (size_t) i * nsim, nsim);
 		}
 		pfree(paths);
 		r->nsim = nsim;

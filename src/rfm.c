@@ -1582,100 +1582,83 @@ PG_FUNCTION_INFO_V1(rfm_score_summary);
 Datum
 rfm_score_summary(PG_FUNCTION_ARGS)
 {
-	FuncCallContext *fctx;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	RfmScored  *sc;
+	bytea	   *in;
+	Size		len;
+	int32		head[4], k;
+	char	   *method;
+	ArrayType  *segs;
+	int			nseg;
 
-	if (SRF_IS_FIRSTCALL())
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("k, method and segments must not be null")));
+	k = PG_GETARG_INT32(1);
+	method = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (k < 2 || k > 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be between 2 and 100"),
+				 errdetail("Got %d.", k)));
+	segs = PG_GETARG_ARRAYTYPE_P(6);
+	if (ARR_NDIM(segs) != 1 || ARR_ELEMTYPE(segs) != TEXTOID || ARR_DIMS(segs)[0] != k * k * k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("segments must be a one-dimensional text array of k^3 = %d cells", k * k * k)));
+	sc = palloc0(sizeof(RfmScored));
+	sc->k = k;
+	deconstruct_array(segs, TEXTOID, -1, false, TYPALIGN_INT, &sc->segments, &sc->segment_null, &nseg);
+	if (strcmp(method, "quantile") == 0)
+		sc->method = RFM_QUANTILE;
+	else if (strcmp(method, "threshold") == 0)
 	{
-		MemoryContext old;
-		bytea	   *in;
-		Size		len;
-		int32		head[4], k;
-		char	   *method;
-		ArrayType  *segs;
-		int			nseg;
-		TupleDesc	tupdesc;
-
-		fctx = SRF_FIRSTCALL_INIT();
-		old = MemoryContextSwitchTo(fctx->multi_call_memory_ctx);
-		if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(6))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("k, method and segments must not be null")));
-		k = PG_GETARG_INT32(1);
-		method = text_to_cstring(PG_GETARG_TEXT_PP(2));
-		if (k < 2 || k > 100)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("k must be between 2 and 100"),
-					 errdetail("Got %d.", k)));
-		segs = PG_GETARG_ARRAYTYPE_P(6);
-		if (ARR_NDIM(segs) != 1 || ARR_ELEMTYPE(segs) != TEXTOID || ARR_DIMS(segs)[0] != k * k * k)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("segments must be a one-dimensional text array of k^3 = %d cells", k * k * k)));
-		sc = palloc0(sizeof(RfmScored));
-		sc->k = k;
-		deconstruct_array(segs, TEXTOID, -1, false, TYPALIGN_INT, &sc->segments, &sc->segment_null, &nseg);
-		if (strcmp(method, "quantile") == 0)
-			sc->method = RFM_QUANTILE;
-		else if (strcmp(method, "threshold") == 0)
-		{
-			sc->method = RFM_THRESHOLD;
-			sc->rb = RfmThresholdArg(fcinfo, 3, k, "r_thresholds");
-			sc->fb = RfmThresholdArg(fcinfo, 4, k, "f_thresholds");
-			sc->mb = RfmThresholdArg(fcinfo, 5, k, "m_thresholds");
-		}
-		else if (strcmp(method, "average") == 0)
-		{
-			sc->method = RFM_AVERAGE;
-			if (k != 2)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("the average method scores 1..2, so k must be 2")));
-		}
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown rfm scoring method \"%s\"", method),
-					 errhint("Use quantile, threshold or average.")));
-		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
-		fctx->tuple_desc = BlessTupleDesc(tupdesc);
-		fctx->user_fctx = sc;
-		fctx->max_calls = 0;
-		if (!PG_ARGISNULL(0))
-		{
-			/* detoasted into this context when needed; otherwise the argument stays valid for the whole scan */
-			in = PG_GETARG_BYTEA_P(0);
-			len = VARSIZE(in) - VARHDRSZ;
-			if (len >= RFM_SUMMARY_HEADER)
-				memcpy(head, VARDATA(in), RFM_SUMMARY_HEADER);
-			if (len < RFM_SUMMARY_HEADER || head[0] != RFM_SUMMARY_VERSION || head[3] < 0 ||
-				len != RFM_SUMMARY_HEADER + (Size) head[3] * RFM_SUMMARY_ENTRY)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("invalid rfm summary"),
-						 errhint("Pass the result of retail_mid.rfm_collect, rfm_collect_daily or rfm_collect_td.")));
-			sc->as_of = head[1];
-			sc->n = head[3];
-			sc->entries = VARDATA(in) + RFM_SUMMARY_HEADER;
-			for (int64 i = 0; i < sc->n; i++)
-			{
-				RfmCust		c;
-
-				RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
-				if (c.last > sc->as_of || c.first > c.last || c.orders < 0 || c.orders > PG_INT32_MAX)
-					ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid rfm summary")));
-			}
-			RfmPrepareScoring(sc);
-			fctx->max_calls = sc->n;
-		}
-		MemoryContextSwitchTo(old);
+		sc->method = RFM_THRESHOLD;
+		sc->rb = RfmThresholdArg(fcinfo, 3, k, "r_thresholds");
+		sc->fb = RfmThresholdArg(fcinfo, 4, k, "f_thresholds");
+		sc->mb = RfmThresholdArg(fcinfo, 5, k, "m_thresholds");
 	}
-	fctx = SRF_PERCALL_SETUP();
-	sc = (RfmScored *) fctx->user_fctx;
-	if (fctx->call_cntr < fctx->max_calls)
+	else if (strcmp(method, "average") == 0)
+	{
+		sc->method = RFM_AVERAGE;
+		if (k != 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the average method scores 1..2, so k must be 2")));
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown rfm scoring method \"%s\"", method),
+				 errhint("Use quantile, threshold or average.")));
+	/* materialised: the rows go straight into the caller's tuple store, with no per-row heap tuple */
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	in = PG_GETARG_BYTEA_P(0);
+	len = VARSIZE(in) - VARHDRSZ;
+	if (len >= RFM_SUMMARY_HEADER)
+		memcpy(head, VARDATA(in), RFM_SUMMARY_HEADER);
+	if (len < RFM_SUMMARY_HEADER || head[0] != RFM_SUMMARY_VERSION || head[3] < 0 ||
+		len != RFM_SUMMARY_HEADER + (Size) head[3] * RFM_SUMMARY_ENTRY)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("invalid rfm summary"),
+				 errhint("Pass the result of retail_mid.rfm_collect, rfm_collect_daily or rfm_collect_td.")));
+	sc->as_of = head[1];
+	sc->n = head[3];
+	sc->entries = VARDATA(in) + RFM_SUMMARY_HEADER;
+	for (int64 i = 0; i < sc->n; i++)
+	{
+		RfmCust		c;
+
+		RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
+		if (c.last > sc->as_of || c.first > c.last || c.orders < 0 || c.orders > PG_INT32_MAX)
+			ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid rfm summary")));
+	}
+	RfmPrepareScoring(sc);
+	for (int64 i = 0; i < sc->n; i++)
 	{
 		RfmCust		c;
 		int32		r = 1, f = 1, m = 1;
@@ -1683,7 +1666,7 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 		Datum		values[10];
 		bool		nulls[10] = {0};
 
-		RfmReadEntry(sc->entries + fctx->call_cntr * RFM_SUMMARY_ENTRY, &c);
+		RfmReadEntry(sc->entries + i * RFM_SUMMARY_ENTRY, &c);
 		RfmScoreRow(sc, &c, &r, &f, &m);
 		values[0] = Int32GetDatum(c.key);
 		values[1] = Int32GetDatum(sc->as_of - c.last);
@@ -1697,7 +1680,7 @@ rfm_score_summary(PG_FUNCTION_ARGS)
 		cell = ((r - 1) * sc->k + f - 1) * sc->k + m - 1;
 		values[9] = sc->segments[cell];
 		nulls[9] = sc->segment_null[cell];
-		SRF_RETURN_NEXT(fctx, HeapTupleGetDatum(heap_form_tuple(fctx->tuple_desc, values, nulls)));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	SRF_RETURN_DONE(fctx);
+	PG_RETURN_NULL();
 }

@@ -327,39 +327,48 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.rfm_scores(text, date, int4, text) IS 'RFM raw values, scores and segment of every customer of a brand at as_of over the last window_days days, from retail_mid.dws_trade_customer_1d.';
 
-CREATE FUNCTION retail_mid.rfm_scores_td(brand text, as_of date DEFAULT NULL, map_name text DEFAULT 'ten_segment')
-RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
-               r_score int4, f_score int4, m_score int4, segment text)
-LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+-- The checks of rfm_scores_td, apart so that rfm_scores_td itself can be a SQL function the planner inlines:
+-- its rows then stream from the C scorer into the caller's plan instead of through a PL/pgSQL result store.
+CREATE FUNCTION retail_mid.rfm_td_as_of(brand text, as_of date, map_name text) RETURNS date
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    sc retail_mid.rfm_scoring;
-    v_as_of date := as_of;
-    v_refreshed date;
+DECLARE v_refreshed date;
 BEGIN
     IF brand IS NULL OR map_name IS NULL THEN
         RAISE EXCEPTION 'rfm_scores_td arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT r.as_of INTO v_refreshed FROM retail_mid.dws_refresh_state r WHERE r.brand = rfm_scores_td.brand;
+    SELECT r.as_of INTO v_refreshed FROM retail_mid.dws_refresh_state r WHERE r.brand = rfm_td_as_of.brand;
     IF NOT FOUND THEN
-        RETURN;  -- nothing refreshed for the brand yet: no customers
+        RETURN NULL;  -- nothing refreshed for the brand yet: no customers
     END IF;
-    v_as_of := coalesce(v_as_of, v_refreshed);
-    IF NOT isfinite(v_as_of) THEN
+    IF NOT isfinite(coalesce(as_of, v_refreshed)) THEN
         RAISE EXCEPTION 'as_of must be a finite date' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF v_as_of < v_refreshed THEN
-        RAISE EXCEPTION 'as_of % is before the brand''s last refreshed day %', v_as_of, v_refreshed
+    IF as_of < v_refreshed THEN
+        RAISE EXCEPTION 'as_of % is before the brand''s last refreshed day %', as_of, v_refreshed
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Totals to date cannot be wound back; use rfm_scores with a window for an earlier date.';
     END IF;
-    sc := retail_mid.rfm_scoring(brand, map_name);
-    RETURN QUERY SELECT * FROM retail_mid.rfm_score_summary(
-        (SELECT retail_mid.rfm_collect_td(t.customer_key, t.first_sale_date, t.last_sale_date, t.orders, t.net_amount, v_as_of)
-           FROM retail_mid.dws_trade_customer_td t WHERE t.brand = rfm_scores_td.brand),
-        sc.k, sc.method, sc.r_thresholds, sc.f_thresholds, sc.m_thresholds, sc.segments);
+    RETURN coalesce(as_of, v_refreshed);
 END;
 $$;
+COMMENT ON FUNCTION retail_mid.rfm_td_as_of(text, date, text) IS 'Internal to rfm_scores_td: checks its arguments and returns the as_of date to score at (the brand''s dws_refresh_state date when as_of is NULL), or NULL when the brand has not been refreshed.';
+
+CREATE FUNCTION retail_mid.rfm_scores_td(brand text, as_of date DEFAULT NULL, map_name text DEFAULT 'ten_segment')
+RETURNS TABLE (customer_key int4, recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date,
+               r_score int4, f_score int4, m_score int4, segment text)
+LANGUAGE sql STABLE PARALLEL RESTRICTED
+BEGIN ATOMIC
+    SELECT s.*
+      FROM (SELECT retail_mid.rfm_td_as_of(rfm_scores_td.brand, rfm_scores_td.as_of, rfm_scores_td.map_name) AS d
+            OFFSET 0) a  -- not pulled up: the check runs once, not once per row of the aggregate
+     CROSS JOIN LATERAL (SELECT (retail_mid.rfm_scoring(rfm_scores_td.brand, rfm_scores_td.map_name)).*) sc
+     CROSS JOIN LATERAL retail_mid.rfm_score_summary(
+           (SELECT retail_mid.rfm_collect_td(t.customer_key, t.first_sale_date, t.last_sale_date, t.orders, t.net_amount, a.d)
+              FROM retail_mid.dws_trade_customer_td t WHERE t.brand = rfm_scores_td.brand),
+           sc.k, sc.method, sc.r_thresholds, sc.f_thresholds, sc.m_thresholds, sc.segments) s
+     WHERE a.d IS NOT NULL;
+END;
 COMMENT ON FUNCTION retail_mid.rfm_scores_td(text, date, text) IS 'RFM over the whole history from retail_mid.dws_trade_customer_td (one row per customer, so no pass over daily rows): recency to as_of (default: the brand''s dws_refresh_state date), frequency = orders to date, monetary = net amount to date. An as_of before the last refresh is an error (totals to date cannot be wound back); for a window use rfm_scores.';
 
 -- Snapshots for dashboards.

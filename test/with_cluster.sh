@@ -38,7 +38,18 @@ if [ -n "${RETAIL_MID_DESTDIR:-}" ]; then
   cp -r "$RETAIL_MID_DESTDIR" "$tmp/ext" && chmod -R a+rX "$tmp/ext"
   echo "extension_destdir = '$tmp/ext'" >>"$tmp/data/postgresql.conf"
 fi
-"${run_as[@]}" "$BIN/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w start >/dev/null
+pg_ctl_opts=()
+if [ -n "${RETAIL_MID_VALGRIND:-}" ]; then
+  # every backend runs under valgrind memcheck (test/valgrind.sh); one log file per process
+  mkdir -p "$RETAIL_MID_VALGRIND"; chmod 777 "$RETAIL_MID_VALGRIND"
+  cat >"$tmp/postgres_vg" <<VG
+#!/bin/sh
+exec valgrind --quiet --error-limit=no --num-callers=30 --track-origins=yes --read-var-info=no \\
+  --log-file=$RETAIL_MID_VALGRIND/vg.%p "$BIN/postgres" "\$@"
+VG
+  chmod 755 "$tmp/postgres_vg"; pg_ctl_opts=(-p "$tmp/postgres_vg" -t 300)
+fi
+"${run_as[@]}" "$BIN/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w "${pg_ctl_opts[@]}" start >/dev/null
 export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 # Fixtures and the shared data are copied next to the cluster when the server could not read them in place.
 mkdir -p "$tmp/fixtures" && cp -r "$here/fixtures/." "$tmp/fixtures/" && chmod -R a+rX "$tmp/fixtures"
