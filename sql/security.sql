@@ -3,9 +3,12 @@ SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 RESET client_min_messages;
 SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'retail\_mid\_%' ORDER BY 1;
--- nothing granted to PUBLIC on the extension's tables and views; no SECURITY DEFINER; every plpgsql function pins search_path
+-- nothing granted to PUBLIC on the extension's tables and views; one vetted SECURITY DEFINER function (it hands masked
+-- views to retail_mid_view_owner) with a pinned search_path, not executable by PUBLIC; every plpgsql function pins search_path
 SELECT count(*) AS public_table_grants FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' AND table_schema = 'retail_mid';
-SELECT count(*) AS security_definer FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef;
+SELECT p.oid::regprocedure AS security_definer, p.proconfig,
+       EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public_may_execute
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef;
 -- plpgsql routines without a pinned search_path (run_logged is a procedure that commits, which forbids SET)
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE n.nspname = 'retail_mid' AND l.lanname = 'plpgsql' AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false) ORDER BY 1;
@@ -44,7 +47,7 @@ SELECT brand, customer_id, name, phone, email, birth_date FROM retail_mid.ods_cu
 SELECT count(*) FROM retail_mid.ods_customer;
 INSERT INTO retail_mid.ods_order (brand, order_id, order_time) VALUES ('sec_b', 'x', now());
 INSERT INTO retail_mid.brand_entitlement VALUES ('sec_alice', 'sec_b');
-SELECT count(*) FROM retail_mid.quality_result;   -- quality results count rows of every brand: admins only
+SELECT count(*) FROM retail_mid.quality_result;   -- whole-table results ('*') count rows of every brand: admins only
 RESET ROLE;
 
 -- BI user of the group sharing A and B: both brands, masked, no ODS tables

@@ -43,6 +43,10 @@ INSERT INTO retail_mid.metric_derived (atomic, qualifier, period, granularity) V
  ('iso_amount', 'all', '30d', 'iso_store'), ('iso_buyers', 'all', 'td', 'iso_store'), ('iso_buyers', 'all', 'td', 'iso_group');
 SELECT retail_mid.metric_generate('iso_store', '2032-01-01', '2032-01-31') > 0 AS generated;
 SELECT retail_mid.metric_generate('iso_group', '2032-01-01', '2032-01-31') > 0 AS generated;
+-- quality results of a rule judged per brand (and for the whole table, brand '*')
+INSERT INTO retail_mid.quality_rule (rule_name, table_name, column_name, template, by_brand)
+VALUES ('iso_store_known', 'retail_mid.ods_order', 'store_id', 'not_null', true);
+SELECT retail_mid.quality_evaluate('retail_mid.ods_order', '2032-01-31 12:00+00') > 0 AS quality_evaluated;
 RESET client_min_messages;
 -- what the superuser sees: both brands
 SELECT retail_mid.audience_count('iso_buyer') AS audience_all_brands, retail_mid.audience_count('iso_orders >= 2') AS two_orders,
@@ -114,9 +118,10 @@ SET ROLE iso_bi;
 SELECT relation, outcome FROM public.iso_probe() WHERE outcome <> 'not readable';
 RESET ROLE;
 
--- Functions. None runs with other rights than its caller's: no SECURITY DEFINER, no SET role or row_security,
--- so whatever a function reads is read under the caller's grants and row-level security.
-SELECT count(*) FILTER (WHERE p.prosecdef) AS security_definer,
+-- Functions. None runs with other rights than its caller's (no SET role or row_security), so whatever a function reads
+-- is read under the caller's grants and row-level security; except the one vetted SECURITY DEFINER function, which
+-- only (re)creates masked views, is executable by admins only (see security_brand) and is not STABLE (not probed below).
+SELECT string_agg(p.oid::regprocedure::text, ', ') FILTER (WHERE p.prosecdef) AS security_definer,
        count(*) FILTER (WHERE array_to_string(p.proconfig, ',') ~* '(^|,)(role|session_authorization|row_security)=') AS sets_role_or_rls
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'retail_mid');
@@ -190,9 +195,15 @@ SELECT count(*) AS tag_values, count(*) FILTER (WHERE customer_key NOT IN (SELEC
   FROM retail_mid.tag_value WHERE tag_name = 'iso_buyer';
 SELECT retail_mid.rb_cardinality(retail_mid.customer_universe()) AS universe;
 SELECT retail_mid.audience_count('@iso_all');
-SELECT retail_mid.save_audience('iso_mine', 'iso_buyer');
-SELECT brand, count(*) AS members, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
-  FROM retail_mid.audience_member_brand WHERE audience_name = 'iso_all' GROUP BY brand;
+SELECT retail_mid.save_audience('iso_mine', 'iso_buyer');   -- group-wide: admins only
+SELECT retail_mid.save_audience('iso_mine', 'iso_buyer', 'iso_b');   -- not entitled
+SELECT retail_mid.save_audience('iso_mine', 'iso_buyer', 'iso_a') AS version;
+SELECT retail_mid.rb_to_array(snapshot) = (SELECT array_agg(customer_key ORDER BY customer_key) FROM public.iso_a_keys) AS is_iso_a_buyers,
+       retail_mid.audience_count('@iso_mine') AS members FROM retail_mid.audience_package WHERE name = 'iso_mine';
+SELECT audience_name, audience_brand, brand, count(*) AS members, count(*) FILTER (WHERE customer_key NOT IN (SELECT customer_key FROM public.iso_a_keys)) AS outside_a
+  FROM retail_mid.audience_member_brand WHERE audience_name LIKE 'iso\_%' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
+-- quality: iso_a's result of the per-brand rule only
+SELECT brand, rule_name, rows_checked, observed FROM retail_mid.quality_result WHERE rule_name = 'iso_store_known';
 SELECT brand, count(*) AS tagged FROM retail_mid.tag_value_brand WHERE tag_name = 'iso_buyer' GROUP BY brand;
 SELECT brand, count(*) AS keys, count(DISTINCT person_key) AS persons FROM retail_mid.oneid_person_brand
  WHERE customer_key IN (SELECT customer_key FROM public.iso_a_keys) GROUP BY brand;
@@ -218,7 +229,9 @@ DELETE FROM retail_mid.metric_granularity WHERE granularity LIKE 'iso\_%';
 DELETE FROM retail_mid.metric_atomic WHERE atomic LIKE 'iso\_%';
 DROP TABLE retail_mid.dws_metric_iso_store, retail_mid.dws_metric_iso_store_1d, retail_mid.dws_metric_iso_group, retail_mid.dws_metric_iso_group_1d;
 DELETE FROM retail_mid.oneid_person_map WHERE customer_key IN (SELECT customer_key FROM retail_mid.customer_brand WHERE brand LIKE 'iso\_%');
-DELETE FROM retail_mid.audience_package WHERE name = 'iso_all';
+DELETE FROM retail_mid.audience_package WHERE name IN ('iso_all', 'iso_mine');
+DELETE FROM retail_mid.quality_result WHERE rule_name = 'iso_store_known';
+DELETE FROM retail_mid.quality_rule WHERE rule_name = 'iso_store_known';
 DELETE FROM retail_mid.tag_definition WHERE tag_name IN ('iso_buyer', 'iso_orders');
 DELETE FROM retail_mid.ods_order_line WHERE brand LIKE 'iso\_%';
 DELETE FROM retail_mid.ods_order WHERE brand LIKE 'iso\_%';

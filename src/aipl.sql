@@ -44,6 +44,37 @@ COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.customer_key IS 'Customer key.';
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.stage IS 'A, I, P or L.';
 
+-- Behaviour events and campaign touches by customer key instead of identifier: what aipl_signals reads. Owned by
+-- retail_mid_view_owner (src/security.sql), they give analysts the events of their brands without the identifiers
+-- (personal data, masked for them): the row-level security of the ODS tables applies for the caller. No security
+-- barrier: the views filter nothing themselves and expose no personal column, and the time predicates of
+-- aipl_signals must reach the scans.
+CREATE VIEW retail_mid.behavior_event_keyed AS
+SELECT e.brand::text AS brand, k.customer_key::int4 AS customer_key, e.event_time::timestamp AS event_time, e.event_type::text AS event_type,
+       e.channel::text AS channel, e.event_count::int AS event_count, e.amount::numeric(14,4) AS amount
+  FROM retail_mid.ods_behavior_event e JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = e.id_value;
+COMMENT ON VIEW retail_mid.behavior_event_keyed IS 'Behaviour events of the caller''s brands with the customer key of their identifier (events of identifiers without a key are left out); no identifiers.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.customer_key IS 'Customer key of the event''s identifier.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.event_time IS 'When.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.event_type IS 'Event type.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.channel IS 'Channel.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.event_count IS 'How many events the row stands for.';
+COMMENT ON COLUMN retail_mid.behavior_event_keyed.amount IS 'Amount, if any.';
+
+CREATE VIEW retail_mid.campaign_touch_keyed AS
+SELECT t.brand::text AS brand, k.customer_key::int4 AS customer_key, t.campaign_id::text AS campaign_id, t.channel::text AS channel,
+       t.touched_at::timestamp AS touched_at, t.touch_type::text AS touch_type, t.coupon_id::text AS coupon_id
+  FROM retail_mid.ods_campaign_touch t JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = t.id_value;
+COMMENT ON VIEW retail_mid.campaign_touch_keyed IS 'Campaign touches of the caller''s brands with the customer key of their identifier (touches of identifiers without a key are left out); no identifiers.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.customer_key IS 'Customer key of the touched identifier.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.campaign_id IS 'Campaign.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.channel IS 'Channel.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.touched_at IS 'When.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.touch_type IS 'sent, exposed, clicked or redeemed.';
+COMMENT ON COLUMN retail_mid.campaign_touch_keyed.coupon_id IS 'Coupon, if any.';
+
 -- The daily signals of a brand, one row per customer, rule and day: what the rules count.
 CREATE FUNCTION retail_mid.aipl_signals(brand text, from_date date, to_date date)
 RETURNS TABLE (customer_key int4, stage char(1), source text, dt date, n bigint, amount numeric)
@@ -52,16 +83,14 @@ BEGIN ATOMIC
     WITH r AS (SELECT * FROM retail_mid.aipl_rule r
                 WHERE r.brand = aipl_signals.brand
                    OR (r.brand = '*' AND NOT EXISTS (SELECT 1 FROM retail_mid.aipl_rule o WHERE o.brand = aipl_signals.brand)))
-    SELECT k.customer_key, r.stage, r.source, e.event_time::date, sum(e.event_count), coalesce(sum(e.amount), 0)
-      FROM r JOIN retail_mid.ods_behavior_event e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
-      JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = e.id_value
+    SELECT e.customer_key, r.stage, r.source, e.event_time::date, sum(e.event_count), coalesce(sum(e.amount), 0)
+      FROM r JOIN retail_mid.behavior_event_keyed e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
      WHERE e.brand = aipl_signals.brand AND e.event_time >= aipl_signals.from_date - r.lookback_days
        AND e.event_time < aipl_signals.to_date + 1
      GROUP BY 1, 2, 3, 4
     UNION ALL
-    SELECT k.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
-      FROM r JOIN retail_mid.ods_campaign_touch t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
-      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = t.id_value
+    SELECT t.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
+      FROM r JOIN retail_mid.campaign_touch_keyed t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
      WHERE t.brand = aipl_signals.brand AND t.touched_at >= aipl_signals.from_date - r.lookback_days
        AND t.touched_at < aipl_signals.to_date + 1
      GROUP BY 1, 2, 3, 4
@@ -72,7 +101,7 @@ BEGIN ATOMIC
        AND c.dt > aipl_signals.from_date - r.lookback_days AND c.dt <= aipl_signals.to_date
      GROUP BY 1, 2, 3, 4;
 END;
-COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need.';
+COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need; reads events and touches by customer key (behavior_event_keyed, campaign_touch_keyed), so analysts of the brand may call it.';
 
 -- Rebuilds the stage history of [from_date, to_date]. Each rule's windowed sums are a step function that changes
 -- only where a signal enters (day t) or leaves (day t + lookback) the window, so they are computed at those

@@ -330,18 +330,37 @@ te_eval(TeEval *ev, const TagExprNode *n)
 			return te_minus(te_universe_copy(ev), l);
 		case TE_AUDIENCE:
 			{
-				Oid			types[1] = {TEXTOID};
-				Datum		values[1] = {CStringGetTextDatum(n->tag)};
+				/*
+				 * The latest version of each brand's audience of that name that the caller may read (row-level
+				 * security on audience_package); @brand/name picks the brand, a bare name must be unambiguous.
+				 */
+				Oid			types[2] = {TEXTOID, TEXTOID};
+				Datum		values[2] = {CStringGetTextDatum(n->tag),
+				n->brand ? CStringGetTextDatum(n->brand) : (Datum) 0};
+				char		nulls[2] = {' ', n->brand ? ' ' : 'n'};
 				int			rc;
 				bool		isnull;
 				Datum		d;
 
-				rc = SPI_execute_with_args("SELECT snapshot FROM retail_mid.audience_package WHERE name = $1 "
-										   "ORDER BY version DESC LIMIT 1", 1, types, values, NULL, true, 1);
+				rc = SPI_execute_with_args("SELECT DISTINCT ON (brand) snapshot, brand FROM retail_mid.audience_package "
+										   "WHERE name = $1 AND ($2 IS NULL OR brand = $2) "
+										   "ORDER BY brand, version DESC LIMIT 2", 2, types, values, nulls, true, 2);
 				if (rc != SPI_OK_SELECT)
 					elog(ERROR, "audience lookup failed: %s", SPI_result_code_string(rc));
 				if (SPI_processed == 0)
+				{
+					if (n->brand)
+						te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "saved audience \"%s\" of brand \"%s\" does not exist",
+								 n->tag, n->brand);
 					te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "saved audience \"%s\" does not exist", n->tag);
+				}
+				if (SPI_processed > 1)
+					ereport(ERROR,
+							(errcode(ERRCODE_AMBIGUOUS_ALIAS),
+							 errmsg("saved audience \"%s\" is ambiguous: it exists for several brands", n->tag),
+							 errdetail("The error is at position %d of the tag expression.", te_charpos(ev->src, n->pos)),
+							 errhint("Name the brand as in @\"%s\"/\"%s\".",
+									 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), n->tag)));
 				d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 				return isnull ? RbNew() : RbFromDatum(d);
 			}

@@ -180,6 +180,7 @@ COMMENT ON COLUMN retail_mid.customer_universe.refreshed_at IS 'When the cache w
 
 CREATE TABLE retail_mid.audience_package (
     name        text NOT NULL CHECK (name <> ''),
+    brand       text NOT NULL DEFAULT '*' CHECK (brand <> ''),
     version     int  NOT NULL CHECK (version > 0),
     expression  text NOT NULL,
     canonical_expression text NOT NULL,
@@ -187,9 +188,14 @@ CREATE TABLE retail_mid.audience_package (
     customers   bigint NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  text NOT NULL DEFAULT current_user,
-    PRIMARY KEY (name, version)
+    PRIMARY KEY (name, brand, version)
 );
-COMMENT ON TABLE retail_mid.audience_package IS 'Saved audiences: each save_audience() call keeps the expression and a snapshot bitmap under the next version.';
+COMMENT ON TABLE retail_mid.audience_package IS 'Saved audiences: each save_audience() call keeps the expression and a snapshot bitmap under the next version of its name and brand.';
+COMMENT ON COLUMN retail_mid.audience_package.name IS 'Audience name (@name in tag expressions; @brand/name when the caller sees it for several brands).';
+COMMENT ON COLUMN retail_mid.audience_package.brand IS 'Brand whose customers the snapshot holds, or ''*'' for a group-wide audience (saved and read by admins); under brand isolation.';
+COMMENT ON COLUMN retail_mid.audience_package.version IS 'Version, counted per name and brand.';
+COMMENT ON COLUMN retail_mid.audience_package.created_at IS 'When the version was saved.';
+COMMENT ON COLUMN retail_mid.audience_package.created_by IS 'Who saved it.';
 COMMENT ON COLUMN retail_mid.audience_package.expression IS 'The tag expression as written.';
 COMMENT ON COLUMN retail_mid.audience_package.canonical_expression IS 'The expression as parsed (fully parenthesised), for review.';
 COMMENT ON COLUMN retail_mid.audience_package.snapshot IS 'The members when the version was saved; @name in later expressions refers to the latest snapshot.';
@@ -243,30 +249,48 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.refresh_customer_universe() IS 'Rebuilds the cached bitmap of all known customers; returns its cardinality.';
 
--- Saves an audience under the next version of its name (concurrent saves of one name are serialised).
-CREATE FUNCTION retail_mid.save_audience(name text, expression text) RETURNS int
+-- Saves an audience under the next version of its name and brand (concurrent saves of one are serialised). The
+-- expression is evaluated as the caller (an analyst's bitmaps hold the customers of its brands only), and a
+-- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from src/security.sql).
+CREATE FUNCTION retail_mid.save_audience(name text, expression text, brand text DEFAULT '*') RETURNS int
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE v int; b retail_mid.rbitmap;
+DECLARE v int; b retail_mid.rbitmap; entitled boolean;
 BEGIN
     IF btrim(name) = '' THEN
         RAISE EXCEPTION 'audience name must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.audience_package'), hashtext(name));
+    IF btrim(brand) = '' THEN
+        RAISE EXCEPTION 'audience brand must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give a brand, or ''*'' for a group-wide audience.';
+    END IF;
+    entitled := CASE WHEN brand = '*' THEN pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') ELSE retail_mid.brand_visible(brand) END;
+    IF NOT entitled THEN
+        RAISE EXCEPTION 'permission denied to save audiences of brand "%"', brand USING ERRCODE = 'insufficient_privilege',
+            HINT = CASE WHEN brand = '*' THEN 'Group-wide audiences are saved by members of retail_mid_admin; save it for one of your brands.'
+                        ELSE 'It needs an entitlement to the brand (retail_mid.brand_entitlement).' END;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.audience_package'), hashtext(brand || '/' || name));
     b := retail_mid.audience(expression);
-    SELECT coalesce(max(p.version), 0) + 1 INTO v FROM retail_mid.audience_package p WHERE p.name = save_audience.name;
-    INSERT INTO retail_mid.audience_package (name, version, expression, canonical_expression, snapshot, customers)
-    VALUES (name, v, expression, retail_mid.audience_parse(expression), b, retail_mid.rb_cardinality(b));
+    IF brand <> '*' THEN
+        b := retail_mid.rb_and(b, coalesce((SELECT retail_mid.rb_build_agg(cb.customer_key) FROM retail_mid.customer_brand cb
+                                             WHERE cb.brand = save_audience.brand), '{}'));
+    END IF;
+    SELECT coalesce(max(p.version), 0) + 1 INTO v FROM retail_mid.audience_package p
+     WHERE p.name = save_audience.name AND p.brand = save_audience.brand;
+    INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
+    VALUES (name, brand, v, expression, retail_mid.audience_parse(expression), b, retail_mid.rb_cardinality(b));
     RETURN v;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.save_audience(text, text) IS 'Evaluates the expression and saves its snapshot as the next version of the named audience; returns the version.';
+COMMENT ON FUNCTION retail_mid.save_audience(text, text, text) IS 'Evaluates the expression as the caller and saves its snapshot, restricted to the brand''s customers, as the next version of the named audience of that brand (''*'', the default: group-wide, admins only); returns the version. Error 42501 for a brand the caller is not entitled to.';
 
 CREATE VIEW retail_mid.audience_member AS
-SELECT p.name::text AS audience_name, p.version::int AS version, m.customer_key::int4 AS customer_key
-  FROM (SELECT DISTINCT ON (name) name, version, snapshot FROM retail_mid.audience_package ORDER BY name, version DESC) p
+SELECT p.name::text AS audience_name, p.version::int AS version, m.customer_key::int4 AS customer_key, p.brand::text AS brand
+  FROM (SELECT DISTINCT ON (name, brand) name, brand, version, snapshot FROM retail_mid.audience_package ORDER BY name, brand, version DESC) p
  CROSS JOIN LATERAL retail_mid.rb_iterate(p.snapshot) AS m(customer_key);
-COMMENT ON VIEW retail_mid.audience_member IS 'The members of the latest version of every saved audience, one row per customer.';
+COMMENT ON VIEW retail_mid.audience_member IS 'The members of the latest version of every saved audience (per name and brand) the caller may read, one row per customer.';
+COMMENT ON COLUMN retail_mid.audience_member.brand IS 'Brand of the saved audience (''*'': group-wide).';
 COMMENT ON COLUMN retail_mid.audience_member.audience_name IS 'Name of the saved audience.';
 COMMENT ON COLUMN retail_mid.audience_member.version IS 'Its latest version.';
 COMMENT ON COLUMN retail_mid.audience_member.customer_key IS 'A member (join retail_mid.customer_key for identifiers).';

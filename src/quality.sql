@@ -113,7 +113,8 @@ CREATE TABLE retail_mid.quality_rule (
     version        int NOT NULL DEFAULT 1,
     description    text,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    by_brand       boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE retail_mid.quality_rule IS 'Quality rules as data: one row per check of a table (or one column of it), an instance of a quality_template. Checked on insert and update; every change of definition bumps version.';
 COMMENT ON COLUMN retail_mid.quality_rule.rule_name IS 'Unique name, lower-case letters, digits and underscores.';
@@ -129,6 +130,7 @@ COMMENT ON COLUMN retail_mid.quality_rule.data_domain IS 'Data domain the rule b
 COMMENT ON COLUMN retail_mid.quality_rule.enabled IS 'Disabled rules are not evaluated.';
 COMMENT ON COLUMN retail_mid.quality_rule.version IS 'Definition version, bumped by every change of table, column, template, parameters, thresholds or weight.';
 COMMENT ON COLUMN retail_mid.quality_rule.description IS 'Free text.';
+COMMENT ON COLUMN retail_mid.quality_rule.by_brand IS 'Also judge the rule per brand (the table needs a brand column; not for tables_agree): one result per brand next to the whole table''s, from the same scan, the scan then grouped by brand.';
 
 CREATE TABLE retail_mid.quality_rule_version (
     rule_id     int NOT NULL,
@@ -166,7 +168,8 @@ CREATE TABLE retail_mid.quality_result (
     outcome         text NOT NULL CHECK (outcome IN ('pass', 'warn', 'fail', 'warmup')),
     score           float8 CHECK (score IN (0, 50, 100)),
     sample          jsonb NOT NULL DEFAULT '[]',
-    detail          jsonb NOT NULL DEFAULT '{}'
+    detail          jsonb NOT NULL DEFAULT '{}',
+    brand           text NOT NULL DEFAULT '*'
 );
 CREATE INDEX ON retail_mid.quality_result (rule_id, as_of);
 COMMENT ON TABLE retail_mid.quality_result IS 'Every evaluation of every rule, kept as history: the rule version and its definition at the time, the observed value, thresholds, outcome, score and a sample of failing rows.';
@@ -188,6 +191,7 @@ COMMENT ON COLUMN retail_mid.quality_result.compared_value IS 'The quantity comp
 COMMENT ON COLUMN retail_mid.quality_result.outcome IS 'pass, warn, fail, or warmup (stability rule with too little history: no verdict, no score).';
 COMMENT ON COLUMN retail_mid.quality_result.score IS '100 for pass, 50 for warn, 0 for fail, NULL for warmup.';
 COMMENT ON COLUMN retail_mid.quality_result.sample IS 'Up to 5 failing rows (or duplicated keys with their counts) as JSON.';
+COMMENT ON COLUMN retail_mid.quality_result.brand IS '''*'' for the whole table (admins read it), else the brand the result counts for (rules with by_brand; brand-isolated: analysts and BI of the brand read it). The sample of a brand''s result leaves out the columns under a masking rule.';
 COMMENT ON COLUMN retail_mid.quality_result.detail IS 'Template specific details (history size and mean for stability, both sides for tables_agree, the newest value for freshness).';
 
 -- ===================================================================== rule compilation
@@ -322,11 +326,11 @@ BEGIN
         grp := (SELECT string_agg('t.' || quote_ident(k), ', ') FROM unnest(cols) k);
         v_notnull := (SELECT string_agg('t.' || quote_ident(k) || ' IS NOT NULL', ' AND ') FROM unnest(cols) k);
         RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'true, ' || grp,
-            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE %s AND ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1)) '
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE %s AND ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1))%s '
                               'GROUP BY %s HAVING count(*) > 1) '
                               'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
                               '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, %s LIMIT 5) s)',
-                              grp, r.table_name, v_notnull, grp, grp,
+                              grp, r.table_name, v_notnull, grp, CASE WHEN r.by_brand THEN ' AND ($2::text IS NULL OR t.brand = $2)' ELSE '' END, grp,
                               (SELECT string_agg(format('%s', i), ', ') FROM generate_series(1, cardinality(cols)) i)));
     WHEN 'duplicate_rows' THEN
         SELECT string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attnum), count(*) INTO grp, ncols
@@ -334,11 +338,11 @@ BEGIN
         -- the columns as separate key parts (faster than hashing a whole-row record) while they fit in one call
         keyexpr := CASE WHEN ncols <= 98 THEN grp ELSE 't' END;
         RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'false, ' || keyexpr,
-            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1)) '
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1))%s '
                               'GROUP BY %s HAVING count(*) > 1) '
                               'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
                               '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, d LIMIT 5) s)',
-                              grp, r.table_name, keyexpr, grp));
+                              grp, r.table_name, keyexpr, CASE WHEN r.by_brand THEN ' AND ($2::text IS NULL OR t.brand = $2)' ELSE '' END, grp));
     WHEN 'freshness' THEN
         RETURN jsonb_build_object('kind', 'newest', 'expr', format('(%s)::timestamptz', c));
     WHEN 'stability' THEN
@@ -432,6 +436,14 @@ BEGIN
     ELSIF plan ? 'expr' THEN
         EXECUTE format('SELECT %s FROM %s AS t LIMIT 0', plan->>'expr', NEW.table_name);
     END IF;
+    IF NEW.by_brand AND NEW.template = 'tables_agree' THEN
+        RAISE EXCEPTION 'template "tables_agree" has no per-brand results' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Filter each side by brand in parameters.filter and parameters.other_filter instead.';
+    END IF;
+    IF NEW.by_brand AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.table_name AND a.attname = 'brand'
+                                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'rule "%" is by brand but % has no brand column', NEW.rule_name, NEW.table_name USING ERRCODE = 'undefined_column';
+    END IF;
     IF TG_OP = 'UPDATE' THEN
         IF (NEW.table_name, NEW.column_name, NEW.template, NEW.parameters, NEW.weight, NEW.threshold_on, NEW.warn_threshold, NEW.fail_threshold)
            IS DISTINCT FROM
@@ -507,7 +519,7 @@ DECLARE
     v_pass int := 0; v_warn int := 0; v_fail int := 0; v_warmup int := 0;
     rowid text;
     tid_list tid[];
-    hashes bigint[];
+    hashes bigint[]; v_by_brand boolean; brand_res jsonb; cur jsonb; rec record; v_brand text; masked text[];   -- per-brand results
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
@@ -550,17 +562,40 @@ BEGIN
                             (SELECT string_agg(', ' || e, '' ORDER BY o) FROM unnest(prof[k * 98 + 1 : k * 98 + 98]) WITH ORDINALITY u(e, o)),
                             k) || items;
         END LOOP;
-        EXECUTE format('SELECT to_jsonb(q) FROM (SELECT %s FROM %s AS t) q', array_to_string(items, ', '), v_tbl) INTO res;
+        brand_res := '{}';
+        v_by_brand := EXISTS (SELECT 1 FROM unnest(rules) q WHERE q.by_brand);
+        IF v_by_brand THEN
+            -- the same one scan, grouped by brand: a row per brand and the whole table's row (the empty grouping
+            -- set). Rows with a NULL brand (or the brand '*', the key of the whole table) count in the whole only.
+            FOR rec IN EXECUTE format('SELECT q.whole, q.b, to_jsonb(q) - ''whole'' - ''b'' AS j FROM (SELECT grouping(t.brand) = 1 AS whole, t.brand::text AS b, %s '
+                                      'FROM %s AS t GROUP BY GROUPING SETS ((t.brand), ())) q', array_to_string(items, ', '), v_tbl) LOOP
+                IF rec.whole THEN
+                    res := rec.j;
+                ELSIF rec.b IS NOT NULL AND rec.b <> '*' THEN
+                    brand_res := brand_res || jsonb_build_object(rec.b, rec.j);
+                END IF;
+            END LOOP;
+            -- a brand's results are read by the brand's analysts: its samples leave out personal data columns
+            masked := ARRAY(SELECT m.column_name FROM retail_mid.pii_mask_rule m WHERE m.table_name = v_tbl);
+        ELSE
+            EXECUTE format('SELECT to_jsonb(q) FROM (SELECT %s FROM %s AS t) q', array_to_string(items, ', '), v_tbl) INTO res;
+        END IF;
         v_rows := (res->'p0'->>'rows')::bigint;
         v_tables := v_tables + 1;
-        RAISE NOTICE 'quality: % rules on %: % rows profiled in one scan', cardinality(rules), v_tbl, v_rows;
+        RAISE NOTICE 'quality: % rules on %: % rows profiled in one scan%', cardinality(rules), v_tbl, v_rows,
+            CASE WHEN v_by_brand THEN format(' (and per brand: %s brands)', (SELECT count(*) FROM jsonb_object_keys(brand_res))) ELSE '' END;
 
         FOR i IN 1 .. cardinality(rules) LOOP
             r := rules[i];
             plan := plans[i];
+          -- the whole table, then each brand for a by_brand rule
+          FOR v_brand, cur IN SELECT x.b, x.j FROM (SELECT '*'::text AS b, res AS j, 0 AS o
+                                                    UNION ALL SELECT e.key, e.value, 1 FROM jsonb_each(brand_res) e WHERE r.by_brand) x
+                               ORDER BY x.o, x.b LOOP
+            v_rows := (cur->'p0'->>'rows')::bigint;
             v_obs := NULL; v_ratio := NULL; v_stat := NULL; v_sample := '[]'; v_detail := '{}';
             IF plan->>'kind' = 'flag' THEN
-                col := res->(plan->>'item')->'columns'->((plan->>'index')::int);
+                col := cur->(plan->>'item')->'columns'->((plan->>'index')::int);
                 v_obs := (col->>'violations')::float8;
                 v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
                 IF v_obs > 0 THEN
@@ -569,24 +604,24 @@ BEGIN
                         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE t.ctid = ANY ($1) AND (%s) ORDER BY t.ctid LIMIT 5) s',
                                        v_tbl, plan->>'expr') INTO v_sample USING tid_list;
                     ELSE
-                        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE (%s) LIMIT 5) s',
-                                       v_tbl, plan->>'expr') INTO v_sample;
+                        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE (%s)%s LIMIT 5) s',
+                                       v_tbl, plan->>'expr', CASE WHEN v_brand <> '*' THEN ' AND t.brand = $1' ELSE '' END) INTO v_sample USING v_brand;
                     END IF;
                 END IF;
             ELSIF plan->>'kind' = 'duplicates' THEN
-                col := res->(plan->>'item');
+                col := cur->(plan->>'item');
                 v_obs := (col->>'duplicates')::float8;
                 IF v_obs > 0 THEN
                     -- the hashes found possible duplicates: count them exactly over the rows with those hashes
                     v_detail := jsonb_build_object('hash_duplicates', v_obs, 'duplicated_hashes', col->'keys');
                     hashes := CASE WHEN jsonb_typeof(col->'hashes') = 'array'
                                    THEN ARRAY(SELECT jsonb_array_elements_text(col->'hashes')::bigint) END;
-                    EXECUTE plan->>'confirm' INTO v_obs, v_sample USING hashes;
+                    EXECUTE plan->>'confirm' INTO v_obs, v_sample USING hashes, nullif(v_brand, '*');
                 END IF;
                 v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
             ELSIF plan->>'kind' = 'newest' THEN
-                v_detail := jsonb_build_object('newest', res->(plan->>'item'));
-                v_obs := extract(epoch FROM as_of - (res->>(plan->>'item'))::timestamptz) / 3600.0;
+                v_detail := jsonb_build_object('newest', cur->(plan->>'item'));
+                v_obs := extract(epoch FROM as_of - (cur->>(plan->>'item'))::timestamptz) / 3600.0;
             ELSIF plan->>'kind' = 'queries' THEN
                 EXECUTE plan->>'query' INTO v_a;
                 EXECUTE plan->>'other_query' INTO v_b;
@@ -597,7 +632,7 @@ BEGIN
                 IF plan->>'kind' = 'rows' THEN
                     v_obs := v_rows;
                 ELSE
-                    col := res->(plan->>'item')->'columns'->((plan->>'index')::int);
+                    col := cur->(plan->>'item')->'columns'->((plan->>'index')::int);
                     v_obs := CASE plan->>'metric'
                                  WHEN 'null_fraction' THEN CASE WHEN v_rows > 0 THEN (col->>'nulls')::float8 / v_rows ELSE 0 END
                                  ELSE (col->>(plan->>'metric'))::float8 END;
@@ -605,7 +640,7 @@ BEGIN
                 SELECT count(*), avg(h.observed), stddev_samp(h.observed) INTO v_n, v_mean, v_sd
                   FROM (SELECT DISTINCT ON (x.as_of::date) x.observed
                           FROM retail_mid.quality_result x
-                         WHERE x.rule_id = r.rule_id AND x.as_of::date < quality_evaluate.as_of::date AND x.observed IS NOT NULL
+                         WHERE x.rule_id = r.rule_id AND x.brand = v_brand AND x.as_of::date < quality_evaluate.as_of::date AND x.observed IS NOT NULL
                            AND (coalesce(r.parameters->>'seasonality', 'weekday') = 'none'
                                 OR extract(isodow FROM x.as_of) = extract(isodow FROM quality_evaluate.as_of))
                          ORDER BY x.as_of::date DESC, x.as_of DESC
@@ -627,17 +662,21 @@ BEGIN
             ELSE
                 v_outcome := retail_mid.quality_outcome(v_cmp, r.warn_threshold, r.fail_threshold);
             END IF;
+            IF v_brand <> '*' AND cardinality(masked) > 0 AND jsonb_array_length(v_sample) > 0 THEN
+                v_sample := (SELECT jsonb_agg(e - masked) FROM jsonb_array_elements(v_sample) e);
+            END IF;
             INSERT INTO retail_mid.quality_result (run_id, as_of, rule_id, rule_version, rule_name, table_name, column_name,
                     template, dimension, data_domain, weight, rows_checked, observed, violation_ratio, statistic,
-                    threshold_on, compared_value, warn_threshold, fail_threshold, outcome, score, sample, detail)
+                    threshold_on, compared_value, warn_threshold, fail_threshold, outcome, score, sample, detail, brand)
             SELECT v_job, as_of, r.rule_id, r.version, r.rule_name, v_tbl::text, r.column_name,
                    r.template, tp.dimension, r.data_domain, r.weight, v_rows, v_obs, v_ratio, v_stat,
                    r.threshold_on, v_cmp, r.warn_threshold, r.fail_threshold, v_outcome,
-                   CASE v_outcome WHEN 'pass' THEN 100 WHEN 'warn' THEN 50 WHEN 'fail' THEN 0 END, v_sample, v_detail
+                   CASE v_outcome WHEN 'pass' THEN 100 WHEN 'warn' THEN 50 WHEN 'fail' THEN 0 END, v_sample, v_detail, v_brand
               FROM retail_mid.quality_template tp WHERE tp.template = r.template;
             v_results := v_results + 1;
             CASE v_outcome WHEN 'pass' THEN v_pass := v_pass + 1; WHEN 'warn' THEN v_warn := v_warn + 1;
                            WHEN 'fail' THEN v_fail := v_fail + 1; ELSE v_warmup := v_warmup + 1; END CASE;
+          END LOOP;
         END LOOP;
     END LOOP;
     RAISE NOTICE 'quality: % tables, % results: % pass, % warn, % fail, % warming up', v_tables, v_results, v_pass, v_warn, v_fail, v_warmup;
@@ -718,13 +757,14 @@ COMMENT ON FUNCTION retail_mid.quality_add_default_rules(regclass, text, text) I
 
 -- ===================================================================== dashboard views
 CREATE VIEW retail_mid.quality_result_daily AS
-SELECT DISTINCT ON (r.rule_id, r.as_of::date)
-       r.as_of::date AS day, r.rule_id, r.rule_version, r.rule_name, r.table_name, r.column_name, r.template,
+SELECT DISTINCT ON (r.rule_id, r.brand, r.as_of::date)
+       r.as_of::date AS day, r.brand, r.rule_id, r.rule_version, r.rule_name, r.table_name, r.column_name, r.template,
        r.dimension, r.data_domain, r.weight, r.rows_checked, r.observed, r.violation_ratio, r.statistic,
        r.compared_value, r.warn_threshold, r.fail_threshold, r.outcome, r.score, r.as_of, r.result_id
   FROM retail_mid.quality_result r
- ORDER BY r.rule_id, r.as_of::date, r.as_of DESC, r.result_id DESC;
-COMMENT ON VIEW retail_mid.quality_result_daily IS 'The last result of each rule on each day (day of as_of in the session time zone).';
+ ORDER BY r.rule_id, r.brand, r.as_of::date, r.as_of DESC, r.result_id DESC;
+COMMENT ON VIEW retail_mid.quality_result_daily IS 'The last result of each rule (and brand) on each day (day of as_of in the session time zone).';
+COMMENT ON COLUMN retail_mid.quality_result_daily.brand IS '''*'' for the whole table, else the brand of a per-brand result.';
 COMMENT ON COLUMN retail_mid.quality_result_daily.day IS 'Day of the evaluation time as_of.';
 COMMENT ON COLUMN retail_mid.quality_result_daily.rule_id IS 'Rule.';
 COMMENT ON COLUMN retail_mid.quality_result_daily.rule_version IS 'Rule version evaluated.';
@@ -748,10 +788,11 @@ COMMENT ON COLUMN retail_mid.quality_result_daily.as_of IS 'Evaluation time of t
 COMMENT ON COLUMN retail_mid.quality_result_daily.result_id IS 'quality_result row.';
 
 CREATE VIEW retail_mid.quality_result_latest AS
-SELECT DISTINCT ON (d.rule_id) d.*
+SELECT DISTINCT ON (d.rule_id, d.brand) d.*
   FROM retail_mid.quality_result_daily d
- ORDER BY d.rule_id, d.day DESC;
-COMMENT ON VIEW retail_mid.quality_result_latest IS 'The latest result of each rule.';
+ ORDER BY d.rule_id, d.brand, d.day DESC;
+COMMENT ON VIEW retail_mid.quality_result_latest IS 'The latest result of each rule (and brand).';
+COMMENT ON COLUMN retail_mid.quality_result_latest.brand IS '''*'' for the whole table, else the brand of a per-brand result.';
 COMMENT ON COLUMN retail_mid.quality_result_latest.day IS 'Day of the evaluation time as_of.';
 COMMENT ON COLUMN retail_mid.quality_result_latest.rule_id IS 'Rule.';
 COMMENT ON COLUMN retail_mid.quality_result_latest.rule_version IS 'Rule version evaluated.';
@@ -777,7 +818,7 @@ COMMENT ON COLUMN retail_mid.quality_result_latest.result_id IS 'quality_result 
 -- Weighted scores per day at five grains; warm-up results carry no score and are only counted.
 CREATE VIEW retail_mid.quality_score AS
 WITH d AS (SELECT * FROM retail_mid.quality_result_daily)
-SELECT g.day, g.grain, g.subject,
+SELECT g.day, g.brand, g.grain, g.subject,
        round((sum(g.weight * g.score) FILTER (WHERE g.score IS NOT NULL)
               / nullif(sum(g.weight) FILTER (WHERE g.score IS NOT NULL), 0))::numeric, 2) AS score,
        count(*) AS rules,
@@ -785,11 +826,12 @@ SELECT g.day, g.grain, g.subject,
        count(*) FILTER (WHERE g.outcome = 'warn') AS warned,
        count(*) FILTER (WHERE g.outcome = 'fail') AS failed,
        count(*) FILTER (WHERE g.outcome = 'warmup') AS warming_up
-  FROM (SELECT d.day, x.grain, x.subject, d.weight, d.score, d.outcome
+  FROM (SELECT d.day, d.brand, x.grain, x.subject, d.weight, d.score, d.outcome
           FROM d CROSS JOIN LATERAL (VALUES ('rule', d.rule_name), ('table', d.table_name), ('domain', d.data_domain),
                                             ('dimension', d.dimension), ('overall', 'all')) AS x(grain, subject)) g
- GROUP BY g.day, g.grain, g.subject;
-COMMENT ON VIEW retail_mid.quality_score IS 'Daily quality scores (0..100, weighted by rule weight, from each rule''s last result of the day) per rule, table, data domain, quality dimension and overall.';
+ GROUP BY g.day, g.brand, g.grain, g.subject;
+COMMENT ON VIEW retail_mid.quality_score IS 'Daily quality scores (0..100, weighted by rule weight, from each rule''s last result of the day) per rule, table, data domain, quality dimension and overall; for the whole tables (brand ''*'') and per brand (the by_brand rules only).';
+COMMENT ON COLUMN retail_mid.quality_score.brand IS '''*'': scores of the whole tables (every rule); a brand: scores of the by_brand rules'' results for that brand.';
 COMMENT ON COLUMN retail_mid.quality_score.day IS 'Day of evaluation.';
 COMMENT ON COLUMN retail_mid.quality_score.grain IS 'rule, table, domain, dimension or overall.';
 COMMENT ON COLUMN retail_mid.quality_score.subject IS 'The rule name, table, data domain or dimension scored (all for overall).';
@@ -802,19 +844,20 @@ COMMENT ON COLUMN retail_mid.quality_score.warming_up IS 'Stability rules still 
 
 CREATE VIEW retail_mid.quality_worse_since_yesterday AS
 WITH d AS (SELECT * FROM retail_mid.quality_result_daily),
-     today AS (SELECT max(d.day) AS day FROM d)
-SELECT t.day, t.rule_id, t.rule_name, t.table_name, t.dimension, t.data_domain,
+     today AS (SELECT d.brand, max(d.day) AS day FROM d GROUP BY d.brand)
+SELECT t.day, t.brand, t.rule_id, t.rule_name, t.table_name, t.dimension, t.data_domain,
        y.outcome AS outcome_before, t.outcome AS outcome_now,
        y.score AS score_before, t.score AS score_now,
        y.compared_value AS compared_before, t.compared_value AS compared_now,
        CASE WHEN t.score < y.score THEN 'outcome' ELSE 'value' END AS change
   FROM d t
-  JOIN today ON t.day = today.day
-  JOIN d y ON y.rule_id = t.rule_id AND y.day = today.day - 1
+  JOIN today ON t.brand = today.brand AND t.day = today.day
+  JOIN d y ON y.rule_id = t.rule_id AND y.brand = t.brand AND y.day = today.day - 1
  WHERE t.score < y.score
     OR (t.score = y.score AND t.compared_value > y.compared_value);
 COMMENT ON VIEW retail_mid.quality_worse_since_yesterday IS 'Rules whose result on the latest day with results is worse than the day before: a lower score (outcome), or the same outcome with a higher compared value (more violations, older data, larger z-score).';
-COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.day IS 'Latest day with results.';
+COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.day IS 'Latest day with results (of the brand).';
+COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.brand IS '''*'' for the whole table, else the brand of a per-brand result.';
 COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.rule_id IS 'Rule.';
 COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.rule_name IS 'Rule name.';
 COMMENT ON COLUMN retail_mid.quality_worse_since_yesterday.table_name IS 'Checked table.';

@@ -162,6 +162,19 @@ SELECT retail_mid.secure_brand_table(c.oid)
 CREATE POLICY brand_defaults ON retail_mid.rfm_config FOR SELECT USING (brand = '*');
 CREATE POLICY brand_defaults ON retail_mid.aipl_rule FOR SELECT USING (brand = '*');
 
+-- Saved audiences (audience_package, brand-isolated above): a brand's audiences are read and saved by the users
+-- entitled to the brand, group-wide ones ('*') by admins. An inserted snapshot must hold customers of its brand only
+-- (save_audience cuts it down so; the check stops a hand-written INSERT). audience_member_brand, owned by
+-- retail_mid_view_owner, also reads the group-wide audiences (the policy's role is the view's owner; the view
+-- keeps only members of the caller's brands).
+CREATE POLICY brand_members_only ON retail_mid.audience_package AS RESTRICTIVE FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE')
+                OR (brand OPERATOR(pg_catalog.<>) '*'
+                    AND retail_mid.rb_contained(snapshot, coalesce((SELECT retail_mid.rb_build_agg(cb.customer_key) FROM retail_mid.customer_brand cb
+                                                                     WHERE cb.brand OPERATOR(pg_catalog.=) audience_package.brand), '{}'))
+                    AND customers OPERATOR(pg_catalog.=) retail_mid.rb_cardinality(snapshot)));
+CREATE POLICY groupwide_in_brand_view ON retail_mid.audience_package FOR SELECT TO retail_mid_view_owner USING (brand OPERATOR(pg_catalog.=) '*');
+
 -- a user sees its own entitlements only (brand_visible cannot guard this table: it reads it)
 ALTER TABLE retail_mid.brand_entitlement ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_entitlements ON retail_mid.brand_entitlement
@@ -249,8 +262,12 @@ SELECT t::regclass, c, m FROM (VALUES
 -- CURRENT_USER, which a view does not change). A table without a brand column but with a customer_key is
 -- scoped to the customers of the caller's brands (retail_mid.customer_brand, itself brand-isolated). Analysts
 -- and BI read it; only pii_reader members and admins read the table itself.
+-- The one SECURITY DEFINER function of the extension: handing a view to retail_mid_view_owner needs a superuser
+-- (the extension's owner), and admins change masking rules. It takes only a table of the extension's schema or one
+-- under brand isolation, builds every name from the catalog and the rules (quoted), pins search_path, and is
+-- executable by retail_mid_admin only.
 CREATE FUNCTION retail_mid.pii_create_masked_view(tbl regclass)
-RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cols text;
@@ -258,7 +275,28 @@ DECLARE
     has_brand boolean;
     has_customer boolean;
     scope text := '';
+    old_view regclass;
 BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'pii_create_masked_view needs a table' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND c.relkind IN ('r', 'p')
+                      AND (c.relnamespace = 'retail_mid'::regnamespace
+                           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'brand_isolation'))) THEN
+        RAISE EXCEPTION '% is not a table of retail_mid or under brand isolation', tbl USING ERRCODE = 'wrong_object_type',
+            HINT = 'Masked views are made for the extension''s tables and for tables secured by retail_mid.secure_brand_table.';
+    END IF;
+    vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
+                    (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
+    old_view := to_regclass(vname);
+    IF old_view IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = old_view AND c.relkind = 'v'
+                                                AND c.relowner = 'retail_mid_view_owner'::regrole) THEN
+        RAISE EXCEPTION '% exists and is not a masked view', vname USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF old_view IS NULL AND NOT EXISTS (SELECT 1 FROM retail_mid.pii_mask_rule r WHERE r.table_name = tbl) THEN
+        RAISE EXCEPTION '% has no masking rule', tbl USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Add its rules to retail_mid.pii_mask_rule (which creates the view).';
+    END IF;
     SELECT string_agg(CASE WHEN r.method IS NULL THEN format('t.%I', a.attname)
                            WHEN r.method = 'hash' THEN format('retail_mid.pii_mask(t.%I::text, %L) AS %I', a.attname, r.method, a.attname)
                            ELSE format('retail_mid.pii_mask(t.%I::text, %L)::%s AS %I', a.attname, r.method, format_type(a.atttypid, a.atttypmod), a.attname) END,
@@ -273,10 +311,8 @@ BEGIN
     IF NOT has_brand AND has_customer THEN
         scope := ' WHERE EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key = t.customer_key)';
     END IF;
-    vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
-                    (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
     -- dropped and created (not replaced): a hash rule changes the column's type to text
-    IF to_regclass(vname) IS NOT NULL THEN
+    IF old_view IS NOT NULL THEN
         EXECUTE format('DROP VIEW %s', vname);
     END IF;
     EXECUTE format('CREATE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s', vname, cols, tbl, scope);
@@ -307,7 +343,9 @@ BEGIN
     RETURN vname;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. Needs a superuser (it transfers ownership of the view).';
+COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. SECURITY DEFINER (it hands the view to retail_mid_view_owner), for tables of the extension''s schema or under brand isolation that have rules or a masked view; executable by retail_mid_admin.';
+REVOKE EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) TO retail_mid_admin;
 
 SELECT retail_mid.pii_create_masked_view(t) FROM (SELECT DISTINCT table_name AS t FROM retail_mid.pii_mask_rule) x;
 
@@ -356,11 +394,13 @@ COMMENT ON COLUMN retail_mid.tag_value_brand.numeric_value IS 'Current value of 
 COMMENT ON COLUMN retail_mid.tag_value_brand.valid_from IS 'Since when the value holds.';
 
 CREATE VIEW retail_mid.audience_member_brand WITH (security_barrier = true) AS
-SELECT p.name::text AS audience_name, p.version::int AS version, cb.brand::text AS brand, m.customer_key::int4 AS customer_key
-  FROM (SELECT DISTINCT ON (name) name, version, snapshot FROM retail_mid.audience_package ORDER BY name, version DESC) p
+SELECT p.name::text AS audience_name, p.version::int AS version, cb.brand::text AS brand, m.customer_key::int4 AS customer_key,
+       p.brand::text AS audience_brand
+  FROM (SELECT DISTINCT ON (name, brand) name, brand, version, snapshot FROM retail_mid.audience_package ORDER BY name, brand, version DESC) p
  CROSS JOIN LATERAL retail_mid.rb_iterate(p.snapshot) AS m(customer_key)
-  JOIN retail_mid.customer_brand cb ON cb.customer_key = m.customer_key;
-COMMENT ON VIEW retail_mid.audience_member_brand IS 'Members of the latest version of every saved audience that are customers of the caller''s brands: the brand-scoped way to read saved audiences.';
+  JOIN retail_mid.customer_brand cb ON cb.customer_key = m.customer_key AND (p.brand = '*' OR cb.brand = p.brand);
+COMMENT ON VIEW retail_mid.audience_member_brand IS 'Members of the latest version of every saved audience (group-wide, or of the caller''s brands) that are customers of the caller''s brands: the brand-scoped way to read saved audiences.';
+COMMENT ON COLUMN retail_mid.audience_member_brand.audience_brand IS 'Brand the audience was saved for (''*'': group-wide; its members appear under each of their brands the caller sees).';
 COMMENT ON COLUMN retail_mid.audience_member_brand.audience_name IS 'Saved audience.';
 COMMENT ON COLUMN retail_mid.audience_member_brand.version IS 'Its latest version.';
 COMMENT ON COLUMN retail_mid.audience_member_brand.brand IS 'Brand the member belongs to.';
@@ -368,6 +408,16 @@ COMMENT ON COLUMN retail_mid.audience_member_brand.customer_key IS 'Member.';
 
 GRANT USAGE ON SCHEMA retail_mid TO retail_mid_view_owner;
 GRANT SELECT ON retail_mid.oneid_person_map, retail_mid.tag_value, retail_mid.audience_package, retail_mid.customer_brand TO retail_mid_view_owner;
+-- events and touches by customer key (src/aipl.sql), for aipl_signals: the ODS rows of the caller's brands (their
+-- row-level security) with the key of every identifier they name, also of identifiers not in customer_brand (an
+-- anonymous device seen by brand A only), so the views read the whole dictionary. Every view owned by
+-- retail_mid_view_owner that reads customer_key scopes its rows itself (customer_key_masked by customer_brand).
+GRANT SELECT ON retail_mid.ods_behavior_event, retail_mid.ods_campaign_touch, retail_mid.customer_key TO retail_mid_view_owner;
+CREATE POLICY keyed_views ON retail_mid.customer_key FOR SELECT TO retail_mid_view_owner USING (true);
+ALTER VIEW retail_mid.behavior_event_keyed SET (security_invoker = false);
+ALTER VIEW retail_mid.campaign_touch_keyed SET (security_invoker = false);
+ALTER VIEW retail_mid.behavior_event_keyed OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.campaign_touch_keyed OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.oneid_person_brand OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.tag_value_brand OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.audience_member_brand OWNER TO retail_mid_view_owner;
@@ -375,7 +425,7 @@ ALTER VIEW retail_mid.audience_member_brand OWNER TO retail_mid_view_owner;
 -- ----------------------------------------------------------------- grants (least privilege)
 -- Reference data readable by analysts and BI although it has no brand column: definitions and settings only,
 -- no rows of any brand. Every other relation without a brand column (group-wide customer data, job logs,
--- quality results that count rows of every brand, tables of domains without brands) is for admins only.
+-- tables of domains without brands) is for admins only.
 CREATE FUNCTION retail_mid.security_reference_relations()
 RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
@@ -461,11 +511,15 @@ BEGIN
 END;
 $$;
 -- analysts and BI: the masked views were granted by pii_create_masked_view; the brand-scoped views here
-GRANT SELECT ON retail_mid.oneid_person_brand, retail_mid.tag_value_brand, retail_mid.audience_member_brand
+GRANT SELECT ON retail_mid.oneid_person_brand, retail_mid.tag_value_brand, retail_mid.audience_member_brand,
+                retail_mid.behavior_event_keyed, retail_mid.campaign_touch_keyed
     TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
 -- analysts evaluate audiences: the tag bitmaps (brand rows, by the brand rule above), the current tag values
 -- and the universe under their customer-scoped policies, and the keys (not the identifiers) of the dictionary
 GRANT SELECT ON retail_mid.tag_value, retail_mid.customer_universe TO retail_mid_analyst;
+-- analysts save audiences of their brands (save_audience; under the policies on audience_package above): INSERT of
+-- the columns save_audience writes, so created_at and created_by keep their defaults
+GRANT INSERT (name, brand, version, expression, canonical_expression, snapshot, customers) ON retail_mid.audience_package TO retail_mid_analyst;
 GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
 -- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
 GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;

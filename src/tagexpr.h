@@ -5,12 +5,12 @@
  *
  *   expr      := and_expr ( OR and_expr )*
  *   and_expr  := unary ( AND unary )*
- *   unary     := NOT unary | '(' expr ')' | '@' name | AUDIENCE '(' 'string' ')' | predicate
+ *   unary     := NOT unary | '(' expr ')' | '@' [ brand '/' ] name | AUDIENCE '(' 'string' ')' | predicate
  *   predicate := tag ( '=' | '<>' | '!=' | '<' | '<=' | '>' | '>=' ) value
  *              | tag [NOT] IN '(' value ( ',' value )* ')'
  *              | tag [NOT] BETWEEN number AND number
  *              | tag                                   -- boolean tag that is true
- *   tag, name := identifier | "quoted identifier"
+ *   tag, name, brand := identifier | "quoted identifier"
  *   value     := 'string' | number | bare word
  * Keywords are case-insensitive. Identifiers may contain UTF-8 letters (tag names are often Chinese).
  */
@@ -32,7 +32,7 @@ typedef enum TagExprKind
 	TE_IN,						/* tag [NOT] IN (values) */
 	TE_BETWEEN,					/* tag [NOT] BETWEEN values[0] AND values[1] */
 	TE_BOOL,					/* bare tag: the boolean tag is true */
-	TE_AUDIENCE					/* reference to a saved audience; name in tag */
+	TE_AUDIENCE					/* reference to a saved audience; name in tag, brand (if given) in brand */
 } TagExprKind;
 
 typedef enum TagExprOp
@@ -60,6 +60,7 @@ typedef struct TagExprNode
 	struct TagExprNode *left;	/* AND, OR, NOT */
 	struct TagExprNode *right;	/* AND, OR */
 	char	   *tag;			/* tag name, or audience name */
+	char	   *brand;			/* audience: the brand of @brand/name, else NULL */
 	TagExprOp	op;
 	bool		negated;		/* NOT IN, NOT BETWEEN */
 	int			nvalues;

@@ -546,6 +546,16 @@ parse_unary(Parser *p)
 		n->tag = parse_name(p, "an audience name after \"@\"");
 		if (n->tag == NULL)
 			return NULL;
+		/* @brand/name: the audience saved for that brand */
+		if (p->tok == TK_BAD && p->src[p->tok_start] == '/')
+		{
+			if (!next(p))
+				return NULL;
+			n->brand = n->tag;
+			n->tag = parse_name(p, "an audience name after \"@brand/\"");
+			if (n->tag == NULL)
+				return NULL;
+		}
 	}
 	else if (is_kw(p, "AUDIENCE") && p->pos < p->len)
 	{
@@ -757,6 +767,11 @@ deparse(const TagExprNode *node, char *buf, size_t at)
 			break;
 		case TE_AUDIENCE:
 			n += put(buf, at + n, "@", 1);
+			if (node->brand != NULL)
+			{
+				n += put_quoted(buf, at + n, node->brand, '"');
+				n += put(buf, at + n, "/", 1);
+			}
 			n += put_quoted(buf, at + n, node->tag, '"');
 			break;
 	}
