@@ -26,7 +26,9 @@ SELECT retail_mid.order_quantity(10, 5, 2, 20, 50, 6) AS order_qty,
        retail_mid.order_quantity(30, 0, 0, 20, 50, 6) AS above_reorder_point,
        retail_mid.order_quantity(20, 0, 0, 20, 50) AS at_reorder_point,
        retail_mid.order_quantity(18, 0, 0, 20, 24, 6, 20) AS min_order_24,   -- 6 -> 1 pack, below 20 -> 4 packs
-       retail_mid.order_quantity(0, 0, 0, 20, 24, 6, 20) AS above_min_24;    -- 24 = 4 packs exactly
+       retail_mid.order_quantity(0, 0, 0, 20, 24, 6, 20) AS above_min_24,    -- 24 = 4 packs exactly
+       retail_mid.order_quantity(20, 0, 0, 20, 20, 6, 20) AS at_base_stock,  -- s = S and position at S: nothing
+       retail_mid.order_quantity(19, 0, 0, 20, 20, 6, 20) AS below_base_stock; -- 1 -> 1 pack, below 20 -> 4 packs
 -- bad input
 SELECT retail_mid.normal_quantile(1);
 SELECT retail_mid.normal_quantile(0);
@@ -59,22 +61,66 @@ SELECT * FROM retail_mid.lead_time_demand_mixture('{1,NULL}', '{1,1}', 1, 0, 0.9
 SELECT * FROM retail_mid.lead_time_demand_mixture('{1,2}', '{1,1}', 1, 0, 1);
 
 -- ===== the policy from a forecast, both methods =====
--- A constant forecast of 10 a day (zero-width intervals), L = 3 days with sd 1, review 7 days, 95%:
--- normal: SS = z * sqrt(3 * 0 + 10^2 * 1^2) = 16.448536, reorder point 30 + SS; quantile: 50 (above), SS = 50 - 30.00;
--- review demand = days 4..10 = 70, order-up-to = reorder point + 70.
+-- Periodic review: the stock at a review must last until the NEXT review's order arrives, so the protection interval
+-- is P = L + R. A constant forecast of 10 a day (zero-width intervals), L = 3 days with sd 1, review 7 days, 95%:
+-- normal: SS = z * sqrt(10 * 0 + 10^2 * 1^2) = 16.448536, reorder point 10 * 10 + SS; quantile: the lead time plus
+-- the review period ~ N(10, 1) in whole days, P(K <= k) = Phi(k + 0.5 - 10): Phi(1.5) = 0.933 < 0.95 <= Phi(2.5),
+-- 12 days = 120, SS = 120 - 100.00; review demand = days 4..10 = 70; lot 0: order-up-to = reorder point.
 SELECT p.mean_daily_demand, p.sigma_daily, p.lead_time_demand, round(p.safety_stock_normal::numeric, 6) AS ss_normal,
        round(p.reorder_point_normal::numeric, 6) AS rop_normal, round(p.reorder_point_quantile::numeric, 6) AS rop_quantile,
        round(p.safety_stock_quantile::numeric, 2) AS ss_quantile, p.review_demand,
        round(p.order_up_to_normal::numeric, 6) AS s_normal, round(p.order_up_to_quantile::numeric, 6) AS s_quantile
   FROM retail_mid.replenish_policy(retail_mid.forecast_array(array_fill(10::float8, ARRAY[30]), 28, 7), 3, 1, 7, 0.95) p;
--- naive forecast: sigma1 = the naive residual sd s, normal SS with a fixed lead time = z s sqrt(L)
+-- lot_days 7: order-up-to = reorder point + 7 x 10
+SELECT round(p.order_up_to_normal::numeric, 6) AS s_normal, round(p.order_up_to_quantile::numeric, 6) AS s_quantile
+  FROM retail_mid.replenish_policy(retail_mid.forecast_array(array_fill(10::float8, ARRAY[30]), 28, 7), 3, 1, 7, 0.95, 'cycle', 7) p;
+-- naive forecast: sigma1 = the naive residual sd s, normal SS with a fixed lead time = z s sqrt(L + R)
 WITH y AS (SELECT * FROM unnest('{1,5,3,8,2,6,4,9}'::float8[]) WITH ORDINALITY u(v, t)),
      s AS (SELECT sqrt(avg((v - l) ^ 2)) s FROM (SELECT v, lag(v) OVER (ORDER BY t) l FROM y) d WHERE l IS NOT NULL)
-SELECT abs(p.sigma_daily - s.s) < 1e-9 AS sigma1_ok, abs(p.safety_stock_normal - 1.644853626951472 * s.s * 2) < 1e-9 AS ss_ok,
+SELECT abs(p.sigma_daily - s.s) < 1e-9 AS sigma1_ok, abs(p.safety_stock_normal - 1.644853626951472 * s.s * sqrt(4 + 3)) < 1e-9 AS ss_ok,
        p.mean_daily_demand, p.review_demand
   FROM s, retail_mid.replenish_policy(retail_mid.forecast_array('{1,5,3,8,2,6,4,9}', 10, 1, '{"model": "naive"}'), 4, 0, 3, 0.95) p;
 SELECT * FROM retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3}', 5, 1), 3, 0, 3, 0.95);
 SELECT * FROM retail_mid.replenish_policy('{"mean": [1]}', 1, 0, 1, 0.95);
+SELECT * FROM retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3}', 9, 1), 3, 0, 3, 0.95, 'fill');
+SELECT * FROM retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3}', 9, 1), 3, -1, 3, 0.95);
+SELECT * FROM retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3}', 9, 1), 3, 0, 3, 0.95, 'cycle', -1);
+
+-- ===== a target fill rate: the loss-function method =====
+-- R: G <- function(k) dnorm(k) - k * (1 - pnorm(k)); G(0), G(1), G(-0.5), G(2.5) =
+-- 0.398942280401433, 0.083315470587686, 0.697796557401306, 0.002004137179128
+SELECT abs(retail_mid.normal_loss(0) - 0.398942280401433) < 1e-14 AS g0, abs(retail_mid.normal_loss(1) - 0.083315470587686) < 1e-14 AS g1,
+       abs(retail_mid.normal_loss(-0.5) - 0.697796557401306) < 1e-14 AS g_neg, abs(retail_mid.normal_loss(2.5) - 0.002004137179128) < 1e-14 AS g25;
+-- R: uniroot(function(k) sigma * G(k) - (1 - b) / b * Q): (b, sigma, Q) = (0.95, 10, 100) -> -0.233157303691,
+-- (0.99, 20, 35) -> 1.713913343250, (0.9, 1, 50) -> -5.555555553205 (a large order needs little protection)
+SELECT abs(retail_mid.fill_rate_safety_factor(0.95, 10, 100) + 0.233157303691) < 1e-9 AS k1,
+       abs(retail_mid.fill_rate_safety_factor(0.99, 20, 35) - 1.713913343250) < 1e-9 AS k2,
+       abs(retail_mid.fill_rate_safety_factor(0.9, 1, 50) + 5.555555553205) < 1e-8 AS k3,
+       retail_mid.fill_rate_safety_factor(0.95, 0, 100) AS no_sigma,
+       abs(retail_mid.fill_rate_safety_factor(0.95, 10, 0) - 1.644853626951472) < 1e-12 AS no_demand_is_z;
+-- Demand N(10, 2^2) a day, lead time ~ N(3, 1) in whole days, fill rate 0.95, 70 units a cycle: the level x with
+-- E[(X - x)+] = 0.05 / 0.95 * 70 = 3.684210526316. R, by numerical integration of each component's density
+-- (integrate, then uniroot): x = 31.425193770, mixture mean 30.002360457819. Fixed lead time 3 (one normal
+-- N(30, 12)): x = 26.617600103, below the mean (a large order per cycle).
+SELECT abs(f.level - 31.425193770) < 1e-6 AS level_ok, abs(f.mean - 30.002360457819) < 1e-9 AS mean_ok,
+       abs(f.expected_shortage - 3.684210526316) < 1e-8 AS shortage_ok, abs(x.level - 26.617600103) < 1e-6 AS fixed_ok,
+       abs(x.level - (30 + sqrt(12) * retail_mid.fill_rate_safety_factor(0.95, sqrt(12), 70))) < 1e-6 AS same_as_normal_method
+  FROM retail_mid.lead_time_demand_fill_rate(array_fill(10::float8, ARRAY[10]), array_fill(2::float8, ARRAY[10]), 3, 1, 0.95, 70) f,
+       retail_mid.lead_time_demand_fill_rate(array_fill(10::float8, ARRAY[10]), array_fill(2::float8, ARRAY[10]), 3, 0, 0.95, 70) x;
+-- the policy with service_measure fill_rate: a naive forecast (sigma_h = s sqrt(h)), L = 4, R = 3, 95%:
+-- normal: SS = k s sqrt(7), k from fill_rate_safety_factor(0.95, s sqrt(7), Q), Q = 3 days of the last value 9
+WITH y AS (SELECT * FROM unnest('{1,5,3,8,2,6,4,9}'::float8[]) WITH ORDINALITY u(v, t)),
+     s AS (SELECT sqrt(avg((v - l) ^ 2)) s FROM (SELECT v, lag(v) OVER (ORDER BY t) l FROM y) d WHERE l IS NOT NULL)
+SELECT p.review_demand,
+       abs(p.safety_stock_normal - retail_mid.fill_rate_safety_factor(0.95, s.s * sqrt(7), 27) * s.s * sqrt(7)) < 1e-9 AS ss_ok,
+       abs(p.reorder_point_quantile - (SELECT level FROM retail_mid.lead_time_demand_fill_rate(array_fill(9::float8, ARRAY[10]),
+           ARRAY(SELECT s.s * sqrt(h) FROM generate_series(1, 10) h), 7, 0, 0.95, 27))) < 1e-6 AS quantile_ok
+  FROM s, retail_mid.replenish_policy(retail_mid.forecast_array('{1,5,3,8,2,6,4,9}', 10, 1, '{"model": "naive"}'), 4, 0, 3, 0.95, 'fill_rate') p;
+SELECT retail_mid.fill_rate_safety_factor(1, 1, 1);
+SELECT retail_mid.fill_rate_safety_factor(0.9, -1, 1);
+SELECT retail_mid.fill_rate_safety_factor(0.9, 1, 'NaN');
+SELECT retail_mid.normal_loss('Infinity');
+SELECT * FROM retail_mid.lead_time_demand_fill_rate('{1,2}', '{1,1}', 1, 0, 0.9, -1);
 
 -- ===== fixture: four stores on the equator, 0.1 degree apart (11,131.95 m on the WGS84 equator), one of another brand =====
 INSERT INTO retail_mid.ods_site (brand, site_id, kind, geom, parent_site_id) VALUES
@@ -111,6 +157,17 @@ SELECT x.site_id, x.sku_id, r.*
 -- a brand without parameters and without history: defaults, no lead time
 SELECT * FROM retail_mid.replenish_resolve('rpt_other', 'E', 'X');
 
+-- observed lead times replayed day by day: SUP1 into C: S1 ordered 1 Jan (2 days), S2 10 Jan (4), S3 20 Jan (6); S4 is
+-- open. From 30 Dec for 25 days: 2 (before the first shipment: the first) x 2, 2 x 9, 4 x 10, 6 x 4
+SELECT basis, shipments, lead_times FROM retail_mid.replenish_lead_time_replay('rpt_test', 'SUP1', 'C', '2023-12-30', 25);
+-- into A there is none: the source's shipments into all sites; more shipments required than there are: none
+SELECT basis, shipments, lead_times FROM retail_mid.replenish_lead_time_replay('rpt_test', 'SUP1', 'A', '2024-01-09', 3);
+SELECT basis IS NULL AS no_history, lead_times IS NULL AS no_lead_times FROM retail_mid.replenish_lead_time_replay('rpt_test', 'SUP1', 'C', '2024-01-09', 3, 4);
+SELECT * FROM retail_mid.replenish_lead_time_replay('rpt_test', 'SUP1', 'C', '2024-01-09', 0);
+-- the new parameter columns reject bad values
+INSERT INTO retail_mid.replenish_parameter (brand, service_measure) VALUES ('rpt_test', 'fill');
+INSERT INTO retail_mid.replenish_parameter (brand, lot_days) VALUES ('rpt_test', -1);
+
 -- ===== suggested orders =====
 -- constant forecasts: X 10 a day in every store, Y 5 a day in C; stock from the latest snapshot
 INSERT INTO retail_mid.replenish_forecast (brand, site_id, sku_id, made_on, result)
@@ -121,22 +178,22 @@ INSERT INTO retail_mid.ods_inventory_snapshot (brand, site_id, sku_id, snapshot_
     ('rpt_test', 'A', 'X', '2024-03-02', 0, 0, 0),   -- after the forecast day: not used
     ('rpt_test', 'B', 'X', '2024-03-01', 150, 0, 5), ('rpt_test', 'C', 'X', '2024-03-01', 10, 0, 0),
     ('rpt_test', 'D', 'X', '2024-02-25', 5, 0, 0), ('rpt_test', 'C', 'Y', '2024-03-01', 3, 0, 0);
--- X: L = 2, sd 0, review 1: reorder point 20, order-up-to 20 + day 3 = 30; C: 30 - 10 = 20 -> 4 packs of 6 = 24;
--- D: 30 - 5 = 25 -> 30. Y in C: L from history (mean 4, sd 2): normal reorder point 5 * 4 + z sqrt(25 * 4) =
--- 36.448536, order-up-to + 5 (day 5), order ceil(41.448536 - 3) = 39 (minimum 12 does not bind).
+-- X: L = 2, sd 0, review 1: protection interval 3 days, reorder point = order-up-to = 30 (lot 0); C: 30 - 10 = 20 ->
+-- 4 packs of 6 = 24; D: 30 - 5 = 25 -> 30. Y in C: L from history (mean 4, sd 2), review 1: normal reorder point
+-- 5 * (4 + 1) + z sqrt(25 * 4) = 41.448536 = order-up-to, order ceil(41.448536 - 3) = 39 (minimum 12 does not bind).
 SELECT site_id, sku_id, as_of, source_id, lead_time_basis, lead_time_mean, lead_time_sd, mean_daily_demand,
        round(reorder_point::numeric, 6) AS reorder_point, round(order_up_to::numeric, 6) AS order_up_to,
        snapshot_date, on_hand, reserved, inventory_position, round(cover_days::numeric, 2) AS cover_days, pack_size, order_qty
   FROM retail_mid.suggested_orders('rpt_test') ORDER BY sku_id, site_id;
--- quantile method for Y: lead time ~ N(4, 2^2) in days, 5 a day exactly: P(K <= k) = Phi((k + 0.5 - 4) / 2);
--- Phi(1.25) = 0.894 < 0.95 <= Phi(1.75) = 0.960, so 7 days = 35 units; order-up-to 40, order 37
+-- quantile method for Y: lead time + review ~ N(5, 2^2) in days, 5 a day exactly: P(K <= k) = Phi((k + 0.5 - 5) / 2);
+-- Phi(1.25) = 0.894 < 0.95 <= Phi(1.75) = 0.960, so 8 days = 40 units = order-up-to, order 37
 SELECT sku_id, site_id, round(reorder_point_quantile::numeric, 6) AS rop_q, round(reorder_point::numeric, 6) AS rop,
        round(order_up_to::numeric, 6) AS s, order_qty
   FROM retail_mid.suggested_orders('rpt_test', 'quantile') WHERE sku_id = 'Y';
 -- the same order quantities by plain arithmetic over the view
 SELECT count(*) AS rows_differing FROM retail_mid.replenish_suggested_order o
  WHERE o.brand = 'rpt_test'
-   AND o.order_qty IS DISTINCT FROM CASE WHEN o.inventory_position > o.reorder_point THEN 0
+   AND o.order_qty IS DISTINCT FROM CASE WHEN o.inventory_position > o.reorder_point OR o.inventory_position >= o.order_up_to THEN 0
                                          ELSE greatest(ceil((o.order_up_to - o.inventory_position) / o.pack_size - 1e-9) * o.pack_size,
                                                        ceil(o.min_order_qty / o.pack_size - 1e-9) * o.pack_size) END;
 SELECT * FROM retail_mid.suggested_orders('rpt_test', 'median');
@@ -152,6 +209,29 @@ SELECT from_site_id, to_site_id, quantity FROM retail_mid.suggested_transfers('r
 SELECT count(*) FROM retail_mid.suggested_transfers('rpt_test', 100);
 SELECT * FROM retail_mid.suggested_transfers('rpt_test', -1);
 SELECT * FROM retail_mid.suggested_transfers('rpt_test', 14, 'normal', -5);
+-- lanes: every move in packs of 6 (lane *, *). B->C: min(5, 20) = 5, not a whole pack: skipped (B keeps its 5);
+-- A->C: 20 -> 3 packs = 18; B->D: 5 -> none; A->D: A has 12 left, C is not full (2 left) but A->D comes next by
+-- distance: min(12, 25) = 12 = 2 packs.
+INSERT INTO retail_mid.replenish_transfer_lane (brand, pack_size) VALUES ('rpt_test', 6);
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+-- a margin of 2 a unit for X and a costly lane A->D (packs of 1, 20 per transfer + 0.5 a unit), a lane A->any in
+-- packs of 5: A->C now uses (A, *): 20 = 4 packs, cost 0 <= margin 40; A->D: min(10, 25) = 10 units would cost
+-- 20 + 5 = 25 > margin 20: skipped. With 10 per transfer: 15 <= 20, moved.
+UPDATE retail_mid.replenish_parameter SET unit_margin = 2 WHERE brand = 'rpt_test' AND sku_id = 'X';
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, pack_size, cost_per_unit, cost_per_transfer) VALUES
+    ('rpt_test', 'A', 'D', 1, 0.5, 20), ('rpt_test', 'A', '*', 5, 0, 0);
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+UPDATE retail_mid.replenish_transfer_lane SET cost_per_transfer = 10 WHERE brand = 'rpt_test' AND from_site_id = 'A' AND to_site_id = 'D';
+SELECT sku_id, from_site_id, to_site_id, quantity, pack_size, transfer_cost, margin FROM retail_mid.suggested_transfers('rpt_test', 14);
+-- checked over the result: every move is whole packs of its lane and costs no more than the margin it saves
+SELECT bool_and(t.quantity / t.pack_size = floor(t.quantity / t.pack_size)) AS whole_packs,
+       bool_and(t.transfer_cost <= t.margin) AS cost_within_margin
+  FROM retail_mid.suggested_transfers('rpt_test', 14) t;
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, pack_size) VALUES ('rpt_test', 'B', 'C', 0);
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id, cost_per_unit) VALUES ('rpt_test', 'B', 'C', -1);
+INSERT INTO retail_mid.replenish_transfer_lane (brand, from_site_id, to_site_id) VALUES ('rpt_test', 'B', 'B');
+UPDATE retail_mid.replenish_parameter SET unit_margin = -1 WHERE brand = 'rpt_test' AND sku_id = 'X';
+DELETE FROM retail_mid.replenish_transfer_lane WHERE brand = 'rpt_test';
 
 -- ===== the simulation =====
 -- by hand: reorder point 20, order-up-to 90 on review days 1 and 8, lead time 2, start with 90; demand 10 a day, 15 on
@@ -185,6 +265,100 @@ SELECT (s.days, s.demand_units, s.sold, s.fill_rate, s.days_out_of_stock, s.days
        = (40, x.demand, x.sold, x.sold / x.demand, x.oos, x.lostdays, x.inv / 40, x.orders, x.units, x.oh) AS same_as_plain_sql,
        s.fill_rate, s.days_out_of_stock, s.orders
   FROM rpt_sim r, retail_mid.replenish_simulate(r.d, r.rop, r.s, 4, 30, 5, 20) s, (SELECT * FROM sim WHERE t = 40) x;
+-- ===== lead times that vary from order to order =====
+-- by hand, orders crossing: start with 30, 10 a day; day 1 (s = S = 100): position 30, order 70, lead time 5 ->
+-- day 6; day 2: position 20 + 70 = 90, order 10, lead time 1 -> day 3, before the first order. End-of-day stock
+-- 20 10 10 0 0 60 50 40 30 20 = 240 / 10 = 24; day 5 loses 10; cycles: days 1-2 (closed by day 3's arrival, no
+-- loss), days 3-5 (closed by day 6, lost sales); the cycle from day 6 is open and not counted: 1 of 2 cycles short.
+SELECT * FROM retail_mid.replenish_simulate(array_fill(10::float8, ARRAY[10]), '{100,100,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}',
+    '{100,100,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}', '{5,1,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}'::int4[], 30, 1, 0);
+-- The simulation rules once more as a recursive CTE in plain SQL, with one lead time per day, cycles and a count of
+-- crossing order pairs (placed earlier, arriving later)
+CREATE FUNCTION pg_temp.rpt_ref_sim(d float8[], rop float8[], s float8[], lt int4[], init float8, pack float8, moq float8)
+RETURNS TABLE (r_demand float8, r_sold float8, r_oos int, r_lostdays int, r_inv float8, r_orders int, r_units float8,
+               r_final float8, r_cycles int, r_stockout_cycles int, r_crossings int)
+LANGUAGE sql AS $$
+WITH RECURSIVE sim(t, oh, oo, pipe, sold, demand, oos, lostdays, inv, orders, units, cycles, so, cl, arrivals) AS (
+    SELECT 0, init, 0::float8, array_fill(0::float8, ARRAY[cardinality(d) + (SELECT max(x) FROM unnest(lt) x) + 1]),
+           0::float8, 0::float8, 0, 0, 0::float8, 0, 0::float8, 0, 0, false, '{}'::int[]
+    UNION ALL
+    SELECT sim.t + 1, b.oh2 - v.served, b.oo2, b.pipe2, sim.sold + v.served, sim.demand + v.dd,
+           sim.oos + (b.oh2 - v.served <= 0)::int, sim.lostdays + (v.dd > v.served)::int, sim.inv + b.oh2 - v.served,
+           sim.orders + (q.q > 0)::int, sim.units + q.q, sim.cycles + c.close::int, sim.so + (c.close AND sim.cl)::int,
+           (CASE WHEN c.close THEN false ELSE sim.cl END) OR v.dd > v.served,
+           sim.arrivals || CASE WHEN q.q > 0 THEN ARRAY[i.i + q.lead] ELSE '{}'::int[] END
+      FROM sim
+      CROSS JOIN LATERAL (SELECT sim.t + 1 AS i) i
+      CROSS JOIN LATERAL (SELECT sim.pipe[i.i] AS arr, sim.oh + sim.pipe[i.i] AS oh, sim.oo - sim.pipe[i.i] AS oo) a
+      CROSS JOIN LATERAL (SELECT coalesce(lt[i.i], 0) AS lead,
+                                 CASE WHEN rop[i.i] IS NOT NULL AND a.oh + a.oo <= rop[i.i] AND a.oh + a.oo < s[i.i]
+                                      THEN greatest(ceil((s[i.i] - a.oh - a.oo) / pack - 1e-9) * pack, ceil(moq / pack - 1e-9) * pack)
+                                      ELSE 0 END AS q) q
+      CROSS JOIN LATERAL (SELECT CASE WHEN q.q > 0 AND q.lead = 0 THEN a.oh + q.q ELSE a.oh END AS oh2,
+                                 CASE WHEN q.q > 0 AND q.lead > 0 THEN a.oo + q.q ELSE a.oo END AS oo2,
+                                 CASE WHEN q.q > 0 AND q.lead > 0
+                                      THEN sim.pipe[:i.i + q.lead - 1] || (sim.pipe[i.i + q.lead] + q.q) || sim.pipe[i.i + q.lead + 1:]
+                                      ELSE sim.pipe END AS pipe2) b
+      CROSS JOIN LATERAL (SELECT (a.arr > 0 OR (q.q > 0 AND q.lead = 0)) AND sim.t > 0 AS close) c
+      CROSS JOIN LATERAL (SELECT d[i.i] AS dd, least(b.oh2, d[i.i]) AS served) v
+     WHERE sim.t < cardinality(d))
+SELECT demand, sold, oos, lostdays, inv, orders, units, oh, cycles, so,
+       (SELECT count(*)::int FROM unnest(arrivals) WITH ORDINALITY x(a, i), unnest(arrivals) WITH ORDINALITY y(b, j) WHERE x.i < y.j AND x.a > y.b)
+  FROM sim WHERE t = cardinality(d);
+$$;
+-- the hand case through the reference: the same figures, one crossing
+SELECT * FROM pg_temp.rpt_ref_sim(array_fill(10::float8, ARRAY[10]), '{100,100,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}',
+    '{100,100,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}', '{5,1,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL}', 30, 1, 0);
+-- pseudo-random demand and lead times 0..8 (reviews every 2nd day, s = 75, S = 80, packs of 5, minimum 20): the C
+-- kernel equals the reference, and orders do cross; a constant lead time gives the same as the int4 variant
+CREATE TEMP TABLE rpt_sim2 AS
+SELECT array_agg(floor(20 * retail_mid.synth_uniform(3, 1, i))::float8 ORDER BY i) AS d,
+       array_agg(CASE WHEN i % 2 = 1 THEN 75::float8 END ORDER BY i) AS rop,
+       array_agg(CASE WHEN i % 2 = 1 THEN 80::float8 END ORDER BY i) AS s,
+       array_agg(floor(9 * retail_mid.synth_uniform(3, 2, i))::int4 ORDER BY i) AS lt
+  FROM generate_series(1, 60) i;
+SELECT (s.demand_units, s.sold, s.days_out_of_stock, s.days_with_lost_sales, s.avg_on_hand, s.orders, s.units_ordered,
+        s.final_on_hand, s.cycles, s.stockout_cycles)
+       = (x.r_demand, x.r_sold, x.r_oos, x.r_lostdays, x.r_inv / 60, x.r_orders, x.r_units, x.r_final, x.r_cycles, x.r_stockout_cycles)
+       AS same_as_plain_sql,
+       x.r_crossings AS crossing_pairs, s.fill_rate, s.cycles, s.stockout_cycles, s.cycle_service_level
+  FROM rpt_sim2 r, retail_mid.replenish_simulate(r.d, r.rop, r.s, r.lt, 30, 5, 20) s,
+       pg_temp.rpt_ref_sim(r.d, r.rop, r.s, r.lt, 30, 5, 20) x;
+SELECT a = b AS same_as_int4_variant, (b).cycles, (b).stockout_cycles
+  FROM (SELECT retail_mid.replenish_simulate(r.d, r.rop, r.s, array_fill(4, ARRAY[60]), 30, 5, 20) a,
+               retail_mid.replenish_simulate(r.d, r.rop, r.s, 4, 30, 5, 20) b FROM rpt_sim2 r) z;
+SELECT (s.sold, s.orders, s.cycles, s.stockout_cycles) = (x.r_sold, x.r_orders, x.r_cycles, x.r_stockout_cycles) AS constant_lead_same_as_plain_sql
+  FROM rpt_sim2 r, retail_mid.replenish_simulate(r.d, r.rop, r.s, 4, 30, 5, 20) s,
+       pg_temp.rpt_ref_sim(r.d, r.rop, r.s, array_fill(4, ARRAY[60]), 30, 5, 20) x;
+-- bad lead times: NULL on a review day, negative, absurd, wrong length, two-dimensional, a NULL array
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', '{NULL,1}'::int4[], 0, 1, 0);
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', '{-1,1}'::int4[], 0, 1, 0);
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', '{5000,1}'::int4[], 0, 1, 0);
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', '{1}'::int4[], 0, 1, 0);
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', '{{1,1}}'::int4[], 0, 1, 0);
+SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{2,NULL}', NULL::int4[], 0, 1, 0);
+
+-- ===== drawn lead times =====
+-- 20,000 draws of L = 4, sd 1.5 against P(K = k) = Phi((k + 0.5 - 4) / 1.5) - Phi((k - 0.5 - 4) / 1.5) (k = 0: the
+-- mass below 0.5), from R (pnorm): the largest difference in frequency is below 0.01 (about 3 standard errors)
+WITH x AS (SELECT unnest(retail_mid.replenish_lead_time_draws(4, 1.5, 20000, 7, 3)) AS k),
+     p(k, p) AS (VALUES (0, 0.009815), (1, 0.037975), (2, 0.110865), (3, 0.210786), (4, 0.261117), (5, 0.210786),
+                        (6, 0.110865), (7, 0.037975), (8, 0.008465), (9, 0.001227))
+SELECT max(abs(coalesce(f.freq, 0) - p.p)) < 0.01 AS frequencies_ok, (SELECT abs(avg(k) - 4) < 0.03 FROM x) AS mean_ok,
+       (SELECT min(k) >= 0 FROM x) AS non_negative
+  FROM p LEFT JOIN (SELECT k, count(*) / 20000.0 AS freq FROM x GROUP BY k) f USING (k);
+-- truncation at 0: L = 1, sd = 3, P(K = 0) = Phi(-0.5 / 3) = 0.433816; the same seed and stream give the same draws
+SELECT abs(avg((k = 0)::int) - 0.433816) < 0.01 AS zero_mass_ok
+  FROM unnest(retail_mid.replenish_lead_time_draws(1, 3, 20000, 7, 4)) k;
+SELECT retail_mid.replenish_lead_time_draws(4, 1.5, 10, 1, 9) = retail_mid.replenish_lead_time_draws(4, 1.5, 10, 1, 9) AS deterministic,
+       retail_mid.replenish_lead_time_draws(4, 1.5, 10, 1, 9) <> retail_mid.replenish_lead_time_draws(4, 1.5, 10, 2, 9) AS seed_matters,
+       retail_mid.replenish_lead_time_draws(3.4, 0, 5) AS fixed_rounds;
+SELECT retail_mid.replenish_lead_time_draws(4, -1, 10);
+SELECT retail_mid.replenish_lead_time_draws('NaN', 1, 10);
+SELECT retail_mid.replenish_lead_time_draws(4, 1e9, 10);
+SELECT retail_mid.replenish_lead_time_draws(4, 1, 0);
+SELECT retail_mid.replenish_lead_time_draws(4, NULL, 10) IS NULL AS strict_null;
+
 SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1}', '{2}', 1, 0, 1, 0);
 SELECT * FROM retail_mid.replenish_simulate('{1,-2}', '{1,NULL}', '{2,NULL}', 1, 0, 1, 0);
 SELECT * FROM retail_mid.replenish_simulate('{1,2}', '{1,NULL}', '{NULL,NULL}', 1, 0, 1, 0);
@@ -197,8 +371,9 @@ SELECT * FROM retail_mid.replenish_simulate(NULL, '{1,NULL}', '{2,NULL}', 1, 0, 
 
 -- ===== backtest =====
 -- store A, SKU W: 60 days of 10 a day, then a 2-week window of 10 a day with 15 on its 9th day. Every review
--- forecast is the constant 10 (sd 0), W has L = 2, sd 0, review 7: reorder point 20, order-up-to 20 + 70 = 90,
--- exactly the hand case above (start at the first order-up-to level, 90).
+-- forecast is the constant 10 (sd 0), W has L = 2, sd 0, review 7: reorder point = order-up-to = 10 x (2 + 7) = 90;
+-- the hand case above up to the reorder point (20 there, but no review finds the position between 20 and 90):
+-- start at 90, day 8 orders 70.
 INSERT INTO retail_mid.dws_trade_sku_store_1d (dt, brand, store_id, sku_id, orders, quantity, sales_quantity, return_quantity,
                                                sales_amount, return_amount, net_amount, buyers, buyer_bitmap)
 SELECT d::date, 'rpt_test', 'A', 'W', 1, q, q, 0, q, 0, q, 1, '{}'
@@ -219,10 +394,60 @@ SELECT * FROM retail_mid.replenish_backtest('rpt_test', 0);
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"history": 3}');
 SELECT * FROM retail_mid.replenish_backtest('nobody', 2);
 
+-- ===== backtest with variable lead times, against the plain-SQL simulation =====
+-- store C, SKU Y: 5 a day; two more SUP1 shipments into C in the window: ordered 3 March (6 days) and 5 March
+-- (1 day). The SUP1 history into C is then 2, 4, 6, 6, 1 days: mean 3.8, sd sqrt(5.2). Y's parameter row: review
+-- 1 day, minimum order 12, 95% cycle service level; also run at 50% (option), where the lead times show in lost
+-- sales. Every forecast is the constant 5 (sd 0), so the normal method gives s = S = 5 (3.8 + 1) + z sqrt(25 * 5.2)
+-- on every day (z(0.5) = 0: 24); the simulation starts at ceil(S).
+INSERT INTO retail_mid.dws_trade_sku_store_1d (dt, brand, store_id, sku_id, orders, quantity, sales_quantity, return_quantity,
+                                               sales_amount, return_amount, net_amount, buyers, buyer_bitmap)
+SELECT d::date, 'rpt_test', 'C', 'Y', 1, 5, 5, 0, 5, 0, 5, 1, '{}'
+  FROM generate_series(date '2024-01-01', date '2024-03-14', interval '1 day') d;
+INSERT INTO retail_mid.ods_inbound_shipment (brand, shipment_id, site_id, sku_id, supplier_id, ordered_on, received_on, quantity) VALUES
+    ('rpt_test', 'S5', 'C', 'Y', 'SUP1', '2024-03-03', '2024-03-09', 10), ('rpt_test', 'S6', 'C', 'Y', 'SUP1', '2024-03-05', '2024-03-06', 10);
+SELECT lead_time_mean, abs(lead_time_sd - sqrt(5.2)) < 1e-12 AS sd_ok, lead_time_basis FROM retail_mid.replenish_resolve('rpt_test', 'C', 'Y');
+CREATE TEMP TABLE rpt_bt AS
+SELECT m.mode, l.level, b.*
+  FROM (VALUES ('history'), ('normal'), ('mean')) m(mode), (VALUES (0.95::float8), (0.5)) l(level),
+       LATERAL retail_mid.replenish_backtest('rpt_test', 2, 'normal',
+                   jsonb_build_object('lead_time', m.mode, 'seed', 5, 'service_level', l.level)) b;
+SELECT mode, level, site_id, sku_id, lead_time_days, lead_time_model, round(fill_rate::numeric, 4) AS fill_rate, days_out_of_stock,
+       orders, cycles, stockout_cycles
+  FROM rpt_bt ORDER BY level DESC, mode, site_id, sku_id;
+-- the plain-SQL reference for C, Y with the same lead times: replayed (from 1 March: S3's 6 days on 1-2 March, S5's 6
+-- on 3-4 March, S6's 1 from 5 March, so orders placed from 5 March can overtake those of 1-4 March), drawn (seed 5,
+-- stream hashtext('C|Y')), and the rounded mean 4
+WITH lt(mode, lt) AS (SELECT 'history', (SELECT lead_times FROM retail_mid.replenish_lead_time_replay('rpt_test', 'SUP1', 'C', '2024-03-01', 14))
+                      UNION ALL SELECT 'normal', retail_mid.replenish_lead_time_draws(3.8, sqrt(5.2), 14, 5, hashtext('C|Y'))
+                      UNION ALL SELECT 'mean', array_fill(4, ARRAY[14])),
+     pol(level, s) AS (VALUES (0.95::float8, 5 * 4.8 + 1.644853626951472 * sqrt(25 * 5.2)), (0.5, 5 * 4.8))
+SELECT lt.mode, pol.level, lt.lt AS lead_times, x.r_crossings AS crossing_pairs,
+       (b.sold, b.lost, b.days_out_of_stock, b.days_with_lost_sales, b.orders, b.units_ordered, b.cycles, b.stockout_cycles)
+       = (x.r_sold, x.r_demand - x.r_sold, x.r_oos, x.r_lostdays, x.r_orders, x.r_units, x.r_cycles, x.r_stockout_cycles) AS same_as_plain_sql,
+       abs(b.avg_on_hand - x.r_inv / 14) < 1e-9 AS avg_on_hand_ok
+  FROM pol CROSS JOIN lt
+  CROSS JOIN LATERAL pg_temp.rpt_ref_sim(array_fill(5::float8, ARRAY[14]), array_fill(pol.s, ARRAY[14]), array_fill(pol.s, ARRAY[14]),
+                                         lt.lt, ceil(pol.s), 1, 12) x
+  JOIN rpt_bt b ON b.mode = lt.mode AND b.level = pol.level AND b.site_id = 'C' AND b.sku_id = 'Y'
+ ORDER BY pol.level DESC, lt.mode;
+-- a target fill rate instead (option service_measure); the overall row sums the series
+SELECT site_id, sku_id, service_measure, service_level, fill_rate, orders
+  FROM retail_mid.replenish_backtest('rpt_test', 2, 'quantile', '{"service_measure": "fill_rate", "service_level": 0.9, "lot_days": 2}')
+ ORDER BY site_id, sku_id;
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"lead_time": "gamma"}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"seed": "x"}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"seed": null}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"service_level": 1.5}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"service_measure": "cycles"}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"lot_days": -1}');
+SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '[]');
+
 -- clean up the fixture (other tests share the database)
 DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.replenish_forecast WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.replenish_parameter WHERE brand = 'rpt_test';
+DELETE FROM retail_mid.replenish_transfer_lane WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_inventory_snapshot WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_inbound_shipment WHERE brand = 'rpt_test';
 DELETE FROM retail_mid.ods_product WHERE brand IN ('rpt_test', 'rpt_other');
@@ -233,4 +458,5 @@ SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NUL
  WHERE n.nspname = 'retail_mid' AND c.relname LIKE 'replenish\_%' AND c.relkind IN ('r', 'v') GROUP BY c.relname ORDER BY 1;
 SELECT p.oid::regprocedure AS function_without_comment FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'retail_mid' AND obj_description(p.oid, 'pg_proc') IS NULL
-   AND (p.proname LIKE '%replenish%' OR p.proname LIKE 'suggested\_%' OR p.proname LIKE 'lead\_time%');
+   AND (p.proname LIKE '%replenish%' OR p.proname LIKE 'suggested\_%' OR p.proname LIKE 'lead\_time%'
+        OR p.proname IN ('normal_loss', 'fill_rate_safety_factor'));

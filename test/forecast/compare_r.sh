@@ -4,7 +4,7 @@
 #   car parts (series of >= 24 months, last 12 months held out): mean RMSSE and MASE (lag-1 scale) vs ets(),
 #   croston() and naive().
 # Installs r-cran-forecast with apt when it is missing and it can; otherwise prints SKIPPED and exits 0.
-# Usage: bash test/forecast/compare_r.sh [m1|carparts|all] [sample]   (sample = number of random series, R and us alike;
+# Usage: bash test/forecast/compare_r.sh [m1|carparts|all] [sample]   (sample = number of random series, R and us alike, 0 or none = all;
 #        CMP_OPTIONS='{...}' passes forecast options to our side, R_CACHE=dir keeps R's forecasts between runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

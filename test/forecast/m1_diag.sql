@@ -55,3 +55,26 @@ SELECT CASE WHEN our_model <> r_model THEN 'different model'
             ELSE 'same model, different fit' END AS kind,
        count(*), round(sum(mase_ours - mase_r)::numeric, 3) AS sum_mase_diff
   FROM ev WHERE mase_ours IS NOT NULL GROUP BY 1 ORDER BY 1;
+\echo === series whose forecasts differ (max relative difference >= 1e-3), by model and by whether the fit differs (|AICc difference| > 0.01)
+SELECT our_model AS model, abs(our_aicc - r_aicc) > 0.01 AS fit_differs, count(*) AS series,
+       round(sum(mase_ours - mase_r)::numeric, 3) AS sum_mase_diff,
+       round(sum(mase_ours - mase_r) FILTER (WHERE mase_ours > mase_r)::numeric, 3) AS sum_where_r_better,
+       round(sum(mase_ours - mase_r) FILTER (WHERE mase_ours < mase_r)::numeric, 3) AS sum_where_we_are_better
+  FROM ev
+ WHERE our_model = r_model AND (SELECT max(abs(a - b) / greatest(abs(b), 1e-9)) FROM unnest(ours, r_ets) u(a, b)) >= 1e-3
+ GROUP BY 1, 2 ORDER BY 1, 2;
+\echo === those series one by one
+SELECT series, period, our_model, round(our_aicc::numeric, 2) AS our_aicc, round(r_aicc::numeric, 2) AS r_aicc,
+       round((SELECT max(abs(a - b) / greatest(abs(b), 1e-9)) FROM unnest(ours, r_ets) u(a, b))::numeric, 4) AS max_rel_diff,
+       round(mase_ours::numeric, 3) AS mase_ours, round(mase_r::numeric, 3) AS mase_r
+  FROM ev
+ WHERE our_model = r_model AND (SELECT max(abs(a - b) / greatest(abs(b), 1e-9)) FROM unnest(ours, r_ets) u(a, b)) >= 1e-3
+ ORDER BY mase_ours - mase_r;
+\echo === all series by model family (ETS(M,Ad,M), whose first forecast step R computes undamped, or other) and forecast agreement
+SELECT our_model = 'MAdM' AS madm,
+       CASE WHEN our_model <> r_model THEN 'different model'
+            WHEN (SELECT max(abs(a - b) / greatest(abs(b), 1e-9)) FROM unnest(ours, r_ets) u(a, b)) < 1e-6 THEN 'equal to 1e-6'
+            WHEN (SELECT max(abs(a - b) / greatest(abs(b), 1e-9)) FROM unnest(ours, r_ets) u(a, b)) < 1e-3 THEN 'equal to 1e-3'
+            ELSE 'differ' END AS forecasts,
+       count(*) AS series, round(sum(mase_ours - mase_r)::numeric, 4) AS sum_mase_diff
+  FROM ev WHERE mase_ours IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2;
