@@ -167,6 +167,39 @@ WITH near AS (SELECT o.customer_key, o.reason,
 SELECT count(*) FILTER (WHERE reason IS NULL AND touched_near) AS planned_but_touched,
        count(*) FILTER (WHERE reason = 'frequency_cap' AND NOT touched_near) AS skipped_but_free FROM near;
 
+-- OneID: the keys of one person share the cap, and a plan touches a person once. Members g and g + 120 are one
+-- person (of brand reach_t's customers); near the send time 2026-09-20 the only touches are these: pairs with
+-- g % 4 = 1 have one touch on each key (two for the person: at a cap of 2, capped, though each key alone has
+-- one), pairs with g % 4 = 2 one touch on the second key only (allowed).
+INSERT INTO retail_mid.customer_brand (brand, customer_key) SELECT 'reach_t', customer_key FROM public.reach_t_cust;
+INSERT INTO retail_mid.oneid_person_map (customer_key, person_key)
+SELECT c.customer_key, p.customer_key FROM public.reach_t_cust c JOIN public.reach_t_cust p ON p.g = (c.g - 1) % 120 + 1;
+INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type)
+SELECT 'reach_t', 'oneid', 'member_id', 'reach_t_' || k, 'sms', timestamp '2026-09-10 00:00' + make_interval(days => k / 120), 'sent'
+  FROM generate_series(1, 120) g, LATERAL (VALUES (g), (g + 120)) v(k)
+ WHERE g % 4 = 1 OR (g % 4 = 2 AND k > 120);
+SELECT retail_mid.reach_plan_create('reach_t', 'reach_t_in', '{sms,email,wechat}', '2026-09-20', cap_touches => 2) AS plan_d \gset
+SELECT planned > 0 AS some_planned, skipped_frequency_cap > 0 AS some_capped, skipped_same_person > 0 AS some_same_person
+  FROM retail_mid.reach_plan_run(:plan_d);
+-- against plain SQL: per person, the injected touches of both keys
+WITH person AS (SELECT c.customer_key, (c.g - 1) % 120 + 1 AS pg FROM public.reach_t_cust c),
+touches AS (SELECT pg, count(*) AS n FROM public.reach_t_cust c JOIN person USING (customer_key)
+              JOIN retail_mid.ods_campaign_touch t ON t.campaign_id = 'oneid' AND t.id_value = 'reach_t_' || c.g GROUP BY pg),
+d AS (SELECT o.customer_key, o.reason, p.pg, coalesce(t.n, 0) AS n
+        FROM retail_mid.reach_outbox o JOIN person p USING (customer_key) LEFT JOIN touches t USING (pg)
+       WHERE o.plan_id = :plan_d)
+SELECT (SELECT count(*) FROM (SELECT pg FROM d WHERE reason IS NULL GROUP BY pg HAVING count(*) > 1) x) AS persons_touched_twice,
+       count(*) FILTER (WHERE reason IS NULL AND n >= 2) AS planned_over_cap,
+       count(*) FILTER (WHERE reason = 'frequency_cap' AND n < 2) AS capped_below_cap,
+       count(*) FILTER (WHERE reason = 'frequency_cap' AND n = 2) AS capped_by_the_persons_two_keys,
+       count(*) FILTER (WHERE reason = 'same_person' AND NOT EXISTS (SELECT 1 FROM d d2 WHERE d2.pg = d.pg AND d2.customer_key < d.customer_key
+                                                                   AND d2.reason IS DISTINCT FROM 'no_consent' AND d2.reason IS DISTINCT FROM 'global_opt_out')) AS same_person_without_a_lower_key
+  FROM d;
+-- re-running decides nothing twice
+SELECT planned, skipped_same_person FROM retail_mid.reach_plan_run(:plan_d);
+DELETE FROM retail_mid.oneid_person_map WHERE customer_key IN (SELECT customer_key FROM public.reach_t_cust);
+DELETE FROM retail_mid.customer_brand WHERE brand = 'reach_t';
+
 -- bad input
 SELECT pg_temp.try('SELECT * FROM retail_mid.reach_plan_run(NULL)');
 SELECT pg_temp.try('SELECT * FROM retail_mid.reach_plan_run(-1)');

@@ -126,7 +126,7 @@ CREATE TABLE retail_mid.reach_outbox (
     template     text,
     planned_at   timestamp NOT NULL,
     status       text NOT NULL DEFAULT 'planned' CHECK (status IN ('planned', 'sent', 'delivered', 'failed', 'skipped')),
-    reason       text CHECK (reason IN ('frequency_cap', 'no_consent', 'global_opt_out')),
+    reason       text CHECK (reason IN ('frequency_cap', 'no_consent', 'global_opt_out', 'same_person')),
     run_id       bigint NOT NULL,
     decided_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (plan_id, customer_key),
@@ -142,7 +142,7 @@ COMMENT ON COLUMN retail_mid.reach_outbox.channel IS 'Channel chosen (NULL when 
 COMMENT ON COLUMN retail_mid.reach_outbox.template IS 'Content template for the member''s segment (NULL when skipped).';
 COMMENT ON COLUMN retail_mid.reach_outbox.planned_at IS 'Planned send time (the plan''s send_at).';
 COMMENT ON COLUMN retail_mid.reach_outbox.status IS 'planned, then sent / delivered / failed as the delivery system reports; skipped when not touched. planned, sent and delivered count towards frequency caps.';
-COMMENT ON COLUMN retail_mid.reach_outbox.reason IS 'Why a member was skipped: frequency_cap, no_consent (no channel of the plan consented as of send_at) or global_opt_out.';
+COMMENT ON COLUMN retail_mid.reach_outbox.reason IS 'Why a member was skipped: frequency_cap (counted per OneID person), no_consent (no channel of the plan consented as of send_at), global_opt_out, or same_person (another key of the same OneID person gets this plan''s touch).';
 COMMENT ON COLUMN retail_mid.reach_outbox.run_id IS 'The reach_run that decided.';
 COMMENT ON COLUMN retail_mid.reach_outbox.decided_at IS 'When the decision was written.';
 
@@ -221,13 +221,13 @@ COMMENT ON FUNCTION retail_mid.reach_plan_create(text, text, text[], timestamp, 
 -- Runs a plan: every audience member without a decision gets one, in one transaction.
 CREATE FUNCTION retail_mid.reach_plan_run(plan_id bigint)
 RETURNS TABLE (run_id bigint, members bigint, already_decided bigint, planned bigint, skipped_frequency_cap bigint,
-               skipped_no_consent bigint, skipped_global_opt_out bigint)
+               skipped_no_consent bigint, skipped_global_opt_out bigint, skipped_same_person bigint)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
     p retail_mid.reach_plan; job bigint; aud retail_mid.rbitmap; n_members bigint; n_done bigint;
-    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; v_run bigint; win interval;
+    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; n_same bigint; v_run bigint; win interval;
 BEGIN
     IF plan_id IS NULL THEN
         RAISE EXCEPTION 'plan_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -251,7 +251,7 @@ BEGIN
         RAISE EXCEPTION 'the audience of reach plan % is empty', plan_id USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('Audience expression: %s', p.audience);
     END IF;
-    CREATE TEMP TABLE rm_reach_member (customer_key int4 PRIMARY KEY, segment text, channel text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_reach_member (customer_key int4 PRIMARY KEY, person int4, segment text, channel text, reason text) ON COMMIT DROP;
     INSERT INTO rm_reach_member (customer_key)
     SELECT k FROM retail_mid.rb_iterate(aud) k
      WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k);
@@ -285,11 +285,33 @@ BEGIN
                                                THEN 'global_opt_out' ELSE 'no_consent' END
      WHERE m.channel IS NULL;
 
+    -- One person, one touch: the keys of a OneID person (oneid_person_brand, in the plan's brand; a key without a
+    -- person is its own) share the cap, and a plan touches a person once, through the lowest key with a channel,
+    -- unless an earlier run of the plan already touched the person through another key.
+    UPDATE rm_reach_member m SET person = coalesce(
+        (SELECT min(ob.person_key) FROM retail_mid.oneid_person_brand ob WHERE ob.brand = p.brand AND ob.customer_key = m.customer_key),
+        m.customer_key);
+    WITH earlier AS (
+        SELECT coalesce(ob.person_key, o.customer_key) AS person
+          FROM retail_mid.reach_outbox o
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = o.customer_key
+         WHERE o.plan_id = p.plan_id AND o.status IN ('planned', 'sent', 'delivered')),
+    ranked AS (
+        SELECT m.customer_key, row_number() OVER (PARTITION BY m.person ORDER BY m.customer_key) AS k,
+               m.person IN (SELECT e.person FROM earlier e) AS touched
+          FROM rm_reach_member m WHERE m.channel IS NOT NULL)
+    UPDATE rm_reach_member m SET reason = 'same_person', channel = NULL
+      FROM ranked r WHERE r.customer_key = m.customer_key AND (r.k > 1 OR r.touched);
+
     -- Frequency cap over every window (e - cap_days, e]: the new touch at send_at is allowed when each window
     -- containing it (e in [send_at, send_at + cap_days)) holds fewer than cap_touches touches. Such a window
     -- is fullest when it ends at send_at or at one of the touches after send_at (later plans count too).
+    -- (per person: the touches of all the person's keys)
     WITH t AS (
-        SELECT r.customer_key, r.touched_at FROM retail_mid.reach_touch r JOIN rm_reach_member m USING (customer_key)
+        SELECT m.person AS customer_key, r.touched_at
+          FROM retail_mid.reach_touch r
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = r.customer_key
+          JOIN rm_reach_member m ON m.person = coalesce(ob.person_key, r.customer_key)
          WHERE m.channel IS NOT NULL AND r.brand = p.brand
            AND r.touched_at > p.send_at - win AND r.touched_at < p.send_at + win),
     w AS (
@@ -302,7 +324,7 @@ BEGIN
         SELECT w.customer_key, max(greatest(CASE WHEN w.touched_at > p.send_at THEN w.ending_here ELSE 0 END, w.ending_at_send)) AS n
           FROM w GROUP BY w.customer_key)
     UPDATE rm_reach_member m SET reason = 'frequency_cap', channel = NULL
-      FROM fullest f WHERE f.customer_key = m.customer_key AND f.n >= p.cap_touches;
+      FROM fullest f WHERE f.customer_key = m.person AND f.n >= p.cap_touches AND m.channel IS NOT NULL;
 
     INSERT INTO retail_mid.reach_run (plan_id, brand, job_id, members, already_decided, planned)
     VALUES (p.plan_id, p.brand, job, n_members, n_done, 0) RETURNING reach_run.run_id INTO v_run;
@@ -313,21 +335,22 @@ BEGIN
       FROM rm_reach_member m ORDER BY m.customer_key
     ON CONFLICT ON CONSTRAINT reach_outbox_pkey DO NOTHING;
     SELECT count(*) FILTER (WHERE m.channel IS NOT NULL), count(*) FILTER (WHERE m.reason = 'frequency_cap'),
-           count(*) FILTER (WHERE m.reason = 'no_consent'), count(*) FILTER (WHERE m.reason = 'global_opt_out')
-      INTO n_planned, n_cap, n_consent, n_opt FROM rm_reach_member m;
+           count(*) FILTER (WHERE m.reason = 'no_consent'), count(*) FILTER (WHERE m.reason = 'global_opt_out'),
+           count(*) FILTER (WHERE m.reason = 'same_person')
+      INTO n_planned, n_cap, n_consent, n_opt, n_same FROM rm_reach_member m;
     UPDATE retail_mid.reach_run r SET planned = n_planned,
-           skipped = jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt)
+           skipped = jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)
      WHERE r.run_id = v_run;
-    RAISE NOTICE 'reach_plan_run: plan %: % touches planned, skipped: % over the frequency cap, % without consent, % opted out',
-        plan_id, n_planned, n_cap, n_consent, n_opt;
-    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt,
+    RAISE NOTICE 'reach_plan_run: plan %: % touches planned, skipped: % over the frequency cap, % without consent, % opted out, % other keys of a person touched',
+        plan_id, n_planned, n_cap, n_consent, n_opt, n_same;
+    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt + n_same,
         jsonb_build_object('run_id', v_run, 'members', n_members, 'already_decided', n_done, 'planned', n_planned,
-                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt)));
+                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)));
     DROP TABLE rm_reach_member;
-    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt;
+    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt, n_same;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap, no_consent, global_opt_out); writes reach_outbox, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
+COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person); writes reach_outbox, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
 
 -- ----------------------------------------------------------------- media backflow
 -- The end of the window of behaviour tags: the setting retail_mid.as_of when set (reproducible runs, back-fills),
