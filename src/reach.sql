@@ -252,9 +252,13 @@ BEGIN
             DETAIL = format('Audience expression: %s', p.audience);
     END IF;
     CREATE TEMP TABLE rm_reach_member (customer_key int4 PRIMARY KEY, person int4, segment text, channel text, reason text) ON COMMIT DROP;
-    INSERT INTO rm_reach_member (customer_key)
-    SELECT k FROM retail_mid.rb_iterate(aud) k
+    -- the member's OneID person (oneid_person_brand, in the plan's brand: at most one row per key; a key without a
+    -- person is its own): the keys of one person share the frequency cap and one touch per plan
+    INSERT INTO rm_reach_member (customer_key, person)
+    SELECT k, coalesce(ob.person_key, k) FROM retail_mid.rb_iterate(aud) k
+      LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = k
      WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k);
+    CREATE INDEX ON rm_reach_member (person);
     n_done := n_members - (SELECT count(*) FROM rm_reach_member);
     ANALYZE rm_reach_member;
     RAISE NOTICE 'reach_plan_run: plan %: % audience members, % decided before, % to decide', plan_id, n_members, n_done, n_members - n_done;
@@ -285,12 +289,8 @@ BEGIN
                                                THEN 'global_opt_out' ELSE 'no_consent' END
      WHERE m.channel IS NULL;
 
-    -- One person, one touch: the keys of a OneID person (oneid_person_brand, in the plan's brand; a key without a
-    -- person is its own) share the cap, and a plan touches a person once, through the lowest key with a channel,
-    -- unless an earlier run of the plan already touched the person through another key.
-    UPDATE rm_reach_member m SET person = coalesce(
-        (SELECT min(ob.person_key) FROM retail_mid.oneid_person_brand ob WHERE ob.brand = p.brand AND ob.customer_key = m.customer_key),
-        m.customer_key);
+    -- One person, one touch: a plan touches a person once, through the lowest key with a channel, unless an
+    -- earlier run of the plan already touched the person through another key.
     WITH earlier AS (
         SELECT coalesce(ob.person_key, o.customer_key) AS person
           FROM retail_mid.reach_outbox o
