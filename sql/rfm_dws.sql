@@ -89,6 +89,6 @@ BEGIN
     END IF;
 END;
 $$;
-SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'rm -f ' || :'csv_path') AS rm_cmd \gset
+SELECT format('COPY (SELECT 1) TO PROGRAM %L', 'cat > /dev/null; rm -f ' || :'csv_path') AS rm_cmd \gset
 :rm_cmd;
 SELECT count(*) AS fixture_rows_left FROM retail_mid.dws_trade_customer_1d WHERE brand = 'rfm_fixture';
