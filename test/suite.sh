@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside test/with_cluster.sh: pg_regress over sql/*.sql, then the TAP tests in test/t, then one summary line.
+# Runs inside test/with_cluster.sh: pg_regress over test/sql/*.sql, then the TAP tests in test/t, then one summary line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0; failed=0

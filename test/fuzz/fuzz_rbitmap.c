@@ -1,5 +1,5 @@
 /*
- * fuzz_rbitmap.c: libFuzzer harness for the rbitmap binary-input validator (src/rbitmap_format.c) together
+ * fuzz_rbitmap.c: libFuzzer harness for the rbitmap binary-input validator (src/bitmap/rbitmap_format.c) together
  * with CRoaring's deserialiser, i.e. what rbitmap_recv/rb_from_bytea run on untrusted bytes.
  *  1. The input as serialized bytes: when the validator accepts them, CRoaring must read them, report the
  *     same size, hold only values <= INT32_MAX, and serialise back to exactly the same bytes.

@@ -1,5 +1,5 @@
 /*
- * fuzz_tagexpr.c: libFuzzer harness for the tag-expression parser (src/tagexpr_parse.c), built outside the
+ * fuzz_tagexpr.c: libFuzzer harness for the tag-expression parser (src/tags/tagexpr_parse.c), built outside the
  * server with ASan and UBSan by run.sh. Besides "no crash, no leak, no hang" it checks a property: whatever
  * parses deparses to a canonical text that parses again to the same canonical text.
  */
