@@ -13,8 +13,10 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
 SHLIB_LINK += -lroaring -lnlopt -lm
 PG_CPPFLAGS += $(addprefix -I$(srcdir)/,$(sort $(wildcard src/*/)))
 
+# The current version's script is built from src/; every released version's full script (frozen, never edited) and
+# every upgrade script between versions live in upgrade/ (test/upgrade.sh checks that they lead to the same catalog).
 DATA_built = retail_mid--$(EXTVERSION).sql
-DATA = $(wildcard upgrade/retail_mid--*--*.sql)
+DATA = $(wildcard upgrade/retail_mid--*.sql)
 EXTRA_CLEAN = retail_mid--$(EXTVERSION).sql results regression.diffs regression.out
 
 # Every test/sql/<test>.sql is a regression test; each one creates the extension itself, so order does not matter.
