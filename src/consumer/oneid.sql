@@ -1,5 +1,7 @@
--- oneid: one customer identity across channels. The identity graph links customer keys (of member ids, phones,
--- e-mails, devices, open ids) seen together; its connected components are persons, each with a stable person key.
+-- consumer/oneid.sql: one customer identity across channels: the identity graph and its persons.
+--
+-- The identity graph links customer keys (of member ids, phones, e-mails, devices, open ids) seen together; its
+-- connected components are persons, each with a stable person key.
 
 CREATE TYPE retail_mid.oneid_components AS (nodes int4[], components int4[]);
 COMMENT ON TYPE retail_mid.oneid_components IS 'Connected components: nodes ascending, and for each the smallest key of its component.';

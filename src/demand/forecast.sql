@@ -1,5 +1,7 @@
--- forecast: demand forecasting aggregates (automatic ETS, Croston/SBA/TSB/ADIDA, naive, seasonal naive),
--- their row expansion, accuracy metrics with their published definitions, and a rolling-origin backtest.
+-- demand/forecast.sql: demand forecasting aggregates, their accuracy metrics and a rolling-origin backtest.
+--
+-- Automatic ETS, Croston/SBA/TSB/ADIDA, naive and seasonal naive, their row expansion, and accuracy metrics with
+-- their published definitions.
 
 CREATE FUNCTION retail_mid.forecast_date_trans(internal, date, float8, int4)
 RETURNS internal AS 'MODULE_PATHNAME', 'forecast_date_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -86,7 +88,7 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.forecast_quantile_rows(jsonb) IS 'Expands the requested quantiles of a forecast result to (step, quantile, value) rows.';
 
--- ===== accuracy metrics =====
+-- ----------------------------------------------------------------- accuracy metrics
 -- Each takes the actuals and forecasts of one horizon as arrays of equal, non-zero length without NULLs.
 
 CREATE FUNCTION retail_mid.metric_check(actual float8[], forecast float8[])
@@ -253,7 +255,7 @@ CREATE AGGREGATE retail_mid.wrmsse(rmsse float8, dollar_weight float8) (
     COMBINEFUNC = retail_mid.wmean_combine, FINALFUNC = retail_mid.wmean_final, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.wrmsse(float8, float8) IS 'Weighted RMSSE of the M5 guide: sum(w_i RMSSE_i) / sum(w_i), w_i = series i dollar sales over the last 28 days of the training data.';
 
--- ===== rolling-origin backtest =====
+-- ----------------------------------------------------------------- rolling-origin backtest
 CREATE FUNCTION retail_mid.forecast_backtest(y float8[], horizon int4, origins int4, season_length int4,
                                              options jsonb DEFAULT '{}', stride int4 DEFAULT 1)
 RETURNS TABLE (origin int4, step int4, actual float8, mean float8, lo80 float8, hi80 float8, lo95 float8, hi95 float8)

@@ -1,4 +1,6 @@
--- replenish: safety stock, lead-time demand, reorder point, order-up-to level and order quantities from forecasts.
+-- demand/replenish.sql: replenishment from forecasts: safety stock, reorder point, order-up-to level, order quantities.
+--
+-- Lead-time demand, stored forecasts, suggested orders, transfers between stores and a service-level backtest.
 
 CREATE FUNCTION retail_mid.normal_quantile(p float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'normal_quantile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -68,7 +70,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.order_quantity(float8, float8, float8, float8, float8, float8, float8) IS '(s, S) policy: when the inventory position (on hand + on order - reserved) is at or below the reorder point s and below S, order up to S, rounded up to whole packs and raised to the minimum order quantity (itself rounded up to packs); otherwise 0.';
 
--- ===== kernels in C (replenish.c) =====
+-- ----------------------------------------------------------------- kernels in C (src/demand/replenish.c)
 
 CREATE FUNCTION retail_mid.lead_time_demand_mixture(means float8[], sigmas float8[], lead_time_mean float8,
                                                     lead_time_sd float8, service_level float8,
@@ -137,7 +139,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_lead_time_draws(float8, float8, int4, bigint, int4) IS 'One pseudo-random lead time per day (deterministic in seed and stream): K = floor(L + sd z + 1/2), z standard normal from synth_uniform, clipped to [0, 3660] days; P(K = k) = Phi((k + 1/2 - L)/sd) - Phi((k - 1/2 - L)/sd), the mass below 1/2 on 0, the lead-time distribution the quantile method assumes.';
 
--- ===== parameters: lead times, review period, packs, service level =====
+-- ----------------------------------------------------------------- parameters: lead times, review period, packs, service level
 
 CREATE TABLE retail_mid.replenish_parameter (
     brand          text NOT NULL,
@@ -292,7 +294,7 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 
--- ===== the policy from a forecast =====
+-- ----------------------------------------------------------------- the policy from a forecast
 
 -- Both safety-stock methods from one forecast result (daily steps). Orders are reviewed every R days and arrive L
 -- days after they are placed, so the stock at a review must last until the order of the NEXT review arrives: the
@@ -372,7 +374,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_policy(jsonb, float8, float8, int4, float8, text, int4) IS 'Reorder point and order-up-to level of a periodic-review (R, s, S) policy from a daily forecast result by both methods, over the protection interval P = lead time + review period: normal (d P + k sqrt(P sigma1^2 + d^2 sdL^2), d = mean daily forecast, sigma1 = one-step sd) and the level of demand over P (lead_time_demand_mixture over the forecast''s daily means and sigmas, lead time L + R); k and the level for a cycle service level (z, quantile) or, with service_measure fill_rate, a target fill rate (loss-function method, lost sales, Q = review demand); Q = review demand, the forecast demand of the review period after the lead time; order-up-to = reorder point + lot_days d (0: the (R, S) base-stock policy). lead_time_demand is d P.';
 
--- ===== stored forecasts =====
+-- ----------------------------------------------------------------- stored forecasts
 
 CREATE TABLE retail_mid.replenish_forecast (
     brand    text NOT NULL,
@@ -440,7 +442,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_refresh_forecasts(text, date, int4, int4, jsonb) IS 'Replaces a brand''s rows of replenish_forecast: forecast_array (daily, weekly season) of each store x SKU that sold in the history_days before as_of (default: the last day with sales), zero-filled up to as_of. Logged in job_log.';
 
--- ===== suggested orders =====
+-- ----------------------------------------------------------------- suggested orders
 
 CREATE FUNCTION retail_mid.suggested_orders(brand text, method text DEFAULT 'normal', min_shipments int4 DEFAULT 3)
 RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text, lead_time_basis text,
@@ -524,7 +526,7 @@ BEGIN
     END LOOP;
 END $$;
 
--- ===== transfers between stores =====
+-- ----------------------------------------------------------------- transfers between stores
 
 -- Transfer lanes: what moving stock from one store to another costs and in which packs it moves.
 CREATE TABLE retail_mid.replenish_transfer_lane (
@@ -616,7 +618,7 @@ BEGIN
 END;
 $$;
 
--- ===== service-level backtest =====
+-- ----------------------------------------------------------------- service-level backtest
 
 CREATE FUNCTION retail_mid.replenish_backtest(brand text, weeks int4 DEFAULT 8, method text DEFAULT 'normal',
                                               options jsonb DEFAULT '{}')

@@ -1,6 +1,8 @@
--- dws: the shared summary layer. _1d tables per day, _td tables to date, _nd views over the 7/30/90/365 days up to
--- an as-of date. Distinct customers are kept as bitmaps of customer keys so that they roll up exactly from days
--- to longer periods (a sum of daily distinct counts would count a returning customer twice).
+-- foundation/dws.sql: the shared summary layer: _1d tables per day, _td to date, _nd views over 7 to 365 days.
+--
+-- The _nd views cover the 7/30/90/365 days up to an as-of date. Distinct customers are kept as bitmaps of
+-- customer keys so that they roll up exactly from days to longer periods (a sum of daily distinct counts would
+-- count a returning customer twice).
 
 CREATE TABLE retail_mid.dws_refresh_state (
     brand        text PRIMARY KEY,

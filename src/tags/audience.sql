@@ -1,5 +1,7 @@
--- audience: the four-level tag taxonomy, tag definitions as data, tag values with history, one bitmap per
--- (tag, value) and a bit-sliced index per numeric tag, the C tag-expression evaluator and saved audiences.
+-- tags/audience.sql: tags and audiences: taxonomy, definitions, values with history, bitmaps, the evaluator.
+--
+-- The four-level tag taxonomy, tag definitions as data, tag values with history, one bitmap per (tag, value) and
+-- a bit-sliced index per numeric tag, the C tag-expression evaluator and saved audiences.
 
 CREATE TABLE retail_mid.tag_taxonomy (
     level1 text NOT NULL,
@@ -125,7 +127,7 @@ COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS 'A brand: the customers whose v
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.customers IS 'Cardinality of the bitmap.';
 
--- Bit-sliced indexes (src/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
+-- Bit-sliced indexes (src/bitmap/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
 CREATE FUNCTION retail_mid.bsi_build_trans(internal, int4, int8) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION retail_mid.bsi_build_combine(internal, internal) RETURNS internal
@@ -269,7 +271,7 @@ COMMENT ON FUNCTION retail_mid.refresh_customer_universe() IS 'Rebuilds the cach
 
 -- Saves an audience under the next version of its name and brand (concurrent saves of one are serialised). The
 -- expression is evaluated as the caller (an analyst's bitmaps hold the customers of its brands only), and a
--- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from src/security.sql).
+-- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from foundation/tenancy.sql).
 CREATE FUNCTION retail_mid.save_audience(name text, expression text, brand text DEFAULT '*') RETURNS int
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$

@@ -1,7 +1,8 @@
--- tags_builtin: RFM segment and scores, AIPL stage and customer lifetime value as tags. Each model gets a
--- source with one row per brand and customer (the data of a brand describes its customers in that brand only:
--- the tags are of scope brand) and tag definitions over it, so evaluate_tags() reads each source once for all
--- of its tags.
+-- tags/tags_builtin.sql: the shipped tags: DWS trade, RFM segment and scores, AIPL stage and customer lifetime value.
+--
+-- Each model gets a source with one row per brand and customer (the data of a brand describes its customers in
+-- that brand only: the tags are of scope brand) and tag definitions over it, so evaluate_tags() reads each source
+-- once for all of its tags.
 
 -- The source of the seed tags over the DWS layer (monetary_td, orders_td, repeat_buyer, returner, lifecycle).
 CREATE VIEW retail_mid.tag_source_trade_td AS
