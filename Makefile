@@ -1,12 +1,20 @@
-# retail_mid: PGXS build. The install script is concatenated from one SQL source per domain (src/<area>/<domain>.sql),
-# in the order of INSTALL_ORDER, because later domains use the types and tables of earlier ones.
+# retail_mid: PGXS build. The install script is concatenated from one SQL source per domain (src/<area>/<domain>.sql).
+# Install order, the one rule: a file only uses objects created by files before it (test/layout/install_order.py checks
+# it). Areas go from the shared base to what builds on it; within an area, the list of its folder gives the order.
 EXTENSION  = retail_mid
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.control)
 
-INSTALL_ORDER = common/core foundation/keydict bitmap/bitmap tags/audience foundation/ods foundation/dwd foundation/dws \
-	foundation/loaders foundation/synthetic consumer/oneid consumer/clv consumer/rfm consumer/aipl tags/tags_builtin \
-	demand/forecast demand/promo demand/replenish site/site site/fulfilment governance/quality governance/metric \
-	tags/reach governance/security
+SQL_common     = core
+SQL_bitmap     = bitmap
+SQL_foundation = keydict ods dwd tenancy dws loaders synthetic
+SQL_consumer   = oneid clv rfm aipl
+SQL_tags       = audience brand_scope tags_builtin reach
+SQL_demand     = forecast promo replenish
+SQL_site       = site fulfilment
+SQL_governance = security quality metric lockdown
+SQL_AREAS      = common bitmap foundation consumer tags demand site governance
+# every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
+INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
@@ -28,7 +36,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 retail_mid--$(EXTVERSION).sql: $(addprefix src/,$(addsuffix .sql,$(INSTALL_ORDER))) retail_mid.control
-	( echo "-- retail_mid $(EXTVERSION): generated from src/*/*.sql by the Makefile; edit those files, not this one."; \
+	( echo "-- retail_mid $(EXTVERSION): generated from the SQL files of src/ by the Makefile; edit those files, not this one."; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION retail_mid CASCADE" to load this file. \quit'; \
 	  for d in $(INSTALL_ORDER); do echo; echo "-- ===== src/$$d.sql ====="; cat src/$$d.sql; done ) > $@
 

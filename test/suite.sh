@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs inside test/with_cluster.sh: pg_regress over test/sql/*.sql, then the TAP tests in test/t, then one summary line.
-# A test that could not run (the shared data absent) counts as skipped, not passed: a regression test says so with a
-# line 'SKIPPED: …' in its output, a TAP test with 'ok N # skip'.
+# Runs inside test/with_cluster.sh: the layout check of the install script, pg_regress over test/sql/*.sql, then the TAP
+# tests in test/t, then one summary line. A test that could not run (the shared data absent) counts as skipped, not
+# passed: a regression test says so with a line 'SKIPPED: …' in its output, a TAP test with 'ok N # skip'.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0; failed=0; skipped=0
+# layout: no source file of the install script uses an object a later one creates (one test)
+if python3 test/layout/install_order.py; then passed=$((passed + 1)); echo "ok - layout/install_order"
+else failed=$((failed + 1)); echo "not ok - layout/install_order"; fi
 make -s installcheck >regress.log 2>&1
 rc=$?
 cat regress.log
