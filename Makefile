@@ -18,8 +18,15 @@ INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeli
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
-SHLIB_LINK += -lroaring -lnlopt -lm
 PG_CPPFLAGS += $(addprefix -I$(srcdir)/,$(sort $(wildcard src/*/)))
+# Coexistence with other extensions in one backend (docs/coexistence.md). The library exports only what PostgreSQL
+# calls: hidden visibility by default, PGDLLEXPORT = default visibility, and src/common/retail_mid.h, force-included
+# first into every file, puts PGDLLEXPORT on each SQL-callable function. -Bsymbolic binds our own references to
+# those exported names to our definitions. libroaring is not linked: _PG_init opens it privately.
+# `override` so that a PG_CFLAGS/PG_CPPFLAGS given on the command line (test/run_tests.sh) adds to these flags.
+override PG_CPPFLAGS += -DPGDLLEXPORT='__attribute__((visibility("default")))' -include $(srcdir)/src/common/retail_mid.h
+override PG_CFLAGS += -fvisibility=hidden
+SHLIB_LINK += -lnlopt -lm -Wl,-Bsymbolic
 
 # The current version's script is built from src/; every released version's full script (frozen, never edited) and
 # every upgrade script between versions live in upgrade/ (test/upgrade.sh checks that they lead to the same catalog).
