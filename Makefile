@@ -29,7 +29,7 @@ override PG_CFLAGS += -fvisibility=hidden
 SHLIB_LINK += -lnlopt -lm -Wl,-Bsymbolic
 
 # The current version's script is built from src/; every released version's full script (frozen, never edited) and
-# every upgrade script between versions live in upgrade/ (test/upgrade.sh checks that they lead to the same catalog).
+# every upgrade script between versions live in upgrade/ (test/t/upgrade.t checks that they lead to the same catalog).
 DATA_built = retail_mid--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/retail_mid--*.sql)
 EXTRA_CLEAN = retail_mid--$(EXTVERSION).sql results regression.diffs regression.out
