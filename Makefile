@@ -11,7 +11,7 @@ INSTALL_ORDER = common/core foundation/keydict bitmap/bitmap tags/audience found
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
 SHLIB_LINK += -lroaring -lnlopt -lm
-PG_CPPFLAGS += $(addprefix -I$(srcdir)/,$(sort $(wildcard src/*/)))
+PG_CPPFLAGS += -I$(srcdir)/src
 
 DATA_built = retail_mid--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/retail_mid--*--*.sql)

@@ -1,13 +1,14 @@
+/* site/site_batch.c: the batch scorers huff_impact_batch and site_catchment_batch. */
 /*
- * site/site_batch.c: the batch scorers huff_impact_batch and site_catchment_batch: every zone, store and
- * candidate passed as arrays, pairs pruned on an in-memory grid index, then measured exactly.
+ * Every zone, store and candidate is passed as arrays; pairs are pruned on an in-memory grid index, then
+ * measured exactly.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -19,7 +20,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "site/site_internal.h"
 
 
 int

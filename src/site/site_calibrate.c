@@ -1,14 +1,15 @@
+/* site/site_calibrate.c: calibration of the Huff model against observed sales (huff_calibrate, huff_fit). */
 /*
- * site/site_calibrate.c: calibration of the Huff model against observed sales: huff_calibrate (alpha and
- * beta by least squares on store totals) and huff_fit (maximum likelihood or least squares, optionally with a
- * free attractiveness multiplier per store, on store totals or zone-level flows).
+ * huff_calibrate fits alpha and beta by least squares on store totals; huff_fit by maximum likelihood or
+ * least squares, optionally with a free attractiveness multiplier per store, on store totals or zone-level
+ * flows.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -20,7 +21,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "site/site_internal.h"
 
 /* Calibration data: pairs sorted by zone, each store mapped to its observation (or -1). */
 typedef struct CalibData

@@ -1,13 +1,14 @@
+/* site/site_grid.c: great-circle distance on PostGIS's sphere and the grid of cells that prunes zone-site pairs. */
 /*
- * site/site_grid.c: geography on PostGIS's sphere: great-circle distance and the latitude/longitude grid of
- * cells at least a given radius wide, by which zone-site pairs are pruned with an equi-join.
+ * The latitude/longitude grid has cells at least a given radius wide, so that zone-site pairs can be pruned
+ * with an equi-join on cell ids and measured exactly afterwards.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -19,7 +20,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "site/site_internal.h"
 
 
 void

@@ -1,6 +1,14 @@
+/* site/site_huff_agg.c: the Huff aggregates' state, transition, combine, serial and deserial functions. */
 /*
- * site/site_huff_agg.c: the Huff aggregates' state: parameter and row checks, the transition functions
- * (sales, impact, impact by coordinates, impact by grid cells) and the combine, serial and deserial functions.
+ * Transition functions for sales, impact, impact by coordinates and impact by grid cells.
+ *
+ * Geometry stays in SQL and PostGIS (h3_postgis habit); these functions receive plain numbers: zone and site
+ * ids, lon/lat (distances on PostGIS's sphere, same formula), attractiveness, distance (or any travel cost)
+ * and demand, and do the probability arithmetic:
+ *
+ *   P(zone z -> store j) = A_j^alpha * max(d_zj, d_min)^-beta / sum over the stores k in reach of z
+ *
+ * d_min (min_distance) is the documented floor that keeps a zone centroid lying on a store finite.
  *
  * Geometry stays in SQL and PostGIS (h3_postgis habit); these functions receive plain numbers: zone and site
  * ids, lon/lat (distances on PostGIS's sphere, same formula), attractiveness, distance (or any travel cost)
@@ -10,12 +18,12 @@
  *
  * d_min (min_distance) is the documented floor that keeps a zone centroid lying on a store finite.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -27,7 +35,9 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
+#include "site/site_internal.h"
 
 /* Validates alpha, beta, the distance floor and the trade-area threshold, with one error per case. */
 void
@@ -156,10 +166,7 @@ HuffStateSetParams(HuffState *state, const HuffParams *p)
 static HuffState *
 HuffTransCommon(FunctionCallInfo fcinfo, MemoryContext *aggcontext)
 {
-	if (!AggCheckCallContext(fcinfo, aggcontext))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("Huff transition function called in non-aggregate context")));
+	*aggcontext = RmAggContext(fcinfo, "Huff transition function");
 	if (PG_ARGISNULL(0))
 		return HuffStateCreate(*aggcontext);
 	return (HuffState *) PG_GETARG_POINTER(0);
@@ -429,10 +436,7 @@ huff_combinefn(PG_FUNCTION_ARGS)
 	HuffState  *a;
 	HuffState  *b;
 
-	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("Huff combine function called in non-aggregate context")));
+	aggcontext = RmAggContext(fcinfo, "Huff combine function");
 	if (PG_ARGISNULL(1))
 	{
 		if (PG_ARGISNULL(0))
@@ -462,10 +466,7 @@ huff_serialfn(PG_FUNCTION_ARGS)
 	Size		len = sizeof(HuffStateHeader) + sizeof(HuffRow) * (Size) state->n;
 	bytea	   *out;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("Huff serial function called in non-aggregate context")));
+	(void) RmAggContext(fcinfo, "Huff serial function");
 	if (len + VARHDRSZ > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -496,10 +497,7 @@ huff_deserialfn(PG_FUNCTION_ARGS)
 	MemoryContext aggcontext;
 	HuffState  *state;
 
-	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("Huff deserial function called in non-aggregate context")));
+	aggcontext = RmAggContext(fcinfo, "Huff deserial function");
 	if (len < sizeof(h))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),

@@ -1,13 +1,10 @@
-/*
- * site/site_huff_final.c: the Huff aggregates' final functions (expected sales, the impact of candidate
- * sites on every store) and the one-zone array form huff_probabilities.
- */
-#include "retail_mid.h"
+/* site/site_huff_final.c: the Huff aggregates' final functions and the one-zone array form huff_probabilities. */
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -19,7 +16,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "site/site_internal.h"
 
 
 

@@ -1,10 +1,10 @@
 /* site/site_hull.c: site_trade_area_hulls, each candidate's trade area as the convex hull of its zones (EWKB). */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <float.h>
 #include <math.h>
-#include <string.h>
 #include <nlopt.h>
+#include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -16,7 +16,8 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "site_internal.h"
+#include "common/retail_mid.h"
+#include "site/site_internal.h"
 
 
 /* Appends an EWKB double (little endian, as the header says) to buf. */
