@@ -3,18 +3,10 @@
 
 #include <math.h>
 
-#include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
-#include "common/int.h"
 #include "funcapi.h"
-#include "libpq/pqformat.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/date.h"
-#include "utils/lsyscache.h"
 
-#include "common/retail_mid.h"
 #include "common/rm_agg.h"
 #include "consumer/rfm_internal.h"
 

@@ -5,24 +5,15 @@
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <math.h>
-#include <nlopt.h>
 #include <string.h>
 
-#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
-#include "common/retail_mid.h"
 #include "site/site_internal.h"
-
 
 int
 ZoneRefCmp(const void *a, const void *b)

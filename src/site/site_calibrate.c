@@ -14,14 +14,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
-#include "common/retail_mid.h"
 #include "site/site_internal.h"
 
 /* Calibration data: pairs sorted by zone, each store mapped to its observation (or -1). */

@@ -1,25 +1,17 @@
 /* site/site_huff_final.c: the Huff aggregates' final functions and the one-zone array form huff_probabilities. */
 #include "postgres.h"
 
-#include <float.h>
-#include <math.h>
-#include <nlopt.h>
 #include <string.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "common/retail_mid.h"
 #include "site/site_internal.h"
-
-
 
 typedef struct HuffKey
 {

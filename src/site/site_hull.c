@@ -1,24 +1,14 @@
 /* site/site_hull.c: site_trade_area_hulls, each candidate's trade area as the convex hull of its zones (EWKB). */
 #include "postgres.h"
 
-#include <float.h>
-#include <math.h>
-#include <nlopt.h>
 #include <string.h>
 
-#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
-#include "common/retail_mid.h"
 #include "site/site_internal.h"
-
 
 /* Appends an EWKB double (little endian, as the header says) to buf. */
 static void
