@@ -1,20 +1,37 @@
-# retail_mid: PGXS build. The install script is concatenated from one SQL source per domain (src/<area>/<domain>.sql),
-# in the order of INSTALL_ORDER, because later domains use the types and tables of earlier ones.
+# retail_mid: PGXS build. The install script is concatenated from one SQL source per domain (src/<area>/<domain>.sql).
+# Install order, the one rule: a file only uses objects created by files before it (test/layout/install_order.py checks
+# it). Areas go from the shared base to what builds on it; within an area, the list of its folder gives the order.
 EXTENSION  = retail_mid
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.control)
 
-INSTALL_ORDER = common/core foundation/keydict bitmap/bitmap tags/audience foundation/ods foundation/dwd foundation/dws \
-	foundation/loaders foundation/synthetic consumer/oneid consumer/clv consumer/rfm consumer/aipl tags/tags_builtin \
-	demand/forecast demand/promo demand/replenish site/site site/fulfilment governance/quality governance/metric \
-	tags/reach governance/security
+SQL_common     = core
+SQL_bitmap     = bitmap
+SQL_foundation = keydict ods dwd tenancy dws loaders synthetic
+SQL_consumer   = oneid clv rfm aipl
+SQL_tags       = audience brand_scope tags_builtin reach
+SQL_demand     = forecast promo replenish
+SQL_site       = site fulfilment
+SQL_governance = security quality metric lockdown
+SQL_AREAS      = common bitmap foundation consumer tags demand site governance
+# every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
+INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
-SHLIB_LINK += -lroaring -lnlopt -lm
 PG_CPPFLAGS += -I$(srcdir)/src
+# Coexistence with other extensions in one backend (docs/coexistence.md). The library exports only what PostgreSQL
+# calls: hidden visibility by default, PGDLLEXPORT = default visibility, and src/common/retail_mid.h, force-included
+# first into every file, puts PGDLLEXPORT on each SQL-callable function. -Bsymbolic binds our own references to
+# those exported names to our definitions. libroaring is not linked: _PG_init opens it privately.
+# `override` so that a PG_CFLAGS/PG_CPPFLAGS given on the command line (test/run_tests.sh) adds to these flags.
+override PG_CPPFLAGS += -DPGDLLEXPORT='__attribute__((visibility("default")))' -include $(srcdir)/src/common/retail_mid.h
+override PG_CFLAGS += -fvisibility=hidden
+SHLIB_LINK += -lnlopt -lm -Wl,-Bsymbolic
 
+# The current version's script is built from src/; every released version's full script (frozen, never edited) and
+# every upgrade script between versions live in upgrade/ (test/t/upgrade.t checks that they lead to the same catalog).
 DATA_built = retail_mid--$(EXTVERSION).sql
-DATA = $(wildcard upgrade/retail_mid--*--*.sql)
+DATA = $(wildcard upgrade/retail_mid--*.sql)
 EXTRA_CLEAN = retail_mid--$(EXTVERSION).sql results regression.diffs regression.out
 
 # Every test/sql/<test>.sql is a regression test; each one creates the extension itself, so order does not matter.
@@ -26,7 +43,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 retail_mid--$(EXTVERSION).sql: $(addprefix src/,$(addsuffix .sql,$(INSTALL_ORDER))) retail_mid.control
-	( echo "-- retail_mid $(EXTVERSION): generated from src/*/*.sql by the Makefile; edit those files, not this one."; \
+	( echo "-- retail_mid $(EXTVERSION): generated from the SQL files of src/ by the Makefile; edit those files, not this one."; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION retail_mid CASCADE" to load this file. \quit'; \
 	  for d in $(INSTALL_ORDER); do echo; echo "-- ===== src/$$d.sql ====="; cat src/$$d.sql; done ) > $@
 

@@ -1,4 +1,6 @@
--- bitmap: retail_mid.rbitmap, a roaring bitmap (CRoaring) of int4 customer keys, with set operators and aggregates.
+-- bitmap/bitmap.sql: retail_mid.rbitmap, a roaring bitmap of int4 customer keys, with set operators and aggregates.
+--
+-- The bitmaps are CRoaring's (src/bitmap/bitmap.c).
 
 CREATE TYPE retail_mid.rbitmap;
 

@@ -1,4 +1,4 @@
--- core: the job log every long-running retail_mid job writes to, and its progress helpers.
+-- common/core.sql: the job log every long-running retail_mid job writes to, and its progress helpers.
 
 CREATE TABLE retail_mid.job_log (
     job_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,6 +1,7 @@
--- aipl: the seed platform's AIPL customer funnel (Awareness, Interest, Purchase, Loyalty). Rules are data, per
--- brand: a stage holds on day d when the customer's matching signals in the look-back window (d - days, d] reach
--- a minimum count and a minimum amount. Priority L > P > I > A: one stage per customer per day.
+-- consumer/aipl.sql: the seed platform's AIPL customer funnel (Awareness, Interest, Purchase, Loyalty).
+--
+-- Rules are data, per brand: a stage holds on day d when the customer's matching signals in the look-back window
+-- (d - days, d] reach a minimum count and a minimum amount. Priority L > P > I > A: one stage per customer per day.
 
 CREATE TABLE retail_mid.aipl_rule (
     brand         text    NOT NULL DEFAULT '*',
@@ -45,7 +46,7 @@ COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.customer_key IS 'Custome
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.stage IS 'A, I, P or L.';
 
 -- Behaviour events and campaign touches by customer key instead of identifier: what aipl_signals reads. Owned by
--- retail_mid_view_owner (src/security.sql), they give analysts the events of their brands without the identifiers
+-- retail_mid_view_owner (governance/lockdown.sql), they give analysts the events of their brands without the identifiers
 -- (personal data, masked for them): the row-level security of the ODS tables applies for the caller. No security
 -- barrier: the views filter nothing themselves and expose no personal column, and the time predicates of
 -- aipl_signals must reach the scans.

@@ -1,5 +1,7 @@
--- clv: customer lifetime value. BG/NBD and Gamma-Gamma fitted by maximum likelihood in parallel-safe
--- aggregates, per-customer predictions, and the calibration/holdout summary of a transaction log.
+-- consumer/clv.sql: customer lifetime value: BG/NBD and Gamma-Gamma fitted by maximum likelihood.
+--
+-- The fits are parallel-safe aggregates; per-customer predictions, and the calibration/holdout summary of a
+-- transaction log.
 
 CREATE TYPE retail_mid.bgnbd_params AS (r float8, alpha float8, a float8, b float8, loglik float8, n bigint, iterations int4);
 COMMENT ON TYPE retail_mid.bgnbd_params IS 'BG/NBD parameters (r, alpha: gamma purchase-rate heterogeneity; a, b: beta dropout), the maximised log-likelihood, customers fitted and likelihood evaluations. Build one by hand with ROW(r, alpha, a, b, NULL, NULL, NULL)::retail_mid.bgnbd_params.';

@@ -1,5 +1,7 @@
--- oneid: one customer identity across channels. The identity graph links customer keys (of member ids, phones,
--- e-mails, devices, open ids) seen together; its connected components are persons, each with a stable person key.
+-- consumer/oneid.sql: one customer identity across channels: the identity graph and its persons.
+--
+-- The identity graph links customer keys (of member ids, phones, e-mails, devices, open ids) seen together; its
+-- connected components are persons, each with a stable person key.
 
 CREATE TYPE retail_mid.oneid_components AS (nodes int4[], components int4[]);
 COMMENT ON TYPE retail_mid.oneid_components IS 'Connected components: nodes ascending, and for each the smallest key of its component.';
@@ -124,3 +126,15 @@ COMMENT ON VIEW retail_mid.oneid_person IS 'Each person with all its identifiers
 COMMENT ON COLUMN retail_mid.oneid_person.person_key IS 'The person''s stable key.';
 COMMENT ON COLUMN retail_mid.oneid_person.identifiers IS 'How many identifiers the person has.';
 COMMENT ON COLUMN retail_mid.oneid_person.identities IS 'The identifiers as type:value.';
+
+-- OneID persons are group-wide (a customer may buy from several brands). Analysts and BI read them only through
+-- this view: one row per brand of the customer, rows of the caller's brands only (retail_mid.customer_brand is
+-- brand-isolated; the view, owned by retail_mid_view_owner (governance/lockdown.sql), reads the group-wide map
+-- the callers may not read).
+CREATE VIEW retail_mid.oneid_person_brand WITH (security_barrier = true) AS
+SELECT cb.brand::text AS brand, m.customer_key::int4 AS customer_key, m.person_key::int4 AS person_key
+  FROM retail_mid.oneid_person_map m JOIN retail_mid.customer_brand cb ON cb.customer_key = m.customer_key;
+COMMENT ON VIEW retail_mid.oneid_person_brand IS 'OneID persons of the customers of the caller''s brands: the brand-scoped way to read retail_mid.oneid_person_map.';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.brand IS 'Brand the customer key belongs to.';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.customer_key IS 'Customer key (one identifier).';
+COMMENT ON COLUMN retail_mid.oneid_person_brand.person_key IS 'Person the identifier resolves to.';

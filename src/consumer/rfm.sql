@@ -1,5 +1,7 @@
--- rfm: recency, frequency, monetary value per customer (parallel-safe C aggregates), tie-safe scoring
--- configurable per brand, segment maps as data, snapshots and dashboard views.
+-- consumer/rfm.sql: recency, frequency, monetary value per customer, scored and segmented per brand.
+--
+-- Parallel-safe C aggregates, tie-safe scoring configurable per brand, segment maps as data, snapshots and
+-- dashboard views.
 
 CREATE TYPE retail_mid.rfm_row AS (recency_days int4, frequency int4, monetary float8, first_order_date date, last_order_date date);
 COMMENT ON TYPE retail_mid.rfm_row IS 'RFM raw values of one customer at an as-of date: days since the last sale, distinct orders and net amount within the window, first and last sale dates on or before as_of.';

@@ -1,5 +1,7 @@
--- forecast: demand forecasting aggregates (automatic ETS, Croston/SBA/TSB/ADIDA, naive, seasonal naive),
--- their row expansion, accuracy metrics with their published definitions, and a rolling-origin backtest.
+-- demand/forecast.sql: demand forecasting aggregates, their accuracy metrics and a rolling-origin backtest.
+--
+-- Automatic ETS, Croston/SBA/TSB/ADIDA, naive and seasonal naive, their row expansion, and accuracy metrics with
+-- their published definitions.
 
 CREATE FUNCTION retail_mid.forecast_date_trans(internal, date, float8, int4)
 RETURNS internal AS 'MODULE_PATHNAME', 'forecast_date_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
@@ -86,7 +88,7 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.forecast_quantile_rows(jsonb) IS 'Expands the requested quantiles of a forecast result to (step, quantile, value) rows.';
 
--- ===== accuracy metrics =====
+-- ----------------------------------------------------------------- accuracy metrics
 -- Each takes the actuals and forecasts of one horizon as arrays of equal, non-zero length without NULLs.
 
 CREATE FUNCTION retail_mid.metric_check(actual float8[], forecast float8[])
@@ -94,18 +96,18 @@ RETURNS void LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catal
 AS $$
 BEGIN
     IF actual IS NULL OR forecast IS NULL OR cardinality(actual) = 0 THEN
-        RAISE EXCEPTION 'accuracy metrics need non-empty actual and forecast arrays' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'accuracy metrics need non-empty actual and forecast arrays' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF cardinality(actual) <> cardinality(forecast) THEN
         RAISE EXCEPTION 'actual and forecast arrays differ in length (% and %)', cardinality(actual), cardinality(forecast)
-            USING ERRCODE = '22023';
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF array_position(actual, NULL) IS NOT NULL OR array_position(forecast, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'accuracy metrics do not accept NULL elements' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'accuracy metrics do not accept NULL elements' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF 'NaN'::float8 = ANY (actual || forecast) OR 'Infinity'::float8 = ANY (actual || forecast)
        OR '-Infinity'::float8 = ANY (actual || forecast) THEN
-        RAISE EXCEPTION 'accuracy metrics need finite values' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'accuracy metrics need finite values' USING ERRCODE = 'invalid_parameter_value';
     END IF;
 END;
 $$;
@@ -160,10 +162,10 @@ DECLARE
     v_start int := 1; v_scale float8;
 BEGIN
     IF insample IS NULL OR array_position(insample, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'the in-sample series must not be NULL or contain NULLs' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'the in-sample series must not be NULL or contain NULLs' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF season_length IS NULL OR season_length < 1 THEN
-        RAISE EXCEPTION 'season length must be at least 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'season length must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF from_first_nonzero THEN
         SELECT min(i) INTO v_start FROM generate_subscripts(insample, 1) AS i WHERE insample[i] <> 0;
@@ -172,7 +174,7 @@ BEGIN
       FROM generate_series(coalesce(v_start, 1) + season_length, cardinality(insample)) AS i;
     IF cardinality(insample) <= season_length THEN
         RAISE EXCEPTION 'the in-sample series is too short for a naive scale with season length %', season_length
-            USING ERRCODE = '22023';
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN v_scale;
 END;
@@ -205,7 +207,7 @@ AS $$
 BEGIN
     PERFORM retail_mid.metric_check(actual, forecast);
     IF quantile IS NULL OR NOT (quantile > 0 AND quantile < 1) THEN
-        RAISE EXCEPTION 'quantile must be strictly between 0 and 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'quantile must be strictly between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN (SELECT avg(CASE WHEN a >= f THEN quantile * (a - f) ELSE (1 - quantile) * (f - a) END)
               FROM unnest(actual, forecast) AS u(a, f));
@@ -234,7 +236,7 @@ BEGIN
         RETURN state;
     END IF;
     IF weight < 0 OR weight = 'Infinity'::float8 OR weight = 'NaN'::float8 THEN
-        RAISE EXCEPTION 'weights must be finite and non-negative' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'weights must be finite and non-negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN ARRAY[state[1] + value * weight, state[2] + weight];
 END;
@@ -253,7 +255,7 @@ CREATE AGGREGATE retail_mid.wrmsse(rmsse float8, dollar_weight float8) (
     COMBINEFUNC = retail_mid.wmean_combine, FINALFUNC = retail_mid.wmean_final, PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.wrmsse(float8, float8) IS 'Weighted RMSSE of the M5 guide: sum(w_i RMSSE_i) / sum(w_i), w_i = series i dollar sales over the last 28 days of the training data.';
 
--- ===== rolling-origin backtest =====
+-- ----------------------------------------------------------------- rolling-origin backtest
 CREATE FUNCTION retail_mid.forecast_backtest(y float8[], horizon int4, origins int4, season_length int4,
                                              options jsonb DEFAULT '{}', stride int4 DEFAULT 1)
 RETURNS TABLE (origin int4, step int4, actual float8, mean float8, lo80 float8, hi80 float8, lo95 float8, hi95 float8)
@@ -263,14 +265,14 @@ DECLARE
     v_n int := cardinality(y); v_cut int; v_res jsonb;
 BEGIN
     IF y IS NULL OR horizon IS NULL OR origins IS NULL OR season_length IS NULL OR stride IS NULL THEN
-        RAISE EXCEPTION 'forecast_backtest arguments must not be NULL' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'forecast_backtest arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF origins < 1 OR stride < 1 OR horizon < 1 THEN
-        RAISE EXCEPTION 'horizon, origins and stride must be at least 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'horizon, origins and stride must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_n - horizon - (origins - 1) * stride < 1 THEN
         RAISE EXCEPTION 'series of % points is too short for % origins of horizon % and stride %', v_n, origins, horizon, stride
-            USING ERRCODE = '22023';
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR k IN 1 .. origins LOOP
         v_cut := v_n - horizon - (origins - k) * stride;

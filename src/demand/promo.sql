@@ -1,7 +1,9 @@
--- promo: promotion attribution. A parallel least-squares aggregate and, on the ODS sales and promotions, a
--- log-log demand model per SKU pooled across stores: ln(units) on ln(own price), deal share and feature share,
--- with store fixed effects (within transformation); coefficients are the own-price elasticity and the deal and
--- feature uplifts, and each promoted week's units are split into base, deal and feature parts.
+-- demand/promo.sql: promotion attribution: a log-log demand model per SKU splitting promoted units into parts.
+--
+-- A parallel least-squares aggregate and, on the ODS sales and promotions, a log-log demand model per SKU pooled
+-- across stores: ln(units) on ln(own price), deal share and feature share, with store fixed effects (within
+-- transformation); coefficients are the own-price elasticity and the deal and feature uplifts, and each promoted
+-- week's units are split into base, deal and feature parts.
 
 CREATE FUNCTION retail_mid.ols_trans(internal, float8, float8[])
 RETURNS internal AS 'MODULE_PATHNAME', 'ols_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;

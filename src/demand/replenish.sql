@@ -1,4 +1,6 @@
--- replenish: safety stock, lead-time demand, reorder point, order-up-to level and order quantities from forecasts.
+-- demand/replenish.sql: replenishment from forecasts: safety stock, reorder point, order-up-to level, order quantities.
+--
+-- Lead-time demand, stored forecasts, suggested orders, transfers between stores and a service-level backtest.
 
 CREATE FUNCTION retail_mid.normal_quantile(p float8)
 RETURNS float8 AS 'MODULE_PATHNAME', 'normal_quantile' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -10,7 +12,7 @@ RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path =
 AS $$
 BEGIN
     IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
-        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN retail_mid.normal_quantile(service_level)
            * sqrt(lead_time * sigma_demand ^ 2 + mean_demand ^ 2 * sigma_lead_time ^ 2);
@@ -29,7 +31,7 @@ AS $$
 BEGIN
     IF lead_time < 1 OR lead_time > jsonb_array_length(result -> 'mean') THEN
         RAISE EXCEPTION 'lead time must be between 1 and the forecast horizon (%)', jsonb_array_length(result -> 'mean')
-            USING ERRCODE = '22023';
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT sum(r.mean), sqrt(sum(((r.hi80 - r.mean) / 1.2815515655446004) ^ 2))
       INTO mean, sigma FROM retail_mid.forecast_rows(result) r WHERE r.step <= lead_time;
@@ -47,13 +49,13 @@ DECLARE
     v_qty float8;
 BEGIN
     IF pack_size <= 0 THEN
-        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF min_order_qty < 0 THEN
-        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF order_up_to < reorder_point THEN
-        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_position > reorder_point OR v_position >= order_up_to THEN
         RETURN 0;   -- with reorder point = order-up-to (base stock) a position at the level needs nothing
@@ -68,7 +70,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.order_quantity(float8, float8, float8, float8, float8, float8, float8) IS '(s, S) policy: when the inventory position (on hand + on order - reserved) is at or below the reorder point s and below S, order up to S, rounded up to whole packs and raised to the minimum order quantity (itself rounded up to packs); otherwise 0.';
 
--- ===== kernels in C (replenish.c) =====
+-- ----------------------------------------------------------------- kernels in C (src/demand/replenish.c)
 
 CREATE FUNCTION retail_mid.lead_time_demand_mixture(means float8[], sigmas float8[], lead_time_mean float8,
                                                     lead_time_sd float8, service_level float8,
@@ -122,11 +124,11 @@ RETURNS int4[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path =
 AS $$
 BEGIN
     IF NOT (lead_time_mean >= 0 AND lead_time_mean <= 3660) OR NOT (lead_time_sd >= 0 AND lead_time_sd <= 3660) THEN
-        RAISE EXCEPTION 'lead time mean and sd must be between 0 and 3660 days' USING ERRCODE = '22023',
+        RAISE EXCEPTION 'lead time mean and sd must be between 0 and 3660 days' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('Got mean %s and sd %s.', lead_time_mean, lead_time_sd);
     END IF;
     IF days < 1 OR days > 100000 THEN
-        RAISE EXCEPTION 'days must be between 1 and 100000' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'days must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN ARRAY(
         SELECT CASE WHEN u.u <= 0 THEN 0
@@ -137,7 +139,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_lead_time_draws(float8, float8, int4, bigint, int4) IS 'One pseudo-random lead time per day (deterministic in seed and stream): K = floor(L + sd z + 1/2), z standard normal from synth_uniform, clipped to [0, 3660] days; P(K = k) = Phi((k + 1/2 - L)/sd) - Phi((k - 1/2 - L)/sd), the mass below 1/2 on 0, the lead-time distribution the quantile method assumes.';
 
--- ===== parameters: lead times, review period, packs, service level =====
+-- ----------------------------------------------------------------- parameters: lead times, review period, packs, service level
 
 CREATE TABLE retail_mid.replenish_parameter (
     brand          text NOT NULL,
@@ -220,7 +222,7 @@ DECLARE
     b text := brand; src text := source_id; st text := site_id; v_site int; v_all int; v_one_site bool;
 BEGIN
     IF days < 1 OR days > 100000 THEN
-        RAISE EXCEPTION 'days must be between 1 and 100000' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'days must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT count(*) FILTER (WHERE x.site_id = st), count(*) INTO v_site, v_all
       FROM retail_mid.replenish_shipment_lead_times(b, src) x;
@@ -292,7 +294,7 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 
--- ===== the policy from a forecast =====
+-- ----------------------------------------------------------------- the policy from a forecast
 
 -- Both safety-stock methods from one forecast result (daily steps). Orders are reviewed every R days and arrive L
 -- days after they are placed, so the stock at a review must last until the order of the NEXT review arrives: the
@@ -322,19 +324,19 @@ DECLARE
     v_means float8[]; v_sig float8[]; v_h int; v_nl int; v_p float8; v_sigma_p float8; v_k float8; v_mean float8; v_level float8;
 BEGIN
     IF jsonb_typeof(result -> 'mean') IS DISTINCT FROM 'array' OR jsonb_typeof(result -> 'hi80') IS DISTINCT FROM 'array' THEN
-        RAISE EXCEPTION 'not a forecast result: mean and hi80 arrays are missing' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'not a forecast result: mean and hi80 arrays are missing' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF review_period < 1 THEN
-        RAISE EXCEPTION 'review period must be at least 1 day' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'review period must be at least 1 day' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF lot_days < 0 OR lot_days > 365 THEN
-        RAISE EXCEPTION 'lot_days must be between 0 and 365' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'lot_days must be between 0 and 365' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF service_measure NOT IN ('cycle', 'fill_rate') THEN
-        RAISE EXCEPTION 'service measure must be cycle or fill_rate' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'service measure must be cycle or fill_rate' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT (lead_time_mean >= 0 AND lead_time_mean <= 3660) OR NOT (lead_time_sd >= 0 AND lead_time_sd <= 3660) THEN
-        RAISE EXCEPTION 'lead time mean and sd must be between 0 and 3660 days' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'lead time mean and sd must be between 0 and 3660 days' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT array_agg(e.v::float8 ORDER BY e.k),
            array_agg(greatest(0, coalesce(((result -> 'hi80' ->> (e.k::int - 1))::float8 - e.v::float8) / 1.2815515655446004, 0)) ORDER BY e.k)
@@ -345,7 +347,7 @@ BEGIN
     IF v_h IS NULL OR v_nl + review_period > v_h THEN
         RAISE EXCEPTION 'forecast horizon % is shorter than the lead time plus the review period (% + % days)',
             coalesce(v_h, 0), lead_time_mean, review_period
-            USING ERRCODE = '22023', HINT = 'Forecast a longer horizon.';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Forecast a longer horizon.';
     END IF;
     v_p := lead_time_mean + review_period;
     mean_daily_demand := (SELECT avg(x) FROM unnest(v_means) x);
@@ -372,7 +374,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_policy(jsonb, float8, float8, int4, float8, text, int4) IS 'Reorder point and order-up-to level of a periodic-review (R, s, S) policy from a daily forecast result by both methods, over the protection interval P = lead time + review period: normal (d P + k sqrt(P sigma1^2 + d^2 sdL^2), d = mean daily forecast, sigma1 = one-step sd) and the level of demand over P (lead_time_demand_mixture over the forecast''s daily means and sigmas, lead time L + R); k and the level for a cycle service level (z, quantile) or, with service_measure fill_rate, a target fill rate (loss-function method, lost sales, Q = review demand); Q = review demand, the forecast demand of the review period after the lead time; order-up-to = reorder point + lot_days d (0: the (R, S) base-stock policy). lead_time_demand is d P.';
 
--- ===== stored forecasts =====
+-- ----------------------------------------------------------------- stored forecasts
 
 CREATE TABLE retail_mid.replenish_forecast (
     brand    text NOT NULL,
@@ -417,14 +419,14 @@ DECLARE
     v_job bigint; v_asof date := as_of; v_n bigint; b text := brand;
 BEGIN
     IF brand IS NULL OR history_days IS NULL OR horizon IS NULL THEN
-        RAISE EXCEPTION 'brand, history_days and horizon must not be null' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'brand, history_days and horizon must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF history_days < 7 OR history_days > 3660 THEN
-        RAISE EXCEPTION 'history_days must be between 7 and 3660' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'history_days must be between 7 and 3660' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_asof := coalesce(v_asof, (SELECT max(dt) FROM retail_mid.dws_trade_sku_store_1d d WHERE d.brand = b));
     IF v_asof IS NULL THEN
-        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = '22023';
+        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_job := retail_mid.job_start('replenish_refresh_forecasts', jsonb_build_object('brand', brand, 'as_of', v_asof,
                  'history_days', history_days, 'horizon', horizon, 'options', options));
@@ -440,7 +442,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.replenish_refresh_forecasts(text, date, int4, int4, jsonb) IS 'Replaces a brand''s rows of replenish_forecast: forecast_array (daily, weekly season) of each store x SKU that sold in the history_days before as_of (default: the last day with sales), zero-filled up to as_of. Logged in job_log.';
 
--- ===== suggested orders =====
+-- ----------------------------------------------------------------- suggested orders
 
 CREATE FUNCTION retail_mid.suggested_orders(brand text, method text DEFAULT 'normal', min_shipments int4 DEFAULT 3)
 RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text, lead_time_basis text,
@@ -455,7 +457,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
-        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN QUERY
     SELECT f.site_id, f.sku_id, f.made_on, p.source_id, p.rule, p.lead_time_basis,
@@ -524,7 +526,7 @@ BEGIN
     END LOOP;
 END $$;
 
--- ===== transfers between stores =====
+-- ----------------------------------------------------------------- transfers between stores
 
 -- Transfer lanes: what moving stock from one store to another costs and in which packs it moves.
 CREATE TABLE retail_mid.replenish_transfer_lane (
@@ -563,10 +565,10 @@ DECLARE
     r record; v_sku text; v_give jsonb; v_need jsonb; v_q float8; v_cost float8;
 BEGIN
     IF cover_days IS NULL OR NOT (cover_days >= 0 AND cover_days < 'Infinity') THEN
-        RAISE EXCEPTION 'cover_days must be a finite number of days, not negative' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'cover_days must be a finite number of days, not negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF max_distance_m IS NOT NULL AND NOT (max_distance_m >= 0) THEN
-        RAISE EXCEPTION 'max_distance_m must not be negative' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'max_distance_m must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     FOR r IN
         WITH o AS (SELECT so.*, st.geom FROM retail_mid.suggested_orders(brand, method) so
@@ -616,7 +618,7 @@ BEGIN
 END;
 $$;
 
--- ===== service-level backtest =====
+-- ----------------------------------------------------------------- service-level backtest
 
 CREATE FUNCTION retail_mid.replenish_backtest(brand text, weeks int4 DEFAULT 8, method text DEFAULT 'normal',
                                               options jsonb DEFAULT '{}')
@@ -636,24 +638,24 @@ DECLARE
     v_min_ship int; v_lot int; v_lts int4[]; v_replay record; v_model text; v_days int;
 BEGIN
     IF brand IS NULL OR weeks IS NULL OR options IS NULL THEN
-        RAISE EXCEPTION 'brand, weeks and options must not be null' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'brand, weeks and options must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     IF weeks < 1 OR weeks > 104 THEN
-        RAISE EXCEPTION 'weeks must be between 1 and 104' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'weeks must be between 1 and 104' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
-        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF jsonb_typeof(options) <> 'object' THEN
-        RAISE EXCEPTION 'replenish_backtest options must be a json object' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'replenish_backtest options must be a json object' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF EXISTS (SELECT 1 FROM jsonb_object_keys(options) k WHERE k NOT IN ('history_days', 'horizon', 'forecast', 'max_series', 'end_date',
                                                                           'min_shipments', 'lead_time', 'seed', 'service_level', 'service_measure', 'lot_days')) THEN
-        RAISE EXCEPTION 'unknown replenish_backtest option' USING ERRCODE = '22023',
+        RAISE EXCEPTION 'unknown replenish_backtest option' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Options: history_days, horizon, forecast, max_series, end_date, min_shipments, lead_time, seed, service_level, service_measure, lot_days.';
     END IF;
     IF EXISTS (SELECT 1 FROM jsonb_each(options) e WHERE e.value = 'null'::jsonb) THEN
-        RAISE EXCEPTION 'replenish_backtest options must not be null' USING ERRCODE = '22004';
+        RAISE EXCEPTION 'replenish_backtest options must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
     BEGIN
         v_hist := coalesce((options ->> 'history_days')::int, 365);
@@ -665,34 +667,34 @@ BEGIN
         v_end := (options ->> 'end_date')::date;
         v_lot := (options ->> 'lot_days')::int;
     EXCEPTION WHEN data_exception THEN
-        RAISE EXCEPTION 'malformed replenish_backtest option value' USING ERRCODE = '22023',
+        RAISE EXCEPTION 'malformed replenish_backtest option value' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('options: %s', options), HINT = 'history_days, horizon, max_series, seed, min_shipments and lot_days are integers, service_level a number, end_date a date.';
     END;
     v_opts := options -> 'forecast';
     v_mode := coalesce(options ->> 'lead_time', 'normal');
     IF v_mode NOT IN ('mean', 'normal', 'history') THEN
-        RAISE EXCEPTION 'lead_time must be mean, normal or history' USING ERRCODE = '22023',
+        RAISE EXCEPTION 'lead_time must be mean, normal or history' USING ERRCODE = 'invalid_parameter_value',
             DETAIL = format('Got %s.', v_mode);
     END IF;
     v_measure := options ->> 'service_measure';
     IF v_measure IS NOT NULL AND v_measure NOT IN ('cycle', 'fill_rate') THEN
-        RAISE EXCEPTION 'service_measure must be cycle or fill_rate' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'service_measure must be cycle or fill_rate' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_level IS NOT NULL AND NOT (v_level > 0 AND v_level < 1) THEN
-        RAISE EXCEPTION 'service_level must be strictly between 0 and 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'service_level must be strictly between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_lot IS NOT NULL AND (v_lot < 0 OR v_lot > 365) THEN
-        RAISE EXCEPTION 'lot_days must be between 0 and 365' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'lot_days must be between 0 and 365' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_max IS NOT NULL AND v_max < 1 OR v_min_ship < 1 THEN
-        RAISE EXCEPTION 'max_series and min_shipments must be at least 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'max_series and min_shipments must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_end := coalesce(v_end, (SELECT max(dt) FROM retail_mid.dws_trade_sku_store_1d d WHERE d.brand = b));
     IF v_end IS NULL THEN
-        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = '22023';
+        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF v_hist < 7 OR v_hist > 3660 OR v_h < 2 OR v_h > 366 THEN
-        RAISE EXCEPTION 'history_days must be between 7 and 3660 and horizon between 2 and 366' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'history_days must be between 7 and 3660 and horizon between 2 and 366' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     v_days := 7 * weeks;
     v_start := v_end - v_days + 1;

@@ -1,5 +1,7 @@
--- dwd: the cleaned detail layer. dwd_trade_order_line_di holds one row per kept order line, rebuilt day by day
--- from the ODS by retail_mid.refresh. The cleaning rules (each counted per day in dwd_trade_cleaning_1d):
+-- foundation/dwd.sql: the cleaned detail layer: one row per kept order line, rebuilt day by day from the ODS.
+--
+-- dwd_trade_order_line_di is rebuilt by retail_mid.refresh. The cleaning rules (each counted per day in
+-- dwd_trade_cleaning_1d):
 --   duplicate_line   an exact duplicate of an earlier line of the same order (same SKU, quantity, unit price,
 --                    discount) is dropped; the first line number is kept.
 --   zero_price       a line with unit price 0 (free goods, manual adjustments) is dropped.

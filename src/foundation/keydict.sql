@@ -1,5 +1,7 @@
--- keydict: the customer key dictionary. Every source customer identifier (type + text value) gets one dense
--- int4 key, so that bitmaps and C aggregates work on integers. Keys never change once given.
+-- foundation/keydict.sql: the customer key dictionary: one dense int4 key per source customer identifier.
+--
+-- Every source customer identifier (type + text value) gets one key, so that bitmaps and C aggregates work on
+-- integers. Keys never change once given.
 
 CREATE TABLE retail_mid.customer_key (
     customer_key int4 GENERATED ALWAYS AS IDENTITY (MAXVALUE 2147483647) PRIMARY KEY,

@@ -1,8 +1,9 @@
--- loaders: the public files of ../shared/data mapped into the ODS contract. Each loader reads its files with
--- server-side COPY (so the server must be able to read them; superuser or pg_read_server_files and
--- pg_execute_server_program), validates every row, and either loads everything or nothing: a structurally
--- malformed file or more rejected rows than max_rejected raises an error and the transaction loads nothing.
--- Rows of a file that were loaded before are replaced (reloading a file is idempotent).
+-- foundation/loaders.sql: the public files of ../shared/data mapped into the ODS contract.
+--
+-- Each loader reads its files with server-side COPY (so the server must be able to read them; superuser or
+-- pg_read_server_files and pg_execute_server_program), validates every row, and either loads everything or
+-- nothing: a structurally malformed file or more rejected rows than max_rejected raises an error and the
+-- transaction loads nothing. Rows of a file that were loaded before are replaced (reloading a file is idempotent).
 
 -- Copies a CSV file (plain or gzip) with a header into an existing staging table; the file must exist.
 CREATE FUNCTION retail_mid.stage_csv(path text, staging regclass, columns text)

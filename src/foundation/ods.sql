@@ -1,4 +1,5 @@
--- ods: the landing contract. Loaders write here, one load at a time (load_id); nothing is cleaned yet.
+-- foundation/ods.sql: the landing contract: loaders write here, one load at a time (load_id); nothing is cleaned yet.
+--
 -- Every table carries brand (the tenant) and the load that brought the row.
 
 CREATE TABLE retail_mid.ods_load (

@@ -1,5 +1,7 @@
--- synthetic: a deterministic retail data generator for the demo, tests and benchmarks at any size. Every value is
--- retail_mid.synth_uniform(seed, stream, index), a hash, so the same arguments give the same rows under any plan.
+-- foundation/synthetic.sql: a deterministic retail data generator for the demo, tests and benchmarks at any size.
+--
+-- Every value is retail_mid.synth_uniform(seed, stream, index), a hash, so the same arguments give the same rows
+-- under any plan.
 
 CREATE FUNCTION retail_mid.synth_uniform(seed bigint, stream int, i bigint)
 RETURNS float8 AS 'MODULE_PATHNAME', 'synth_uniform' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -1,7 +1,8 @@
--- metric: the metric registry. Atomic metrics, business qualifiers, periods and granularities are defined
--- once; a derived metric is one of each, named <qualifier>_<atomic>_<period>; composite metrics are
--- expressions of derived ones. The registry generates and refreshes the DWS tables holding them and
--- reconciles them against DWD.
+-- governance/metric.sql: the metric registry: atomic, derived and composite metrics, and the DWS tables holding them.
+--
+-- Atomic metrics, business qualifiers, periods and granularities are defined once; a derived metric is one of
+-- each, named <qualifier>_<atomic>_<period>; composite metrics are expressions of derived ones. The registry
+-- generates and refreshes the DWS tables holding them and reconciles them against DWD.
 
 CREATE TABLE retail_mid.metric_atomic (
     atomic       text PRIMARY KEY CHECK (atomic ~ '^[a-z][a-z0-9_]{0,30}$'),

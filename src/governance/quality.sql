@@ -1,6 +1,6 @@
--- quality: data quality rules held as data, evaluated in one scan per table, with results, history and scores.
+-- governance/quality.sql: data quality rules as data, checked in one scan per table, with results, history and scores.
 
--- ===================================================================== the two C aggregates
+-- ----------------------------------------------------------------- the two C aggregates
 CREATE FUNCTION retail_mid.quality_profile_transfn(internal, tid, VARIADIC "any") RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.quality_profile_transfn(internal, tid, "any") IS 'Transition function of quality_profile.';
@@ -59,7 +59,7 @@ CREATE AGGREGATE retail_mid.quality_duplicates(skip_nulls boolean, VARIADIC "any
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE retail_mid.quality_duplicates(boolean, "any") IS 'Key uniqueness in one pass over 64-bit key hashes: jsonb {"duplicates": rows whose key hash equals an earlier row''s, "keys": duplicated hashes, "hashes": up to 1000 of them (else null)}. duplicates = 0 proves the key unique; otherwise it is exact unless two distinct keys collide, and quality_evaluate confirms it with GROUP BY ... HAVING over the rows with those hashes. skip_nulls: ignore rows with a NULL key part (unique keys) or treat NULLs as equal (duplicate rows).';
 
--- ===================================================================== templates, rules, history
+-- ----------------------------------------------------------------- templates, rules, history
 CREATE TABLE retail_mid.quality_template (
     template          text PRIMARY KEY,
     dimension         text NOT NULL CHECK (dimension IN ('completeness', 'uniqueness', 'validity', 'consistency', 'timeliness', 'stability')),
@@ -194,7 +194,7 @@ COMMENT ON COLUMN retail_mid.quality_result.sample IS 'Up to 5 failing rows (or 
 COMMENT ON COLUMN retail_mid.quality_result.brand IS '''*'' for the whole table (admins read it), else the brand the result counts for (rules with by_brand; brand-isolated: analysts and BI of the brand read it). The sample of a brand''s result leaves out the columns under a masking rule.';
 COMMENT ON COLUMN retail_mid.quality_result.detail IS 'Template specific details (history size and mean for stability, both sides for tables_agree, the newest value for freshness).';
 
--- ===================================================================== rule compilation
+-- ----------------------------------------------------------------- rule compilation
 -- Turns a rule into the SQL it is evaluated with. Each rule contributes to the one scan of its table:
 --   flag:       a boolean violation expression over alias t, an argument of quality_profile
 --   measure:    a double precision expression, an argument of quality_profile (stability of a column)
@@ -481,7 +481,7 @@ COMMENT ON FUNCTION retail_mid.quality_rule_record_version() IS 'Trigger: record
 CREATE TRIGGER quality_rule_record_version AFTER INSERT OR UPDATE ON retail_mid.quality_rule
     FOR EACH ROW EXECUTE FUNCTION retail_mid.quality_rule_record_version();
 
--- ===================================================================== evaluation
+-- ----------------------------------------------------------------- evaluation
 CREATE FUNCTION retail_mid.quality_outcome(compared float8, warn_threshold float8, fail_threshold float8)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN compared IS NULL OR compared = 'NaN' OR compared > fail_threshold THEN 'fail'
@@ -686,7 +686,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.quality_evaluate(regclass, timestamptz) IS 'Evaluates the enabled quality rules of one table (NULL: all tables) in one scan per table, stores a quality_result per rule and returns the run id (job_log.job_id).';
 
--- ===================================================================== shipped default rule sets
+-- ----------------------------------------------------------------- shipped default rule sets
 CREATE FUNCTION retail_mid.quality_add_default_rules(table_name regclass, rule_set text DEFAULT 'order_line', data_domain text DEFAULT 'trade')
 RETURNS int LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -755,7 +755,7 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.quality_add_default_rules(regclass, text, text) IS 'Adds a shipped default rule set to a table (order_line: the DWD order line shape; online_retail: the raw UCI Online Retail columns); rules are named <table>_<rule>; returns how many were added.';
 
--- ===================================================================== dashboard views
+-- ----------------------------------------------------------------- dashboard views
 CREATE VIEW retail_mid.quality_result_daily AS
 SELECT DISTINCT ON (r.rule_id, r.brand, r.as_of::date)
        r.as_of::date AS day, r.brand, r.rule_id, r.rule_version, r.rule_name, r.table_name, r.column_name, r.template,

@@ -1,9 +1,10 @@
--- fulfilment: routing an order to the location(s) that ship it, with available-to-promise and reservations.
+-- site/fulfilment.sql: routing an order to the location(s) that ship it, with available-to-promise and reservations.
 --
 -- Locations (CDC, RDC, FDC, stores) live in retail_mid.fulfilment_location, stock in retail_mid.fulfilment_stock
--- (on hand and reserved); fulfilment_import_ods(brand) fills both from ods_site and ods_inventory_snapshot. fulfilment_route locks the stock rows of the order's SKUs
--- in (location_id, sku_id) order, so concurrent routers queue instead of deadlocking and never promise the same
--- unit twice; the choice itself is made by the C function fulfilment_plan.
+-- (on hand and reserved); fulfilment_import_ods(brand) fills both from ods_site and ods_inventory_snapshot.
+-- fulfilment_route locks the stock rows of the order's SKUs in (location_id, sku_id) order, so concurrent routers
+-- queue instead of deadlocking and never promise the same unit twice; the choice itself is made by the C function
+-- fulfilment_plan.
 
 CREATE TABLE retail_mid.fulfilment_location (
     location_id bigint PRIMARY KEY,

@@ -1,14 +1,12 @@
--- site: site selection with the Huff gravity model (demand zones, stores, candidates, scoring, calibration).
+-- site/site.sql: site selection with the Huff gravity model (demand zones, stores, candidates, scoring, calibration).
 --
 -- Spatial pruning and distances are done here in SQL on geography columns with GiST indexes; the Huff
--- arithmetic is done by the C aggregates huff_sales and huff_impact over plain numbers (src/site.c).
+-- arithmetic is done by the C aggregates huff_sales and huff_impact over plain numbers (src/site/site.c).
 -- Distances are great-circle metres on the WGS84 mean-radius sphere (PostGIS geography with
 -- use_spheroid = false). Own stores live in retail_mid.site_store until ods_site(kind = 'store') is on main
 -- (site_store.store_code is meant to hold ods_site.site_id); competitors have no ODS source.
 
--- ---------------------------------------------------------------------------------------------------------
--- Tables
--- ---------------------------------------------------------------------------------------------------------
+-- ----------------------------------------------------------------- tables
 CREATE TABLE retail_mid.site_demand_zone (
     zone_id         bigint PRIMARY KEY,
     name            text,
@@ -163,9 +161,8 @@ COMMENT ON COLUMN retail_mid.site_candidate_cannibalisation.sales_before IS 'Exp
 COMMENT ON COLUMN retail_mid.site_candidate_cannibalisation.sales_after IS 'Expected sales of the store with the candidate open.';
 COMMENT ON COLUMN retail_mid.site_candidate_cannibalisation.cannibalisation IS 'sales_before - sales_after.';
 
--- ---------------------------------------------------------------------------------------------------------
--- Geometry checks: clear errors instead of PostGIS internals, and the EPSG:4326 centre every query uses
--- ---------------------------------------------------------------------------------------------------------
+-- ----------------------------------------------------------------- geometry checks
+-- Clear errors instead of PostGIS internals, and the EPSG:4326 centre every query uses.
 CREATE FUNCTION retail_mid.site_prepare_geometry()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -216,9 +213,7 @@ CREATE TRIGGER site_store_geometry BEFORE INSERT OR UPDATE OF geom ON retail_mid
 CREATE TRIGGER site_candidate_geometry BEFORE INSERT OR UPDATE OF geom ON retail_mid.site_candidate
     FOR EACH ROW EXECUTE FUNCTION retail_mid.site_prepare_geometry();
 
--- ---------------------------------------------------------------------------------------------------------
--- C core
--- ---------------------------------------------------------------------------------------------------------
+-- ----------------------------------------------------------------- the C core
 CREATE TYPE retail_mid.huff_store_sales AS (store_id int8, expected_sales float8, zones int4);
 COMMENT ON TYPE retail_mid.huff_store_sales IS 'One store''s Huff expected sales and the number of zones it draws from.';
 CREATE TYPE retail_mid.huff_impact AS (candidate_id int8, kind text, object_id int8, before float8, after float8, zones int4);
@@ -381,9 +376,7 @@ CREATE FUNCTION retail_mid.huff_fit(zone_id int8[], store_id int8[], attractiven
 RETURNS record AS 'MODULE_PATHNAME', 'huff_fit' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION retail_mid.huff_fit(int8[], int8[], float8[], float8[], float8[], int8[], int8[], float8[], text, boolean, int8, float8, float8, float8, int4) IS 'Fits the Huff model to observed store totals (obs_zone_id empty) or zone-level flows: method ml (Poisson, scale profiled out = multinomial likelihood) or ls (least squares, closed-form scale), NLopt L-BFGS with analytic gradients, alpha and beta in [0, 10]; with fit_attractiveness alpha is held at alpha0 and each observed store but the reference gets a multiplier on its attractiveness in [1/1000, 1000]. Reports log-likelihood, null log-likelihood, deviance pseudo-R^2, R^2, RMSE, MAPE (percent) and convergence status.';
 
--- ---------------------------------------------------------------------------------------------------------
--- SQL layer
--- ---------------------------------------------------------------------------------------------------------
+-- ----------------------------------------------------------------- the SQL layer
 
 -- The (zone, store) pairs within reach, with the distance or travel cost: the input of every Huff computation.
 CREATE FUNCTION retail_mid.site_zone_store_pairs(cutoff float8, use_travel_cost boolean DEFAULT false)

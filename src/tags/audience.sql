@@ -1,5 +1,7 @@
--- audience: the four-level tag taxonomy, tag definitions as data, tag values with history, one bitmap per
--- (tag, value) and a bit-sliced index per numeric tag, the C tag-expression evaluator and saved audiences.
+-- tags/audience.sql: tags and audiences: taxonomy, definitions, values with history, bitmaps, the evaluator.
+--
+-- The four-level tag taxonomy, tag definitions as data, tag values with history, one bitmap per (tag, value) and
+-- a bit-sliced index per numeric tag, the C tag-expression evaluator and saved audiences.
 
 CREATE TABLE retail_mid.tag_taxonomy (
     level1 text NOT NULL,
@@ -125,7 +127,7 @@ COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS 'A brand: the customers whose v
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.customers IS 'Cardinality of the bitmap.';
 
--- Bit-sliced indexes (src/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
+-- Bit-sliced indexes (src/bitmap/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
 CREATE FUNCTION retail_mid.bsi_build_trans(internal, int4, int8) RETURNS internal
     AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION retail_mid.bsi_build_combine(internal, internal) RETURNS internal
@@ -269,7 +271,7 @@ COMMENT ON FUNCTION retail_mid.refresh_customer_universe() IS 'Rebuilds the cach
 
 -- Saves an audience under the next version of its name and brand (concurrent saves of one are serialised). The
 -- expression is evaluated as the caller (an analyst's bitmaps hold the customers of its brands only), and a
--- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from src/security.sql).
+-- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from foundation/tenancy.sql).
 CREATE FUNCTION retail_mid.save_audience(name text, expression text, brand text DEFAULT '*') RETURNS int
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -561,19 +563,3 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.evaluate_tags(text[]) IS 'Evaluates the enabled tag definitions (or the named ones) in one scan per source: writes value changes with history, rebuilds changed bitmaps and bit-sliced indexes, logs to job_log (detail: per-tag counts, failures, source_scans); returns the number of value rows closed or opened. A failing rule is reported as a WARNING and in job_log, the others still run.';
-
--- Seed definitions over the DWS layer (evaluated once retail_mid.refresh() has filled it): five tags of one
--- source, so one scan of the to-date customer table; of scope brand (one value per brand and customer).
-INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, scope) VALUES
- ('monetary_td', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_trade_td', 'monetary', 2,
-  'Net amount spent to date in the brand.', 'brand'),
- ('orders_td', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.tag_source_trade_td', 'orders', 0,
-  'Orders to date in the brand.', 'brand'),
- ('repeat_buyer', '消费者价值', '价值', '忠诚度', '', 'boolean', 'retail_mid.tag_source_trade_td', 'orders >= 2',  2,
-  'Has ordered at least twice in the brand.', 'brand'),
- ('returner', '客户行为数据', '消费互动', '购买行为', '退换货相关', 'boolean', 'retail_mid.tag_source_trade_td', 'return_amount <> 0', 2,
-  'Has returned goods to the brand.', 'brand'),
- ('lifecycle', '生命周期阶段', '所属阶段', '', '', 'enum', 'retail_mid.tag_source_trade_td',
-  $r$CASE WHEN last_order_date >= data_end - 90 THEN CASE WHEN first_order_date >= data_end - 90 THEN 'new' ELSE 'active' END
-          WHEN last_order_date >= data_end - 365 THEN 'lapsing' ELSE 'churned' END$r$, 2,
-  'new / active / lapsing / churned in the brand by first and last order date relative to the brand''s latest order in the data.', 'brand');

@@ -1,7 +1,8 @@
--- reach: reach plans (audience -> one consented channel per member, a content template per segment, a
--- frequency cap across all channels) written to an idempotent outbox; media feedback loaded back as behaviour
--- events that feed shipped tags; campaign tags and tag percentiles for audience expressions.
--- Times are `timestamp` in the brand's local time, like the ODS.
+-- tags/reach.sql: reach plans: an audience sent to one consented channel per member, and the feedback loop.
+--
+-- A plan gives a content template per segment and a frequency cap across all channels, and is written to an
+-- idempotent outbox; media feedback is loaded back as behaviour events that feed shipped tags; campaign tags and
+-- tag percentiles for audience expressions. Times are `timestamp` in the brand's local time, like the ODS.
 
 CREATE TABLE retail_mid.reach_channel (
     channel     text PRIMARY KEY CHECK (channel ~ '^([a-z][a-z0-9_]*|\*)$'),

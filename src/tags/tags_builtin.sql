@@ -1,9 +1,10 @@
--- tags_builtin: RFM segment and scores, AIPL stage and customer lifetime value as tags. Each model gets a
--- source with one row per brand and customer (the data of a brand describes its customers in that brand only:
--- the tags are of scope brand) and tag definitions over it, so evaluate_tags() reads each source once for all
--- of its tags.
+-- tags/tags_builtin.sql: the shipped tags: DWS trade, RFM segment and scores, AIPL stage and customer lifetime value.
+--
+-- Each model gets a source with one row per brand and customer (the data of a brand describes its customers in
+-- that brand only: the tags are of scope brand) and tag definitions over it, so evaluate_tags() reads each source
+-- once for all of its tags.
 
--- The source of the seed tags of src/audience.sql (monetary_td, orders_td, repeat_buyer, returner, lifecycle).
+-- The source of the seed tags over the DWS layer (monetary_td, orders_td, repeat_buyer, returner, lifecycle).
 CREATE VIEW retail_mid.tag_source_trade_td AS
 SELECT t.brand, t.customer_key, t.net_amount AS monetary, t.orders, t.return_amount,
        t.first_order_date, t.last_order_date,
@@ -18,6 +19,22 @@ COMMENT ON COLUMN retail_mid.tag_source_trade_td.return_amount IS 'Returned amou
 COMMENT ON COLUMN retail_mid.tag_source_trade_td.first_order_date IS 'First order date in the brand.';
 COMMENT ON COLUMN retail_mid.tag_source_trade_td.last_order_date IS 'Last order date in the brand.';
 COMMENT ON COLUMN retail_mid.tag_source_trade_td.data_end IS 'The brand''s latest order date (lifecycle is relative to it, so a brand whose data ends earlier is not aged by another brand''s newer data).';
+
+-- Seed definitions over the DWS layer (evaluated once retail_mid.refresh() has filled it): five tags of one
+-- source, so one scan of the to-date customer table; of scope brand (one value per brand and customer).
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, scope) VALUES
+ ('monetary_td', '消费者价值', '价值', '消费者价值', '', 'numeric', 'retail_mid.tag_source_trade_td', 'monetary', 2,
+  'Net amount spent to date in the brand.', 'brand'),
+ ('orders_td', '客户行为数据', '消费互动', '购买行为', '购买行为', 'numeric', 'retail_mid.tag_source_trade_td', 'orders', 0,
+  'Orders to date in the brand.', 'brand'),
+ ('repeat_buyer', '消费者价值', '价值', '忠诚度', '', 'boolean', 'retail_mid.tag_source_trade_td', 'orders >= 2',  2,
+  'Has ordered at least twice in the brand.', 'brand'),
+ ('returner', '客户行为数据', '消费互动', '购买行为', '退换货相关', 'boolean', 'retail_mid.tag_source_trade_td', 'return_amount <> 0', 2,
+  'Has returned goods to the brand.', 'brand'),
+ ('lifecycle', '生命周期阶段', '所属阶段', '', '', 'enum', 'retail_mid.tag_source_trade_td',
+  $r$CASE WHEN last_order_date >= data_end - 90 THEN CASE WHEN first_order_date >= data_end - 90 THEN 'new' ELSE 'active' END
+          WHEN last_order_date >= data_end - 365 THEN 'lapsing' ELSE 'churned' END$r$, 2,
+  'new / active / lapsing / churned in the brand by first and last order date relative to the brand''s latest order in the data.', 'brand');
 
 -- RFM: per brand, each customer's latest ten_segment snapshot (several windows that day: the shorter one).
 CREATE VIEW retail_mid.rfm_customer_current AS

@@ -1,0 +1,129 @@
+#!/usr/bin/perl
+# upgrade: 1.0.0 installed, filled by the pipeline, then ALTER EXTENSION retail_mid UPDATE; the catalog must equal a
+# fresh install of the current version (pg_dump --schema-only --binary-upgrade, which writes out every member object
+# of the extension, normalised), every table's rows must survive, and the regression suite must pass on the upgraded
+# database. It fails when an install script changes without the matching upgrade script.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+
+my $root = abs_path(dirname(__FILE__) . '/../..');
+my $bindir = `pg_config --bindir 2>/dev/null`; chomp $bindir;
+$bindir = '/usr/lib/postgresql/15/bin' unless -x "$bindir/pg_dump";
+my $pg_regress = dirname(`pg_config --pgxs`) . '/../test/regress/pg_regress';
+my $dir = tempdir(CLEANUP => 1);
+my ($current) = `cat $root/retail_mid.control` =~ /^default_version = '([^']+)'/m;
+my @released = sort map { m{retail_mid--(\d+\.\d+\.\d+)\.sql$} ? $1 : () } glob("$root/upgrade/retail_mid--*.sql");
+
+sub psql {
+    my ($sql, $db) = @_;
+    open my $f, '>', "$dir/q.sql" or die; print $f $sql; close $f;
+    my $out = `psql -X -q -A -t -v ON_ERROR_STOP=1 -d $db -f $dir/q.sql 2>&1`;
+    die "psql failed on $db: $out" if $?;
+    chomp $out; return $out;
+}
+
+# One md5 per table of the extension: what must survive an upgrade untouched.
+my $fingerprints_sql = <<'SQL';
+CREATE TEMP TABLE fp(rel text, rows bigint, md5 text);
+DO $$
+DECLARE r record; n bigint; h text;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
+            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY 1::text LOOP
+    EXECUTE format('SELECT count(*), md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) FROM %s t', r.rel)
+       INTO n, h;
+    INSERT INTO fp VALUES (r.rel::text, n, h);
+  END LOOP;
+END $$;
+SELECT string_agg(rel || ' ' || rows || ' ' || md5, E'\n' ORDER BY rel) FROM fp;
+SQL
+
+# The catalog of the extension as pg_dump writes it in binary-upgrade mode, without what differs between any two
+# databases (OIDs, dump ids, the database's own name).
+sub catalog {
+    my ($db) = @_;
+    my $dump = `$bindir/pg_dump --schema-only --binary-upgrade -d $db 2>&1`;
+    die "pg_dump failed: $dump" if $?;
+    my @keep;
+    for (split /\n/, $dump) {
+        next if /^-- (TOC entry|Dependencies|Dumped (from|by))/ || /^\\(un)?restrict /;
+        next if /binary_upgrade_set_next_|SET relfrozenxid|^WHERE oid = '\d+';$|^SELECT pg_catalog\.setval\(/;
+        s/(binary_upgrade_create_empty_extension\('[^']*', '[^']*', \w+, '[^']*'), '\{[0-9,]*\}'/$1, '{config tables}'/;
+        push @keep, $_;
+    }
+    return join("\n", @keep) . "\n";
+}
+
+sub write_file { my ($p, $s) = @_; open my $f, '>', $p or die; print $f $s; close $f; }
+
+ok(scalar(@released) >= 1 && $released[0] eq '1.0.0', "the first release's full script is kept (upgrade/retail_mid--1.0.0.sql)");
+ok(-f "$root/upgrade/retail_mid--$released[-1]--$current.sql" || $released[-1] eq $current,
+   "an upgrade script leads from the last released version $released[-1] to $current");
+
+my $fresh = 'retail_mid_upgrade_fresh';
+psql("DROP DATABASE IF EXISTS $fresh; CREATE DATABASE $fresh", 'postgres');
+psql("SET client_min_messages = warning; CREATE EXTENSION retail_mid CASCADE", $fresh);
+my $fresh_catalog = catalog($fresh);
+
+for my $from (grep { $_ ne $current } @released) {
+    my $db = 'retail_mid_upgrade_' . ($from =~ s/\./_/gr);
+    psql("DROP DATABASE IF EXISTS $db; CREATE DATABASE $db", 'postgres');
+    psql("SET client_min_messages = warning; CREATE EXTENSION retail_mid VERSION '$from' CASCADE", $db);
+    is(psql("SELECT extversion FROM pg_extension WHERE extname = 'retail_mid'", $db), $from, "$from installs");
+
+    # data of every kind the old version holds: trade through DWD/DWS, keys, RFM, AIPL, tags, an audience, quality
+    psql(<<'SQL', $db);
+SET client_min_messages = warning;
+SELECT retail_mid.generate_synthetic(seed => 11, customers => 400, days => 60, orders_per_day => 40, stores => 4,
+                                     skus => 80, start_date => '2024-01-01');
+SELECT retail_mid.refresh_all();
+SELECT retail_mid.rfm_refresh('synthetic', '2024-02-29', 60);
+SELECT retail_mid.aipl_refresh('synthetic', '2024-02-20', '2024-02-29');
+SELECT retail_mid.evaluate_tags();
+SELECT retail_mid.save_audience('upgrade_check', 'rfm_segment = ''champions''', 'synthetic');
+SELECT retail_mid.quality_add_default_rules('retail_mid.dwd_trade_order_line_di');
+SELECT retail_mid.quality_evaluate('retail_mid.dwd_trade_order_line_di');
+SQL
+    my $before = psql($fingerprints_sql, $db);
+    ok(($before =~ tr/\n//) > 20 && $before =~ /dws_trade_customer_td [1-9]/, "$from holds data in its tables before the update");
+
+    psql("SET client_min_messages = warning; ALTER EXTENSION retail_mid UPDATE", $db);
+    is(psql("SELECT extversion FROM pg_extension WHERE extname = 'retail_mid'", $db), $current, "$from updates to $current");
+
+    my $after = psql($fingerprints_sql, $db);
+    # tables new in the current version are allowed (they start empty); every old table keeps its rows exactly
+    my %new = map { my @f = split / /; ($f[0] => $_) } split /\n/, $after;
+    my @lost = grep { my $rel = (split / /)[0]; !defined $new{$rel} || $new{$rel} ne $_ } split /\n/, $before;
+    is(join("\n", @lost), '', "every table's rows survive the update from $from (fingerprints)");
+
+    my $upgraded_catalog = catalog($db);
+    write_file("$dir/fresh.sql", $fresh_catalog);
+    write_file("$dir/upgraded.sql", $upgraded_catalog);
+    my $diff = `diff -u $dir/fresh.sql $dir/upgraded.sql`;
+    ok($diff eq '', "the catalog after updating from $from equals a fresh install of $current")
+        or diag("differences (- fresh install, + updated from $from); ship them in upgrade/:\n" . substr($diff, 0, 6000));
+
+    my $config_sql = "SELECT coalesce(array_to_string(array(SELECT c::regclass::text || ' ' || coalesce(w, '')"
+                   . " FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, w) WHERE e.extname = 'retail_mid'"
+                   . " ORDER BY 1), E'\\n'), '')";
+    is(psql($config_sql, $db), psql($config_sql, $fresh), "the tables pg_dump keeps (pg_extension_config_dump) are the same after updating from $from");
+
+    # the regression suite on a database that was updated, not freshly created (as PostGIS's --upgrade-path runs)
+    my $suite_db = 'retail_mid_upgrade_suite';
+    psql("DROP DATABASE IF EXISTS $suite_db; CREATE DATABASE $suite_db", 'postgres');
+    psql("SET client_min_messages = warning; CREATE EXTENSION retail_mid VERSION '$from' CASCADE; ALTER EXTENSION retail_mid UPDATE", $suite_db);
+    my $out = "$dir/suite_$from";
+    mkdir $out;
+    my @tests = map { m{/([^/]+)\.sql$} } sort glob("$root/test/sql/*.sql");
+    my $log = `cd $root && $pg_regress --inputdir=test --outputdir=$out --use-existing --dbname=$suite_db --bindir=$bindir @tests 2>&1`;
+    my $failed = () = $log =~ /\.\.\. (FAILED|failed)/g;
+    my $passed = () = $log =~ /\.\.\. ok/g;
+    ok($? == 0 && $failed == 0 && $passed == scalar(@tests), "the regression suite passes on a database updated from $from ($passed of " . scalar(@tests) . ")")
+        or diag($log . (-f "$out/regression.diffs" ? `head -n 200 $out/regression.diffs` : ''));
+}
+
+done_testing();
