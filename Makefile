@@ -18,7 +18,7 @@ INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeli
 
 MODULE_big = retail_mid
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
-PG_CPPFLAGS += $(addprefix -I$(srcdir)/,$(sort $(wildcard src/*/)))
+PG_CPPFLAGS += -I$(srcdir)/src
 # Coexistence with other extensions in one backend (docs/coexistence.md). The library exports only what PostgreSQL
 # calls: hidden visibility by default, PGDLLEXPORT = default visibility, and src/common/retail_mid.h, force-included
 # first into every file, puts PGDLLEXPORT on each SQL-callable function. -Bsymbolic binds our own references to

@@ -1,6 +1,5 @@
+/* bitmap/bitmap.c: rbitmap, the roaring bitmap of int4 customer keys, on Debian's CRoaring. */
 /*
- * bitmap.c: retail_mid.rbitmap, a roaring bitmap of int4 customer keys built on Debian's CRoaring.
- *
  * The datum is a varlena holding CRoaring's portable serialization (the RoaringFormatSpec format shared with
  * the Java/Go/Python libraries), so rb_to_bytea/rb_from_bytea exchange bitmaps with other systems. Values are
  * customer keys: 0 .. 2147483647; negative keys are rejected.
@@ -9,9 +8,7 @@
  * byte by byte before CRoaring sees it, because CRoaring 0.2.66's "safe" deserialiser only checks bounds:
  * unsorted keys, wrong cardinalities or overlapping runs would be accepted and give wrong answers later.
  */
-#include "retail_mid.h"
-#include "bitmap.h"
-#include "rbitmap_format.h"
+#include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -19,6 +16,11 @@
 #include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+
+#include "bitmap/bitmap.h"
+#include "bitmap/rbitmap_format.h"
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 
 #define RB_AGG_STATE_VERSION 1
@@ -613,18 +615,6 @@ typedef struct RbAggState
 	RbHandle	h;
 } RbAggState;
 
-static MemoryContext
-rb_agg_context(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext aggctx;
-
-	if (!AggCheckCallContext(fcinfo, &aggctx))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s called in non-aggregate context", fname)));
-	return aggctx;
-}
-
 /* A new state in the aggregate context; its bitmap is freed when that context goes away. */
 static RbAggState *
 rb_agg_state_new(MemoryContext aggctx)
@@ -649,7 +639,7 @@ PG_FUNCTION_INFO_V1(rb_build_agg_trans);
 Datum
 rb_build_agg_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = rb_agg_context(fcinfo, "rb_build_agg_trans");
+	MemoryContext aggctx = RmAggContext(fcinfo, "rb_build_agg_trans");
 	RbAggState *st;
 	int32		k;
 
@@ -675,7 +665,7 @@ rb_build_agg_trans(PG_FUNCTION_ARGS)
 static Datum
 rb_setop_agg_trans(FunctionCallInfo fcinfo, const char *fname, char op)
 {
-	MemoryContext aggctx = rb_agg_context(fcinfo, fname);
+	MemoryContext aggctx = RmAggContext(fcinfo, fname);
 	RbAggState *st;
 	RbHandle   *in;
 
@@ -732,7 +722,7 @@ rb_xor_agg_trans(PG_FUNCTION_ARGS)
 static Datum
 rb_agg_combine(FunctionCallInfo fcinfo, const char *fname, char op)
 {
-	MemoryContext aggctx = rb_agg_context(fcinfo, fname);
+	MemoryContext aggctx = RmAggContext(fcinfo, fname);
 	RbAggState *s1 = PG_ARGISNULL(0) ? NULL : (RbAggState *) PG_GETARG_POINTER(0);
 	RbAggState *s2 = PG_ARGISNULL(1) ? NULL : (RbAggState *) PG_GETARG_POINTER(1);
 
@@ -788,7 +778,7 @@ rb_agg_serialize(PG_FUNCTION_ARGS)
 	bytea	   *out;
 	size_t		size = 0;
 
-	rb_agg_context(fcinfo, "rb_agg_serialize");
+	RmAggContext(fcinfo, "rb_agg_serialize");
 	st = (RbAggState *) PG_GETARG_POINTER(0);
 	if (st->h.rb != NULL)
 		size = roaring_bitmap_portable_size_in_bytes(st->h.rb);
@@ -810,7 +800,7 @@ PG_FUNCTION_INFO_V1(rb_agg_deserialize);
 Datum
 rb_agg_deserialize(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = rb_agg_context(fcinfo, "rb_agg_deserialize");
+	MemoryContext aggctx = RmAggContext(fcinfo, "rb_agg_deserialize");
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	const char *data = VARDATA_ANY(b);
 	size_t		len = VARSIZE_ANY_EXHDR(b);
@@ -844,7 +834,7 @@ rb_agg_final(PG_FUNCTION_ARGS)
 	struct varlena *v;
 	RbHandle   *h;
 
-	rb_agg_context(fcinfo, "rb_agg_final");
+	RmAggContext(fcinfo, "rb_agg_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	st = (RbAggState *) PG_GETARG_POINTER(0);
@@ -867,7 +857,7 @@ rb_agg_cardinality_final(PG_FUNCTION_ARGS)
 {
 	RbAggState *st;
 
-	rb_agg_context(fcinfo, "rb_agg_cardinality_final");
+	RmAggContext(fcinfo, "rb_agg_cardinality_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_INT64(0);
 	st = (RbAggState *) PG_GETARG_POINTER(0);

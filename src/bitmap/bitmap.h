@@ -1,8 +1,9 @@
-/* bitmap.h: the rbitmap type (roaring bitmap of int4 customer keys) shared with the audience evaluator. */
+/* bitmap/bitmap.h: the rbitmap type (roaring bitmap of int4 customer keys) shared with the audience evaluator. */
 #ifndef RETAIL_MID_BITMAP_H
 #define RETAIL_MID_BITMAP_H
 
 #include "postgres.h"
+
 #include "fmgr.h"
 #include "utils/memutils.h"
 

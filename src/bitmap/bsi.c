@@ -1,6 +1,6 @@
+/* bitmap/bsi.c: bit-sliced indexes of numeric tags over roaring bitmaps (bsi_build_agg, bsi_range). */
 /*
- * bsi.c: bit-sliced indexes (O'Neil & Quass, "Improved query performance with variant indexes", 1997) over
- * roaring bitmaps, for numeric tags: bsi_build_agg(customer_key, value int8) builds one, bsi_range() answers
+ * After O'Neil & Quass, "Improved query performance with variant indexes" (1997): bsi_range() answers
  * lo <= value <= hi with about 2 bitmap operations per slice and never reads the detail rows.
  *
  * Serialised form (bytea, native byte order like the rest of the on-disk data):
@@ -8,8 +8,7 @@
  *   slice 0 = least significant bit), each as uint32 length + CRoaring portable bytes.
  * A value v is stored as the offset u = v - min (as uint64), so negative values need no sign slice.
  */
-#include "retail_mid.h"
-#include "bsi.h"
+#include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -17,6 +16,10 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+
+#include "bitmap/bsi.h"
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 #define BSI_MAGIC 0x31495342	/* "BSI1" */
 #define BSI_STATE_VERSION 1
@@ -302,16 +305,6 @@ typedef struct BsiState
 	BsiPair    *pairs;
 } BsiState;
 
-static MemoryContext
-BsiAggContext(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return aggcxt;
-}
-
 static BsiState *
 BsiStateNew(MemoryContext cxt, int64 cap)
 {
@@ -345,7 +338,7 @@ PG_FUNCTION_INFO_V1(bsi_build_trans);
 Datum
 bsi_build_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = BsiAggContext(fcinfo, "bsi_build_trans");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "bsi_build_trans");
 	BsiState   *s = PG_ARGISNULL(0) ? NULL : (BsiState *) PG_GETARG_POINTER(0);
 
 	if (s == NULL)
@@ -365,7 +358,7 @@ PG_FUNCTION_INFO_V1(bsi_build_combine);
 Datum
 bsi_build_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = BsiAggContext(fcinfo, "bsi_build_combine");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "bsi_build_combine");
 	BsiState   *a = PG_ARGISNULL(0) ? NULL : (BsiState *) PG_GETARG_POINTER(0);
 	BsiState   *b = PG_ARGISNULL(1) ? NULL : (BsiState *) PG_GETARG_POINTER(1);
 
@@ -404,7 +397,7 @@ PG_FUNCTION_INFO_V1(bsi_build_deserial);
 Datum
 bsi_build_deserial(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = BsiAggContext(fcinfo, "bsi_build_deserial");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "bsi_build_deserial");
 	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	BsiState   *s;

@@ -1,13 +1,15 @@
+/* bitmap/bsi.h: bit-sliced indexes of numeric tags, shared with the audience evaluator. */
 /*
- * bsi.h: bit-sliced indexes of numeric tags (O'Neil & Quass 1997) on CRoaring, shared with the audience
- * evaluator. A BSI stores int8 values (a numeric tag's value times 10^numeric_scale) as offsets from the
- * smallest value, one roaring bitmap per bit of the offset, plus the existence bitmap of customers having a value.
+ * A BSI (O'Neil & Quass 1997) stores int8 values (a numeric tag's value times 10^numeric_scale) as offsets
+ * from the smallest value, one roaring bitmap per bit of the offset, plus the existence bitmap of customers
+ * having a value.
  */
 #ifndef RETAIL_MID_BSI_H
 #define RETAIL_MID_BSI_H
 
-#include "bitmap.h"
 #include "utils/numeric.h"
+
+#include "bitmap/bitmap.h"
 
 /*
  * Customers whose value v satisfies lo <= v <= hi (a missing bound is open). The BSI datum is always read

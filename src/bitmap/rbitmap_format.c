@@ -1,11 +1,12 @@
+/* bitmap/rbitmap_format.c: validation of CRoaring's portable serialization, free of backend calls. */
 /*
- * rbitmap_format.c: validation of CRoaring's portable serialization, kept free of backend calls so that
- * test/fuzz can fuzz it (and CRoaring's deserialiser behind it) outside the server.
+ * Kept free of PostgreSQL headers so that test/fuzz can fuzz it (and CRoaring's deserialiser behind it)
+ * outside the server.
  */
-#include "rbitmap_format.h"
-
 #include <stdbool.h>
 #include <string.h>
+
+#include "bitmap/rbitmap_format.h"
 
 #define RB_COOKIE_NO_RUN 12346
 #define RB_COOKIE_RUN 12347

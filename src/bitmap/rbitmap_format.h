@@ -1,4 +1,4 @@
-/* rbitmap_format.h: checks the roaring portable serialization before CRoaring reads it (no backend calls). */
+/* bitmap/rbitmap_format.h: checks the roaring portable serialization before CRoaring reads it (no backend calls). */
 #ifndef RETAIL_MID_RBITMAP_FORMAT_H
 #define RETAIL_MID_RBITMAP_FORMAT_H
 

@@ -1,8 +1,10 @@
-/* retail_mid.c: module entry point and helpers shared by every domain. */
-#include "retail_mid.h"
+/* common/retail_mid.c: module entry point and helpers shared by every domain. */
+#include "postgres.h"
 
 #include <dlfcn.h>
 #include <math.h>
+
+#include "common/retail_mid.h"
 
 PG_MODULE_MAGIC;
 

@@ -1,12 +1,14 @@
+/* common/retail_mid.h: declarations shared by the domains of the retail_mid extension. */
+
 /*
- * retail_mid.h: declarations shared by the domains of the retail_mid extension. The Makefile force-includes this
- * header first into every C file (-include), so the two coexistence rules below hold in every file whatever it
- * includes itself (docs/coexistence.md).
+ * The Makefile force-includes this header first into every C file (-include), so the two coexistence rules below
+ * hold in every file whatever it includes itself (docs/coexistence.md).
  */
 #ifndef RETAIL_MID_H
 #define RETAIL_MID_H
 
 #include "postgres.h"
+
 #include "fmgr.h"
 
 /*

@@ -1,10 +1,11 @@
+/* consumer/clv.c: customer lifetime value: BG/NBD and Gamma-Gamma fitted by maximum likelihood in aggregates. */
 /*
- * clv.c: customer lifetime value. BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way")
- * and the Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"; Colombo & Jiang 1999) fitted by
- * maximum likelihood with NLopt inside parallel-safe aggregates, the per-customer predictions, and the
- * calibration/holdout summary aggregate that turns a transaction log into (x, t_x, T).
+ * BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way") and the Gamma-Gamma spend model
+ * (Fader, Hardie & Lee 2005, "RFM and CLV"; Colombo & Jiang 1999) are fitted by maximum likelihood with NLopt
+ * inside parallel-safe aggregates; also the per-customer predictions, and the calibration/holdout summary
+ * aggregate that turns a transaction log into (x, t_x, T).
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <math.h>
 #include <nlopt.h>
@@ -17,6 +18,9 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/timestamp.h"
+
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 PG_FUNCTION_INFO_V1(clv_points_bgnbd_trans);
 PG_FUNCTION_INFO_V1(clv_points_gg_trans);
@@ -82,16 +86,6 @@ ClvPointsReserve(ClvPoints *s, int64 extra)
 	}
 }
 
-static MemoryContext
-ClvAggContext(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return aggcxt;
-}
-
 static void
 ClvCheckInput(double v, const char *what)
 {
@@ -124,7 +118,7 @@ ClvCheckCustomer(double x, double tx, double T)
 Datum
 clv_points_bgnbd_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_points_bgnbd_trans");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_points_bgnbd_trans");
 	ClvPoints  *s = PG_ARGISNULL(0) ? NULL : (ClvPoints *) PG_GETARG_POINTER(0);
 	double		x, tx, T;
 
@@ -150,7 +144,7 @@ clv_points_bgnbd_trans(PG_FUNCTION_ARGS)
 Datum
 clv_points_gg_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_points_gg_trans");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_points_gg_trans");
 	ClvPoints  *s = PG_ARGISNULL(0) ? NULL : (ClvPoints *) PG_GETARG_POINTER(0);
 	double		x, m;
 
@@ -185,7 +179,7 @@ clv_points_gg_trans(PG_FUNCTION_ARGS)
 Datum
 clv_points_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_points_combine");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_points_combine");
 	ClvPoints  *a = PG_ARGISNULL(0) ? NULL : (ClvPoints *) PG_GETARG_POINTER(0);
 	ClvPoints  *b = PG_ARGISNULL(1) ? NULL : (ClvPoints *) PG_GETARG_POINTER(1);
 	MemoryContext old;
@@ -228,7 +222,7 @@ Datum
 clv_points_deserial(PG_FUNCTION_ARGS)
 {
 	bytea	   *in = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_points_deserial");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_points_deserial");
 	Size		len = VARSIZE_ANY_EXHDR(in);
 	const char *p = VARDATA_ANY(in);
 	int32		version, width;
@@ -787,7 +781,7 @@ typedef struct ClvSummaryState
 Datum
 clv_summary_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_summary_trans");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_summary_trans");
 	ClvSummaryState *s = PG_ARGISNULL(0) ? NULL : (ClvSummaryState *) PG_GETARG_POINTER(0);
 	DateADT		day;
 	double		amount;
@@ -859,7 +853,7 @@ clv_summary_trans(PG_FUNCTION_ARGS)
 Datum
 clv_summary_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_summary_combine");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_summary_combine");
 	ClvSummaryState *a = PG_ARGISNULL(0) ? NULL : (ClvSummaryState *) PG_GETARG_POINTER(0);
 	ClvSummaryState *b = PG_ARGISNULL(1) ? NULL : (ClvSummaryState *) PG_GETARG_POINTER(1);
 
@@ -908,7 +902,7 @@ Datum
 clv_summary_deserial(PG_FUNCTION_ARGS)
 {
 	bytea	   *in = PG_GETARG_BYTEA_PP(0);
-	MemoryContext aggcxt = ClvAggContext(fcinfo, "clv_summary_deserial");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "clv_summary_deserial");
 	Size		len = VARSIZE_ANY_EXHDR(in);
 	StringInfoData buf;
 	ClvSummaryState *s;

@@ -1,15 +1,18 @@
-/* oneid.c: connected components of the identity graph (pairs of customer keys seen together), by union-find. */
-#include "retail_mid.h"
+/* consumer/oneid.c: connected components of the identity graph (customer keys seen together), by union-find. */
+#include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 #define ONEID_STATE_VERSION 1
 
@@ -23,16 +26,6 @@ typedef struct OneidEdges
 	int64		cap;
 	int32	   *ends;			/* 2 * n keys: ends[2i], ends[2i + 1] */
 } OneidEdges;
-
-static MemoryContext
-OneidAggContext(FunctionCallInfo fcinfo, const char *fname)
-{
-	MemoryContext aggcxt;
-
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "%s called in non-aggregate context", fname);
-	return aggcxt;
-}
 
 static OneidEdges *
 OneidEdgesNew(MemoryContext cxt, int64 cap)
@@ -67,7 +60,7 @@ PG_FUNCTION_INFO_V1(oneid_edges_trans);
 Datum
 oneid_edges_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_trans");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "oneid_edges_trans");
 	OneidEdges *e = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
 	int32		a, b;
 
@@ -94,7 +87,7 @@ PG_FUNCTION_INFO_V1(oneid_edges_combine);
 Datum
 oneid_edges_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_combine");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "oneid_edges_combine");
 	OneidEdges *a = PG_ARGISNULL(0) ? NULL : (OneidEdges *) PG_GETARG_POINTER(0);
 	OneidEdges *b = PG_ARGISNULL(1) ? NULL : (OneidEdges *) PG_GETARG_POINTER(1);
 
@@ -130,7 +123,7 @@ PG_FUNCTION_INFO_V1(oneid_edges_deserial);
 Datum
 oneid_edges_deserial(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcxt = OneidAggContext(fcinfo, "oneid_edges_deserial");
+	MemoryContext aggcxt = RmAggContext(fcinfo, "oneid_edges_deserial");
 	bytea	   *bytes = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	OneidEdges *e;

@@ -1,6 +1,6 @@
+/* demand/ets.c: the ETS state-space models of Hyndman et al. (2008), fitted as R's forecast::ets does. */
 /*
- * ets.c: the exponential-smoothing state-space models of Hyndman et al. (2008) as fitted by R's forecast::ets:
- * the same recursions (etscalc), the same likelihood (n log SSE, plus 2 sum log|yhat| for multiplicative
+ * The same recursions (etscalc), the same likelihood (n log SSE, plus 2 sum log|yhat| for multiplicative
  * errors), the same initial states (classical decomposition or a Fourier regression, then a regression on the
  * first max(10, 2m) seasonally adjusted points), the same parameter start values, usual bounds and
  * admissibility test (characteristic roots inside the unit circle), optimised with the Nelder-Mead variant of
@@ -11,7 +11,8 @@
 
 #include <math.h>
 
-#include "forecast.h"
+#include "common/rm_math.h"
+#include "demand/forecast.h"
 
 #define ETS_TOL 1.0e-10
 #define ETS_HUGEN 1.0e10
@@ -935,6 +936,25 @@ EtsClass1Variance(const EtsFit *fit, int h, double *var)
 	pfree(c);
 }
 
+/* A uniform double in (0, 1) from the sequential splitmix64 stream *s (the half offset keeps it off 0 for log). */
+static double
+FcUniform(uint64_t *s)
+{
+	uint64_t	z = RmSplitMix64(*s);
+
+	*s += UINT64_C(0x9E3779B97F4A7C15);
+	return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+/* A standard normal draw by Box-Muller from two uniforms of the stream *s. */
+static double
+FcNormal(uint64_t *s)
+{
+	double		u1 = FcUniform(s), u2 = FcUniform(s);
+
+	return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
 void
 EtsSimulate(const EtsFit *fit, int h, int nsim, uint64_t *rng, double *paths)
 {
@@ -968,65 +988,4 @@ EtsName(const EtsFit *fit, char *buf, int buflen)
 
 	snprintf(buf, buflen, "ETS(%s,%s%s,%s)", code[fit->error], code[fit->trend], fit->damped ? "d" : "",
 			 code[fit->season]);
-}
-
-double
-FcUniform(uint64_t *s)
-{
-	uint64_t	z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-	z ^= z >> 31;
-	return ((z >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-double
-FcNormal(uint64_t *s)
-{
-	double		u1 = FcUniform(s), u2 = FcUniform(s);
-
-	return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
-}
-
-/* Inverse standard normal CDF: Acklam's rational approximation refined by one Halley step. */
-double
-FcQnorm(double p)
-{
-	static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-	1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
-	static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-	6.680131188771972e+01, -1.328068155288572e+01};
-	static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-	-2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
-	static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-	3.754408661907416e+00};
-	double		q, r, x, e, u;
-
-	if (p <= 0)
-		return -HUGE_VAL;
-	if (p >= 1)
-		return HUGE_VAL;
-	if (p < 0.02425)
-	{
-		q = sqrt(-2 * log(p));
-		x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-			((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	else if (p > 1 - 0.02425)
-	{
-		q = sqrt(-2 * log(1 - p));
-		x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-			((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-	}
-	else
-	{
-		q = p - 0.5;
-		r = q * q;
-		x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-			(((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-	}
-	e = 0.5 * erfc(-x / sqrt(2)) - p;
-	u = e * sqrt(2 * M_PI) * exp(x * x / 2);
-	return x - u / (1 + x * u / 2);
 }

@@ -1,18 +1,19 @@
+/* demand/forecast.c: retail_mid.forecast / forecast_series: one series per group, forecast in the final function. */
 /*
- * forecast.c: retail_mid.forecast / forecast_series, parallel aggregates that collect one series per group and
- * forecast it in the final function: automatic ETS (ets.c), Croston, SBA, TSB, ADIDA, naive and seasonal naive,
- * with an automatic choice by demand class (Syntetos-Boylan: ADI >= 1.32, CV^2 >= 0.49) and fit. The result is
- * jsonb: model, parameters, fit statistics, point forecasts, 80%/95% intervals and requested quantiles.
+ * Parallel aggregates collect one series per group; the final function forecasts it: automatic ETS (ets.c),
+ * Croston, SBA, TSB, ADIDA, naive and seasonal naive, with an automatic choice by demand class
+ * (Syntetos-Boylan: ADI >= 1.32, CV^2 >= 0.49) and fit. The result is jsonb: model, parameters, fit
+ * statistics, point forecasts, 80%/95% intervals and requested quantiles.
  */
 #include "postgres.h"
 
 #include <limits.h>
 #include <math.h>
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
-#include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -21,8 +22,10 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "forecast.h"
-#include "retail_mid.h"
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
+#include "common/rm_math.h"
+#include "demand/forecast.h"
 
 PG_FUNCTION_INFO_V1(forecast_date_trans);
 PG_FUNCTION_INFO_V1(forecast_index_trans);
@@ -317,21 +320,11 @@ state_add(FcState *st, int64 key, double val)
 	st->n++;
 }
 
-static MemoryContext
-agg_context(FunctionCallInfo fcinfo, const char *fn)
-{
-	MemoryContext ctx;
-
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "%s called in non-aggregate context", fn);
-	return ctx;
-}
-
 /* forecast(day date, qty float8, horizon int [, options jsonb]) */
 Datum
 forecast_date_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "forecast_date_trans");
+	MemoryContext ctx = RmAggContext(fcinfo, "forecast_date_trans");
 	FcState    *st = PG_ARGISNULL(0) ? NULL : (FcState *) PG_GETARG_POINTER(0);
 	double		qty;
 
@@ -370,7 +363,7 @@ forecast_date_trans(PG_FUNCTION_ARGS)
 Datum
 forecast_index_trans(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "forecast_index_trans");
+	MemoryContext ctx = RmAggContext(fcinfo, "forecast_index_trans");
 	FcState    *st = PG_ARGISNULL(0) ? NULL : (FcState *) PG_GETARG_POINTER(0);
 	double		v;
 
@@ -406,7 +399,7 @@ forecast_index_trans(PG_FUNCTION_ARGS)
 Datum
 forecast_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "forecast_combine");
+	MemoryContext ctx = RmAggContext(fcinfo, "forecast_combine");
 	FcState    *a = PG_ARGISNULL(0) ? NULL : (FcState *) PG_GETARG_POINTER(0);
 	FcState    *b = PG_ARGISNULL(1) ? NULL : (FcState *) PG_GETARG_POINTER(1);
 
@@ -432,7 +425,7 @@ forecast_serial(PG_FUNCTION_ARGS)
 	FcState    *st = (FcState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
 
-	(void) agg_context(fcinfo, "forecast_serial");
+	(void) RmAggContext(fcinfo, "forecast_serial");
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, FC_MAGIC);
 	pq_sendint32(&buf, FC_VERSION);
@@ -446,7 +439,7 @@ forecast_serial(PG_FUNCTION_ARGS)
 Datum
 forecast_deserial(PG_FUNCTION_ARGS)
 {
-	MemoryContext ctx = agg_context(fcinfo, "forecast_deserial");
+	MemoryContext ctx = RmAggContext(fcinfo, "forecast_deserial");
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	const char *p = VARDATA_ANY(b);
 	Size		len = VARSIZE_ANY_EXHDR(b);
@@ -543,7 +536,7 @@ result_quantile(const FcResult *r, int step, double p)
 		case D_NORMAL:
 			if (r->sd == NULL)
 				return NAN;
-			q = r->mean[step] + FcQnorm(p) * r->sd[step];
+			q = r->mean[step] + RmNormQuantile(p) * r->sd[step];
 			break;
 		case D_PATHS:
 			q = sorted_quantile(r->paths + (size_t) step * r->nsim, r->nsim, p);
@@ -1239,7 +1232,7 @@ forecast_final(PG_FUNCTION_ARGS)
 	int64		n, first, last, span, step;
 	double	   *y;
 
-	(void) agg_context(fcinfo, "forecast_final");
+	(void) RmAggContext(fcinfo, "forecast_final");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	st = (FcState *) PG_GETARG_POINTER(0);
@@ -1328,17 +1321,4 @@ forecast_array(PG_FUNCTION_ARGS)
 		RetailMidCheckFinite(y[i], "forecast value");
 	}
 	PG_RETURN_DATUM(forecast_render(&cfg, y, n, n, 1));
-}
-
-/* normal_quantile(p): inverse standard normal CDF, for service levels (z of a safety stock). */
-PG_FUNCTION_INFO_V1(normal_quantile);
-Datum
-normal_quantile(PG_FUNCTION_ARGS)
-{
-	double		p = PG_GETARG_FLOAT8(0);
-
-	if (!(p > 0 && p < 1))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("probability must be strictly between 0 and 1")));
-	PG_RETURN_FLOAT8(FcQnorm(p));
 }

@@ -1,4 +1,4 @@
-/* forecast.h: the model engines behind retail_mid.forecast (ETS in ets.c, the rest in forecast.c). */
+/* demand/forecast.h: the model engines behind retail_mid.forecast (ETS in ets.c, the rest in forecast.c). */
 #ifndef RETAIL_MID_FORECAST_H
 #define RETAIL_MID_FORECAST_H
 
@@ -49,10 +49,5 @@ extern void EtsSimulate(const EtsFit *fit, int h, int nsim, uint64_t *rng, doubl
 
 /* Model name like ETS(M,Ad,N). */
 extern void EtsName(const EtsFit *fit, char *buf, int buflen);
-
-/* Small deterministic PRNG shared by the simulators (splitmix64 + Box-Muller). */
-extern double FcUniform(uint64_t *s);
-extern double FcNormal(uint64_t *s);
-extern double FcQnorm(double p);
 
 #endif

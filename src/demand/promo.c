@@ -1,6 +1,6 @@
+/* demand/promo.c: retail_mid.ols(y, x[]), a parallel least-squares aggregate for promotion attribution. */
 /*
- * promo.c: retail_mid.ols(y, x[]), a parallel aggregate for least squares with a few regressors (the sufficient
- * statistics X'X, X'y, y'y, n are summed, so partial states combine exactly), used for promotion attribution:
+ * The sufficient statistics X'X, X'y, y'y, n are summed, so partial states combine exactly. Used for
  * log-log demand models of units on own price, deal and feature, whose coefficients are elasticities and uplifts.
  */
 #include "postgres.h"
@@ -16,7 +16,8 @@
 #include "utils/float.h"
 #include "utils/jsonb.h"
 
-#include "retail_mid.h"
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 PG_FUNCTION_INFO_V1(ols_trans);
 PG_FUNCTION_INFO_V1(ols_combine);
@@ -49,8 +50,7 @@ ols_trans(PG_FUNCTION_ARGS)
 	int			k;
 	double		y, x[OLS_MAX_K];
 
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "ols_trans called in non-aggregate context");
+	ctx = RmAggContext(fcinfo, "ols_trans");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_POINTER(st);	/* a row without response or regressors does not enter the fit */
 	y = PG_GETARG_FLOAT8(1);
@@ -96,8 +96,7 @@ ols_combine(PG_FUNCTION_ARGS)
 	OlsState   *a = PG_ARGISNULL(0) ? NULL : (OlsState *) PG_GETARG_POINTER(0);
 	OlsState   *b = PG_ARGISNULL(1) ? NULL : (OlsState *) PG_GETARG_POINTER(1);
 
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "ols_combine called in non-aggregate context");
+	ctx = RmAggContext(fcinfo, "ols_combine");
 	if (b == NULL)
 	{
 		if (a == NULL)
@@ -144,8 +143,7 @@ ols_deserial(PG_FUNCTION_ARGS)
 	OlsState   *st;
 	int32		magic;
 
-	if (!AggCheckCallContext(fcinfo, &ctx))
-		elog(ERROR, "ols_deserial called in non-aggregate context");
+	ctx = RmAggContext(fcinfo, "ols_deserial");
 	if (VARSIZE_ANY_EXHDR(b) != 4 + sizeof(OlsState))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid ols state: bad length")));
 	memcpy(&magic, VARDATA_ANY(b), 4);

@@ -1,9 +1,11 @@
+/* demand/replenish.c: the numeric kernels of replenishment that are too slow or too fiddly in SQL. */
 /*
- * replenish.c: the two numeric kernels of replenishment that are too slow or too fiddly in SQL:
+ * Three kinds of work:
  *  - the distribution of lead-time demand when the lead time itself varies (a mixture over lead-time days of
  *    normal demand sums), and its service-level quantile;
  *  - the day-by-day simulation of an (s, S) periodic-review policy with lost sales, for the service-level
- *    backtest.
+ *    backtest;
+ *  - the normal-distribution functions of safety stocks (normal_quantile, normal_loss, fill-rate factor).
  * Everything else (parameters, forecasts, snapshots, transfers) is SQL in replenish.sql.
  */
 #include "postgres.h"
@@ -17,17 +19,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "forecast.h"
-#include "retail_mid.h"
+#include "common/retail_mid.h"
+#include "common/rm_math.h"
 
 #define LTD_MAX_STEPS 10000
-
-/* Standard normal CDF. */
-static double
-NormCdf(double x)
-{
-	return 0.5 * erfc(-x / M_SQRT2);
-}
 
 /*
  * Reads a one-dimensional float8 array argument into a palloc'd C array; NULL elements are returned as NaN
@@ -146,8 +141,8 @@ BuildMixture(ArrayType *am, ArrayType *as, double L, double sdL, LtdMixture *mx)
 	{
 		for (int k = 0; k <= kmax; k++)
 		{
-			double		a = (k == 0) ? 0.0 : NormCdf((k - 0.5 - L) / sdL);
-			double		b = (k == kmax) ? 1.0 : NormCdf((k + 0.5 - L) / sdL);
+			double		a = (k == 0) ? 0.0 : RmNormCdf((k - 0.5 - L) / sdL);
+			double		b = (k == kmax) ? 1.0 : RmNormCdf((k + 0.5 - L) / sdL);
 
 			w[k] = Max(b - a, 0.0);
 		}
@@ -200,7 +195,7 @@ MixtureCdf(const LtdMixture *mx, double x)
 		if (mx->w[k] <= 0)
 			continue;
 		if (mx->cv[k] > 0)
-			F += mx->w[k] * NormCdf((x - mx->cm[k]) / sqrt(mx->cv[k]));
+			F += mx->w[k] * RmNormCdf((x - mx->cm[k]) / sqrt(mx->cv[k]));
 		else if (x >= mx->cm[k])
 			F += mx->w[k];
 	}
@@ -352,6 +347,19 @@ lead_time_demand_fill_rate(PG_FUNCTION_ARGS)
 	return MixtureResult(fcinfo, 4, values);
 }
 
+/* normal_quantile(p): inverse standard normal CDF, for service levels (z of a safety stock). */
+PG_FUNCTION_INFO_V1(normal_quantile);
+Datum
+normal_quantile(PG_FUNCTION_ARGS)
+{
+	double		p = PG_GETARG_FLOAT8(0);
+
+	if (!(p > 0 && p < 1))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("probability must be strictly between 0 and 1")));
+	PG_RETURN_FLOAT8(RmNormQuantile(p));
+}
+
 /* normal_loss(k): the standard normal loss function G(k) = E[(Z - k)+] = phi(k) - k (1 - Phi(k)). */
 PG_FUNCTION_INFO_V1(normal_loss);
 Datum
@@ -391,7 +399,7 @@ fill_rate_safety_factor(PG_FUNCTION_ARGS)
 	lo = -g - 1;
 	hi = 40;
 	if (g <= 0)
-		PG_RETURN_FLOAT8(FcQnorm(PG_GETARG_FLOAT8(0)));	/* Q = 0: no fill rate to speak of, use z(beta) */
+		PG_RETURN_FLOAT8(RmNormQuantile(PG_GETARG_FLOAT8(0)));	/* Q = 0: no fill rate to speak of, use z(beta) */
 	for (int it = 0; it < 300 && hi - lo > 1e-12 * Max(1.0, fabs(hi)); it++)
 	{
 		double		k = 0.5 * (lo + hi);

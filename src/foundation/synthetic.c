@@ -1,26 +1,20 @@
-/* synthetic.c: the counter-based random numbers behind the deterministic synthetic data generator. */
-#include "retail_mid.h"
+/* foundation/synthetic.c: the counter-based random numbers behind the deterministic synthetic data generator. */
+#include "postgres.h"
 
 #include <math.h>
 
-/*
- * splitmix64 finaliser: a bijective 64-bit mix. Hashing (seed, stream, index) instead of advancing a state makes
- * every value independent of evaluation order, so the generator gives the same rows under any plan.
- */
-static inline uint64
-SplitMix64(uint64 x)
-{
-	x += UINT64CONST(0x9E3779B97F4A7C15);
-	x = (x ^ (x >> 30)) * UINT64CONST(0xBF58476D1CE4E5B9);
-	x = (x ^ (x >> 27)) * UINT64CONST(0x94D049BB133111EB);
-	return x ^ (x >> 31);
-}
+#include "common/retail_mid.h"
+#include "common/rm_math.h"
 
-/* A uniform double in [0, 1) from the hash of (seed, stream, i); the top 53 bits fill a double's mantissa. */
+/*
+ * A uniform double in [0, 1) from the hash of (seed, stream, i); the top 53 bits fill a double's mantissa.
+ * Hashing (seed, stream, index) instead of advancing a state makes every value independent of evaluation
+ * order, so the generator gives the same rows under any plan.
+ */
 static inline double
 SynthUniform(uint64 seed, uint32 stream, uint64 i)
 {
-	uint64		h = SplitMix64(SplitMix64(SplitMix64(seed) ^ (uint64) stream) ^ i);
+	uint64		h = RmSplitMix64(RmSplitMix64(RmSplitMix64(seed) ^ (uint64) stream) ^ i);
 
 	return (double) (h >> 11) * (1.0 / 9007199254740992.0);
 }

@@ -1,6 +1,5 @@
+/* governance/quality.c: the two aggregates behind retail_mid's data quality rules. */
 /*
- * quality.c: the two aggregates behind retail_mid's data quality rules.
- *
  * quality_profile(row_id tid, VARIADIC "any") profiles a table in one scan for all its column rules: every
  * boolean argument is one rule's violation flag (true = the row violates it), every numeric argument is a
  * measure (for stability rules: mean, extremes, null count). The evaluator generates one call per table, so
@@ -14,7 +13,7 @@
  * duplicated hashes, and the evaluator confirms them exactly with a GROUP BY ... HAVING query restricted to
  * the rows with those hashes (quality_key_hash), which also yields the sample of duplicated keys.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <math.h>
 
@@ -30,6 +29,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
+
+#include "common/retail_mid.h"
+#include "common/rm_agg.h"
 
 #define QP_VERSION 1
 #define QP_SAMPLE 5
@@ -161,8 +163,7 @@ quality_profile_transfn(PG_FUNCTION_ARGS)
 	ItemPointer tid = PG_ARGISNULL(1) ? NULL : (ItemPointer) PG_GETARG_POINTER(1);
 	int			i;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "quality_profile_transfn called in non-aggregate context");
+	aggcxt = RmAggContext(fcinfo, "quality_profile_transfn");
 
 	if (PG_ARGISNULL(0))
 	{
@@ -270,8 +271,7 @@ quality_profile_combinefn(PG_FUNCTION_ARGS)
 	QpState    *a = PG_ARGISNULL(0) ? NULL : (QpState *) PG_GETARG_POINTER(0);
 	QpState    *b = PG_ARGISNULL(1) ? NULL : (QpState *) PG_GETARG_POINTER(1);
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "quality_profile_combinefn called in non-aggregate context");
+	aggcxt = RmAggContext(fcinfo, "quality_profile_combinefn");
 	if (b == NULL)
 	{
 		if (a == NULL)
@@ -542,8 +542,7 @@ quality_duplicates_transfn(PG_FUNCTION_ARGS)
 	bool		has_null;
 	uint64		h;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "quality_duplicates_transfn called in non-aggregate context");
+	aggcxt = RmAggContext(fcinfo, "quality_duplicates_transfn");
 	s = PG_ARGISNULL(0) ? QdNew(aggcxt) : (QdState *) PG_GETARG_POINTER(0);
 	if (s->hasher == NULL)
 		s->hasher = QdHasherNew(fcinfo, 2, aggcxt);
@@ -580,8 +579,7 @@ quality_duplicates_combinefn(PG_FUNCTION_ARGS)
 	QdState    *b = PG_ARGISNULL(1) ? NULL : (QdState *) PG_GETARG_POINTER(1);
 	MemoryContext old;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "quality_duplicates_combinefn called in non-aggregate context");
+	aggcxt = RmAggContext(fcinfo, "quality_duplicates_combinefn");
 	if (b == NULL)
 	{
 		if (a == NULL)

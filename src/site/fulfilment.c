@@ -1,18 +1,19 @@
+/* site/fulfilment.c: choosing the locations that ship an order. */
 /*
- * fulfilment.c: choosing the locations that ship an order.
- *
  * SQL locks the stock rows, measures distances and computes available-to-promise (ATP); this function gets
  * plain numbers and decides: the nearest location that can ship every line alone, else the fewest locations
  * that together can (exact search up to exact_limit candidate locations, greedy set cover above), ties broken
  * by total distance. Quantities of a line may be split between the chosen locations.
  */
-#include "retail_mid.h"
+#include "postgres.h"
 
 #include <math.h>
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/array.h"
+
+#include "common/retail_mid.h"
 
 PG_FUNCTION_INFO_V1(fulfilment_plan);
 

@@ -1,21 +1,23 @@
+/* tags/audience.c: evaluates tag expressions against the bitmap tables of audience.sql. */
 /*
- * audience.c: evaluates tag expressions (parsed by tagexpr_parse.c) against the bitmap tables of
- * src/audience.sql: retail_mid.tag_bitmap for boolean/enumerated tags, the bit-sliced index of a numeric tag
- * (retail_mid.tag_bsi, src/bsi.c) for its comparisons, saved audience snapshots, and the customer universe for NOT.
- * Set algebra happens in CRoaring, in memory; SQL is only used to fetch the leaf bitmaps.
+ * Leaves are retail_mid.tag_bitmap for boolean/enumerated tags, the bit-sliced index of a numeric tag
+ * (retail_mid.tag_bsi, bitmap/bsi.c) for its comparisons, saved audience snapshots, and the customer universe
+ * for NOT. Set algebra happens in CRoaring, in memory; SQL is only used to fetch the leaf bitmaps.
  */
-#include "retail_mid.h"
-#include "bitmap.h"
-#include "bsi.h"
-#include "tagexpr.h"
+#include "postgres.h"
 
-#include "executor/spi.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "lib/stringinfo.h"
+
+#include "bitmap/bitmap.h"
+#include "bitmap/bsi.h"
+#include "common/retail_mid.h"
+#include "tags/tagexpr.h"
 
 typedef struct TeEval
 {

@@ -1,7 +1,7 @@
+/* tags/tagexpr.h: the tag-expression language of audiences, parsed without any backend call. */
 /*
- * tagexpr.h: the tag-expression language of audiences, parsed without any backend call so that the same
- * parser is fuzzed outside the server (test/fuzz). Memory comes from a caller-supplied allocator (palloc0 in
- * the server, an arena in the fuzzer); errors are returned, never thrown.
+ * The same parser is fuzzed outside the server (test/fuzz). Memory comes from a caller-supplied allocator
+ * (palloc0 in the server, an arena in the fuzzer); errors are returned, never thrown.
  *
  *   expr      := and_expr ( OR and_expr )*
  *   and_expr  := unary ( AND unary )*

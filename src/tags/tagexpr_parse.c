@@ -1,12 +1,12 @@
+/* tags/tagexpr_parse.c: tokenizer, recursive-descent parser and deparser of tag expressions (see tagexpr.h). */
 /*
- * tagexpr_parse.c: tokenizer, recursive-descent parser and deparser of tag expressions (see tagexpr.h).
  * Plain C without backend calls, so test/fuzz builds it with libFuzzer; recursion is bounded by
  * TAGEXPR_MAX_DEPTH and every read is bounded by the input length (the input need not be NUL-terminated).
  */
-#include "tagexpr.h"
-
 #include <stdio.h>
 #include <string.h>
+
+#include "tags/tagexpr.h"
 
 typedef enum TokKind
 {

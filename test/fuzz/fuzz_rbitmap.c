@@ -6,13 +6,13 @@
  *  2. The input as a list of keys: CRoaring's own serialization of them (with and without run containers)
  *     must be accepted by the validator (no false rejections).
  */
-#include "rbitmap_format.h"
-
 #include <roaring/roaring.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "bitmap/rbitmap_format.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,12 +3,12 @@
  * server with ASan and UBSan by run.sh. Besides "no crash, no leak, no hang" it checks a property: whatever
  * parses deparses to a canonical text that parses again to the same canonical text.
  */
-#include "tagexpr.h"
-
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tags/tagexpr.h"
 
 /* Arena: every allocation is chained and freed after the input, as a memory context would be. */
 typedef struct Chunk

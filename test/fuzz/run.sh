@@ -15,12 +15,12 @@ trap 'rm -rf "$work"' EXIT
 case "$target" in
   tagexpr)
     "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-      -I"$root/src/tags" "$here/fuzz_tagexpr.c" "$root/src/tags/tagexpr_parse.c" -o "$work/fuzz"
+      -I"$root/src" "$here/fuzz_tagexpr.c" "$root/src/tags/tagexpr_parse.c" -o "$work/fuzz"
     cp -r "$here/corpus" "$work/corpus"
     extra=(-max_len=4096 "-dict=$here/tagexpr.dict") ;;
   rbitmap)
     "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-      -I"$root/src/bitmap" "$here/fuzz_rbitmap.c" "$root/src/bitmap/rbitmap_format.c" -lroaring -o "$work/fuzz"
+      -I"$root/src" "$here/fuzz_rbitmap.c" "$root/src/bitmap/rbitmap_format.c" -lroaring -o "$work/fuzz"
     cp -r "$here/corpus_rbitmap" "$work/corpus"
     extra=(-max_len=65536) ;;
   *) echo "unknown target $target (tagexpr or rbitmap)"; exit 2 ;;
