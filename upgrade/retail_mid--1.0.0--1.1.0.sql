@@ -652,3 +652,6 @@ BEGIN
                                   'lead_time', v_mode, 'start', v_start, 'end', v_end));
 END;
 $$;
+
+-- layout: the catalog comment names the new source path
+COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';

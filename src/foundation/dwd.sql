@@ -30,7 +30,7 @@ CREATE TABLE retail_mid.dwd_trade_order_line_di (
     original_order_id text
 );
 CREATE INDEX ON retail_mid.dwd_trade_order_line_di (dt);
-COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/dwd.sql and the README); rebuilt per day by retail_mid.refresh.';
+COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.dt IS 'Business date of the order (order_time::date).';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.brand IS 'Brand (tenant) the order belongs to.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.order_id IS 'Source order id.';

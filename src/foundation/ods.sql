@@ -219,7 +219,7 @@ CREATE TABLE retail_mid.ods_demand_zone (
 CREATE INDEX ON retail_mid.ods_demand_zone USING gist (geom);
 COMMENT ON TABLE retail_mid.ods_demand_zone IS 'Demand zones (census tracts, grid cells, cities) with population and purchasing power, for site selection.';
 
--- Column documentation of the contract (the README's ODS tables are generated from these comments).
+-- Column documentation of the contract (docs/reference.md is generated from these comments).
 DO $$
 DECLARE r record;
 BEGIN
