@@ -655,3 +655,46 @@ $$;
 
 -- layout: the catalog comment names the new source path
 COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
+
+-- docs: every column a user can read carries a COMMENT (docs/reference.md is generated from them)
+COMMENT ON COLUMN retail_mid.customer_key.created_at IS 'When the key was given (the first load that saw the identifier).';
+COMMENT ON COLUMN retail_mid.job_log.job_id IS 'Identifier of the run; other tables refer to it (e.g. quality_result.run_id).';
+COMMENT ON COLUMN retail_mid.job_log.started_at IS 'When the run started (clock time).';
+COMMENT ON COLUMN retail_mid.job_log.finished_at IS 'When the run ended; NULL while it runs or when it died without writing its outcome.';
+COMMENT ON COLUMN retail_mid.quality_rule.rule_id IS 'Identifier of the rule, kept across its versions.';
+COMMENT ON COLUMN retail_mid.quality_rule.created_at IS 'When the rule was added.';
+COMMENT ON COLUMN retail_mid.quality_rule.updated_at IS 'When the rule was last changed (a change adds a row to quality_rule_version).';
+COMMENT ON COLUMN retail_mid.quality_rule_version.rule_id IS 'quality_rule.rule_id.';
+COMMENT ON COLUMN retail_mid.quality_rule_version.version IS 'Version number of the rule, from 1, raised by each change of its definition.';
+COMMENT ON COLUMN retail_mid.quality_result.result_id IS 'Identifier of the result.';
+COMMENT ON COLUMN retail_mid.quality_result.rule_id IS 'quality_rule.rule_id of the rule evaluated.';
+COMMENT ON COLUMN retail_mid.quality_result.column_name IS 'Column checked; NULL for table-level rules.';
+COMMENT ON COLUMN retail_mid.quality_result.template IS 'Rule template evaluated (a quality_template name, e.g. not_null, unique_key, range, freshness).';
+COMMENT ON COLUMN retail_mid.quality_result.warn_threshold IS 'Threshold of the rule version at evaluation time beyond which the outcome is warn.';
+COMMENT ON COLUMN retail_mid.quality_result.fail_threshold IS 'Threshold of the rule version at evaluation time beyond which the outcome is fail.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map_def.map_name IS 'Name of the segment map (e.g. ten_segment, eight_class).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map_def.description IS 'What the map is for.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.map_name IS 'rfm_segment_map_def.map_name the rule belongs to.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.r_min IS 'Lowest R score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.r_max IS 'Highest R score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.f_min IS 'Lowest F score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.f_max IS 'Highest F score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.m_min IS 'Lowest M score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.m_max IS 'Highest M score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.description IS 'What the segment means for marketing.';
+COMMENT ON COLUMN retail_mid.rfm_config.brand IS 'Brand the configuration applies to; ''*'' for every brand without its own row.';
+COMMENT ON COLUMN retail_mid.rfm_config.map_name IS 'Segment map scored with this configuration.';
+COMMENT ON COLUMN retail_mid.rfm_config.k IS 'Number of score levels 1..k for R, F and M; equals the map''s k.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.brand IS 'Brand scored.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.map_name IS 'Segment map used.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.window_days IS 'Look-back window in days ending on as_of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.as_of IS 'Date the scores are as of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.customer_key IS 'Customer (customer_key dictionary).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.recency_days IS 'Days from the last order day in the window to as_of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.frequency IS 'Orders in the window.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.monetary IS 'Net amount in the window (currency units).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.r_score IS 'Recency score 1..k (k = most recent).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.f_score IS 'Frequency score 1..k (k = most orders).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.m_score IS 'Monetary score 1..k (k = highest amount).';
+COMMENT ON COLUMN retail_mid.tag_bitmap.tag_name IS 'tag_definition.tag_name.';
+COMMENT ON COLUMN retail_mid.tag_bitmap.tag_value IS 'The value (as text) whose customers the bitmap holds.';

@@ -18,6 +18,9 @@ COMMENT ON COLUMN retail_mid.job_log.duration IS 'Wall-clock time from start to 
 COMMENT ON COLUMN retail_mid.job_log.rows_written IS 'Rows the job inserted or replaced, over all its steps.';
 COMMENT ON COLUMN retail_mid.job_log.outcome IS 'running, ok or failed.';
 COMMENT ON COLUMN retail_mid.job_log.detail IS 'Per-step counts and, for failures, the error.';
+COMMENT ON COLUMN retail_mid.job_log.job_id IS 'Identifier of the run; other tables refer to it (e.g. quality_result.run_id).';
+COMMENT ON COLUMN retail_mid.job_log.started_at IS 'When the run started (clock time).';
+COMMENT ON COLUMN retail_mid.job_log.finished_at IS 'When the run ended; NULL while it runs or when it died without writing its outcome.';
 
 -- Opens a job_log row. The row is part of the caller's transaction, so a job that fails and is rolled back
 -- leaves no half-done state and no row either; retail_mid.run_logged records failed runs as well.

@@ -179,6 +179,8 @@ CREATE TABLE retail_mid.rfm_segment_map_def (
 );
 COMMENT ON TABLE retail_mid.rfm_segment_map_def IS 'The RFM segment maps: name and the score scale 1..k their rules are written in.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map_def.k IS 'Scores run 1..k; the scoring configuration used with the map must have the same k.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map_def.map_name IS 'Name of the segment map (e.g. ten_segment, eight_class).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map_def.description IS 'What the map is for.';
 
 CREATE TABLE retail_mid.rfm_segment_map (
     map_name  text NOT NULL REFERENCES retail_mid.rfm_segment_map_def ON DELETE CASCADE,
@@ -192,6 +194,14 @@ CREATE TABLE retail_mid.rfm_segment_map (
 COMMENT ON TABLE retail_mid.rfm_segment_map IS 'Segment rules: a customer whose (R, F, M) scores fall in the boxes gets the segment; where boxes overlap the lowest priority wins; a customer no rule covers gets a NULL segment.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map.segment IS 'Segment name shown on dashboards.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map.priority IS 'Lower wins when several rules match.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.map_name IS 'rfm_segment_map_def.map_name the rule belongs to.';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.r_min IS 'Lowest R score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.r_max IS 'Highest R score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.f_min IS 'Lowest F score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.f_max IS 'Highest F score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.m_min IS 'Lowest M score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.m_max IS 'Highest M score of the box (1..k).';
+COMMENT ON COLUMN retail_mid.rfm_segment_map.description IS 'What the segment means for marketing.';
 
 INSERT INTO retail_mid.rfm_segment_map_def VALUES
   ('eight_class', 2, 'The seed platform''s eight classes: R, F and M each high (2) or low (1) against the population average or a threshold.'),
@@ -232,6 +242,9 @@ COMMENT ON COLUMN retail_mid.rfm_config.method IS 'quantile: tie-safe quantiles 
 COMMENT ON COLUMN retail_mid.rfm_config.r_thresholds IS 'threshold method, k - 1 ascending day counts: R score = k - #{t : recency_days > t} (at most t1 days scores k).';
 COMMENT ON COLUMN retail_mid.rfm_config.f_thresholds IS 'threshold method, k - 1 ascending order counts: F score = 1 + #{t : frequency >= t}.';
 COMMENT ON COLUMN retail_mid.rfm_config.m_thresholds IS 'threshold method, k - 1 ascending amounts: M score = 1 + #{t : monetary >= t}.';
+COMMENT ON COLUMN retail_mid.rfm_config.brand IS 'Brand the configuration applies to; ''*'' for every brand without its own row.';
+COMMENT ON COLUMN retail_mid.rfm_config.map_name IS 'Segment map scored with this configuration.';
+COMMENT ON COLUMN retail_mid.rfm_config.k IS 'Number of score levels 1..k for R, F and M; equals the map''s k.';
 INSERT INTO retail_mid.rfm_config (brand, map_name, k, method) VALUES ('*', 'ten_segment', 5, 'quantile'), ('*', 'eight_class', 2, 'average');
 
 -- The scoring rule of a brand and map: its rfm_config row (or brand '*') and the map as a k^3 segment array.
@@ -382,6 +395,17 @@ CREATE TABLE retail_mid.rfm_snapshot (
 );
 COMMENT ON TABLE retail_mid.rfm_snapshot IS 'RFM scores and segments as of given dates, written by rfm_refresh; read by the dashboard views.';
 COMMENT ON COLUMN retail_mid.rfm_snapshot.segment IS 'Segment of the map; NULL when no rule of a user map covers the scores.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.brand IS 'Brand scored.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.map_name IS 'Segment map used.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.window_days IS 'Look-back window in days ending on as_of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.as_of IS 'Date the scores are as of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.customer_key IS 'Customer (customer_key dictionary).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.recency_days IS 'Days from the last order day in the window to as_of.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.frequency IS 'Orders in the window.';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.monetary IS 'Net amount in the window (currency units).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.r_score IS 'Recency score 1..k (k = most recent).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.f_score IS 'Frequency score 1..k (k = most orders).';
+COMMENT ON COLUMN retail_mid.rfm_snapshot.m_score IS 'Monetary score 1..k (k = highest amount).';
 
 CREATE FUNCTION retail_mid.rfm_refresh_from(source regclass, brand text, as_of date, window_days int4, map_name text DEFAULT 'ten_segment')
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp

@@ -16,6 +16,7 @@ COMMENT ON TABLE retail_mid.customer_key IS 'Dictionary from source customer ide
 COMMENT ON COLUMN retail_mid.customer_key.customer_key IS 'Dense integer key used by every DWD/DWS table, bitmap and aggregate.';
 COMMENT ON COLUMN retail_mid.customer_key.id_type IS 'Kind of identifier: member_id, phone, email, device_id, open_id, household_id or customer_id.';
 COMMENT ON COLUMN retail_mid.customer_key.id_value IS 'The identifier as the source system spells it (trimmed).';
+COMMENT ON COLUMN retail_mid.customer_key.created_at IS 'When the key was given (the first load that saw the identifier).';
 
 -- Gives keys to every (type, value) of the staging query that has none yet, in one statement. Safe under
 -- concurrent loads: ON CONFLICT makes a racing second loader reuse the first one's key. Keys stay dense up to

@@ -131,6 +131,9 @@ COMMENT ON COLUMN retail_mid.quality_rule.enabled IS 'Disabled rules are not eva
 COMMENT ON COLUMN retail_mid.quality_rule.version IS 'Definition version, bumped by every change of table, column, template, parameters, thresholds or weight.';
 COMMENT ON COLUMN retail_mid.quality_rule.description IS 'Free text.';
 COMMENT ON COLUMN retail_mid.quality_rule.by_brand IS 'Also judge the rule per brand (the table needs a brand column; not for tables_agree): one result per brand next to the whole table''s, from the same scan, the scan then grouped by brand.';
+COMMENT ON COLUMN retail_mid.quality_rule.rule_id IS 'Identifier of the rule, kept across its versions.';
+COMMENT ON COLUMN retail_mid.quality_rule.created_at IS 'When the rule was added.';
+COMMENT ON COLUMN retail_mid.quality_rule.updated_at IS 'When the rule was last changed (a change adds a row to quality_rule_version).';
 
 CREATE TABLE retail_mid.quality_rule_version (
     rule_id     int NOT NULL,
@@ -142,6 +145,8 @@ CREATE TABLE retail_mid.quality_rule_version (
 COMMENT ON TABLE retail_mid.quality_rule_version IS 'Every version of every rule''s definition, so that each stored result can be read with the rule as it was.';
 COMMENT ON COLUMN retail_mid.quality_rule_version.definition IS 'The rule row (table, column, template, parameters, thresholds, weight) at that version.';
 COMMENT ON COLUMN retail_mid.quality_rule_version.recorded_at IS 'When the version was created.';
+COMMENT ON COLUMN retail_mid.quality_rule_version.rule_id IS 'quality_rule.rule_id.';
+COMMENT ON COLUMN retail_mid.quality_rule_version.version IS 'Version number of the rule, from 1, raised by each change of its definition.';
 
 CREATE TABLE retail_mid.quality_result (
     result_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -193,6 +198,12 @@ COMMENT ON COLUMN retail_mid.quality_result.score IS '100 for pass, 50 for warn,
 COMMENT ON COLUMN retail_mid.quality_result.sample IS 'Up to 5 failing rows (or duplicated keys with their counts) as JSON.';
 COMMENT ON COLUMN retail_mid.quality_result.brand IS '''*'' for the whole table (admins read it), else the brand the result counts for (rules with by_brand; brand-isolated: analysts and BI of the brand read it). The sample of a brand''s result leaves out the columns under a masking rule.';
 COMMENT ON COLUMN retail_mid.quality_result.detail IS 'Template specific details (history size and mean for stability, both sides for tables_agree, the newest value for freshness).';
+COMMENT ON COLUMN retail_mid.quality_result.result_id IS 'Identifier of the result.';
+COMMENT ON COLUMN retail_mid.quality_result.rule_id IS 'quality_rule.rule_id of the rule evaluated.';
+COMMENT ON COLUMN retail_mid.quality_result.column_name IS 'Column checked; NULL for table-level rules.';
+COMMENT ON COLUMN retail_mid.quality_result.template IS 'Rule template evaluated (a quality_template name, e.g. not_null, unique_key, range, freshness).';
+COMMENT ON COLUMN retail_mid.quality_result.warn_threshold IS 'Threshold of the rule version at evaluation time beyond which the outcome is warn.';
+COMMENT ON COLUMN retail_mid.quality_result.fail_threshold IS 'Threshold of the rule version at evaluation time beyond which the outcome is fail.';
 
 -- ----------------------------------------------------------------- rule compilation
 -- Turns a rule into the SQL it is evaluated with. Each rule contributes to the one scan of its table:

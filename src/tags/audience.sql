@@ -126,6 +126,8 @@ COMMENT ON TABLE retail_mid.tag_bitmap IS 'One bitmap of customer keys per (bool
 COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS 'A brand: the customers whose value of the tag in that brand is tag_value (tags of scope brand), or the group-wide bitmap restricted to the brand''s customers (group tags shared with brands). ''*'': the group-wide bitmap of a group tag, or the union over brands of a brand tag (a customer with the value in some brand).';
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.customers IS 'Cardinality of the bitmap.';
+COMMENT ON COLUMN retail_mid.tag_bitmap.tag_name IS 'tag_definition.tag_name.';
+COMMENT ON COLUMN retail_mid.tag_bitmap.tag_value IS 'The value (as text) whose customers the bitmap holds.';
 
 -- Bit-sliced indexes (src/bitmap/bsi.c): built by an aggregate from (customer_key, scaled value), queried by range.
 CREATE FUNCTION retail_mid.bsi_build_trans(internal, int4, int8) RETURNS internal

@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # name <TAB> area <TAB> file of every object the SQL sources create, so the reference groups objects by area
 map=$(mktemp /tmp/retail_mid_srcmap.XXXXXX); trap 'rm -f "$map"' EXIT
-for f in src/*/*.sql; do
-  area=$(basename "$(dirname "$f")")
-  grep -oiE '^\s*CREATE\s+(OR\s+REPLACE\s+)?(UNLOGGED\s+)?(FUNCTION|PROCEDURE|AGGREGATE|TABLE|VIEW|MATERIALIZED\s+VIEW|TYPE|DOMAIN)\s+(IF\s+NOT\s+EXISTS\s+)?retail_mid\."?[A-Za-z0-9_]+' "$f" \
+for f in src/*/*.sql src/*.sql; do
+  area=$(basename "$(dirname "$f")"); [ "$area" != src ] || area=$(basename "$f" .sql)
+  { grep -oiE '^\s*CREATE\s+(OR\s+REPLACE\s+)?(UNLOGGED\s+)?(FUNCTION|PROCEDURE|AGGREGATE|TABLE|VIEW|MATERIALIZED\s+VIEW|TYPE|DOMAIN)\s+(IF\s+NOT\s+EXISTS\s+)?retail_mid\."?[A-Za-z0-9_]+' "$f" || true; } \
     | sed -E 's/.*retail_mid\."?//' | awk -v a="$area" -v f="$f" '{ printf "%s\t%s\t%s\n", $0, a, f }'
 done | awk -F'\t' '!seen[$1]++' >"$map"
 chmod a+r "$map"
