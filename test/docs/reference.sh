@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 map=$(mktemp /tmp/retail_mid_srcmap.XXXXXX); trap 'rm -f "$map"' EXIT
 for f in src/*/*.sql; do
   area=$(basename "$(dirname "$f")")
-  grep -oiE '^\s*CREATE\s+(OR\s+REPLACE\s+)?(UNLOGGED\s+)?(FUNCTION|PROCEDURE|AGGREGATE|TABLE|VIEW|MATERIALIZED\s+VIEW|TYPE|DOMAIN)\s+(IF\s+NOT\s+EXISTS\s+)?retail_mid\."?[A-Za-z0-9_]+' "$f" \
+  { grep -oiE '^\s*CREATE\s+(OR\s+REPLACE\s+)?(UNLOGGED\s+)?(FUNCTION|PROCEDURE|AGGREGATE|TABLE|VIEW|MATERIALIZED\s+VIEW|TYPE|DOMAIN)\s+(IF\s+NOT\s+EXISTS\s+)?retail_mid\."?[A-Za-z0-9_]+' "$f" || true; } \
     | sed -E 's/.*retail_mid\."?//' | awk -v a="$area" -v f="$f" '{ printf "%s\t%s\t%s\n", $0, a, f }'
 done | awk -F'\t' '!seen[$1]++' >"$map"
 chmod a+r "$map"

@@ -146,7 +146,9 @@ SET ROLE esc_mallory;
 SELECT retail_mid.registry_enter(session_user::regrole);
 \set VERBOSITY default
 RESET ROLE;
-SELECT has_function_privilege('public', 'retail_mid.registry_enter(regrole)', 'EXECUTE') AS public_may_enter;
+SELECT has_function_privilege('public', 'retail_mid.registry_enter(regrole)', 'EXECUTE') AS public_may_enter,
+       has_function_privilege('public', 'retail_mid.run_logged(text, text)', 'EXECUTE') AS public_may_run_logged,
+       has_function_privilege('retail_mid_admin', 'retail_mid.run_logged(text, text)', 'EXECUTE') AS admin_may_run_logged;
 SELECT retail_mid.registry_check_sql('t.a = 1', 'expression') AS one_expression,
        retail_mid.registry_check_sql('(SELECT 1 AS customer_key)', 'relation') AS one_relation,
        retail_mid.registry_check_sql('SELECT 1, true', 'query') AS one_query;
