@@ -338,7 +338,7 @@ CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE src text; cols text; arr text; cnt text; n bigint; scopes int; by_brand boolean; no_brand bigint;
-        authors regrole[]; run_as regrole; tok int8;
+        authors regrole[]; run_as regrole; tok int8; granted boolean := false;
 BEGIN
     IF tags IS NULL THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
@@ -369,8 +369,11 @@ BEGIN
     IF n IS DISTINCT FROM 1 OR scopes IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags of one source and one scope' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF run_as::text <> quote_ident(current_user) THEN
+    -- the author writes the scan's rows into the caller's work table (the grant is taken back after the scan, so that
+    -- no privilege outlives it and the role stays droppable)
+    IF NOT has_table_privilege(run_as::oid, 'pg_temp.retail_mid_tag_eval_w', 'INSERT') THEN
         EXECUTE format('GRANT INSERT ON pg_temp.retail_mid_tag_eval_w TO %s', run_as);
+        granted := true;
     END IF;
     tok := retail_mid.registry_enter(run_as);
     IF by_brand THEN
@@ -394,6 +397,9 @@ BEGIN
                         ELSE '0' END, cnt)
        INTO source_rows, duplicate_keys, negative_keys, no_brand, value_counts;
     PERFORM retail_mid.registry_leave(tok);
+    IF granted THEN
+        EXECUTE format('REVOKE INSERT ON pg_temp.retail_mid_tag_eval_w FROM %s', run_as);
+    END IF;
     IF no_brand > 0 THEN
         RAISE EXCEPTION 'source of tags of scope brand returns % rows without a brand', no_brand USING ERRCODE = 'not_null_violation',
             DETAIL = format('Tags: %s. A brand of NULL, '''' or ''*'' is not a brand.', array_to_string(tags, ', '));
