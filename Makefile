@@ -4,7 +4,7 @@
 EXTENSION  = retail_mid
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.control)
 
-SQL_common     = core
+SQL_common     = core registry
 SQL_bitmap     = bitmap
 SQL_foundation = keydict ods dwd tenancy dws loaders synthetic
 SQL_consumer   = oneid clv rfm aipl

@@ -698,3 +698,1176 @@ COMMENT ON COLUMN retail_mid.rfm_snapshot.f_score IS 'Frequency score 1..k (k = 
 COMMENT ON COLUMN retail_mid.rfm_snapshot.m_score IS 'Monetary score 1..k (k = highest amount).';
 COMMENT ON COLUMN retail_mid.tag_bitmap.tag_name IS 'tag_definition.tag_name.';
 COMMENT ON COLUMN retail_mid.tag_bitmap.tag_value IS 'The value (as text) whose customers the bitmap holds.';
+-- issue 19: registry SQL runs as its author
+-- Tag rules, metric expressions, qualifiers and composites and quality rules record their author (a column added at the
+-- end of each registry table; rows from 1.0.0 keep NULL = retail_mid_admin), are checked to be one expression, relation
+-- or SELECT, and run as their author in a security-restricted operation (src/common/registry.sql, registry.c).
+-- metric_compile_predicate and run_logged (which execute text) are no longer executable by PUBLIC.
+
+CREATE OR REPLACE FUNCTION retail_mid.registry_check_sql(fragment text, kind text, what text DEFAULT NULL) RETURNS text
+    AS 'MODULE_PATHNAME', 'registry_check_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.registry_check_sql(text, text, text) IS 'Returns the stored SQL fragment when it is one piece of its kind: expression (a scalar expression), relation (a table or view name or a parenthesised SELECT) or query (one SELECT); parsed inside the text it is embedded in, so a semicolon, a second statement or an unbalanced parenthesis is error 42601 naming what. NULL gives NULL.';
+
+CREATE OR REPLACE FUNCTION retail_mid.registry_enter(role regrole) RETURNS int8
+    AS 'MODULE_PATHNAME', 'registry_enter' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION retail_mid.registry_enter(regrole) IS 'Internal to the jobs: becomes role (whose privileges the current user must hold) in a security-restricted operation (no SET ROLE, no SET SESSION AUTHORIZATION, no new temporary tables) with its own settings, and returns the token registry_leave needs. Errors in between are undone by the (sub)transaction abort.';
+
+CREATE OR REPLACE FUNCTION retail_mid.registry_leave(token int8) RETURNS void
+    AS 'MODULE_PATHNAME', 'registry_leave' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION retail_mid.registry_leave(int8) IS 'Internal to the jobs: ends the section registry_enter opened (discarding the settings changed inside) and returns to the previous user; a wrong token is error 42501.';
+
+CREATE OR REPLACE FUNCTION retail_mid.registry_role(authors regrole[], what text) RETURNS regrole
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a regrole;
+    lesser regrole[] := '{}';
+    me regrole := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)::regrole;
+BEGIN
+    IF authors IS NULL OR cardinality(authors) = 0 THEN
+        RAISE EXCEPTION 'registry_role needs the authors of %', coalesce(what, 'the SQL') USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH a IN ARRAY authors LOOP
+        IF a IS NULL THEN
+            a := 'retail_mid_admin'::regrole;
+        ELSIF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = a) THEN
+            RAISE EXCEPTION '% was written by a role that no longer exists', coalesce(what, 'stored SQL')
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = format('The author''s role OID is %s.', a::oid),
+                      HINT = 'An administrator who reviews it saves it again (UPDATE ... SET author = DEFAULT) and becomes its author.';
+        ELSIF NOT pg_catalog.pg_has_role(a::oid, 'retail_mid_admin', 'MEMBER') THEN
+            RAISE EXCEPTION '% was written by %, who is not a member of retail_mid_admin', coalesce(what, 'stored SQL'), a
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Only administrators'' SQL runs in the jobs: an administrator who reviews it saves it again and becomes its author.';
+        END IF;
+        IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = a) AND a <> ALL (lesser) THEN
+            lesser := lesser || a;
+        END IF;
+    END LOOP;
+    IF cardinality(lesser) = 0 THEN
+        RETURN me;
+    ELSIF cardinality(lesser) = 1 AND pg_catalog.pg_has_role(current_user, lesser[1]::oid, 'USAGE') THEN
+        RETURN lesser[1];
+    ELSIF pg_catalog.pg_has_role(current_user, 'retail_mid_admin', 'USAGE') THEN
+        RETURN 'retail_mid_admin'::regrole;
+    END IF;
+    RAISE EXCEPTION 'cannot run % as an administrator', coalesce(what, 'stored SQL') USING ERRCODE = 'insufficient_privilege',
+        DETAIL = format('Its authors are %s; the current user %s does not have their privileges nor those of retail_mid_admin.',
+                        array_to_string(authors::text[], ', '), current_user),
+        HINT = 'Run the jobs as a superuser or as a member of retail_mid_admin.';
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.registry_role(regrole[], text) IS 'The role stored SQL written by authors runs as: 42501 when an author no longer exists or is not a member of retail_mid_admin; NULL authors count as retail_mid_admin, superusers restrict nothing; then the one remaining author (when the current user holds its privileges), the current user (none remains), or retail_mid_admin.';
+
+CREATE OR REPLACE FUNCTION retail_mid.registry_author_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me regrole := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)::regrole;
+    col text;
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.author IS NOT DISTINCT FROM OLD.author THEN
+        FOREACH col IN ARRAY TG_ARGV[1:] LOOP
+            IF (to_jsonb(NEW) -> col) IS DISTINCT FROM (to_jsonb(OLD) -> col) THEN
+                NEW.author := me;
+                EXIT;
+            END IF;
+        END LOOP;
+    END IF;
+    IF NEW.author IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.author IS DISTINCT FROM OLD.author)
+       AND NOT (EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = NEW.author)
+                AND pg_catalog.pg_has_role(current_user, NEW.author::oid, 'MEMBER')) THEN
+        RAISE EXCEPTION 'cannot record % as the author of % %', NEW.author, TG_TABLE_NAME, to_jsonb(NEW) -> TG_ARGV[0]
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The current user %s is not a member of %s.', current_user, NEW.author),
+                  HINT = 'Leave author at its default (the current user).';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.registry_author_check() IS 'Trigger of the registry tables: the author of a row''s SQL is the current user by default, may be set only to NULL or a role the current user is a member of (42501), and becomes the current user when the SQL columns named by the trigger''s arguments (after the key column) change.';
+
+REVOKE EXECUTE ON FUNCTION retail_mid.registry_enter(regrole), retail_mid.registry_leave(int8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.registry_enter(regrole), retail_mid.registry_leave(int8) TO retail_mid_admin;
+REVOKE EXECUTE ON PROCEDURE retail_mid.run_logged(text, text) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE retail_mid.run_logged(text, text) TO retail_mid_admin;
+
+ALTER TABLE retail_mid.tag_definition ADD COLUMN author regrole;
+ALTER TABLE retail_mid.tag_definition ALTER COLUMN author SET DEFAULT (quote_ident(CURRENT_USER))::regrole;
+COMMENT ON COLUMN retail_mid.tag_definition.author IS 'The role that wrote the rule (rule_sql, source, expression): evaluate_tags runs it with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the rule; NULL (definitions from before 1.1.0) runs as retail_mid_admin.';
+CREATE TRIGGER tag_definition_author BEFORE INSERT OR UPDATE ON retail_mid.tag_definition
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('tag_name', 'rule_sql', 'source', 'expression');
+
+ALTER TABLE retail_mid.metric_atomic ADD COLUMN author regrole;
+ALTER TABLE retail_mid.metric_atomic ALTER COLUMN author SET DEFAULT (quote_ident(CURRENT_USER))::regrole;
+COMMENT ON COLUMN retail_mid.metric_atomic.author IS 'The role that wrote the expression: the registry runs it with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the expression; NULL (definitions from before 1.1.0) runs as retail_mid_admin.';
+CREATE TRIGGER metric_atomic_author BEFORE INSERT OR UPDATE ON retail_mid.metric_atomic
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('atomic', 'expression', 'dwd_table', 'time_column');
+
+ALTER TABLE retail_mid.metric_qualifier ADD COLUMN author regrole;
+ALTER TABLE retail_mid.metric_qualifier ALTER COLUMN author SET DEFAULT (quote_ident(CURRENT_USER))::regrole;
+COMMENT ON COLUMN retail_mid.metric_qualifier.author IS 'The role that wrote the predicate: the registry runs it with that role''s rights, never more; set by default and when another user changes the predicate; NULL runs as retail_mid_admin.';
+CREATE TRIGGER metric_qualifier_author BEFORE INSERT OR UPDATE ON retail_mid.metric_qualifier
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('qualifier', 'predicate');
+
+ALTER TABLE retail_mid.metric_composite ADD COLUMN author regrole;
+ALTER TABLE retail_mid.metric_composite ALTER COLUMN author SET DEFAULT (quote_ident(CURRENT_USER))::regrole;
+COMMENT ON COLUMN retail_mid.metric_composite.author IS 'The role that wrote the expression: the registry runs it with that role''s rights, never more; set by default and when another user changes the expression; NULL runs as retail_mid_admin.';
+CREATE TRIGGER metric_composite_author BEFORE INSERT OR UPDATE ON retail_mid.metric_composite
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('metric', 'expression');
+
+ALTER TABLE retail_mid.quality_rule ADD COLUMN author regrole;
+ALTER TABLE retail_mid.quality_rule ALTER COLUMN author SET DEFAULT (quote_ident(CURRENT_USER))::regrole;
+COMMENT ON COLUMN retail_mid.quality_rule.author IS 'The role that wrote the rule (its expressions run in the scan of the table): quality_evaluate runs them with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the definition; NULL (rules from before 1.1.0) runs as retail_mid_admin.';
+CREATE TRIGGER quality_rule_author BEFORE INSERT OR UPDATE ON retail_mid.quality_rule
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('rule_name', 'table_name', 'column_name', 'template', 'parameters');
+
+CREATE OR REPLACE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL,
+                                         OUT source_rows bigint, OUT duplicate_keys bigint, OUT negative_keys bigint,
+                                         OUT value_counts bigint[])
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE src text; cols text; arr text; cnt text; n bigint; scopes int; by_brand boolean; no_brand bigint;
+        authors regrole[]; run_as regrole; tok int8; granted boolean := false;
+BEGIN
+    IF tags IS NULL THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- stored SQL is one piece of its kind (no second statement), and runs as its authors (src/common/registry.sql)
+    PERFORM retail_mid.registry_check_sql(d.rule_sql, 'query', format('rule_sql of tag %s', d.tag_name)),
+            retail_mid.registry_check_sql(d.source, 'relation', format('source of tag %s', d.tag_name)),
+            retail_mid.registry_check_sql(d.expression, 'expression', format('expression of tag %s', d.tag_name))
+       FROM retail_mid.tag_definition d
+      WHERE d.tag_name = ANY (tags) AND (only_tag IS NULL OR d.tag_name = only_tag);
+    SELECT array_agg(d.author) INTO authors FROM retail_mid.tag_definition d
+     WHERE d.tag_name = ANY (tags) AND (only_tag IS NULL OR d.tag_name = only_tag);
+    run_as := retail_mid.registry_role(authors, format('the rule of tag %s', coalesce(only_tag, array_to_string(tags, ', '))));
+    SELECT CASE WHEN min(d.source) IS NULL THEN format('(%s) AS s(customer_key, value)', min(d.rule_sql))
+                ELSE format('%s AS s', min(d.source)) END,
+           string_agg(format('%s AS c%s', CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
+                           ELSE CASE d.value_type
+                                  WHEN 'boolean' THEN format('((%s)::boolean)::text', e.x)
+                                  WHEN 'numeric' THEN format('retail_mid.tag_numeric_value((%s)::numeric, %s, %L)::text', e.x, d.numeric_scale, d.tag_name)
+                                  ELSE format('(%s)::text', e.x) END END, t.i), ', ' ORDER BY t.i),
+           string_agg('x.c' || t.i, ', ' ORDER BY t.i),
+           string_agg(format('count(x.c%s) FILTER (WHERE x.customer_key IS NOT NULL)', t.i), ', ' ORDER BY t.i),
+           count(DISTINCT coalesce(d.source, d.tag_name)), count(DISTINCT d.scope), bool_and(d.scope = 'brand')
+      INTO src, cols, arr, cnt, n, scopes, by_brand
+      FROM unnest(tags) WITH ORDINALITY AS t(tag_name, i)
+      JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name
+     CROSS JOIN LATERAL (SELECT coalesce(d.expression, 's.value') AS x) e;
+    IF n IS DISTINCT FROM 1 OR scopes IS DISTINCT FROM 1 THEN
+        RAISE EXCEPTION 'tag_eval_scan needs tags of one source and one scope' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the author writes the scan's rows into the caller's work table (the grant is taken back after the scan, so that
+    -- no privilege outlives it and the role stays droppable)
+    IF NOT has_table_privilege(run_as::oid, 'pg_temp.retail_mid_tag_eval_w', 'INSERT') THEN
+        EXECUTE format('GRANT INSERT ON pg_temp.retail_mid_tag_eval_w TO %s', run_as);
+        granted := true;
+    END IF;
+    tok := retail_mid.registry_enter(run_as);
+    IF by_brand THEN
+        -- a clear error instead of "column s.brand does not exist" (LIMIT 0: planned, no row read)
+        BEGIN
+            EXECUTE format('SELECT s.brand FROM %s LIMIT 0', src);
+        EXCEPTION WHEN undefined_column THEN
+            RAISE EXCEPTION 'tags of scope brand need a brand column in their source' USING ERRCODE = 'undefined_column',
+                DETAIL = format('Tags: %s. Source: %s.', array_to_string(tags, ', '), src),
+                HINT = 'Add a brand column to the source (for rule_sql: a column named brand after customer_key and the value), or set scope to group.';
+        END;
+    END IF;
+    EXECUTE format('WITH x AS MATERIALIZED (SELECT %s AS brand, (s.customer_key)::int4 AS customer_key, %s FROM %s), '
+                   'ins AS (INSERT INTO pg_temp.retail_mid_tag_eval_w (brand, customer_key, vals) '
+                   '        SELECT x.brand, x.customer_key, ARRAY[%s]::text[] FROM x WHERE x.customer_key IS NOT NULL) '
+                   'SELECT count(customer_key), count(customer_key) - count(DISTINCT %s), '
+                   '       count(*) FILTER (WHERE customer_key < 0), %s, ARRAY[%s]::bigint[] FROM x',
+                   CASE WHEN by_brand THEN '(s.brand)::text' ELSE '''*''::text' END, cols, src, arr,
+                   CASE WHEN by_brand THEN '(brand, customer_key)' ELSE 'customer_key' END,
+                   CASE WHEN by_brand THEN 'count(*) FILTER (WHERE customer_key IS NOT NULL AND (brand IS NULL OR brand IN ('''', ''*'')))'
+                        ELSE '0' END, cnt)
+       INTO source_rows, duplicate_keys, negative_keys, no_brand, value_counts;
+    PERFORM retail_mid.registry_leave(tok);
+    IF granted THEN
+        EXECUTE format('REVOKE INSERT ON pg_temp.retail_mid_tag_eval_w FROM %s', run_as);
+    END IF;
+    IF no_brand > 0 THEN
+        RAISE EXCEPTION 'source of tags of scope brand returns % rows without a brand', no_brand USING ERRCODE = 'not_null_violation',
+            DETAIL = format('Tags: %s. A brand of NULL, '''' or ''*'' is not a brand.', array_to_string(tags, ', '));
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source and scope (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w, with the brand of each row (scope brand) or ''*''; returns the source rows with a key, how many (brand, key) pairs repeat, how many keys are negative, and the number of values of each tag. A brand tag whose source has no brand column is error 42703; rows without a brand (NULL, '''' or ''*'') are 23502. The rules run as their authors (retail_mid.registry_role; 42501 when an author is gone or no administrator) and must be one expression, relation or SELECT each (42601).';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_role(atomic text, qualifier text) RETURNS regrole
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a retail_mid.metric_atomic;
+    q retail_mid.metric_qualifier;
+BEGIN
+    SELECT * INTO a FROM retail_mid.metric_atomic x WHERE x.atomic = metric_role.atomic;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown atomic metric "%"', atomic USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT * INTO q FROM retail_mid.metric_qualifier x WHERE x.qualifier = metric_role.qualifier;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown qualifier "%"', qualifier USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM retail_mid.registry_check_sql(a.expression, 'expression', format('expression of atomic metric %s', a.atomic)),
+            retail_mid.registry_check_sql(a.distinct_key, 'expression', format('distinct key of atomic metric %s', a.atomic)),
+            retail_mid.registry_check_sql(q.predicate, 'expression', format('predicate of qualifier %s', q.qualifier));
+    RETURN retail_mid.registry_role(ARRAY[a.author, q.author], format('atomic metric %s under qualifier %s', a.atomic, q.qualifier));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_role(text, text) IS 'The role the expression of an atomic metric and the predicate of a qualifier run as (retail_mid.registry_role of their authors), after checking that each is a single expression (42601).';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_atomic_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m text[];
+    keytype text;
+    tok int8;
+BEGIN
+    IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF NEW.additivity IS NULL OR NEW.additivity NOT IN ('additive', 'semi_additive', 'non_additive') THEN
+        RAISE EXCEPTION 'unknown additivity "%"', NEW.additivity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use additive, semi_additive or non_additive.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.dwd_table AND a.attname = NEW.time_column
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
+    END IF;
+    -- compiled as its author, restricted (planning may evaluate functions): src/common/registry.sql
+    PERFORM retail_mid.registry_check_sql(NEW.expression, 'expression', format('expression of atomic metric %s', NEW.atomic));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+    EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
+    PERFORM retail_mid.registry_leave(tok);
+    NEW.distinct_key := NULL;
+    NEW.distinct_key_type := NULL;
+    IF NEW.additivity <> 'non_additive' AND NEW.expression ~* 'distinct' THEN
+        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Declare distinct counts non_additive: their daily key bitmaps are OR-ed over windows, never summed.';
+    END IF;
+    IF NEW.additivity <> 'non_additive'
+       AND (NEW.expression ~* '\m(avg|min|max|mode|percentile_cont|percentile_disc|stddev[a-z_]*|variance|var_pop|var_samp|bool_and|bool_or|every)\s*\('
+            OR NEW.expression ~* '/\s*(nullif\s*\(\s*)?(sum|count)\s*\(') THEN
+        RAISE EXCEPTION 'atomic metric "%" is not a sum or a count and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Averages, ratios, minima and maxima of days are not the sum of their daily values.',
+                  HINT = 'Define the numerator and the denominator as additive atomic metrics and the ratio as a composite metric, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+    END IF;
+    IF NEW.additivity = 'non_additive' THEN
+        m := regexp_match(NEW.expression, '^\s*count\s*\(\s*distinct\s+(.+)\)\s*$', 'i');
+        IF m IS NULL THEN
+            RAISE EXCEPTION 'non-additive atomic metric "%" must be a distinct count', NEW.atomic
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Only count(DISTINCT key) rolls up exactly over periods (through roaring bitmaps of the keys).',
+                      HINT = 'Write ratios and averages as composite metrics of additive atomic metrics, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+        END IF;
+        NEW.distinct_key := btrim(m[1]);
+        -- the key's type, also when the table is empty: the outer join yields one NULL of that type
+        PERFORM retail_mid.registry_check_sql(NEW.distinct_key, 'expression', format('distinct key of atomic metric %s', NEW.atomic));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+        EXECUTE format('SELECT pg_typeof(s.k)::text FROM (SELECT 1) one LEFT JOIN (SELECT (%s) AS k FROM %s AS t LIMIT 0) s ON true',
+                       NEW.distinct_key, NEW.dwd_table) INTO keytype;
+        PERFORM retail_mid.registry_leave(tok);
+        NEW.distinct_key_type := CASE WHEN keytype IN ('integer', 'smallint') THEN 'int4' ELSE 'dictionary' END;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_atomic_check() IS 'Trigger: an atomic metric''s expression compiles against its DWD table; additive and semi-additive metrics are sums or counts, non-additive ones are distinct counts (their key is recorded).';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_qualifier_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok int8;
+BEGIN
+    IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF coalesce(btrim(NEW.predicate), '') = '' THEN
+        RAISE EXCEPTION 'qualifier "%" needs a predicate', NEW.qualifier USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the predicate is one expression, and compiles against the DWD tables of the derived metrics using it
+    -- (checked there), as its author
+    PERFORM retail_mid.registry_check_sql(NEW.predicate, 'expression', format('predicate of qualifier %s', NEW.qualifier));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('qualifier %s', NEW.qualifier)));
+    PERFORM retail_mid.metric_compile_predicate(NEW.predicate, a.dwd_table)
+       FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic) WHERE d.qualifier = NEW.qualifier;
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_qualifier_check() IS 'Trigger: checks a qualifier''s name and that its predicate still compiles where it is used.';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_compile_predicate(predicate text, dwd_table regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('SELECT 1 FROM %s AS t WHERE (%s) LIMIT 0', dwd_table,
+                   retail_mid.registry_check_sql(predicate, 'expression', 'a qualifier predicate'));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) IS 'Raises the parser''s error when a predicate does not compile against a DWD table; a predicate that is not one expression is 42601. Internal to the registry''s triggers, which call it as the predicate''s author: not executable by PUBLIC.';
+
+REVOKE EXECUTE ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) TO retail_mid_admin;
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_derived_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expected text;
+    other record;
+    a retail_mid.metric_atomic;
+    missing text;
+    tok int8;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
+        RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
+            HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
+    END IF;
+    expected := CASE WHEN NEW.qualifier = 'all' THEN '' ELSE NEW.qualifier || '_' END || NEW.atomic || '_' || NEW.period;
+    IF length(expected) > 53 THEN
+        RAISE EXCEPTION 'derived metric name "%" is too long', expected USING ERRCODE = 'invalid_name',
+            DETAIL = 'Names (and the daily bitmap columns <qualifier>_<atomic>_1d_bitmap) must fit in 63 bytes.',
+            HINT = 'Shorten the qualifier or the atomic metric name.';
+    END IF;
+    IF NEW.metric IS NULL THEN
+        NEW.metric := expected;
+    ELSIF NEW.metric <> expected THEN
+        RAISE EXCEPTION 'derived metric name "%" does not follow the naming rule', NEW.metric USING ERRCODE = 'invalid_name',
+            DETAIL = format('A metric of qualifier %s, atomic metric %s and period %s is named %s.', NEW.qualifier, NEW.atomic, NEW.period, expected),
+            HINT = 'Names are <qualifier>_<atomic>_<period>, without the qualifier when it is all; leave metric NULL to have it set.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE (d.atomic, d.qualifier, d.period, d.granularity) = (NEW.atomic, NEW.qualifier, NEW.period, NEW.granularity)
+                  AND (TG_OP = 'INSERT' OR (d.metric, d.granularity) <> (OLD.metric, OLD.granularity))) THEN
+        RAISE EXCEPTION 'derived metric "%" is already defined at granularity %', NEW.metric, NEW.granularity
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT d.atomic, d.qualifier, d.period INTO other FROM retail_mid.metric_derived d
+     WHERE d.metric = NEW.metric AND (d.atomic, d.qualifier, d.period) IS DISTINCT FROM (NEW.atomic, NEW.qualifier, NEW.period)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metric name "%" already names another definition', NEW.metric USING ERRCODE = 'unique_violation',
+            DETAIL = format('It is qualifier %s, atomic metric %s, period %s.', other.qualifier, other.atomic, other.period),
+            HINT = 'Rename the qualifier or the atomic metric so that names stay unambiguous.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_composite c WHERE c.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a composite metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT * INTO a FROM retail_mid.metric_atomic WHERE atomic = NEW.atomic;
+    IF FOUND THEN
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier),
+                                                                  format('qualifier %s', NEW.qualifier)));
+        PERFORM retail_mid.metric_compile_predicate(q.predicate, a.dwd_table) FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier;
+        PERFORM retail_mid.registry_leave(tok);
+        SELECT string_agg(d, ', ') INTO missing FROM retail_mid.metric_granularity g, unnest(g.dimensions) d
+         WHERE g.granularity = NEW.granularity
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = a.dwd_table AND x.attname = d AND x.attnum > 0 AND NOT x.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'granularity "%" needs column % missing from %', NEW.granularity, missing, a.dwd_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_derived_check() IS 'Trigger: derived metric naming rules (<qualifier>_<atomic>_<period>, one definition per name) and compatibility of its parts.';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_composite_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+    expr text;
+    tok int8;
+BEGIN
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    IF NEW.expression !~ '\{[a-z][a-z0-9_]*\}' THEN
+        RAISE EXCEPTION 'composite metric "%" references no derived metric', NEW.metric USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Write derived metrics as {name}.';
+    END IF;
+    SELECT string_agg(m[1], ', ') INTO missing FROM regexp_matches(NEW.expression, '\{([a-z][a-z0-9_]*)\}', 'g') m
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = m[1] AND d.granularity = NEW.granularity);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'composite metric "%" references %, not a derived metric of granularity %', NEW.metric, missing, NEW.granularity
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    expr := regexp_replace(NEW.expression, '\{([a-z][a-z0-9_]*)\}', '1::numeric', 'g');
+    PERFORM retail_mid.registry_check_sql(expr, 'expression', format('expression of composite metric %s', NEW.metric));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('composite metric %s', NEW.metric)));
+    EXECUTE format('SELECT (%s)::numeric LIMIT 0', expr);
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_composite_check() IS 'Trigger: a composite metric references derived metrics of its granularity and compiles.';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_build_day(granularity text, lo date, hi date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dims text[];
+    dimlist text;
+    dimarr text;
+    dims_sel text;
+    t1d text;
+    p record;
+    col text;
+    sel text;
+    cols text := '';
+    aggs text := '';
+    n bigint;
+    dwd regclass;
+    run_as regrole;
+    tok int8;
+BEGIN
+    SELECT g.dimensions INTO dims FROM retail_mid.metric_granularity g WHERE g.granularity = metric_build_day.granularity;
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || granularity || '_1d');
+    dimlist := (SELECT string_agg(', t.' || quote_ident(x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o));
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('t.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = metric_build_day.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_sel
+      FROM unnest(dims) WITH ORDINALITY u(x, o) JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass('pg_temp.metric_day_long') IS NULL THEN
+        CREATE TEMP TABLE metric_day_long (col text, dt date, dims text[], value numeric, bitmap retail_mid.rbitmap) ON COMMIT DROP;
+    END IF;
+    TRUNCATE metric_day_long;
+    FOR p IN SELECT DISTINCT a.atomic, d.qualifier, a.dwd_table, a.time_column, a.expression, a.additivity,
+                    a.distinct_key, a.distinct_key_type, q.predicate
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+               JOIN retail_mid.metric_qualifier q ON q.qualifier = d.qualifier
+              WHERE d.granularity = metric_build_day.granularity ORDER BY 1, 2 LOOP
+        col := retail_mid.metric_day_column(p.atomic, p.qualifier);
+        -- the expression and the predicate run as their authors, restricted (src/common/registry.sql)
+        run_as := retail_mid.metric_role(p.atomic, p.qualifier);
+        IF run_as::text <> quote_ident(current_user) THEN
+            EXECUTE format('GRANT INSERT ON pg_temp.metric_day_long TO %s', run_as);
+        END IF;
+        tok := retail_mid.registry_enter(run_as);
+        IF p.additivity <> 'non_additive' THEN
+            sel := format('SELECT %L, (t.%I)::date, %s, (%s)::numeric, NULL::retail_mid.rbitmap FROM %s AS t '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.expression, p.dwd_table, p.predicate, p.time_column, p.time_column, dimlist);
+        ELSIF p.distinct_key_type = 'int4' THEN
+            sel := format('SELECT %L, (t.%I)::date, %s, NULL::numeric, coalesce(retail_mid.rb_build_agg((%s)::int4), ''{}'') FROM %s AS t '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.distinct_key, p.dwd_table, p.predicate, p.time_column, p.time_column, dimlist);
+        ELSE
+            -- keys that are not integers are numbered first (new ones get the next number; numbers never change)
+            EXECUTE format('INSERT INTO retail_mid.metric_distinct_key (value) SELECT DISTINCT (%s)::text FROM %s AS t '
+                           'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 AND (%s) IS NOT NULL ORDER BY 1 ON CONFLICT (value) DO NOTHING',
+                           p.distinct_key, p.dwd_table, p.predicate, p.time_column, p.distinct_key) USING lo, hi;
+            sel := format('SELECT %L, (t.%I)::date, %s, NULL::numeric, coalesce(retail_mid.rb_build_agg(k.key), ''{}'') FROM %s AS t '
+                          'LEFT JOIN retail_mid.metric_distinct_key k ON k.value = (%s)::text '
+                          'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
+                          col, p.time_column, dimarr, p.dwd_table, p.distinct_key, p.predicate, p.time_column, p.time_column, dimlist);
+        END IF;
+        EXECUTE 'INSERT INTO metric_day_long ' || sel USING lo, hi;
+        PERFORM retail_mid.registry_leave(tok);
+        IF p.additivity = 'non_additive' THEN
+            EXECUTE 'UPDATE metric_day_long SET value = retail_mid.rb_cardinality(bitmap) WHERE col = $1' USING col;
+            cols := cols || format(', %I, %I', col, col || '_bitmap');
+            aggs := aggs || format(', max(value) FILTER (WHERE col = %L), retail_mid.rb_or_agg(bitmap) FILTER (WHERE col = %L)', col, col);
+        ELSE
+            cols := cols || format(', %I', col);
+            aggs := aggs || format(', max(value) FILTER (WHERE col = %L)', col);
+        END IF;
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', t1d) USING lo, hi;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_day_long GROUP BY dt, dims',
+                   t1d, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(dims) WITH ORDINALITY u(x, o)), ''),
+                   cols, coalesce(dims_sel, ''), aggs);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_build_day(text, date, date) IS 'Rebuilds the days [lo, hi] of dws_metric_<granularity>_1d from DWD (daily values, and key bitmaps for distinct counts); called by metric_generate.';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    tbl text;
+    t1d text;
+    v_job bigint;
+    m record;
+    dims_def text;
+    dims_sel text;
+    cols text;
+    metric_cols text;
+    day_cols text[] := '{}';
+    n bigint;
+    k int := 0;
+    dwd regclass;
+    cov retail_mid.metric_coverage;
+    covered datemultirange;
+    need_from date;
+    reach int;
+    last_dt date;
+    win_to date;
+    r daterange;
+    built datemultirange := '{}';
+    days_built bigint := 0;
+    expr text;
+    tok int8;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
+        RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity) THEN
+        RAISE EXCEPTION 'granularity "%" has no derived metrics', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    v_job := retail_mid.job_start('metric_generate', jsonb_build_object('granularity', granularity, 'from', from_date, 'to', to_date));
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity || '_1d');
+    -- dimension column types from the DWD table of the first atomic metric at this granularity
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = g.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', %I %s', x, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o),
+           string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_def, dims_sel
+      FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)
+      JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass(t1d) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', t1d, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', t1d);
+    END IF;
+    IF to_regclass(tbl) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', tbl, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', tbl);
+    END IF;
+    EXECUTE format('COMMENT ON TABLE %s IS %L', t1d, format('Daily values of the metrics at granularity %s (%s), one row per day dt and dimension values, with the bitmap of the distinct keys of each distinct count; generated by retail_mid.metric_generate, the base every period is rolled up from.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON TABLE %s IS %L', tbl, format('DWS metrics at granularity %s (%s), one row per statistics date dt and dimension values; generated by retail_mid.metric_generate from the metric registry.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', t1d, 'Day.');
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', tbl, 'Statistics date: the last day of every window.');
+    FOR m IN SELECT x, o FROM unnest(g.dimensions) WITH ORDINALITY u(x, o) LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.x, format('Dimension %s.', m.x));
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.x, format('Dimension %s.', m.x));
+    END LOOP;
+
+    -- daily columns, one per (atomic metric, qualifier), and a bitmap column for distinct counts
+    FOR m IN SELECT DISTINCT retail_mid.metric_day_column(a.atomic, d.qualifier) AS col, a.atomic, d.qualifier, a.unit, a.additivity
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY 1 LOOP
+        day_cols := day_cols || m.col;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', t1d, m.col);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col, format('Atomic metric %s under qualifier %s on the day (%s, %s).', m.atomic, m.qualifier, m.unit, m.additivity));
+        IF m.additivity = 'non_additive' THEN
+            day_cols := day_cols || (m.col || '_bitmap');
+            IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col || '_bitmap' AND NOT x.attisdropped) THEN
+                EXECUTE format('ALTER TABLE %s ADD COLUMN %I retail_mid.rbitmap', t1d, m.col || '_bitmap');
+            END IF;
+            EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col || '_bitmap', format('The distinct keys counted by %s, OR-ed over the days of a window for exact distinct counts.', m.col));
+        END IF;
+    END LOOP;
+
+    -- the statistics dates to recompute: from from_date to the last one generated, as far as a window reaches
+    SELECT max(CASE p.kind WHEN 'rolling' THEN p.days - 1 WHEN 'calendar_week' THEN 6 WHEN 'calendar_month' THEN 30 ELSE 36600 END)
+      INTO reach FROM retail_mid.metric_derived d JOIN retail_mid.metric_period p USING (period) WHERE d.granularity = g.granularity;
+    EXECUTE format('SELECT max(dt) FROM %s', tbl) INTO last_dt;
+    win_to := greatest(to_date, least(coalesce(last_dt, to_date), to_date + reach));
+
+    -- the daily rows: [from_date, to_date] always, and whatever else the windows need that is not there yet
+    SELECT * INTO cov FROM retail_mid.metric_coverage c WHERE c.granularity = g.granularity FOR UPDATE;
+    covered := CASE WHEN FOUND AND cov.day_columns = day_cols THEN cov.days ELSE '{}' END;
+    SELECT min(retail_mid.metric_window_start(d.period, from_date)) INTO need_from
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    IF need_from = '-infinity' THEN
+        need_from := from_date;
+        FOR m IN SELECT DISTINCT a.dwd_table, a.time_column FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+                  WHERE d.granularity = g.granularity LOOP
+            EXECUTE format('SELECT least($1, min((t.%I)::date)) FROM %s AS t', m.time_column, m.dwd_table) INTO need_from USING need_from;
+        END LOOP;
+    END IF;
+    FOR r IN SELECT x FROM unnest((datemultirange(daterange(need_from, win_to, '[]')) - covered)
+                                  + datemultirange(daterange(from_date, to_date, '[]'))) x ORDER BY x LOOP
+        n := retail_mid.metric_build_day(g.granularity, lower(r), upper(r) - 1);
+        built := built + datemultirange(r);
+        days_built := days_built + (upper(r) - lower(r));
+        RAISE NOTICE 'metric: % daily rows of % for % .. %', n, t1d, lower(r), upper(r) - 1;
+    END LOOP;
+    INSERT INTO retail_mid.metric_coverage (granularity, days, day_columns) VALUES (g.granularity, covered + built, day_cols)
+        ON CONFLICT ON CONSTRAINT metric_coverage_pkey DO UPDATE SET days = EXCLUDED.days, day_columns = EXCLUDED.day_columns;
+
+    -- every derived metric of the statistics dates [from_date, win_to], rolled up from the daily table
+    IF to_regclass('pg_temp.metric_long') IS NULL THEN
+        CREATE TEMP TABLE metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    END IF;
+    TRUNCATE metric_long;
+    FOR m IN SELECT d.metric, a.unit, a.additivity FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Derived metric %s (%s, %s).', m.metric, m.unit, m.additivity));
+        EXECUTE format('INSERT INTO metric_long SELECT %L, x.dt, x.dims, x.value FROM (%s) x', m.metric, retail_mid.metric_sql(m.metric, g.granularity))
+            USING from_date, win_to;
+        k := k + 1;
+        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, win_to;
+    END LOOP;
+    FOR m IN SELECT c.metric, c.unit FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Composite metric %s (%s).', m.metric, m.unit));
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, win_to;
+    SELECT string_agg(format(', max(value) FILTER (WHERE metric = %L)', d.metric), '' ORDER BY d.metric),
+           string_agg(format(', %I', d.metric), '' ORDER BY d.metric)
+      INTO cols, metric_cols
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_long GROUP BY dt, dims',
+                   tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
+                   metric_cols, coalesce(dims_sel, ''), cols);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- brand isolation and role grants, as for every table of the extension (before the composite metrics, which
+    -- update the table as their authors)
+    PERFORM retail_mid.secure_generated_table(t1d::regclass);
+    PERFORM retail_mid.secure_generated_table(tbl::regclass);
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios), run as
+    -- their authors, restricted (src/common/registry.sql)
+    FOR m IN SELECT c.metric, c.expression, c.author FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        expr := retail_mid.registry_check_sql(regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g'), 'expression',
+                                              format('expression of composite metric %s', m.metric));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[m.author], format('composite metric %s', m.metric)));
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric, expr) USING from_date, win_to;
+        PERFORM retail_mid.registry_leave(tok);
+    END LOOP;
+    RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
+                                                               'dates', format('%s .. %s', from_date, win_to)));
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity>_1d and retail_mid.dws_metric_<granularity>, rebuilds the daily rows of [from_date, to_date] and recomputes every derived and composite metric of the statistics dates those days reach; secures both tables; returns the metric rows written.';
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
+RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    m record;
+    tbl text;
+    dimarr text;
+    tok int8;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
+        RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    IF to_regclass(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % has not been generated', tbl USING ERRCODE = 'undefined_table',
+            HINT = 'Run retail_mid.metric_generate first.';
+    END IF;
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('s.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    FOR m IN SELECT d.metric, d.atomic, d.qualifier FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        -- straight from DWD: the expression and the predicate run as their authors (src/common/registry.sql)
+        tok := retail_mid.registry_enter(retail_mid.metric_role(m.atomic, m.qualifier));
+        RETURN QUERY EXECUTE format(
+            'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
+            'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
+            'FROM stored a FULL JOIN direct b ON a.dt = b.dt AND a.dims = b.dims '
+            'WHERE a.value IS DISTINCT FROM b.value ORDER BY 2, 3',
+            retail_mid.metric_sql(m.metric, g.granularity, true), dimarr, m.metric, tbl, m.metric, m.metric)
+            USING from_date, to_date;
+        PERFORM retail_mid.registry_leave(tok);
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_reconcile(text, date, date) IS 'Every difference between the DWS table of a granularity and the same derived metrics computed straight from DWD for [from_date, to_date]: no rows means the DWS layer reconciles.';
+
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_plan(r retail_mid.quality_rule)
+RETURNS jsonb LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p jsonb := r.parameters;
+    tpl retail_mid.quality_template;
+    c text;
+    bad text;
+    lo text; hi text;
+    cols text[];
+    ref regclass;
+    keyexpr text;
+    v_notnull text;
+    grp text;
+    m text;
+    ncols int;
+BEGIN
+    SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = r.template;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown quality rule template "%"', r.template USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'See retail_mid.quality_template for the templates.';
+    END IF;
+    IF jsonb_typeof(p) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'parameters of rule "%" must be a JSON object', r.rule_name USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(p) k WHERE k <> ALL (tpl.parameters);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown parameter % for template "%"', bad, r.template USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('Template %s takes: %s.', r.template, coalesce(nullif(array_to_string(tpl.parameters, ', '), ''), 'no parameters'));
+    END IF;
+    IF tpl.needs_column AND r.column_name IS NULL AND NOT (r.template = 'unique_key') THEN
+        RAISE EXCEPTION 'template "%" needs a column_name', r.template USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF r.column_name IS NOT NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.table_name AND a.attname = r.column_name
+                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', r.column_name, r.table_name USING ERRCODE = 'undefined_column';
+        END IF;
+        c := 't.' || quote_ident(r.column_name);
+    END IF;
+
+    CASE r.template
+    WHEN 'not_null' THEN
+        RETURN jsonb_build_object('kind', 'flag', 'expr', c || ' IS NULL');
+    WHEN 'not_blank' THEN
+        RETURN jsonb_build_object('kind', 'flag', 'expr', format('(%s IS NULL OR btrim(%s::text) = '''')', c, c));
+    WHEN 'regex' THEN
+        IF jsonb_typeof(p->'pattern') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'template "regex" needs parameters.pattern as a string' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM '' ~ (p->>'pattern');   -- compiles the pattern: a malformed one raises invalid_regular_expression
+        RETURN jsonb_build_object('kind', 'flag', 'expr', format('%s::text !~ %L', c, p->>'pattern'));
+    WHEN 'range' THEN
+        IF p->'min' IS NULL AND p->'max' IS NULL THEN
+            RAISE EXCEPTION 'template "range" needs parameters.min or parameters.max' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF jsonb_typeof(p->'min') = 'null' OR jsonb_typeof(p->'max') = 'null' THEN
+            RAISE EXCEPTION 'range bounds must not be null' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p->>'min' IN ('NaN', 'Infinity', '-Infinity') OR p->>'max' IN ('NaN', 'Infinity', '-Infinity') THEN
+            RAISE EXCEPTION 'range bounds must be finite' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p ? 'min' THEN
+            lo := format('%s %s %L', c, CASE WHEN (p->>'min_exclusive')::boolean THEN '<=' ELSE '<' END, p->>'min');
+        END IF;
+        IF p ? 'max' THEN
+            hi := format('%s %s %L', c, CASE WHEN (p->>'max_exclusive')::boolean THEN '>=' ELSE '>' END, p->>'max');
+        END IF;
+        RETURN jsonb_build_object('kind', 'flag', 'expr', '(' || concat_ws(' OR ', lo, hi) || ')');
+    WHEN 'length' THEN
+        IF p->'min' IS NULL AND p->'max' IS NULL THEN
+            RAISE EXCEPTION 'template "length" needs parameters.min or parameters.max' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF (p->>'min')::int < 0 OR (p->>'max')::int < 0 OR (p->>'max')::int < (p->>'min')::int THEN
+            RAISE EXCEPTION 'length bounds must satisfy 0 <= min <= max' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p ? 'min' THEN lo := format('length(%s::text) < %s', c, (p->>'min')::int); END IF;
+        IF p ? 'max' THEN hi := format('length(%s::text) > %s', c, (p->>'max')::int); END IF;
+        RETURN jsonb_build_object('kind', 'flag', 'expr', '(' || concat_ws(' OR ', lo, hi) || ')');
+    WHEN 'accepted_values' THEN
+        IF jsonb_typeof(p->'values') IS DISTINCT FROM 'array' OR jsonb_array_length(p->'values') = 0 THEN
+            RAISE EXCEPTION 'template "accepted_values" needs parameters.values as a non-empty JSON array' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p->'values') v WHERE jsonb_typeof(v) IN ('null', 'object', 'array')) THEN
+            RAISE EXCEPTION 'accepted values must be strings, numbers or booleans' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN jsonb_build_object('kind', 'flag', 'expr',
+            format('%s <> ALL (%L)', c, ARRAY(SELECT jsonb_array_elements_text(p->'values'))::text));
+    WHEN 'reference' THEN
+        ref := to_regclass(p->>'table');
+        IF ref IS NULL THEN
+            RAISE EXCEPTION 'referenced table "%" does not exist', p->>'table' USING ERRCODE = 'undefined_table',
+                HINT = 'Give parameters.table schema-qualified.';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = ref AND a.attname = p->>'column' AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'column "%" does not exist in %', p->>'column', ref USING ERRCODE = 'undefined_column';
+        END IF;
+        RETURN jsonb_build_object('kind', 'flag', 'expr',
+            format('NOT (%s = ANY (SELECT r.%I FROM %s AS r WHERE r.%I IS NOT NULL))', c, p->>'column', ref, p->>'column'));
+    WHEN 'expression' THEN
+        IF coalesce(btrim(p->>'expression'), '') = '' THEN
+            RAISE EXCEPTION 'template "expression" needs parameters.expression' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN jsonb_build_object('kind', 'flag', 'expr', format('NOT (%s)',
+            retail_mid.registry_check_sql(p->>'expression', 'expression', format('expression of quality rule %s', r.rule_name))));
+    WHEN 'unique_key' THEN
+        IF p ? 'columns' THEN
+            IF jsonb_typeof(p->'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(p->'columns') = 0 OR r.column_name IS NOT NULL THEN
+                RAISE EXCEPTION 'template "unique_key" needs either column_name or parameters.columns (a non-empty JSON array), not both'
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            cols := ARRAY(SELECT jsonb_array_elements_text(p->'columns'));
+        ELSIF r.column_name IS NOT NULL THEN
+            cols := ARRAY[r.column_name];
+        ELSE
+            RAISE EXCEPTION 'template "unique_key" needs column_name or parameters.columns' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT string_agg(k, ', ') INTO bad FROM unnest(cols) k
+         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = r.table_name AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'column % does not exist in %', bad, r.table_name USING ERRCODE = 'undefined_column';
+        END IF;
+        grp := (SELECT string_agg('t.' || quote_ident(k), ', ') FROM unnest(cols) k);
+        v_notnull := (SELECT string_agg('t.' || quote_ident(k) || ' IS NOT NULL', ' AND ') FROM unnest(cols) k);
+        RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'true, ' || grp,
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE %s AND ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1))%s '
+                              'GROUP BY %s HAVING count(*) > 1) '
+                              'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
+                              '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, %s LIMIT 5) s)',
+                              grp, r.table_name, v_notnull, grp, CASE WHEN r.by_brand THEN ' AND ($2::text IS NULL OR t.brand = $2)' ELSE '' END, grp,
+                              (SELECT string_agg(format('%s', i), ', ') FROM generate_series(1, cardinality(cols)) i)));
+    WHEN 'duplicate_rows' THEN
+        SELECT string_agg('t.' || quote_ident(a.attname), ', ' ORDER BY a.attnum), count(*) INTO grp, ncols
+          FROM pg_attribute a WHERE a.attrelid = r.table_name AND a.attnum > 0 AND NOT a.attisdropped;
+        -- the columns as separate key parts (faster than hashing a whole-row record) while they fit in one call
+        keyexpr := CASE WHEN ncols <= 98 THEN grp ELSE 't' END;
+        RETURN jsonb_build_object('kind', 'duplicates', 'expr', 'false, ' || keyexpr,
+            'confirm', format('WITH d AS (SELECT %s, count(*) AS rows FROM %s AS t WHERE ($1 IS NULL OR retail_mid.quality_key_hash(%s) = ANY ($1))%s '
+                              'GROUP BY %s HAVING count(*) > 1) '
+                              'SELECT (SELECT coalesce(sum(rows - 1), 0) FROM d), '
+                              '(SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT * FROM d ORDER BY rows DESC, d LIMIT 5) s)',
+                              grp, r.table_name, keyexpr, CASE WHEN r.by_brand THEN ' AND ($2::text IS NULL OR t.brand = $2)' ELSE '' END, grp));
+    WHEN 'freshness' THEN
+        RETURN jsonb_build_object('kind', 'newest', 'expr', format('(%s)::timestamptz', c));
+    WHEN 'stability' THEN
+        m := coalesce(p->>'metric', 'row_count');
+        IF m NOT IN ('row_count', 'mean', 'sum', 'min', 'max', 'null_fraction') THEN
+            RAISE EXCEPTION 'unknown stability metric "%"', m USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Use row_count, mean, sum, min, max or null_fraction.';
+        END IF;
+        IF coalesce(p->>'seasonality', 'weekday') NOT IN ('weekday', 'none') THEN
+            RAISE EXCEPTION 'stability seasonality must be weekday or none' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce(p->>'sides', 'two') NOT IN ('two', 'upper', 'lower') THEN
+            RAISE EXCEPTION 'stability sides must be two, upper or lower' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF coalesce((p->>'warmup')::int, 4) < 2 OR coalesce((p->>'window')::int, 8) < coalesce((p->>'warmup')::int, 4) THEN
+            RAISE EXCEPTION 'stability needs 2 <= warmup <= window' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF m = 'row_count' THEN
+            IF r.column_name IS NOT NULL THEN
+                RAISE EXCEPTION 'stability metric row_count takes no column_name' USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            RETURN jsonb_build_object('kind', 'rows', 'metric', m);
+        END IF;
+        IF c IS NULL THEN
+            RAISE EXCEPTION 'stability metric % needs a column_name', m USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RETURN jsonb_build_object('kind', 'measure', 'metric', m,
+            'expr', CASE WHEN m = 'null_fraction' THEN format('CASE WHEN %s IS NULL THEN NULL ELSE 0::float8 END', c)
+                         ELSE format('(%s)::float8', c) END);
+    WHEN 'tables_agree' THEN
+        IF coalesce(btrim(p->>'expression'), '') = '' OR coalesce(btrim(p->>'other_expression'), '') = '' THEN
+            RAISE EXCEPTION 'template "tables_agree" needs parameters.expression and parameters.other_expression'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        ref := to_regclass(p->>'other_table');
+        IF ref IS NULL THEN
+            RAISE EXCEPTION 'other table "%" does not exist', p->>'other_table' USING ERRCODE = 'undefined_table',
+                HINT = 'Give parameters.other_table schema-qualified.';
+        END IF;
+        RETURN jsonb_build_object('kind', 'queries',
+            'query', format('SELECT (%s)::float8 FROM %s AS t WHERE (%s)',
+                            retail_mid.registry_check_sql(p->>'expression', 'expression', format('expression of quality rule %s', r.rule_name)), r.table_name,
+                            retail_mid.registry_check_sql(coalesce(p->>'filter', 'true'), 'expression', format('filter of quality rule %s', r.rule_name))),
+            'other_query', format('SELECT (%s)::float8 FROM %s AS t WHERE (%s)',
+                            retail_mid.registry_check_sql(p->>'other_expression', 'expression', format('other_expression of quality rule %s', r.rule_name)), ref,
+                            retail_mid.registry_check_sql(coalesce(p->>'other_filter', 'true'), 'expression', format('other_filter of quality rule %s', r.rule_name))));
+    END CASE;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.quality_rule_plan(retail_mid.quality_rule) IS 'The SQL a rule is evaluated with (its part of the one scan of its table), after checking the template, parameters and columns.';
+
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tpl retail_mid.quality_template;
+    plan jsonb;
+    tok int8;
+BEGIN
+    IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 63 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = NEW.template;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown quality rule template "%"', NEW.template USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'See retail_mid.quality_template for the templates.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = NEW.table_name) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', NEW.table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    NEW.threshold_on := coalesce(NEW.threshold_on, tpl.threshold_on);
+    NEW.warn_threshold := coalesce(NEW.warn_threshold, tpl.warn_threshold);
+    NEW.fail_threshold := coalesce(NEW.fail_threshold, greatest(tpl.fail_threshold, NEW.warn_threshold));
+    IF NEW.threshold_on NOT IN ('ratio', 'count', 'value')
+       OR (tpl.threshold_on = 'value') <> (NEW.threshold_on = 'value') THEN
+        RAISE EXCEPTION 'threshold_on "%" does not fit template "%"', NEW.threshold_on, NEW.template
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Row rules compare ratio or count; freshness, stability and tables_agree compare value.';
+    END IF;
+    IF NEW.warn_threshold IN ('NaN', 'Infinity', '-Infinity') OR NEW.fail_threshold IN ('NaN', 'Infinity', '-Infinity')
+       OR NEW.warn_threshold < 0 OR NEW.fail_threshold < NEW.warn_threshold
+       OR (NEW.threshold_on = 'ratio' AND NEW.fail_threshold > 1) THEN
+        RAISE EXCEPTION 'thresholds must be finite with 0 <= warn_threshold <= fail_threshold (<= 1 for ratios)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (NEW.weight > 0 AND NEW.weight < 'Infinity') THEN
+        RAISE EXCEPTION 'rule weight must be positive and finite' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    plan := retail_mid.quality_rule_plan(NEW);
+    -- compile the generated SQL once now, so that a typo fails at insert rather than at night; as the rule's author,
+    -- restricted, because planning may evaluate functions (src/common/registry.sql)
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('quality rule %s', NEW.rule_name)));
+    IF plan->>'kind' = 'queries' THEN
+        EXECUTE (plan->>'query') || ' LIMIT 0';
+        EXECUTE (plan->>'other_query') || ' LIMIT 0';
+    ELSIF plan ? 'expr' THEN
+        EXECUTE format('SELECT %s FROM %s AS t LIMIT 0', plan->>'expr', NEW.table_name);
+    END IF;
+    PERFORM retail_mid.registry_leave(tok);
+    IF NEW.by_brand AND NEW.template = 'tables_agree' THEN
+        RAISE EXCEPTION 'template "tables_agree" has no per-brand results' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Filter each side by brand in parameters.filter and parameters.other_filter instead.';
+    END IF;
+    IF NEW.by_brand AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.table_name AND a.attname = 'brand'
+                                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'rule "%" is by brand but % has no brand column', NEW.rule_name, NEW.table_name USING ERRCODE = 'undefined_column';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.table_name, NEW.column_name, NEW.template, NEW.parameters, NEW.weight, NEW.threshold_on, NEW.warn_threshold, NEW.fail_threshold)
+           IS DISTINCT FROM
+           (OLD.table_name, OLD.column_name, OLD.template, OLD.parameters, OLD.weight, OLD.threshold_on, OLD.warn_threshold, OLD.fail_threshold) THEN
+            NEW.version := OLD.version + 1;
+            NEW.updated_at := now();
+        ELSE
+            NEW.version := OLD.version;
+        END IF;
+    ELSE
+        NEW.version := 1;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.quality_rule_check() IS 'Trigger: validates a quality rule, fills default thresholds and bumps version on changes of definition.';
+
+CREATE OR REPLACE FUNCTION retail_mid.quality_evaluate(table_name regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint;
+    v_tbl regclass;
+    v_kind "char";
+    rules retail_mid.quality_rule[];
+    plans jsonb[];
+    r retail_mid.quality_rule;
+    plan jsonb;
+    items text[];
+    prof text[];
+    i int;
+    k int;
+    res jsonb;
+    col jsonb;
+    v_rows bigint;
+    v_obs float8; v_ratio float8; v_stat float8; v_cmp float8; v_outcome text;
+    v_sample jsonb; v_detail jsonb;
+    v_a float8; v_b float8;
+    v_n bigint; v_mean float8; v_sd float8;
+    v_tables int := 0; v_results bigint := 0;
+    v_pass int := 0; v_warn int := 0; v_fail int := 0; v_warmup int := 0;
+    rowid text;
+    tid_list tid[];
+    hashes bigint[]; v_by_brand boolean; brand_res jsonb; cur jsonb; rec record; v_brand text; masked text[];   -- per-brand results
+    tok int8;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_job := retail_mid.job_start('quality_evaluate', jsonb_build_object('table', table_name::text, 'as_of', as_of));
+    FOR v_tbl IN SELECT DISTINCT q.table_name FROM retail_mid.quality_rule q
+                  WHERE q.enabled AND (quality_evaluate.table_name IS NULL OR q.table_name = quality_evaluate.table_name)
+                  ORDER BY 1
+    LOOP
+        SELECT c.relkind INTO v_kind FROM pg_class c WHERE c.oid = v_tbl;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'table with OID % of a quality rule no longer exists', v_tbl::oid USING ERRCODE = 'undefined_table',
+                HINT = 'Delete or disable its rules.';
+        END IF;
+        rowid := CASE WHEN v_kind IN ('r', 'p', 'm') THEN 't.ctid' ELSE 'NULL::tid' END;
+        rules := ARRAY(SELECT q FROM retail_mid.quality_rule q WHERE q.enabled AND q.table_name = v_tbl ORDER BY q.rule_id);
+        plans := '{}';
+        items := '{}';
+        prof := '{}';
+        FOREACH r IN ARRAY rules LOOP
+            plan := retail_mid.quality_rule_plan(r);
+            IF plan->>'kind' IN ('flag', 'measure') THEN
+                prof := prof || (plan->>'expr');
+                plan := plan || jsonb_build_object('item', 'p' || ((cardinality(prof) - 1) / 98), 'index', (cardinality(prof) - 1) % 98);
+            ELSIF plan->>'kind' = 'duplicates' THEN
+                items := items || format('retail_mid.quality_duplicates(%s) AS d%s', plan->>'expr', r.rule_id);
+                plan := plan || jsonb_build_object('item', 'd' || r.rule_id);
+            ELSIF plan->>'kind' = 'newest' THEN
+                items := items || format('max(%s) AS n%s', plan->>'expr', r.rule_id);
+                plan := plan || jsonb_build_object('item', 'n' || r.rule_id);
+            END IF;
+            plans := plans || plan;
+        END LOOP;
+        -- profiled expressions in chunks of 98 (a function takes at most 100 arguments with state and row id)
+        IF cardinality(prof) = 0 THEN
+            items := format('jsonb_build_object(''rows'', count(*)) AS p0') || items;
+        END IF;
+        FOR k IN 0 .. (cardinality(prof) + 97) / 98 - 1 LOOP
+            items := format('retail_mid.quality_profile(%s%s) AS p%s', rowid,
+                            (SELECT string_agg(', ' || e, '' ORDER BY o) FROM unnest(prof[k * 98 + 1 : k * 98 + 98]) WITH ORDINALITY u(e, o)),
+                            k) || items;
+        END LOOP;
+        brand_res := '{}';
+        v_by_brand := EXISTS (SELECT 1 FROM unnest(rules) q WHERE q.by_brand);
+        -- the scan runs the rules' expressions as their authors, restricted (src/common/registry.sql)
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM unnest(rules) q),
+                                                                  format('the quality rules of %s', v_tbl)));
+        IF v_by_brand THEN
+            -- the same one scan, grouped by brand: a row per brand and the whole table's row (the empty grouping
+            -- set). Rows with a NULL brand (or the brand '*', the key of the whole table) count in the whole only.
+            FOR rec IN EXECUTE format('SELECT q.whole, q.b, to_jsonb(q) - ''whole'' - ''b'' AS j FROM (SELECT grouping(t.brand) = 1 AS whole, t.brand::text AS b, %s '
+                                      'FROM %s AS t GROUP BY GROUPING SETS ((t.brand), ())) q', array_to_string(items, ', '), v_tbl) LOOP
+                IF rec.whole THEN
+                    res := rec.j;
+                ELSIF rec.b IS NOT NULL AND rec.b <> '*' THEN
+                    brand_res := brand_res || jsonb_build_object(rec.b, rec.j);
+                END IF;
+            END LOOP;
+            -- a brand's results are read by the brand's analysts: its samples leave out personal data columns
+            masked := ARRAY(SELECT m.column_name FROM retail_mid.pii_mask_rule m WHERE m.table_name = v_tbl);
+        ELSE
+            EXECUTE format('SELECT to_jsonb(q) FROM (SELECT %s FROM %s AS t) q', array_to_string(items, ', '), v_tbl) INTO res;
+        END IF;
+        PERFORM retail_mid.registry_leave(tok);
+        v_rows := (res->'p0'->>'rows')::bigint;
+        v_tables := v_tables + 1;
+        RAISE NOTICE 'quality: % rules on %: % rows profiled in one scan%', cardinality(rules), v_tbl, v_rows,
+            CASE WHEN v_by_brand THEN format(' (and per brand: %s brands)', (SELECT count(*) FROM jsonb_object_keys(brand_res))) ELSE '' END;
+
+        FOR i IN 1 .. cardinality(rules) LOOP
+            r := rules[i];
+            plan := plans[i];
+          -- the whole table, then each brand for a by_brand rule
+          FOR v_brand, cur IN SELECT x.b, x.j FROM (SELECT '*'::text AS b, res AS j, 0 AS o
+                                                    UNION ALL SELECT e.key, e.value, 1 FROM jsonb_each(brand_res) e WHERE r.by_brand) x
+                               ORDER BY x.o, x.b LOOP
+            v_rows := (cur->'p0'->>'rows')::bigint;
+            v_obs := NULL; v_ratio := NULL; v_stat := NULL; v_sample := '[]'; v_detail := '{}';
+            -- the rule's own queries (samples, confirmations, tables_agree) run as its author, restricted
+            tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[r.author], format('quality rule %s', r.rule_name)));
+            IF plan->>'kind' = 'flag' THEN
+                col := cur->(plan->>'item')->'columns'->((plan->>'index')::int);
+                v_obs := (col->>'violations')::float8;
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+                IF v_obs > 0 THEN
+                    IF rowid = 't.ctid' THEN
+                        tid_list := ARRAY(SELECT jsonb_array_elements_text(col->'sample')::tid);
+                        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE t.ctid = ANY ($1) AND (%s) ORDER BY t.ctid LIMIT 5) s',
+                                       v_tbl, plan->>'expr') INTO v_sample USING tid_list;
+                    ELSE
+                        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE (%s)%s LIMIT 5) s',
+                                       v_tbl, plan->>'expr', CASE WHEN v_brand <> '*' THEN ' AND t.brand = $1' ELSE '' END) INTO v_sample USING v_brand;
+                    END IF;
+                END IF;
+            ELSIF plan->>'kind' = 'duplicates' THEN
+                col := cur->(plan->>'item');
+                v_obs := (col->>'duplicates')::float8;
+                IF v_obs > 0 THEN
+                    -- the hashes found possible duplicates: count them exactly over the rows with those hashes
+                    v_detail := jsonb_build_object('hash_duplicates', v_obs, 'duplicated_hashes', col->'keys');
+                    hashes := CASE WHEN jsonb_typeof(col->'hashes') = 'array'
+                                   THEN ARRAY(SELECT jsonb_array_elements_text(col->'hashes')::bigint) END;
+                    EXECUTE plan->>'confirm' INTO v_obs, v_sample USING hashes, nullif(v_brand, '*');
+                END IF;
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+            ELSIF plan->>'kind' = 'newest' THEN
+                v_detail := jsonb_build_object('newest', cur->(plan->>'item'));
+                v_obs := extract(epoch FROM as_of - (cur->>(plan->>'item'))::timestamptz) / 3600.0;
+            ELSIF plan->>'kind' = 'queries' THEN
+                EXECUTE plan->>'query' INTO v_a;
+                EXECUTE plan->>'other_query' INTO v_b;
+                v_obs := abs(v_a - v_b);
+                v_detail := jsonb_build_object('value', v_a, 'other_value', v_b);
+            ELSE
+                -- stability: the metric from the scan, then its z-score against the same rule's daily history
+                IF plan->>'kind' = 'rows' THEN
+                    v_obs := v_rows;
+                ELSE
+                    col := cur->(plan->>'item')->'columns'->((plan->>'index')::int);
+                    v_obs := CASE plan->>'metric'
+                                 WHEN 'null_fraction' THEN CASE WHEN v_rows > 0 THEN (col->>'nulls')::float8 / v_rows ELSE 0 END
+                                 ELSE (col->>(plan->>'metric'))::float8 END;
+                END IF;
+                SELECT count(*), avg(h.observed), stddev_samp(h.observed) INTO v_n, v_mean, v_sd
+                  FROM (SELECT DISTINCT ON (x.as_of::date) x.observed
+                          FROM retail_mid.quality_result x
+                         WHERE x.rule_id = r.rule_id AND x.brand = v_brand AND x.as_of::date < quality_evaluate.as_of::date AND x.observed IS NOT NULL
+                           AND (coalesce(r.parameters->>'seasonality', 'weekday') = 'none'
+                                OR extract(isodow FROM x.as_of) = extract(isodow FROM quality_evaluate.as_of))
+                         ORDER BY x.as_of::date DESC, x.as_of DESC
+                         LIMIT coalesce((r.parameters->>'window')::int, 8)) h;
+                v_detail := jsonb_build_object('history', v_n, 'history_mean', v_mean, 'history_stddev', v_sd);
+                IF v_obs IS NOT NULL AND v_n >= 2 THEN
+                    v_stat := CASE WHEN v_obs = v_mean THEN 0
+                                   WHEN coalesce(v_sd, 0) = 0 THEN CASE WHEN v_obs > v_mean THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END
+                                   ELSE (v_obs - v_mean) / v_sd END;
+                END IF;
+            END IF;
+            PERFORM retail_mid.registry_leave(tok);
+
+            v_cmp := CASE WHEN r.template = 'stability' THEN
+                              CASE coalesce(r.parameters->>'sides', 'two') WHEN 'two' THEN abs(v_stat) WHEN 'upper' THEN v_stat ELSE -v_stat END
+                          WHEN r.threshold_on = 'ratio' THEN v_ratio
+                          ELSE v_obs END;
+            IF r.template = 'stability' AND (v_obs IS NULL OR v_n < coalesce((r.parameters->>'warmup')::int, 4)) THEN
+                v_outcome := CASE WHEN v_obs IS NULL THEN 'fail' ELSE 'warmup' END;
+            ELSE
+                v_outcome := retail_mid.quality_outcome(v_cmp, r.warn_threshold, r.fail_threshold);
+            END IF;
+            IF v_brand <> '*' AND cardinality(masked) > 0 AND jsonb_array_length(v_sample) > 0 THEN
+                v_sample := (SELECT jsonb_agg(e - masked) FROM jsonb_array_elements(v_sample) e);
+            END IF;
+            INSERT INTO retail_mid.quality_result (run_id, as_of, rule_id, rule_version, rule_name, table_name, column_name,
+                    template, dimension, data_domain, weight, rows_checked, observed, violation_ratio, statistic,
+                    threshold_on, compared_value, warn_threshold, fail_threshold, outcome, score, sample, detail, brand)
+            SELECT v_job, as_of, r.rule_id, r.version, r.rule_name, v_tbl::text, r.column_name,
+                   r.template, tp.dimension, r.data_domain, r.weight, v_rows, v_obs, v_ratio, v_stat,
+                   r.threshold_on, v_cmp, r.warn_threshold, r.fail_threshold, v_outcome,
+                   CASE v_outcome WHEN 'pass' THEN 100 WHEN 'warn' THEN 50 WHEN 'fail' THEN 0 END, v_sample, v_detail, v_brand
+              FROM retail_mid.quality_template tp WHERE tp.template = r.template;
+            v_results := v_results + 1;
+            CASE v_outcome WHEN 'pass' THEN v_pass := v_pass + 1; WHEN 'warn' THEN v_warn := v_warn + 1;
+                           WHEN 'fail' THEN v_fail := v_fail + 1; ELSE v_warmup := v_warmup + 1; END CASE;
+          END LOOP;
+        END LOOP;
+    END LOOP;
+    RAISE NOTICE 'quality: % tables, % results: % pass, % warn, % fail, % warming up', v_tables, v_results, v_pass, v_warn, v_fail, v_warmup;
+    PERFORM retail_mid.job_finish(v_job, v_results, jsonb_build_object('tables', v_tables, 'pass', v_pass, 'warn', v_warn, 'fail', v_fail, 'warmup', v_warmup));
+    RETURN v_job;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.quality_evaluate(regclass, timestamptz) IS 'Evaluates the enabled quality rules of one table (NULL: all tables) in one scan per table, stores a quality_result per rule and returns the run id (job_log.job_id).';

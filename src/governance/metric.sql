@@ -13,7 +13,8 @@ CREATE TABLE retail_mid.metric_atomic (
     additivity   text NOT NULL CHECK (additivity IN ('additive', 'semi_additive', 'non_additive')),
     description  text,
     distinct_key text,
-    distinct_key_type text CHECK (distinct_key_type IN ('int4', 'dictionary'))
+    distinct_key_type text CHECK (distinct_key_type IN ('int4', 'dictionary')),
+    author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
 COMMENT ON TABLE retail_mid.metric_atomic IS 'Atomic metrics: an aggregate SQL expression over the rows of a DWD table (alias t), with unit and additivity.';
 COMMENT ON COLUMN retail_mid.metric_atomic.atomic IS 'Name (lower case, digits, underscores), the middle part of derived metric names.';
@@ -37,7 +38,8 @@ COMMENT ON COLUMN retail_mid.metric_distinct_key.key IS 'Its number in the bitma
 CREATE TABLE retail_mid.metric_qualifier (
     qualifier    text PRIMARY KEY CHECK (qualifier ~ '^[a-z][a-z0-9_]{0,30}$'),
     predicate    text NOT NULL,
-    description  text
+    description  text,
+    author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
 COMMENT ON TABLE retail_mid.metric_qualifier IS 'Business qualifiers: named row predicates over DWD rows (alias t). The qualifier all (predicate true) is left out of metric names.';
 COMMENT ON COLUMN retail_mid.metric_qualifier.qualifier IS 'Name, the first part of derived metric names (omitted for all).';
@@ -106,6 +108,7 @@ CREATE TABLE retail_mid.metric_composite (
     expression   text NOT NULL,
     unit         text NOT NULL,
     description  text,
+    author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole,
     PRIMARY KEY (metric, granularity)
 );
 COMMENT ON TABLE retail_mid.metric_composite IS 'Composite metrics: an expression of derived metrics of the same granularity, written with {derived_name} placeholders, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
@@ -114,6 +117,40 @@ COMMENT ON COLUMN retail_mid.metric_composite.granularity IS 'Granularity; every
 COMMENT ON COLUMN retail_mid.metric_composite.expression IS 'SQL expression with {derived_name} placeholders.';
 COMMENT ON COLUMN retail_mid.metric_composite.unit IS 'Unit of the value.';
 COMMENT ON COLUMN retail_mid.metric_composite.description IS 'Meaning.';
+COMMENT ON COLUMN retail_mid.metric_atomic.author IS 'The role that wrote the expression: the registry runs it with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the expression; NULL (definitions from before 1.1.0) runs as retail_mid_admin.';
+COMMENT ON COLUMN retail_mid.metric_qualifier.author IS 'The role that wrote the predicate: the registry runs it with that role''s rights, never more; set by default and when another user changes the predicate; NULL runs as retail_mid_admin.';
+COMMENT ON COLUMN retail_mid.metric_composite.author IS 'The role that wrote the expression: the registry runs it with that role''s rights, never more; set by default and when another user changes the expression; NULL runs as retail_mid_admin.';
+CREATE TRIGGER metric_atomic_author BEFORE INSERT OR UPDATE ON retail_mid.metric_atomic
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('atomic', 'expression', 'dwd_table', 'time_column');
+CREATE TRIGGER metric_qualifier_author BEFORE INSERT OR UPDATE ON retail_mid.metric_qualifier
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('qualifier', 'predicate');
+CREATE TRIGGER metric_composite_author BEFORE INSERT OR UPDATE ON retail_mid.metric_composite
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('metric', 'expression');
+
+-- The role the SQL of an atomic metric under a qualifier runs as (src/common/registry.sql), once the expression,
+-- its distinct key and the predicate are each checked to be a single expression.
+CREATE FUNCTION retail_mid.metric_role(atomic text, qualifier text) RETURNS regrole
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a retail_mid.metric_atomic;
+    q retail_mid.metric_qualifier;
+BEGIN
+    SELECT * INTO a FROM retail_mid.metric_atomic x WHERE x.atomic = metric_role.atomic;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown atomic metric "%"', atomic USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT * INTO q FROM retail_mid.metric_qualifier x WHERE x.qualifier = metric_role.qualifier;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown qualifier "%"', qualifier USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM retail_mid.registry_check_sql(a.expression, 'expression', format('expression of atomic metric %s', a.atomic)),
+            retail_mid.registry_check_sql(a.distinct_key, 'expression', format('distinct key of atomic metric %s', a.atomic)),
+            retail_mid.registry_check_sql(q.predicate, 'expression', format('predicate of qualifier %s', q.qualifier));
+    RETURN retail_mid.registry_role(ARRAY[a.author, q.author], format('atomic metric %s under qualifier %s', a.atomic, q.qualifier));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.metric_role(text, text) IS 'The role the expression of an atomic metric and the predicate of a qualifier run as (retail_mid.registry_role of their authors), after checking that each is a single expression (42601).';
 
 -- Checks an atomic metric: the expression and the time column must compile against the DWD table, and the
 -- additivity must be one the registry can roll up exactly: sums and counts are additive (or semi-additive),
@@ -125,6 +162,7 @@ AS $$
 DECLARE
     m text[];
     keytype text;
+    tok int8;
 BEGIN
     IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
         RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
@@ -138,7 +176,11 @@ BEGIN
                     AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
     END IF;
+    -- compiled as its author, restricted (planning may evaluate functions): src/common/registry.sql
+    PERFORM retail_mid.registry_check_sql(NEW.expression, 'expression', format('expression of atomic metric %s', NEW.atomic));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
     EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
+    PERFORM retail_mid.registry_leave(tok);
     NEW.distinct_key := NULL;
     NEW.distinct_key_type := NULL;
     IF NEW.additivity <> 'non_additive' AND NEW.expression ~* 'distinct' THEN
@@ -164,8 +206,11 @@ BEGIN
         END IF;
         NEW.distinct_key := btrim(m[1]);
         -- the key's type, also when the table is empty: the outer join yields one NULL of that type
+        PERFORM retail_mid.registry_check_sql(NEW.distinct_key, 'expression', format('distinct key of atomic metric %s', NEW.atomic));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
         EXECUTE format('SELECT pg_typeof(s.k)::text FROM (SELECT 1) one LEFT JOIN (SELECT (%s) AS k FROM %s AS t LIMIT 0) s ON true',
                        NEW.distinct_key, NEW.dwd_table) INTO keytype;
+        PERFORM retail_mid.registry_leave(tok);
         NEW.distinct_key_type := CASE WHEN keytype IN ('integer', 'smallint') THEN 'int4' ELSE 'dictionary' END;
     END IF;
     RETURN NEW;
@@ -178,6 +223,8 @@ CREATE TRIGGER metric_atomic_check BEFORE INSERT OR UPDATE ON retail_mid.metric_
 CREATE FUNCTION retail_mid.metric_qualifier_check()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    tok int8;
 BEGIN
     IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
         RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
@@ -186,9 +233,13 @@ BEGIN
     IF coalesce(btrim(NEW.predicate), '') = '' THEN
         RAISE EXCEPTION 'qualifier "%" needs a predicate', NEW.qualifier USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- the predicate compiles against the DWD tables of the derived metrics using it (checked there)
+    -- the predicate is one expression, and compiles against the DWD tables of the derived metrics using it
+    -- (checked there), as its author
+    PERFORM retail_mid.registry_check_sql(NEW.predicate, 'expression', format('predicate of qualifier %s', NEW.qualifier));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('qualifier %s', NEW.qualifier)));
     PERFORM retail_mid.metric_compile_predicate(NEW.predicate, a.dwd_table)
        FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic) WHERE d.qualifier = NEW.qualifier;
+    PERFORM retail_mid.registry_leave(tok);
     RETURN NEW;
 END;
 $$;
@@ -200,10 +251,13 @@ CREATE FUNCTION retail_mid.metric_compile_predicate(predicate text, dwd_table re
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    EXECUTE format('SELECT 1 FROM %s AS t WHERE %s LIMIT 0', dwd_table, predicate);
+    EXECUTE format('SELECT 1 FROM %s AS t WHERE (%s) LIMIT 0', dwd_table,
+                   retail_mid.registry_check_sql(predicate, 'expression', 'a qualifier predicate'));
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) IS 'Raises the parser''s error when a predicate does not compile against a DWD table.';
+COMMENT ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) IS 'Raises the parser''s error when a predicate does not compile against a DWD table; a predicate that is not one expression is 42601. Internal to the registry''s triggers, which call it as the predicate''s author: not executable by PUBLIC.';
+REVOKE EXECUTE ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.metric_compile_predicate(text, regclass) TO retail_mid_admin;
 
 -- Enforces the naming rules of derived metrics: the name is the one its parts give, one name means one
 -- definition, and the qualifier and dimensions must compile against the atomic metric's DWD table.
@@ -215,6 +269,7 @@ DECLARE
     other record;
     a retail_mid.metric_atomic;
     missing text;
+    tok int8;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
         RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
@@ -251,7 +306,10 @@ BEGIN
     END IF;
     SELECT * INTO a FROM retail_mid.metric_atomic WHERE atomic = NEW.atomic;
     IF FOUND THEN
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier),
+                                                                  format('qualifier %s', NEW.qualifier)));
         PERFORM retail_mid.metric_compile_predicate(q.predicate, a.dwd_table) FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier;
+        PERFORM retail_mid.registry_leave(tok);
         SELECT string_agg(d, ', ') INTO missing FROM retail_mid.metric_granularity g, unnest(g.dimensions) d
          WHERE g.granularity = NEW.granularity
            AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = a.dwd_table AND x.attname = d AND x.attnum > 0 AND NOT x.attisdropped);
@@ -273,6 +331,7 @@ AS $$
 DECLARE
     missing text;
     expr text;
+    tok int8;
 BEGIN
     IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
         RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
@@ -288,7 +347,10 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     expr := regexp_replace(NEW.expression, '\{([a-z][a-z0-9_]*)\}', '1::numeric', 'g');
+    PERFORM retail_mid.registry_check_sql(expr, 'expression', format('expression of composite metric %s', NEW.metric));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('composite metric %s', NEW.metric)));
     EXECUTE format('SELECT (%s)::numeric LIMIT 0', expr);
+    PERFORM retail_mid.registry_leave(tok);
     RETURN NEW;
 END;
 $$;
@@ -392,6 +454,8 @@ DECLARE
     aggs text := '';
     n bigint;
     dwd regclass;
+    run_as regrole;
+    tok int8;
 BEGIN
     SELECT g.dimensions INTO dims FROM retail_mid.metric_granularity g WHERE g.granularity = metric_build_day.granularity;
     t1d := 'retail_mid.' || quote_ident('dws_metric_' || granularity || '_1d');
@@ -412,6 +476,12 @@ BEGIN
                JOIN retail_mid.metric_qualifier q ON q.qualifier = d.qualifier
               WHERE d.granularity = metric_build_day.granularity ORDER BY 1, 2 LOOP
         col := retail_mid.metric_day_column(p.atomic, p.qualifier);
+        -- the expression and the predicate run as their authors, restricted (src/common/registry.sql)
+        run_as := retail_mid.metric_role(p.atomic, p.qualifier);
+        IF run_as::text <> quote_ident(current_user) THEN
+            EXECUTE format('GRANT INSERT ON pg_temp.metric_day_long TO %s', run_as);
+        END IF;
+        tok := retail_mid.registry_enter(run_as);
         IF p.additivity <> 'non_additive' THEN
             sel := format('SELECT %L, (t.%I)::date, %s, (%s)::numeric, NULL::retail_mid.rbitmap FROM %s AS t '
                           'WHERE (%s) AND (t.%I)::date BETWEEN $1 AND $2 GROUP BY (t.%I)::date%s',
@@ -431,6 +501,7 @@ BEGIN
                           col, p.time_column, dimarr, p.dwd_table, p.distinct_key, p.predicate, p.time_column, p.time_column, dimlist);
         END IF;
         EXECUTE 'INSERT INTO metric_day_long ' || sel USING lo, hi;
+        PERFORM retail_mid.registry_leave(tok);
         IF p.additivity = 'non_additive' THEN
             EXECUTE 'UPDATE metric_day_long SET value = retail_mid.rb_cardinality(bitmap) WHERE col = $1' USING col;
             cols := cols || format(', %I, %I', col, col || '_bitmap');
@@ -480,6 +551,8 @@ DECLARE
     r daterange;
     built datemultirange := '{}';
     days_built bigint := 0;
+    expr text;
+    tok int8;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
@@ -598,14 +671,19 @@ BEGIN
                    tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
                    metric_cols, coalesce(dims_sel, ''), cols);
     GET DIAGNOSTICS n = ROW_COUNT;
-    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios)
-    FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
-        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
-                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, win_to;
-    END LOOP;
-    -- brand isolation and role grants, as for every table of the extension
+    -- brand isolation and role grants, as for every table of the extension (before the composite metrics, which
+    -- update the table as their authors)
     PERFORM retail_mid.secure_generated_table(t1d::regclass);
     PERFORM retail_mid.secure_generated_table(tbl::regclass);
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios), run as
+    -- their authors, restricted (src/common/registry.sql)
+    FOR m IN SELECT c.metric, c.expression, c.author FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        expr := retail_mid.registry_check_sql(regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g'), 'expression',
+                                              format('expression of composite metric %s', m.metric));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[m.author], format('composite metric %s', m.metric)));
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric, expr) USING from_date, win_to;
+        PERFORM retail_mid.registry_leave(tok);
+    END LOOP;
     RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
     PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
                                                                'dates', format('%s .. %s', from_date, win_to)));
@@ -644,6 +722,7 @@ DECLARE
     m record;
     tbl text;
     dimarr text;
+    tok int8;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
@@ -658,7 +737,9 @@ BEGIN
             HINT = 'Run retail_mid.metric_generate first.';
     END IF;
     dimarr := 'ARRAY[' || coalesce((SELECT string_agg('s.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), '') || ']::text[]';
-    FOR m IN SELECT d.metric FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+    FOR m IN SELECT d.metric, d.atomic, d.qualifier FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        -- straight from DWD: the expression and the predicate run as their authors (src/common/registry.sql)
+        tok := retail_mid.registry_enter(retail_mid.metric_role(m.atomic, m.qualifier));
         RETURN QUERY EXECUTE format(
             'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
             'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
@@ -666,6 +747,7 @@ BEGIN
             'WHERE a.value IS DISTINCT FROM b.value ORDER BY 2, 3',
             retail_mid.metric_sql(m.metric, g.granularity, true), dimarr, m.metric, tbl, m.metric, m.metric)
             USING from_date, to_date;
+        PERFORM retail_mid.registry_leave(tok);
     END LOOP;
 END;
 $$;

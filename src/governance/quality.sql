@@ -114,7 +114,8 @@ CREATE TABLE retail_mid.quality_rule (
     description    text,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
-    by_brand       boolean NOT NULL DEFAULT false
+    by_brand       boolean NOT NULL DEFAULT false,
+    author         regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
 COMMENT ON TABLE retail_mid.quality_rule IS 'Quality rules as data: one row per check of a table (or one column of it), an instance of a quality_template. Checked on insert and update; every change of definition bumps version.';
 COMMENT ON COLUMN retail_mid.quality_rule.rule_name IS 'Unique name, lower-case letters, digits and underscores.';
@@ -134,6 +135,9 @@ COMMENT ON COLUMN retail_mid.quality_rule.by_brand IS 'Also judge the rule per b
 COMMENT ON COLUMN retail_mid.quality_rule.rule_id IS 'Identifier of the rule, kept across its versions.';
 COMMENT ON COLUMN retail_mid.quality_rule.created_at IS 'When the rule was added.';
 COMMENT ON COLUMN retail_mid.quality_rule.updated_at IS 'When the rule was last changed (a change adds a row to quality_rule_version).';
+COMMENT ON COLUMN retail_mid.quality_rule.author IS 'The role that wrote the rule (its expressions run in the scan of the table): quality_evaluate runs them with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the definition; NULL (rules from before 1.1.0) runs as retail_mid_admin.';
+CREATE TRIGGER quality_rule_author BEFORE INSERT OR UPDATE ON retail_mid.quality_rule
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('rule_name', 'table_name', 'column_name', 'template', 'parameters');
 
 CREATE TABLE retail_mid.quality_rule_version (
     rule_id     int NOT NULL,
@@ -316,7 +320,8 @@ BEGIN
         IF coalesce(btrim(p->>'expression'), '') = '' THEN
             RAISE EXCEPTION 'template "expression" needs parameters.expression' USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN jsonb_build_object('kind', 'flag', 'expr', format('NOT (%s)', p->>'expression'));
+        RETURN jsonb_build_object('kind', 'flag', 'expr', format('NOT (%s)',
+            retail_mid.registry_check_sql(p->>'expression', 'expression', format('expression of quality rule %s', r.rule_name))));
     WHEN 'unique_key' THEN
         IF p ? 'columns' THEN
             IF jsonb_typeof(p->'columns') IS DISTINCT FROM 'array' OR jsonb_array_length(p->'columns') = 0 OR r.column_name IS NOT NULL THEN
@@ -394,8 +399,12 @@ BEGIN
                 HINT = 'Give parameters.other_table schema-qualified.';
         END IF;
         RETURN jsonb_build_object('kind', 'queries',
-            'query', format('SELECT (%s)::float8 FROM %s AS t WHERE %s', p->>'expression', r.table_name, coalesce(p->>'filter', 'true')),
-            'other_query', format('SELECT (%s)::float8 FROM %s AS t WHERE %s', p->>'other_expression', ref, coalesce(p->>'other_filter', 'true')));
+            'query', format('SELECT (%s)::float8 FROM %s AS t WHERE (%s)',
+                            retail_mid.registry_check_sql(p->>'expression', 'expression', format('expression of quality rule %s', r.rule_name)), r.table_name,
+                            retail_mid.registry_check_sql(coalesce(p->>'filter', 'true'), 'expression', format('filter of quality rule %s', r.rule_name))),
+            'other_query', format('SELECT (%s)::float8 FROM %s AS t WHERE (%s)',
+                            retail_mid.registry_check_sql(p->>'other_expression', 'expression', format('other_expression of quality rule %s', r.rule_name)), ref,
+                            retail_mid.registry_check_sql(coalesce(p->>'other_filter', 'true'), 'expression', format('other_filter of quality rule %s', r.rule_name))));
     END CASE;
 END;
 $$;
@@ -408,6 +417,7 @@ AS $$
 DECLARE
     tpl retail_mid.quality_template;
     plan jsonb;
+    tok int8;
 BEGIN
     IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
@@ -440,13 +450,16 @@ BEGIN
         RAISE EXCEPTION 'rule weight must be positive and finite' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     plan := retail_mid.quality_rule_plan(NEW);
-    -- compile the generated SQL once now, so that a typo fails at insert rather than at night
+    -- compile the generated SQL once now, so that a typo fails at insert rather than at night; as the rule's author,
+    -- restricted, because planning may evaluate functions (src/common/registry.sql)
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('quality rule %s', NEW.rule_name)));
     IF plan->>'kind' = 'queries' THEN
         EXECUTE (plan->>'query') || ' LIMIT 0';
         EXECUTE (plan->>'other_query') || ' LIMIT 0';
     ELSIF plan ? 'expr' THEN
         EXECUTE format('SELECT %s FROM %s AS t LIMIT 0', plan->>'expr', NEW.table_name);
     END IF;
+    PERFORM retail_mid.registry_leave(tok);
     IF NEW.by_brand AND NEW.template = 'tables_agree' THEN
         RAISE EXCEPTION 'template "tables_agree" has no per-brand results' USING ERRCODE = 'feature_not_supported',
             HINT = 'Filter each side by brand in parameters.filter and parameters.other_filter instead.';
@@ -531,6 +544,7 @@ DECLARE
     rowid text;
     tid_list tid[];
     hashes bigint[]; v_by_brand boolean; brand_res jsonb; cur jsonb; rec record; v_brand text; masked text[];   -- per-brand results
+    tok int8;
 BEGIN
     IF as_of IS NULL OR NOT isfinite(as_of) THEN
         RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
@@ -575,6 +589,9 @@ BEGIN
         END LOOP;
         brand_res := '{}';
         v_by_brand := EXISTS (SELECT 1 FROM unnest(rules) q WHERE q.by_brand);
+        -- the scan runs the rules' expressions as their authors, restricted (src/common/registry.sql)
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM unnest(rules) q),
+                                                                  format('the quality rules of %s', v_tbl)));
         IF v_by_brand THEN
             -- the same one scan, grouped by brand: a row per brand and the whole table's row (the empty grouping
             -- set). Rows with a NULL brand (or the brand '*', the key of the whole table) count in the whole only.
@@ -591,6 +608,7 @@ BEGIN
         ELSE
             EXECUTE format('SELECT to_jsonb(q) FROM (SELECT %s FROM %s AS t) q', array_to_string(items, ', '), v_tbl) INTO res;
         END IF;
+        PERFORM retail_mid.registry_leave(tok);
         v_rows := (res->'p0'->>'rows')::bigint;
         v_tables := v_tables + 1;
         RAISE NOTICE 'quality: % rules on %: % rows profiled in one scan%', cardinality(rules), v_tbl, v_rows,
@@ -605,6 +623,8 @@ BEGIN
                                ORDER BY x.o, x.b LOOP
             v_rows := (cur->'p0'->>'rows')::bigint;
             v_obs := NULL; v_ratio := NULL; v_stat := NULL; v_sample := '[]'; v_detail := '{}';
+            -- the rule's own queries (samples, confirmations, tables_agree) run as its author, restricted
+            tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[r.author], format('quality rule %s', r.rule_name)));
             IF plan->>'kind' = 'flag' THEN
                 col := cur->(plan->>'item')->'columns'->((plan->>'index')::int);
                 v_obs := (col->>'violations')::float8;
@@ -663,6 +683,7 @@ BEGIN
                                    ELSE (v_obs - v_mean) / v_sd END;
                 END IF;
             END IF;
+            PERFORM retail_mid.registry_leave(tok);
 
             v_cmp := CASE WHEN r.template = 'stability' THEN
                               CASE coalesce(r.parameters->>'sides', 'two') WHEN 'two' THEN abs(v_stat) WHEN 'upper' THEN v_stat ELSE -v_stat END

@@ -20,6 +20,14 @@ BEGIN
 END;
 $$;
 
+-- The sections in which registry SQL runs as its author (src/common/registry.sql) are for the jobs, which run as
+-- a superuser or an administrator; the author of the SQL run inside must be able to close its section.
+REVOKE EXECUTE ON FUNCTION retail_mid.registry_enter(regrole), retail_mid.registry_leave(int8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.registry_enter(regrole), retail_mid.registry_leave(int8) TO retail_mid_admin;
+-- run_logged executes the text it is given: for the jobs' scheduler, not for everybody
+REVOKE EXECUTE ON PROCEDURE retail_mid.run_logged(text, text) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE retail_mid.run_logged(text, text) TO retail_mid_admin;
+
 -- Puts a table with a brand column under brand isolation. Also usable on user tables.
 CREATE FUNCTION retail_mid.secure_brand_table(tbl regclass)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp

@@ -69,6 +69,7 @@ CREATE TABLE retail_mid.tag_definition (
     last_evaluated_at timestamptz,
     scope       text NOT NULL DEFAULT 'group' CHECK (scope IN ('brand', 'group')),
     shared_with_brands boolean NOT NULL DEFAULT false,
+    author      regrole DEFAULT (quote_ident(CURRENT_USER))::regrole,
     CONSTRAINT tag_definition_shared CHECK (scope = 'group' OR NOT shared_with_brands),
     FOREIGN KEY (level1, level2, level3, level4) REFERENCES retail_mid.tag_taxonomy,
     CONSTRAINT tag_definition_rule CHECK ((rule_sql IS NOT NULL AND source IS NULL AND expression IS NULL)
@@ -92,6 +93,9 @@ COMMENT ON COLUMN retail_mid.tag_definition.enabled IS 'Disabled tags are skippe
 COMMENT ON COLUMN retail_mid.tag_definition.last_evaluated_at IS 'When evaluate_tags() last evaluated the tag successfully.';
 COMMENT ON COLUMN retail_mid.tag_definition.scope IS 'brand: evaluated per brand (the source or rule_sql has a brand column; one value per brand and customer, read by the analysts of that brand); group: one group-wide value per customer (brand ''*''), read by administrators only unless shared_with_brands.';
 COMMENT ON COLUMN retail_mid.tag_definition.shared_with_brands IS 'Group tags only: an administrator''s decision that the group-wide values may be read by every brand''s analysts for the customers of their brands.';
+COMMENT ON COLUMN retail_mid.tag_definition.author IS 'The role that wrote the rule (rule_sql, source, expression): evaluate_tags runs it with that role''s rights, never more (retail_mid.registry_role); set by default and when another user changes the rule; NULL (definitions from before 1.1.0) runs as retail_mid_admin.';
+CREATE TRIGGER tag_definition_author BEFORE INSERT OR UPDATE ON retail_mid.tag_definition
+    FOR EACH ROW EXECUTE FUNCTION retail_mid.registry_author_check('tag_name', 'rule_sql', 'source', 'expression');
 
 CREATE TABLE retail_mid.tag_value (
     tag_name      text NOT NULL REFERENCES retail_mid.tag_definition ON DELETE CASCADE,
@@ -336,10 +340,20 @@ CREATE FUNCTION retail_mid.tag_eval_scan(tags text[], only_tag text DEFAULT NULL
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE src text; cols text; arr text; cnt text; n bigint; scopes int; by_brand boolean; no_brand bigint;
+        authors regrole[]; run_as regrole; tok int8; granted boolean := false;
 BEGIN
     IF tags IS NULL THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- stored SQL is one piece of its kind (no second statement), and runs as its authors (src/common/registry.sql)
+    PERFORM retail_mid.registry_check_sql(d.rule_sql, 'query', format('rule_sql of tag %s', d.tag_name)),
+            retail_mid.registry_check_sql(d.source, 'relation', format('source of tag %s', d.tag_name)),
+            retail_mid.registry_check_sql(d.expression, 'expression', format('expression of tag %s', d.tag_name))
+       FROM retail_mid.tag_definition d
+      WHERE d.tag_name = ANY (tags) AND (only_tag IS NULL OR d.tag_name = only_tag);
+    SELECT array_agg(d.author) INTO authors FROM retail_mid.tag_definition d
+     WHERE d.tag_name = ANY (tags) AND (only_tag IS NULL OR d.tag_name = only_tag);
+    run_as := retail_mid.registry_role(authors, format('the rule of tag %s', coalesce(only_tag, array_to_string(tags, ', '))));
     SELECT CASE WHEN min(d.source) IS NULL THEN format('(%s) AS s(customer_key, value)', min(d.rule_sql))
                 ELSE format('%s AS s', min(d.source)) END,
            string_agg(format('%s AS c%s', CASE WHEN only_tag IS NOT NULL AND d.tag_name IS DISTINCT FROM only_tag THEN 'NULL::text'
@@ -357,6 +371,13 @@ BEGIN
     IF n IS DISTINCT FROM 1 OR scopes IS DISTINCT FROM 1 THEN
         RAISE EXCEPTION 'tag_eval_scan needs tags of one source and one scope' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- the author writes the scan's rows into the caller's work table (the grant is taken back after the scan, so that
+    -- no privilege outlives it and the role stays droppable)
+    IF NOT has_table_privilege(run_as::oid, 'pg_temp.retail_mid_tag_eval_w', 'INSERT') THEN
+        EXECUTE format('GRANT INSERT ON pg_temp.retail_mid_tag_eval_w TO %s', run_as);
+        granted := true;
+    END IF;
+    tok := retail_mid.registry_enter(run_as);
     IF by_brand THEN
         -- a clear error instead of "column s.brand does not exist" (LIMIT 0: planned, no row read)
         BEGIN
@@ -377,13 +398,17 @@ BEGIN
                    CASE WHEN by_brand THEN 'count(*) FILTER (WHERE customer_key IS NOT NULL AND (brand IS NULL OR brand IN ('''', ''*'')))'
                         ELSE '0' END, cnt)
        INTO source_rows, duplicate_keys, negative_keys, no_brand, value_counts;
+    PERFORM retail_mid.registry_leave(tok);
+    IF granted THEN
+        EXECUTE format('REVOKE INSERT ON pg_temp.retail_mid_tag_eval_w FROM %s', run_as);
+    END IF;
     IF no_brand > 0 THEN
         RAISE EXCEPTION 'source of tags of scope brand returns % rows without a brand', no_brand USING ERRCODE = 'not_null_violation',
             DETAIL = format('Tags: %s. A brand of NULL, '''' or ''*'' is not a brand.', array_to_string(tags, ', '));
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source and scope (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w, with the brand of each row (scope brand) or ''*''; returns the source rows with a key, how many (brand, key) pairs repeat, how many keys are negative, and the number of values of each tag. A brand tag whose source has no brand column is error 42703; rows without a brand (NULL, '''' or ''*'') are 23502.';
+COMMENT ON FUNCTION retail_mid.tag_eval_scan(text[], text) IS 'Internal to evaluate_tags: evaluates the tags of one source and scope (or only only_tag of them) in one scan into pg_temp.retail_mid_tag_eval_w, with the brand of each row (scope brand) or ''*''; returns the source rows with a key, how many (brand, key) pairs repeat, how many keys are negative, and the number of values of each tag. A brand tag whose source has no brand column is error 42703; rows without a brand (NULL, '''' or ''*'') are 23502. The rules run as their authors (retail_mid.registry_role; 42501 when an author is gone or no administrator) and must be one expression, relation or SELECT each (42601).';
 
 -- Evaluates tag definitions: one scan per source (tags sharing a source are columns of one SELECT; each rule_sql
 -- tag is its own scan), then records value changes with history in bulk (re-running with unchanged data writes
