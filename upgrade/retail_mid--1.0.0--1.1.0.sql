@@ -652,3 +652,60 @@ BEGIN
                                   'lead_time', v_mode, 'start', v_start, 'end', v_end));
 END;
 $$;
+
+-- issue 19: safety_stock and order_quantity reject NaN and +-Infinity with 22023 (invalid_parameter_value)
+CREATE OR REPLACE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float8, lead_time float8,
+                                        mean_demand float8 DEFAULT 0, sigma_lead_time float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
+            AND abs(sigma_lead_time) < 'Infinity') THEN
+        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
+                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
+    END IF;
+    IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
+        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN retail_mid.normal_quantile(service_level)
+           * sqrt(lead_time * sigma_demand ^ 2 + mean_demand ^ 2 * sigma_lead_time ^ 2);
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.order_quantity(on_hand float8, on_order float8, reserved float8, reorder_point float8,
+                                          order_up_to float8, pack_size float8 DEFAULT 1, min_order_qty float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_position float8 := on_hand + on_order - reserved;
+    v_qty float8;
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
+            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
+            AND abs(min_order_qty) < 'Infinity') THEN
+        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
+                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
+    END IF;
+    IF pack_size <= 0 THEN
+        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF min_order_qty < 0 THEN
+        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF order_up_to < reorder_point THEN
+        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_position > reorder_point OR v_position >= order_up_to THEN
+        RETURN 0;   -- with reorder point = order-up-to (base stock) a position at the level needs nothing
+    END IF;
+    -- the 1e-9 keeps an exact multiple (computed in floating point) from rounding up to one pack more
+    v_qty := ceil((order_up_to - v_position) / pack_size - 1e-9) * pack_size;
+    IF v_qty < min_order_qty THEN
+        v_qty := ceil(min_order_qty / pack_size - 1e-9) * pack_size;
+    END IF;
+    RETURN greatest(v_qty, 0);
+END;
+$$;

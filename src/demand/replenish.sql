@@ -11,6 +11,13 @@ CREATE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
+            AND abs(sigma_lead_time) < 'Infinity') THEN
+        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
+                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
+    END IF;
     IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
         RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -48,6 +55,14 @@ DECLARE
     v_position float8 := on_hand + on_order - reserved;
     v_qty float8;
 BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
+            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
+            AND abs(min_order_qty) < 'Infinity') THEN
+        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
+                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
+    END IF;
     IF pack_size <= 0 THEN
         RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;

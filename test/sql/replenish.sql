@@ -37,6 +37,46 @@ SELECT retail_mid.safety_stock(1.5, 1, 4);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 10, 0);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 4, 1);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 10, 1, -1);
+-- issue 19: NaN and +-Infinity in any argument of the replenishment scalars are 22023, not a NaN, an Infinity or
+-- an "order 0" answer (safety_stock and order_quantity used to return them); SQLSTATE and message of each call
+CREATE FUNCTION pg_temp.outcome(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE 'SELECT (' || call || ')::text' INTO r;
+    RETURN 'ok: ' || coalesce(r, 'NULL');
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT call, pg_temp.outcome(call) FROM (VALUES
+    ($$retail_mid.safety_stock(0.95, 'NaN', 4)$$),
+    ($$retail_mid.safety_stock(0.95, 1, 'Infinity')$$),
+    ($$retail_mid.safety_stock(0.95, 1, 4, 'NaN')$$),
+    ($$retail_mid.safety_stock(0.95, 1, 4, 20, '-Infinity')$$),
+    ($$retail_mid.safety_stock('NaN', 1, 4)$$),
+    ($$retail_mid.safety_stock('Infinity', 1, 4)$$),
+    ($$retail_mid.order_quantity('NaN', 0, 0, 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 'NaN', 0, 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 'Infinity', 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 'NaN', 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 'Infinity')$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 10, 'NaN')$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 10, 1, 'Infinity')$$),
+    ($$retail_mid.order_quantity('-Infinity', 0, 0, 5, 10)$$),
+    ($$retail_mid.normal_quantile('NaN')$$),
+    ($$retail_mid.normal_loss('NaN')$$),
+    ($$retail_mid.fill_rate_safety_factor('NaN', 1, 10)$$),
+    ($$retail_mid.fill_rate_safety_factor(0.9, 'Infinity', 10)$$),
+    ($$(retail_mid.lead_time_demand(retail_mid.forecast_array('{1,2,3}', 2, 1), 1, 'NaN')).quantile$$),
+    ($$(retail_mid.lead_time_demand_mixture('{1,2}', '{1,1}', 'Infinity', 0, 0.9)).quantile$$),
+    ($$(retail_mid.lead_time_demand_fill_rate('{1,2}', '{1,1}', 1, 0, 0.9, 'NaN')).level$$),
+    ($$retail_mid.replenish_lead_time_draws(1, 'Infinity', 3)$$),
+    ($$(retail_mid.replenish_simulate('{1,2}', '{1,1}', '{2,2}', 1, 'NaN', 1, 0)).fill_rate$$),
+    ($$(retail_mid.replenish_simulate('{1,2}', '{1,1}', '{2,2}', '{1,1}'::int4[], 3, 'Infinity', 0)).fill_rate$$),
+    ($$(retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3,4,5,6,7,8,9,10}', 10, 1), 'NaN', 0, 2, 0.9)).reorder_point_normal$$),
+    ($$(retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3,4,5,6,7,8,9,10}', 10, 1), 1, 0, 2, 'Infinity', 'fill_rate')).reorder_point_normal$$)
+) v(call);
+-- the message names every input
+SELECT retail_mid.order_quantity(0, 0, 0, 5, 10, 1, 'Infinity');
 SELECT * FROM retail_mid.lead_time_demand(retail_mid.forecast_array('{1,2,3}', 2, 1), 3, 0.9);
 
 -- ===== lead-time demand with a variable lead time =====
