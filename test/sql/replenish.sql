@@ -426,6 +426,19 @@ SELECT site_id, sku_id, made_on, result ->> 'model' AS model, jsonb_array_length
   FROM retail_mid.replenish_forecast WHERE brand = 'rpt_test';
 SELECT job, rows_written, outcome FROM retail_mid.job_log WHERE job = 'replenish_refresh_forecasts' ORDER BY job_id DESC LIMIT 1;
 SELECT retail_mid.replenish_refresh_forecasts('rpt_test', date '2024-03-08', 3);
+-- issue 19: the demand window is checked as retail_mid.refresh checks its range (an infinite last_day used to
+-- zero-fill without end); the timeout turns a regression into a failure
+SET statement_timeout = '60s';
+SELECT call, pg_temp.outcome(call) FROM (VALUES
+    ($$(SELECT count(*) || ' series, ' || sum(cardinality(y)) || ' days' FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-01-01', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-01-01', 'infinity'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '-infinity', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '4713-01-01 BC', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', NULL, '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-03-14', '2024-01-01'))$$),
+    ($$retail_mid.replenish_refresh_forecasts('rpt_test', 'infinity')$$)
+) v(call);
+RESET statement_timeout;
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2);
 SELECT site_id, sku_id, fill_rate, days_out_of_stock FROM retail_mid.replenish_backtest('rpt_test', 2, 'quantile', '{"history_days": 30}');
 SELECT job, rows_written, outcome, detail ->> 'fill_rate' AS fill_rate, detail ->> 'days_out_of_stock' AS days_out_of_stock
