@@ -981,3 +981,240 @@ BEGIN
      ORDER BY 1, 2;
 END;
 $$;
+
+-- issue 19: loaders and stage_csv raise name_too_long (42622) instead of XX000 for a path the file system refuses as too long
+CREATE FUNCTION retail_mid.server_file_size(path text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_longest int;
+BEGIN
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'file path must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(path) >= 4096 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('The path has %s bytes; the server accepts at most 4095.', octet_length(path));
+    END IF;
+    SELECT max(octet_length(c)) INTO v_longest FROM regexp_split_to_table(path, '/') c;
+    IF v_longest > 255 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('A component of the path has %s bytes; file names have at most 255.', v_longest);
+    END IF;
+    BEGIN
+        RETURN (pg_stat_file(path, true)).size;
+    EXCEPTION WHEN internal_error THEN
+        RAISE EXCEPTION '%', SQLERRM USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The path is read by the database server, not by the client.';
+    END;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.server_file_size(text) IS 'Size in bytes of a file on the database server, NULL when it does not exist (used by the loaders); an empty path is invalid_parameter_value, a path of 4096 bytes or more or with a component over 255 bytes is name_too_long.';
+CREATE OR REPLACE FUNCTION retail_mid.stage_csv(path text, staging regclass, columns text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF retail_mid.server_file_size(path) IS NULL THEN
+        RAISE EXCEPTION 'could not open file "%": no such file', path
+            USING ERRCODE = 'undefined_file', HINT = 'The path is read by the database server, not by the client.';
+    END IF;
+    -- gzip -cdf passes plain files through unchanged; the path is shell-quoted.
+    EXECUTE format('COPY %s %s FROM PROGRAM %L WITH (FORMAT csv, HEADER true)', staging,
+                   CASE WHEN columns = '*' THEN '' ELSE '(' || columns || ')' END,
+                   'gzip -cdf ''' || replace(path, '''', '''\''''') || '''');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.load_complete_journey(dir text, brand text DEFAULT 'complete_journey', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint := 0; v_loaded bigint := 0; v_rejects jsonb; v_load bigint; v_job bigint;
+        f text; n bigint;
+BEGIN
+    v_job := retail_mid.job_start('load_complete_journey', jsonb_build_object('dir', dir, 'brand', brand));
+    CREATE TEMP TABLE rm_tx (line_no bigint GENERATED ALWAYS AS IDENTITY, household_id text, store_id text, basket_id text,
+        product_id text, quantity text, sales_value text, retail_disc text, coupon_disc text, coupon_match_disc text,
+        week text, ts text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_prod (product_id text, manufacturer_id text, department text, brand text, product_category text,
+        product_type text, package_size text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_demo (household_id text, age text, income text, home_ownership text, marital_status text,
+        household_size text, household_comp text, kids_count text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_camp (campaign_id text, household_id text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_campdesc (campaign_id text, campaign_type text, start_date text, end_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_redeem (household_id text, coupon_upc text, campaign_id text, redemption_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_promo (product_id text, store_id text, display_location text, mailer_location text, week text) ON COMMIT DROP;
+
+    FOREACH f IN ARRAY ARRAY['transactions_sample', 'products', 'demographics', 'campaigns', 'campaign_descriptions',
+                             'coupon_redemptions', 'promotions_sample'] LOOP
+        f := CASE WHEN retail_mid.server_file_size(dir || '/' || f || '.csv.gz') IS NOT NULL THEN dir || '/' || f || '.csv.gz'
+                  ELSE dir || '/' || f || '.csv' END;
+        n := CASE
+            WHEN f LIKE '%transactions_sample%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_tx',
+                 'household_id, store_id, basket_id, product_id, quantity, sales_value, retail_disc, coupon_disc, coupon_match_disc, week, ts')
+            WHEN f LIKE '%products%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_prod', '*')
+            WHEN f LIKE '%demographics%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_demo', '*')
+            WHEN f LIKE '%campaign_descriptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_campdesc', '*')
+            WHEN f LIKE '%campaigns%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_camp', '*')
+            WHEN f LIKE '%coupon_redemptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_redeem', '*')
+            ELSE retail_mid.stage_csv(f, 'pg_temp.rm_promo', '*') END;
+        v_read := v_read + n;
+    END LOOP;
+
+    UPDATE rm_tx SET reason = CASE
+        WHEN retail_mid.invalid_field(household_id, 'text') THEN 'missing household_id'
+        WHEN retail_mid.invalid_field(basket_id, 'text') THEN 'missing basket_id'
+        WHEN retail_mid.invalid_field(product_id, 'text') THEN 'missing product_id'
+        WHEN retail_mid.invalid_field(quantity, 'integer') THEN 'quantity is not an integer'
+        WHEN retail_mid.invalid_field(sales_value, 'number') OR retail_mid.invalid_field(retail_disc, 'number')
+          OR retail_mid.invalid_field(coupon_match_disc, 'number') THEN 'an amount is not a number'
+        WHEN retail_mid.invalid_field(ts, 'timestamp') THEN 'transaction_timestamp is not a timestamp' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_tx');
+    v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
+    v_load := retail_mid.finish_load('complete_journey', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, category_l1, category_l2, category_l3, product_brand, package_size, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), department, product_category, product_type, rm_prod.brand, package_size, v_load
+      FROM rm_prod WHERE btrim(product_id) <> ''
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE
+       SET category_l1 = excluded.category_l1, category_l2 = excluded.category_l2, category_l3 = excluded.category_l3,
+           product_brand = excluded.product_brand, package_size = excluded.package_size, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_product (brand, sku_id, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(product_id), v_load FROM rm_tx ON CONFLICT DO NOTHING;
+
+    INSERT INTO retail_mid.ods_customer AS c (brand, customer_id, id_type, attributes, load_id)
+    SELECT load_complete_journey.brand, h, 'household_id', coalesce(to_jsonb(d) - 'household_id', '{}'), v_load
+      FROM (SELECT btrim(household_id) AS h FROM rm_tx UNION SELECT btrim(household_id) FROM rm_demo) hh
+      LEFT JOIN rm_demo d ON btrim(d.household_id) = hh.h
+    ON CONFLICT ON CONSTRAINT ods_customer_pkey DO UPDATE SET attributes = excluded.attributes, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
+    SELECT brand, customer_id, 'household_id', customer_id, v_load FROM retail_mid.ods_customer
+     WHERE brand = load_complete_journey.brand ON CONFLICT DO NOTHING;
+    PERFORM retail_mid.assign_customer_keys(array_agg('household_id'::text), array_agg(customer_id))
+       FROM retail_mid.ods_customer WHERE brand = load_complete_journey.brand;
+
+    INSERT INTO retail_mid.ods_site (brand, site_id, kind, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(store_id), 'store', v_load FROM rm_tx WHERE btrim(store_id) <> ''
+    ON CONFLICT DO NOTHING;
+
+    DELETE FROM retail_mid.ods_order_line l USING (SELECT DISTINCT btrim(basket_id) AS b FROM rm_tx) s
+     WHERE l.brand = load_complete_journey.brand AND l.order_id = s.b;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, load_id)
+    SELECT DISTINCT ON (btrim(basket_id)) load_complete_journey.brand, btrim(basket_id), 'household_id', btrim(household_id),
+           ts::timestamp, 'store', btrim(store_id), 'paid', v_load
+      FROM rm_tx ORDER BY btrim(basket_id), ts
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE
+       SET customer_id = excluded.customer_id, order_time = excluded.order_time, store_id = excluded.store_id, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_complete_journey.brand, btrim(basket_id), row_number() OVER (PARTITION BY btrim(basket_id) ORDER BY line_no),
+           btrim(product_id), q, up, CASE WHEN q = 0 THEN 0 ELSE up * q - sv END, v_load
+      FROM (SELECT *, quantity::numeric AS q, sales_value::numeric AS sv,
+                   CASE WHEN quantity::numeric = 0 THEN sales_value::numeric
+                        ELSE round((sales_value::numeric + abs(retail_disc::numeric) + abs(coupon_match_disc::numeric)) / quantity::numeric, 4) END AS up
+              FROM rm_tx) t;
+
+    INSERT INTO retail_mid.ods_campaign AS c (brand, campaign_id, name, kind, start_date, end_date, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'Campaign ' || btrim(campaign_id), campaign_type,
+           start_date::date, end_date::date, v_load
+      FROM rm_campdesc
+    ON CONFLICT ON CONSTRAINT ods_campaign_pkey DO UPDATE
+       SET kind = excluded.kind, start_date = excluded.start_date, end_date = excluded.end_date, load_id = excluded.load_id;
+    DELETE FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = load_complete_journey.brand;
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, load_id)
+    SELECT load_complete_journey.brand, btrim(c.campaign_id), 'household_id', btrim(c.household_id), 'mail',
+           d.start_date::timestamp, 'sent', v_load
+      FROM rm_camp c LEFT JOIN rm_campdesc d ON btrim(d.campaign_id) = btrim(c.campaign_id);
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, coupon_id, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'household_id', btrim(household_id), 'store',
+           redemption_date::timestamp, 'redeemed', btrim(coupon_upc), v_load
+      FROM rm_redeem;
+
+    -- Promotion weeks follow the transactions' week numbers: week 1 starts on 2017-01-01.
+    INSERT INTO retail_mid.ods_promotion AS p (brand, sku_id, store_id, start_date, end_date, display, feature, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), btrim(store_id), date '2017-01-01' + (week::int - 1) * 7,
+           date '2017-01-01' + (week::int - 1) * 7 + 6, bool_or(display_location <> '0'), bool_or(mailer_location <> '0'), v_load
+      FROM rm_promo GROUP BY btrim(product_id), btrim(store_id), week::int
+    ON CONFLICT ON CONSTRAINT ods_promotion_pkey DO UPDATE
+       SET display = excluded.display, feature = excluded.feature, load_id = excluded.load_id;
+
+    DROP TABLE rm_tx, rm_prod, rm_demo, rm_camp, rm_campdesc, rm_redeem, rm_promo;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_campaign, retail_mid.ods_campaign_touch, retail_mid.ods_promotion;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.load_orange_juice(dir text, brand text DEFAULT 'dominicks', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; f text;
+BEGIN
+    v_job := retail_mid.job_start('load_orange_juice', jsonb_build_object('dir', dir, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (store text, ojbrand text, week text, logmove text, constant text,
+        p1 text, p2 text, p3 text, p4 text, p5 text, p6 text, p7 text, p8 text, p9 text, p10 text, p11 text,
+        deal text, feat text, profit text, units text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_stores (store text, age60 text, educ text, ethnic text, income text, hhlarge text, workwom text,
+        hval150 text, sstrdist text, sstrvol text, cpdist5 text, cpwvol5 text) ON COMMIT DROP;
+    f := CASE WHEN retail_mid.server_file_size(dir || '/orange_juice_weekly.csv.gz') IS NOT NULL
+              THEN dir || '/orange_juice_weekly.csv.gz' ELSE dir || '/orange_juice_weekly.csv' END;
+    v_read := retail_mid.stage_csv(f, 'pg_temp.rm_stage',
+        'store, ojbrand, week, logmove, constant, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, deal, feat, profit, units');
+    v_read := v_read + retail_mid.stage_csv(dir || '/orange_juice_stores.csv', 'pg_temp.rm_stores', '*');
+    UPDATE rm_stage SET reason = CASE
+        WHEN retail_mid.invalid_field(store, 'integer') THEN 'store is not an integer'
+        WHEN retail_mid.invalid_field(ojbrand, 'integer') OR ojbrand::int NOT BETWEEN 1 AND 11 THEN 'brand is not 1..11'
+        WHEN retail_mid.invalid_field(week, 'integer') THEN 'week is not an integer'
+        WHEN retail_mid.invalid_field(units, 'integer') OR units::numeric < 0 THEN 'units is not a non-negative integer'
+        WHEN retail_mid.invalid_field(deal, 'number') OR retail_mid.invalid_field(feat, 'number')
+             OR deal::numeric NOT BETWEEN 0 AND 1 OR feat::numeric NOT BETWEEN 0 AND 1 THEN 'deal/feat is not a share between 0 and 1'
+        WHEN retail_mid.invalid_field((ARRAY[p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])[ojbrand::int], 'number')
+             THEN 'own price is not a number' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
+    v_load := retail_mid.finish_load('orange_juice', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, sku_name, category_l1, category_l2, product_brand, package_size, load_id)
+    SELECT load_orange_juice.brand, 'oj' || b, name, 'Dairy', 'Refrigerated orange juice', split_part(name, ' ', 1),
+           oz || ' oz', v_load
+      FROM (VALUES (1, 'Tropicana Premium 64', 64), (2, 'Tropicana Premium 96', 96), (3, 'Florida''s Natural 64', 64),
+                   (4, 'Tropicana 64', 64), (5, 'Minute Maid 64', 64), (6, 'Minute Maid 96', 96), (7, 'Citrus Hill 64', 64),
+                   (8, 'Tree Fresh 64', 64), (9, 'Florida Gold 64', 64), (10, 'Dominicks 64', 64), (11, 'Dominicks 128', 128))
+           AS b(b, name, oz)
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE SET sku_name = excluded.sku_name, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_site AS s (brand, site_id, site_name, kind, attributes, load_id)
+    SELECT load_orange_juice.brand, btrim(store), 'Dominick''s ' || btrim(store), 'store',
+           coalesce((SELECT to_jsonb(st) - 'store' FROM rm_stores st WHERE btrim(st.store) = btrim(x.store)), '{}'), v_load
+      FROM (SELECT DISTINCT store FROM rm_stage) x
+    ON CONFLICT ON CONSTRAINT ods_site_pkey DO UPDATE SET attributes = excluded.attributes, load_id = excluded.load_id;
+
+    CREATE TEMP TABLE rm_oj ON COMMIT DROP AS
+    SELECT btrim(store) AS store, 'oj' || ojbrand::int AS sku, date '1989-09-14' + (week::int - 1) * 7 AS week_start,
+           units::numeric AS units, deal::numeric AS deal, feat::numeric AS feat,
+           round((ARRAY[p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])[ojbrand::int]::numeric
+                 * (ARRAY[64, 96, 64, 64, 64, 96, 64, 64, 64, 64, 128])[ojbrand::int], 4) AS price
+      FROM rm_stage;
+    DELETE FROM retail_mid.ods_order_line l USING rm_oj s
+     WHERE l.brand = load_orange_juice.brand AND l.order_id = s.store || '-' || s.sku || '-' || s.week_start;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, order_time, channel, store_id, status, load_id)
+    SELECT load_orange_juice.brand, store || '-' || sku || '-' || week_start, week_start, 'store', store, 'paid', v_load FROM rm_oj
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE SET load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_orange_juice.brand, store || '-' || sku || '-' || week_start, 1, sku, units, price, 0, v_load FROM rm_oj;
+    INSERT INTO retail_mid.ods_promotion AS p (brand, sku_id, store_id, start_date, end_date, promo_price, display, feature,
+                                               display_share, feature_share, load_id)
+    SELECT load_orange_juice.brand, sku, store, week_start, week_start + 6, price, deal > 0, feat > 0, round(deal, 5), round(feat, 5), v_load
+      FROM rm_oj WHERE deal > 0 OR feat > 0
+    ON CONFLICT ON CONSTRAINT ods_promotion_pkey DO UPDATE
+       SET promo_price = excluded.promo_price, display = excluded.display, feature = excluded.feature,
+           display_share = excluded.display_share, feature_share = excluded.feature_share, load_id = excluded.load_id;
+    DROP TABLE rm_stage, rm_stores, rm_oj;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_promotion;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
