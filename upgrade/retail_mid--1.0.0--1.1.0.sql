@@ -1197,6 +1197,65 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.metric_build_day(text, date, date) IS 'Rebuilds the days [lo, hi] of dws_metric_<granularity>_1d from DWD (daily values, and key bitmaps for distinct counts); called by metric_generate.';
 
+-- issue 19: safety_stock and order_quantity reject NaN and +-Infinity with 22023 (invalid_parameter_value)
+CREATE OR REPLACE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float8, lead_time float8,
+                                        mean_demand float8 DEFAULT 0, sigma_lead_time float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
+            AND abs(sigma_lead_time) < 'Infinity') THEN
+        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
+                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
+    END IF;
+    IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
+        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN retail_mid.normal_quantile(service_level)
+           * sqrt(lead_time * sigma_demand ^ 2 + mean_demand ^ 2 * sigma_lead_time ^ 2);
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.order_quantity(on_hand float8, on_order float8, reserved float8, reorder_point float8,
+                                          order_up_to float8, pack_size float8 DEFAULT 1, min_order_qty float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_position float8 := on_hand + on_order - reserved;
+    v_qty float8;
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
+            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
+            AND abs(min_order_qty) < 'Infinity') THEN
+        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
+                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
+    END IF;
+    IF pack_size <= 0 THEN
+        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF min_order_qty < 0 THEN
+        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF order_up_to < reorder_point THEN
+        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_position > reorder_point OR v_position >= order_up_to THEN
+        RETURN 0;   -- with reorder point = order-up-to (base stock) a position at the level needs nothing
+    END IF;
+    -- the 1e-9 keeps an exact multiple (computed in floating point) from rounding up to one pack more
+    v_qty := ceil((order_up_to - v_position) / pack_size - 1e-9) * pack_size;
+    IF v_qty < min_order_qty THEN
+        v_qty := ceil(min_order_qty / pack_size - 1e-9) * pack_size;
+    END IF;
+    RETURN greatest(v_qty, 0);
+END;
+$$;
+
+-- issue 19: date ranges of metric_generate, metric_refresh, metric_reconcile and replenish_demand_arrays are checked as
+-- refresh checks its own (NULL, reversed, infinite, more than 100 years); replenish_demand_arrays becomes PL/pgSQL for it
 CREATE OR REPLACE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1228,6 +1287,18 @@ DECLARE
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_generate dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_generate range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_generate range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
     IF NOT FOUND THEN
@@ -1356,6 +1427,14 @@ BEGIN
         EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric, expr) USING from_date, win_to;
         PERFORM retail_mid.registry_leave(tok);
     END LOOP;
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios)
+    FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
+                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, win_to;
+    END LOOP;
+    -- brand isolation and role grants, as for every table of the extension
+    PERFORM retail_mid.secure_generated_table(t1d::regclass);
+    PERFORM retail_mid.secure_generated_table(tbl::regclass);
     RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
     PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
                                                                'dates', format('%s .. %s', from_date, win_to)));
@@ -1364,6 +1443,34 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity>_1d and retail_mid.dws_metric_<granularity>, rebuilds the daily rows of [from_date, to_date] and recomputes every derived and composite metric of the statistics dates those days reach; secures both tables; returns the metric rows written.';
 
+CREATE OR REPLACE FUNCTION retail_mid.metric_refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g text;
+    n bigint := 0;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_refresh range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
+              WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
+                AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
+              ORDER BY 1 LOOP
+        n := n + retail_mid.metric_generate(g, from_date, to_date);
+    END LOOP;
+    RETURN n;
+END;
+$$;
 CREATE OR REPLACE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
 RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -1377,6 +1484,18 @@ DECLARE
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_reconcile dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_reconcile range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_reconcile range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
     IF NOT FOUND THEN
@@ -1391,6 +1510,7 @@ BEGIN
     FOR m IN SELECT d.metric, d.atomic, d.qualifier FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
         -- straight from DWD: the expression and the predicate run as their authors (src/common/registry.sql)
         tok := retail_mid.registry_enter(retail_mid.metric_role(m.atomic, m.qualifier));
+    FOR m IN SELECT d.metric FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
         RETURN QUERY EXECUTE format(
             'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
             'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
@@ -1871,3 +1991,527 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.quality_evaluate(regclass, timestamptz) IS 'Evaluates the enabled quality rules of one table (NULL: all tables) in one scan per table, stores a quality_result per rule and returns the run id (job_log.job_id).';
+    END LOOP;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.replenish_demand_arrays(brand text, first_day date, last_day date)
+RETURNS TABLE (site_id text, sku_id text, first_sale date, y float8[])
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF first_day IS NULL OR last_day IS NULL THEN
+        RAISE EXCEPTION 'replenish_demand_arrays dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF first_day > last_day THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range is empty: first_day % is after last_day %', first_day, last_day
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer window would run until cancelled
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day - first_day > 36600 THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got first_day %s and last_day %s.', first_day, last_day);
+    END IF;
+    RETURN QUERY
+    SELECT p.store_id, p.sku_id, p.f,
+           (SELECT array_agg(coalesce(t.sales_quantity, 0)::float8 ORDER BY d.d)
+              FROM generate_series(p.f, last_day, interval '1 day') d(d)
+              LEFT JOIN retail_mid.dws_trade_sku_store_1d t
+                     ON t.brand = replenish_demand_arrays.brand AND t.store_id = p.store_id AND t.sku_id = p.sku_id AND t.dt = d.d::date)
+      FROM (SELECT w.store_id, w.sku_id, min(w.dt) AS f
+              FROM retail_mid.dws_trade_sku_store_1d w
+              JOIN retail_mid.ods_site s ON s.brand = w.brand AND s.site_id = w.store_id AND s.kind = 'store'
+             WHERE w.brand = replenish_demand_arrays.brand AND w.dt BETWEEN first_day AND last_day AND w.sales_quantity > 0
+             GROUP BY w.store_id, w.sku_id) p
+     ORDER BY 1, 2;
+END;
+$$;
+
+-- issue 19: loaders and stage_csv raise name_too_long (42622) instead of XX000 for a path the file system refuses as too long
+CREATE FUNCTION retail_mid.server_file_size(path text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_longest int;
+BEGIN
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'file path must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(path) >= 4096 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('The path has %s bytes; the server accepts at most 4095.', octet_length(path));
+    END IF;
+    SELECT max(octet_length(c)) INTO v_longest FROM regexp_split_to_table(path, '/') c;
+    IF v_longest > 255 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('A component of the path has %s bytes; file names have at most 255.', v_longest);
+    END IF;
+    BEGIN
+        RETURN (pg_stat_file(path, true)).size;
+    EXCEPTION WHEN internal_error THEN
+        RAISE EXCEPTION '%', SQLERRM USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The path is read by the database server, not by the client.';
+    END;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.server_file_size(text) IS 'Size in bytes of a file on the database server, NULL when it does not exist (used by the loaders); an empty path is invalid_parameter_value, a path of 4096 bytes or more or with a component over 255 bytes is name_too_long.';
+CREATE OR REPLACE FUNCTION retail_mid.stage_csv(path text, staging regclass, columns text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF retail_mid.server_file_size(path) IS NULL THEN
+        RAISE EXCEPTION 'could not open file "%": no such file', path
+            USING ERRCODE = 'undefined_file', HINT = 'The path is read by the database server, not by the client.';
+    END IF;
+    -- gzip -cdf passes plain files through unchanged; the path is shell-quoted.
+    EXECUTE format('COPY %s %s FROM PROGRAM %L WITH (FORMAT csv, HEADER true)', staging,
+                   CASE WHEN columns = '*' THEN '' ELSE '(' || columns || ')' END,
+                   'gzip -cdf ''' || replace(path, '''', '''\''''') || '''');
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.load_complete_journey(dir text, brand text DEFAULT 'complete_journey', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint := 0; v_loaded bigint := 0; v_rejects jsonb; v_load bigint; v_job bigint;
+        f text; n bigint;
+BEGIN
+    v_job := retail_mid.job_start('load_complete_journey', jsonb_build_object('dir', dir, 'brand', brand));
+    CREATE TEMP TABLE rm_tx (line_no bigint GENERATED ALWAYS AS IDENTITY, household_id text, store_id text, basket_id text,
+        product_id text, quantity text, sales_value text, retail_disc text, coupon_disc text, coupon_match_disc text,
+        week text, ts text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_prod (product_id text, manufacturer_id text, department text, brand text, product_category text,
+        product_type text, package_size text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_demo (household_id text, age text, income text, home_ownership text, marital_status text,
+        household_size text, household_comp text, kids_count text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_camp (campaign_id text, household_id text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_campdesc (campaign_id text, campaign_type text, start_date text, end_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_redeem (household_id text, coupon_upc text, campaign_id text, redemption_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_promo (product_id text, store_id text, display_location text, mailer_location text, week text) ON COMMIT DROP;
+
+    FOREACH f IN ARRAY ARRAY['transactions_sample', 'products', 'demographics', 'campaigns', 'campaign_descriptions',
+                             'coupon_redemptions', 'promotions_sample'] LOOP
+        f := CASE WHEN retail_mid.server_file_size(dir || '/' || f || '.csv.gz') IS NOT NULL THEN dir || '/' || f || '.csv.gz'
+                  ELSE dir || '/' || f || '.csv' END;
+        n := CASE
+            WHEN f LIKE '%transactions_sample%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_tx',
+                 'household_id, store_id, basket_id, product_id, quantity, sales_value, retail_disc, coupon_disc, coupon_match_disc, week, ts')
+            WHEN f LIKE '%products%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_prod', '*')
+            WHEN f LIKE '%demographics%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_demo', '*')
+            WHEN f LIKE '%campaign_descriptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_campdesc', '*')
+            WHEN f LIKE '%campaigns%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_camp', '*')
+            WHEN f LIKE '%coupon_redemptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_redeem', '*')
+            ELSE retail_mid.stage_csv(f, 'pg_temp.rm_promo', '*') END;
+        v_read := v_read + n;
+    END LOOP;
+
+    UPDATE rm_tx SET reason = CASE
+        WHEN retail_mid.invalid_field(household_id, 'text') THEN 'missing household_id'
+        WHEN retail_mid.invalid_field(basket_id, 'text') THEN 'missing basket_id'
+        WHEN retail_mid.invalid_field(product_id, 'text') THEN 'missing product_id'
+        WHEN retail_mid.invalid_field(quantity, 'integer') THEN 'quantity is not an integer'
+        WHEN retail_mid.invalid_field(sales_value, 'number') OR retail_mid.invalid_field(retail_disc, 'number')
+          OR retail_mid.invalid_field(coupon_match_disc, 'number') THEN 'an amount is not a number'
+        WHEN retail_mid.invalid_field(ts, 'timestamp') THEN 'transaction_timestamp is not a timestamp' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_tx');
+    v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
+    v_load := retail_mid.finish_load('complete_journey', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, category_l1, category_l2, category_l3, product_brand, package_size, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), department, product_category, product_type, rm_prod.brand, package_size, v_load
+      FROM rm_prod WHERE btrim(product_id) <> ''
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE
+       SET category_l1 = excluded.category_l1, category_l2 = excluded.category_l2, category_l3 = excluded.category_l3,
+           product_brand = excluded.product_brand, package_size = excluded.package_size, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_product (brand, sku_id, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(product_id), v_load FROM rm_tx ON CONFLICT DO NOTHING;
+
+    INSERT INTO retail_mid.ods_customer AS c (brand, customer_id, id_type, attributes, load_id)
+    SELECT load_complete_journey.brand, h, 'household_id', coalesce(to_jsonb(d) - 'household_id', '{}'), v_load
+      FROM (SELECT btrim(household_id) AS h FROM rm_tx UNION SELECT btrim(household_id) FROM rm_demo) hh
+      LEFT JOIN rm_demo d ON btrim(d.household_id) = hh.h
+    ON CONFLICT ON CONSTRAINT ods_customer_pkey DO UPDATE SET attributes = excluded.attributes, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
+    SELECT brand, customer_id, 'household_id', customer_id, v_load FROM retail_mid.ods_customer
+     WHERE brand = load_complete_journey.brand ON CONFLICT DO NOTHING;
+    PERFORM retail_mid.assign_customer_keys(array_agg('household_id'::text), array_agg(customer_id))
+       FROM retail_mid.ods_customer WHERE brand = load_complete_journey.brand;
+
+    INSERT INTO retail_mid.ods_site (brand, site_id, kind, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(store_id), 'store', v_load FROM rm_tx WHERE btrim(store_id) <> ''
+    ON CONFLICT DO NOTHING;
+
+    DELETE FROM retail_mid.ods_order_line l USING (SELECT DISTINCT btrim(basket_id) AS b FROM rm_tx) s
+     WHERE l.brand = load_complete_journey.brand AND l.order_id = s.b;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, load_id)
+    SELECT DISTINCT ON (btrim(basket_id)) load_complete_journey.brand, btrim(basket_id), 'household_id', btrim(household_id),
+           ts::timestamp, 'store', btrim(store_id), 'paid', v_load
+      FROM rm_tx ORDER BY btrim(basket_id), ts
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE
+       SET customer_id = excluded.customer_id, order_time = excluded.order_time, store_id = excluded.store_id, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_complete_journey.brand, btrim(basket_id), row_number() OVER (PARTITION BY btrim(basket_id) ORDER BY line_no),
+           btrim(product_id), q, up, CASE WHEN q = 0 THEN 0 ELSE up * q - sv END, v_load
+      FROM (SELECT *, quantity::numeric AS q, sales_value::numeric AS sv,
+                   CASE WHEN quantity::numeric = 0 THEN sales_value::numeric
+                        ELSE round((sales_value::numeric + abs(retail_disc::numeric) + abs(coupon_match_disc::numeric)) / quantity::numeric, 4) END AS up
+              FROM rm_tx) t;
+
+    INSERT INTO retail_mid.ods_campaign AS c (brand, campaign_id, name, kind, start_date, end_date, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'Campaign ' || btrim(campaign_id), campaign_type,
+           start_date::date, end_date::date, v_load
+      FROM rm_campdesc
+    ON CONFLICT ON CONSTRAINT ods_campaign_pkey DO UPDATE
+       SET kind = excluded.kind, start_date = excluded.start_date, end_date = excluded.end_date, load_id = excluded.load_id;
+    DELETE FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = load_complete_journey.brand;
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, load_id)
+    SELECT load_complete_journey.brand, btrim(c.campaign_id), 'household_id', btrim(c.household_id), 'mail',
+           d.start_date::timestamp, 'sent', v_load
+      FROM rm_camp c LEFT JOIN rm_campdesc d ON btrim(d.campaign_id) = btrim(c.campaign_id);
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, coupon_id, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'household_id', btrim(household_id), 'store',
+           redemption_date::timestamp, 'redeemed', btrim(coupon_upc), v_load
+      FROM rm_redeem;
+
+    -- Promotion weeks follow the transactions' week numbers: week 1 starts on 2017-01-01.
+    INSERT INTO retail_mid.ods_promotion AS p (brand, sku_id, store_id, start_date, end_date, display, feature, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), btrim(store_id), date '2017-01-01' + (week::int - 1) * 7,
+           date '2017-01-01' + (week::int - 1) * 7 + 6, bool_or(display_location <> '0'), bool_or(mailer_location <> '0'), v_load
+      FROM rm_promo GROUP BY btrim(product_id), btrim(store_id), week::int
+    ON CONFLICT ON CONSTRAINT ods_promotion_pkey DO UPDATE
+       SET display = excluded.display, feature = excluded.feature, load_id = excluded.load_id;
+
+    DROP TABLE rm_tx, rm_prod, rm_demo, rm_camp, rm_campdesc, rm_redeem, rm_promo;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_campaign, retail_mid.ods_campaign_touch, retail_mid.ods_promotion;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.load_orange_juice(dir text, brand text DEFAULT 'dominicks', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; f text;
+BEGIN
+    v_job := retail_mid.job_start('load_orange_juice', jsonb_build_object('dir', dir, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (store text, ojbrand text, week text, logmove text, constant text,
+        p1 text, p2 text, p3 text, p4 text, p5 text, p6 text, p7 text, p8 text, p9 text, p10 text, p11 text,
+        deal text, feat text, profit text, units text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_stores (store text, age60 text, educ text, ethnic text, income text, hhlarge text, workwom text,
+        hval150 text, sstrdist text, sstrvol text, cpdist5 text, cpwvol5 text) ON COMMIT DROP;
+    f := CASE WHEN retail_mid.server_file_size(dir || '/orange_juice_weekly.csv.gz') IS NOT NULL
+              THEN dir || '/orange_juice_weekly.csv.gz' ELSE dir || '/orange_juice_weekly.csv' END;
+    v_read := retail_mid.stage_csv(f, 'pg_temp.rm_stage',
+        'store, ojbrand, week, logmove, constant, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, deal, feat, profit, units');
+    v_read := v_read + retail_mid.stage_csv(dir || '/orange_juice_stores.csv', 'pg_temp.rm_stores', '*');
+    UPDATE rm_stage SET reason = CASE
+        WHEN retail_mid.invalid_field(store, 'integer') THEN 'store is not an integer'
+        WHEN retail_mid.invalid_field(ojbrand, 'integer') OR ojbrand::int NOT BETWEEN 1 AND 11 THEN 'brand is not 1..11'
+        WHEN retail_mid.invalid_field(week, 'integer') THEN 'week is not an integer'
+        WHEN retail_mid.invalid_field(units, 'integer') OR units::numeric < 0 THEN 'units is not a non-negative integer'
+        WHEN retail_mid.invalid_field(deal, 'number') OR retail_mid.invalid_field(feat, 'number')
+             OR deal::numeric NOT BETWEEN 0 AND 1 OR feat::numeric NOT BETWEEN 0 AND 1 THEN 'deal/feat is not a share between 0 and 1'
+        WHEN retail_mid.invalid_field((ARRAY[p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])[ojbrand::int], 'number')
+             THEN 'own price is not a number' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
+    v_load := retail_mid.finish_load('orange_juice', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, sku_name, category_l1, category_l2, product_brand, package_size, load_id)
+    SELECT load_orange_juice.brand, 'oj' || b, name, 'Dairy', 'Refrigerated orange juice', split_part(name, ' ', 1),
+           oz || ' oz', v_load
+      FROM (VALUES (1, 'Tropicana Premium 64', 64), (2, 'Tropicana Premium 96', 96), (3, 'Florida''s Natural 64', 64),
+                   (4, 'Tropicana 64', 64), (5, 'Minute Maid 64', 64), (6, 'Minute Maid 96', 96), (7, 'Citrus Hill 64', 64),
+                   (8, 'Tree Fresh 64', 64), (9, 'Florida Gold 64', 64), (10, 'Dominicks 64', 64), (11, 'Dominicks 128', 128))
+           AS b(b, name, oz)
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE SET sku_name = excluded.sku_name, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_site AS s (brand, site_id, site_name, kind, attributes, load_id)
+    SELECT load_orange_juice.brand, btrim(store), 'Dominick''s ' || btrim(store), 'store',
+           coalesce((SELECT to_jsonb(st) - 'store' FROM rm_stores st WHERE btrim(st.store) = btrim(x.store)), '{}'), v_load
+      FROM (SELECT DISTINCT store FROM rm_stage) x
+    ON CONFLICT ON CONSTRAINT ods_site_pkey DO UPDATE SET attributes = excluded.attributes, load_id = excluded.load_id;
+
+    CREATE TEMP TABLE rm_oj ON COMMIT DROP AS
+    SELECT btrim(store) AS store, 'oj' || ojbrand::int AS sku, date '1989-09-14' + (week::int - 1) * 7 AS week_start,
+           units::numeric AS units, deal::numeric AS deal, feat::numeric AS feat,
+           round((ARRAY[p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])[ojbrand::int]::numeric
+                 * (ARRAY[64, 96, 64, 64, 64, 96, 64, 64, 64, 64, 128])[ojbrand::int], 4) AS price
+      FROM rm_stage;
+    DELETE FROM retail_mid.ods_order_line l USING rm_oj s
+     WHERE l.brand = load_orange_juice.brand AND l.order_id = s.store || '-' || s.sku || '-' || s.week_start;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, order_time, channel, store_id, status, load_id)
+    SELECT load_orange_juice.brand, store || '-' || sku || '-' || week_start, week_start, 'store', store, 'paid', v_load FROM rm_oj
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE SET load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_orange_juice.brand, store || '-' || sku || '-' || week_start, 1, sku, units, price, 0, v_load FROM rm_oj;
+    INSERT INTO retail_mid.ods_promotion AS p (brand, sku_id, store_id, start_date, end_date, promo_price, display, feature,
+                                               display_share, feature_share, load_id)
+    SELECT load_orange_juice.brand, sku, store, week_start, week_start + 6, price, deal > 0, feat > 0, round(deal, 5), round(feat, 5), v_load
+      FROM rm_oj WHERE deal > 0 OR feat > 0
+    ON CONFLICT ON CONSTRAINT ods_promotion_pkey DO UPDATE
+       SET promo_price = excluded.promo_price, display = excluded.display, feature = excluded.feature,
+           display_share = excluded.display_share, feature_share = excluded.feature_share, load_id = excluded.load_id;
+    DROP TABLE rm_stage, rm_stores, rm_oj;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_promotion;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+
+-- issue 19: the final text of the metric functions both findings changed (runs as its author; range checks)
+CREATE OR REPLACE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    tbl text;
+    t1d text;
+    v_job bigint;
+    m record;
+    dims_def text;
+    dims_sel text;
+    cols text;
+    metric_cols text;
+    day_cols text[] := '{}';
+    n bigint;
+    k int := 0;
+    dwd regclass;
+    cov retail_mid.metric_coverage;
+    covered datemultirange;
+    need_from date;
+    reach int;
+    last_dt date;
+    win_to date;
+    r daterange;
+    built datemultirange := '{}';
+    days_built bigint := 0;
+    expr text;
+    tok int8;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_generate dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_generate range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_generate range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity) THEN
+        RAISE EXCEPTION 'granularity "%" has no derived metrics', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    v_job := retail_mid.job_start('metric_generate', jsonb_build_object('granularity', granularity, 'from', from_date, 'to', to_date));
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity || '_1d');
+    -- dimension column types from the DWD table of the first atomic metric at this granularity
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = g.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', %I %s', x, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o),
+           string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_def, dims_sel
+      FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)
+      JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass(t1d) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', t1d, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', t1d);
+    END IF;
+    IF to_regclass(tbl) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', tbl, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', tbl);
+    END IF;
+    EXECUTE format('COMMENT ON TABLE %s IS %L', t1d, format('Daily values of the metrics at granularity %s (%s), one row per day dt and dimension values, with the bitmap of the distinct keys of each distinct count; generated by retail_mid.metric_generate, the base every period is rolled up from.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON TABLE %s IS %L', tbl, format('DWS metrics at granularity %s (%s), one row per statistics date dt and dimension values; generated by retail_mid.metric_generate from the metric registry.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', t1d, 'Day.');
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', tbl, 'Statistics date: the last day of every window.');
+    FOR m IN SELECT x, o FROM unnest(g.dimensions) WITH ORDINALITY u(x, o) LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.x, format('Dimension %s.', m.x));
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.x, format('Dimension %s.', m.x));
+    END LOOP;
+
+    -- daily columns, one per (atomic metric, qualifier), and a bitmap column for distinct counts
+    FOR m IN SELECT DISTINCT retail_mid.metric_day_column(a.atomic, d.qualifier) AS col, a.atomic, d.qualifier, a.unit, a.additivity
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY 1 LOOP
+        day_cols := day_cols || m.col;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', t1d, m.col);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col, format('Atomic metric %s under qualifier %s on the day (%s, %s).', m.atomic, m.qualifier, m.unit, m.additivity));
+        IF m.additivity = 'non_additive' THEN
+            day_cols := day_cols || (m.col || '_bitmap');
+            IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col || '_bitmap' AND NOT x.attisdropped) THEN
+                EXECUTE format('ALTER TABLE %s ADD COLUMN %I retail_mid.rbitmap', t1d, m.col || '_bitmap');
+            END IF;
+            EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col || '_bitmap', format('The distinct keys counted by %s, OR-ed over the days of a window for exact distinct counts.', m.col));
+        END IF;
+    END LOOP;
+
+    -- the statistics dates to recompute: from from_date to the last one generated, as far as a window reaches
+    SELECT max(CASE p.kind WHEN 'rolling' THEN p.days - 1 WHEN 'calendar_week' THEN 6 WHEN 'calendar_month' THEN 30 ELSE 36600 END)
+      INTO reach FROM retail_mid.metric_derived d JOIN retail_mid.metric_period p USING (period) WHERE d.granularity = g.granularity;
+    EXECUTE format('SELECT max(dt) FROM %s', tbl) INTO last_dt;
+    win_to := greatest(to_date, least(coalesce(last_dt, to_date), to_date + reach));
+
+    -- the daily rows: [from_date, to_date] always, and whatever else the windows need that is not there yet
+    SELECT * INTO cov FROM retail_mid.metric_coverage c WHERE c.granularity = g.granularity FOR UPDATE;
+    covered := CASE WHEN FOUND AND cov.day_columns = day_cols THEN cov.days ELSE '{}' END;
+    SELECT min(retail_mid.metric_window_start(d.period, from_date)) INTO need_from
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    IF need_from = '-infinity' THEN
+        need_from := from_date;
+        FOR m IN SELECT DISTINCT a.dwd_table, a.time_column FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+                  WHERE d.granularity = g.granularity LOOP
+            EXECUTE format('SELECT least($1, min((t.%I)::date)) FROM %s AS t', m.time_column, m.dwd_table) INTO need_from USING need_from;
+        END LOOP;
+    END IF;
+    FOR r IN SELECT x FROM unnest((datemultirange(daterange(need_from, win_to, '[]')) - covered)
+                                  + datemultirange(daterange(from_date, to_date, '[]'))) x ORDER BY x LOOP
+        n := retail_mid.metric_build_day(g.granularity, lower(r), upper(r) - 1);
+        built := built + datemultirange(r);
+        days_built := days_built + (upper(r) - lower(r));
+        RAISE NOTICE 'metric: % daily rows of % for % .. %', n, t1d, lower(r), upper(r) - 1;
+    END LOOP;
+    INSERT INTO retail_mid.metric_coverage (granularity, days, day_columns) VALUES (g.granularity, covered + built, day_cols)
+        ON CONFLICT ON CONSTRAINT metric_coverage_pkey DO UPDATE SET days = EXCLUDED.days, day_columns = EXCLUDED.day_columns;
+
+    -- every derived metric of the statistics dates [from_date, win_to], rolled up from the daily table
+    IF to_regclass('pg_temp.metric_long') IS NULL THEN
+        CREATE TEMP TABLE metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    END IF;
+    TRUNCATE metric_long;
+    FOR m IN SELECT d.metric, a.unit, a.additivity FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Derived metric %s (%s, %s).', m.metric, m.unit, m.additivity));
+        EXECUTE format('INSERT INTO metric_long SELECT %L, x.dt, x.dims, x.value FROM (%s) x', m.metric, retail_mid.metric_sql(m.metric, g.granularity))
+            USING from_date, win_to;
+        k := k + 1;
+        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, win_to;
+    END LOOP;
+    FOR m IN SELECT c.metric, c.unit FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Composite metric %s (%s).', m.metric, m.unit));
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, win_to;
+    SELECT string_agg(format(', max(value) FILTER (WHERE metric = %L)', d.metric), '' ORDER BY d.metric),
+           string_agg(format(', %I', d.metric), '' ORDER BY d.metric)
+      INTO cols, metric_cols
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_long GROUP BY dt, dims',
+                   tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
+                   metric_cols, coalesce(dims_sel, ''), cols);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- brand isolation and role grants, as for every table of the extension (before the composite metrics, which
+    -- update the table as their authors)
+    PERFORM retail_mid.secure_generated_table(t1d::regclass);
+    PERFORM retail_mid.secure_generated_table(tbl::regclass);
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios), run as
+    -- their authors, restricted (src/common/registry.sql)
+    FOR m IN SELECT c.metric, c.expression, c.author FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        expr := retail_mid.registry_check_sql(regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g'), 'expression',
+                                              format('expression of composite metric %s', m.metric));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[m.author], format('composite metric %s', m.metric)));
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric, expr) USING from_date, win_to;
+        PERFORM retail_mid.registry_leave(tok);
+    END LOOP;
+    RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
+                                                               'dates', format('%s .. %s', from_date, win_to)));
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g text;
+    n bigint := 0;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_refresh range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
+              WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
+                AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
+              ORDER BY 1 LOOP
+        n := n + retail_mid.metric_generate(g, from_date, to_date);
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
+RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    m record;
+    tbl text;
+    dimarr text;
+    tok int8;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_reconcile dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_reconcile range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_reconcile range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    IF to_regclass(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % has not been generated', tbl USING ERRCODE = 'undefined_table',
+            HINT = 'Run retail_mid.metric_generate first.';
+    END IF;
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('s.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    FOR m IN SELECT d.metric, d.atomic, d.qualifier FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        -- straight from DWD: the expression and the predicate run as their authors (src/common/registry.sql)
+        tok := retail_mid.registry_enter(retail_mid.metric_role(m.atomic, m.qualifier));
+        RETURN QUERY EXECUTE format(
+            'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
+            'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
+            'FROM stored a FULL JOIN direct b ON a.dt = b.dt AND a.dims = b.dims '
+            'WHERE a.value IS DISTINCT FROM b.value ORDER BY 2, 3',
+            retail_mid.metric_sql(m.metric, g.granularity, true), dimarr, m.metric, tbl, m.metric, m.metric)
+            USING from_date, to_date;
+        PERFORM retail_mid.registry_leave(tok);
+    END LOOP;
+END;
+$$;

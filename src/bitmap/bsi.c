@@ -363,7 +363,11 @@ bsi_build_combine(PG_FUNCTION_ARGS)
 	BsiState   *b = PG_ARGISNULL(1) ? NULL : (BsiState *) PG_GETARG_POINTER(1);
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 		a = BsiStateNew(aggcxt, b->n);
 	BsiStateReserve(a, b->n);

@@ -185,7 +185,11 @@ clv_points_combine(PG_FUNCTION_ARGS)
 	MemoryContext old;
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 	{
 		/* copy into the aggregate context: b may live in a shorter-lived one */
@@ -858,7 +862,11 @@ clv_summary_combine(PG_FUNCTION_ARGS)
 	ClvSummaryState *b = PG_ARGISNULL(1) ? NULL : (ClvSummaryState *) PG_GETARG_POINTER(1);
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 	{
 		a = MemoryContextAllocZero(aggcxt, sizeof(ClvSummaryState));

@@ -92,7 +92,11 @@ oneid_edges_combine(PG_FUNCTION_ARGS)
 	OneidEdges *b = PG_ARGISNULL(1) ? NULL : (OneidEdges *) PG_GETARG_POINTER(1);
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 		a = OneidEdgesNew(aggcxt, b->n);
 	OneidEdgesReserve(a, b->n);

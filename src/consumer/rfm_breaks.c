@@ -101,7 +101,11 @@ rfm_breaks_combine(PG_FUNCTION_ARGS)
 	RfmBreaks  *b = PG_ARGISNULL(1) ? NULL : (RfmBreaks *) PG_GETARG_POINTER(1);
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 		a = RfmBreaksNew(aggcxt, b->k, b->descending);
 	RfmBreaksReserve(a, b->n);

@@ -470,7 +470,11 @@ rfm_collect_combine(PG_FUNCTION_ARGS)
 	int64		n;
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 		a = RfmPopNew(aggcxt, b->kind, b->as_of, b->window_days);
 	if (a->kind != b->kind || a->as_of != b->as_of || a->window_days != b->window_days)

@@ -370,7 +370,11 @@ rfm_combine(PG_FUNCTION_ARGS)
 	int32		need;
 
 	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();	/* no rows on either side: the state stays SQL NULL */
 		PG_RETURN_POINTER(a);
+	}
 	if (a == NULL)
 		a = RfmStateNew(aggcxt, b->as_of, b->window_days);
 	if (a->as_of != b->as_of || a->window_days != b->window_days)

@@ -38,7 +38,7 @@ typedef struct OlsState
 	double		xx[OLS_MAX_K * OLS_MAX_K];
 } OlsState;
 
-/* ols(y float8, x float8[]): rows with a NULL y or any NULL/non-finite regressor are rejected, not skipped */
+/* ols(y float8, x float8[]): rows with a NULL y or x are skipped; a NULL element or a non-finite value is an error */
 Datum
 ols_trans(PG_FUNCTION_ARGS)
 {
@@ -52,7 +52,16 @@ ols_trans(PG_FUNCTION_ARGS)
 
 	ctx = RmAggContext(fcinfo, "ols_trans");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		PG_RETURN_POINTER(st);	/* a row without response or regressors does not enter the fit */
+	{
+		/*
+		 * A row without response or regressors does not enter the fit. Before the first complete row there is
+		 * no state yet: it must stay SQL NULL, not become a non-NULL null pointer that the final, serial and
+		 * combine functions would dereference.
+		 */
+		if (st == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(st);
+	}
 	y = PG_GETARG_FLOAT8(1);
 	RetailMidCheckFinite(y, "ols response");
 	arr = PG_GETARG_ARRAYTYPE_P(2);

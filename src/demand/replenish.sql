@@ -11,6 +11,13 @@ CREATE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float
 RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
+            AND abs(sigma_lead_time) < 'Infinity') THEN
+        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
+                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
+    END IF;
     IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
         RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -48,6 +55,14 @@ DECLARE
     v_position float8 := on_hand + on_order - reserved;
     v_qty float8;
 BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
+            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
+            AND abs(min_order_qty) < 'Infinity') THEN
+        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
+                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
+    END IF;
     IF pack_size <= 0 THEN
         RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -392,11 +407,26 @@ COMMENT ON COLUMN retail_mid.replenish_forecast.made_on IS 'Last day of history;
 COMMENT ON COLUMN retail_mid.replenish_forecast.result IS 'Forecast result (retail_mid.forecast / forecast_array jsonb).';
 
 -- Dense daily demand (sales_quantity, 0 on days without sales) per store x SKU from the first sale in the window
--- to the window's last day: the input of the forecasts. Store sites only.
+-- to the window's last day: the input of the forecasts. Store sites only. PL/pgSQL rather than a standard-SQL
+-- body only to check the window first: an infinite last_day would zero-fill without end (issue 19).
 CREATE FUNCTION retail_mid.replenish_demand_arrays(brand text, first_day date, last_day date)
 RETURNS TABLE (site_id text, sku_id text, first_sale date, y float8[])
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF first_day IS NULL OR last_day IS NULL THEN
+        RAISE EXCEPTION 'replenish_demand_arrays dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF first_day > last_day THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range is empty: first_day % is after last_day %', first_day, last_day
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer window would run until cancelled
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day - first_day > 36600 THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got first_day %s and last_day %s.', first_day, last_day);
+    END IF;
+    RETURN QUERY
     SELECT p.store_id, p.sku_id, p.f,
            (SELECT array_agg(coalesce(t.sales_quantity, 0)::float8 ORDER BY d.d)
               FROM generate_series(p.f, last_day, interval '1 day') d(d)
@@ -409,6 +439,7 @@ BEGIN ATOMIC
              GROUP BY w.store_id, w.sku_id) p
      ORDER BY 1, 2;
 END;
+$$;
 COMMENT ON FUNCTION retail_mid.replenish_demand_arrays(text, date, date) IS 'Daily units sold per store x SKU as an array from the first sale in [first_day, last_day] to last_day, zero-filled.';
 
 CREATE FUNCTION retail_mid.replenish_refresh_forecasts(brand text, as_of date DEFAULT NULL, history_days int4 DEFAULT 365,

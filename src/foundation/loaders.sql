@@ -5,16 +5,44 @@
 -- nothing: a structurally malformed file or more rejected rows than max_rejected raises an error and the
 -- transaction loads nothing. Rows of a file that were loaded before are replaced (reloading a file is idempotent).
 
+-- The size of a file the server is to read, NULL when it does not exist. pg_stat_file reports a path the
+-- operating system refuses as too long (ENAMETOOLONG), or a loop of symbolic links, as an internal error (XX000):
+-- over-long paths are refused here first with name_too_long, and what stat still cannot classify becomes
+-- invalid_parameter_value with the system's message. PARALLEL UNSAFE: the exception block is a subtransaction.
+CREATE FUNCTION retail_mid.server_file_size(path text)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_longest int;
+BEGIN
+    IF path IS NULL OR path = '' THEN
+        RAISE EXCEPTION 'file path must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(path) >= 4096 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('The path has %s bytes; the server accepts at most 4095.', octet_length(path));
+    END IF;
+    SELECT max(octet_length(c)) INTO v_longest FROM regexp_split_to_table(path, '/') c;
+    IF v_longest > 255 THEN
+        RAISE EXCEPTION 'file path is too long' USING ERRCODE = 'name_too_long',
+            DETAIL = format('A component of the path has %s bytes; file names have at most 255.', v_longest);
+    END IF;
+    BEGIN
+        RETURN (pg_stat_file(path, true)).size;
+    EXCEPTION WHEN internal_error THEN
+        RAISE EXCEPTION '%', SQLERRM USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'The path is read by the database server, not by the client.';
+    END;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.server_file_size(text) IS 'Size in bytes of a file on the database server, NULL when it does not exist (used by the loaders); an empty path is invalid_parameter_value, a path of 4096 bytes or more or with a component over 255 bytes is name_too_long.';
+
 -- Copies a CSV file (plain or gzip) with a header into an existing staging table; the file must exist.
 CREATE FUNCTION retail_mid.stage_csv(path text, staging regclass, columns text)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE n bigint;
 BEGIN
-    IF path IS NULL OR path = '' THEN
-        RAISE EXCEPTION 'file path must not be empty' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF (pg_stat_file(path, true)).size IS NULL THEN
+    IF retail_mid.server_file_size(path) IS NULL THEN
         RAISE EXCEPTION 'could not open file "%": no such file', path
             USING ERRCODE = 'undefined_file', HINT = 'The path is read by the database server, not by the client.';
     END IF;
@@ -180,7 +208,7 @@ BEGIN
 
     FOREACH f IN ARRAY ARRAY['transactions_sample', 'products', 'demographics', 'campaigns', 'campaign_descriptions',
                              'coupon_redemptions', 'promotions_sample'] LOOP
-        f := CASE WHEN (pg_stat_file(dir || '/' || f || '.csv.gz', true)).size IS NOT NULL THEN dir || '/' || f || '.csv.gz'
+        f := CASE WHEN retail_mid.server_file_size(dir || '/' || f || '.csv.gz') IS NOT NULL THEN dir || '/' || f || '.csv.gz'
                   ELSE dir || '/' || f || '.csv' END;
         n := CASE
             WHEN f LIKE '%transactions_sample%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_tx',
@@ -348,7 +376,7 @@ BEGIN
         deal text, feat text, profit text, units text, reason text) ON COMMIT DROP;
     CREATE TEMP TABLE rm_stores (store text, age60 text, educ text, ethnic text, income text, hhlarge text, workwom text,
         hval150 text, sstrdist text, sstrvol text, cpdist5 text, cpwvol5 text) ON COMMIT DROP;
-    f := CASE WHEN (pg_stat_file(dir || '/orange_juice_weekly.csv.gz', true)).size IS NOT NULL
+    f := CASE WHEN retail_mid.server_file_size(dir || '/orange_juice_weekly.csv.gz') IS NOT NULL
               THEN dir || '/orange_juice_weekly.csv.gz' ELSE dir || '/orange_juice_weekly.csv' END;
     v_read := retail_mid.stage_csv(f, 'pg_temp.rm_stage',
         'store, ojbrand, week, logmove, constant, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, deal, feat, profit, units');

@@ -554,8 +554,17 @@ DECLARE
     expr text;
     tok int8;
 BEGIN
-    IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
-        RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_generate dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_generate range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_generate range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
     IF NOT FOUND THEN
@@ -701,6 +710,18 @@ DECLARE
     g text;
     n bigint := 0;
 BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_refresh range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
     FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
               WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
                 AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
@@ -724,8 +745,17 @@ DECLARE
     dimarr text;
     tok int8;
 BEGIN
-    IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
-        RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_reconcile dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_reconcile range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_reconcile range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
     IF NOT FOUND THEN

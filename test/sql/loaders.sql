@@ -41,6 +41,22 @@ SELECT rows_read, rows_loaded, rows_rejected, rejects FROM retail_mid.load_onlin
 SELECT source, rows_read, rows_loaded, rows_rejected, rejects FROM retail_mid.ods_load WHERE brand = 'fixture2';
 -- a path with a quote cannot escape the shell command
 SELECT pg_temp.try(format('SELECT retail_mid.load_online_retail(%L, %L)', :'fixtures' || '/x''; touch /tmp/pwned; ''', 'fixture2'));
+-- issue 19: a path component over 255 bytes (ENAMETOOLONG) or a path of 4096 bytes or more is name_too_long
+-- (42622) from every loader and from stage_csv, not an internal error (XX000); a long but valid path is still
+-- only missing (58P01)
+CREATE TEMP TABLE rm_long_stage (a text);
+SELECT loader, pg_temp.try(format('SELECT * FROM %s(%L)', loader, p)) AS outcome
+  FROM unnest(ARRAY['retail_mid.load_online_retail', 'retail_mid.load_complete_journey', 'retail_mid.load_cdnow',
+                    'retail_mid.load_orange_juice', 'retail_mid.load_boston_tracts', 'retail_mid.load_media_feedback']) loader,
+       (VALUES ('/tmp/' || repeat('a', 256)), (repeat('/abc', 1024))) v(p)
+ ORDER BY loader, p;
+SELECT pg_temp.try(format('SELECT retail_mid.stage_csv(%L, %L, %L)', '/tmp/' || repeat('é', 128) || '/x.csv', 'pg_temp.rm_long_stage', '*'));
+SELECT pg_temp.try(format('SELECT retail_mid.stage_csv(%L, %L, %L)', '/tmp/' || repeat('a', 255), 'pg_temp.rm_long_stage', '*'));
+SELECT pg_temp.try(format('SELECT retail_mid.load_orange_juice(%L)', '/tmp/' || repeat('a', 255)));
+\set VERBOSITY default
+SELECT retail_mid.server_file_size('/tmp/' || repeat('a', 300) || '/x');
+SELECT retail_mid.server_file_size(repeat('/abc', 1024));
+SELECT retail_mid.server_file_size('/tmp/' || repeat('a', 255)) AS missing_is_null;
 -- the job log has a row per successful load
 SELECT job, outcome, rows_written FROM retail_mid.job_log WHERE job = 'load_online_retail' ORDER BY job_id;
 -- a failed run through run_logged leaves a failed row and re-raises

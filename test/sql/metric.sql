@@ -200,6 +200,37 @@ SELECT retail_mid.metric_generate('mt_store', NULL, '2026-01-01');
 SELECT retail_mid.metric_generate('nowhere', '2026-01-01', '2026-01-02');
 SELECT retail_mid.metric_generate('mt_sku', '2026-01-01', '2026-01-02');
 SELECT * FROM retail_mid.metric_reconcile('mt_sku', '2026-01-01', '2026-01-02');
+-- issue 19: ranges are checked as retail_mid.refresh checks them (NULL 22004; reversed, infinite or longer than
+-- 100 years = 36600 days 22023) instead of running until cancelled; the timeout turns a regression into a failure
+SET statement_timeout = '60s';
+CREATE FUNCTION pg_temp.outcome(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE 'SELECT (' || call || ')::text' INTO r;
+    RETURN 'ok: ' || coalesce(r, 'NULL');
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SET client_min_messages = warning;
+SELECT call, pg_temp.outcome(call) FROM (VALUES
+    ($$retail_mid.metric_generate('mt_store', '2026-01-01', 'infinity')$$),
+    ($$retail_mid.metric_generate('mt_store', '-infinity', '2026-01-01')$$),
+    ($$retail_mid.metric_generate('mt_store', '4713-01-01 BC', '2000-01-01')$$),
+    ($$retail_mid.metric_generate('mt_store', NULL, '2026-01-01')$$),
+    ($$retail_mid.metric_refresh('2026-01-01', 'infinity')$$),
+    ($$retail_mid.metric_refresh('4713-01-01 BC', '2026-01-01')$$),
+    ($$retail_mid.metric_refresh('2026-01-01', NULL)$$),
+    ($$retail_mid.metric_refresh('2026-01-02', '2026-01-01')$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', '-infinity', 'infinity'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', '2026-01-01', 'infinity'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', '4713-01-01 BC', '2026-01-01'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', NULL, '2026-01-01'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', '2026-01-20', '2026-01-01'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', date '2026-01-20' - 36601, '2026-01-20'))$$),
+    ($$(SELECT count(*) FROM retail_mid.metric_reconcile('mt_store', date '2026-01-20' - 36600, '2026-01-20'))$$)
+) v(call);
+RESET client_min_messages;
+RESET statement_timeout;
 
 -- clean up
 DELETE FROM retail_mid.metric_composite WHERE granularity LIKE 'mt\_%';

@@ -23,6 +23,16 @@ SELECT retail_mid.ols(y, ARRAY[1, x1]) IS NULL AS too_few_rows FROM po WHERE i <
 SELECT retail_mid.ols(y, ARRAY[1, x1]) FROM po WHERE false;
 -- rows with a NULL response or regressor array are left out
 SELECT (retail_mid.ols(CASE WHEN i <= 10 THEN NULL ELSE y END, ARRAY[1, x1])->>'n')::int AS n_without_nulls FROM po;
+-- issue 19: a group whose first (or only) rows have a NULL y or x has no state yet, which must stay SQL NULL:
+-- the final and serial functions used to dereference a NULL pointer here and crash the server
+SELECT retail_mid.ols(NULL::float8, NULL::float8[]) AS all_null;
+SELECT retail_mid.ols(NULL::float8, ARRAY[1.0, 2.0]) AS null_y, retail_mid.ols(1.0::float8, NULL::float8[]) AS null_x;
+SELECT i, (retail_mid.ols(CASE WHEN i <= 3 THEN NULL ELSE y END, CASE WHEN i = 2 THEN NULL ELSE ARRAY[1, x1] END)
+           OVER (ORDER BY i) ->> 'n')::int AS n_so_far
+  FROM po WHERE i <= 6 ORDER BY i;
+SELECT i, (retail_mid.ols(CASE WHEN i <= 3 THEN NULL ELSE y END, ARRAY[1.0])
+           OVER (ORDER BY i ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) ->> 'n')::int AS n_in_frame
+  FROM po WHERE i <= 5 ORDER BY i;
 -- bad input
 SELECT retail_mid.ols(y, ARRAY[1, NULL]) FROM po;
 SELECT retail_mid.ols(y, CASE WHEN i = 5 THEN ARRAY[1.0] ELSE ARRAY[1, x1] END) FROM po;
@@ -46,5 +56,13 @@ CREATE TEMP TABLE po_ser AS SELECT grp, round((m->'coef'->>0)::numeric, 9) a, ro
   FROM (SELECT grp, retail_mid.ols(y, ARRAY[1, x]) m FROM po_big GROUP BY grp) s;
 SELECT count(*) AS differences FROM (SELECT * FROM po_par EXCEPT SELECT * FROM po_ser) d;
 SELECT count(*) AS groups FROM po_ser;
+-- issue 19: in a parallel plan a worker whose rows are all NULL, an all-NULL group and an empty input hand on no state
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT grp, retail_mid.ols(CASE WHEN grp = 0 OR x <= 60000 THEN NULL ELSE y END, ARRAY[1, x]) FROM po_big GROUP BY grp;
+SELECT grp, (m->>'n')::int AS n, round((m->'coef'->>1)::numeric, 6) AS slope
+  FROM (SELECT grp, retail_mid.ols(CASE WHEN grp = 0 OR x <= 60000 THEN NULL ELSE y END, ARRAY[1, x]) m
+          FROM po_big GROUP BY grp) s ORDER BY grp;
+SELECT retail_mid.ols(NULL::float8, ARRAY[1, x]) AS all_null_parallel FROM po_big;
+SELECT retail_mid.ols(y, ARRAY[1, x]) AS empty_parallel FROM po_big WHERE x < 0;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
 DROP TABLE po_big;

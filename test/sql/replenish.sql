@@ -37,6 +37,46 @@ SELECT retail_mid.safety_stock(1.5, 1, 4);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 10, 0);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 4, 1);
 SELECT retail_mid.order_quantity(1, 0, 0, 5, 10, 1, -1);
+-- issue 19: NaN and +-Infinity in any argument of the replenishment scalars are 22023, not a NaN, an Infinity or
+-- an "order 0" answer (safety_stock and order_quantity used to return them); SQLSTATE and message of each call
+CREATE FUNCTION pg_temp.outcome(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE 'SELECT (' || call || ')::text' INTO r;
+    RETURN 'ok: ' || coalesce(r, 'NULL');
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT call, pg_temp.outcome(call) FROM (VALUES
+    ($$retail_mid.safety_stock(0.95, 'NaN', 4)$$),
+    ($$retail_mid.safety_stock(0.95, 1, 'Infinity')$$),
+    ($$retail_mid.safety_stock(0.95, 1, 4, 'NaN')$$),
+    ($$retail_mid.safety_stock(0.95, 1, 4, 20, '-Infinity')$$),
+    ($$retail_mid.safety_stock('NaN', 1, 4)$$),
+    ($$retail_mid.safety_stock('Infinity', 1, 4)$$),
+    ($$retail_mid.order_quantity('NaN', 0, 0, 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 'NaN', 0, 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 'Infinity', 5, 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 'NaN', 10)$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 'Infinity')$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 10, 'NaN')$$),
+    ($$retail_mid.order_quantity(0, 0, 0, 5, 10, 1, 'Infinity')$$),
+    ($$retail_mid.order_quantity('-Infinity', 0, 0, 5, 10)$$),
+    ($$retail_mid.normal_quantile('NaN')$$),
+    ($$retail_mid.normal_loss('NaN')$$),
+    ($$retail_mid.fill_rate_safety_factor('NaN', 1, 10)$$),
+    ($$retail_mid.fill_rate_safety_factor(0.9, 'Infinity', 10)$$),
+    ($$(retail_mid.lead_time_demand(retail_mid.forecast_array('{1,2,3}', 2, 1), 1, 'NaN')).quantile$$),
+    ($$(retail_mid.lead_time_demand_mixture('{1,2}', '{1,1}', 'Infinity', 0, 0.9)).quantile$$),
+    ($$(retail_mid.lead_time_demand_fill_rate('{1,2}', '{1,1}', 1, 0, 0.9, 'NaN')).level$$),
+    ($$retail_mid.replenish_lead_time_draws(1, 'Infinity', 3)$$),
+    ($$(retail_mid.replenish_simulate('{1,2}', '{1,1}', '{2,2}', 1, 'NaN', 1, 0)).fill_rate$$),
+    ($$(retail_mid.replenish_simulate('{1,2}', '{1,1}', '{2,2}', '{1,1}'::int4[], 3, 'Infinity', 0)).fill_rate$$),
+    ($$(retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3,4,5,6,7,8,9,10}', 10, 1), 'NaN', 0, 2, 0.9)).reorder_point_normal$$),
+    ($$(retail_mid.replenish_policy(retail_mid.forecast_array('{1,2,3,4,5,6,7,8,9,10}', 10, 1), 1, 0, 2, 'Infinity', 'fill_rate')).reorder_point_normal$$)
+) v(call);
+-- the message names every input
+SELECT retail_mid.order_quantity(0, 0, 0, 5, 10, 1, 'Infinity');
 SELECT * FROM retail_mid.lead_time_demand(retail_mid.forecast_array('{1,2,3}', 2, 1), 3, 0.9);
 
 -- ===== lead-time demand with a variable lead time =====
@@ -386,6 +426,19 @@ SELECT site_id, sku_id, made_on, result ->> 'model' AS model, jsonb_array_length
   FROM retail_mid.replenish_forecast WHERE brand = 'rpt_test';
 SELECT job, rows_written, outcome FROM retail_mid.job_log WHERE job = 'replenish_refresh_forecasts' ORDER BY job_id DESC LIMIT 1;
 SELECT retail_mid.replenish_refresh_forecasts('rpt_test', date '2024-03-08', 3);
+-- issue 19: the demand window is checked as retail_mid.refresh checks its range (an infinite last_day used to
+-- zero-fill without end); the timeout turns a regression into a failure
+SET statement_timeout = '60s';
+SELECT call, pg_temp.outcome(call) FROM (VALUES
+    ($$(SELECT count(*) || ' series, ' || sum(cardinality(y)) || ' days' FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-01-01', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-01-01', 'infinity'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '-infinity', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '4713-01-01 BC', '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', NULL, '2024-03-14'))$$),
+    ($$(SELECT count(*) FROM retail_mid.replenish_demand_arrays('rpt_test', '2024-03-14', '2024-01-01'))$$),
+    ($$retail_mid.replenish_refresh_forecasts('rpt_test', 'infinity')$$)
+) v(call);
+RESET statement_timeout;
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2);
 SELECT site_id, sku_id, fill_rate, days_out_of_stock FROM retail_mid.replenish_backtest('rpt_test', 2, 'quantile', '{"history_days": 30}');
 SELECT job, rows_written, outcome, detail ->> 'fill_rate' AS fill_rate, detail ->> 'days_out_of_stock' AS days_out_of_stock
