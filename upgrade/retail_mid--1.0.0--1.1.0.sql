@@ -2515,3 +2515,6 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- docs: the masked view of customer_key took its column comments from the table when it was created
+COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was given (the first load that saw the identifier).';
