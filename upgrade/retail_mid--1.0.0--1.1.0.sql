@@ -1197,65 +1197,6 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.metric_build_day(text, date, date) IS 'Rebuilds the days [lo, hi] of dws_metric_<granularity>_1d from DWD (daily values, and key bitmaps for distinct counts); called by metric_generate.';
 
--- issue 19: safety_stock and order_quantity reject NaN and +-Infinity with 22023 (invalid_parameter_value)
-CREATE OR REPLACE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float8, lead_time float8,
-                                        mean_demand float8 DEFAULT 0, sigma_lead_time float8 DEFAULT 0)
-RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
-    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
-            AND abs(sigma_lead_time) < 'Infinity') THEN
-        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
-                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
-    END IF;
-    IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
-        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    RETURN retail_mid.normal_quantile(service_level)
-           * sqrt(lead_time * sigma_demand ^ 2 + mean_demand ^ 2 * sigma_lead_time ^ 2);
-END;
-$$;
-CREATE OR REPLACE FUNCTION retail_mid.order_quantity(on_hand float8, on_order float8, reserved float8, reorder_point float8,
-                                          order_up_to float8, pack_size float8 DEFAULT 1, min_order_qty float8 DEFAULT 0)
-RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_position float8 := on_hand + on_order - reserved;
-    v_qty float8;
-BEGIN
-    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
-    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
-            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
-            AND abs(min_order_qty) < 'Infinity') THEN
-        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
-                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
-    END IF;
-    IF pack_size <= 0 THEN
-        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF min_order_qty < 0 THEN
-        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF order_up_to < reorder_point THEN
-        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF v_position > reorder_point OR v_position >= order_up_to THEN
-        RETURN 0;   -- with reorder point = order-up-to (base stock) a position at the level needs nothing
-    END IF;
-    -- the 1e-9 keeps an exact multiple (computed in floating point) from rounding up to one pack more
-    v_qty := ceil((order_up_to - v_position) / pack_size - 1e-9) * pack_size;
-    IF v_qty < min_order_qty THEN
-        v_qty := ceil(min_order_qty / pack_size - 1e-9) * pack_size;
-    END IF;
-    RETURN greatest(v_qty, 0);
-END;
-$$;
-
--- issue 19: date ranges of metric_generate, metric_refresh, metric_reconcile and replenish_demand_arrays are checked as
--- refresh checks its own (NULL, reversed, infinite, more than 100 years); replenish_demand_arrays becomes PL/pgSQL for it
 CREATE OR REPLACE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1287,18 +1228,6 @@ DECLARE
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_generate needs finite dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
-BEGIN
-    IF from_date IS NULL OR to_date IS NULL THEN
-        RAISE EXCEPTION 'metric_generate dates must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF from_date > to_date THEN
-        RAISE EXCEPTION 'metric_generate range is empty: from_date % is after to_date %', from_date, to_date
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
-    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
-        RAISE EXCEPTION 'metric_generate range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
     IF NOT FOUND THEN
@@ -1427,14 +1356,6 @@ BEGIN
         EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric, expr) USING from_date, win_to;
         PERFORM retail_mid.registry_leave(tok);
     END LOOP;
-    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios)
-    FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
-        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
-                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, win_to;
-    END LOOP;
-    -- brand isolation and role grants, as for every table of the extension
-    PERFORM retail_mid.secure_generated_table(t1d::regclass);
-    PERFORM retail_mid.secure_generated_table(tbl::regclass);
     RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
     PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
                                                                'dates', format('%s .. %s', from_date, win_to)));
@@ -1443,34 +1364,6 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.metric_generate(text, date, date) IS 'Creates (or adds columns to) retail_mid.dws_metric_<granularity>_1d and retail_mid.dws_metric_<granularity>, rebuilds the daily rows of [from_date, to_date] and recomputes every derived and composite metric of the statistics dates those days reach; secures both tables; returns the metric rows written.';
 
-CREATE OR REPLACE FUNCTION retail_mid.metric_refresh(from_date date, to_date date)
-RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    g text;
-    n bigint := 0;
-BEGIN
-    IF from_date IS NULL OR to_date IS NULL THEN
-        RAISE EXCEPTION 'metric_refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF from_date > to_date THEN
-        RAISE EXCEPTION 'metric_refresh range is empty: from_date % is after to_date %', from_date, to_date
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
-    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
-        RAISE EXCEPTION 'metric_refresh range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
-    END IF;
-    FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
-              WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
-                AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
-              ORDER BY 1 LOOP
-        n := n + retail_mid.metric_generate(g, from_date, to_date);
-    END LOOP;
-    RETURN n;
-END;
-$$;
 CREATE OR REPLACE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
 RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -1484,18 +1377,6 @@ DECLARE
 BEGIN
     IF from_date IS NULL OR to_date IS NULL OR to_date < from_date THEN
         RAISE EXCEPTION 'metric_reconcile needs dates with from_date <= to_date' USING ERRCODE = 'invalid_parameter_value';
-BEGIN
-    IF from_date IS NULL OR to_date IS NULL THEN
-        RAISE EXCEPTION 'metric_reconcile dates must not be null' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF from_date > to_date THEN
-        RAISE EXCEPTION 'metric_reconcile range is empty: from_date % is after to_date %', from_date, to_date
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
-    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
-        RAISE EXCEPTION 'metric_reconcile range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
     END IF;
     SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
     IF NOT FOUND THEN
@@ -1510,7 +1391,6 @@ BEGIN
     FOR m IN SELECT d.metric, d.atomic, d.qualifier FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
         -- straight from DWD: the expression and the predicate run as their authors (src/common/registry.sql)
         tok := retail_mid.registry_enter(retail_mid.metric_role(m.atomic, m.qualifier));
-    FOR m IN SELECT d.metric FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
         RETURN QUERY EXECUTE format(
             'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
             'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
@@ -1991,6 +1871,301 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.quality_evaluate(regclass, timestamptz) IS 'Evaluates the enabled quality rules of one table (NULL: all tables) in one scan per table, stores a quality_result per rule and returns the run id (job_log.job_id).';
+
+-- issue 19: safety_stock and order_quantity reject NaN and +-Infinity with 22023 (invalid_parameter_value)
+CREATE OR REPLACE FUNCTION retail_mid.safety_stock(service_level float8, sigma_demand float8, lead_time float8,
+                                        mean_demand float8 DEFAULT 0, sigma_lead_time float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(sigma_demand) < 'Infinity' AND abs(lead_time) < 'Infinity' AND abs(mean_demand) < 'Infinity'
+            AND abs(sigma_lead_time) < 'Infinity') THEN
+        RAISE EXCEPTION 'safety stock inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got sigma_demand %s, lead_time %s, mean_demand %s, sigma_lead_time %s.',
+                            sigma_demand, lead_time, mean_demand, sigma_lead_time);
+    END IF;
+    IF sigma_demand < 0 OR lead_time < 0 OR mean_demand < 0 OR sigma_lead_time < 0 THEN
+        RAISE EXCEPTION 'safety stock inputs must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN retail_mid.normal_quantile(service_level)
+           * sqrt(lead_time * sigma_demand ^ 2 + mean_demand ^ 2 * sigma_lead_time ^ 2);
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.order_quantity(on_hand float8, on_order float8, reserved float8, reorder_point float8,
+                                          order_up_to float8, pack_size float8 DEFAULT 1, min_order_qty float8 DEFAULT 0)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_position float8 := on_hand + on_order - reserved;
+    v_qty float8;
+BEGIN
+    -- abs(x) < Infinity is false for NaN (greater than every number in PostgreSQL) and for +-Infinity
+    IF NOT (abs(on_hand) < 'Infinity' AND abs(on_order) < 'Infinity' AND abs(reserved) < 'Infinity'
+            AND abs(reorder_point) < 'Infinity' AND abs(order_up_to) < 'Infinity' AND abs(pack_size) < 'Infinity'
+            AND abs(min_order_qty) < 'Infinity') THEN
+        RAISE EXCEPTION 'order quantity inputs must be finite numbers' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got on_hand %s, on_order %s, reserved %s, reorder_point %s, order_up_to %s, pack_size %s, min_order_qty %s.',
+                            on_hand, on_order, reserved, reorder_point, order_up_to, pack_size, min_order_qty);
+    END IF;
+    IF pack_size <= 0 THEN
+        RAISE EXCEPTION 'pack size must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF min_order_qty < 0 THEN
+        RAISE EXCEPTION 'minimum order quantity must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF order_up_to < reorder_point THEN
+        RAISE EXCEPTION 'order-up-to level must not be below the reorder point' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_position > reorder_point OR v_position >= order_up_to THEN
+        RETURN 0;   -- with reorder point = order-up-to (base stock) a position at the level needs nothing
+    END IF;
+    -- the 1e-9 keeps an exact multiple (computed in floating point) from rounding up to one pack more
+    v_qty := ceil((order_up_to - v_position) / pack_size - 1e-9) * pack_size;
+    IF v_qty < min_order_qty THEN
+        v_qty := ceil(min_order_qty / pack_size - 1e-9) * pack_size;
+    END IF;
+    RETURN greatest(v_qty, 0);
+END;
+$$;
+
+-- issue 19: date ranges of metric_generate, metric_refresh, metric_reconcile and replenish_demand_arrays are checked as
+-- refresh checks its own (NULL, reversed, infinite, more than 100 years); replenish_demand_arrays becomes PL/pgSQL for it
+CREATE OR REPLACE FUNCTION retail_mid.metric_generate(granularity text, from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    tbl text;
+    t1d text;
+    v_job bigint;
+    m record;
+    dims_def text;
+    dims_sel text;
+    cols text;
+    metric_cols text;
+    day_cols text[] := '{}';
+    n bigint;
+    k int := 0;
+    dwd regclass;
+    cov retail_mid.metric_coverage;
+    covered datemultirange;
+    need_from date;
+    reach int;
+    last_dt date;
+    win_to date;
+    r daterange;
+    built datemultirange := '{}';
+    days_built bigint := 0;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_generate dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_generate range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_generate range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_generate.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity) THEN
+        RAISE EXCEPTION 'granularity "%" has no derived metrics', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    v_job := retail_mid.job_start('metric_generate', jsonb_build_object('granularity', granularity, 'from', from_date, 'to', to_date));
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    t1d := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity || '_1d');
+    -- dimension column types from the DWD table of the first atomic metric at this granularity
+    SELECT a.dwd_table INTO dwd FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+     WHERE d.granularity = g.granularity ORDER BY d.metric LIMIT 1;
+    SELECT string_agg(format(', %I %s', x, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o),
+           string_agg(format(', (dims[%s])::%s', o, format_type(att.atttypid, att.atttypmod)), '' ORDER BY o)
+      INTO dims_def, dims_sel
+      FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)
+      JOIN pg_attribute att ON att.attrelid = dwd AND att.attname = x;
+    IF to_regclass(t1d) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', t1d, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', t1d);
+    END IF;
+    IF to_regclass(tbl) IS NULL THEN
+        EXECUTE format('CREATE TABLE %s (dt date NOT NULL%s)', tbl, coalesce(dims_def, ''));
+        EXECUTE format('CREATE INDEX ON %s (dt)', tbl);
+    END IF;
+    EXECUTE format('COMMENT ON TABLE %s IS %L', t1d, format('Daily values of the metrics at granularity %s (%s), one row per day dt and dimension values, with the bitmap of the distinct keys of each distinct count; generated by retail_mid.metric_generate, the base every period is rolled up from.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON TABLE %s IS %L', tbl, format('DWS metrics at granularity %s (%s), one row per statistics date dt and dimension values; generated by retail_mid.metric_generate from the metric registry.',
+                                                            g.granularity, array_to_string(g.dimensions, ', ')));
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', t1d, 'Day.');
+    EXECUTE format('COMMENT ON COLUMN %s.dt IS %L', tbl, 'Statistics date: the last day of every window.');
+    FOR m IN SELECT x, o FROM unnest(g.dimensions) WITH ORDINALITY u(x, o) LOOP
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.x, format('Dimension %s.', m.x));
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.x, format('Dimension %s.', m.x));
+    END LOOP;
+
+    -- daily columns, one per (atomic metric, qualifier), and a bitmap column for distinct counts
+    FOR m IN SELECT DISTINCT retail_mid.metric_day_column(a.atomic, d.qualifier) AS col, a.atomic, d.qualifier, a.unit, a.additivity
+               FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY 1 LOOP
+        day_cols := day_cols || m.col;
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', t1d, m.col);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col, format('Atomic metric %s under qualifier %s on the day (%s, %s).', m.atomic, m.qualifier, m.unit, m.additivity));
+        IF m.additivity = 'non_additive' THEN
+            day_cols := day_cols || (m.col || '_bitmap');
+            IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(t1d) AND x.attname = m.col || '_bitmap' AND NOT x.attisdropped) THEN
+                EXECUTE format('ALTER TABLE %s ADD COLUMN %I retail_mid.rbitmap', t1d, m.col || '_bitmap');
+            END IF;
+            EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', t1d, m.col || '_bitmap', format('The distinct keys counted by %s, OR-ed over the days of a window for exact distinct counts.', m.col));
+        END IF;
+    END LOOP;
+
+    -- the statistics dates to recompute: from from_date to the last one generated, as far as a window reaches
+    SELECT max(CASE p.kind WHEN 'rolling' THEN p.days - 1 WHEN 'calendar_week' THEN 6 WHEN 'calendar_month' THEN 30 ELSE 36600 END)
+      INTO reach FROM retail_mid.metric_derived d JOIN retail_mid.metric_period p USING (period) WHERE d.granularity = g.granularity;
+    EXECUTE format('SELECT max(dt) FROM %s', tbl) INTO last_dt;
+    win_to := greatest(to_date, least(coalesce(last_dt, to_date), to_date + reach));
+
+    -- the daily rows: [from_date, to_date] always, and whatever else the windows need that is not there yet
+    SELECT * INTO cov FROM retail_mid.metric_coverage c WHERE c.granularity = g.granularity FOR UPDATE;
+    covered := CASE WHEN FOUND AND cov.day_columns = day_cols THEN cov.days ELSE '{}' END;
+    SELECT min(retail_mid.metric_window_start(d.period, from_date)) INTO need_from
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    IF need_from = '-infinity' THEN
+        need_from := from_date;
+        FOR m IN SELECT DISTINCT a.dwd_table, a.time_column FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+                  WHERE d.granularity = g.granularity LOOP
+            EXECUTE format('SELECT least($1, min((t.%I)::date)) FROM %s AS t', m.time_column, m.dwd_table) INTO need_from USING need_from;
+        END LOOP;
+    END IF;
+    FOR r IN SELECT x FROM unnest((datemultirange(daterange(need_from, win_to, '[]')) - covered)
+                                  + datemultirange(daterange(from_date, to_date, '[]'))) x ORDER BY x LOOP
+        n := retail_mid.metric_build_day(g.granularity, lower(r), upper(r) - 1);
+        built := built + datemultirange(r);
+        days_built := days_built + (upper(r) - lower(r));
+        RAISE NOTICE 'metric: % daily rows of % for % .. %', n, t1d, lower(r), upper(r) - 1;
+    END LOOP;
+    INSERT INTO retail_mid.metric_coverage (granularity, days, day_columns) VALUES (g.granularity, covered + built, day_cols)
+        ON CONFLICT ON CONSTRAINT metric_coverage_pkey DO UPDATE SET days = EXCLUDED.days, day_columns = EXCLUDED.day_columns;
+
+    -- every derived metric of the statistics dates [from_date, win_to], rolled up from the daily table
+    IF to_regclass('pg_temp.metric_long') IS NULL THEN
+        CREATE TEMP TABLE metric_long (metric text, dt date, dims text[], value numeric) ON COMMIT DROP;
+    END IF;
+    TRUNCATE metric_long;
+    FOR m IN SELECT d.metric, a.unit, a.additivity FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic)
+              WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Derived metric %s (%s, %s).', m.metric, m.unit, m.additivity));
+        EXECUTE format('INSERT INTO metric_long SELECT %L, x.dt, x.dims, x.value FROM (%s) x', m.metric, retail_mid.metric_sql(m.metric, g.granularity))
+            USING from_date, win_to;
+        k := k + 1;
+        RAISE NOTICE 'metric: % computed for % .. %', m.metric, from_date, win_to;
+    END LOOP;
+    FOR m IN SELECT c.metric, c.unit FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = to_regclass(tbl) AND x.attname = m.metric AND NOT x.attisdropped) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN %I numeric', tbl, m.metric);
+        END IF;
+        EXECUTE format('COMMENT ON COLUMN %s.%I IS %L', tbl, m.metric, format('Composite metric %s (%s).', m.metric, m.unit));
+    END LOOP;
+    EXECUTE format('DELETE FROM %s WHERE dt BETWEEN $1 AND $2', tbl) USING from_date, win_to;
+    SELECT string_agg(format(', max(value) FILTER (WHERE metric = %L)', d.metric), '' ORDER BY d.metric),
+           string_agg(format(', %I', d.metric), '' ORDER BY d.metric)
+      INTO cols, metric_cols
+      FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity;
+    EXECUTE format('INSERT INTO %s (dt%s%s) SELECT dt%s%s FROM metric_long GROUP BY dt, dims',
+                   tbl, coalesce((SELECT string_agg(format(', %I', x), '' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), ''),
+                   metric_cols, coalesce(dims_sel, ''), cols);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- composite metrics are expressions of the window values (a ratio of sums, never a sum of ratios)
+    FOR m IN SELECT c.metric, c.expression FROM retail_mid.metric_composite c WHERE c.granularity = g.granularity ORDER BY c.metric LOOP
+        EXECUTE format('UPDATE %s SET %I = %s WHERE dt BETWEEN $1 AND $2', tbl, m.metric,
+                       regexp_replace(m.expression, '\{([a-z][a-z0-9_]*)\}', '"\1"', 'g')) USING from_date, win_to;
+    END LOOP;
+    -- brand isolation and role grants, as for every table of the extension
+    PERFORM retail_mid.secure_generated_table(t1d::regclass);
+    PERFORM retail_mid.secure_generated_table(tbl::regclass);
+    RAISE NOTICE 'metric: % rows of % for % metrics (% .. %)', n, tbl, k, from_date, win_to;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('table', tbl, 'metrics', k, 'days_built', days_built,
+                                                               'dates', format('%s .. %s', from_date, win_to)));
+    RETURN n;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g text;
+    n bigint := 0;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_refresh range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    FOR g IN SELECT x.granularity FROM retail_mid.metric_granularity x
+              WHERE to_regclass('retail_mid.' || quote_ident('dws_metric_' || x.granularity)) IS NOT NULL
+                AND EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.granularity = x.granularity)
+              ORDER BY 1 LOOP
+        n := n + retail_mid.metric_generate(g, from_date, to_date);
+    END LOOP;
+    RETURN n;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_reconcile(granularity text, from_date date, to_date date)
+RETURNS TABLE (metric text, dt date, dims text[], dws_value numeric, dwd_value numeric)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g retail_mid.metric_granularity;
+    m record;
+    tbl text;
+    dimarr text;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'metric_reconcile dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'metric_reconcile range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer range would run until cancelled
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'metric_reconcile range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got from_date %s and to_date %s.', from_date, to_date);
+    END IF;
+    SELECT * INTO g FROM retail_mid.metric_granularity x WHERE x.granularity = metric_reconcile.granularity;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown granularity "%"', granularity USING ERRCODE = 'undefined_object';
+    END IF;
+    tbl := 'retail_mid.' || quote_ident('dws_metric_' || g.granularity);
+    IF to_regclass(tbl) IS NULL THEN
+        RAISE EXCEPTION 'table % has not been generated', tbl USING ERRCODE = 'undefined_table',
+            HINT = 'Run retail_mid.metric_generate first.';
+    END IF;
+    dimarr := 'ARRAY[' || coalesce((SELECT string_agg('s.' || quote_ident(x) || '::text', ', ' ORDER BY o) FROM unnest(g.dimensions) WITH ORDINALITY u(x, o)), '') || ']::text[]';
+    FOR m IN SELECT d.metric FROM retail_mid.metric_derived d WHERE d.granularity = g.granularity ORDER BY d.metric LOOP
+        RETURN QUERY EXECUTE format(
+            'WITH direct AS (%s), stored AS (SELECT s.dt, %s AS dims, s.%I AS value FROM %s s WHERE s.dt BETWEEN $1 AND $2 AND s.%I IS NOT NULL) '
+            'SELECT %L::text, coalesce(a.dt, b.dt), coalesce(a.dims, b.dims), a.value, b.value '
+            'FROM stored a FULL JOIN direct b ON a.dt = b.dt AND a.dims = b.dims '
+            'WHERE a.value IS DISTINCT FROM b.value ORDER BY 2, 3',
+            retail_mid.metric_sql(m.metric, g.granularity, true), dimarr, m.metric, tbl, m.metric, m.metric)
+            USING from_date, to_date;
     END LOOP;
 END;
 $$;
