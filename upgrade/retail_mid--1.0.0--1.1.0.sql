@@ -2253,3 +2253,6 @@ $$;
 
 -- docs: the masked view of customer_key took its column comments from the table when it was created
 COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was given (the first load that saw the identifier).';
+
+-- issue 16: one meaning for NOT, <>, NOT IN and NOT BETWEEN (the evaluator is C; only the description changes)
+COMMENT ON FUNCTION retail_mid.audience(text, text) IS 'The customers matching a tag expression in the context of a brand: tags of scope brand are read with that brand''s values only (group tags and saved audiences as without a brand), and NOT is the complement within the brand''s customers. A brand the caller may not see is error 42501.';

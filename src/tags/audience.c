@@ -176,35 +176,32 @@ te_bool_text(TeEval *ev, const TagExprNode *n, const TagExprValue *v)
 }
 
 /*
- * Bitmap of customers whose enumerated/boolean tag has one of the values (all values when nvals < 0): the OR of
- * the rows the caller may read (row-level security), or, in a brand context for a brand tag, of that brand's row.
+ * Bitmap of customers whose enumerated/boolean tag has one of the values (negated: a value other than all of them):
+ * the OR of the rows the caller may read (row-level security), or, in a brand context for a brand tag, of that
+ * brand's rows. A predicate holds when one of the customer's visible values satisfies it (see te_eval).
  */
 static RbHandle *
-te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExprValue *vals, int nvals)
+te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExprValue *vals, int nvals,
+		bool negated)
 {
 	Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[3];
 	Datum	   *elems;
 	bool		in_brand = by_brand && ev->brand != NULL;
+	StringInfoData sql;
 
 	values[0] = CStringGetTextDatum(n->tag);
 	values[2] = PointerGetDatum(ev->brand);
-	if (nvals < 0)
-	{
-		values[1] = values[2];
-		types[1] = TEXTOID;
-		return te_fetch(in_brand ? "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1 AND brand = $2"
-						: "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap WHERE tag_name = $1",
-						in_brand ? 2 : 1, types, values);
-	}
 	elems = palloc(sizeof(Datum) * Max(nvals, 1));
 	for (int i = 0; i < nvals; i++)
 		elems[i] = CStringGetTextDatum(type == 'b' ? te_bool_text(ev, n, &vals[i]) : vals[i].text);
 	values[1] = PointerGetDatum(construct_array(elems, nvals, TEXTOID, -1, false, TYPALIGN_INT));
-	return te_fetch(in_brand ? "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
-					"WHERE tag_name = $1 AND tag_value = ANY ($2) AND brand = $3"
-					: "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
-					"WHERE tag_name = $1 AND tag_value = ANY ($2)", in_brand ? 3 : 2, types, values);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
+					 "WHERE tag_name = $1 AND %s", negated ? "tag_value <> ALL ($2)" : "tag_value = ANY ($2)");
+	if (in_brand)
+		appendStringInfoString(&sql, " AND brand = $3");
+	return te_fetch(sql.data, in_brand ? 3 : 2, types, values);
 }
 
 /*
@@ -291,6 +288,43 @@ te_numeric(TeEval *ev, const TagExprNode *n, const TagExprValue *lo, bool lo_inc
 	return TagNumericRange(n->tag, ev->brand, te_number(ev, n, lo), lo_incl, te_number(ev, n, hi), hi_incl);
 }
 
+/* a := a | b, freeing b */
+static RbHandle *
+te_union(RbHandle *a, RbHandle *b)
+{
+	roaring_bitmap_or_inplace(a->rb, b->rb);
+	RbFree(b);
+	return a;
+}
+
+static int
+te_numeric_cmp(const void *a, const void *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(*(Numeric const *) a),
+											 NumericGetDatum(*(Numeric const *) b)));
+}
+
+/*
+ * Customers with a value outside the list (NOT IN): the open intervals between the sorted values, each answered
+ * from the index, so that with several visible indexes (brands) it holds when one of the customer's values is
+ * outside the list, as for every other predicate.
+ */
+static RbHandle *
+te_numeric_not_in(TeEval *ev, const TagExprNode *n)
+{
+	Numeric    *v = palloc(sizeof(Numeric) * n->nvalues);
+	RbHandle   *result;
+
+	for (int i = 0; i < n->nvalues; i++)
+		v[i] = te_number(ev, n, &n->values[i]);
+	qsort(v, n->nvalues, sizeof(Numeric), te_numeric_cmp);
+	result = TagNumericRange(n->tag, ev->brand, NULL, false, v[0], false);
+	for (int i = 1; i < n->nvalues; i++)
+		if (te_numeric_cmp(&v[i - 1], &v[i]) < 0)
+			result = te_union(result, TagNumericRange(n->tag, ev->brand, v[i - 1], false, v[i], false));
+	return te_union(result, TagNumericRange(n->tag, ev->brand, v[n->nvalues - 1], false, NULL, false));
+}
+
 PG_FUNCTION_INFO_V1(tag_numeric_range);
 
 /* tag_numeric_range(tag, lo, lo_inclusive, hi, hi_inclusive): the evaluator's numeric leaf, callable from SQL. */
@@ -315,13 +349,28 @@ tag_numeric_range(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(out);
 }
 
+/*
+ * The set NOT is relative to: in a brand context the brand's customers (retail_mid.customer_brand), so that
+ * "NOT x" in brand A never returns customers of other brands; otherwise every known customer the caller may see.
+ */
 static RbHandle *
 te_universe_copy(TeEval *ev)
 {
 	RbHandle   *h;
 
 	if (ev->universe == NULL)
-		ev->universe = te_fetch("SELECT retail_mid.customer_universe()", 0, NULL, NULL);
+	{
+		if (ev->brand != NULL)
+		{
+			Oid			types[1] = {TEXTOID};
+			Datum		values[1] = {PointerGetDatum(ev->brand)};
+
+			ev->universe = te_fetch("SELECT retail_mid.rb_build_agg(customer_key) FROM retail_mid.customer_brand "
+									"WHERE brand = $1", 1, types, values);
+		}
+		else
+			ev->universe = te_fetch("SELECT retail_mid.customer_universe()", 0, NULL, NULL);
+	}
 	h = RbHandleAlloc();
 	h->rb = roaring_bitmap_copy(ev->universe->rb);
 	RbCheckAlloc(h);
@@ -420,8 +469,8 @@ te_eval(TeEval *ev, const TagExprNode *n)
 					case TE_EQ:
 						return te_numeric(ev, n, v, true, v, true);
 					case TE_NE:
-						return te_minus(te_numeric(ev, n, NULL, false, NULL, false),
-										te_numeric(ev, n, v, true, v, true));
+						return te_union(te_numeric(ev, n, NULL, false, v, false),
+										te_numeric(ev, n, v, false, NULL, false));
 					case TE_LT:
 						return te_numeric(ev, n, NULL, false, v, false);
 					case TE_LE:
@@ -433,20 +482,16 @@ te_eval(TeEval *ev, const TagExprNode *n)
 				}
 				break;
 			case TE_BETWEEN:
-				l = te_numeric(ev, n, &v[0], true, &v[1], true);
 				if (n->negated)
-					return te_minus(te_numeric(ev, n, NULL, false, NULL, false), l);
-				return l;
+					return te_union(te_numeric(ev, n, NULL, false, &v[0], false),
+									te_numeric(ev, n, &v[1], false, NULL, false));
+				return te_numeric(ev, n, &v[0], true, &v[1], true);
 			case TE_IN:
+				if (n->negated)
+					return te_numeric_not_in(ev, n);
 				l = RbNew();
 				for (int i = 0; i < n->nvalues; i++)
-				{
-					r = te_numeric(ev, n, &v[i], true, &v[i], true);
-					roaring_bitmap_or_inplace(l->rb, r->rb);
-					RbFree(r);
-				}
-				if (n->negated)
-					return te_minus(te_numeric(ev, n, NULL, false, NULL, false), l);
+					l = te_union(l, te_numeric(ev, n, &v[i], true, &v[i], true));
 				return l;
 			default:
 				break;
@@ -464,21 +509,15 @@ te_eval(TeEval *ev, const TagExprNode *n)
 			{
 				TagExprValue t = {"true", false, false};
 
-				return te_enum(ev, n, type, by_brand, &t, 1);
+				return te_enum(ev, n, type, by_brand, &t, 1, false);
 			}
 		case TE_CMP:
 			if (n->op != TE_EQ && n->op != TE_NE)
 				te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
 						 "tag \"%s\" is not numeric; use = <> or IN", n->tag);
-			l = te_enum(ev, n, type, by_brand, n->values, 1);
-			if (n->op == TE_NE)
-				return te_minus(te_enum(ev, n, type, by_brand, NULL, -1), l);
-			return l;
+			return te_enum(ev, n, type, by_brand, n->values, 1, n->op == TE_NE);
 		case TE_IN:
-			l = te_enum(ev, n, type, by_brand, n->values, n->nvalues);
-			if (n->negated)
-				return te_minus(te_enum(ev, n, type, by_brand, NULL, -1), l);
-			return l;
+			return te_enum(ev, n, type, by_brand, n->values, n->nvalues, n->negated);
 		case TE_BETWEEN:
 			te_error(ERRCODE_DATATYPE_MISMATCH, ev->src, n->pos,
 					 "tag \"%s\" is not numeric; BETWEEN needs a numeric tag", n->tag);

@@ -230,7 +230,7 @@ CREATE FUNCTION retail_mid.audience_count(expression text) RETURNS bigint
 COMMENT ON FUNCTION retail_mid.audience_count(text) IS 'How many customers match a tag expression.';
 CREATE FUNCTION retail_mid.audience(expression text, brand text) RETURNS retail_mid.rbitmap
     AS 'MODULE_PATHNAME', 'audience_in_brand' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION retail_mid.audience(text, text) IS 'The customers matching a tag expression in the context of a brand: tags of scope brand are read with that brand''s values only (group tags, saved audiences and NOT as without a brand). A brand the caller may not see is error 42501.';
+COMMENT ON FUNCTION retail_mid.audience(text, text) IS 'The customers matching a tag expression in the context of a brand: tags of scope brand are read with that brand''s values only (group tags and saved audiences as without a brand), and NOT is the complement within the brand''s customers. A brand the caller may not see is error 42501.';
 CREATE FUNCTION retail_mid.audience_count(expression text, brand text) RETURNS bigint
     AS 'MODULE_PATHNAME', 'audience_count_in_brand' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION retail_mid.audience_count(text, text) IS 'How many customers match a tag expression in the context of a brand (see audience(text, text)).';
