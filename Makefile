@@ -55,3 +55,14 @@ test:
 	bash test/run_tests.sh
 bench:
 	bash test/bench/run.sh $(BENCH)
+
+# The hostile run (issue 19, docs/torture.md): every routine of the schema with bad values, as an admin and a superuser,
+# then a bounded sqlsmith run as an admin; both against a throw-away cluster. Installs python3-psycopg2 and sqlsmith.
+.PHONY: torture
+TORTURE_ARGS ?=
+SQLSMITH_QUERIES ?= 5000
+torture:
+	bash test/deps.sh python3-psycopg2 sqlsmith
+	$(MAKE) -s && rm -rf tmp_install && $(MAKE) -s install DESTDIR=$(CURDIR)/tmp_install >/dev/null
+	RETAIL_MID_DESTDIR=$(CURDIR)/tmp_install bash test/with_cluster.sh \
+	  bash -c '/usr/bin/python3 test/torture/torture.py $(TORTURE_ARGS); a=$$?; bash test/torture/sqlsmith.sh $(SQLSMITH_QUERIES) 19; b=$$?; [ $$a -eq 0 ] && [ $$b -eq 0 ]'

@@ -2256,3 +2256,96 @@ COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was
 
 -- issue 16: one meaning for NOT, <>, NOT IN and NOT BETWEEN (the evaluator is C; only the description changes)
 COMMENT ON FUNCTION retail_mid.audience(text, text) IS 'The customers matching a tag expression in the context of a brand: tags of scope brand are read with that brand''s values only (group tags and saved audiences as without a brand), and NOT is the complement within the brand''s customers. A brand the caller may not see is error 42501.';
+
+
+-- issue 19: pii_create_masked_view only on the extension's tables (members of the extension in schema retail_mid), and
+-- only for a session whose user is a member of retail_mid_admin or may read the table (SECURITY DEFINER, search_path
+-- and grants repeated as in the install script)
+CREATE OR REPLACE FUNCTION retail_mid.pii_create_masked_view(tbl regclass)
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text;
+    vname text;
+    has_brand boolean;
+    has_customer boolean;
+    scope text := '';
+    old_view regclass;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'pii_create_masked_view needs a table' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- only the extension's own tables: a member of the extension (created by its script), in its schema
+    IF NOT EXISTS (SELECT 1 FROM pg_class c
+                     JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.objsubid = 0 AND d.deptype = 'e'
+                     JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'retail_mid'
+                    WHERE c.oid = tbl AND c.relkind IN ('r', 'p') AND c.relnamespace = 'retail_mid'::regnamespace) THEN
+        RAISE EXCEPTION '% is not a table of the retail_mid extension', tbl USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'This SECURITY DEFINER function makes masked views only for tables that belong to the extension (schema retail_mid).',
+            HINT = 'Mask a table of your own with a view you create yourself.';
+    END IF;
+    -- the caller's rights (the session's user: inside a SECURITY DEFINER function current_user is the definer)
+    IF NOT (pg_has_role(session_user, 'retail_mid_admin', 'MEMBER') OR has_table_privilege(session_user, tbl, 'SELECT')) THEN
+        RAISE EXCEPTION 'permission denied to make a masked view of %', tbl USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('Role %s is neither a member of retail_mid_admin nor allowed to read the table.', session_user);
+    END IF;
+    vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
+                    (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
+    old_view := to_regclass(vname);
+    IF old_view IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = old_view AND c.relkind = 'v'
+                                                AND c.relowner = 'retail_mid_view_owner'::regrole) THEN
+        RAISE EXCEPTION '% exists and is not a masked view', vname USING ERRCODE = 'duplicate_table';
+    END IF;
+    IF old_view IS NULL AND NOT EXISTS (SELECT 1 FROM retail_mid.pii_mask_rule r WHERE r.table_name = tbl) THEN
+        RAISE EXCEPTION '% has no masking rule', tbl USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Add its rules to retail_mid.pii_mask_rule (which creates the view).';
+    END IF;
+    SELECT string_agg(CASE WHEN r.method IS NULL THEN format('t.%I', a.attname)
+                           WHEN r.method = 'hash' THEN format('retail_mid.pii_mask(t.%I::text, %L) AS %I', a.attname, r.method, a.attname)
+                           ELSE format('retail_mid.pii_mask(t.%I::text, %L)::%s AS %I', a.attname, r.method, format_type(a.atttypid, a.atttypmod), a.attname) END,
+                      ', ' ORDER BY a.attnum),
+           bool_or(a.attname = 'brand'), bool_or(a.attname = 'customer_key')
+      INTO cols, has_brand, has_customer
+      FROM pg_attribute a LEFT JOIN retail_mid.pii_mask_rule r ON r.table_name = tbl AND r.column_name = a.attname
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped;
+    IF cols IS NULL THEN
+        RAISE EXCEPTION '% has no columns', tbl USING ERRCODE = 'undefined_table';
+    END IF;
+    IF NOT has_brand AND has_customer THEN
+        scope := ' WHERE EXISTS (SELECT 1 FROM retail_mid.customer_brand cb WHERE cb.customer_key = t.customer_key)';
+    END IF;
+    -- dropped and created (not replaced): a hash rule changes the column's type to text
+    IF old_view IS NOT NULL THEN
+        EXECUTE format('DROP VIEW %s', vname);
+    END IF;
+    EXECUTE format('CREATE VIEW %s WITH (security_barrier = true) AS SELECT %s FROM %s AS t%s', vname, cols, tbl, scope);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_view_owner', tbl);
+    IF scope <> '' THEN
+        GRANT SELECT ON retail_mid.customer_brand TO retail_mid_view_owner;
+    END IF;
+    EXECUTE format('ALTER VIEW %s OWNER TO retail_mid_view_owner', vname);
+    EXECUTE format('COMMENT ON VIEW %s IS %L', vname, format('%s with personal data masked by retail_mid.pii_mask_rule for non-members of retail_mid_pii_reader; %s',
+                   tbl, CASE WHEN has_brand THEN 'brand-isolated by the table''s row-level security.'
+                             WHEN has_customer THEN 'scoped to the customers of the caller''s brands.'
+                             ELSE 'not brand-scoped (no brand or customer_key column): admins and pii_reader only.' END));
+    -- the base table's column comments carry over, marked where the column is masked (BI tools show them)
+    FOR cols IN SELECT format('COMMENT ON COLUMN %s.%I IS %L', vname, a.attname,
+                              coalesce(col_description(tbl, a.attnum), a.attname) ||
+                              CASE WHEN r.method IS NOT NULL THEN format(' Masked (%s) for non-members of retail_mid_pii_reader.', r.method) ELSE '' END)
+                  FROM pg_attribute a LEFT JOIN retail_mid.pii_mask_rule r ON r.table_name = tbl AND r.column_name = a.attname
+                 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped LOOP
+        EXECUTE cols;
+    END LOOP;
+    -- the table itself: personal data, so only pii_reader members (and admins) read it directly
+    EXECUTE format('REVOKE SELECT ON %s FROM retail_mid_analyst, retail_mid_bi', tbl);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_pii_reader, retail_mid_admin', tbl);
+    EXECUTE format('GRANT SELECT ON %s TO retail_mid_admin, retail_mid_pii_reader', vname);
+    IF has_brand OR has_customer THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst, retail_mid_bi', vname);
+    END IF;
+    RETURN vname;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. SECURITY DEFINER (it hands the view to retail_mid_view_owner), only for the extension''s own tables (members of the extension in schema retail_mid) that have rules or a masked view, and only for a session whose user is a member of retail_mid_admin or may read the table; executable by retail_mid_admin.';
+REVOKE EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) TO retail_mid_admin;

@@ -87,9 +87,11 @@ SELECT t::regclass, c, m FROM (VALUES
 -- scoped to the customers of the caller's brands (retail_mid.customer_brand, itself brand-isolated). Analysts
 -- and BI read it; only pii_reader members and admins read the table itself.
 -- The one SECURITY DEFINER function of the extension: handing a view to retail_mid_view_owner needs a superuser
--- (the extension's owner), and admins change masking rules. It takes only a table of the extension's schema or one
--- under brand isolation, builds every name from the catalog and the rules (quoted), pins search_path, and is
--- executable by retail_mid_admin only.
+-- (the extension's owner), and admins change masking rules. It takes only a table that is a member of the extension
+-- (pg_depend deptype 'e') in schema retail_mid, checks the calling session's rights (SELECT on the table or membership
+-- of retail_mid_admin) before it creates or grants anything, builds every name from the catalog and the rules
+-- (quoted), pins search_path, and is executable by retail_mid_admin only (issue 19: it used to take any table with a
+-- policy named brand_isolation, which let an admin read another owner's table).
 CREATE FUNCTION retail_mid.pii_create_masked_view(tbl regclass)
 RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -104,11 +106,19 @@ BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'pii_create_masked_view needs a table' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND c.relkind IN ('r', 'p')
-                      AND (c.relnamespace = 'retail_mid'::regnamespace
-                           OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'brand_isolation'))) THEN
-        RAISE EXCEPTION '% is not a table of retail_mid or under brand isolation', tbl USING ERRCODE = 'wrong_object_type',
-            HINT = 'Masked views are made for the extension''s tables and for tables secured by retail_mid.secure_brand_table.';
+    -- only the extension's own tables: a member of the extension (created by its script), in its schema
+    IF NOT EXISTS (SELECT 1 FROM pg_class c
+                     JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.objsubid = 0 AND d.deptype = 'e'
+                     JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass AND e.extname = 'retail_mid'
+                    WHERE c.oid = tbl AND c.relkind IN ('r', 'p') AND c.relnamespace = 'retail_mid'::regnamespace) THEN
+        RAISE EXCEPTION '% is not a table of the retail_mid extension', tbl USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'This SECURITY DEFINER function makes masked views only for tables that belong to the extension (schema retail_mid).',
+            HINT = 'Mask a table of your own with a view you create yourself.';
+    END IF;
+    -- the caller's rights (the session's user: inside a SECURITY DEFINER function current_user is the definer)
+    IF NOT (pg_has_role(session_user, 'retail_mid_admin', 'MEMBER') OR has_table_privilege(session_user, tbl, 'SELECT')) THEN
+        RAISE EXCEPTION 'permission denied to make a masked view of %', tbl USING ERRCODE = 'insufficient_privilege',
+            DETAIL = format('Role %s is neither a member of retail_mid_admin nor allowed to read the table.', session_user);
     END IF;
     vname := format('%I.%I', (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl),
                     (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_masked');
@@ -167,7 +177,7 @@ BEGIN
     RETURN vname;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. SECURITY DEFINER (it hands the view to retail_mid_view_owner), for tables of the extension''s schema or under brand isolation that have rules or a masked view; executable by retail_mid_admin.';
+COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. SECURITY DEFINER (it hands the view to retail_mid_view_owner), only for the extension''s own tables (members of the extension in schema retail_mid) that have rules or a masked view, and only for a session whose user is a member of retail_mid_admin or may read the table; executable by retail_mid_admin.';
 REVOKE EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) TO retail_mid_admin;
 
