@@ -2255,7 +2255,10 @@ $$;
 COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was given (the first load that saw the identifier).';
 
 -- issue 15: the DIM layer (src/foundation/dim.sql), categories and region in the trade DWD and DWS, the BI contract
-ALTER TABLE retail_mid.ods_product ADD COLUMN attributes jsonb NOT NULL DEFAULT '{}';
+-- (added without a default, then filled and constrained, so the catalog equals a fresh install's)
+ALTER TABLE retail_mid.ods_product ADD COLUMN attributes jsonb;
+UPDATE retail_mid.ods_product SET attributes = '{}';
+ALTER TABLE retail_mid.ods_product ALTER COLUMN attributes SET DEFAULT '{}', ALTER COLUMN attributes SET NOT NULL;
 COMMENT ON COLUMN retail_mid.ods_product.attributes IS 'Further attributes as JSON (launch_date, status ... read by dim_product).';
 -- ----------------------------------------------------------------- products
 CREATE TABLE retail_mid.dim_product (
@@ -2313,8 +2316,8 @@ COMMENT ON VIEW retail_mid.dim_store IS 'The stores of dim_site (site_type store
 -- ----------------------------------------------------------------- customers
 CREATE TABLE retail_mid.dim_customer (
     brand            text NOT NULL,
-    customer_id      text NOT NULL,
     id_type          text NOT NULL,
+    customer_id_hash text NOT NULL,
     customer_key     int4,
     gender           text NOT NULL,
     birth_year       int4,
@@ -2326,10 +2329,10 @@ CREATE TABLE retail_mid.dim_customer (
     city             text NOT NULL,
     province         text,
     country          text,
-    PRIMARY KEY (brand, customer_id)
+    PRIMARY KEY (brand, id_type, customer_id_hash)
 );
 CREATE INDEX ON retail_mid.dim_customer (customer_key);
-COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no name, phone or e-mail; the customer id is personal data (masked in dim_customer_masked, which analysts and BI read). Rebuilt by retail_mid.dim_refresh from ods_customer.';
+COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no personal data: no name, phone, e-mail or customer id (its md5 hash, as the hash masking rule shows it), the birth year only. Rebuilt by retail_mid.dim_refresh from ods_customer.';
 
 -- ----------------------------------------------------------------- calendar
 -- The retail calendar of the NRF (National Retail Federation) 4-5-4 convention: a fiscal year ends on the
@@ -2576,7 +2579,7 @@ BEGIN
 
     -- customers (type 1): rebuilt where changed
     CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
-    SELECT c.brand, c.customer_id, c.id_type, k.customer_key, coalesce(c.gender, 'U') AS gender,
+    SELECT c.brand, c.id_type, md5(c.customer_id) AS customer_id_hash, k.customer_key, coalesce(c.gender, 'U') AS gender,
            date_part('year', c.birth_date)::int4 AS birth_year,
            coalesce(nullif(btrim(coalesce(c.attributes ->> 'member_level', c.attributes ->> 'level')), ''), 'member') AS member_level,
            c.home_store_id, coalesce(c.guide_id, nullif(btrim(c.attributes ->> 'guide_id'), '')) AS guide_id,
@@ -2585,14 +2588,14 @@ BEGIN
       FROM retail_mid.ods_customer c
       LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = btrim(c.customer_id);
     DELETE FROM retail_mid.dim_customer d
-     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.customer_id, s.id_type, s.customer_key, s.gender, s.birth_year,
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
                                s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,
                                s.province, s.country)
-                             IS NOT DISTINCT FROM (d.brand, d.customer_id, d.id_type, d.customer_key, d.gender, d.birth_year,
+                             IS NOT DISTINCT FROM (d.brand, d.id_type, d.customer_id_hash, d.customer_key, d.gender, d.birth_year,
                                d.member_level, d.home_store_id, d.guide_id, d.register_channel, d.register_date, d.city,
                                d.province, d.country));
     INSERT INTO retail_mid.dim_customer
-    SELECT * FROM rm_dim_src ON CONFLICT (brand, customer_id) DO NOTHING;
+    SELECT * FROM rm_dim_src ON CONFLICT (brand, id_type, customer_id_hash) DO NOTHING;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
     DROP TABLE rm_dim_src;
     RETURN n;
@@ -2636,8 +2639,8 @@ BEGIN
         ('dim_store', 'floor_area', 'Selling area in m2.'), ('dim_store', 'opened_on', 'Opening date.'),
         ('dim_store', 'closed_on', 'Closing date, NULL while open.'), ('dim_store', 'status', 'open, closed or planned.'),
         ('dim_store', 'parent_site_id', 'Front or regional DC that replenishes the store.'), ('dim_store', 'geom', 'Location, WGS84 point.'),
-        ('dim_customer', 'brand', 'Brand (tenant).'), ('dim_customer', 'customer_id', 'The brand''s identifier of the customer (personal data).'),
-        ('dim_customer', 'id_type', 'Type of customer_id.'), ('dim_customer', 'customer_key', 'Dense customer key (the key of the DWD and DWS), NULL until the customer is keyed (first order or identifier).'),
+        ('dim_customer', 'brand', 'Brand (tenant).'), ('dim_customer', 'customer_id_hash', 'md5 of the brand''s identifier of the customer (ods_customer.customer_id), the value the hash masking rule shows: stable for joins, not the identifier.'),
+        ('dim_customer', 'id_type', 'Type of the customer''s identifier (member_id, phone, email ...).'), ('dim_customer', 'customer_key', 'Dense customer key (the key of the DWD and DWS), NULL until the customer is keyed (first order or identifier).'),
         ('dim_customer', 'gender', 'F, M or U (unknown).'), ('dim_customer', 'birth_year', 'Year of birth (the date itself is not kept).'),
         ('dim_customer', 'member_level', 'Membership level: ods_customer.attributes.member_level (or level), else member.'),
         ('dim_customer', 'home_store_id', 'Store the customer belongs to.'), ('dim_customer', 'guide_id', 'Shopping guide in charge (ods_customer.guide_id or attributes.guide_id).'),
@@ -2672,7 +2675,7 @@ BEGIN
     END LOOP;
 END $$;
 
--- brand isolation, the calendar as reference data, grants (as governance/lockdown.sql does at install)
+-- brand isolation, the calendar and the site candidates as reference data, grants (as governance/lockdown.sql does at install)
 CREATE OR REPLACE FUNCTION retail_mid.security_reference_relations()
 RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
 BEGIN ATOMIC
@@ -2682,9 +2685,10 @@ BEGIN ATOMIC
        AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['metric_atomic', 'metric_qualifier', 'metric_period', 'metric_granularity',
                             'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
                             'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
-                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date']::name[]);
+                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date',
+                            'site_candidate_ranking']::name[]);
 END;
-COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, no rows of any brand.';
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking; no rows of any brand.';
 
 CREATE OR REPLACE FUNCTION retail_mid.security_grant(rel regclass)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -2721,11 +2725,8 @@ COMMENT ON FUNCTION retail_mid.security_grant(regclass) IS 'Grants a relation to
 SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.dim_product', 'retail_mid.dim_site', 'retail_mid.dim_customer']::regclass[]) t;
 ALTER VIEW retail_mid.dim_store SET (security_invoker = true);
 ALTER VIEW retail_mid.dim_date SET (security_invoker = true);
-SELECT retail_mid.security_grant(t) FROM unnest(ARRAY['retail_mid.dim_product', 'retail_mid.dim_site', 'retail_mid.dim_store',
+SELECT retail_mid.security_grant(t) FROM unnest(ARRAY['retail_mid.dim_product', 'retail_mid.dim_site', 'retail_mid.dim_customer', 'retail_mid.dim_store',
     'retail_mid.dim_calendar', 'retail_mid.dim_holiday', 'retail_mid.dim_date']::regclass[]) t;
--- dim_customer: the customer id is personal data (the rule's trigger creates dim_customer_masked and its grants)
-INSERT INTO retail_mid.pii_mask_rule VALUES ('retail_mid.dim_customer', 'customer_id', 'hash');
-GRANT ALL ON retail_mid.dim_customer TO retail_mid_admin;
 
 -- the trade DWD and DWS labelled with the categories and regions valid on their day, backfilled
 ALTER TABLE retail_mid.dwd_trade_order_line_di ADD COLUMN category_l1 text, ADD COLUMN category_l2 text, ADD COLUMN store_region text;
@@ -2985,13 +2986,11 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
 
--- BI contract: fulfilment_atp gains its brand and, like reach_touch and site_candidate_ranking, is read by analysts and BI
+-- BI contract: fulfilment_atp gains its brand and, like reach_touch and site_candidate_ranking, is owned by the view owner and read by analysts and BI
 CREATE OR REPLACE VIEW retail_mid.fulfilment_atp AS
 SELECT s.location_id, l.kind, s.sku_id, s.on_hand, s.reserved, s.on_hand - s.reserved AS atp, l.brand
   FROM retail_mid.fulfilment_stock s JOIN retail_mid.fulfilment_location l USING (location_id);
 COMMENT ON COLUMN retail_mid.fulfilment_atp.brand IS 'Brand of the location (rows of the caller''s brands only).';
-GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
-                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;
 ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
 ALTER VIEW retail_mid.fulfilment_atp SET (security_invoker = false);
 ALTER VIEW retail_mid.site_candidate_ranking SET (security_invoker = false);
@@ -3000,3 +2999,6 @@ ALTER VIEW retail_mid.fulfilment_atp OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.site_candidate_ranking OWNER TO retail_mid_view_owner;
 REVOKE ALL ON retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.site_candidate_ranking FROM retail_mid_admin, retail_mid_analyst, retail_mid_bi;
 GRANT SELECT ON retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.site_candidate_ranking TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
+                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;

@@ -66,8 +66,8 @@ COMMENT ON VIEW retail_mid.dim_store IS 'The stores of dim_site (site_type store
 -- ----------------------------------------------------------------- customers
 CREATE TABLE retail_mid.dim_customer (
     brand            text NOT NULL,
-    customer_id      text NOT NULL,
     id_type          text NOT NULL,
+    customer_id_hash text NOT NULL,
     customer_key     int4,
     gender           text NOT NULL,
     birth_year       int4,
@@ -79,10 +79,10 @@ CREATE TABLE retail_mid.dim_customer (
     city             text NOT NULL,
     province         text,
     country          text,
-    PRIMARY KEY (brand, customer_id)
+    PRIMARY KEY (brand, id_type, customer_id_hash)
 );
 CREATE INDEX ON retail_mid.dim_customer (customer_key);
-COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no name, phone or e-mail; the customer id is personal data (masked in dim_customer_masked, which analysts and BI read). Rebuilt by retail_mid.dim_refresh from ods_customer.';
+COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no personal data: no name, phone, e-mail or customer id (its md5 hash, as the hash masking rule shows it), the birth year only. Rebuilt by retail_mid.dim_refresh from ods_customer.';
 
 -- ----------------------------------------------------------------- calendar
 -- The retail calendar of the NRF (National Retail Federation) 4-5-4 convention: a fiscal year ends on the
@@ -329,7 +329,7 @@ BEGIN
 
     -- customers (type 1): rebuilt where changed
     CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
-    SELECT c.brand, c.customer_id, c.id_type, k.customer_key, coalesce(c.gender, 'U') AS gender,
+    SELECT c.brand, c.id_type, md5(c.customer_id) AS customer_id_hash, k.customer_key, coalesce(c.gender, 'U') AS gender,
            date_part('year', c.birth_date)::int4 AS birth_year,
            coalesce(nullif(btrim(coalesce(c.attributes ->> 'member_level', c.attributes ->> 'level')), ''), 'member') AS member_level,
            c.home_store_id, coalesce(c.guide_id, nullif(btrim(c.attributes ->> 'guide_id'), '')) AS guide_id,
@@ -338,14 +338,14 @@ BEGIN
       FROM retail_mid.ods_customer c
       LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = btrim(c.customer_id);
     DELETE FROM retail_mid.dim_customer d
-     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.customer_id, s.id_type, s.customer_key, s.gender, s.birth_year,
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
                                s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,
                                s.province, s.country)
-                             IS NOT DISTINCT FROM (d.brand, d.customer_id, d.id_type, d.customer_key, d.gender, d.birth_year,
+                             IS NOT DISTINCT FROM (d.brand, d.id_type, d.customer_id_hash, d.customer_key, d.gender, d.birth_year,
                                d.member_level, d.home_store_id, d.guide_id, d.register_channel, d.register_date, d.city,
                                d.province, d.country));
     INSERT INTO retail_mid.dim_customer
-    SELECT * FROM rm_dim_src ON CONFLICT (brand, customer_id) DO NOTHING;
+    SELECT * FROM rm_dim_src ON CONFLICT (brand, id_type, customer_id_hash) DO NOTHING;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
     DROP TABLE rm_dim_src;
     RETURN n;
@@ -389,8 +389,8 @@ BEGIN
         ('dim_store', 'floor_area', 'Selling area in m2.'), ('dim_store', 'opened_on', 'Opening date.'),
         ('dim_store', 'closed_on', 'Closing date, NULL while open.'), ('dim_store', 'status', 'open, closed or planned.'),
         ('dim_store', 'parent_site_id', 'Front or regional DC that replenishes the store.'), ('dim_store', 'geom', 'Location, WGS84 point.'),
-        ('dim_customer', 'brand', 'Brand (tenant).'), ('dim_customer', 'customer_id', 'The brand''s identifier of the customer (personal data).'),
-        ('dim_customer', 'id_type', 'Type of customer_id.'), ('dim_customer', 'customer_key', 'Dense customer key (the key of the DWD and DWS), NULL until the customer is keyed (first order or identifier).'),
+        ('dim_customer', 'brand', 'Brand (tenant).'), ('dim_customer', 'customer_id_hash', 'md5 of the brand''s identifier of the customer (ods_customer.customer_id), the value the hash masking rule shows: stable for joins, not the identifier.'),
+        ('dim_customer', 'id_type', 'Type of the customer''s identifier (member_id, phone, email ...).'), ('dim_customer', 'customer_key', 'Dense customer key (the key of the DWD and DWS), NULL until the customer is keyed (first order or identifier).'),
         ('dim_customer', 'gender', 'F, M or U (unknown).'), ('dim_customer', 'birth_year', 'Year of birth (the date itself is not kept).'),
         ('dim_customer', 'member_level', 'Membership level: ods_customer.attributes.member_level (or level), else member.'),
         ('dim_customer', 'home_store_id', 'Store the customer belongs to.'), ('dim_customer', 'guide_id', 'Shopping guide in charge (ods_customer.guide_id or attributes.guide_id).'),

@@ -87,9 +87,8 @@ ALTER VIEW retail_mid.campaign_touch_keyed OWNER TO retail_mid_view_owner;
 -- issue 15 (BI contract): views analysts and BI read over tables they may not read themselves, owned by
 -- retail_mid_view_owner and scoped by the row-level security of their base tables (evaluated for the caller):
 -- reach_touch (ODS touches and their keys), fulfilment_atp (stock of the locations of the caller's brands). The
--- site candidates are the group's planning output and hold no rows of any brand.
-GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
-                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;
+-- site candidates are the group's planning output and hold no rows of any brand. (Their grants to the view owner
+-- are given at the end, after the roles', as an update from 1.0.0 orders them.)
 ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
 ALTER VIEW retail_mid.fulfilment_atp SET (security_invoker = false);
 ALTER VIEW retail_mid.site_candidate_ranking SET (security_invoker = false);
@@ -133,3 +132,8 @@ GRANT INSERT (name, brand, version, expression, canonical_expression, snapshot, 
 GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
 -- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
 GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
+-- issue 15 (BI contract): BI keeps reading the reach tables it read through reach_touch in 1.0.0; the view owner
+-- reads the base tables of the views it now owns
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
+                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;

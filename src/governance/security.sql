@@ -77,8 +77,7 @@ SELECT t::regclass, c, m FROM (VALUES
     ('retail_mid.ods_customer', 'name', 'partial'), ('retail_mid.ods_customer', 'phone', 'partial'),
     ('retail_mid.ods_customer', 'email', 'email'), ('retail_mid.ods_customer', 'birth_date', 'year'),
     ('retail_mid.ods_customer_identifier', 'id_value', 'hash'), ('retail_mid.customer_key', 'id_value', 'hash'),
-    ('retail_mid.ods_behavior_event', 'id_value', 'hash'), ('retail_mid.ods_campaign_touch', 'id_value', 'hash'),
-    ('retail_mid.dim_customer', 'customer_id', 'hash')) v(t, c, m)
+    ('retail_mid.ods_behavior_event', 'id_value', 'hash'), ('retail_mid.ods_campaign_touch', 'id_value', 'hash')) v(t, c, m)
  WHERE to_regclass(t) IS NOT NULL;
 
 -- Creates or replaces <table>_masked: every column, personal ones masked by their rule, over a security
@@ -203,9 +202,10 @@ BEGIN ATOMIC
        AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['metric_atomic', 'metric_qualifier', 'metric_period', 'metric_granularity',
                             'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
                             'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
-                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date']::name[]);
+                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date',
+                            'site_candidate_ranking']::name[]);
 END;
-COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, no rows of any brand.';
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking; no rows of any brand.';
 
 -- Grants a relation of the extension (or one it generated) to the shipped roles by the rules above: admins
 -- everything; analysts a relation with a brand column (under row-level security, or a security_invoker view

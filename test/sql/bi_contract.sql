@@ -29,7 +29,7 @@ GRANT SELECT ON contract TO PUBLIC;
 SELECT role, count(*) > 40 AS many_relations, count(*) FILTER (WHERE rel::text LIKE 'retail_mid.dim\_%') AS dim_relations,
        bool_or(rel = 'retail_mid.reach_touch'::regclass) AS reach_touch, bool_or(rel = 'retail_mid.fulfilment_atp'::regclass) AS fulfilment_atp,
        bool_or(rel = 'retail_mid.site_candidate_ranking'::regclass) AS site_candidates,
-       bool_or(rel = 'retail_mid.ods_product'::regclass) AS ods_product, bool_or(rel = 'retail_mid.dim_customer'::regclass) AS unmasked_customers
+       bool_or(rel = 'retail_mid.ods_product'::regclass) AS ods_product, bool_or(rel = 'retail_mid.ods_customer'::regclass) AS raw_customers
   FROM contract GROUP BY role ORDER BY role;
 
 -- Reads every relation as each role: errors and rows of another brand are collected, then listed.
@@ -60,8 +60,8 @@ SELECT 'analyst', * FROM pg_temp.read_contract('bic_analyst', 'retail_mid_analys
 -- and the members see their brand through the DIM layer and the labelled DWS
 SET ROLE bic_bi;
 SELECT (SELECT count(*) FROM retail_mid.dim_product WHERE is_current) AS products, (SELECT count(*) FROM retail_mid.dim_store WHERE is_current) AS stores,
-       (SELECT count(*) FROM retail_mid.dim_customer_masked) AS customers, (SELECT count(DISTINCT brand) FROM retail_mid.dim_site) AS brands,
-       (SELECT count(*) FROM retail_mid.dim_customer_masked WHERE customer_id LIKE 'M%') AS unmasked_ids,
+       (SELECT count(*) FROM retail_mid.dim_customer) AS customers, (SELECT count(DISTINCT brand) FROM retail_mid.dim_site) AS brands,
+       (SELECT count(*) FROM retail_mid.dim_customer d JOIN retail_mid.ods_customer_masked c ON md5(c.customer_id) = d.customer_id_hash) AS customers_joined,
        (SELECT count(DISTINCT category_l1) FROM retail_mid.dws_trade_sku_store_1d) AS categories,
        (SELECT count(*) > 0 FROM retail_mid.dim_date WHERE fiscal_year = 2024) AS calendar;
 RESET ROLE;
