@@ -2349,3 +2349,752 @@ $$;
 COMMENT ON FUNCTION retail_mid.pii_create_masked_view(regclass) IS 'Creates or replaces <table>_masked (owned by retail_mid_view_owner): personal data columns masked per pii_mask_rule, rows under the table''s row-level security or scoped to the caller''s brands'' customers; withdraws direct reads of the table from analysts and BI. SECURITY DEFINER (it hands the view to retail_mid_view_owner), only for the extension''s own tables (members of the extension in schema retail_mid) that have rules or a masked view, and only for a session whose user is a member of retail_mid_admin or may read the table; executable by retail_mid_admin.';
 REVOKE EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retail_mid.pii_create_masked_view(regclass) TO retail_mid_admin;
+
+-- issue 15: the DIM layer (src/foundation/dim.sql), categories and region in the trade DWD and DWS, the BI contract
+-- (added without a default, then filled and constrained, so the catalog equals a fresh install's)
+ALTER TABLE retail_mid.ods_product ADD COLUMN attributes jsonb;
+UPDATE retail_mid.ods_product SET attributes = '{}';
+ALTER TABLE retail_mid.ods_product ALTER COLUMN attributes SET DEFAULT '{}', ALTER COLUMN attributes SET NOT NULL;
+COMMENT ON COLUMN retail_mid.ods_product.attributes IS 'Further attributes as JSON (launch_date, status ... read by dim_product).';
+-- ----------------------------------------------------------------- products
+CREATE TABLE retail_mid.dim_product (
+    brand         text NOT NULL,
+    sku_id        text NOT NULL,
+    valid_from    date NOT NULL,
+    valid_to      date NOT NULL DEFAULT '9999-12-31',
+    is_current    boolean NOT NULL DEFAULT true,
+    sku_name      text,
+    category_l1   text NOT NULL,
+    category_l2   text NOT NULL,
+    category_l3   text NOT NULL,
+    category_l4   text NOT NULL,
+    product_brand text NOT NULL,
+    list_price    numeric(14,4),
+    price_band    text NOT NULL CHECK (price_band IN ('low', 'mid', 'high', 'unknown')),
+    package_size  text,
+    launch_date   date,
+    status        text NOT NULL,
+    PRIMARY KEY (brand, sku_id, valid_from),
+    CHECK (valid_from < valid_to)
+);
+CREATE UNIQUE INDEX ON retail_mid.dim_product (brand, sku_id) WHERE is_current;
+COMMENT ON TABLE retail_mid.dim_product IS 'Products (SKUs), one row per version: the category (levels 1-4) keeps its history (SCD type 2, [valid_from, valid_to)), the other attributes are the current ones. Maintained by retail_mid.dim_refresh from ods_product.';
+
+-- ----------------------------------------------------------------- sites and stores
+CREATE TABLE retail_mid.dim_site (
+    brand          text NOT NULL,
+    site_id        text NOT NULL,
+    valid_from     date NOT NULL,
+    valid_to       date NOT NULL DEFAULT '9999-12-31',
+    is_current     boolean NOT NULL DEFAULT true,
+    site_name      text,
+    site_type      text NOT NULL,
+    region         text NOT NULL,
+    city           text NOT NULL,
+    floor_area     numeric,
+    opened_on      date,
+    closed_on      date,
+    status         text NOT NULL CHECK (status IN ('open', 'closed', 'planned')),
+    parent_site_id text,
+    geom           geometry(Point, 4326),
+    PRIMARY KEY (brand, site_id, valid_from),
+    CHECK (valid_from < valid_to)
+);
+CREATE UNIQUE INDEX ON retail_mid.dim_site (brand, site_id) WHERE is_current;
+COMMENT ON TABLE retail_mid.dim_site IS 'Stores and warehouses, one row per version: the region keeps its history (SCD type 2, [valid_from, valid_to)), the other attributes are the current ones. Maintained by retail_mid.dim_refresh from ods_site.';
+
+CREATE VIEW retail_mid.dim_store AS
+SELECT brand, site_id AS store_id, valid_from, valid_to, is_current, site_name AS store_name, region, city, floor_area,
+       opened_on, closed_on, status, parent_site_id, geom
+  FROM retail_mid.dim_site WHERE site_type = 'store';
+COMMENT ON VIEW retail_mid.dim_store IS 'The stores of dim_site (site_type store), every version.';
+
+-- ----------------------------------------------------------------- customers
+CREATE TABLE retail_mid.dim_customer (
+    brand            text NOT NULL,
+    id_type          text NOT NULL,
+    customer_id_hash text NOT NULL,
+    customer_key     int4,
+    gender           text NOT NULL,
+    birth_year       int4,
+    member_level     text NOT NULL,
+    home_store_id    text,
+    guide_id         text,
+    register_channel text NOT NULL,
+    register_date    date,
+    city             text NOT NULL,
+    province         text,
+    country          text,
+    PRIMARY KEY (brand, id_type, customer_id_hash)
+);
+CREATE INDEX ON retail_mid.dim_customer (customer_key);
+COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no personal data: no name, phone, e-mail or customer id (its md5 hash, as the hash masking rule shows it), the birth year only. Rebuilt by retail_mid.dim_refresh from ods_customer.';
+
+-- ----------------------------------------------------------------- calendar
+-- The retail calendar of the NRF (National Retail Federation) 4-5-4 convention: a fiscal year ends on the
+-- Saturday nearest 31 January (of the next calendar year) and is named after the calendar year it starts in
+-- (FY2023 = 2023-01-29 .. 2024-02-03). Its weeks run Sunday to Saturday; a year has 52 weeks, or 53 when the
+-- nearest Saturday drifts (FY2012, FY2017, FY2023, FY2028 ...). Quarters have 13 weeks as months of 4, 5 and 4
+-- weeks; a 53rd week belongs to the last month (January of the next calendar year), which then has 5 weeks.
+CREATE FUNCTION retail_mid.nrf_fiscal_year_end(fiscal_year int4)
+RETURNS date LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pg_catalog.make_date(fiscal_year + 1, 1, 31)
+           + ((9 - pg_catalog.date_part('dow', pg_catalog.make_date(fiscal_year + 1, 1, 31))::int4) % 7 - 3);
+END;
+COMMENT ON FUNCTION retail_mid.nrf_fiscal_year_end(int4) IS 'Last day of an NRF 4-5-4 fiscal year: the Saturday nearest 31 January of the next calendar year (FY2023 ends 2024-02-03).';
+
+CREATE TABLE retail_mid.dim_calendar (
+    date_key             date PRIMARY KEY,
+    year                 int4 NOT NULL,
+    quarter              int4 NOT NULL,
+    month                int4 NOT NULL,
+    month_name           text NOT NULL,
+    day_of_month         int4 NOT NULL,
+    day_of_year          int4 NOT NULL,
+    iso_year             int4 NOT NULL,
+    iso_week             int4 NOT NULL,
+    iso_day_of_week      int4 NOT NULL,
+    day_name             text NOT NULL,
+    is_weekend           boolean NOT NULL,
+    week_start           date NOT NULL,
+    month_start          date NOT NULL,
+    fiscal_year          int4 NOT NULL,
+    fiscal_quarter       int4 NOT NULL,
+    fiscal_month         int4 NOT NULL,
+    fiscal_week          int4 NOT NULL,
+    fiscal_day_of_week   int4 NOT NULL,
+    fiscal_year_start    date NOT NULL,
+    fiscal_year_end      date NOT NULL,
+    fiscal_weeks_in_year int4 NOT NULL
+);
+COMMENT ON TABLE retail_mid.dim_calendar IS 'One row per day from 1980 to 2070 (retail_mid.dim_calendar_fill adds more): the Gregorian, ISO 8601 and NRF 4-5-4 retail calendars. Read dim_date, which adds the holidays.';
+
+-- ISO weeks by the Thursday rule (the week belongs to the year of its Thursday), computed without extract(week)
+-- so the test can compare the two.
+CREATE FUNCTION retail_mid.dim_calendar_fill(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL OR from_date > to_date OR from_date < '1800-01-01' OR to_date > '2999-12-31' THEN
+        RAISE EXCEPTION 'calendar range must be finite, ordered and between 1800 and 2999'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retail_mid.dim_calendar
+    SELECT d, date_part('year', d), date_part('quarter', d), date_part('month', d), to_char(d, 'FMMonth'),
+           date_part('day', d), date_part('doy', d),
+           date_part('year', thu), (thu - make_date(date_part('year', thu)::int, 1, 1)) / 7 + 1, isodow,
+           to_char(d, 'FMDay'), isodow >= 6, d - (isodow - 1), date_trunc('month', d)::date,
+           fy, least((fw - 1) / 13, 3) + 1,
+           3 * least((fw - 1) / 13, 3) + CASE WHEN fw - 13 * least((fw - 1) / 13, 3) <= 4 THEN 1
+                                              WHEN fw - 13 * least((fw - 1) / 13, 3) <= 9 THEN 2 ELSE 3 END,
+           fw, (d - fy_start) % 7 + 1, fy_start, retail_mid.nrf_fiscal_year_end(fy),
+           (retail_mid.nrf_fiscal_year_end(fy) - fy_start + 1) / 7
+      FROM generate_series(from_date, to_date, interval '1 day') g(ts),
+           LATERAL (SELECT g.ts::date AS d, date_part('isodow', g.ts)::int AS isodow) a,
+           LATERAL (SELECT a.d - a.isodow + 4 AS thu,
+                           CASE WHEN a.d <= retail_mid.nrf_fiscal_year_end(date_part('year', a.d)::int - 1)
+                                THEN date_part('year', a.d)::int - 1 ELSE date_part('year', a.d)::int END AS fy) b,
+           LATERAL (SELECT retail_mid.nrf_fiscal_year_end(b.fy - 1) + 1 AS fy_start) c,
+           LATERAL (SELECT (a.d - c.fy_start) / 7 + 1 AS fw) w
+    ON CONFLICT (date_key) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.dim_calendar_fill(date, date) IS 'Adds the days of [from_date, to_date] missing from dim_calendar (1800-2999); returns the number added.';
+SELECT retail_mid.dim_calendar_fill('1980-01-01', '2070-12-31');
+
+CREATE TABLE retail_mid.dim_holiday (
+    country      text NOT NULL CHECK (country ~ '^[A-Z]{2}$|^\*$'),
+    holiday_date date NOT NULL,
+    name         text NOT NULL CHECK (name <> ''),
+    shipped      boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (country, holiday_date, name)
+);
+COMMENT ON TABLE retail_mid.dim_holiday IS 'Holidays as data: add, change or delete rows (moveable feasts such as the Spring Festival, Easter or Thanksgiving, store-specific days). Ships the fixed-date public holidays of CN and US for 1980-2070 (shipped = true); pg_dump keeps the rows users add.';
+INSERT INTO retail_mid.dim_holiday (country, holiday_date, name, shipped)
+SELECT h.country, make_date(y, h.m, h.d), h.name, true
+  FROM generate_series(1980, 2070) y,
+       (VALUES ('CN', 1, 1, 'New Year''s Day'), ('CN', 5, 1, 'Labour Day'), ('CN', 10, 1, 'National Day'),
+               ('CN', 10, 2, 'National Day holiday'), ('CN', 10, 3, 'National Day holiday'),
+               ('US', 1, 1, 'New Year''s Day'), ('US', 7, 4, 'Independence Day'), ('US', 11, 11, 'Veterans Day'),
+               ('US', 12, 25, 'Christmas Day')) h(country, m, d, name);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_holiday', 'WHERE NOT shipped');
+
+CREATE VIEW retail_mid.dim_date AS
+SELECT c.date_key, c.year, c.quarter, c.month, c.month_name, c.day_of_month, c.day_of_year, c.iso_year, c.iso_week,
+       c.iso_day_of_week, c.day_name, c.is_weekend, c.week_start, c.month_start, c.fiscal_year, c.fiscal_quarter,
+       c.fiscal_month, c.fiscal_week, c.fiscal_day_of_week, c.fiscal_year_start, c.fiscal_year_end, c.fiscal_weeks_in_year,
+       h.holidays IS NOT NULL AS is_holiday, coalesce(h.holidays, '') AS holidays
+  FROM retail_mid.dim_calendar c
+  LEFT JOIN (SELECT holiday_date, string_agg(country || ': ' || name, '; ' ORDER BY country, name) AS holidays
+               FROM retail_mid.dim_holiday GROUP BY holiday_date) h ON h.holiday_date = c.date_key;
+COMMENT ON VIEW retail_mid.dim_date IS 'The calendar (dim_calendar) with the holidays of dim_holiday: Gregorian, ISO 8601 week and NRF 4-5-4 retail calendar attributes per day.';
+
+-- ----------------------------------------------------------------- the state at a past date
+CREATE FUNCTION retail_mid.dim_product_at(as_of date)
+RETURNS SETOF retail_mid.dim_product LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT * FROM retail_mid.dim_product p WHERE p.valid_from <= as_of AND as_of < p.valid_to;
+END;
+COMMENT ON FUNCTION retail_mid.dim_product_at(date) IS 'Every product as it was on a date (the version valid then); brand-isolated like dim_product.';
+
+CREATE FUNCTION retail_mid.dim_site_at(as_of date)
+RETURNS SETOF retail_mid.dim_site LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT * FROM retail_mid.dim_site s WHERE s.valid_from <= as_of AND as_of < s.valid_to;
+END;
+COMMENT ON FUNCTION retail_mid.dim_site_at(date) IS 'Every site as it was on a date (the version valid then); brand-isolated like dim_site.';
+
+-- ----------------------------------------------------------------- maintenance
+-- Brings the dimensions up to date with the ODS. A change of a type-2 attribute seen by a refresh on day as_of
+-- closes the current version on as_of and opens a new one from as_of (a second change the same day replaces it);
+-- a key seen for the first time gets one version from 1900-01-01. Running it again without ODS changes changes
+-- nothing. launch_date: attributes.launch_date of the ODS product, else the first order day seen by the refreshes
+-- ([from_date, to_date], kept as the earliest). Returns the rows written.
+CREATE FUNCTION retail_mid.dim_refresh(as_of date DEFAULT CURRENT_DATE, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) OR as_of <= '1900-01-01' OR as_of >= '9999-12-31' THEN
+        RAISE EXCEPTION 'dim_refresh as_of must be a date after 1900-01-01 and before 9999-12-31'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- products
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    SELECT p.brand, p.sku_id, p.sku_name,
+           coalesce(nullif(btrim(p.category_l1), ''), 'unknown') AS c1, coalesce(nullif(btrim(p.category_l2), ''), 'unknown') AS c2,
+           coalesce(nullif(btrim(p.category_l3), ''), 'unknown') AS c3, coalesce(nullif(btrim(p.category_l4), ''), 'unknown') AS c4,
+           coalesce(nullif(btrim(p.product_brand), ''), 'unknown') AS product_brand, p.list_price, p.package_size,
+           CASE WHEN p.attributes ->> 'launch_date' ~ '^\d{4}-\d{2}-\d{2}$' THEN (p.attributes ->> 'launch_date')::date END AS launch_date,
+           coalesce(nullif(btrim(p.attributes ->> 'status'), ''), 'active') AS status
+      FROM retail_mid.ods_product p;
+    -- a changed category closes the current version (or, changed again the same day, is replaced in place)
+    UPDATE retail_mid.dim_product d SET valid_to = as_of, is_current = false
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current AND d.valid_from < as_of
+       AND (d.category_l1, d.category_l2, d.category_l3, d.category_l4) IS DISTINCT FROM (s.c1, s.c2, s.c3, s.c4);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_product d SET category_l1 = s.c1, category_l2 = s.c2, category_l3 = s.c3, category_l4 = s.c4
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current
+       AND (d.category_l1, d.category_l2, d.category_l3, d.category_l4) IS DISTINCT FROM (s.c1, s.c2, s.c3, s.c4);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO retail_mid.dim_product (brand, sku_id, valid_from, sku_name, category_l1, category_l2, category_l3, category_l4,
+                                        product_brand, list_price, price_band, package_size, launch_date, status)
+    SELECT s.brand, s.sku_id,
+           CASE WHEN EXISTS (SELECT 1 FROM retail_mid.dim_product o WHERE o.brand = s.brand AND o.sku_id = s.sku_id)
+                THEN as_of ELSE date '1900-01-01' END,
+           s.sku_name, s.c1, s.c2, s.c3, s.c4, s.product_brand, s.list_price, 'unknown', s.package_size, s.launch_date, s.status
+      FROM rm_dim_src s
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.dim_product d WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    -- first sale days of the refreshed range
+    IF from_date IS NOT NULL AND to_date IS NOT NULL THEN
+        CREATE TEMP TABLE rm_dim_first ON COMMIT DROP AS
+        SELECT l.brand, l.sku_id, min(o.order_time)::date AS first_day
+          FROM retail_mid.ods_order o JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+         WHERE o.order_time >= from_date AND o.order_time < to_date + 1 AND l.quantity > 0
+         GROUP BY l.brand, l.sku_id;
+        UPDATE rm_dim_src s SET launch_date = least(f.first_day, d.launch_date)
+          FROM rm_dim_first f, retail_mid.dim_product d
+         WHERE s.launch_date IS NULL AND f.brand = s.brand AND f.sku_id = s.sku_id
+           AND d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current;
+        DROP TABLE rm_dim_first;
+    END IF;
+    -- type-1 attributes on every version; a product gone from the ODS is delisted
+    UPDATE retail_mid.dim_product d
+       SET sku_name = s.sku_name, product_brand = s.product_brand, list_price = s.list_price, package_size = s.package_size,
+           launch_date = coalesce(s.launch_date, d.launch_date), status = s.status
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id
+       AND (d.sku_name, d.product_brand, d.list_price, d.package_size, coalesce(s.launch_date, d.launch_date), d.status)
+           IS DISTINCT FROM (s.sku_name, s.product_brand, s.list_price, s.package_size, d.launch_date, s.status);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_product d SET status = 'delisted'
+     WHERE d.status <> 'delisted' AND NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.sku_id = d.sku_id);
+    -- price band: tercile of the list price within brand x category level 1 (current versions)
+    UPDATE retail_mid.dim_product d SET price_band = b.band
+      FROM (SELECT p.brand, p.sku_id, CASE WHEN p.list_price IS NULL THEN 'unknown'
+                                           ELSE (ARRAY['low', 'mid', 'high'])[ntile(3) OVER (PARTITION BY p.brand, p.category_l1, p.list_price IS NULL ORDER BY p.list_price)] END AS band
+              FROM retail_mid.dim_product p WHERE p.is_current) b
+     WHERE d.brand = b.brand AND d.sku_id = b.sku_id AND d.price_band IS DISTINCT FROM b.band;
+    DROP TABLE rm_dim_src;
+
+    -- sites: region = attributes.region, else attributes.province, else the name of the regional DC that serves it
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    WITH RECURSIVE up AS (
+        SELECT s.brand, s.site_id, s.parent_site_id AS up_id, 0 AS depth FROM retail_mid.ods_site s
+        UNION ALL
+        SELECT u.brand, u.site_id, p.parent_site_id, u.depth + 1
+          FROM up u JOIN retail_mid.ods_site p ON p.brand = u.brand AND p.site_id = u.up_id AND p.kind <> 'RDC'
+         WHERE u.depth < 10),
+    rdc AS (
+        SELECT DISTINCT ON (u.brand, u.site_id) u.brand, u.site_id, coalesce(r.site_name, r.site_id) AS rdc_name
+          FROM up u JOIN retail_mid.ods_site r ON r.brand = u.brand AND r.site_id = u.up_id AND r.kind = 'RDC'
+         ORDER BY u.brand, u.site_id, u.depth)
+    SELECT s.brand, s.site_id, s.site_name, s.kind,
+           coalesce(nullif(btrim(s.attributes ->> 'region'), ''), nullif(btrim(s.attributes ->> 'province'), ''),
+                    CASE WHEN s.kind = 'RDC' THEN coalesce(s.site_name, s.site_id) END, r.rdc_name, 'unknown') AS region,
+           coalesce(nullif(btrim(s.city), ''), 'unknown') AS city, s.floor_area, s.opened_on, s.closed_on,
+           CASE WHEN s.closed_on <= as_of THEN 'closed' WHEN s.opened_on > as_of THEN 'planned' ELSE 'open' END AS status,
+           s.parent_site_id, s.geom
+      FROM retail_mid.ods_site s LEFT JOIN rdc r ON r.brand = s.brand AND r.site_id = s.site_id;
+    UPDATE retail_mid.dim_site d SET valid_to = as_of, is_current = false
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current AND d.valid_from < as_of AND d.region IS DISTINCT FROM s.region;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_site d SET region = s.region
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current AND d.region IS DISTINCT FROM s.region;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO retail_mid.dim_site (brand, site_id, valid_from, site_name, site_type, region, city, floor_area, opened_on,
+                                     closed_on, status, parent_site_id, geom)
+    SELECT s.brand, s.site_id,
+           CASE WHEN EXISTS (SELECT 1 FROM retail_mid.dim_site o WHERE o.brand = s.brand AND o.site_id = s.site_id)
+                THEN as_of ELSE date '1900-01-01' END,
+           s.site_name, s.kind, s.region, s.city, s.floor_area, s.opened_on, s.closed_on, s.status, s.parent_site_id, s.geom
+      FROM rm_dim_src s
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.dim_site d WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_site d
+       SET site_name = s.site_name, site_type = s.kind, city = s.city, floor_area = s.floor_area, opened_on = s.opened_on,
+           closed_on = s.closed_on, status = s.status, parent_site_id = s.parent_site_id, geom = s.geom
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id
+       AND (d.site_name, d.site_type, d.city, d.floor_area, d.opened_on, d.closed_on, d.status, d.parent_site_id, d.geom::bytea)
+           IS DISTINCT FROM (s.site_name, s.kind, s.city, s.floor_area, s.opened_on, s.closed_on, s.status, s.parent_site_id, s.geom::bytea);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DELETE FROM retail_mid.dim_site d
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.site_id = d.site_id);
+    DROP TABLE rm_dim_src;
+
+    -- customers (type 1): rebuilt where changed
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    SELECT c.brand, c.id_type, md5(c.customer_id) AS customer_id_hash, k.customer_key, coalesce(c.gender, 'U') AS gender,
+           date_part('year', c.birth_date)::int4 AS birth_year,
+           coalesce(nullif(btrim(coalesce(c.attributes ->> 'member_level', c.attributes ->> 'level')), ''), 'member') AS member_level,
+           c.home_store_id, coalesce(c.guide_id, nullif(btrim(c.attributes ->> 'guide_id'), '')) AS guide_id,
+           coalesce(nullif(btrim(c.register_channel), ''), 'unknown') AS register_channel, c.register_time::date AS register_date,
+           coalesce(nullif(btrim(c.city), ''), 'unknown') AS city, c.province, c.country
+      FROM retail_mid.ods_customer c
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = btrim(c.customer_id);
+    DELETE FROM retail_mid.dim_customer d
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
+                               s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,
+                               s.province, s.country)
+                             IS NOT DISTINCT FROM (d.brand, d.id_type, d.customer_id_hash, d.customer_key, d.gender, d.birth_year,
+                               d.member_level, d.home_store_id, d.guide_id, d.register_channel, d.register_date, d.city,
+                               d.province, d.country));
+    INSERT INTO retail_mid.dim_customer
+    SELECT * FROM rm_dim_src ON CONFLICT (brand, id_type, customer_id_hash) DO NOTHING;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DROP TABLE rm_dim_src;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.dim_refresh(date, date, date) IS 'Brings dim_product, dim_site and dim_customer up to date with the ODS (category and region changes seen on as_of open new versions from as_of); from_date/to_date: the refreshed order days, for first sale days. Idempotent; called by retail_mid.refresh; returns the rows written.';
+
+-- Column documentation.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM (VALUES
+        ('dim_product', 'brand', 'Brand (tenant).'), ('dim_product', 'sku_id', 'SKU id.'),
+        ('dim_product', 'valid_from', 'First day of this version (1900-01-01 for the first version).'),
+        ('dim_product', 'valid_to', 'Day after the last day of this version (9999-12-31 for the current one).'),
+        ('dim_product', 'is_current', 'Whether this is the current version.'), ('dim_product', 'sku_name', 'Product name.'),
+        ('dim_product', 'category_l1', 'Category level 1 (department), ''unknown'' when the source has none; history kept.'),
+        ('dim_product', 'category_l2', 'Category level 2, ''unknown'' when the source has none; history kept.'),
+        ('dim_product', 'category_l3', 'Category level 3, ''unknown'' when the source has none; history kept.'),
+        ('dim_product', 'category_l4', 'Category level 4, ''unknown'' when the source has none; history kept.'),
+        ('dim_product', 'product_brand', 'Manufacturer''s or private-label brand, ''unknown'' when the source has none.'),
+        ('dim_product', 'list_price', 'Regular shelf price, NULL when the source has none.'),
+        ('dim_product', 'price_band', 'low, mid or high: tercile of the list price within brand x category_l1 (current versions); unknown without a price.'),
+        ('dim_product', 'package_size', 'Package size as text.'),
+        ('dim_product', 'launch_date', 'Launch date: ods_product.attributes.launch_date, else the first day with a sale seen by refresh.'),
+        ('dim_product', 'status', 'ods_product.attributes.status, else active; delisted when the product left the ODS.'),
+        ('dim_site', 'brand', 'Brand (tenant).'), ('dim_site', 'site_id', 'Store or warehouse id.'),
+        ('dim_site', 'valid_from', 'First day of this version (1900-01-01 for the first version).'),
+        ('dim_site', 'valid_to', 'Day after the last day of this version (9999-12-31 for the current one).'),
+        ('dim_site', 'is_current', 'Whether this is the current version.'), ('dim_site', 'site_name', 'Name.'),
+        ('dim_site', 'site_type', 'store, CDC, RDC or FDC.'),
+        ('dim_site', 'region', 'Region: ods_site.attributes.region, else attributes.province, else the name of the regional DC (RDC) that replenishes the site, else unknown; history kept.'),
+        ('dim_site', 'city', 'City, ''unknown'' when the source has none.'), ('dim_site', 'floor_area', 'Selling area in m2.'),
+        ('dim_site', 'opened_on', 'Opening date.'), ('dim_site', 'closed_on', 'Closing date, NULL while open.'),
+        ('dim_site', 'status', 'open, closed (closed_on passed) or planned (opened_on in the future), as of the last dim_refresh.'),
+        ('dim_site', 'parent_site_id', 'Site that replenishes this one.'), ('dim_site', 'geom', 'Location, WGS84 point.'),
+        ('dim_store', 'brand', 'Brand (tenant).'), ('dim_store', 'store_id', 'Store id.'),
+        ('dim_store', 'valid_from', 'First day of this version.'), ('dim_store', 'valid_to', 'Day after the last day of this version.'),
+        ('dim_store', 'is_current', 'Whether this is the current version.'), ('dim_store', 'store_name', 'Name.'),
+        ('dim_store', 'region', 'Region (see dim_site.region); history kept.'), ('dim_store', 'city', 'City.'),
+        ('dim_store', 'floor_area', 'Selling area in m2.'), ('dim_store', 'opened_on', 'Opening date.'),
+        ('dim_store', 'closed_on', 'Closing date, NULL while open.'), ('dim_store', 'status', 'open, closed or planned.'),
+        ('dim_store', 'parent_site_id', 'Front or regional DC that replenishes the store.'), ('dim_store', 'geom', 'Location, WGS84 point.'),
+        ('dim_customer', 'brand', 'Brand (tenant).'), ('dim_customer', 'customer_id_hash', 'md5 of the brand''s identifier of the customer (ods_customer.customer_id), the value the hash masking rule shows: stable for joins, not the identifier.'),
+        ('dim_customer', 'id_type', 'Type of the customer''s identifier (member_id, phone, email ...).'), ('dim_customer', 'customer_key', 'Dense customer key (the key of the DWD and DWS), NULL until the customer is keyed (first order or identifier).'),
+        ('dim_customer', 'gender', 'F, M or U (unknown).'), ('dim_customer', 'birth_year', 'Year of birth (the date itself is not kept).'),
+        ('dim_customer', 'member_level', 'Membership level: ods_customer.attributes.member_level (or level), else member.'),
+        ('dim_customer', 'home_store_id', 'Store the customer belongs to.'), ('dim_customer', 'guide_id', 'Shopping guide in charge (ods_customer.guide_id or attributes.guide_id).'),
+        ('dim_customer', 'register_channel', 'Where the customer registered, unknown when the source does not say.'),
+        ('dim_customer', 'register_date', 'Day the customer became a member.'), ('dim_customer', 'city', 'City, unknown when the source does not say.'),
+        ('dim_customer', 'province', 'Province or state.'), ('dim_customer', 'country', 'Country.'),
+        ('dim_calendar', 'date_key', 'The day.'), ('dim_calendar', 'year', 'Calendar year.'), ('dim_calendar', 'quarter', 'Calendar quarter 1-4.'),
+        ('dim_calendar', 'month', 'Calendar month 1-12.'), ('dim_calendar', 'month_name', 'Month name (English).'),
+        ('dim_calendar', 'day_of_month', 'Day of the month.'), ('dim_calendar', 'day_of_year', 'Day of the year 1-366.'),
+        ('dim_calendar', 'iso_year', 'ISO 8601 week-numbering year (the year of the week''s Thursday).'),
+        ('dim_calendar', 'iso_week', 'ISO 8601 week 1-53 (weeks start on Monday).'), ('dim_calendar', 'iso_day_of_week', 'ISO day of week, 1 = Monday .. 7 = Sunday.'),
+        ('dim_calendar', 'day_name', 'Day name (English).'), ('dim_calendar', 'is_weekend', 'Saturday or Sunday.'),
+        ('dim_calendar', 'week_start', 'Monday of the ISO week.'), ('dim_calendar', 'month_start', 'First day of the month.'),
+        ('dim_calendar', 'fiscal_year', 'NRF 4-5-4 fiscal year, named after the calendar year it starts in.'),
+        ('dim_calendar', 'fiscal_quarter', 'Fiscal quarter 1-4 (13 weeks; the 4th has 14 in a 53-week year).'),
+        ('dim_calendar', 'fiscal_month', 'Fiscal month 1-12 (1 = February): 4, 5 and 4 weeks per quarter; month 12 has 5 weeks in a 53-week year.'),
+        ('dim_calendar', 'fiscal_week', 'Fiscal week 1-53, Sunday to Saturday.'), ('dim_calendar', 'fiscal_day_of_week', 'Day of the fiscal week, 1 = Sunday .. 7 = Saturday.'),
+        ('dim_calendar', 'fiscal_year_start', 'First day (a Sunday) of the fiscal year.'),
+        ('dim_calendar', 'fiscal_year_end', 'Last day of the fiscal year: the Saturday nearest 31 January.'),
+        ('dim_calendar', 'fiscal_weeks_in_year', '52, or 53 in a long year.'),
+        ('dim_holiday', 'country', 'ISO 3166 country code, or * for every country.'), ('dim_holiday', 'holiday_date', 'The day.'),
+        ('dim_holiday', 'name', 'Name of the holiday.'), ('dim_holiday', 'shipped', 'Row shipped with the extension (recreated at install; pg_dump keeps the others).'),
+        ('dim_date', 'is_holiday', 'Whether dim_holiday has a holiday on the day (any country).'),
+        ('dim_date', 'holidays', 'The day''s holidays as ''country: name'' separated by ''; '', empty when none.')) AS c(tbl, col, txt)
+    LOOP
+        EXECUTE format('COMMENT ON COLUMN retail_mid.%I.%I IS %L', r.tbl, r.col, r.txt);
+    END LOOP;
+    -- dim_date repeats the calendar's columns
+    FOR r IN SELECT a.attname, col_description('retail_mid.dim_calendar'::regclass, a.attnum) AS txt
+               FROM pg_attribute a WHERE a.attrelid = 'retail_mid.dim_calendar'::regclass AND a.attnum > 0 LOOP
+        EXECUTE format('COMMENT ON COLUMN retail_mid.dim_date.%I IS %L', r.attname, r.txt);
+    END LOOP;
+END $$;
+
+-- brand isolation, the calendar and the site candidates as reference data, grants (as governance/lockdown.sql does at install)
+CREATE OR REPLACE FUNCTION retail_mid.security_reference_relations()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT pg_catalog.array_agg(c.oid::regclass ORDER BY c.relname)
+      FROM pg_catalog.pg_class c
+     WHERE c.relnamespace = 'retail_mid'::regnamespace
+       AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['metric_atomic', 'metric_qualifier', 'metric_period', 'metric_granularity',
+                            'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
+                            'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
+                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date',
+                            'site_candidate_ranking']::name[]);
+END;
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking; no rows of any brand.';
+
+CREATE OR REPLACE FUNCTION retail_mid.security_grant(rel regclass)
+RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    has_brand boolean;
+    kind "char";
+    reference boolean;
+BEGIN
+    SELECT c.relkind, EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND a.attnum > 0 AND NOT a.attisdropped)
+      INTO kind, has_brand FROM pg_class c WHERE c.oid = rel;
+    IF kind IN ('r', 'p') THEN
+        EXECUTE format('GRANT ALL ON %s TO retail_mid_admin', rel);
+    ELSE
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_admin', rel);
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.pii_mask_rule r WHERE r.table_name = rel) THEN
+        RETURN;
+    END IF;
+    reference := rel = ANY (retail_mid.security_reference_relations());
+    IF has_brand OR reference THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_analyst', rel);
+    ELSE
+        EXECUTE format('REVOKE ALL ON %s FROM retail_mid_analyst, retail_mid_bi', rel);
+    END IF;
+    IF has_brand AND (kind IN ('v', 'm') OR rel::text LIKE 'retail\_mid.dws\_%')
+       OR (has_brand OR reference) AND rel::text LIKE 'retail\_mid.dim\_%' THEN
+        EXECUTE format('GRANT SELECT ON %s TO retail_mid_bi', rel);
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.security_grant(regclass) IS 'Grants a relation to retail_mid_admin, retail_mid_analyst and retail_mid_bi by the least-privilege rules (brand column or reference data for analysts; brand-bearing views, DWS and DIM tables and the calendar for BI).';
+
+SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.dim_product', 'retail_mid.dim_site', 'retail_mid.dim_customer']::regclass[]) t;
+ALTER VIEW retail_mid.dim_store SET (security_invoker = true);
+ALTER VIEW retail_mid.dim_date SET (security_invoker = true);
+SELECT retail_mid.security_grant(t) FROM unnest(ARRAY['retail_mid.dim_product', 'retail_mid.dim_site', 'retail_mid.dim_customer', 'retail_mid.dim_store',
+    'retail_mid.dim_calendar', 'retail_mid.dim_holiday', 'retail_mid.dim_date']::regclass[]) t;
+
+-- the trade DWD and DWS labelled with the categories and regions valid on their day, backfilled
+ALTER TABLE retail_mid.dwd_trade_order_line_di ADD COLUMN category_l1 text, ADD COLUMN category_l2 text, ADD COLUMN store_region text;
+ALTER TABLE retail_mid.dws_trade_sku_store_1d ADD COLUMN category_l1 text, ADD COLUMN category_l2 text, ADD COLUMN store_region text;
+ALTER TABLE retail_mid.dws_trade_store_1d ADD COLUMN store_region text;
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.category_l1 IS 'Category level 1 of the SKU on the order date (dim_product version valid on dt); unknown when the product is not in the ODS.';
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.category_l2 IS 'Category level 2 of the SKU on the order date; unknown when the product is not in the ODS.';
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.store_region IS 'Region of the store on the order date (dim_site version valid on dt); unknown for a store not in the ODS, NULL for lines without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.category_l1 IS 'Category level 1 of the SKU on dt (dwd_trade_order_line_di.category_l1).';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.category_l2 IS 'Category level 2 of the SKU on dt.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.store_region IS 'Region of the store on dt (dim_site), NULL for store_id ''(none)''.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.store_region IS 'Region of the store on dt (dim_site), NULL for store_id ''(none)''.';
+SELECT retail_mid.dim_refresh(CURRENT_DATE);
+UPDATE retail_mid.dwd_trade_order_line_di x
+   SET category_l1 = coalesce((SELECT p.category_l1 FROM retail_mid.dim_product p
+                                WHERE p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to), 'unknown'),
+       category_l2 = coalesce((SELECT p.category_l2 FROM retail_mid.dim_product p
+                                WHERE p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to), 'unknown'),
+       store_region = CASE WHEN x.store_id IS NOT NULL THEN
+                          coalesce((SELECT s.region FROM retail_mid.dim_site s
+                                     WHERE s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to), 'unknown') END;
+UPDATE retail_mid.dws_trade_sku_store_1d k SET category_l1 = d.category_l1, category_l2 = d.category_l2, store_region = d.store_region
+  FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, max(category_l1) AS category_l1, max(category_l2) AS category_l2,
+               max(store_region) AS store_region
+          FROM retail_mid.dwd_trade_order_line_di GROUP BY 1, 2, 3, 4) d
+ WHERE k.dt = d.dt AND k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id;
+UPDATE retail_mid.dws_trade_store_1d k SET store_region = d.store_region
+  FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, max(store_region) AS store_region
+          FROM retail_mid.dwd_trade_order_line_di GROUP BY 1, 2, 3) d
+ WHERE k.dt = d.dt AND k.brand = d.brand AND k.store_id = d.store_id;
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    -- Customers first seen in this range get their keys before the lines refer to them.
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id
+               FROM retail_mid.ods_order o
+              WHERE o.order_time >= from_date AND o.order_time < to_date + 1
+                AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                                 WHERE k.id_type = o.id_type AND k.id_value = btrim(o.customer_id))) o;
+
+    DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
+
+    CREATE TEMP TABLE pg_temp.rm_dwd_lines ON COMMIT DROP AS
+    SELECT o.order_time::date AS dt, o.brand, o.order_id, l.line_no, o.order_time, k.customer_key,
+           o.store_id, o.channel, l.sku_id, l.quantity, l.unit_price, l.discount,
+           coalesce(l.original_order_id, o.original_order_id) AS original_order_id,
+           CASE WHEN row_number() OVER (PARTITION BY o.brand, o.order_id, l.sku_id, l.quantity, l.unit_price, l.discount
+                                        ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+                WHEN l.unit_price = 0 THEN 'zero_price'
+                WHEN l.unit_price < 0 THEN 'negative_price'
+                WHEN l.quantity = 0 THEN 'zero_quantity'
+           END AS dropped_by
+      FROM retail_mid.ods_order o
+      JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.id_value = btrim(o.customer_id)
+     WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
+
+    INSERT INTO retail_mid.dwd_trade_order_line_di
+    SELECT x.dt, x.brand, x.order_id, x.line_no, x.order_time, x.customer_key, x.store_id, x.channel, x.sku_id, x.quantity, x.unit_price,
+           x.discount, x.quantity * x.unit_price - x.discount,
+           CASE WHEN x.quantity < 0 THEN 'return' ELSE 'sale' END, x.original_order_id,
+           -- issue 15: categories and region as of the order date
+           coalesce(p.category_l1, 'unknown'), coalesce(p.category_l2, 'unknown'),
+           CASE WHEN x.store_id IS NOT NULL THEN coalesce(s.region, 'unknown') END
+      FROM pg_temp.rm_dwd_lines x
+      LEFT JOIN retail_mid.dim_product p ON p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to
+      LEFT JOIN retail_mid.dim_site s ON s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to
+     WHERE dropped_by IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)
+    SELECT dt, brand, r.rule, count(*), coalesce(sum(quantity * unit_price), 0)
+      FROM pg_temp.rm_dwd_lines,
+           LATERAL (VALUES ('source_line', true),
+                           (dropped_by, dropped_by IS NOT NULL),
+                           ('kept_line', dropped_by IS NULL),
+                           ('return_line', dropped_by IS NULL AND quantity < 0),
+                           ('anonymous_line', dropped_by IS NULL AND customer_key IS NULL)) AS r(rule, applies)
+     WHERE r.applies
+     GROUP BY dt, brand, r.rule;
+
+    DROP TABLE pg_temp.rm_dwd_lines;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dwd_trade(date, date) IS 'Rebuilds dwd_trade_order_line_di and dwd_trade_cleaning_1d for the given days from the ODS; called by retail_mid.refresh.';
+
+CREATE OR REPLACE FUNCTION retail_mid.build_dws_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    CREATE TEMP TABLE rm_touched_customer ON COMMIT DROP AS
+        SELECT DISTINCT brand, customer_key FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_sku_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    -- One pass over the DWD lines to orders: an order has one customer, store and day, so customer and store
+    -- counts become plain sums over it and need no count(DISTINCT).
+    CREATE TEMP TABLE rm_order ON COMMIT DROP AS
+    SELECT dt, brand, order_id, customer_key, coalesce(store_id, '(none)') AS store_id,
+           count(*) AS lines, sum(quantity) AS quantity,
+           bool_or(line_type = 'sale') AS has_sale, bool_or(line_type = 'return') AS has_return,
+           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount,
+           min(order_time) AS order_time, max(store_region) AS store_region  -- issue 15
+      FROM retail_mid.dwd_trade_order_line_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
+    ANALYZE rm_order;
+
+    INSERT INTO retail_mid.dws_trade_customer_1d
+    SELECT dt, brand, customer_key, count(*) FILTER (WHERE has_sale), count(*) FILTER (WHERE has_return),
+           sum(lines), sum(quantity), sum(sales_amount), sum(return_amount), sum(sales_amount) - sum(return_amount),
+           min(order_time), max(order_time)
+      FROM rm_order WHERE customer_key IS NOT NULL
+     GROUP BY dt, brand, customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    INSERT INTO retail_mid.dws_trade_store_1d
+    SELECT dt, brand, store_id, orders, anonymous_orders, return_orders, lines, quantity, sales_amount, return_amount,
+           sales_amount - return_amount, retail_mid.rb_cardinality(b), b, store_region
+      FROM (SELECT dt, brand, store_id, max(store_region) AS store_region, count(*) FILTER (WHERE has_sale) AS orders,
+                   count(*) FILTER (WHERE has_sale AND customer_key IS NULL) AS anonymous_orders,
+                   count(*) FILTER (WHERE has_return) AS return_orders, sum(lines) AS lines, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE has_sale), '{}') AS b
+              FROM rm_order GROUP BY dt, brand, store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- SKU lines are first summed per order, so that an order counts once per SKU.
+    INSERT INTO retail_mid.dws_trade_sku_store_1d
+    SELECT dt, brand, store_id, sku_id, orders, sales_quantity - return_quantity, sales_quantity, return_quantity,
+           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b,
+           category_l1, category_l2, store_region  -- issue 15
+      FROM (SELECT dt, brand, store_id, sku_id, max(category_l1) AS category_l1, max(category_l2) AS category_l2,
+                   max(store_region) AS store_region, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
+                   sum(sales_quantity) AS sales_quantity, sum(return_quantity) AS return_quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE sales_quantity > 0), '{}') AS b
+              FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, order_id, customer_key,
+                           max(category_l1) AS category_l1, max(category_l2) AS category_l2, max(store_region) AS store_region,
+                           coalesce(sum(quantity) FILTER (WHERE line_type = 'sale'), 0) AS sales_quantity,
+                           coalesce(-sum(quantity) FILTER (WHERE line_type = 'return'), 0) AS return_quantity,
+                           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+                           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount
+                      FROM retail_mid.dwd_trade_order_line_di
+                     WHERE dt BETWEEN from_date AND to_date
+                     GROUP BY dt, brand, coalesce(store_id, '(none)'), sku_id, order_id, customer_key) per_order
+             GROUP BY dt, brand, store_id, sku_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- To-date rows of every touched key, recomputed from the _1d history.
+    INSERT INTO rm_touched_customer SELECT DISTINCT brand, customer_key FROM rm_order WHERE customer_key IS NOT NULL;
+    INSERT INTO rm_touched_store SELECT DISTINCT brand, store_id FROM rm_order;
+    INSERT INTO rm_touched_sku_store
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    DELETE FROM retail_mid.dws_trade_customer_td t USING (SELECT DISTINCT * FROM rm_touched_customer) k
+     WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
+    INSERT INTO retail_mid.dws_trade_customer_td
+    SELECT d.brand, d.customer_key, min(dt), max(dt), sum(orders), sum(return_orders), count(*), sum(quantity),
+           sum(sales_amount), sum(return_amount), sum(net_amount),
+           min(dt) FILTER (WHERE orders > 0), max(dt) FILTER (WHERE orders > 0)
+      FROM retail_mid.dws_trade_customer_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
+     GROUP BY d.brand, d.customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_sku_store_td t USING (SELECT DISTINCT * FROM rm_touched_sku_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id AND t.sku_id = k.sku_id;
+    INSERT INTO retail_mid.dws_trade_sku_store_td
+    SELECT d.brand, d.store_id, d.sku_id, min(dt), max(dt), count(*), sum(orders), sum(quantity), sum(net_amount),
+           retail_mid.rb_cardinality(retail_mid.rb_or_agg(buyer_bitmap))
+      FROM retail_mid.dws_trade_sku_store_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+        ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
+     GROUP BY d.brand, d.store_id, d.sku_id;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_store_td t USING (SELECT DISTINCT * FROM rm_touched_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id;
+    INSERT INTO retail_mid.dws_trade_store_td
+    SELECT brand, store_id, first_sale_date, last_sale_date, orders, net_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
+                   sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
+              FROM retail_mid.dws_trade_store_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
+             GROUP BY d.brand, d.store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DROP TABLE rm_order, rm_touched_customer, rm_touched_sku_store, rm_touched_store;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_trade(date, date) IS 'Rebuilds the trade _1d tables for the given days and the _td rows they touch; called by retail_mid.refresh.';
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_dim bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh range must be finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One refresh at a time: a second one waits rather than interleaving its deletes and inserts.
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
+
+    -- issue 15: the dimensions first (the DWD labels lines with the categories and regions valid on their day)
+    v_dim := retail_mid.dim_refresh(CURRENT_DATE, from_date, to_date);
+    RAISE NOTICE 'refresh % .. % (% days): building DWD', from_date, to_date, to_date - from_date + 1;
+    v_dwd := retail_mid.build_dwd_trade(from_date, to_date);
+    t1 := clock_timestamp();
+    RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
+    v_dws := retail_mid.build_dws_trade(from_date, to_date);
+    RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+
+    DELETE FROM retail_mid.dws_refresh_state;
+    INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
+    SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
+    -- the brand scope of customers (foundation/tenancy.sql) and of the shared group tags' bitmaps (tags/brand_scope.sql),
+    -- and the metric registry's generated tables (governance/metric.sql)
+    v_customers := retail_mid.refresh_customer_brand();
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    t2 := clock_timestamp();
+    RAISE NOTICE 'refresh: % customer-brand pairs; refreshing the metric registry', v_customers;
+    v_metric := retail_mid.metric_refresh(from_date, to_date);
+    RAISE NOTICE 'refresh: % metric rows written', v_metric;
+    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws + v_metric,
+        jsonb_build_object('dim_rows', v_dim, 'dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'customer_brand_rows', v_customers,
+                           'dwd_seconds', extract(epoch FROM t1 - t0),
+                           'dws_seconds', extract(epoch FROM t2 - t1),
+                           'metric_seconds', extract(epoch FROM clock_timestamp() - t2)));
+    RETURN v_dwd + v_dws + v_metric;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
+
+-- BI contract: fulfilment_atp gains its brand and, like reach_touch and site_candidate_ranking, is owned by the view owner and read by analysts and BI
+CREATE OR REPLACE VIEW retail_mid.fulfilment_atp AS
+SELECT s.location_id, l.kind, s.sku_id, s.on_hand, s.reserved, s.on_hand - s.reserved AS atp, l.brand
+  FROM retail_mid.fulfilment_stock s JOIN retail_mid.fulfilment_location l USING (location_id);
+COMMENT ON COLUMN retail_mid.fulfilment_atp.brand IS 'Brand of the location (rows of the caller''s brands only).';
+ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
+ALTER VIEW retail_mid.fulfilment_atp SET (security_invoker = false);
+ALTER VIEW retail_mid.site_candidate_ranking SET (security_invoker = false);
+ALTER VIEW retail_mid.reach_touch OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.fulfilment_atp OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.site_candidate_ranking OWNER TO retail_mid_view_owner;
+REVOKE ALL ON retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.site_candidate_ranking FROM retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.site_candidate_ranking TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
+                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;

@@ -27,7 +27,11 @@ CREATE TABLE retail_mid.dwd_trade_order_line_di (
     discount          numeric(14,4) NOT NULL,
     amount            numeric(18,4) NOT NULL,
     line_type         text      NOT NULL CHECK (line_type IN ('sale', 'return')),
-    original_order_id text
+    original_order_id text,
+    -- issue 15: the DIM labels (dim_product and dim_site as of dt)
+    category_l1       text,
+    category_l2       text,
+    store_region      text
 );
 CREATE INDEX ON retail_mid.dwd_trade_order_line_di (dt);
 COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
@@ -46,6 +50,9 @@ COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.discount IS 'Discount on th
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.amount IS 'quantity * unit_price - discount; negative for returns.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.line_type IS 'sale or return (returns include cancellations).';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.original_order_id IS 'For returns: the order the goods were bought with, when the source says.';
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.category_l1 IS 'Category level 1 of the SKU on the order date (dim_product version valid on dt); unknown when the product is not in the ODS.';
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.category_l2 IS 'Category level 2 of the SKU on the order date; unknown when the product is not in the ODS.';
+COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.store_region IS 'Region of the store on the order date (dim_site version valid on dt); unknown for a store not in the ODS, NULL for lines without a store.';
 
 CREATE TABLE retail_mid.dwd_trade_cleaning_1d (
     dt     date   NOT NULL,
@@ -99,10 +106,16 @@ BEGIN
     ANALYZE pg_temp.rm_dwd_lines;
 
     INSERT INTO retail_mid.dwd_trade_order_line_di
-    SELECT dt, brand, order_id, line_no, order_time, customer_key, store_id, channel, sku_id, quantity, unit_price,
-           discount, quantity * unit_price - discount,
-           CASE WHEN quantity < 0 THEN 'return' ELSE 'sale' END, original_order_id
-      FROM pg_temp.rm_dwd_lines WHERE dropped_by IS NULL;
+    SELECT x.dt, x.brand, x.order_id, x.line_no, x.order_time, x.customer_key, x.store_id, x.channel, x.sku_id, x.quantity, x.unit_price,
+           x.discount, x.quantity * x.unit_price - x.discount,
+           CASE WHEN x.quantity < 0 THEN 'return' ELSE 'sale' END, x.original_order_id,
+           -- issue 15: categories and region as of the order date
+           coalesce(p.category_l1, 'unknown'), coalesce(p.category_l2, 'unknown'),
+           CASE WHEN x.store_id IS NOT NULL THEN coalesce(s.region, 'unknown') END
+      FROM pg_temp.rm_dwd_lines x
+      LEFT JOIN retail_mid.dim_product p ON p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to
+      LEFT JOIN retail_mid.dim_site s ON s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to
+     WHERE dropped_by IS NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
 
     INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)

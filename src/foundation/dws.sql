@@ -58,6 +58,10 @@ CREATE TABLE retail_mid.dws_trade_sku_store_1d (
     net_amount      numeric(18,4) NOT NULL,
     buyers          int    NOT NULL,
     buyer_bitmap    retail_mid.rbitmap NOT NULL,
+    -- issue 15: DIM labels as of dt
+    category_l1     text,
+    category_l2     text,
+    store_region    text,
     PRIMARY KEY (dt, brand, store_id, sku_id)
 );
 CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
@@ -75,6 +79,9 @@ COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.return_amount IS 'Returned a
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.net_amount IS 'sales_amount - return_amount.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.buyers IS 'Distinct identified customers with a sale line.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.buyer_bitmap IS 'Those customers'' keys, for exact distinct counts over longer periods.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.category_l1 IS 'Category level 1 of the SKU on dt (dwd_trade_order_line_di.category_l1).';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.category_l2 IS 'Category level 2 of the SKU on dt.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.store_region IS 'Region of the store on dt (dim_site), NULL for store_id ''(none)''.';
 
 CREATE TABLE retail_mid.dws_trade_store_1d (
     dt                date   NOT NULL,
@@ -90,6 +97,8 @@ CREATE TABLE retail_mid.dws_trade_store_1d (
     net_amount        numeric(18,4) NOT NULL,
     customers         int    NOT NULL,
     customer_bitmap   retail_mid.rbitmap NOT NULL,
+    -- issue 15: DIM label as of dt
+    store_region      text,
     PRIMARY KEY (dt, brand, store_id)
 );
 COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';
@@ -106,6 +115,7 @@ COMMENT ON COLUMN retail_mid.dws_trade_store_1d.return_amount IS 'Returned amoun
 COMMENT ON COLUMN retail_mid.dws_trade_store_1d.net_amount IS 'sales_amount - return_amount.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_1d.customers IS 'Distinct identified customers with a sale.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_1d.customer_bitmap IS 'Those customers'' keys, for exact distinct counts over longer periods.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_1d.store_region IS 'Region of the store on dt (dim_site), NULL for store_id ''(none)''.';
 
 CREATE TABLE retail_mid.dws_trade_customer_td (
     brand            text NOT NULL,
@@ -209,7 +219,7 @@ BEGIN
            bool_or(line_type = 'sale') AS has_sale, bool_or(line_type = 'return') AS has_return,
            coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
            coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount,
-           min(order_time) AS order_time
+           min(order_time) AS order_time, max(store_region) AS store_region  -- issue 15
       FROM retail_mid.dwd_trade_order_line_di
      WHERE dt BETWEEN from_date AND to_date
      GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
@@ -225,8 +235,8 @@ BEGIN
 
     INSERT INTO retail_mid.dws_trade_store_1d
     SELECT dt, brand, store_id, orders, anonymous_orders, return_orders, lines, quantity, sales_amount, return_amount,
-           sales_amount - return_amount, retail_mid.rb_cardinality(b), b
-      FROM (SELECT dt, brand, store_id, count(*) FILTER (WHERE has_sale) AS orders,
+           sales_amount - return_amount, retail_mid.rb_cardinality(b), b, store_region
+      FROM (SELECT dt, brand, store_id, max(store_region) AS store_region, count(*) FILTER (WHERE has_sale) AS orders,
                    count(*) FILTER (WHERE has_sale AND customer_key IS NULL) AS anonymous_orders,
                    count(*) FILTER (WHERE has_return) AS return_orders, sum(lines) AS lines, sum(quantity) AS quantity,
                    sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
@@ -237,12 +247,15 @@ BEGIN
     -- SKU lines are first summed per order, so that an order counts once per SKU.
     INSERT INTO retail_mid.dws_trade_sku_store_1d
     SELECT dt, brand, store_id, sku_id, orders, sales_quantity - return_quantity, sales_quantity, return_quantity,
-           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b
-      FROM (SELECT dt, brand, store_id, sku_id, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
+           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b,
+           category_l1, category_l2, store_region  -- issue 15
+      FROM (SELECT dt, brand, store_id, sku_id, max(category_l1) AS category_l1, max(category_l2) AS category_l2,
+                   max(store_region) AS store_region, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
                    sum(sales_quantity) AS sales_quantity, sum(return_quantity) AS return_quantity,
                    sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
                    coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE sales_quantity > 0), '{}') AS b
               FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, order_id, customer_key,
+                           max(category_l1) AS category_l1, max(category_l2) AS category_l2, max(store_region) AS store_region,
                            coalesce(sum(quantity) FILTER (WHERE line_type = 'sale'), 0) AS sales_quantity,
                            coalesce(-sum(quantity) FILTER (WHERE line_type = 'return'), 0) AS return_quantity,
                            coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,

@@ -61,6 +61,7 @@ CREATE TABLE retail_mid.ods_product (
     list_price    numeric(14,4) CHECK (list_price >= 0),
     package_size  text,
     load_id       bigint REFERENCES retail_mid.ods_load,
+    attributes    jsonb NOT NULL DEFAULT '{}',
     PRIMARY KEY (brand, sku_id)
 );
 COMMENT ON TABLE retail_mid.ods_product IS 'Products (SKUs) with a four-level category, the product brand and the list price.';
@@ -246,6 +247,7 @@ BEGIN
         ('ods_product', 'category_l3', 'Category, level 3.'), ('ods_product', 'category_l4', 'Category, level 4.'),
         ('ods_product', 'product_brand', 'Manufacturer''s or private-label brand.'), ('ods_product', 'list_price', 'Regular shelf price.'),
         ('ods_product', 'package_size', 'Package size as text (e.g. 64 oz).'), ('ods_product', 'load_id', 'Load that brought the row.'),
+        ('ods_product', 'attributes', 'Further attributes as JSON (launch_date, status ... read by dim_product).'),
         ('ods_site', 'brand', 'Brand.'), ('ods_site', 'site_id', 'Store or warehouse id.'), ('ods_site', 'site_name', 'Name.'),
         ('ods_site', 'kind', 'store, CDC (central DC), RDC (regional DC) or FDC (front DC).'), ('ods_site', 'geom', 'Location, WGS84 point.'),
         ('ods_site', 'opened_on', 'Opening date.'), ('ods_site', 'closed_on', 'Closing date, NULL while open.'), ('ods_site', 'floor_area', 'Selling area in m2 (an attractiveness measure).'),

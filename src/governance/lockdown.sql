@@ -84,6 +84,17 @@ ALTER VIEW retail_mid.behavior_event_keyed SET (security_invoker = false);
 ALTER VIEW retail_mid.campaign_touch_keyed SET (security_invoker = false);
 ALTER VIEW retail_mid.behavior_event_keyed OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.campaign_touch_keyed OWNER TO retail_mid_view_owner;
+-- issue 15 (BI contract): views analysts and BI read over tables they may not read themselves, owned by
+-- retail_mid_view_owner and scoped by the row-level security of their base tables (evaluated for the caller):
+-- reach_touch (ODS touches and their keys), fulfilment_atp (stock of the locations of the caller's brands). The
+-- site candidates are the group's planning output and hold no rows of any brand. (Their grants to the view owner
+-- are given at the end, after the roles', as an update from 1.0.0 orders them.)
+ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
+ALTER VIEW retail_mid.fulfilment_atp SET (security_invoker = false);
+ALTER VIEW retail_mid.site_candidate_ranking SET (security_invoker = false);
+ALTER VIEW retail_mid.reach_touch OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.fulfilment_atp OWNER TO retail_mid_view_owner;
+ALTER VIEW retail_mid.site_candidate_ranking OWNER TO retail_mid_view_owner;
 
 GRANT USAGE ON SCHEMA retail_mid TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA retail_mid TO retail_mid_admin;
@@ -109,7 +120,8 @@ END;
 $$;
 -- analysts and BI: the masked views were granted by pii_create_masked_view; the brand-scoped views here
 GRANT SELECT ON retail_mid.oneid_person_brand, retail_mid.tag_value_brand, retail_mid.audience_member_brand,
-                retail_mid.behavior_event_keyed, retail_mid.campaign_touch_keyed
+                retail_mid.behavior_event_keyed, retail_mid.campaign_touch_keyed,
+                retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.site_candidate_ranking  -- issue 15
     TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
 -- analysts evaluate audiences: the tag bitmaps (brand rows, by the brand rule above), the current tag values
 -- and the universe under their customer-scoped policies, and the keys (not the identifiers) of the dictionary
@@ -120,3 +132,8 @@ GRANT INSERT (name, brand, version, expression, canonical_expression, snapshot, 
 GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
 -- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
 GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
+-- issue 15 (BI contract): BI keeps reading the reach tables it read through reach_touch in 1.0.0; the view owner
+-- reads the base tables of the views it now owns
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
+GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
+                retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;

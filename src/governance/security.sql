@@ -212,13 +212,14 @@ BEGIN ATOMIC
        AND c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['metric_atomic', 'metric_qualifier', 'metric_period', 'metric_granularity',
                             'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
                             'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
-                            'tag_taxonomy', 'tag_definition']::name[]);
+                            'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date',
+                            'site_candidate_ranking']::name[]);
 END;
-COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, no rows of any brand.';
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking; no rows of any brand.';
 
 -- Grants a relation of the extension (or one it generated) to the shipped roles by the rules above: admins
 -- everything; analysts a relation with a brand column (under row-level security, or a security_invoker view
--- over such tables) or a reference relation; BI the same for views and DWS tables. Relations under a masking
+-- over such tables) or a reference relation; BI the same for views, DWS and DIM tables (and the calendar). Relations under a masking
 -- rule are left to pii_create_masked_view.
 CREATE FUNCTION retail_mid.security_grant(rel regclass)
 RETURNS void LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -244,12 +245,13 @@ BEGIN
     ELSE
         EXECUTE format('REVOKE ALL ON %s FROM retail_mid_analyst, retail_mid_bi', rel);
     END IF;
-    IF has_brand AND (kind IN ('v', 'm') OR rel::text LIKE 'retail\_mid.dws\_%') THEN
+    IF has_brand AND (kind IN ('v', 'm') OR rel::text LIKE 'retail\_mid.dws\_%')
+       OR (has_brand OR reference) AND rel::text LIKE 'retail\_mid.dim\_%' THEN
         EXECUTE format('GRANT SELECT ON %s TO retail_mid_bi', rel);
     END IF;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.security_grant(regclass) IS 'Grants a relation to retail_mid_admin, retail_mid_analyst and retail_mid_bi by the least-privilege rules (brand column or reference data for analysts; brand-bearing views and DWS tables for BI).';
+COMMENT ON FUNCTION retail_mid.security_grant(regclass) IS 'Grants a relation to retail_mid_admin, retail_mid_analyst and retail_mid_bi by the least-privilege rules (brand column or reference data for analysts; brand-bearing views, DWS and DIM tables and the calendar for BI).';
 
 -- Secures a table generated after installation (the metric registry's dws_metric_* tables): brand isolation
 -- when it has a brand column, and the role grants. A table without a brand column mixes brands: admins only.

@@ -63,7 +63,7 @@ COMMENT ON COLUMN retail_mid.fulfilment_reservation.status IS 'reserved, shipped
 COMMENT ON COLUMN retail_mid.fulfilment_reservation.reserved_at IS 'When it was routed.';
 
 CREATE VIEW retail_mid.fulfilment_atp AS
-SELECT s.location_id, l.kind, s.sku_id, s.on_hand, s.reserved, s.on_hand - s.reserved AS atp
+SELECT s.location_id, l.kind, s.sku_id, s.on_hand, s.reserved, s.on_hand - s.reserved AS atp, l.brand
   FROM retail_mid.fulfilment_stock s JOIN retail_mid.fulfilment_location l USING (location_id);
 COMMENT ON VIEW retail_mid.fulfilment_atp IS 'Available-to-promise per location and SKU: on hand minus reserved.';
 COMMENT ON COLUMN retail_mid.fulfilment_atp.location_id IS 'Location.';
@@ -72,6 +72,7 @@ COMMENT ON COLUMN retail_mid.fulfilment_atp.sku_id IS 'SKU.';
 COMMENT ON COLUMN retail_mid.fulfilment_atp.on_hand IS 'Units on hand.';
 COMMENT ON COLUMN retail_mid.fulfilment_atp.reserved IS 'Units reserved by routed orders.';
 COMMENT ON COLUMN retail_mid.fulfilment_atp.atp IS 'Units that can still be promised.';
+COMMENT ON COLUMN retail_mid.fulfilment_atp.brand IS 'Brand of the location (rows of the caller''s brands only).';
 
 CREATE FUNCTION retail_mid.fulfilment_plan(atp float8[], quantity float8[], distance float8[], exact_limit int4 DEFAULT 16)
 RETURNS int4[] AS 'MODULE_PATHNAME', 'fulfilment_plan' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
