@@ -4,7 +4,8 @@
 SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 
--- fixture: two synthetic brands (shared member ids: gb_a's 40 customers are also gb_b's, which has 20 more), an anonymous device seen by
+-- fixture: two synthetic brands (member ids are issued per brand: gb_a's 40 members and gb_b's 60 are 100 customers with
+-- their own keys; the persons behind member i of both brands share phone, e-mail and device, which OneID links), an anonymous device seen by
 -- gb_a only (its key is in no brand's customers), a boolean tag over both brands
 SELECT retail_mid.generate_synthetic(seed => 5, customers => 40, days => 30, orders_per_day => 6, stores => 2, skus => 20,
                                      start_date => '2031-03-01', brand => 'gb_a') > 0 AS generated_a;
@@ -127,13 +128,13 @@ WITH r AS (SELECT * FROM retail_mid.aipl_rule WHERE brand = '*'),
 ref AS (
     SELECT k.customer_key, r.stage, r.source, e.event_time::date AS dt, sum(e.event_count) AS n, coalesce(sum(e.amount), 0) AS amount
       FROM r JOIN retail_mid.ods_behavior_event e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
-      JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = e.id_value
+      JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand) AND k.id_value = e.id_value
      WHERE e.brand = 'gb_a' AND e.event_time >= date '2031-03-10' - r.lookback_days AND e.event_time < date '2031-03-31'
      GROUP BY 1, 2, 3, 4
     UNION ALL
     SELECT k.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
       FROM r JOIN retail_mid.ods_campaign_touch t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
-      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = t.id_value
+      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand) AND k.id_value = t.id_value
      WHERE t.brand = 'gb_a' AND t.touched_at >= date '2031-03-10' - r.lookback_days AND t.touched_at < date '2031-03-31'
      GROUP BY 1, 2, 3, 4
     UNION ALL
