@@ -3254,17 +3254,57 @@ BEGIN
           FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
          WHERE v.tag_name = ANY (tags) AND v.valid_to IS NULL AND d.value_type = 'numeric'
          GROUP BY v.tag_name, v.brand, d.numeric_scale;
-        PERFORM retail_mid.refresh_brand_tag_bitmaps(tags);
+        -- the brands' rows of shared group tags, as refresh_brand_tag_bitmaps builds them (inline: it uses a
+        -- temporary table, which an extension script would make a member of the extension)
+        INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+        SELECT t.tag_name, t.tag_value, b.brand, retail_mid.rb_and(t.bitmap, b.customers), retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+          FROM retail_mid.tag_bitmap t
+         CROSS JOIN (SELECT cb.brand, retail_mid.rb_build_agg(cb.customer_key) AS customers FROM retail_mid.customer_brand cb
+                      WHERE cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*') GROUP BY cb.brand) b
+         WHERE t.brand = '*' AND t.tag_name = ANY (tags)
+           AND t.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group' AND d.shared_with_brands)
+           AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+        INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+        SELECT t.tag_name, cb.brand, t.scale, min(v.numeric_value), max(v.numeric_value), count(*),
+               retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, t.scale))::int8)
+          FROM retail_mid.tag_bsi t
+          JOIN retail_mid.tag_value v ON v.tag_name = t.tag_name AND v.brand = '*' AND v.valid_to IS NULL AND v.numeric_value IS NOT NULL
+          JOIN retail_mid.customer_brand cb ON cb.customer_key = v.customer_key
+         WHERE t.brand = '*' AND t.tag_name = ANY (tags)
+           AND t.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group' AND d.shared_with_brands)
+           AND cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*')
+         GROUP BY t.tag_name, cb.brand, t.scale;
         RAISE NOTICE 'retail_mid 1.1.0: bitmaps of % tags rebuilt', cardinality(tags);
     END IF;
     PERFORM retail_mid.refresh_customer_universe();
-    -- OneID: the persons holding a split key are resolved again (their identifiers now belong to two customers)
+    -- OneID: the persons holding a split key are resolved again (their identifiers now belong to two customers), as
+    -- resolve_identities does (inline: temporary tables made in an extension script would become its members)
     IF EXISTS (SELECT 1 FROM retail_mid.oneid_person_map) THEN
         DELETE FROM retail_mid.oneid_person_map m
          WHERE m.person_key IN (SELECT p.person_key FROM retail_mid.oneid_person_map p
                                   JOIN retail_mid.rm_upgrade_key_split s ON s.old_key = p.customer_key);
-        PERFORM retail_mid.resolve_identities();
+        WITH g AS (SELECT retail_mid.connected_components(e.a, e.b) AS cc FROM retail_mid.oneid_edges e),
+        comp AS (SELECT unnest((g.cc).nodes) AS node, unnest((g.cc).components) AS component FROM g),
+        allc AS (SELECT node, component FROM comp
+                 UNION ALL
+                 SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k
+                  WHERE NOT EXISTS (SELECT 1 FROM comp c WHERE c.node = k.customer_key)),
+        person AS (SELECT c.component, coalesce(min(m.person_key), c.component) AS person_key
+                     FROM allc c LEFT JOIN retail_mid.oneid_person_map m ON m.customer_key = c.node GROUP BY c.component)
+        INSERT INTO retail_mid.oneid_person_map AS m (customer_key, person_key)
+        SELECT c.node, p.person_key FROM allc c JOIN person p USING (component)
+        ON CONFLICT (customer_key) DO UPDATE SET person_key = excluded.person_key, updated_at = now()
+         WHERE m.person_key IS DISTINCT FROM excluded.person_key;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        detail := detail || jsonb_build_object('oneid_person_map', jsonb_build_object('mapped', n));
+        RAISE NOTICE 'retail_mid 1.1.0: OneID: % identifiers mapped again', n;
     END IF;
+    -- temporary tables of the routines called above are not the extension's
+    FOR r IN SELECT c.oid::regclass AS rel FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+              WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND c.relpersistence = 't'
+                AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'retail_mid') LOOP
+        EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', r.rel);
+    END LOOP;
     PERFORM retail_mid.job_finish(job, n_split, detail || jsonb_build_object('split_keys', (SELECT count(DISTINCT old_key) FROM retail_mid.rm_upgrade_key_split),
                                                                         'new_keys', n_split, 'tags_rebuilt', cardinality(tags)));
 END;
