@@ -79,7 +79,7 @@ BEGIN
             ORDER BY 1::text LOOP
     SELECT string_agg(CASE WHEN e = 'customer_key' THEN '(SELECT k.id_type || '':'' || k.id_value FROM retail_mid.customer_key k WHERE k.customer_key = t.customer_key)'
                            WHEN (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = r.rel AND a.attname = e) = 'retail_mid.rbitmap'::regtype
-                           THEN format('(SELECT string_agg(k.id_type || '':'' || k.id_value, '','' ORDER BY 1) FROM retail_mid.rb_iterate(t.%I) i JOIN retail_mid.customer_key k ON k.customer_key = i)', e)
+                           THEN format('(SELECT string_agg(k.id_type || '':'' || k.id_value, '','' ORDER BY k.id_type || '':'' || k.id_value) FROM retail_mid.rb_iterate(t.%I) i JOIN retail_mid.customer_key k ON k.customer_key = i)', e)
                            WHEN e IN ('customers') THEN NULL
                            ELSE 't.' || quote_ident(e) END, ', ')
       INTO x FROM jsonb_array_elements_text(cols -> r.rel::text) e;
