@@ -17,12 +17,12 @@ SELECT retail_mid.customer_key_issuer('customer_id', 'kd_a') AS customer_id, ret
        retail_mid.customer_key_issuer('phone', 'kd_a') AS phone, retail_mid.customer_key_issuer('email', 'kd_a') AS email,
        retail_mid.customer_key_issuer('device_id', 'kd_a') AS device_id, retail_mid.customer_key_issuer('member_id', NULL) AS no_brand;
 SELECT retail_mid.assign_customer_keys(ARRAY['customer_id', 'customer_id', 'phone', 'phone', 'email', 'member_id'],
-                                       ARRAY['12346', '12346', '13800000001', '13800000001', 'kd@x.y', ' A1 '],
+                                       ARRAY['12346', '12346', '13700000001', '13700000001', 'kd@x.y', ' A1 '],
                                        ARRAY['kd_a', 'kd_b', 'kd_a', 'kd_b', 'kd_b', 'kd_a']) AS new_keys;
 SELECT id_type, issuer, id_value FROM retail_mid.customer_key
- WHERE id_value IN ('12346', '13800000001', 'kd@x.y', 'A1') ORDER BY 1, 2, 3;
+ WHERE id_value IN ('12346', '13700000001', 'kd@x.y', 'A1') ORDER BY 1, 2, 3;
 SELECT retail_mid.customer_key_of('customer_id', '12346', 'kd_a') <> retail_mid.customer_key_of('customer_id', '12346', 'kd_b') AS brand_ids_differ,
-       retail_mid.customer_key_of('phone', '13800000001', 'kd_a') = retail_mid.customer_key_of('phone', '13800000001', 'kd_b') AS phone_shared,
+       retail_mid.customer_key_of('phone', '13700000001', 'kd_a') = retail_mid.customer_key_of('phone', '13700000001', 'kd_b') AS phone_shared,
        retail_mid.customer_key_of('email', 'kd@x.y', 'kd_a') = retail_mid.customer_key_of('email', 'kd@x.y', NULL::text) IS NULL AS strict_null_brand,
        retail_mid.customer_key_of('email', 'kd@x.y', 'kd_a') = retail_mid.customer_key_of('email', 'kd@x.y') AS email_shared;
 -- the 1.0.0 forms: no brand means no issuer; a brand-issued value of exactly one brand is still found, of several is ambiguous
