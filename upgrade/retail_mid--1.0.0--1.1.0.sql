@@ -2258,7 +2258,11 @@ COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was
 -- Identifiers a brand issues itself (member_id, customer_id, household_id, open_id) are keyed per issuer, the brand:
 -- customer "12346" of two brands are two customers with two keys. Phone, email and device_id stay shared (issuer '').
 -- Schema and routines first, then the data: keys of brand-issued identifiers used by several brands are split.
-ALTER TABLE retail_mid.customer_key ADD COLUMN issuer text NOT NULL DEFAULT '';
+-- (added without a default and filled, then given it: a fast default would leave a stored "missing value" a fresh
+-- install does not have)
+ALTER TABLE retail_mid.customer_key ADD COLUMN issuer text;
+UPDATE retail_mid.customer_key SET issuer = '';
+ALTER TABLE retail_mid.customer_key ALTER COLUMN issuer SET DEFAULT '', ALTER COLUMN issuer SET NOT NULL;
 ALTER TABLE retail_mid.customer_key DROP CONSTRAINT customer_key_id_type_id_value_key;
 ALTER TABLE retail_mid.customer_key ADD CONSTRAINT customer_key_id_type_issuer_id_value_key UNIQUE (id_type, issuer, id_value);
 ALTER TABLE retail_mid.customer_key ADD CONSTRAINT customer_key_issuer_check CHECK (issuer = '' OR id_type NOT IN ('phone', 'email', 'device_id'));
@@ -3103,6 +3107,8 @@ ALTER TABLE retail_mid.tag_definition ENABLE TRIGGER tag_definition_author;
 
 -- the masked view of the dictionary gets the new column (and its comment)
 SELECT retail_mid.pii_create_masked_view('retail_mid.customer_key');
+-- (which withdraws direct reads of the table; analysts keep reading the key column, as in governance/lockdown.sql)
+GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
 
 -- The data. Every key of a brand-issued identifier type is given the brand that uses it as its issuer. A key used
 -- by several brands (the ODS rows naming the identifier, and every table with a brand and a customer_key column) is
