@@ -3098,3 +3098,1133 @@ GRANT SELECT ON retail_mid.reach_touch, retail_mid.fulfilment_atp, retail_mid.si
 GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
 GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
                 retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;
+
+
+-- issue 19: customer keys namespaced by issuer
+-- Identifiers a brand issues itself (member_id, customer_id, household_id, open_id) are keyed per issuer, the brand:
+-- customer "12346" of two brands are two customers with two keys. Phone, email and device_id stay shared (issuer '').
+-- Schema and routines first, then the data: keys of brand-issued identifiers used by several brands are split.
+-- (added without a default and filled, then given it: a fast default would leave a stored "missing value" a fresh
+-- install does not have)
+ALTER TABLE retail_mid.customer_key ADD COLUMN issuer text;
+UPDATE retail_mid.customer_key SET issuer = '';
+ALTER TABLE retail_mid.customer_key ALTER COLUMN issuer SET DEFAULT '', ALTER COLUMN issuer SET NOT NULL;
+ALTER TABLE retail_mid.customer_key DROP CONSTRAINT customer_key_id_type_id_value_key;
+ALTER TABLE retail_mid.customer_key ADD CONSTRAINT customer_key_id_type_issuer_id_value_key UNIQUE (id_type, issuer, id_value);
+ALTER TABLE retail_mid.customer_key ADD CONSTRAINT customer_key_issuer_check CHECK (issuer = '' OR id_type NOT IN ('phone', 'email', 'device_id'));
+COMMENT ON TABLE retail_mid.customer_key IS 'Dictionary from source customer identifiers (type, issuer, value) to dense int4 keys; a key, once given, never changes.';
+COMMENT ON COLUMN retail_mid.customer_key.issuer IS 'Namespace of the identifier: the brand that issued it for member_id, customer_id, household_id and open_id; '''' for phone, email and device_id (the same person in every brand), and for brand-issued identifiers given a key without a brand (no issuer known).';
+
+CREATE FUNCTION retail_mid.customer_key_issuer(id_type text, brand text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN id_type IN ('phone', 'email', 'device_id') THEN '' ELSE coalesce(brand, '') END;
+COMMENT ON FUNCTION retail_mid.customer_key_issuer(text, text) IS 'Issuer (namespace) of an identifier seen in a brand''s data: '''' for phone, email and device_id, the brand for member_id, customer_id, household_id and open_id ('''' when the brand is NULL). Join an ODS row to its key on (id_type, customer_key_issuer(id_type, brand), id_value).';
+
+CREATE OR REPLACE FUNCTION retail_mid.assign_customer_keys(id_types text[], id_values text[], brands text[])
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF coalesce(array_length(id_types, 1), 0) <> coalesce(array_length(id_values, 1), 0)
+       OR (brands IS NOT NULL AND coalesce(array_length(brands, 1), 0) <> coalesce(array_length(id_types, 1), 0)) THEN
+        RAISE EXCEPTION 'id_types, id_values and brands must have the same length' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(id_types) t
+                WHERE t IS NULL OR t NOT IN ('member_id', 'phone', 'email', 'device_id', 'open_id', 'household_id', 'customer_id')) THEN
+        RAISE EXCEPTION 'unknown customer identifier type'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use member_id, phone, email, device_id, open_id, household_id or customer_id.';
+    END IF;
+    INSERT INTO retail_mid.customer_key (id_type, issuer, id_value)
+    SELECT DISTINCT u.t, retail_mid.customer_key_issuer(u.t, u.b), btrim(u.v)
+      FROM unnest(id_types, id_values, coalesce(brands, array_fill(NULL::text, ARRAY[coalesce(array_length(id_types, 1), 0)])))
+           AS u(t, v, b)
+     WHERE u.v IS NOT NULL AND btrim(u.v) <> ''
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                        WHERE k.id_type = u.t AND k.issuer = retail_mid.customer_key_issuer(u.t, u.b) AND k.id_value = btrim(u.v))
+     ORDER BY 1, 2, 3
+    ON CONFLICT (id_type, issuer, id_value) DO NOTHING;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION retail_mid.assign_customer_keys(text[], text[], text[]) IS 'Gives a dense int4 key to each new identifier (id_type, the issuer customer_key_issuer(id_type, brand), id_value); brands may be NULL (no issuer); returns how many keys were created.';
+
+CREATE OR REPLACE FUNCTION retail_mid.assign_customer_keys(id_types text[], id_values text[])
+RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE
+RETURN retail_mid.assign_customer_keys(id_types, id_values, NULL::text[]);
+COMMENT ON FUNCTION retail_mid.assign_customer_keys(text[], text[]) IS 'Gives a dense int4 key to each new identifier without an issuer (issuer ''''): the form for phone, email and device_id; pass brands (assign_customer_keys(text[], text[], text[])) for brand-issued identifiers. Returns how many keys were created.';
+
+-- Looks the key of one identifier of a brand up, creating it when missing.
+CREATE FUNCTION retail_mid.customer_key_of(id_type text, id_value text, brand text)
+RETURNS int4 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE k int4; v_issuer text := retail_mid.customer_key_issuer(id_type, brand);
+BEGIN
+    SELECT c.customer_key INTO k FROM retail_mid.customer_key c
+     WHERE c.id_type = customer_key_of.id_type AND c.issuer = v_issuer AND c.id_value = btrim(customer_key_of.id_value);
+    IF k IS NULL THEN
+        PERFORM retail_mid.assign_customer_keys(ARRAY[id_type], ARRAY[id_value], ARRAY[brand]);
+        SELECT c.customer_key INTO k FROM retail_mid.customer_key c
+         WHERE c.id_type = customer_key_of.id_type AND c.issuer = v_issuer AND c.id_value = btrim(customer_key_of.id_value);
+    END IF;
+    RETURN k;
+END;
+$$;
+
+COMMENT ON FUNCTION retail_mid.assign_customer_keys(text[], text[]) IS 'Gives a dense int4 key to each new identifier without an issuer (issuer ''''): the form for phone, email and device_id; pass brands (assign_customer_keys(text[], text[], text[])) for brand-issued identifiers. Returns how many keys were created.';
+
+CREATE OR REPLACE FUNCTION retail_mid.customer_key_of(id_type text, id_value text, brand text)
+RETURNS int4 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE k int4; v_issuer text := retail_mid.customer_key_issuer(id_type, brand);
+BEGIN
+    SELECT c.customer_key INTO k FROM retail_mid.customer_key c
+     WHERE c.id_type = customer_key_of.id_type AND c.issuer = v_issuer AND c.id_value = btrim(customer_key_of.id_value);
+    IF k IS NULL THEN
+        PERFORM retail_mid.assign_customer_keys(ARRAY[id_type], ARRAY[id_value], ARRAY[brand]);
+        SELECT c.customer_key INTO k FROM retail_mid.customer_key c
+         WHERE c.id_type = customer_key_of.id_type AND c.issuer = v_issuer AND c.id_value = btrim(customer_key_of.id_value);
+    END IF;
+    RETURN k;
+END;
+$$;
+
+COMMENT ON FUNCTION retail_mid.customer_key_of(text, text, text) IS 'The customer key of an identifier seen in a brand''s data (brand-issued types are namespaced by the brand), created on first use.';
+
+CREATE OR REPLACE FUNCTION retail_mid.customer_key_of(id_type text, id_value text)
+RETURNS int4 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE k int4[]; v text := btrim(id_value);
+BEGIN
+    SELECT array_agg(c.customer_key ORDER BY c.issuer <> '', c.issuer) INTO k FROM retail_mid.customer_key c
+     WHERE c.id_type = customer_key_of.id_type AND c.id_value = v;
+    IF cardinality(k) > 1 AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key c
+                                           WHERE c.customer_key = k[1] AND c.issuer = '') THEN
+        RAISE EXCEPTION 'customer identifier % "%" was issued by several brands', id_type, v
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Issuers: %s.', (SELECT string_agg(c.issuer, ', ' ORDER BY c.issuer) FROM retail_mid.customer_key c
+                                                    WHERE c.id_type = customer_key_of.id_type AND c.id_value = v)),
+                  HINT = 'Pass the brand: customer_key_of(id_type, id_value, brand).';
+    END IF;
+    RETURN coalesce(k[1], retail_mid.customer_key_of(id_type, id_value, ''));
+END;
+$$;
+
+COMMENT ON FUNCTION retail_mid.customer_key_of(text, text) IS 'The customer key of an identifier without a brand: phone, email and device_id; for a brand-issued type the key without an issuer, else the key of the only brand that issued the value (error 22023 when several did); created without an issuer on first use.';
+
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    -- Customers first seen in this range get their keys before the lines refer to them.
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id), array_agg(o.brand))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id, o.brand
+               FROM retail_mid.ods_order o
+              WHERE o.order_time >= from_date AND o.order_time < to_date + 1
+                AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                                 WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                   AND k.id_value = btrim(o.customer_id))) o;
+
+    DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
+
+    CREATE TEMP TABLE pg_temp.rm_dwd_lines ON COMMIT DROP AS
+    SELECT o.order_time::date AS dt, o.brand, o.order_id, l.line_no, o.order_time, k.customer_key,
+           o.store_id, o.channel, l.sku_id, l.quantity, l.unit_price, l.discount,
+           coalesce(l.original_order_id, o.original_order_id) AS original_order_id,
+           CASE WHEN row_number() OVER (PARTITION BY o.brand, o.order_id, l.sku_id, l.quantity, l.unit_price, l.discount
+                                        ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+                WHEN l.unit_price = 0 THEN 'zero_price'
+                WHEN l.unit_price < 0 THEN 'negative_price'
+                WHEN l.quantity = 0 THEN 'zero_quantity'
+           END AS dropped_by
+      FROM retail_mid.ods_order o
+      JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                         AND k.id_value = btrim(o.customer_id)
+     WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
+
+    INSERT INTO retail_mid.dwd_trade_order_line_di
+    SELECT dt, brand, order_id, line_no, order_time, customer_key, store_id, channel, sku_id, quantity, unit_price,
+           discount, quantity * unit_price - discount,
+           CASE WHEN quantity < 0 THEN 'return' ELSE 'sale' END, original_order_id
+      FROM pg_temp.rm_dwd_lines WHERE dropped_by IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)
+    SELECT dt, brand, r.rule, count(*), coalesce(sum(quantity * unit_price), 0)
+      FROM pg_temp.rm_dwd_lines,
+           LATERAL (VALUES ('source_line', true),
+                           (dropped_by, dropped_by IS NOT NULL),
+                           ('kept_line', dropped_by IS NULL),
+                           ('return_line', dropped_by IS NULL AND quantity < 0),
+                           ('anonymous_line', dropped_by IS NULL AND customer_key IS NULL)) AS r(rule, applies)
+     WHERE r.applies
+     GROUP BY dt, brand, r.rule;
+
+    DROP TABLE pg_temp.rm_dwd_lines;
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh_customer_brand()
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    CREATE TEMP TABLE rm_customer_brand ON COMMIT DROP AS
+    SELECT c.brand, k.customer_key FROM retail_mid.ods_customer c
+      JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                    AND k.id_value = c.customer_id
+    UNION
+    SELECT i.brand, k.customer_key FROM retail_mid.ods_customer_identifier i
+      JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.issuer = retail_mid.customer_key_issuer(i.id_type, i.brand)
+                                    AND k.id_value = i.id_value
+    UNION
+    SELECT DISTINCT d.brand, d.customer_key FROM retail_mid.dwd_trade_order_line_di d WHERE d.customer_key IS NOT NULL;
+    DELETE FROM retail_mid.customer_brand cb
+     WHERE NOT EXISTS (SELECT 1 FROM rm_customer_brand x WHERE x.brand = cb.brand AND x.customer_key = cb.customer_key);
+    INSERT INTO retail_mid.customer_brand SELECT brand, customer_key FROM rm_customer_brand ON CONFLICT DO NOTHING;
+    SELECT count(*) INTO n FROM rm_customer_brand;
+    DROP TABLE rm_customer_brand;
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.resolve_identities()
+RETURNS TABLE (identifiers bigint, persons bigint, merges bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_job bigint; v_changed bigint; v_merges bigint;
+BEGIN
+    v_job := retail_mid.job_start('resolve_identities');
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.resolve_identities'));
+    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(id_value), array_agg(brand))
+       FROM (SELECT DISTINCT id_type, id_value, brand FROM retail_mid.ods_customer_identifier
+             UNION SELECT DISTINCT id_type, customer_id, brand FROM retail_mid.ods_customer) i;
+    CREATE TEMP TABLE rm_component ON COMMIT DROP AS
+    SELECT unnest((g.cc).nodes) AS node, unnest((g.cc).components) AS component  -- in the target list: no tuplestore
+      FROM (SELECT retail_mid.connected_components(a, b) AS cc FROM retail_mid.oneid_edges) g;
+    -- identifiers with no edge are persons of their own
+    INSERT INTO rm_component
+    SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k
+     WHERE NOT EXISTS (SELECT 1 FROM rm_component c WHERE c.node = k.customer_key);
+    ANALYZE rm_component;
+    RAISE NOTICE 'resolve_identities: % identifiers in % components', (SELECT count(*) FROM rm_component),
+        (SELECT count(DISTINCT component) FROM rm_component);
+
+    -- the person of a component: the smallest person key its identifiers already have, else its label
+    CREATE TEMP TABLE rm_person ON COMMIT DROP AS
+    SELECT c.component, coalesce(min(m.person_key), c.component) AS person_key
+      FROM rm_component c LEFT JOIN retail_mid.oneid_person_map m ON m.customer_key = c.node
+     GROUP BY c.component;
+    INSERT INTO retail_mid.oneid_merge_log (kept_person_key, merged_person_key, identifiers)
+    SELECT p.person_key, m.person_key, count(*)
+      FROM rm_component c JOIN rm_person p USING (component)
+      JOIN retail_mid.oneid_person_map m ON m.customer_key = c.node
+     WHERE m.person_key <> p.person_key
+     GROUP BY p.person_key, m.person_key;
+    GET DIAGNOSTICS v_merges = ROW_COUNT;
+    INSERT INTO retail_mid.oneid_person_map AS m (customer_key, person_key)
+    SELECT c.node, p.person_key FROM rm_component c JOIN rm_person p USING (component)
+    ON CONFLICT (customer_key) DO UPDATE SET person_key = excluded.person_key, updated_at = now()
+     WHERE m.person_key IS DISTINCT FROM excluded.person_key;
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
+    PERFORM retail_mid.job_finish(v_job, v_changed, jsonb_build_object('merges', v_merges));
+    RETURN QUERY SELECT (SELECT count(*) FROM retail_mid.oneid_person_map),
+                        (SELECT count(DISTINCT person_key) FROM retail_mid.oneid_person_map), v_merges;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.load_online_retail(path text, brand text DEFAULT 'online_retail', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint;
+BEGIN
+    v_job := retail_mid.job_start('load_online_retail', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, invoice text, stock_code text,
+        description text, quantity text, invoice_date text, unit_price text, customer_id text, country text,
+        reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_stage',
+        'invoice, stock_code, description, quantity, invoice_date, unit_price, customer_id, country');
+    UPDATE rm_stage SET reason = CASE
+        WHEN retail_mid.invalid_field(invoice, 'text') THEN 'missing InvoiceNo'
+        WHEN retail_mid.invalid_field(stock_code, 'text') THEN 'missing StockCode'
+        WHEN retail_mid.invalid_field(quantity, 'integer') THEN 'Quantity is not an integer'
+        WHEN retail_mid.invalid_field(unit_price, 'number') THEN 'UnitPrice is not a number'
+        WHEN retail_mid.invalid_field(invoice_date, 'timestamp') THEN 'InvoiceDate is not a timestamp'
+        WHEN customer_id IS NOT NULL AND customer_id !~ '^\s*\d+(\.0*)?\s*$' THEN 'CustomerID is not a number' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    SELECT count(*) INTO v_loaded FROM rm_stage;
+    v_load := retail_mid.finish_load('online_retail', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    ALTER TABLE rm_stage ADD COLUMN cid text, ADD COLUMN ts timestamp;
+    UPDATE rm_stage SET cid = nullif(split_part(btrim(customer_id), '.', 1), ''), ts = invoice_date::timestamp,
+                        invoice = btrim(invoice), stock_code = upper(btrim(stock_code));
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, sku_name, list_price, load_id)
+    SELECT DISTINCT ON (stock_code) load_online_retail.brand, stock_code, btrim(description), NULL::numeric, v_load
+      FROM rm_stage ORDER BY stock_code, (description IS NULL), line_no DESC
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE SET sku_name = coalesce(excluded.sku_name, p.sku_name), load_id = excluded.load_id;
+
+    INSERT INTO retail_mid.ods_customer AS c (brand, customer_id, id_type, country, load_id)
+    SELECT DISTINCT ON (cid) load_online_retail.brand, cid, 'customer_id', country, v_load
+      FROM rm_stage WHERE cid IS NOT NULL ORDER BY cid, line_no DESC
+    ON CONFLICT ON CONSTRAINT ods_customer_pkey DO UPDATE SET country = excluded.country, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
+    SELECT DISTINCT load_online_retail.brand, cid, 'customer_id', cid, v_load FROM rm_stage WHERE cid IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(cid), array_agg(load_online_retail.brand))
+       FROM (SELECT DISTINCT cid FROM rm_stage WHERE cid IS NOT NULL) c;
+
+    DELETE FROM retail_mid.ods_order_line l USING (SELECT DISTINCT invoice FROM rm_stage) s
+     WHERE l.brand = load_online_retail.brand AND l.order_id = s.invoice;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, country, load_id)
+    SELECT DISTINCT ON (invoice) load_online_retail.brand, invoice, CASE WHEN cid IS NOT NULL THEN 'customer_id' END, cid, ts,
+           'online', NULL, CASE WHEN invoice LIKE 'C%' THEN 'cancelled' ELSE 'paid' END, country, v_load
+      FROM rm_stage ORDER BY invoice, line_no
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE
+       SET id_type = excluded.id_type, customer_id = excluded.customer_id, order_time = excluded.order_time,
+           status = excluded.status, country = excluded.country, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_online_retail.brand, invoice, row_number() OVER (PARTITION BY invoice ORDER BY line_no), stock_code,
+           quantity::numeric, unit_price::numeric, 0, v_load
+      FROM rm_stage;
+    DROP TABLE rm_stage;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_order, retail_mid.ods_order_line;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.load_complete_journey(dir text, brand text DEFAULT 'complete_journey', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint := 0; v_loaded bigint := 0; v_rejects jsonb; v_load bigint; v_job bigint;
+        f text; n bigint;
+BEGIN
+    v_job := retail_mid.job_start('load_complete_journey', jsonb_build_object('dir', dir, 'brand', brand));
+    CREATE TEMP TABLE rm_tx (line_no bigint GENERATED ALWAYS AS IDENTITY, household_id text, store_id text, basket_id text,
+        product_id text, quantity text, sales_value text, retail_disc text, coupon_disc text, coupon_match_disc text,
+        week text, ts text, reason text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_prod (product_id text, manufacturer_id text, department text, brand text, product_category text,
+        product_type text, package_size text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_demo (household_id text, age text, income text, home_ownership text, marital_status text,
+        household_size text, household_comp text, kids_count text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_camp (campaign_id text, household_id text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_campdesc (campaign_id text, campaign_type text, start_date text, end_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_redeem (household_id text, coupon_upc text, campaign_id text, redemption_date text) ON COMMIT DROP;
+    CREATE TEMP TABLE rm_promo (product_id text, store_id text, display_location text, mailer_location text, week text) ON COMMIT DROP;
+
+    FOREACH f IN ARRAY ARRAY['transactions_sample', 'products', 'demographics', 'campaigns', 'campaign_descriptions',
+                             'coupon_redemptions', 'promotions_sample'] LOOP
+        f := CASE WHEN retail_mid.server_file_size(dir || '/' || f || '.csv.gz') IS NOT NULL THEN dir || '/' || f || '.csv.gz'
+                  ELSE dir || '/' || f || '.csv' END;
+        n := CASE
+            WHEN f LIKE '%transactions_sample%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_tx',
+                 'household_id, store_id, basket_id, product_id, quantity, sales_value, retail_disc, coupon_disc, coupon_match_disc, week, ts')
+            WHEN f LIKE '%products%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_prod', '*')
+            WHEN f LIKE '%demographics%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_demo', '*')
+            WHEN f LIKE '%campaign_descriptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_campdesc', '*')
+            WHEN f LIKE '%campaigns%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_camp', '*')
+            WHEN f LIKE '%coupon_redemptions%' THEN retail_mid.stage_csv(f, 'pg_temp.rm_redeem', '*')
+            ELSE retail_mid.stage_csv(f, 'pg_temp.rm_promo', '*') END;
+        v_read := v_read + n;
+    END LOOP;
+
+    UPDATE rm_tx SET reason = CASE
+        WHEN retail_mid.invalid_field(household_id, 'text') THEN 'missing household_id'
+        WHEN retail_mid.invalid_field(basket_id, 'text') THEN 'missing basket_id'
+        WHEN retail_mid.invalid_field(product_id, 'text') THEN 'missing product_id'
+        WHEN retail_mid.invalid_field(quantity, 'integer') THEN 'quantity is not an integer'
+        WHEN retail_mid.invalid_field(sales_value, 'number') OR retail_mid.invalid_field(retail_disc, 'number')
+          OR retail_mid.invalid_field(coupon_match_disc, 'number') THEN 'an amount is not a number'
+        WHEN retail_mid.invalid_field(ts, 'timestamp') THEN 'transaction_timestamp is not a timestamp' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_tx');
+    v_loaded := v_read - (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_rejects));
+    v_load := retail_mid.finish_load('complete_journey', dir, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    INSERT INTO retail_mid.ods_product AS p (brand, sku_id, category_l1, category_l2, category_l3, product_brand, package_size, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), department, product_category, product_type, rm_prod.brand, package_size, v_load
+      FROM rm_prod WHERE btrim(product_id) <> ''
+    ON CONFLICT ON CONSTRAINT ods_product_pkey DO UPDATE
+       SET category_l1 = excluded.category_l1, category_l2 = excluded.category_l2, category_l3 = excluded.category_l3,
+           product_brand = excluded.product_brand, package_size = excluded.package_size, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_product (brand, sku_id, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(product_id), v_load FROM rm_tx ON CONFLICT DO NOTHING;
+
+    INSERT INTO retail_mid.ods_customer AS c (brand, customer_id, id_type, attributes, load_id)
+    SELECT load_complete_journey.brand, h, 'household_id', coalesce(to_jsonb(d) - 'household_id', '{}'), v_load
+      FROM (SELECT btrim(household_id) AS h FROM rm_tx UNION SELECT btrim(household_id) FROM rm_demo) hh
+      LEFT JOIN rm_demo d ON btrim(d.household_id) = hh.h
+    ON CONFLICT ON CONSTRAINT ods_customer_pkey DO UPDATE SET attributes = excluded.attributes, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
+    SELECT brand, customer_id, 'household_id', customer_id, v_load FROM retail_mid.ods_customer
+     WHERE brand = load_complete_journey.brand ON CONFLICT DO NOTHING;
+    PERFORM retail_mid.assign_customer_keys(array_agg('household_id'::text), array_agg(customer_id), array_agg(load_complete_journey.brand))
+       FROM retail_mid.ods_customer WHERE brand = load_complete_journey.brand;
+
+    INSERT INTO retail_mid.ods_site (brand, site_id, kind, load_id)
+    SELECT DISTINCT load_complete_journey.brand, btrim(store_id), 'store', v_load FROM rm_tx WHERE btrim(store_id) <> ''
+    ON CONFLICT DO NOTHING;
+
+    DELETE FROM retail_mid.ods_order_line l USING (SELECT DISTINCT btrim(basket_id) AS b FROM rm_tx) s
+     WHERE l.brand = load_complete_journey.brand AND l.order_id = s.b;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, load_id)
+    SELECT DISTINCT ON (btrim(basket_id)) load_complete_journey.brand, btrim(basket_id), 'household_id', btrim(household_id),
+           ts::timestamp, 'store', btrim(store_id), 'paid', v_load
+      FROM rm_tx ORDER BY btrim(basket_id), ts
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE
+       SET customer_id = excluded.customer_id, order_time = excluded.order_time, store_id = excluded.store_id, load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_complete_journey.brand, btrim(basket_id), row_number() OVER (PARTITION BY btrim(basket_id) ORDER BY line_no),
+           btrim(product_id), q, up, CASE WHEN q = 0 THEN 0 ELSE up * q - sv END, v_load
+      FROM (SELECT *, quantity::numeric AS q, sales_value::numeric AS sv,
+                   CASE WHEN quantity::numeric = 0 THEN sales_value::numeric
+                        ELSE round((sales_value::numeric + abs(retail_disc::numeric) + abs(coupon_match_disc::numeric)) / quantity::numeric, 4) END AS up
+              FROM rm_tx) t;
+
+    INSERT INTO retail_mid.ods_campaign AS c (brand, campaign_id, name, kind, start_date, end_date, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'Campaign ' || btrim(campaign_id), campaign_type,
+           start_date::date, end_date::date, v_load
+      FROM rm_campdesc
+    ON CONFLICT ON CONSTRAINT ods_campaign_pkey DO UPDATE
+       SET kind = excluded.kind, start_date = excluded.start_date, end_date = excluded.end_date, load_id = excluded.load_id;
+    DELETE FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = load_complete_journey.brand;
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, load_id)
+    SELECT load_complete_journey.brand, btrim(c.campaign_id), 'household_id', btrim(c.household_id), 'mail',
+           d.start_date::timestamp, 'sent', v_load
+      FROM rm_camp c LEFT JOIN rm_campdesc d ON btrim(d.campaign_id) = btrim(c.campaign_id);
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, coupon_id, load_id)
+    SELECT load_complete_journey.brand, btrim(campaign_id), 'household_id', btrim(household_id), 'store',
+           redemption_date::timestamp, 'redeemed', btrim(coupon_upc), v_load
+      FROM rm_redeem;
+
+    -- Promotion weeks follow the transactions' week numbers: week 1 starts on 2017-01-01.
+    INSERT INTO retail_mid.ods_promotion AS p (brand, sku_id, store_id, start_date, end_date, display, feature, load_id)
+    SELECT load_complete_journey.brand, btrim(product_id), btrim(store_id), date '2017-01-01' + (week::int - 1) * 7,
+           date '2017-01-01' + (week::int - 1) * 7 + 6, bool_or(display_location <> '0'), bool_or(mailer_location <> '0'), v_load
+      FROM rm_promo GROUP BY btrim(product_id), btrim(store_id), week::int
+    ON CONFLICT ON CONSTRAINT ods_promotion_pkey DO UPDATE
+       SET display = excluded.display, feature = excluded.feature, load_id = excluded.load_id;
+
+    DROP TABLE rm_tx, rm_prod, rm_demo, rm_camp, rm_campdesc, rm_redeem, rm_promo;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_customer_identifier, retail_mid.ods_site, retail_mid.ods_order, retail_mid.ods_order_line, retail_mid.ods_campaign, retail_mid.ods_campaign_touch, retail_mid.ods_promotion;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.load_cdnow(path text, brand text DEFAULT 'cdnow', max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint;
+BEGIN
+    v_job := retail_mid.job_start('load_cdnow', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, masterid text, sampleid text, date text,
+        cds text, sales text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_stage', 'masterid, sampleid, date, cds, sales');
+    UPDATE rm_stage SET reason = CASE
+        WHEN retail_mid.invalid_field(masterid, 'integer') THEN 'masterid is not an integer'
+        WHEN retail_mid.invalid_field(date, 'yyyymmdd') OR to_char(to_date(date, 'YYYYMMDD'), 'YYYYMMDD') <> btrim(date)
+             THEN 'date is not a valid YYYYMMDD date'
+        WHEN retail_mid.invalid_field(cds, 'integer') OR cds::int < 0 THEN 'cds is not a non-negative integer'
+        WHEN retail_mid.invalid_field(sales, 'number') OR sales::numeric < 0 THEN 'sales is not a non-negative number' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    SELECT count(*) INTO v_loaded FROM rm_stage;
+    v_load := retail_mid.finish_load('cdnow', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    -- A customer can have several rows on one day: the order id numbers them.
+    ALTER TABLE rm_stage ADD COLUMN order_id text;
+    UPDATE rm_stage s SET order_id = x.id
+      FROM (SELECT line_no, btrim(masterid) || '-' || btrim(date) || '-' ||
+                   row_number() OVER (PARTITION BY btrim(masterid), btrim(date) ORDER BY line_no) AS id FROM rm_stage) x
+     WHERE x.line_no = s.line_no;
+    INSERT INTO retail_mid.ods_product (brand, sku_id, sku_name, load_id)
+    VALUES (load_cdnow.brand, 'CD', 'Compact discs', v_load) ON CONFLICT DO NOTHING;
+    INSERT INTO retail_mid.ods_customer (brand, customer_id, id_type, load_id)
+    SELECT DISTINCT load_cdnow.brand, btrim(masterid), 'customer_id', v_load FROM rm_stage ON CONFLICT DO NOTHING;
+    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(m), array_agg(load_cdnow.brand))
+       FROM (SELECT DISTINCT btrim(masterid) AS m FROM rm_stage) s;
+    DELETE FROM retail_mid.ods_order_line l USING rm_stage s WHERE l.brand = load_cdnow.brand AND l.order_id = s.order_id;
+    INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, status, load_id)
+    SELECT load_cdnow.brand, order_id, 'customer_id', btrim(masterid), to_date(date, 'YYYYMMDD')::timestamp, 'catalogue', 'paid', v_load
+      FROM rm_stage
+    ON CONFLICT ON CONSTRAINT ods_order_pkey DO UPDATE SET load_id = excluded.load_id;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT load_cdnow.brand, order_id, 1, 'CD', cds::int, up, CASE WHEN cds::int = 0 THEN 0 ELSE up * cds::int - sales::numeric END, v_load
+      FROM (SELECT *, CASE WHEN cds::int = 0 THEN sales::numeric ELSE round(sales::numeric / cds::int, 4) END AS up FROM rm_stage) s;
+    DROP TABLE rm_stage;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- fresh statistics, so that the next queries (refresh, tests, dashboards) are not planned on empty tables
+    ANALYZE retail_mid.ods_product, retail_mid.ods_customer, retail_mid.ods_order, retail_mid.ods_order_line;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.generate_synthetic(
+    seed bigint DEFAULT 42, customers int DEFAULT 5000, days int DEFAULT 365, orders_per_day int DEFAULT 300,
+    stores int DEFAULT 12, skus int DEFAULT 400, start_date date DEFAULT '2024-01-01', dirty_rate float8 DEFAULT 0.01,
+    with_events boolean DEFAULT true, brand text DEFAULT 'synthetic')
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_job bigint; v_load bigint; v_lines bigint; v_orders bigint; v_events bigint := 0; b text := brand;
+    s bigint := seed;
+BEGIN
+    IF seed IS NULL OR customers IS NULL OR days IS NULL OR orders_per_day IS NULL OR stores IS NULL OR skus IS NULL
+       OR start_date IS NULL OR dirty_rate IS NULL OR with_events IS NULL OR brand IS NULL THEN
+        RAISE EXCEPTION 'generate_synthetic arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF customers < 1 OR days < 1 OR orders_per_day < 1 OR stores < 1 OR skus < 1 THEN
+        RAISE EXCEPTION 'customers, days, orders_per_day, stores and skus must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF days > 3660 OR customers > 100000000 OR skus > 10000000 OR stores > 100000 OR orders_per_day > 10000000 THEN
+        RAISE EXCEPTION 'generate_synthetic size out of range'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'At most 3660 days, 1e8 customers, 1e7 SKUs, 1e5 stores.';
+    END IF;
+    IF NOT (dirty_rate >= 0 AND dirty_rate <= 0.5) THEN
+        RAISE EXCEPTION 'dirty_rate must be between 0 and 0.5' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_job := retail_mid.job_start('generate_synthetic', jsonb_build_object('seed', seed, 'customers', customers, 'days', days,
+        'orders_per_day', orders_per_day, 'stores', stores, 'skus', skus, 'dirty_rate', dirty_rate, 'brand', brand));
+
+    DELETE FROM retail_mid.ods_order_line WHERE brand = b;   DELETE FROM retail_mid.ods_order WHERE brand = b;
+    DELETE FROM retail_mid.ods_behavior_event WHERE brand = b; DELETE FROM retail_mid.ods_campaign_touch WHERE brand = b;
+    DELETE FROM retail_mid.ods_campaign WHERE brand = b;     DELETE FROM retail_mid.ods_promotion WHERE brand = b;
+    DELETE FROM retail_mid.ods_inventory_snapshot WHERE brand = b; DELETE FROM retail_mid.ods_inbound_shipment WHERE brand = b;
+    DELETE FROM retail_mid.ods_customer_identifier WHERE brand = b; DELETE FROM retail_mid.ods_customer WHERE brand = b;
+    DELETE FROM retail_mid.ods_product WHERE brand = b;      DELETE FROM retail_mid.ods_site WHERE brand = b;
+    DELETE FROM retail_mid.ods_demand_zone WHERE brand = b;
+    INSERT INTO retail_mid.ods_load (source, path, brand) VALUES ('synthetic', 'seed=' || seed, b) RETURNING load_id INTO v_load;
+
+    RAISE NOTICE 'generate_synthetic: sites, zones, % products, % customers', skus, customers;
+    -- Sites around one city centre (Shanghai): stores, one CDC, two RDCs, one FDC per four stores.
+    INSERT INTO retail_mid.ods_site (brand, site_id, site_name, kind, geom, opened_on, floor_area, city, parent_site_id, load_id)
+    SELECT b, 'S' || lpad(i::text, 4, '0'), 'Store ' || i, 'store',
+           ST_SetSRID(ST_MakePoint(121.47 + 0.3 * sqrt(u1) * cos(2 * pi() * u2), 31.23 + 0.25 * sqrt(u1) * sin(2 * pi() * u2)), 4326),
+           start_date - (30 + floor(u3 * 2000))::int, round((200 + 1800 * u3)::numeric, 0), 'Shanghai',
+           'FDC' || lpad((1 + (i - 1) / 4)::text, 3, '0'), v_load
+      FROM generate_series(1, stores) i,
+           LATERAL (SELECT retail_mid.synth_uniform(s, 1, i) u1, retail_mid.synth_uniform(s, 2, i) u2, retail_mid.synth_uniform(s, 3, i) u3) u;
+    INSERT INTO retail_mid.ods_site (brand, site_id, site_name, kind, geom, opened_on, city, parent_site_id, load_id)
+    VALUES (b, 'CDC01', 'Central DC', 'CDC', ST_SetSRID(ST_MakePoint(121.20, 31.10), 4326), start_date - 3000, 'Shanghai', NULL, v_load),
+           (b, 'RDC01', 'Regional DC north', 'RDC', ST_SetSRID(ST_MakePoint(121.45, 31.40), 4326), start_date - 2500, 'Shanghai', 'CDC01', v_load),
+           (b, 'RDC02', 'Regional DC south', 'RDC', ST_SetSRID(ST_MakePoint(121.50, 31.05), 4326), start_date - 2500, 'Shanghai', 'CDC01', v_load);
+    INSERT INTO retail_mid.ods_site (brand, site_id, site_name, kind, geom, opened_on, city, parent_site_id, load_id)
+    SELECT b, 'FDC' || lpad(f::text, 3, '0'), 'Front DC ' || f, 'FDC', ST_Centroid(ST_Collect(geom)), min(opened_on), 'Shanghai',
+           CASE WHEN f % 2 = 0 THEN 'RDC01' ELSE 'RDC02' END, v_load
+      FROM retail_mid.ods_site, LATERAL (SELECT substr(parent_site_id, 4)::int AS f) x
+     WHERE brand = b AND kind = 'store' GROUP BY f;
+    INSERT INTO retail_mid.ods_demand_zone (brand, zone_id, zone_name, geom, population, households, income, load_id)
+    SELECT b, 'Z' || lpad(i::text, 4, '0'), 'Zone ' || i,
+           ST_SetSRID(ST_MakePoint(121.47 + 0.4 * (retail_mid.synth_uniform(s, 4, i) - 0.5) * 2,
+                                   31.23 + 0.35 * (retail_mid.synth_uniform(s, 5, i) - 0.5) * 2), 4326),
+           round((2000 + 18000 * retail_mid.synth_uniform(s, 6, i))::numeric), round((800 + 7000 * retail_mid.synth_uniform(s, 6, i))::numeric),
+           round((40000 + 80000 * retail_mid.synth_uniform(s, 7, i))::numeric), v_load
+      FROM generate_series(1, greatest(50, stores * 10)) i;
+
+    INSERT INTO retail_mid.ods_product (brand, sku_id, sku_name, category_l1, category_l2, category_l3, category_l4, product_brand, list_price, load_id)
+    SELECT b, 'P' || lpad(i::text, 6, '0'), 'Product ' || i, c1, c1 || ' ' || (1 + i % 4), c1 || ' ' || (1 + i % 4) || '.' || (1 + i % 3),
+           c1 || ' ' || (1 + i % 4) || '.' || (1 + i % 3) || '.' || (1 + i % 2), 'Brand ' || (1 + i % 25),
+           round(exp(1.0 + 2.6 * retail_mid.synth_uniform(s, 8, i))::numeric, 2), v_load
+      FROM generate_series(1, skus) i,
+           LATERAL (SELECT (ARRAY['Food', 'Beverage', 'Personal care', 'Home', 'Apparel'])[1 + i % 5] AS c1) c;
+
+    INSERT INTO retail_mid.ods_customer (brand, customer_id, id_type, name, gender, birth_date, phone, email, city, province,
+                                         register_time, register_channel, home_store_id, load_id)
+    SELECT b, 'M' || lpad(i::text, 8, '0'), 'member_id', 'Customer ' || i,
+           CASE WHEN u1 < 0.55 THEN 'F' WHEN u1 < 0.98 THEN 'M' ELSE 'U' END,
+           date '1950-01-01' + floor(u2 * 18000)::int, '1' || lpad((3800000000 + i)::text, 10, '0'), 'c' || i || '@example.com',
+           'Shanghai', 'Shanghai', start_date - floor(u3 * 1500)::int + time '10:00',
+           (ARRAY['store', 'app', 'mini_program', 'web'])[1 + floor(u3 * 4)::int],
+           'S' || lpad((1 + floor(retail_mid.synth_uniform(s, 11, i) * stores))::text, 4, '0'), v_load
+      FROM generate_series(1, customers) i,
+           LATERAL (SELECT retail_mid.synth_uniform(s, 9, i) u1, retail_mid.synth_uniform(s, 10, i) u2, retail_mid.synth_uniform(s, 12, i) u3) u;
+    -- Identifiers: every member id, most phones, some e-mails, devices and WeChat open ids; 2% of customers share a
+    -- device with the next customer (households), which gives the identity graph real merges.
+    INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, seen_at, load_id)
+    SELECT b, c.customer_id, t.id_type, t.id_value, c.register_time, v_load
+      FROM retail_mid.ods_customer c,
+           LATERAL (SELECT substr(c.customer_id, 2)::bigint AS i) k,
+           LATERAL (VALUES ('member_id', c.customer_id, true),
+                           ('phone', c.phone, retail_mid.synth_uniform(s, 13, k.i) < 0.8),
+                           ('email', c.email, retail_mid.synth_uniform(s, 14, k.i) < 0.5),
+                           ('device_id', 'D' || CASE WHEN retail_mid.synth_uniform(s, 15, k.i - 1) < 0.02 THEN k.i - 1 ELSE k.i END,
+                            retail_mid.synth_uniform(s, 16, k.i) < 0.6 OR retail_mid.synth_uniform(s, 15, k.i - 1) < 0.02),
+                           ('open_id', 'wx' || md5(s || ':' || k.i), retail_mid.synth_uniform(s, 17, k.i) < 0.4)) AS t(id_type, id_value, present)
+     WHERE c.brand = b AND t.present;
+    PERFORM retail_mid.assign_customer_keys(array_agg('member_id'::text), array_agg(customer_id), array_agg(b))
+       FROM retail_mid.ods_customer WHERE brand = b;
+
+    RAISE NOTICE 'generate_synthetic: orders over % days', days;
+    -- Orders per day: weekday profile x yearly wave x noise. Each order draws a customer (synth_customer); when
+    -- that customer is not active on the day (not acquired yet, or churned), a second draw is tried, and when
+    -- that one is not active either the order stays anonymous.
+    CREATE TEMP TABLE rm_syn_order ON COMMIT DROP AS
+    SELECT o, d, c,
+           CASE WHEN c IS NOT NULL AND retail_mid.synth_uniform(s, 22, o) < 0.8
+                THEN 1 + floor(retail_mid.synth_uniform(s, 11, c) * stores)::int
+                ELSE 1 + floor(retail_mid.synth_uniform(s, 27, o) * stores)::int END AS store,
+           retail_mid.synth_uniform(s, 23, o) AS u_channel,
+           1 + least(19, floor(-ln(1 - retail_mid.synth_uniform(s, 24, o)) * 1.7))::int AS n_lines,
+           start_date + d + make_interval(secs => 28800 + floor(46800 * retail_mid.synth_uniform(s, 25, o))) AS ts
+      FROM (SELECT o, d, CASE WHEN c1 IS NOT NULL AND retail_mid.synth_is_active(s, c1, d, days) THEN c1
+                              WHEN c2 IS NOT NULL AND retail_mid.synth_is_active(s, c2, d, days) THEN c2 END AS c
+              FROM (SELECT d * 10000000::bigint + k AS o, d,
+                           retail_mid.synth_customer(s, 20, d * 10000000::bigint + k, customers) AS c1,
+                           retail_mid.synth_customer(s, 28, d * 10000000::bigint + k, customers) AS c2
+                      FROM generate_series(0, days - 1) d,
+                           LATERAL generate_series(1, greatest(1, round(orders_per_day
+                                * (ARRAY[1.2, 0.85, 0.85, 0.9, 0.95, 1.1, 1.3])[1 + extract(dow FROM start_date + d)::int] / 1.0214
+                                * (1 + 0.25 * sin(2 * pi() * (extract(doy FROM start_date + d) - 80) / 365.25))
+                                * (0.9 + 0.2 * retail_mid.synth_uniform(s, 26, d))))::int) k) draws) x;
+    INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, load_id)
+    SELECT b, 'O' || o, CASE WHEN c IS NOT NULL THEN 'member_id' END, 'M' || lpad(c::text, 8, '0'), ts,
+           CASE WHEN u_channel < 0.7 THEN 'store' WHEN u_channel < 0.9 THEN 'online' ELSE 'app' END,
+           'S' || lpad(store::text, 4, '0'), 'paid', v_load
+      FROM rm_syn_order;
+    GET DIAGNOSTICS v_orders = ROW_COUNT;
+
+    -- Lines: Zipf-like SKU choice; a SKU x store x week is on promotion with probability 0.06 (20% off, about
+    -- twice the units). Dirt: exact duplicate lines, zero and negative prices, each at a third of dirty_rate.
+    CREATE TEMP TABLE rm_syn_line ON COMMIT DROP AS
+    SELECT o.o, j, o.d, x.sku, o.store, p.list_price,
+           retail_mid.synth_uniform(s, 31, (x.sku::bigint * 100003 + o.store) * 1000 + o.d / 7) < 0.06 AS promo,
+           retail_mid.synth_uniform(s, 32, o.o * 32 + j) AS u_qty, retail_mid.synth_uniform(s, 33, o.o * 32 + j) AS u_dirt
+      FROM rm_syn_order o
+      JOIN LATERAL generate_series(1, o.n_lines) j ON true
+      CROSS JOIN LATERAL (SELECT 1 + ((floor(skus * power(retail_mid.synth_uniform(s, 30, o.o * 32 + j), 2.5))::bigint + (j - 1) * 7919) % skus)::int AS sku) x
+      JOIN retail_mid.ods_product p ON p.brand = b AND p.sku_id = 'P' || lpad(x.sku::text, 6, '0');
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT b, 'O' || o, j + CASE WHEN dup THEN 100 ELSE 0 END, 'P' || lpad(sku::text, 6, '0'),
+           1 + floor(-ln(1 - u_qty) * CASE WHEN promo THEN 1.6 ELSE 0.8 END),
+           CASE WHEN u_dirt < dirty_rate / 3 THEN 0
+                WHEN u_dirt < dirty_rate / 3 * 1.1 THEN -list_price
+                WHEN promo THEN round(list_price * 0.8, 2) ELSE list_price END,
+           0, v_load
+      FROM rm_syn_line, LATERAL (VALUES (false), (true)) AS dd(dup)
+     WHERE NOT dup OR u_dirt > 1 - dirty_rate / 3;
+    GET DIAGNOSTICS v_lines = ROW_COUNT;
+
+    INSERT INTO retail_mid.ods_promotion (brand, sku_id, store_id, start_date, end_date, promo_price, display, feature, load_id)
+    SELECT DISTINCT ON (sku, store, d / 7) b, 'P' || lpad(sku::text, 6, '0'), 'S' || lpad(store::text, 4, '0'),
+           start_date + (d / 7) * 7, start_date + (d / 7) * 7 + 6, round(list_price * 0.8, 2),
+           retail_mid.synth_uniform(s, 34, sku) < 0.5, retail_mid.synth_uniform(s, 35, sku) < 0.3, v_load
+      FROM rm_syn_line WHERE promo ORDER BY sku, store, d / 7;
+
+    -- Returns: 2% of identified orders send their first line back 1 to 14 days later (within the period).
+    INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, channel, store_id, status, original_order_id, load_id)
+    SELECT b, 'R' || substr(o.order_id, 2), o.id_type, o.customer_id,
+           o.order_time + make_interval(days => 1 + floor(14 * retail_mid.synth_uniform(s, 41, substr(o.order_id, 2)::bigint))::int),
+           o.channel, o.store_id, 'returned', o.order_id, v_load
+      FROM retail_mid.ods_order o
+     WHERE o.brand = b AND o.status = 'paid' AND o.customer_id IS NOT NULL
+       AND retail_mid.synth_uniform(s, 40, substr(o.order_id, 2)::bigint) < 0.02
+       AND o.order_time + interval '15 days' < start_date + days;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, original_order_id, original_line_no, load_id)
+    SELECT b, r.order_id, 1, l.sku_id, -l.quantity, l.unit_price, 0, l.order_id, 1, v_load
+      FROM retail_mid.ods_order r JOIN retail_mid.ods_order_line l ON l.brand = b AND l.order_id = r.original_order_id AND l.line_no = 1
+     WHERE r.brand = b AND r.status = 'returned' AND l.unit_price > 0;
+
+    IF with_events THEN
+        RAISE NOTICE 'generate_synthetic: behaviour events';
+        -- Every identified purchase is preceded by views and a cart event of its SKUs and followed by a purchase event;
+        -- on top, exposures, clicks, searches and favourites for random customers, so that the funnel has non-buyers.
+        INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value, channel, event_count, amount, load_id)
+        SELECT b, 'member_id', 'M' || lpad(o.c::text, 8, '0'), o.ts - make_interval(mins => e.before_min), e.event_type,
+               'sku_id', 'P' || lpad(l.sku::text, 6, '0'), CASE WHEN o.u_channel < 0.7 THEN 'store' ELSE 'app' END,
+               e.cnt, CASE WHEN e.event_type = 'purchase' THEN l.list_price END, v_load
+          FROM rm_syn_order o JOIN rm_syn_line l ON l.o = o.o AND l.j = 1,
+               LATERAL (VALUES ('exposure', 1440, 1 + floor(3 * l.u_qty)::int), ('click', 1400, 1), ('view', 30, 1 + floor(2 * l.u_dirt)::int),
+                               ('cart', 10, 1), ('purchase', 0, 1)) AS e(event_type, before_min, cnt)
+         WHERE o.c IS NOT NULL;
+        INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value, channel, event_count, load_id)
+        SELECT b, 'member_id', 'M' || lpad(c::text, 8, '0'), start_date + d + time '12:00', et, 'sku_id',
+               'P' || lpad((1 + floor(skus * retail_mid.synth_uniform(s, 52, i))::int)::text, 6, '0'),
+               (ARRAY['app', 'web', 'media'])[1 + floor(3 * retail_mid.synth_uniform(s, 53, i))::int], 1, v_load
+          FROM generate_series(0, days - 1) d,
+               LATERAL generate_series(1, greatest(1, customers / 50)) k,
+               LATERAL (SELECT d::bigint * 10000000 + k AS i) ii,
+               LATERAL (SELECT 1 + floor(customers * retail_mid.synth_uniform(s, 50, i))::int AS c,
+                               retail_mid.synth_uniform(s, 51, i) AS u) cu,
+               LATERAL (VALUES ('exposure', true), ('click', u < 0.3), ('search', u < 0.15), ('favorite', u < 0.05),
+                               ('follow', u < 0.01), ('review', u > 0.995), ('share', u > 0.99)) AS e(et, present)
+         WHERE present;
+        SELECT count(*) INTO v_events FROM retail_mid.ods_behavior_event WHERE brand = b;
+    END IF;
+
+    -- Campaigns: three, each sent to a share of customers; some are exposed, click and redeem.
+    INSERT INTO retail_mid.ods_campaign (brand, campaign_id, name, kind, start_date, end_date, load_id)
+    SELECT b, 'C' || i, 'Campaign ' || i, (ARRAY['coupon', 'newsletter', 'media'])[i], start_date + i * days / 4, start_date + i * days / 4 + 14, v_load
+      FROM generate_series(1, 3) i;
+    INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type, load_id)
+    SELECT b, 'C' || i, 'member_id', 'M' || lpad(c::text, 8, '0'), (ARRAY['sms', 'email', 'media'])[i],
+           start_date + i * days / 4 + time '09:00', t.touch_type, v_load
+      FROM generate_series(1, 3) i, generate_series(1, customers) c,
+           LATERAL (SELECT retail_mid.synth_uniform(s, 60 + i, c) AS u) uu,
+           LATERAL (VALUES ('sent', u < 0.3), ('exposed', u < 0.2), ('clicked', u < 0.06), ('redeemed', u < 0.02)) AS t(touch_type, present)
+     WHERE present;
+
+    -- Stock at the end of the period for every store x SKU that sold, and weekly replenishment from the RDCs.
+    INSERT INTO retail_mid.ods_inventory_snapshot (brand, site_id, sku_id, snapshot_date, on_hand, on_order, reserved, load_id)
+    SELECT b, 'S' || lpad(store::text, 4, '0'), 'P' || lpad(sku::text, 6, '0'), start_date + days - 1,
+           floor(40 * retail_mid.synth_uniform(s, 70, sku::bigint * 100003 + store)), 0, 0, v_load
+      FROM (SELECT DISTINCT store, sku FROM rm_syn_line) x;
+    INSERT INTO retail_mid.ods_inbound_shipment (brand, shipment_id, site_id, sku_id, supplier_id, ordered_on, expected_on, received_on, quantity, load_id)
+    SELECT b, 'SH' || w || '-' || store, 'S' || lpad(store::text, 4, '0'), 'P' || lpad(sku::text, 6, '0'),
+           CASE WHEN store % 2 = 0 THEN 'RDC01' ELSE 'RDC02' END, start_date + w * 7, start_date + w * 7 + 3,
+           start_date + w * 7 + 2 + floor(5 * retail_mid.synth_uniform(s, 71, w::bigint * 100003 + store))::int,
+           1 + floor(30 * retail_mid.synth_uniform(s, 72, (w::bigint * 100003 + store) * 1000 + sku)), v_load
+      FROM generate_series(0, days / 7 - 1) w, generate_series(1, stores) store,
+           LATERAL (SELECT DISTINCT 1 + floor(skus * power(retail_mid.synth_uniform(s, 73, (w::bigint * 100003 + store) * 100 + q), 2.5))::int AS sku
+                      FROM generate_series(1, 5) q) k;
+
+    UPDATE retail_mid.ods_load SET rows_read = v_lines, rows_loaded = v_lines WHERE load_id = v_load;
+    DROP TABLE rm_syn_order, rm_syn_line;
+    RAISE NOTICE 'generate_synthetic: % orders, % lines, % behaviour events', v_orders, v_lines, v_events;
+    PERFORM retail_mid.job_finish(v_job, v_lines, jsonb_build_object('orders', v_orders, 'lines', v_lines, 'events', v_events));
+    RETURN v_lines;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.load_media_feedback(path text, brand text DEFAULT 'media', max_rejected bigint DEFAULT 0,
+                                               refresh_tags boolean DEFAULT true)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; v_tags text[];
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_rejected IS NULL OR max_rejected < 0 THEN
+        RAISE EXCEPTION 'max_rejected must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_job := retail_mid.job_start('load_media_feedback', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_media (line_no bigint GENERATED ALWAYS AS IDENTITY, id_type text, id_value text, event_time text,
+        event_type text, campaign_id text, media text, event_count text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_media', 'id_type, id_value, event_time, event_type, campaign_id, media, event_count');
+    UPDATE rm_media SET id_type = lower(btrim(id_type)), event_type = lower(btrim(event_type));
+    UPDATE rm_media SET reason = CASE
+        WHEN id_type IS NULL OR id_type NOT IN ('member_id', 'phone', 'email', 'device_id', 'open_id', 'household_id', 'customer_id')
+             THEN 'unknown id_type'
+        WHEN retail_mid.invalid_field(id_value, 'text') THEN 'missing id_value'
+        WHEN retail_mid.invalid_field(event_time, 'timestamp') THEN 'event_time is not a timestamp'
+        WHEN event_type IS NULL OR event_type NOT IN ('exposure', 'impression', 'click') THEN 'event_type is not exposure, impression or click'
+        WHEN event_count IS NOT NULL AND btrim(event_count) <> '' AND (event_count !~ '^\s*\d{1,9}\s*$' OR event_count::int = 0)
+             THEN 'event_count is not a positive integer' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_media');
+    SELECT count(*) INTO v_loaded FROM rm_media;
+    v_load := retail_mid.finish_load('media_feedback', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    -- reloading a file replaces its rows
+    DELETE FROM retail_mid.ods_behavior_event e USING retail_mid.ods_load l
+     WHERE e.load_id = l.load_id AND l.source = 'media_feedback' AND l.path = load_media_feedback.path
+       AND l.brand = load_media_feedback.brand AND e.brand = load_media_feedback.brand AND l.load_id <> v_load;
+    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(btrim(id_value)), array_agg(load_media_feedback.brand)) FROM rm_media;
+    INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value,
+                                              channel, event_count, load_id)
+    SELECT load_media_feedback.brand, id_type, btrim(id_value), btrim(event_time)::timestamp,
+           CASE event_type WHEN 'click' THEN 'click' ELSE 'exposure' END,
+           CASE WHEN nullif(btrim(campaign_id), '') IS NOT NULL THEN 'campaign' END, nullif(btrim(campaign_id), ''),
+           coalesce(nullif(lower(btrim(media)), ''), 'media'), coalesce(nullif(btrim(event_count), '')::int, 1), v_load
+      FROM rm_media ORDER BY line_no;
+    DROP TABLE rm_media;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    IF refresh_tags THEN
+        -- the tag rules are planned next: without statistics that include this load, their joins can be
+        -- planned as if the new rows did not exist
+        ANALYZE retail_mid.ods_behavior_event, retail_mid.customer_key;
+        SELECT array_agg(t.tag_name ORDER BY t.tag_name) INTO v_tags FROM retail_mid.tag_definition t
+         WHERE t.enabled AND t.rule_sql ~* 'ods_behavior_event';
+        IF v_tags IS NOT NULL THEN
+            PERFORM retail_mid.evaluate_tags(v_tags);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF prefix IS NULL OR prefix ~ '[\s"'']' THEN
+        RAISE EXCEPTION 'tag name prefix must not be NULL or contain spaces or quotes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign c WHERE c.brand = define_campaign_tags.brand)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign_touch t WHERE t.brand = define_campaign_tags.brand) THEN
+        RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
+    END IF;
+    -- touch identifiers without a key get one (Complete Journey: households that received a campaign but have no
+    -- baskets and no demographics are in no other file)
+    PERFORM retail_mid.assign_customer_keys(array_agg(t.id_type), array_agg(t.id_value), array_agg(t.brand))
+       FROM (SELECT DISTINCT x.id_type, x.id_value, x.brand FROM retail_mid.ods_campaign_touch x
+              WHERE x.brand = define_campaign_tags.brand) t;
+    INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
+    SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
+           '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
+           format($r$SELECT k.customer_key, true, t.brand FROM retail_mid.ods_campaign_touch t
+                      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                                    AND k.id_value = btrim(t.id_value)
+                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s) GROUP BY t.brand, k.customer_key$r$,
+                  brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END),
+           format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
+                  c.campaign_id, brand),
+           'manual', 'brand'
+      FROM (SELECT campaign_id FROM retail_mid.ods_campaign WHERE ods_campaign.brand = define_campaign_tags.brand
+            UNION SELECT campaign_id FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = define_campaign_tags.brand) c
+     CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
+    ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
+                                         value_type = excluded.value_type, scope = excluded.scope,
+                                         shared_with_brands = false;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE VIEW retail_mid.oneid_edges WITH (security_invoker = true) AS
+SELECT p.customer_key AS a, k.customer_key AS b
+  FROM retail_mid.ods_customer_identifier i
+  JOIN retail_mid.ods_customer c ON c.brand = i.brand AND c.customer_id = i.customer_id
+  JOIN retail_mid.customer_key p ON p.id_type = c.id_type AND p.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                AND p.id_value = c.customer_id
+  JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.issuer = retail_mid.customer_key_issuer(i.id_type, i.brand)
+                                AND k.id_value = i.id_value;
+
+CREATE OR REPLACE VIEW retail_mid.reach_touch WITH (security_invoker = false) AS
+SELECT o.brand::text AS brand, o.customer_key::int4 AS customer_key, o.planned_at::timestamp AS touched_at,
+       o.channel::text AS channel, 'outbox'::text AS source
+  FROM retail_mid.reach_outbox o WHERE o.status IN ('planned', 'sent', 'delivered')
+UNION ALL
+SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
+  FROM retail_mid.ods_campaign_touch t
+  JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                AND k.id_value = btrim(t.id_value)
+ WHERE t.touch_type IN ('sent', 'exposed') AND t.touched_at IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
+
+CREATE OR REPLACE VIEW retail_mid.behavior_event_keyed WITH (security_invoker = false) AS
+SELECT e.brand::text AS brand, k.customer_key::int4 AS customer_key, e.event_time::timestamp AS event_time, e.event_type::text AS event_type,
+       e.channel::text AS channel, e.event_count::int AS event_count, e.amount::numeric(14,4) AS amount
+  FROM retail_mid.ods_behavior_event e
+  JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                AND k.id_value = e.id_value;
+
+CREATE OR REPLACE VIEW retail_mid.campaign_touch_keyed WITH (security_invoker = false) AS
+SELECT t.brand::text AS brand, k.customer_key::int4 AS customer_key, t.campaign_id::text AS campaign_id, t.channel::text AS channel,
+       t.touched_at::timestamp AS touched_at, t.touch_type::text AS touch_type, t.coupon_id::text AS coupon_id
+  FROM retail_mid.ods_campaign_touch t
+  JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                AND k.id_value = t.id_value;
+
+-- the rules of the shipped media tags and of the campaign tags define_campaign_tags wrote join the dictionary by
+-- issuer too (their author stays: the upgrade is not a change of the rule's meaning by another user)
+ALTER TABLE retail_mid.tag_definition DISABLE TRIGGER tag_definition_author;
+UPDATE retail_mid.tag_definition
+   SET rule_sql = replace(rule_sql, 'JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)',
+                          E'JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)\n                                     AND k.id_value = btrim(e.id_value)')
+ WHERE tag_name IN ('media_exposures_30d', 'media_clicks_30d');
+UPDATE retail_mid.tag_definition
+   SET rule_sql = replace(rule_sql, 'JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.id_value)',
+                          E'JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)\n                                                    AND k.id_value = btrim(t.id_value)')
+ WHERE rule_sql LIKE '%FROM retail_mid.ods_campaign_touch t%JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.id_value)%';
+ALTER TABLE retail_mid.tag_definition ENABLE TRIGGER tag_definition_author;
+
+-- the masked view of the dictionary gets the new column (and its comment)
+SELECT retail_mid.pii_create_masked_view('retail_mid.customer_key');
+-- (which withdraws direct reads of the table; analysts keep reading the key column, as in governance/lockdown.sql)
+GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
+
+-- The data. Every key of a brand-issued identifier type is given the brand that uses it as its issuer. A key used
+-- by several brands (the ODS rows naming the identifier, and every table with a brand and a customer_key column) is
+-- split: the brand that loaded it first (smallest load_id, then name) keeps the key, every other brand gets a new
+-- key (same type, value and created_at, its own issuer). Every table holding keys follows: brand rows move to the
+-- brand's new key, group-wide ('*') rows are copied to the new keys, bitmaps are remapped the same way; then the
+-- derived state is recomputed (tag bitmaps and bit-sliced indexes of the tags concerned, the brands' tag bitmaps,
+-- the customer universe, the OneID persons of the split keys). Work tables are ordinary tables dropped at the end.
+CREATE TABLE retail_mid.rm_upgrade_key_use (customer_key int4, brand text, first_load bigint);
+CREATE TABLE retail_mid.rm_upgrade_key_split (brand text, old_key int4, new_key int4, PRIMARY KEY (brand, old_key));
+DO $upgrade$
+DECLARE
+    r record; n bigint; n_keys bigint; n_split bigint; n_rows bigint := 0; job bigint; detail jsonb := '{}';
+    brand_issued CONSTANT text := $t$ NOT IN ('phone', 'email', 'device_id') $t$;
+    tags text[];
+BEGIN
+    -- who uses each key: ODS tables naming identifiers (brand, id_type and id_value, else customer_id) ...
+    FOR r IN SELECT c.oid::regclass AS rel,
+                    CASE WHEN bool_or(a.attname = 'id_value') THEN 'id_value' ELSE 'customer_id' END AS col,
+                    bool_or(a.attname = 'load_id') AS has_load
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p')
+              GROUP BY c.oid
+             HAVING bool_or(a.attname = 'brand') AND bool_or(a.attname = 'id_type')
+                AND (bool_or(a.attname = 'id_value') OR bool_or(a.attname = 'customer_id'))
+              ORDER BY 1::text LOOP
+        EXECUTE format($q$INSERT INTO retail_mid.rm_upgrade_key_use
+                          SELECT k.customer_key, t.brand, min(%s) FROM %s t
+                            JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.%I)
+                           WHERE k.id_type %s AND t.brand IS NOT NULL AND t.brand NOT IN ('', '*')
+                           GROUP BY 1, 2$q$,
+                       CASE WHEN r.has_load THEN 't.load_id' ELSE 'NULL::bigint' END, r.rel, r.col, brand_issued);
+    END LOOP;
+    -- ... and every table with a brand and a customer key (keys of derived and saved state)
+    FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
+              WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p')
+                AND c.oid NOT IN ('retail_mid.customer_key'::regclass, 'retail_mid.rm_upgrade_key_use'::regclass,
+                                  'retail_mid.rm_upgrade_key_split'::regclass)
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND a.atttypid = 'text'::regtype AND NOT a.attisdropped)
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_key' AND a.atttypid = 'int4'::regtype AND NOT a.attisdropped)
+              ORDER BY 1::text LOOP
+        EXECUTE format($q$INSERT INTO retail_mid.rm_upgrade_key_use
+                          SELECT DISTINCT t.customer_key, t.brand, NULL::bigint FROM %s t
+                            JOIN retail_mid.customer_key k ON k.customer_key = t.customer_key
+                           WHERE k.id_type %s AND t.brand IS NOT NULL AND t.brand NOT IN ('', '*')$q$, r.rel, brand_issued);
+    END LOOP;
+    -- the first brand keeps the key and becomes its issuer; the others get new keys
+    WITH o AS (SELECT customer_key, brand, row_number() OVER (PARTITION BY customer_key ORDER BY min(first_load) NULLS LAST, brand) AS rk
+                 FROM retail_mid.rm_upgrade_key_use GROUP BY customer_key, brand)
+    UPDATE retail_mid.customer_key k SET issuer = o.brand FROM o WHERE o.customer_key = k.customer_key AND o.rk = 1;
+    GET DIAGNOSTICS n_keys = ROW_COUNT;
+    WITH o AS (SELECT customer_key, brand, row_number() OVER (PARTITION BY customer_key ORDER BY min(first_load) NULLS LAST, brand) AS rk
+                 FROM retail_mid.rm_upgrade_key_use GROUP BY customer_key, brand)
+    INSERT INTO retail_mid.customer_key (id_type, issuer, id_value, created_at)
+    SELECT k.id_type, o.brand, k.id_value, k.created_at FROM o JOIN retail_mid.customer_key k USING (customer_key)
+     WHERE o.rk > 1 ORDER BY k.customer_key, o.rk;
+    INSERT INTO retail_mid.rm_upgrade_key_split (brand, old_key, new_key)
+    SELECT n.issuer, o.customer_key, n.customer_key
+      FROM retail_mid.customer_key o JOIN retail_mid.customer_key n ON n.id_type = o.id_type AND n.id_value = o.id_value
+     WHERE o.customer_key IN (SELECT u.customer_key FROM retail_mid.rm_upgrade_key_use u GROUP BY 1 HAVING count(DISTINCT u.brand) > 1)
+       AND n.customer_key <> o.customer_key AND n.issuer <> '' AND o.issuer <> '';
+    GET DIAGNOSTICS n_split = ROW_COUNT;
+    RAISE NOTICE 'retail_mid 1.1.0: % keys of brand-issued identifiers given their issuer; % keys shared by several brands split into % new keys',
+        n_keys, (SELECT count(DISTINCT old_key) FROM retail_mid.rm_upgrade_key_split), n_split;
+    IF n_split = 0 THEN
+        RETURN;
+    END IF;
+    job := retail_mid.job_start('upgrade_split_customer_keys', jsonb_build_object('keys', n_keys, 'new_keys', n_split));
+    ANALYZE retail_mid.rm_upgrade_key_split;
+
+    -- every table with a brand and a customer key: brand rows move to the brand's key, '*' rows are copied
+    FOR r IN SELECT c.oid::regclass AS rel,
+                    (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' AND a.attgenerated = '') AS cols,
+                    (SELECT string_agg(CASE WHEN a.attname = 'customer_key' THEN 's.new_key' ELSE 't.' || quote_ident(a.attname) END, ', ' ORDER BY a.attnum)
+                       FROM pg_attribute a
+                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attidentity = '' AND a.attgenerated = '') AS vals
+               FROM pg_class c
+              WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p')
+                AND c.oid NOT IN ('retail_mid.customer_key'::regclass, 'retail_mid.rm_upgrade_key_use'::regclass,
+                                  'retail_mid.rm_upgrade_key_split'::regclass)
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND a.atttypid = 'text'::regtype AND NOT a.attisdropped)
+                AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_key' AND a.atttypid = 'int4'::regtype AND NOT a.attisdropped)
+              ORDER BY 1::text LOOP
+        EXECUTE format('UPDATE %s t SET customer_key = s.new_key FROM retail_mid.rm_upgrade_key_split s '
+                       'WHERE t.brand = s.brand AND t.customer_key = s.old_key', r.rel);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s t JOIN retail_mid.rm_upgrade_key_split s ON s.old_key = t.customer_key '
+                       'WHERE t.brand = ''*''', r.rel, r.cols, r.vals, r.rel);
+        GET DIAGNOSTICS n_rows = ROW_COUNT;
+        IF n + n_rows > 0 THEN
+            detail := detail || jsonb_build_object(r.rel::text, jsonb_build_object('moved', n, 'copied', n_rows));
+            RAISE NOTICE 'retail_mid 1.1.0: %: % rows moved to split keys, % group-wide rows copied', r.rel, n, n_rows;
+        END IF;
+    END LOOP;
+    -- bitmaps of tables with a brand: a brand's row maps the brand's old keys to its new ones; a '*' row gains the new
+    -- keys of the old keys it holds (and a customers count beside the bitmap is recounted)
+    FOR r IN SELECT c.oid::regclass AS rel, a.attname AS col,
+                    EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = c.oid AND x.attname = 'customers' AND NOT x.attisdropped) AS has_count
+               FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p')
+                AND a.atttypid = 'retail_mid.rbitmap'::regtype
+                AND EXISTS (SELECT 1 FROM pg_attribute b WHERE b.attrelid = c.oid AND b.attname = 'brand' AND NOT b.attisdropped)
+              ORDER BY 1::text, 2 LOOP
+        EXECUTE format($q$UPDATE %1$s t SET %2$I = (SELECT retail_mid.rb_build_agg(x.k) FROM (
+                              SELECT coalesce(s.new_key, b.k) AS k FROM retail_mid.rb_iterate(t.%2$I) b(k)
+                                LEFT JOIN retail_mid.rm_upgrade_key_split s ON t.brand <> '*' AND s.brand = t.brand AND s.old_key = b.k
+                              UNION ALL
+                              SELECT s.new_key FROM retail_mid.rb_iterate(t.%2$I) b(k)
+                                JOIN retail_mid.rm_upgrade_key_split s ON t.brand = '*' AND s.old_key = b.k) x)
+                          WHERE t.%2$I IS NOT NULL AND EXISTS (SELECT 1 FROM retail_mid.rm_upgrade_key_split s
+                                                              WHERE retail_mid.rb_contains(t.%2$I, s.old_key)
+                                                                AND (t.brand = '*' OR s.brand = t.brand))$q$,
+                       r.rel, r.col, '');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF r.has_count AND n > 0 THEN
+            EXECUTE format('UPDATE %1$s t SET customers = retail_mid.rb_cardinality(t.%2$I) WHERE t.%2$I IS NOT NULL '
+                           'AND t.customers IS DISTINCT FROM retail_mid.rb_cardinality(t.%2$I)', r.rel, r.col);
+        END IF;
+        IF n > 0 THEN
+            detail := detail || jsonb_build_object(r.rel::text || '.' || r.col, jsonb_build_object('bitmaps', n));
+            RAISE NOTICE 'retail_mid 1.1.0: %.%: % bitmaps remapped', r.rel, r.col, n;
+        END IF;
+    END LOOP;
+
+    -- derived state: the bitmaps and bit-sliced indexes of the tags with values on split keys, as evaluate_tags
+    -- builds them, then the brands' rows of shared group tags and the customer universe
+    tags := ARRAY(SELECT DISTINCT v.tag_name FROM retail_mid.tag_value v JOIN retail_mid.rm_upgrade_key_split s ON v.customer_key = s.new_key
+                   WHERE v.valid_to IS NULL ORDER BY 1);
+    IF cardinality(tags) > 0 THEN
+        DELETE FROM retail_mid.tag_bitmap b WHERE b.tag_name = ANY (tags);
+        DELETE FROM retail_mid.tag_bsi b WHERE b.tag_name = ANY (tags);
+        INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+        SELECT v.tag_name, v.value, v.brand, retail_mid.rb_build_agg(v.customer_key), count(*)
+          FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
+         WHERE v.tag_name = ANY (tags) AND v.valid_to IS NULL AND d.value_type <> 'numeric'
+         GROUP BY v.tag_name, v.value, v.brand
+        UNION ALL
+        SELECT u.tag_name, u.value, '*', u.b, retail_mid.rb_cardinality(u.b)
+          FROM (SELECT v.tag_name, v.value, retail_mid.rb_build_agg(v.customer_key) AS b
+                  FROM retail_mid.tag_value v
+                 WHERE v.tag_name = ANY (ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d
+                                                WHERE d.tag_name = ANY (tags) AND d.scope = 'brand' AND d.value_type <> 'numeric'))
+                   AND v.valid_to IS NULL AND v.brand <> '*'
+                 GROUP BY v.tag_name, v.value) u;
+        INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+        SELECT v.tag_name, v.brand, d.numeric_scale, min(v.numeric_value), max(v.numeric_value), count(*),
+               retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, d.numeric_scale))::int8)
+          FROM retail_mid.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
+         WHERE v.tag_name = ANY (tags) AND v.valid_to IS NULL AND d.value_type = 'numeric'
+         GROUP BY v.tag_name, v.brand, d.numeric_scale;
+        -- the brands' rows of shared group tags, as refresh_brand_tag_bitmaps builds them (inline: it uses a
+        -- temporary table, which an extension script would make a member of the extension)
+        INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+        SELECT t.tag_name, t.tag_value, b.brand, retail_mid.rb_and(t.bitmap, b.customers), retail_mid.rb_and_cardinality(t.bitmap, b.customers)
+          FROM retail_mid.tag_bitmap t
+         CROSS JOIN (SELECT cb.brand, retail_mid.rb_build_agg(cb.customer_key) AS customers FROM retail_mid.customer_brand cb
+                      WHERE cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*') GROUP BY cb.brand) b
+         WHERE t.brand = '*' AND t.tag_name = ANY (tags)
+           AND t.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group' AND d.shared_with_brands)
+           AND retail_mid.rb_and_cardinality(t.bitmap, b.customers) > 0;
+        INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+        SELECT t.tag_name, cb.brand, t.scale, min(v.numeric_value), max(v.numeric_value), count(*),
+               retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, t.scale))::int8)
+          FROM retail_mid.tag_bsi t
+          JOIN retail_mid.tag_value v ON v.tag_name = t.tag_name AND v.brand = '*' AND v.valid_to IS NULL AND v.numeric_value IS NOT NULL
+          JOIN retail_mid.customer_brand cb ON cb.customer_key = v.customer_key
+         WHERE t.brand = '*' AND t.tag_name = ANY (tags)
+           AND t.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group' AND d.shared_with_brands)
+           AND cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*')
+         GROUP BY t.tag_name, cb.brand, t.scale;
+        RAISE NOTICE 'retail_mid 1.1.0: bitmaps of % tags rebuilt', cardinality(tags);
+    END IF;
+    PERFORM retail_mid.refresh_customer_universe();
+    -- OneID: the persons holding a split key are resolved again (their identifiers now belong to two customers), as
+    -- resolve_identities does (inline: temporary tables made in an extension script would become its members)
+    IF EXISTS (SELECT 1 FROM retail_mid.oneid_person_map) THEN
+        DELETE FROM retail_mid.oneid_person_map m
+         WHERE m.person_key IN (SELECT p.person_key FROM retail_mid.oneid_person_map p
+                                  JOIN retail_mid.rm_upgrade_key_split s ON s.old_key = p.customer_key);
+        WITH g AS (SELECT retail_mid.connected_components(e.a, e.b) AS cc FROM retail_mid.oneid_edges e),
+        comp AS (SELECT unnest((g.cc).nodes) AS node, unnest((g.cc).components) AS component FROM g),
+        allc AS (SELECT node, component FROM comp
+                 UNION ALL
+                 SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k
+                  WHERE NOT EXISTS (SELECT 1 FROM comp c WHERE c.node = k.customer_key)),
+        person AS (SELECT c.component, coalesce(min(m.person_key), c.component) AS person_key
+                     FROM allc c LEFT JOIN retail_mid.oneid_person_map m ON m.customer_key = c.node GROUP BY c.component)
+        INSERT INTO retail_mid.oneid_person_map AS m (customer_key, person_key)
+        SELECT c.node, p.person_key FROM allc c JOIN person p USING (component)
+        ON CONFLICT (customer_key) DO UPDATE SET person_key = excluded.person_key, updated_at = now()
+         WHERE m.person_key IS DISTINCT FROM excluded.person_key;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        detail := detail || jsonb_build_object('oneid_person_map', jsonb_build_object('mapped', n));
+        RAISE NOTICE 'retail_mid 1.1.0: OneID: % identifiers mapped again', n;
+    END IF;
+    -- temporary tables of the routines called above are not the extension's
+    FOR r IN SELECT c.oid::regclass AS rel FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+              WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND c.relpersistence = 't'
+                AND d.refobjid = (SELECT e.oid FROM pg_extension e WHERE e.extname = 'retail_mid') LOOP
+        EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', r.rel);
+    END LOOP;
+    PERFORM retail_mid.job_finish(job, n_split, detail || jsonb_build_object('split_keys', (SELECT count(DISTINCT old_key) FROM retail_mid.rm_upgrade_key_split),
+                                                                        'new_keys', n_split, 'tags_rebuilt', cardinality(tags)));
+END;
+$upgrade$;
+DROP TABLE retail_mid.rm_upgrade_key_use, retail_mid.rm_upgrade_key_split;
+
+-- merge of issues 15 and 19: build_dwd_trade in its final text (both the DIM layer's categories and the issuer
+-- namespaced keys change it; the section above replaced the DIM layer's version)
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    -- Customers first seen in this range get their keys before the lines refer to them.
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id), array_agg(o.brand))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id, o.brand
+               FROM retail_mid.ods_order o
+              WHERE o.order_time >= from_date AND o.order_time < to_date + 1
+                AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                                 WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                   AND k.id_value = btrim(o.customer_id))) o;
+
+    DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
+
+    CREATE TEMP TABLE pg_temp.rm_dwd_lines ON COMMIT DROP AS
+    SELECT o.order_time::date AS dt, o.brand, o.order_id, l.line_no, o.order_time, k.customer_key,
+           o.store_id, o.channel, l.sku_id, l.quantity, l.unit_price, l.discount,
+           coalesce(l.original_order_id, o.original_order_id) AS original_order_id,
+           CASE WHEN row_number() OVER (PARTITION BY o.brand, o.order_id, l.sku_id, l.quantity, l.unit_price, l.discount
+                                        ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+                WHEN l.unit_price = 0 THEN 'zero_price'
+                WHEN l.unit_price < 0 THEN 'negative_price'
+                WHEN l.quantity = 0 THEN 'zero_quantity'
+           END AS dropped_by
+      FROM retail_mid.ods_order o
+      JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                         AND k.id_value = btrim(o.customer_id)
+     WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
+
+    INSERT INTO retail_mid.dwd_trade_order_line_di
+    SELECT x.dt, x.brand, x.order_id, x.line_no, x.order_time, x.customer_key, x.store_id, x.channel, x.sku_id, x.quantity, x.unit_price,
+           x.discount, x.quantity * x.unit_price - x.discount,
+           CASE WHEN x.quantity < 0 THEN 'return' ELSE 'sale' END, x.original_order_id,
+           -- issue 15: categories and region as of the order date
+           coalesce(p.category_l1, 'unknown'), coalesce(p.category_l2, 'unknown'),
+           CASE WHEN x.store_id IS NOT NULL THEN coalesce(s.region, 'unknown') END
+      FROM pg_temp.rm_dwd_lines x
+      LEFT JOIN retail_mid.dim_product p ON p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to
+      LEFT JOIN retail_mid.dim_site s ON s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to
+     WHERE dropped_by IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)
+    SELECT dt, brand, r.rule, count(*), coalesce(sum(quantity * unit_price), 0)
+      FROM pg_temp.rm_dwd_lines,
+           LATERAL (VALUES ('source_line', true),
+                           (dropped_by, dropped_by IS NOT NULL),
+                           ('kept_line', dropped_by IS NULL),
+                           ('return_line', dropped_by IS NULL AND quantity < 0),
+                           ('anonymous_line', dropped_by IS NULL AND customer_key IS NULL)) AS r(rule, applies)
+     WHERE r.applies
+     GROUP BY dt, brand, r.rule;
+
+    DROP TABLE pg_temp.rm_dwd_lines;
+    RETURN n;
+END;
+$$;

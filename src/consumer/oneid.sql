@@ -63,8 +63,10 @@ CREATE VIEW retail_mid.oneid_edges AS
 SELECT p.customer_key AS a, k.customer_key AS b
   FROM retail_mid.ods_customer_identifier i
   JOIN retail_mid.ods_customer c ON c.brand = i.brand AND c.customer_id = i.customer_id
-  JOIN retail_mid.customer_key p ON p.id_type = c.id_type AND p.id_value = c.customer_id
-  JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.id_value = i.id_value;
+  JOIN retail_mid.customer_key p ON p.id_type = c.id_type AND p.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                AND p.id_value = c.customer_id
+  JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.issuer = retail_mid.customer_key_issuer(i.id_type, i.brand)
+                                AND k.id_value = i.id_value;
 COMMENT ON VIEW retail_mid.oneid_edges IS 'Edges of the identity graph: (primary identifier key, other identifier key) per customer.';
 COMMENT ON COLUMN retail_mid.oneid_edges.a IS 'Customer key of the customer''s primary identifier.';
 COMMENT ON COLUMN retail_mid.oneid_edges.b IS 'Customer key of another identifier of the same customer.';
@@ -80,9 +82,9 @@ DECLARE v_job bigint; v_changed bigint; v_merges bigint;
 BEGIN
     v_job := retail_mid.job_start('resolve_identities');
     PERFORM pg_advisory_xact_lock(hashtext('retail_mid.resolve_identities'));
-    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(id_value))
-       FROM (SELECT DISTINCT id_type, id_value FROM retail_mid.ods_customer_identifier
-             UNION SELECT DISTINCT id_type, customer_id FROM retail_mid.ods_customer) i;
+    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(id_value), array_agg(brand))
+       FROM (SELECT DISTINCT id_type, id_value, brand FROM retail_mid.ods_customer_identifier
+             UNION SELECT DISTINCT id_type, customer_id, brand FROM retail_mid.ods_customer) i;
     CREATE TEMP TABLE rm_component ON COMMIT DROP AS
     SELECT unnest((g.cc).nodes) AS node, unnest((g.cc).components) AS component  -- in the target list: no tuplestore
       FROM (SELECT retail_mid.connected_components(a, b) AS cc FROM retail_mid.oneid_edges) g;

@@ -78,13 +78,14 @@ AS $$
 DECLARE n bigint;
 BEGIN
     -- Customers first seen in this range get their keys before the lines refer to them.
-    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id))
-       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id), array_agg(o.brand))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id, o.brand
                FROM retail_mid.ods_order o
               WHERE o.order_time >= from_date AND o.order_time < to_date + 1
                 AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
                 AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
-                                 WHERE k.id_type = o.id_type AND k.id_value = btrim(o.customer_id))) o;
+                                 WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                   AND k.id_value = btrim(o.customer_id))) o;
 
     DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
@@ -101,7 +102,8 @@ BEGIN
            END AS dropped_by
       FROM retail_mid.ods_order o
       JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
-      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.id_value = btrim(o.customer_id)
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                         AND k.id_value = btrim(o.customer_id)
      WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
     ANALYZE pg_temp.rm_dwd_lines;
 

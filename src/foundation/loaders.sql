@@ -156,7 +156,7 @@ BEGIN
     INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
     SELECT DISTINCT load_online_retail.brand, cid, 'customer_id', cid, v_load FROM rm_stage WHERE cid IS NOT NULL
     ON CONFLICT DO NOTHING;
-    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(cid))
+    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(cid), array_agg(load_online_retail.brand))
        FROM (SELECT DISTINCT cid FROM rm_stage WHERE cid IS NOT NULL) c;
 
     DELETE FROM retail_mid.ods_order_line l USING (SELECT DISTINCT invoice FROM rm_stage) s
@@ -251,7 +251,7 @@ BEGIN
     INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value, load_id)
     SELECT brand, customer_id, 'household_id', customer_id, v_load FROM retail_mid.ods_customer
      WHERE brand = load_complete_journey.brand ON CONFLICT DO NOTHING;
-    PERFORM retail_mid.assign_customer_keys(array_agg('household_id'::text), array_agg(customer_id))
+    PERFORM retail_mid.assign_customer_keys(array_agg('household_id'::text), array_agg(customer_id), array_agg(load_complete_journey.brand))
        FROM retail_mid.ods_customer WHERE brand = load_complete_journey.brand;
 
     INSERT INTO retail_mid.ods_site (brand, site_id, kind, load_id)
@@ -340,7 +340,7 @@ BEGIN
     VALUES (load_cdnow.brand, 'CD', 'Compact discs', v_load) ON CONFLICT DO NOTHING;
     INSERT INTO retail_mid.ods_customer (brand, customer_id, id_type, load_id)
     SELECT DISTINCT load_cdnow.brand, btrim(masterid), 'customer_id', v_load FROM rm_stage ON CONFLICT DO NOTHING;
-    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(m))
+    PERFORM retail_mid.assign_customer_keys(array_agg('customer_id'::text), array_agg(m), array_agg(load_cdnow.brand))
        FROM (SELECT DISTINCT btrim(masterid) AS m FROM rm_stage) s;
     DELETE FROM retail_mid.ods_order_line l USING rm_stage s WHERE l.brand = load_cdnow.brand AND l.order_id = s.order_id;
     INSERT INTO retail_mid.ods_order AS o (brand, order_id, id_type, customer_id, order_time, channel, status, load_id)

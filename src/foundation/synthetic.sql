@@ -113,7 +113,7 @@ BEGIN
                             retail_mid.synth_uniform(s, 16, k.i) < 0.6 OR retail_mid.synth_uniform(s, 15, k.i - 1) < 0.02),
                            ('open_id', 'wx' || md5(s || ':' || k.i), retail_mid.synth_uniform(s, 17, k.i) < 0.4)) AS t(id_type, id_value, present)
      WHERE c.brand = b AND t.present;
-    PERFORM retail_mid.assign_customer_keys(array_agg('member_id'::text), array_agg(customer_id))
+    PERFORM retail_mid.assign_customer_keys(array_agg('member_id'::text), array_agg(customer_id), array_agg(b))
        FROM retail_mid.ods_customer WHERE brand = b;
 
     RAISE NOTICE 'generate_synthetic: orders over % days', days;

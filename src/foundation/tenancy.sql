@@ -42,10 +42,12 @@ DECLARE n bigint;
 BEGIN
     CREATE TEMP TABLE rm_customer_brand ON COMMIT DROP AS
     SELECT c.brand, k.customer_key FROM retail_mid.ods_customer c
-      JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = c.customer_id
+      JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                    AND k.id_value = c.customer_id
     UNION
     SELECT i.brand, k.customer_key FROM retail_mid.ods_customer_identifier i
-      JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.id_value = i.id_value
+      JOIN retail_mid.customer_key k ON k.id_type = i.id_type AND k.issuer = retail_mid.customer_key_issuer(i.id_type, i.brand)
+                                    AND k.id_value = i.id_value
     UNION
     SELECT DISTINCT d.brand, d.customer_key FROM retail_mid.dwd_trade_order_line_di d WHERE d.customer_key IS NOT NULL;
     DELETE FROM retail_mid.customer_brand cb

@@ -189,7 +189,8 @@ SELECT o.brand::text AS brand, o.customer_key::int4 AS customer_key, o.planned_a
 UNION ALL
 SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
   FROM retail_mid.ods_campaign_touch t
-  JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.id_value)
+  JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                AND k.id_value = btrim(t.id_value)
  WHERE t.touch_type IN ('sent', 'exposed') AND t.touched_at IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
 COMMENT ON VIEW retail_mid.reach_touch IS 'Every touch counted by frequency caps: outbox rows planned, sent or delivered, and ODS campaign touches sent or exposed (except those of reach plan campaigns, which the outbox counts).';
@@ -413,7 +414,7 @@ BEGIN
     DELETE FROM retail_mid.ods_behavior_event e USING retail_mid.ods_load l
      WHERE e.load_id = l.load_id AND l.source = 'media_feedback' AND l.path = load_media_feedback.path
        AND l.brand = load_media_feedback.brand AND e.brand = load_media_feedback.brand AND l.load_id <> v_load;
-    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(btrim(id_value))) FROM rm_media;
+    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(btrim(id_value)), array_agg(load_media_feedback.brand)) FROM rm_media;
     INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value,
                                               channel, event_count, load_id)
     SELECT load_media_feedback.brand, id_type, btrim(id_value), btrim(event_time)::timestamp,
@@ -442,7 +443,8 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
  ('media_exposures_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
   $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
        FROM retail_mid.ods_behavior_event e
-       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
+       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                     AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
       GROUP BY e.brand, k.customer_key$r$,
@@ -450,7 +452,8 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
  ('media_clicks_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
   $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0), e.brand
        FROM retail_mid.ods_behavior_event e
-       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
+       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                     AND k.id_value = btrim(e.id_value)
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
       GROUP BY e.brand, k.customer_key$r$,
@@ -478,14 +481,15 @@ BEGIN
     END IF;
     -- touch identifiers without a key get one (Complete Journey: households that received a campaign but have no
     -- baskets and no demographics are in no other file)
-    PERFORM retail_mid.assign_customer_keys(array_agg(t.id_type), array_agg(t.id_value))
-       FROM (SELECT DISTINCT x.id_type, x.id_value FROM retail_mid.ods_campaign_touch x
+    PERFORM retail_mid.assign_customer_keys(array_agg(t.id_type), array_agg(t.id_value), array_agg(t.brand))
+       FROM (SELECT DISTINCT x.id_type, x.id_value, x.brand FROM retail_mid.ods_campaign_touch x
               WHERE x.brand = define_campaign_tags.brand) t;
     INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
            '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
            format($r$SELECT k.customer_key, true, t.brand FROM retail_mid.ods_campaign_touch t
-                      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.id_value = btrim(t.id_value)
+                      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                                    AND k.id_value = btrim(t.id_value)
                      WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s) GROUP BY t.brand, k.customer_key$r$,
                   brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END),
            format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,

@@ -11,7 +11,7 @@ SELECT retail_mid.refresh('2010-12-01', '2011-12-09') > 0 AS refreshed;
 -- customers with an identifier
 SELECT count(DISTINCT customer_id) AS customers_in_file FROM retail_mid.ods_order WHERE brand = 'or_test' AND customer_id IS NOT NULL;
 SELECT count(*) AS customer_keys FROM retail_mid.customer_key k
- WHERE EXISTS (SELECT 1 FROM retail_mid.ods_customer c WHERE c.brand = 'or_test' AND c.customer_id = k.id_value AND k.id_type = 'customer_id');
+ WHERE EXISTS (SELECT 1 FROM retail_mid.ods_customer c WHERE c.brand = 'or_test' AND c.customer_id = k.id_value AND k.id_type = 'customer_id' AND k.issuer = c.brand);
 SELECT count(*) AS customers_with_trade FROM retail_mid.dws_trade_customer_td WHERE brand = 'or_test';
 -- each cleaning rule's effect, and the same counted in plain SQL over the ODS (rules apply in order)
 SELECT rule, lines, amount FROM retail_mid.dwd_trade_cleaning_report WHERE brand = 'or_test' ORDER BY rule;

@@ -14,7 +14,7 @@ $$;
 
 -- fixture: 240 members of brand reach_t; audience = the reach_t_in tag, segment = the reach_t_seg tag
 CREATE TABLE public.reach_t_cust AS
-SELECT g, retail_mid.customer_key_of('member_id', 'reach_t_' || g) AS customer_key FROM generate_series(1, 240) g;
+SELECT g, retail_mid.customer_key_of('member_id', 'reach_t_' || g, 'reach_t') AS customer_key FROM generate_series(1, 240) g;
 INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql) VALUES
  ('reach_t_in', '其他', '其他', 'boolean', 'SELECT customer_key, g % 10 <> 0 FROM public.reach_t_cust'),
  ('reach_t_seg', '其他', '其他', 'enum',

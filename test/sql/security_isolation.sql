@@ -4,7 +4,9 @@
 SET client_min_messages = warning;  -- the NOTICEs of CREATE EXTENSION depend on which test ran first
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 
--- fixture: two brands with customers, identifiers, orders; one customer (iso_shared) buys from both
+-- fixture: two brands with customers, identifiers, orders; one person (iso_shared) buys from both: each brand issued
+-- its own member id iso_shared (two customers, two keys: member ids are namespaced by brand), and both brands know
+-- the person's phone 13800000003, a global identifier, under which the orders ia3 and ib3 are placed (one key)
 INSERT INTO retail_mid.ods_customer (brand, customer_id, name, phone, email, birth_date) VALUES
  ('iso_a', 'iso_a1', 'Zhao Yi', '13800000001', 'yi@a.example', '1990-01-01'),
  ('iso_a', 'iso_a2', 'Qian Er', '13800000002', 'er@a.example', '1991-02-02'),
@@ -13,12 +15,13 @@ INSERT INTO retail_mid.ods_customer (brand, customer_id, name, phone, email, bir
  ('iso_b', 'iso_b2', 'Zhou Wu', '13900000002', 'wu@b.example', '1981-05-05'),
  ('iso_b', 'iso_shared', 'Sun San', '13800000003', 'san@b.example', '1992-03-03');
 INSERT INTO retail_mid.ods_customer_identifier (brand, customer_id, id_type, id_value) VALUES
- ('iso_a', 'iso_a1', 'phone', '13800000001'), ('iso_b', 'iso_b1', 'phone', '13900000001'), ('iso_b', 'iso_b2', 'open_id', 'wx-iso-b2');
+ ('iso_a', 'iso_a1', 'phone', '13800000001'), ('iso_b', 'iso_b1', 'phone', '13900000001'), ('iso_b', 'iso_b2', 'open_id', 'wx-iso-b2'),
+ ('iso_a', 'iso_shared', 'phone', '13800000003'), ('iso_b', 'iso_shared', 'phone', '13800000003');
 INSERT INTO retail_mid.ods_order (brand, order_id, id_type, customer_id, order_time, store_id) VALUES
  ('iso_a', 'ia1', 'member_id', 'iso_a1', '2032-01-10 10:00', 'A1'), ('iso_a', 'ia2', 'member_id', 'iso_a2', '2032-01-11 10:00', 'A1'),
- ('iso_a', 'ia3', 'member_id', 'iso_shared', '2032-01-12 10:00', 'A2'),
+ ('iso_a', 'ia3', 'phone', '13800000003', '2032-01-12 10:00', 'A2'),
  ('iso_b', 'ib1', 'member_id', 'iso_b1', '2032-01-10 10:00', 'B1'), ('iso_b', 'ib2', 'member_id', 'iso_b2', '2032-01-11 10:00', 'B1'),
- ('iso_b', 'ib3', 'member_id', 'iso_shared', '2032-01-12 11:00', 'B1');
+ ('iso_b', 'ib3', 'phone', '13800000003', '2032-01-12 11:00', 'B1');
 INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price)
 SELECT brand, order_id, 1, 'sku1', 1, CASE WHEN brand = 'iso_a' THEN 10 ELSE 1000 END FROM retail_mid.ods_order WHERE brand LIKE 'iso\_%';
 SELECT retail_mid.refresh('2032-01-01', '2032-01-31') > 0 AS refreshed;
@@ -39,7 +42,8 @@ INSERT INTO retail_mid.oneid_person_map (customer_key, person_key)
 SELECT k.customer_key, (SELECT customer_key FROM retail_mid.customer_key WHERE id_type = 'member_id' AND id_value = 'iso_a1')
   FROM retail_mid.customer_key k WHERE k.id_type = 'member_id' AND k.id_value IN ('iso_a1', 'iso_b1')
 UNION ALL
-SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k WHERE k.id_type = 'member_id' AND k.id_value IN ('iso_a2', 'iso_b2', 'iso_shared');
+SELECT k.customer_key, k.customer_key FROM retail_mid.customer_key k
+ WHERE k.id_type = 'member_id' AND k.id_value IN ('iso_a2', 'iso_b2') OR k.id_type = 'phone' AND k.id_value = '13800000003';
 INSERT INTO retail_mid.metric_atomic (atomic, dwd_table, time_column, expression, unit, additivity) VALUES
  ('iso_amount', 'retail_mid.dwd_trade_order_line_di', 'dt', 'sum(t.amount)', 'CNY', 'additive'),
  ('iso_buyers', 'retail_mid.dwd_trade_order_line_di', 'dt', 'count(DISTINCT t.customer_key)', 'customers', 'non_additive');

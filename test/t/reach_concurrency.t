@@ -19,7 +19,7 @@ psql("CREATE EXTENSION retail_mid CASCADE", $db);
 open my $f, '>', "$dir/setup.sql" or die;
 print $f <<'SQL';
 SET client_min_messages = warning;
-SELECT retail_mid.assign_customer_keys(array_agg('member_id'::text), array_agg('c' || g)) FROM generate_series(1, 3000) g;
+SELECT retail_mid.assign_customer_keys(array_agg('member_id'::text), array_agg('c' || g), array_agg('conc'::text)) FROM generate_series(1, 3000) g;
 CREATE TABLE public.conc_cust AS SELECT customer_key FROM retail_mid.customer_key WHERE id_value ~ '^c\d+$';
 INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql)
 VALUES ('conc_in', '其他', '其他', 'boolean', 'SELECT customer_key, true FROM public.conc_cust');
