@@ -2253,3 +2253,446 @@ $$;
 
 -- docs: the masked view of customer_key took its column comments from the table when it was created
 COMMENT ON COLUMN retail_mid.customer_key_masked.created_at IS 'When the key was given (the first load that saw the identifier).';
+
+-- issue 13: tables and sequences kept by pg_dump
+-- Every table of the extension (user data, configuration, and the derived DWD/DWS/model tables, so that a restore
+-- needs no rebuild) and every identity sequence behind them is registered with pg_extension_config_dump. Tables
+-- shipped with default rows are dumped whole and merged onto the reinstalled defaults on restore (restore_merge);
+-- the triggers that derive rows, reset columns or re-check rows keep restored rows as dumped (restoring()).
+-- Backup and restore. pg_dump writes CREATE EXTENSION and then the rows of every table registered with
+-- pg_extension_config_dump; pg_restore (or psql running a plain dump) loads them with COPY ... FROM stdin into
+-- the tables CREATE EXTENSION has just made, with the extension's triggers in place. The triggers that derive
+-- rows, reset columns or would collide with the installed default rows ask restoring() first, so that a restore
+-- brings back the rows exactly as they were dumped.
+CREATE FUNCTION retail_mid.restoring()
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+BEGIN ATOMIC
+    SELECT pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^\s*COPY\s+\S+(\s*\([^)]*\))?\s+FROM\s+STDIN\M'
+       AND (SELECT bool_and(r.rolsuper) FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[CURRENT_USER, SESSION_USER]::pg_catalog.name[]))
+       IS TRUE;
+END;
+COMMENT ON FUNCTION retail_mid.restoring() IS 'True while a superuser session (current and session user both superusers) runs COPY ... FROM STDIN, the way pg_restore and plain dumps load the rows of the extension''s tables: the extension''s triggers then keep the rows as dumped instead of deriving, resetting or re-checking them. A non-superuser''s COPY is an ordinary, fully checked insert.';
+
+-- Tables that CREATE EXTENSION fills with default rows (segment maps, templates, taxonomy, ...) are dumped whole,
+-- so that the user's changes to those rows survive too. On restore the installed default row with the same
+-- primary key is already there: this BEFORE INSERT trigger replaces it by the dumped row (an UPDATE, only when
+-- they differ) instead of failing the whole COPY on the duplicate key. Outside a restore it does nothing.
+CREATE FUNCTION retail_mid.restore_merge()
+RETURNS trigger LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE pk_cols text; pk_vals text; all_cols text; all_vals text; old_row text;
+BEGIN
+    IF NOT retail_mid.restoring() THEN
+        RETURN NEW;
+    END IF;
+    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.n), string_agg(format('($1).%I', a.attname), ', ' ORDER BY k.n)
+      INTO pk_cols, pk_vals
+      FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = TG_RELID AND i.indisprimary;
+    IF pk_cols IS NULL THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT t::text FROM %s AS t WHERE ROW(%s) = ROW(%s)', TG_RELID::regclass, pk_cols, pk_vals)
+       INTO old_row USING NEW;
+    IF old_row IS NULL THEN
+        RETURN NEW;                                  -- not an installed default: the user's own row
+    END IF;
+    IF old_row IS DISTINCT FROM NEW::text THEN      -- a default row the user had changed
+        SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum), string_agg(format('($1).%I', a.attname), ', ' ORDER BY a.attnum)
+          INTO all_cols, all_vals
+          FROM pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        EXECUTE format('UPDATE %s AS t SET (%s) = ROW(%s) WHERE ROW(%s) = ROW(%s)', TG_RELID::regclass, all_cols, all_vals, pk_cols, pk_vals)
+          USING NEW;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.restore_merge() IS 'Trigger (BEFORE INSERT) of the tables shipped with default rows: during a restore (restoring()) a dumped row whose primary key is already installed replaces the installed row instead of failing the COPY; otherwise nothing.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.job_log', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.job_log_job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.aipl_rule', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.aipl_rule FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_aipl_customer_stage_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_person_map', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_merge_log', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map_def', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map_def FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_config', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_config FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_parameter', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_forecast', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_transfer_lane', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_order_line_di', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_cleaning_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_refresh_state', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key_customer_key_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load_load_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer_identifier', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_product', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_site', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order_line', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_behavior_event', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_promotion', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inventory_snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inbound_shipment', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign_touch', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_demand_zone', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.brand_entitlement', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_brand', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_atomic', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key_key_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_qualifier', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_qualifier FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_period', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_period FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_granularity', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_coverage', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_derived', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_composite', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_template', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.quality_template FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_rule_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_version', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result_result_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.pii_mask_rule', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.pii_mask_rule FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_location', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_stock', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_reservation', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_demand_zone', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_store', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_travel_cost', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_score', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_cannibalisation', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_observed_flow', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_taxonomy', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_taxonomy FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_definition', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_definition FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_value', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bitmap', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bsi', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_universe', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.audience_package', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_channel', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.reach_channel FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_consent', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan_plan_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_brand_lock', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.clv_customer_score', '');
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tpl retail_mid.quality_template;
+    plan jsonb;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 63 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = NEW.template;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown quality rule template "%"', NEW.template USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'See retail_mid.quality_template for the templates.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = NEW.table_name) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', NEW.table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    NEW.threshold_on := coalesce(NEW.threshold_on, tpl.threshold_on);
+    NEW.warn_threshold := coalesce(NEW.warn_threshold, tpl.warn_threshold);
+    NEW.fail_threshold := coalesce(NEW.fail_threshold, greatest(tpl.fail_threshold, NEW.warn_threshold));
+    IF NEW.threshold_on NOT IN ('ratio', 'count', 'value')
+       OR (tpl.threshold_on = 'value') <> (NEW.threshold_on = 'value') THEN
+        RAISE EXCEPTION 'threshold_on "%" does not fit template "%"', NEW.threshold_on, NEW.template
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Row rules compare ratio or count; freshness, stability and tables_agree compare value.';
+    END IF;
+    IF NEW.warn_threshold IN ('NaN', 'Infinity', '-Infinity') OR NEW.fail_threshold IN ('NaN', 'Infinity', '-Infinity')
+       OR NEW.warn_threshold < 0 OR NEW.fail_threshold < NEW.warn_threshold
+       OR (NEW.threshold_on = 'ratio' AND NEW.fail_threshold > 1) THEN
+        RAISE EXCEPTION 'thresholds must be finite with 0 <= warn_threshold <= fail_threshold (<= 1 for ratios)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (NEW.weight > 0 AND NEW.weight < 'Infinity') THEN
+        RAISE EXCEPTION 'rule weight must be positive and finite' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    plan := retail_mid.quality_rule_plan(NEW);
+    -- compile the generated SQL once now, so that a typo fails at insert rather than at night; as the rule's author,
+    -- restricted, because planning may evaluate functions (src/common/registry.sql)
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('quality rule %s', NEW.rule_name)));
+    IF plan->>'kind' = 'queries' THEN
+        EXECUTE (plan->>'query') || ' LIMIT 0';
+        EXECUTE (plan->>'other_query') || ' LIMIT 0';
+    ELSIF plan ? 'expr' THEN
+        EXECUTE format('SELECT %s FROM %s AS t LIMIT 0', plan->>'expr', NEW.table_name);
+    END IF;
+    PERFORM retail_mid.registry_leave(tok);
+    IF NEW.by_brand AND NEW.template = 'tables_agree' THEN
+        RAISE EXCEPTION 'template "tables_agree" has no per-brand results' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Filter each side by brand in parameters.filter and parameters.other_filter instead.';
+    END IF;
+    IF NEW.by_brand AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.table_name AND a.attname = 'brand'
+                                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'rule "%" is by brand but % has no brand column', NEW.rule_name, NEW.table_name USING ERRCODE = 'undefined_column';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.table_name, NEW.column_name, NEW.template, NEW.parameters, NEW.weight, NEW.threshold_on, NEW.warn_threshold, NEW.fail_threshold)
+           IS DISTINCT FROM
+           (OLD.table_name, OLD.column_name, OLD.template, OLD.parameters, OLD.weight, OLD.threshold_on, OLD.warn_threshold, OLD.fail_threshold) THEN
+            NEW.version := OLD.version + 1;
+            NEW.updated_at := now();
+        ELSE
+            NEW.version := OLD.version;
+        END IF;
+    ELSE
+        NEW.version := 1;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_record_version()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    INSERT INTO retail_mid.quality_rule_version (rule_id, version, definition)
+    VALUES (NEW.rule_id, NEW.version,
+            jsonb_build_object('rule_name', NEW.rule_name, 'table_name', NEW.table_name::text, 'column_name', NEW.column_name,
+                               'template', NEW.template, 'parameters', NEW.parameters, 'weight', NEW.weight,
+                               'threshold_on', NEW.threshold_on, 'warn_threshold', NEW.warn_threshold,
+                               'fail_threshold', NEW.fail_threshold, 'data_domain', NEW.data_domain))
+    ON CONFLICT (rule_id, version) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.tag_bitmap_written()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE tags text[];
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    SELECT array_agg(DISTINCT n.tag_name) INTO tags FROM new_rows n
+     WHERE n.brand = '*' AND n.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group');
+    IF tags IS NOT NULL THEN
+        PERFORM retail_mid.refresh_brand_tag_bitmaps(tags);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.brand_entitlement_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.pii_mask_rule_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM retail_mid.pii_create_masked_view(NEW.table_name);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR OLD.table_name <> NEW.table_name) THEN
+        PERFORM retail_mid.pii_create_masked_view(OLD.table_name);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_atomic_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m text[];
+    keytype text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF NEW.additivity IS NULL OR NEW.additivity NOT IN ('additive', 'semi_additive', 'non_additive') THEN
+        RAISE EXCEPTION 'unknown additivity "%"', NEW.additivity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use additive, semi_additive or non_additive.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.dwd_table AND a.attname = NEW.time_column
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
+    END IF;
+    -- compiled as its author, restricted (planning may evaluate functions): src/common/registry.sql
+    PERFORM retail_mid.registry_check_sql(NEW.expression, 'expression', format('expression of atomic metric %s', NEW.atomic));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+    EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
+    PERFORM retail_mid.registry_leave(tok);
+    NEW.distinct_key := NULL;
+    NEW.distinct_key_type := NULL;
+    IF NEW.additivity <> 'non_additive' AND NEW.expression ~* 'distinct' THEN
+        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Declare distinct counts non_additive: their daily key bitmaps are OR-ed over windows, never summed.';
+    END IF;
+    IF NEW.additivity <> 'non_additive'
+       AND (NEW.expression ~* '\m(avg|min|max|mode|percentile_cont|percentile_disc|stddev[a-z_]*|variance|var_pop|var_samp|bool_and|bool_or|every)\s*\('
+            OR NEW.expression ~* '/\s*(nullif\s*\(\s*)?(sum|count)\s*\(') THEN
+        RAISE EXCEPTION 'atomic metric "%" is not a sum or a count and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Averages, ratios, minima and maxima of days are not the sum of their daily values.',
+                  HINT = 'Define the numerator and the denominator as additive atomic metrics and the ratio as a composite metric, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+    END IF;
+    IF NEW.additivity = 'non_additive' THEN
+        m := regexp_match(NEW.expression, '^\s*count\s*\(\s*distinct\s+(.+)\)\s*$', 'i');
+        IF m IS NULL THEN
+            RAISE EXCEPTION 'non-additive atomic metric "%" must be a distinct count', NEW.atomic
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Only count(DISTINCT key) rolls up exactly over periods (through roaring bitmaps of the keys).',
+                      HINT = 'Write ratios and averages as composite metrics of additive atomic metrics, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+        END IF;
+        NEW.distinct_key := btrim(m[1]);
+        -- the key's type, also when the table is empty: the outer join yields one NULL of that type
+        PERFORM retail_mid.registry_check_sql(NEW.distinct_key, 'expression', format('distinct key of atomic metric %s', NEW.atomic));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+        EXECUTE format('SELECT pg_typeof(s.k)::text FROM (SELECT 1) one LEFT JOIN (SELECT (%s) AS k FROM %s AS t LIMIT 0) s ON true',
+                       NEW.distinct_key, NEW.dwd_table) INTO keytype;
+        PERFORM retail_mid.registry_leave(tok);
+        NEW.distinct_key_type := CASE WHEN keytype IN ('integer', 'smallint') THEN 'int4' ELSE 'dictionary' END;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_qualifier_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF coalesce(btrim(NEW.predicate), '') = '' THEN
+        RAISE EXCEPTION 'qualifier "%" needs a predicate', NEW.qualifier USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the predicate is one expression, and compiles against the DWD tables of the derived metrics using it
+    -- (checked there), as its author
+    PERFORM retail_mid.registry_check_sql(NEW.predicate, 'expression', format('predicate of qualifier %s', NEW.qualifier));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('qualifier %s', NEW.qualifier)));
+    PERFORM retail_mid.metric_compile_predicate(NEW.predicate, a.dwd_table)
+       FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic) WHERE d.qualifier = NEW.qualifier;
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_derived_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expected text;
+    other record;
+    a retail_mid.metric_atomic;
+    missing text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
+        RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
+            HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
+    END IF;
+    expected := CASE WHEN NEW.qualifier = 'all' THEN '' ELSE NEW.qualifier || '_' END || NEW.atomic || '_' || NEW.period;
+    IF length(expected) > 53 THEN
+        RAISE EXCEPTION 'derived metric name "%" is too long', expected USING ERRCODE = 'invalid_name',
+            DETAIL = 'Names (and the daily bitmap columns <qualifier>_<atomic>_1d_bitmap) must fit in 63 bytes.',
+            HINT = 'Shorten the qualifier or the atomic metric name.';
+    END IF;
+    IF NEW.metric IS NULL THEN
+        NEW.metric := expected;
+    ELSIF NEW.metric <> expected THEN
+        RAISE EXCEPTION 'derived metric name "%" does not follow the naming rule', NEW.metric USING ERRCODE = 'invalid_name',
+            DETAIL = format('A metric of qualifier %s, atomic metric %s and period %s is named %s.', NEW.qualifier, NEW.atomic, NEW.period, expected),
+            HINT = 'Names are <qualifier>_<atomic>_<period>, without the qualifier when it is all; leave metric NULL to have it set.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE (d.atomic, d.qualifier, d.period, d.granularity) = (NEW.atomic, NEW.qualifier, NEW.period, NEW.granularity)
+                  AND (TG_OP = 'INSERT' OR (d.metric, d.granularity) <> (OLD.metric, OLD.granularity))) THEN
+        RAISE EXCEPTION 'derived metric "%" is already defined at granularity %', NEW.metric, NEW.granularity
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT d.atomic, d.qualifier, d.period INTO other FROM retail_mid.metric_derived d
+     WHERE d.metric = NEW.metric AND (d.atomic, d.qualifier, d.period) IS DISTINCT FROM (NEW.atomic, NEW.qualifier, NEW.period)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metric name "%" already names another definition', NEW.metric USING ERRCODE = 'unique_violation',
+            DETAIL = format('It is qualifier %s, atomic metric %s, period %s.', other.qualifier, other.atomic, other.period),
+            HINT = 'Rename the qualifier or the atomic metric so that names stay unambiguous.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_composite c WHERE c.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a composite metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT * INTO a FROM retail_mid.metric_atomic WHERE atomic = NEW.atomic;
+    IF FOUND THEN
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier),
+                                                                  format('qualifier %s', NEW.qualifier)));
+        PERFORM retail_mid.metric_compile_predicate(q.predicate, a.dwd_table) FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier;
+        PERFORM retail_mid.registry_leave(tok);
+        SELECT string_agg(d, ', ') INTO missing FROM retail_mid.metric_granularity g, unnest(g.dimensions) d
+         WHERE g.granularity = NEW.granularity
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = a.dwd_table AND x.attname = d AND x.attnum > 0 AND NOT x.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'granularity "%" needs column % missing from %', NEW.granularity, missing, a.dwd_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_composite_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+    expr text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    IF NEW.expression !~ '\{[a-z][a-z0-9_]*\}' THEN
+        RAISE EXCEPTION 'composite metric "%" references no derived metric', NEW.metric USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Write derived metrics as {name}.';
+    END IF;
+    SELECT string_agg(m[1], ', ') INTO missing FROM regexp_matches(NEW.expression, '\{([a-z][a-z0-9_]*)\}', 'g') m
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = m[1] AND d.granularity = NEW.granularity);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'composite metric "%" references %, not a derived metric of granularity %', NEW.metric, missing, NEW.granularity
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    expr := regexp_replace(NEW.expression, '\{([a-z][a-z0-9_]*)\}', '1::numeric', 'g');
+    PERFORM retail_mid.registry_check_sql(expr, 'expression', format('expression of composite metric %s', NEW.metric));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('composite metric %s', NEW.metric)));
+    EXECUTE format('SELECT (%s)::numeric LIMIT 0', expr);
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;

@@ -12,6 +12,9 @@ CREATE TABLE retail_mid.customer_key (
     CHECK (id_type IN ('member_id', 'phone', 'email', 'device_id', 'open_id', 'household_id', 'customer_id')),
     CHECK (id_value <> '')
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key_customer_key_seq', '');
 COMMENT ON TABLE retail_mid.customer_key IS 'Dictionary from source customer identifiers (type, value) to dense int4 keys; a key, once given, never changes.';
 COMMENT ON COLUMN retail_mid.customer_key.customer_key IS 'Dense integer key used by every DWD/DWS table, bitmap and aggregate.';
 COMMENT ON COLUMN retail_mid.customer_key.id_type IS 'Kind of identifier: member_id, phone, email, device_id, open_id, household_id or customer_id.';
