@@ -330,7 +330,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = CASE WHEN current_setting('shared_preload_libraries') ~ '(^|[\s,])pg_cron($|[\s,])'
+                  DETAIL = CASE WHEN NOT pg_has_role('pg_read_all_settings', 'USAGE') THEN 'The pg_cron extension does not exist in this database.'
+                                WHEN current_setting('shared_preload_libraries') ~ '(^|[\s,])pg_cron($|[\s,])'
                                 THEN 'pg_cron is loaded but CREATE EXTENSION pg_cron was not run in this database.'
                                 ELSE 'pg_cron is not in shared_preload_libraries.' END,
                   HINT = 'Install the package postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name = '''
