@@ -2,7 +2,7 @@
 # Installs the Debian packages retail_mid needs to build, test and run, if any is missing.
 # Works as root or as a user with sudo. Extra packages can be passed as arguments.
 set -euo pipefail
-pkgs=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-15-postgis-3 libroaring-dev libnlopt-dev gzip "$@")
+pkgs=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-15-postgis-3 postgresql-15-cron libroaring-dev libnlopt-dev gzip "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -2,6 +2,7 @@
 # Runs a command against a throw-away PostgreSQL 15 cluster in a temporary directory (an equivalent of
 # pg_virtualenv that several runs can use at once, as root or as an ordinary user). Exports PGHOST, PGPORT,
 # PGUSER, PGDATABASE, and RETAIL_MID_DATA / RETAIL_MID_FIXTURES as paths the server can read.
+# WITH_PG_CRON=1 preloads pg_cron (cron.database_name = $WITH_PG_CRON_DB, default postgres).
 set -euo pipefail
 BIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 [ -x "$BIN/initdb" ] || BIN=/usr/lib/postgresql/15/bin
@@ -34,6 +35,15 @@ max_parallel_workers_per_gather = 2
 max_worker_processes = 16
 log_min_messages = warning
 CONF
+if [ -n "${WITH_PG_CRON:-}" ]; then
+  # pg_cron (Debian postgresql-15-cron) preloaded, its jobs in the database named by WITH_PG_CRON_DB (default postgres)
+  cat >>"$tmp/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_cron'
+cron.database_name = '${WITH_PG_CRON_DB:-postgres}'
+cron.use_background_workers = on
+max_worker_processes = 32
+CONF
+fi
 if [ -n "${RETAIL_MID_DESTDIR:-}" ]; then
   cp -r "$RETAIL_MID_DESTDIR" "$tmp/ext" && chmod -R a+rX "$tmp/ext"
   echo "extension_destdir = '$tmp/ext'" >>"$tmp/data/postgresql.conf"

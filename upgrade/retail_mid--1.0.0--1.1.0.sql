@@ -4228,3 +4228,776 @@ BEGIN
     RETURN n;
 END;
 $$;
+
+-- issue 13: tables and sequences kept by pg_dump
+-- Every table of the extension (user data, configuration, and the derived DWD/DWS/model tables, so that a restore
+-- needs no rebuild) and every identity sequence behind them is registered with pg_extension_config_dump. Tables
+-- shipped with default rows are dumped whole and merged onto the reinstalled defaults on restore (restore_merge);
+-- the triggers that derive rows, reset columns or re-check rows keep restored rows as dumped (restoring()).
+-- Backup and restore. pg_dump writes CREATE EXTENSION and then the rows of every table registered with
+-- pg_extension_config_dump; pg_restore (or psql running a plain dump) loads them with COPY ... FROM stdin into
+-- the tables CREATE EXTENSION has just made, with the extension's triggers in place. The triggers that derive
+-- rows, reset columns or would collide with the installed default rows ask restoring() first, so that a restore
+-- brings back the rows exactly as they were dumped.
+CREATE FUNCTION retail_mid.restoring()
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+BEGIN ATOMIC
+    SELECT pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^\s*COPY\s+\S+(\s*\([^)]*\))?\s+FROM\s+STDIN\M'
+       AND (SELECT bool_and(r.rolsuper) FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[CURRENT_USER, SESSION_USER]::pg_catalog.name[]))
+       IS TRUE;
+END;
+COMMENT ON FUNCTION retail_mid.restoring() IS 'True while a superuser session (current and session user both superusers) runs COPY ... FROM STDIN, the way pg_restore and plain dumps load the rows of the extension''s tables: the extension''s triggers then keep the rows as dumped instead of deriving, resetting or re-checking them. A non-superuser''s COPY is an ordinary, fully checked insert.';
+
+-- Tables that CREATE EXTENSION fills with default rows (segment maps, templates, taxonomy, ...) are dumped whole,
+-- so that the user's changes to those rows survive too. On restore the installed default row with the same
+-- primary key is already there: this BEFORE INSERT trigger replaces it by the dumped row (an UPDATE, only when
+-- they differ) instead of failing the whole COPY on the duplicate key. Outside a restore it does nothing.
+CREATE FUNCTION retail_mid.restore_merge()
+RETURNS trigger LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE pk_cols text; pk_vals text; all_cols text; all_vals text; old_row text;
+BEGIN
+    IF NOT retail_mid.restoring() THEN
+        RETURN NEW;
+    END IF;
+    SELECT string_agg(format('t.%I', a.attname), ', ' ORDER BY k.n), string_agg(format('($1).%I', a.attname), ', ' ORDER BY k.n)
+      INTO pk_cols, pk_vals
+      FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = TG_RELID AND i.indisprimary;
+    IF pk_cols IS NULL THEN
+        RETURN NEW;
+    END IF;
+    EXECUTE format('SELECT t::text FROM %s AS t WHERE ROW(%s) = ROW(%s)', TG_RELID::regclass, pk_cols, pk_vals)
+       INTO old_row USING NEW;
+    IF old_row IS NULL THEN
+        RETURN NEW;                                  -- not an installed default: the user's own row
+    END IF;
+    IF old_row IS DISTINCT FROM NEW::text THEN      -- a default row the user had changed
+        SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum), string_agg(format('($1).%I', a.attname), ', ' ORDER BY a.attnum)
+          INTO all_cols, all_vals
+          FROM pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        EXECUTE format('UPDATE %s AS t SET (%s) = ROW(%s) WHERE ROW(%s) = ROW(%s)', TG_RELID::regclass, all_cols, all_vals, pk_cols, pk_vals)
+          USING NEW;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.restore_merge() IS 'Trigger (BEFORE INSERT) of the tables shipped with default rows: during a restore (restoring()) a dumped row whose primary key is already installed replaces the installed row instead of failing the COPY; otherwise nothing.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.job_log', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.job_log_job_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.aipl_rule', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.aipl_rule FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_aipl_customer_stage_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_person_map', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_merge_log', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map_def', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map_def FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_config', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_config FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_parameter', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_forecast', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_transfer_lane', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_order_line_di', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_cleaning_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_refresh_state', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_td', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key_customer_key_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load_load_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer_identifier', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_product', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_site', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order_line', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_behavior_event', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_promotion', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inventory_snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inbound_shipment', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign_touch', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_demand_zone', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.brand_entitlement', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_brand', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_atomic', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key_key_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_qualifier', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_qualifier FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_period', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_period FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_granularity', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_coverage', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_derived', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_composite', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_template', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.quality_template FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_rule_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_version', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result_result_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.pii_mask_rule', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.pii_mask_rule FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_location', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_stock', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_reservation', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_demand_zone', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_store', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_travel_cost', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_score', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_cannibalisation', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_observed_flow', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_taxonomy', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_taxonomy FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_definition', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_definition FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_value', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bitmap', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bsi', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_universe', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.audience_package', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_channel', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.reach_channel FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_consent', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan_plan_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_brand_lock', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.clv_customer_score', '');
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tpl retail_mid.quality_template;
+    plan jsonb;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 63 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    SELECT * INTO tpl FROM retail_mid.quality_template WHERE template = NEW.template;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown quality rule template "%"', NEW.template USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'See retail_mid.quality_template for the templates.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = NEW.table_name) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', NEW.table_name USING ERRCODE = 'wrong_object_type';
+    END IF;
+    NEW.threshold_on := coalesce(NEW.threshold_on, tpl.threshold_on);
+    NEW.warn_threshold := coalesce(NEW.warn_threshold, tpl.warn_threshold);
+    NEW.fail_threshold := coalesce(NEW.fail_threshold, greatest(tpl.fail_threshold, NEW.warn_threshold));
+    IF NEW.threshold_on NOT IN ('ratio', 'count', 'value')
+       OR (tpl.threshold_on = 'value') <> (NEW.threshold_on = 'value') THEN
+        RAISE EXCEPTION 'threshold_on "%" does not fit template "%"', NEW.threshold_on, NEW.template
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Row rules compare ratio or count; freshness, stability and tables_agree compare value.';
+    END IF;
+    IF NEW.warn_threshold IN ('NaN', 'Infinity', '-Infinity') OR NEW.fail_threshold IN ('NaN', 'Infinity', '-Infinity')
+       OR NEW.warn_threshold < 0 OR NEW.fail_threshold < NEW.warn_threshold
+       OR (NEW.threshold_on = 'ratio' AND NEW.fail_threshold > 1) THEN
+        RAISE EXCEPTION 'thresholds must be finite with 0 <= warn_threshold <= fail_threshold (<= 1 for ratios)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (NEW.weight > 0 AND NEW.weight < 'Infinity') THEN
+        RAISE EXCEPTION 'rule weight must be positive and finite' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    plan := retail_mid.quality_rule_plan(NEW);
+    -- compile the generated SQL once now, so that a typo fails at insert rather than at night; as the rule's author,
+    -- restricted, because planning may evaluate functions (src/common/registry.sql)
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('quality rule %s', NEW.rule_name)));
+    IF plan->>'kind' = 'queries' THEN
+        EXECUTE (plan->>'query') || ' LIMIT 0';
+        EXECUTE (plan->>'other_query') || ' LIMIT 0';
+    ELSIF plan ? 'expr' THEN
+        EXECUTE format('SELECT %s FROM %s AS t LIMIT 0', plan->>'expr', NEW.table_name);
+    END IF;
+    PERFORM retail_mid.registry_leave(tok);
+    IF NEW.by_brand AND NEW.template = 'tables_agree' THEN
+        RAISE EXCEPTION 'template "tables_agree" has no per-brand results' USING ERRCODE = 'feature_not_supported',
+            HINT = 'Filter each side by brand in parameters.filter and parameters.other_filter instead.';
+    END IF;
+    IF NEW.by_brand AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.table_name AND a.attname = 'brand'
+                                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'rule "%" is by brand but % has no brand column', NEW.rule_name, NEW.table_name USING ERRCODE = 'undefined_column';
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        IF (NEW.table_name, NEW.column_name, NEW.template, NEW.parameters, NEW.weight, NEW.threshold_on, NEW.warn_threshold, NEW.fail_threshold)
+           IS DISTINCT FROM
+           (OLD.table_name, OLD.column_name, OLD.template, OLD.parameters, OLD.weight, OLD.threshold_on, OLD.warn_threshold, OLD.fail_threshold) THEN
+            NEW.version := OLD.version + 1;
+            NEW.updated_at := now();
+        ELSE
+            NEW.version := OLD.version;
+        END IF;
+    ELSE
+        NEW.version := 1;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.quality_rule_record_version()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    INSERT INTO retail_mid.quality_rule_version (rule_id, version, definition)
+    VALUES (NEW.rule_id, NEW.version,
+            jsonb_build_object('rule_name', NEW.rule_name, 'table_name', NEW.table_name::text, 'column_name', NEW.column_name,
+                               'template', NEW.template, 'parameters', NEW.parameters, 'weight', NEW.weight,
+                               'threshold_on', NEW.threshold_on, 'warn_threshold', NEW.warn_threshold,
+                               'fail_threshold', NEW.fail_threshold, 'data_domain', NEW.data_domain))
+    ON CONFLICT (rule_id, version) DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.tag_bitmap_written()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE tags text[];
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    SELECT array_agg(DISTINCT n.tag_name) INTO tags FROM new_rows n
+     WHERE n.brand = '*' AND n.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group');
+    IF tags IS NOT NULL THEN
+        PERFORM retail_mid.refresh_brand_tag_bitmaps(tags);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.brand_entitlement_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.pii_mask_rule_changed()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM retail_mid.pii_create_masked_view(NEW.table_name);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND (TG_OP = 'DELETE' OR OLD.table_name <> NEW.table_name) THEN
+        PERFORM retail_mid.pii_create_masked_view(OLD.table_name);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_atomic_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m text[];
+    keytype text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF NEW.additivity IS NULL OR NEW.additivity NOT IN ('additive', 'semi_additive', 'non_additive') THEN
+        RAISE EXCEPTION 'unknown additivity "%"', NEW.additivity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use additive, semi_additive or non_additive.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = NEW.dwd_table AND a.attname = NEW.time_column
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'column "%" does not exist in %', NEW.time_column, NEW.dwd_table USING ERRCODE = 'undefined_column';
+    END IF;
+    -- compiled as its author, restricted (planning may evaluate functions): src/common/registry.sql
+    PERFORM retail_mid.registry_check_sql(NEW.expression, 'expression', format('expression of atomic metric %s', NEW.atomic));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+    EXECUTE format('SELECT (t.%I)::date, (%s)::numeric FROM %s AS t GROUP BY 1 LIMIT 0', NEW.time_column, NEW.expression, NEW.dwd_table);
+    PERFORM retail_mid.registry_leave(tok);
+    NEW.distinct_key := NULL;
+    NEW.distinct_key_type := NULL;
+    IF NEW.additivity <> 'non_additive' AND NEW.expression ~* 'distinct' THEN
+        RAISE EXCEPTION 'atomic metric "%" counts distinct values and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Declare distinct counts non_additive: their daily key bitmaps are OR-ed over windows, never summed.';
+    END IF;
+    IF NEW.additivity <> 'non_additive'
+       AND (NEW.expression ~* '\m(avg|min|max|mode|percentile_cont|percentile_disc|stddev[a-z_]*|variance|var_pop|var_samp|bool_and|bool_or|every)\s*\('
+            OR NEW.expression ~* '/\s*(nullif\s*\(\s*)?(sum|count)\s*\(') THEN
+        RAISE EXCEPTION 'atomic metric "%" is not a sum or a count and cannot be %', NEW.atomic, NEW.additivity
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Averages, ratios, minima and maxima of days are not the sum of their daily values.',
+                  HINT = 'Define the numerator and the denominator as additive atomic metrics and the ratio as a composite metric, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+    END IF;
+    IF NEW.additivity = 'non_additive' THEN
+        m := regexp_match(NEW.expression, '^\s*count\s*\(\s*distinct\s+(.+)\)\s*$', 'i');
+        IF m IS NULL THEN
+            RAISE EXCEPTION 'non-additive atomic metric "%" must be a distinct count', NEW.atomic
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Only count(DISTINCT key) rolls up exactly over periods (through roaring bitmaps of the keys).',
+                      HINT = 'Write ratios and averages as composite metrics of additive atomic metrics, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
+        END IF;
+        NEW.distinct_key := btrim(m[1]);
+        -- the key's type, also when the table is empty: the outer join yields one NULL of that type
+        PERFORM retail_mid.registry_check_sql(NEW.distinct_key, 'expression', format('distinct key of atomic metric %s', NEW.atomic));
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('atomic metric %s', NEW.atomic)));
+        EXECUTE format('SELECT pg_typeof(s.k)::text FROM (SELECT 1) one LEFT JOIN (SELECT (%s) AS k FROM %s AS t LIMIT 0) s ON true',
+                       NEW.distinct_key, NEW.dwd_table) INTO keytype;
+        PERFORM retail_mid.registry_leave(tok);
+        NEW.distinct_key_type := CASE WHEN keytype IN ('integer', 'smallint') THEN 'int4' ELSE 'dictionary' END;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_qualifier_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
+        RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
+            HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF coalesce(btrim(NEW.predicate), '') = '' THEN
+        RAISE EXCEPTION 'qualifier "%" needs a predicate', NEW.qualifier USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the predicate is one expression, and compiles against the DWD tables of the derived metrics using it
+    -- (checked there), as its author
+    PERFORM retail_mid.registry_check_sql(NEW.predicate, 'expression', format('predicate of qualifier %s', NEW.qualifier));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('qualifier %s', NEW.qualifier)));
+    PERFORM retail_mid.metric_compile_predicate(NEW.predicate, a.dwd_table)
+       FROM retail_mid.metric_derived d JOIN retail_mid.metric_atomic a USING (atomic) WHERE d.qualifier = NEW.qualifier;
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_derived_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expected text;
+    other record;
+    a retail_mid.metric_atomic;
+    missing text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
+        RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
+            HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
+    END IF;
+    expected := CASE WHEN NEW.qualifier = 'all' THEN '' ELSE NEW.qualifier || '_' END || NEW.atomic || '_' || NEW.period;
+    IF length(expected) > 53 THEN
+        RAISE EXCEPTION 'derived metric name "%" is too long', expected USING ERRCODE = 'invalid_name',
+            DETAIL = 'Names (and the daily bitmap columns <qualifier>_<atomic>_1d_bitmap) must fit in 63 bytes.',
+            HINT = 'Shorten the qualifier or the atomic metric name.';
+    END IF;
+    IF NEW.metric IS NULL THEN
+        NEW.metric := expected;
+    ELSIF NEW.metric <> expected THEN
+        RAISE EXCEPTION 'derived metric name "%" does not follow the naming rule', NEW.metric USING ERRCODE = 'invalid_name',
+            DETAIL = format('A metric of qualifier %s, atomic metric %s and period %s is named %s.', NEW.qualifier, NEW.atomic, NEW.period, expected),
+            HINT = 'Names are <qualifier>_<atomic>_<period>, without the qualifier when it is all; leave metric NULL to have it set.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE (d.atomic, d.qualifier, d.period, d.granularity) = (NEW.atomic, NEW.qualifier, NEW.period, NEW.granularity)
+                  AND (TG_OP = 'INSERT' OR (d.metric, d.granularity) <> (OLD.metric, OLD.granularity))) THEN
+        RAISE EXCEPTION 'derived metric "%" is already defined at granularity %', NEW.metric, NEW.granularity
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT d.atomic, d.qualifier, d.period INTO other FROM retail_mid.metric_derived d
+     WHERE d.metric = NEW.metric AND (d.atomic, d.qualifier, d.period) IS DISTINCT FROM (NEW.atomic, NEW.qualifier, NEW.period)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'metric name "%" already names another definition', NEW.metric USING ERRCODE = 'unique_violation',
+            DETAIL = format('It is qualifier %s, atomic metric %s, period %s.', other.qualifier, other.atomic, other.period),
+            HINT = 'Rename the qualifier or the atomic metric so that names stay unambiguous.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_composite c WHERE c.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a composite metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    SELECT * INTO a FROM retail_mid.metric_atomic WHERE atomic = NEW.atomic;
+    IF FOUND THEN
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier),
+                                                                  format('qualifier %s', NEW.qualifier)));
+        PERFORM retail_mid.metric_compile_predicate(q.predicate, a.dwd_table) FROM retail_mid.metric_qualifier q WHERE q.qualifier = NEW.qualifier;
+        PERFORM retail_mid.registry_leave(tok);
+        SELECT string_agg(d, ', ') INTO missing FROM retail_mid.metric_granularity g, unnest(g.dimensions) d
+         WHERE g.granularity = NEW.granularity
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute x WHERE x.attrelid = a.dwd_table AND x.attname = d AND x.attnum > 0 AND NOT x.attisdropped);
+        IF missing IS NOT NULL THEN
+            RAISE EXCEPTION 'granularity "%" needs column % missing from %', NEW.granularity, missing, a.dwd_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE OR REPLACE FUNCTION retail_mid.metric_composite_check()
+RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+    expr text;
+    tok int8;
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
+    IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
+        RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
+    END IF;
+    IF NEW.expression !~ '\{[a-z][a-z0-9_]*\}' THEN
+        RAISE EXCEPTION 'composite metric "%" references no derived metric', NEW.metric USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Write derived metrics as {name}.';
+    END IF;
+    SELECT string_agg(m[1], ', ') INTO missing FROM regexp_matches(NEW.expression, '\{([a-z][a-z0-9_]*)\}', 'g') m
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = m[1] AND d.granularity = NEW.granularity);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'composite metric "%" references %, not a derived metric of granularity %', NEW.metric, missing, NEW.granularity
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    expr := regexp_replace(NEW.expression, '\{([a-z][a-z0-9_]*)\}', '1::numeric', 'g');
+    PERFORM retail_mid.registry_check_sql(expr, 'expression', format('expression of composite metric %s', NEW.metric));
+    tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[NEW.author], format('composite metric %s', NEW.metric)));
+    EXECUTE format('SELECT (%s)::numeric LIMIT 0', expr);
+    PERFORM retail_mid.registry_leave(tok);
+    RETURN NEW;
+END;
+$$;
+
+-- issue 13: the daily pipeline (run_daily, run_daily_summary) and its pg_cron schedule
+-- retail_mid.run_daily(as_of) runs every step in dependency order, each step (and brand) in its own transaction
+-- with its own job_log row (job 'run_daily', arguments {step, brand, as_of}); docs/operations.md.
+
+-- One step: opens its job_log row (committed, so a dashboard sees it running), runs the statement (a SELECT
+-- returning the rows written) in a subtransaction, closes the row as ok or failed with the error, and commits.
+-- A failed step's work is rolled back; the steps before it stay committed. (No SET clauses: a procedure with SET
+-- may not COMMIT; every name is qualified.)
+CREATE PROCEDURE retail_mid.run_daily_step(step text, brand text, as_of date, statement text, detail jsonb DEFAULT '{}', INOUT succeeded boolean DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_job bigint; v_rows bigint; v_state text; v_message text; v_detail text; v_context text;
+BEGIN
+    INSERT INTO retail_mid.job_log (job, arguments, detail)
+    VALUES ('run_daily', pg_catalog.jsonb_build_object('step', step, 'brand', brand, 'as_of', as_of, 'statement', statement),
+            coalesce(detail, '{}'))
+    RETURNING job_id INTO v_job;
+    COMMIT;
+    BEGIN
+        EXECUTE statement INTO v_rows;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL,
+                                v_context = PG_EXCEPTION_CONTEXT;
+    END;
+    IF v_state IS NULL THEN
+        UPDATE retail_mid.job_log l SET finished_at = pg_catalog.clock_timestamp(), rows_written = coalesce(v_rows, 0), outcome = 'ok'
+         WHERE l.job_id = v_job;
+        succeeded := true;
+    ELSE
+        UPDATE retail_mid.job_log l SET finished_at = pg_catalog.clock_timestamp(), rows_written = 0, outcome = 'failed',
+               detail = l.detail OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('sqlstate', v_state, 'error', v_message, 'error_detail', v_detail, 'error_context', v_context)
+         WHERE l.job_id = v_job;
+        RAISE WARNING 'run_daily: step % (brand %) failed: % (SQLSTATE %); logged as job_log row %, retried on the next run',
+            step, brand, v_message, v_state, v_job;
+        succeeded := false;
+    END IF;
+    COMMIT;
+END;
+$$;
+COMMENT ON PROCEDURE retail_mid.run_daily_step(text, text, date, text, jsonb, boolean) IS 'One step of run_daily: a job_log row (job run_daily, arguments step, brand, as_of, statement; detail as given) committed first, the statement run in a subtransaction, the row closed as ok (rows written) or failed (SQLSTATE, message) and committed; a failure is a WARNING, not an error.';
+
+-- A step of a brand is done for as_of when a run_daily row of that step, brand and as_of ended ok after the last
+-- upstream step that wrote rows (refresh; for tags also RFM and AIPL, whose results tags read; for quality every
+-- step): the second run of the same day does nothing again, and a step redone after a failure redoes what reads it.
+CREATE FUNCTION retail_mid.run_daily_done(step text, brand text, as_of date)
+RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1 FROM retail_mid.job_log l
+         WHERE l.job OPERATOR(pg_catalog.=) 'run_daily' AND l.outcome OPERATOR(pg_catalog.=) 'ok'
+           AND (l.arguments OPERATOR(pg_catalog.->>) 'step') OPERATOR(pg_catalog.=) run_daily_done.step
+           AND (l.arguments OPERATOR(pg_catalog.->>) 'brand') OPERATOR(pg_catalog.=) run_daily_done.brand
+           AND (l.arguments OPERATOR(pg_catalog.->>) 'as_of')::date OPERATOR(pg_catalog.=) run_daily_done.as_of
+           AND l.job_id OPERATOR(pg_catalog.>) coalesce((
+               SELECT pg_catalog.max(r.job_id) FROM retail_mid.job_log r
+                WHERE r.job OPERATOR(pg_catalog.=) 'run_daily' AND r.outcome OPERATOR(pg_catalog.=) 'ok'
+                  AND (r.arguments OPERATOR(pg_catalog.->>) 'step') OPERATOR(pg_catalog.=) ANY (
+                      CASE run_daily_done.step WHEN 'tags' THEN ARRAY['refresh', 'rfm', 'aipl']
+                                               WHEN 'quality' THEN ARRAY['refresh', 'rfm', 'aipl', 'tags', 'forecast']
+                                               ELSE ARRAY['refresh'] END)
+                  AND r.rows_written OPERATOR(pg_catalog.>) 0), 0));
+END;
+COMMENT ON FUNCTION retail_mid.run_daily_done(text, text, date) IS 'Whether run_daily already did a step for a brand and as_of: an ok run_daily job_log row of them newer than the last upstream step that wrote rows (refresh; for tags also rfm and aipl; for quality every step).';
+
+-- The tags due at as_of (their schedule): never evaluated by run_daily; daily and hourly ones when as_of is past
+-- their last evaluation or data changed since; weekly ones 7 days, monthly ones a month after; manual ones never.
+CREATE FUNCTION retail_mid.run_daily_due_tags(as_of date)
+RETURNS text[] LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH last AS (
+        SELECT t.tag_name, t.schedule,
+               (SELECT pg_catalog.max((l.arguments OPERATOR(pg_catalog.->>) 'as_of')::date)
+                  FROM retail_mid.job_log l
+                 WHERE l.job OPERATOR(pg_catalog.=) 'run_daily' AND l.outcome OPERATOR(pg_catalog.=) 'ok'
+                   AND (l.arguments OPERATOR(pg_catalog.->>) 'step') OPERATOR(pg_catalog.=) 'tags'
+                   AND (l.detail OPERATOR(pg_catalog.->) 'tags') OPERATOR(pg_catalog.?) t.tag_name) AS last_as_of
+          FROM retail_mid.tag_definition t
+         WHERE t.enabled AND t.schedule OPERATOR(pg_catalog.<>) 'manual')
+    SELECT pg_catalog.array_agg(tag_name ORDER BY tag_name) FROM last
+     WHERE last_as_of IS NULL
+        OR CASE schedule
+               WHEN 'weekly' THEN run_daily_due_tags.as_of OPERATOR(pg_catalog.>=) (last_as_of OPERATOR(pg_catalog.+) 7)
+               WHEN 'monthly' THEN run_daily_due_tags.as_of OPERATOR(pg_catalog.>=) (last_as_of OPERATOR(pg_catalog.+) '1 month'::interval)
+               ELSE run_daily_due_tags.as_of OPERATOR(pg_catalog.>) last_as_of
+                    OR NOT retail_mid.run_daily_done('tags', '*', run_daily_due_tags.as_of) END;
+END;
+COMMENT ON FUNCTION retail_mid.run_daily_due_tags(date) IS 'Enabled tags due at as_of by their schedule: never evaluated by run_daily, daily/hourly when as_of is later than their last run_daily evaluation (or data changed since), weekly after 7 days, monthly after a month; manual never.';
+
+-- The quality step: every enabled rule, as of the given time; returns the results stored.
+CREATE FUNCTION retail_mid.run_daily_quality(as_of timestamptz)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_run bigint;
+BEGIN
+    v_run := retail_mid.quality_evaluate(NULL, as_of);
+    RETURN (SELECT count(*) FROM retail_mid.quality_result q WHERE q.run_id = v_run);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.run_daily_quality(timestamptz) IS 'The quality step of run_daily: quality_evaluate of every enabled rule as of the given time; returns the number of results stored.';
+
+-- The daily pipeline. Steps, in dependency order (each brand's steps run as of the earlier of as_of and the
+-- brand's last day with sales, so a brand whose data stopped gets no new snapshot every day):
+--   refresh  (brand *)  DWD, DWS, brand scope and the metric registry's tables (refresh() calls metric_refresh) for
+--                       every day with orders in the loads that arrived since the last successful refresh step
+--   rfm      per brand  rfm_refresh(brand, as_of, 365) (ten-segment map)
+--   aipl     per brand  aipl_refresh over the 30 days up to as_of
+--   tags     (brand *)  evaluate_tags of the tags due by their schedule (run_daily_due_tags)
+--   forecast per brand  replenish_refresh_forecasts(brand, as_of): the stored forecasts that the suggested orders
+--                       (view replenish_suggested_order) are computed from; brands without store x SKU sales skip
+--   quality  (brand *)  quality_evaluate() of every enabled rule, as of the end of as_of
+-- A step already done for its brand and as_of since the last refresh that changed data is skipped (its row says
+-- so): a second run of the same day does no work and leaves the tables as they were. A failed step is logged
+-- and the later steps still run (on the state before it); the next run does it again.
+-- One run at a time: a session advisory lock, taken without waiting; a second run fails with 55P03.
+CREATE PROCEDURE retail_mid.run_daily(as_of date DEFAULT CURRENT_DATE - 1)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_lock constant bigint := pg_catalog.hashtext('retail_mid.run_daily');
+    v_holder int; v_prev_load bigint; v_last_load bigint; v_from date; v_to date; v_ok boolean;
+    v_brand record; v_b_asof date; v_tags text[]; v_failed int := 0; v_steps int := 0; t0 timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'run_daily needs a finite as_of date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- each step commits: CALL it on its own, not inside BEGIN ... COMMIT (2D000 here, before the lock is taken)
+    COMMIT;
+    IF NOT pg_catalog.pg_try_advisory_lock(v_lock) THEN
+        SELECT l.pid INTO v_holder FROM pg_catalog.pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (v_lock OPERATOR(pg_catalog.&) 4294967295)::oid
+           AND l.classid = ((v_lock OPERATOR(pg_catalog.>>) 32) OPERATOR(pg_catalog.&) 4294967295)::oid LIMIT 1;
+        RAISE EXCEPTION 'retail_mid.run_daily is already running (backend %)', coalesce(v_holder::text, 'unknown')
+            USING ERRCODE = 'lock_not_available',
+                  HINT = 'Two runs never interleave: wait until it ends (see retail_mid.run_daily_summary) and run again; a finished step is not done twice.';
+    END IF;
+    RAISE NOTICE 'run_daily as of %: start', as_of;
+
+    -- 1. refresh the days of the loads that arrived since the last successful refresh step
+    SELECT pg_catalog.max((l.detail OPERATOR(pg_catalog.->>) 'last_load_id')::bigint) INTO v_prev_load
+      FROM retail_mid.job_log l
+     WHERE l.job = 'run_daily' AND l.outcome = 'ok' AND (l.arguments OPERATOR(pg_catalog.->>) 'step') = 'refresh';
+    SELECT pg_catalog.max(o.load_id) INTO v_last_load FROM retail_mid.ods_load o;
+    SELECT pg_catalog.min(o.order_time)::date, pg_catalog.max(o.order_time)::date INTO v_from, v_to
+      FROM retail_mid.ods_order o WHERE o.load_id > coalesce(v_prev_load, 0) AND o.load_id <= v_last_load;
+    v_steps := v_steps + 1;
+    IF v_from IS NULL THEN
+        CALL retail_mid.run_daily_step('refresh', '*', as_of, 'SELECT 0::bigint',
+             pg_catalog.jsonb_build_object('skipped', 'no orders loaded since the last refresh', 'last_load_id', coalesce(v_last_load, v_prev_load, 0)), v_ok);
+    ELSE
+        RAISE NOTICE 'run_daily: refreshing % .. % (loads % .. %)', v_from, v_to, coalesce(v_prev_load, 0) + 1, v_last_load;
+        CALL retail_mid.run_daily_step('refresh', '*', as_of, pg_catalog.format('SELECT retail_mid.refresh(%L, %L)', v_from, v_to),
+             pg_catalog.jsonb_build_object('from_date', v_from, 'to_date', v_to, 'last_load_id', v_last_load), v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    -- 2., 3. RFM and AIPL per brand
+    FOR v_brand IN SELECT r.brand, r.as_of AS last_day FROM retail_mid.dws_refresh_state r ORDER BY r.brand LOOP
+        v_b_asof := LEAST(as_of, v_brand.last_day);
+        v_steps := v_steps + 2;
+        IF retail_mid.run_daily_done('rfm', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('rfm', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('rfm', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.rfm_refresh(%L, %L, 365)', v_brand.brand, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+        IF retail_mid.run_daily_done('aipl', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('aipl', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('aipl', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.aipl_refresh(%L, %L, %L)', v_brand.brand, v_b_asof - 29, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+    END LOOP;
+
+    -- 4. tags due by their schedule
+    v_tags := retail_mid.run_daily_due_tags(as_of);
+    v_steps := v_steps + 1;
+    IF v_tags IS NULL THEN
+        CALL retail_mid.run_daily_step('tags', '*', as_of, 'SELECT 0::bigint', '{"skipped": "no tag due", "tags": []}', v_ok);
+    ELSE
+        CALL retail_mid.run_daily_step('tags', '*', as_of, pg_catalog.format('SELECT retail_mid.evaluate_tags(%L::text[])', v_tags),
+             pg_catalog.jsonb_build_object('tags', pg_catalog.to_jsonb(v_tags)), v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    -- 5. stored forecasts (the suggested orders read them), brands with store x SKU sales
+    FOR v_brand IN SELECT r.brand, r.as_of AS last_day FROM retail_mid.dws_refresh_state r
+                    WHERE EXISTS (SELECT 1 FROM retail_mid.ods_site s WHERE s.brand = r.brand AND s.kind = 'store')
+                    ORDER BY r.brand LOOP
+        v_b_asof := LEAST(as_of, v_brand.last_day);
+        v_steps := v_steps + 1;
+        IF retail_mid.run_daily_done('forecast', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('forecast', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('forecast', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.replenish_refresh_forecasts(%L, %L)', v_brand.brand, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+    END LOOP;
+
+    -- 6. quality rules
+    v_steps := v_steps + 1;
+    IF retail_mid.run_daily_done('quality', '*', as_of) THEN
+        CALL retail_mid.run_daily_step('quality', '*', as_of, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+    ELSE
+        CALL retail_mid.run_daily_step('quality', '*', as_of,
+             pg_catalog.format('SELECT retail_mid.run_daily_quality(%L::timestamptz)', (as_of + 1)::timestamp), '{}', v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    PERFORM pg_catalog.pg_advisory_unlock(v_lock);
+    RAISE NOTICE 'run_daily as of %: % steps, % failed, % s', as_of, v_steps, v_failed,
+        round(extract(epoch FROM pg_catalog.clock_timestamp() - t0)::numeric, 1);
+    IF v_failed > 0 THEN
+        RAISE WARNING 'run_daily as of %: % of % steps failed (job_log, run_daily_summary); the next run retries them', as_of, v_failed, v_steps;
+    END IF;
+END;
+$$;
+COMMENT ON PROCEDURE retail_mid.run_daily(date) IS 'The daily pipeline (CALL it outside a transaction block): refresh of the days loaded since the last run, then per brand RFM (365 days) and AIPL (30 days), the tags due by their schedule, stored forecasts, quality rules; each step and brand in its own transaction with a job_log row (job run_daily); a failed step is logged and retried by the next run; steps already done for the day are skipped; one run at a time (55P03). docs/operations.md.';
+
+-- For dashboards: per step and brand, the last run, the last success and the failures since.
+CREATE VIEW retail_mid.run_daily_summary WITH (security_invoker = true) AS
+WITH s AS (
+    SELECT l.job_id, l.arguments ->> 'step' AS step, l.arguments ->> 'brand' AS brand, (l.arguments ->> 'as_of')::date AS as_of,
+           l.started_at, l.finished_at, l.duration, l.rows_written, l.outcome, l.detail
+      FROM retail_mid.job_log l WHERE l.job = 'run_daily')
+SELECT k.step, k.brand,
+       last.as_of AS last_as_of, last.outcome AS last_outcome, last.started_at AS last_started_at, last.duration AS last_duration,
+       ok.as_of AS last_success_as_of, ok.finished_at AS last_success_at, ok.duration AS last_success_duration,
+       ok.rows_written AS last_success_rows,
+       (SELECT count(*) FROM s f WHERE f.step = k.step AND f.brand = k.brand AND f.outcome = 'failed'
+           AND f.job_id > coalesce(okany.job_id, 0)) AS failures_since_success,
+       fail.detail ->> 'sqlstate' AS last_error_sqlstate, fail.detail ->> 'error' AS last_error
+  FROM (SELECT DISTINCT step, brand FROM s) k
+  CROSS JOIN LATERAL (SELECT * FROM s WHERE s.step = k.step AND s.brand = k.brand ORDER BY s.job_id DESC LIMIT 1) last
+  LEFT JOIN LATERAL (SELECT * FROM s WHERE s.step = k.step AND s.brand = k.brand AND s.outcome = 'ok' AND NOT s.detail ? 'skipped'
+                      ORDER BY s.job_id DESC LIMIT 1) ok ON true
+  LEFT JOIN LATERAL (SELECT * FROM s WHERE s.step = k.step AND s.brand = k.brand AND s.outcome = 'ok'
+                      ORDER BY s.job_id DESC LIMIT 1) okany ON true
+  LEFT JOIN LATERAL (SELECT * FROM s WHERE s.step = k.step AND s.brand = k.brand AND s.outcome = 'failed' ORDER BY s.job_id DESC LIMIT 1) fail ON true;
+COMMENT ON VIEW retail_mid.run_daily_summary IS 'For dashboards: per step and brand of retail_mid.run_daily, the last run (as_of, outcome, duration), the last success (as_of, time, duration, rows written), the failures since the last success and the last error.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.step IS 'Step: refresh, rfm, aipl, tags, forecast or quality.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.brand IS 'Brand, or * for the steps that cover every brand at once (refresh, tags, quality).';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_as_of IS 'Day the last run of the step was for.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_outcome IS 'Outcome of the last run: running, ok or failed.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_started_at IS 'When the last run of the step started.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_duration IS 'Duration of the last run (NULL while it runs).';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_success_as_of IS 'Day the last successful run that did work was for (runs skipped as already done are not counted here).';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_success_at IS 'When the last successful run that did work ended.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_success_duration IS 'Duration of the last successful run that did work.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_success_rows IS 'Rows the last successful run that did work wrote.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.failures_since_success IS 'Failed runs since the last successful (or skipped as done) run; all of them when it never succeeded. 0 means healthy.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_error_sqlstate IS 'SQLSTATE of the last failure.';
+COMMENT ON COLUMN retail_mid.run_daily_summary.last_error IS 'Message of the last failure.';
+
+-- Scheduling through pg_cron (Debian postgresql-15-cron): one cron job named retail_mid_run_daily running
+-- CALL retail_mid.run_daily() as the role that schedules it. pg_cron must be loaded (shared_preload_libraries)
+-- and its extension created in this database (cron.database_name); otherwise 55000 with what to do.
+CREATE FUNCTION retail_mid.cron_check()
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = CASE WHEN NOT pg_has_role('pg_read_all_settings', 'USAGE') THEN 'The pg_cron extension does not exist in this database.'
+                                WHEN current_setting('shared_preload_libraries') ~ '(^|[\s,])pg_cron($|[\s,])'
+                                THEN 'pg_cron is loaded but CREATE EXTENSION pg_cron was not run in this database.'
+                                ELSE 'pg_cron is not in shared_preload_libraries.' END,
+                  HINT = 'Install the package postgresql-15-cron, set shared_preload_libraries = ''pg_cron'' and cron.database_name = '''
+                         || current_database() || ''' in postgresql.conf, restart the server, then CREATE EXTENSION pg_cron (as a superuser); or run CALL retail_mid.run_daily() from any other scheduler.';
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.cron_check() IS 'Raises 55000 (with the steps to install it) when the pg_cron extension is not installed in the current database.';
+
+CREATE FUNCTION retail_mid.schedule_daily(cron text DEFAULT '30 2 * * *')
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_id bigint;
+BEGIN
+    IF cron IS NULL OR btrim(cron) = '' THEN
+        RAISE EXCEPTION 'schedule_daily needs a cron schedule, e.g. ''30 2 * * *''' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM retail_mid.cron_check();
+    -- cron.schedule with a job name replaces an existing job of that name; pg_cron validates the schedule (22023)
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO v_id USING 'retail_mid_run_daily', cron, 'CALL retail_mid.run_daily()';
+    RAISE NOTICE 'retail_mid_run_daily scheduled (%) as cron job % in database %, running as %', cron, v_id, current_database(), current_user;
+    RETURN v_id;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.schedule_daily(text) IS 'Installs (or replaces) the pg_cron job retail_mid_run_daily running CALL retail_mid.run_daily() on the given cron schedule (default 02:30 daily) as the current user; returns the cron job id. 55000 with a hint when pg_cron is not installed.';
+
+CREATE FUNCTION retail_mid.unschedule_daily()
+RETURNS boolean LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_found boolean;
+BEGIN
+    PERFORM retail_mid.cron_check();
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO v_found USING 'retail_mid_run_daily';
+    IF v_found THEN
+        EXECUTE 'SELECT cron.unschedule($1)' USING 'retail_mid_run_daily';
+    END IF;
+    RETURN v_found;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.unschedule_daily() IS 'Removes the pg_cron job retail_mid_run_daily; true when there was one, false otherwise. 55000 with a hint when pg_cron is not installed.';
+
+REVOKE EXECUTE ON PROCEDURE retail_mid.run_daily(date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION retail_mid.run_daily_quality(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.run_daily_quality(timestamptz) TO retail_mid_admin;
+REVOKE EXECUTE ON PROCEDURE retail_mid.run_daily_step(text, text, date, text, jsonb, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION retail_mid.schedule_daily(text), retail_mid.unschedule_daily() FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE retail_mid.run_daily(date) TO retail_mid_admin;
+GRANT EXECUTE ON PROCEDURE retail_mid.run_daily_step(text, text, date, text, jsonb, boolean) TO retail_mid_admin;
+GRANT EXECUTE ON FUNCTION retail_mid.schedule_daily(text), retail_mid.unschedule_daily() TO retail_mid_admin;
+GRANT SELECT ON retail_mid.run_daily_summary TO retail_mid_admin;
+
+-- issue 13: the DIM tables (issue 15) kept by pg_dump too
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_product', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_site', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_customer', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_calendar', $$WHERE date_key < '1980-01-01' OR date_key > '2070-12-31'$$);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_holiday', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.dim_holiday FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
+COMMENT ON TABLE retail_mid.dim_holiday IS 'Holidays as data: add, change or delete rows (moveable feasts such as the Spring Festival, Easter or Thanksgiving, store-specific days). Ships the fixed-date public holidays of CN and US for 1980-2070 (shipped = true); pg_dump keeps the rows users add and their changes to shipped rows.';
+COMMENT ON COLUMN retail_mid.dim_holiday.shipped IS 'Row shipped with the extension (created again by CREATE EXTENSION; a restore merges the dumped version onto it).';

@@ -13,6 +13,9 @@ CREATE TABLE retail_mid.aipl_rule (
     min_amount    numeric NOT NULL DEFAULT 0 CHECK (min_amount >= 0),
     PRIMARY KEY (brand, stage, source)
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.aipl_rule', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.aipl_rule FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.aipl_rule IS 'AIPL stage rules per brand (brand ''*'' is the default for brands without rules of their own): which signals, over how many days, how many and how much.';
 COMMENT ON COLUMN retail_mid.aipl_rule.brand IS 'Brand the rule is for; ''*'' = every brand without its own rules.';
 COMMENT ON COLUMN retail_mid.aipl_rule.stage IS 'A awareness, I interest, P purchase, L loyalty.';
@@ -39,6 +42,8 @@ CREATE TABLE retail_mid.dws_aipl_customer_stage_1d (
     stage        char(1) NOT NULL,
     PRIMARY KEY (brand, dt, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_aipl_customer_stage_1d', '');
 COMMENT ON TABLE retail_mid.dws_aipl_customer_stage_1d IS 'AIPL stage of every customer with a stage, per day (the highest stage whose rule holds).';
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.dt IS 'Day.';
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.brand IS 'Brand.';

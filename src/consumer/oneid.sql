@@ -38,6 +38,8 @@ CREATE TABLE retail_mid.oneid_person_map (
     person_key   int4 NOT NULL,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_person_map', '');
 CREATE INDEX ON retail_mid.oneid_person_map (person_key);
 COMMENT ON TABLE retail_mid.oneid_person_map IS 'OneID: the person each customer key (identifier) belongs to.';
 COMMENT ON COLUMN retail_mid.oneid_person_map.customer_key IS 'Customer key of one identifier (retail_mid.customer_key).';
@@ -51,6 +53,8 @@ CREATE TABLE retail_mid.oneid_merge_log (
     identifiers     int NOT NULL,
     PRIMARY KEY (merged_at, merged_person_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.oneid_merge_log', '');
 COMMENT ON TABLE retail_mid.oneid_merge_log IS 'Each merge of two persons: the person key kept, the one absorbed and how many identifiers moved.';
 COMMENT ON COLUMN retail_mid.oneid_merge_log.merged_at IS 'When resolve_identities saw the link.';
 COMMENT ON COLUMN retail_mid.oneid_merge_log.kept_person_key IS 'The surviving (older) person key.';

@@ -177,6 +177,9 @@ CREATE TABLE retail_mid.rfm_segment_map_def (
     k           int4 NOT NULL CHECK (k BETWEEN 2 AND 100),
     description text NOT NULL DEFAULT ''
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map_def', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map_def FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.rfm_segment_map_def IS 'The RFM segment maps: name and the score scale 1..k their rules are written in.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map_def.k IS 'Scores run 1..k; the scoring configuration used with the map must have the same k.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map_def.map_name IS 'Name of the segment map (e.g. ten_segment, eight_class).';
@@ -191,6 +194,9 @@ CREATE TABLE retail_mid.rfm_segment_map (
     PRIMARY KEY (map_name, segment, r_min, f_min, m_min),
     CHECK (r_min <= r_max AND f_min <= f_max AND m_min <= m_max AND r_min >= 1 AND f_min >= 1 AND m_min >= 1)
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_segment_map', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_segment_map FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.rfm_segment_map IS 'Segment rules: a customer whose (R, F, M) scores fall in the boxes gets the segment; where boxes overlap the lowest priority wins; a customer no rule covers gets a NULL segment.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map.segment IS 'Segment name shown on dashboards.';
 COMMENT ON COLUMN retail_mid.rfm_segment_map.priority IS 'Lower wins when several rules match.';
@@ -237,6 +243,9 @@ CREATE TABLE retail_mid.rfm_config (
     CONSTRAINT rfm_config_thresholds CHECK (method <> 'threshold' OR (cardinality(r_thresholds) = k - 1 AND cardinality(f_thresholds) = k - 1
                                      AND cardinality(m_thresholds) = k - 1))
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_config', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.rfm_config FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.rfm_config IS 'How RFM scores are computed per brand and segment map; brand ''*'' is the default for brands without a row of their own.';
 COMMENT ON COLUMN retail_mid.rfm_config.method IS 'quantile: tie-safe quantiles (see rfm_breaks); threshold: fixed ascending cut points; average: 2 = better than the population mean, 1 otherwise (k = 2).';
 COMMENT ON COLUMN retail_mid.rfm_config.r_thresholds IS 'threshold method, k - 1 ascending day counts: R score = k - #{t : recency_days > t} (at most t1 days scores k).';
@@ -393,6 +402,8 @@ CREATE TABLE retail_mid.rfm_snapshot (
     r_score int4 NOT NULL, f_score int4 NOT NULL, m_score int4 NOT NULL, segment text,
     PRIMARY KEY (brand, map_name, window_days, as_of, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.rfm_snapshot', '');
 COMMENT ON TABLE retail_mid.rfm_snapshot IS 'RFM scores and segments as of given dates, written by rfm_refresh; read by the dashboard views.';
 COMMENT ON COLUMN retail_mid.rfm_snapshot.segment IS 'Segment of the map; NULL when no rule of a user map covers the scores.';
 COMMENT ON COLUMN retail_mid.rfm_snapshot.brand IS 'Brand scored.';

@@ -174,6 +174,8 @@ CREATE TABLE retail_mid.replenish_parameter (
     CHECK (sku_id = '*' OR category = '*'),
     CHECK (lead_time_mean IS NOT NULL OR lead_time_sd IS NULL)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_parameter', '');
 COMMENT ON TABLE retail_mid.replenish_parameter IS 'Replenishment parameters per brand, source (supplier or shipping site) and item (SKU, category or *). For a store x SKU the most specific row wins: SKU, then category level 4, 3, 2, 1, then *; among rows of equal item specificity one naming the store''s source beats source *. A NULL lead time means: estimate it from ods_inbound_shipment.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.source_id IS 'Supplier or shipping site (ods_inbound_shipment.supplier_id, or the store''s parent_site_id), * for any.';
@@ -399,6 +401,8 @@ CREATE TABLE retail_mid.replenish_forecast (
     result   jsonb NOT NULL,
     PRIMARY KEY (brand, site_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_forecast', '');
 COMMENT ON TABLE retail_mid.replenish_forecast IS 'The latest daily demand forecast per store x SKU that replenishment uses (written by replenish_refresh_forecasts, or by the user with any forecast result of daily steps starting the day after made_on).';
 COMMENT ON COLUMN retail_mid.replenish_forecast.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.replenish_forecast.site_id IS 'Store.';
@@ -570,6 +574,8 @@ CREATE TABLE retail_mid.replenish_transfer_lane (
     PRIMARY KEY (brand, from_site_id, to_site_id),
     CHECK (from_site_id <> to_site_id OR from_site_id = '*')
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_transfer_lane', '');
 COMMENT ON TABLE retail_mid.replenish_transfer_lane IS 'Cost and pack size of moving stock between two stores of a brand (* = any store). For a pair the most specific lane wins: (from, to), then (from, *), then (*, to), then (*, *); none: pack 1, no cost.';
 COMMENT ON COLUMN retail_mid.replenish_transfer_lane.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.replenish_transfer_lane.from_site_id IS 'Giving store, * for any.';

@@ -33,6 +33,8 @@ CREATE TABLE retail_mid.dim_product (
 );
 CREATE UNIQUE INDEX ON retail_mid.dim_product (brand, sku_id) WHERE is_current;
 COMMENT ON TABLE retail_mid.dim_product IS 'Products (SKUs), one row per version: the category (levels 1-4) keeps its history (SCD type 2, [valid_from, valid_to)), the other attributes are the current ones. Maintained by retail_mid.dim_refresh from ods_product.';
+-- kept by pg_dump: the versions are history no source holds any more
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_product', '');
 
 -- ----------------------------------------------------------------- sites and stores
 CREATE TABLE retail_mid.dim_site (
@@ -56,6 +58,8 @@ CREATE TABLE retail_mid.dim_site (
 );
 CREATE UNIQUE INDEX ON retail_mid.dim_site (brand, site_id) WHERE is_current;
 COMMENT ON TABLE retail_mid.dim_site IS 'Stores and warehouses, one row per version: the region keeps its history (SCD type 2, [valid_from, valid_to)), the other attributes are the current ones. Maintained by retail_mid.dim_refresh from ods_site.';
+-- kept by pg_dump: the versions are history no source holds any more
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_site', '');
 
 CREATE VIEW retail_mid.dim_store AS
 SELECT brand, site_id AS store_id, valid_from, valid_to, is_current, site_name AS store_name, region, city, floor_area,
@@ -83,6 +87,7 @@ CREATE TABLE retail_mid.dim_customer (
 );
 CREATE INDEX ON retail_mid.dim_customer (customer_key);
 COMMENT ON TABLE retail_mid.dim_customer IS 'Customers (members) of each brand with their current attributes (type 1): member level, home store, guide, register channel, city. Holds no personal data: no name, phone, e-mail or customer id (its md5 hash, as the hash masking rule shows it), the birth year only. Rebuilt by retail_mid.dim_refresh from ods_customer.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_customer', '');
 
 -- ----------------------------------------------------------------- calendar
 -- The retail calendar of the NRF (National Retail Federation) 4-5-4 convention: a fiscal year ends on the
@@ -159,6 +164,8 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.dim_calendar_fill(date, date) IS 'Adds the days of [from_date, to_date] missing from dim_calendar (1800-2999); returns the number added.';
 SELECT retail_mid.dim_calendar_fill('1980-01-01', '2070-12-31');
+-- pg_dump keeps the days users added (the shipped ones are created again by CREATE EXTENSION)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_calendar', $$WHERE date_key < '1980-01-01' OR date_key > '2070-12-31'$$);
 
 CREATE TABLE retail_mid.dim_holiday (
     country      text NOT NULL CHECK (country ~ '^[A-Z]{2}$|^\*$'),
@@ -167,7 +174,7 @@ CREATE TABLE retail_mid.dim_holiday (
     shipped      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (country, holiday_date, name)
 );
-COMMENT ON TABLE retail_mid.dim_holiday IS 'Holidays as data: add, change or delete rows (moveable feasts such as the Spring Festival, Easter or Thanksgiving, store-specific days). Ships the fixed-date public holidays of CN and US for 1980-2070 (shipped = true); pg_dump keeps the rows users add.';
+COMMENT ON TABLE retail_mid.dim_holiday IS 'Holidays as data: add, change or delete rows (moveable feasts such as the Spring Festival, Easter or Thanksgiving, store-specific days). Ships the fixed-date public holidays of CN and US for 1980-2070 (shipped = true); pg_dump keeps the rows users add and their changes to shipped rows.';
 INSERT INTO retail_mid.dim_holiday (country, holiday_date, name, shipped)
 SELECT h.country, make_date(y, h.m, h.d), h.name, true
   FROM generate_series(1980, 2070) y,
@@ -175,7 +182,9 @@ SELECT h.country, make_date(y, h.m, h.d), h.name, true
                ('CN', 10, 2, 'National Day holiday'), ('CN', 10, 3, 'National Day holiday'),
                ('US', 1, 1, 'New Year''s Day'), ('US', 7, 4, 'Independence Day'), ('US', 11, 11, 'Veterans Day'),
                ('US', 12, 25, 'Christmas Day')) h(country, m, d, name);
-SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_holiday', 'WHERE NOT shipped');
+-- kept by pg_dump with the user's changes to its shipped rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_holiday', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.dim_holiday FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 
 CREATE VIEW retail_mid.dim_date AS
 SELECT c.date_key, c.year, c.quarter, c.month, c.month_name, c.day_of_month, c.day_of_year, c.iso_year, c.iso_week,
@@ -412,7 +421,7 @@ BEGIN
         ('dim_calendar', 'fiscal_year_end', 'Last day of the fiscal year: the Saturday nearest 31 January.'),
         ('dim_calendar', 'fiscal_weeks_in_year', '52, or 53 in a long year.'),
         ('dim_holiday', 'country', 'ISO 3166 country code, or * for every country.'), ('dim_holiday', 'holiday_date', 'The day.'),
-        ('dim_holiday', 'name', 'Name of the holiday.'), ('dim_holiday', 'shipped', 'Row shipped with the extension (recreated at install; pg_dump keeps the others).'),
+        ('dim_holiday', 'name', 'Name of the holiday.'), ('dim_holiday', 'shipped', 'Row shipped with the extension (created again by CREATE EXTENSION; a restore merges the dumped version onto it).'),
         ('dim_date', 'is_holiday', 'Whether dim_holiday has a holiday on the day (any country).'),
         ('dim_date', 'holidays', 'The day''s holidays as ''country: name'' separated by ''; '', empty when none.')) AS c(tbl, col, txt)
     LOOP

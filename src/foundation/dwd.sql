@@ -33,6 +33,8 @@ CREATE TABLE retail_mid.dwd_trade_order_line_di (
     category_l2       text,
     store_region      text
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_order_line_di', '');
 CREATE INDEX ON retail_mid.dwd_trade_order_line_di (dt);
 COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.dt IS 'Business date of the order (order_time::date).';
@@ -63,6 +65,8 @@ CREATE TABLE retail_mid.dwd_trade_cleaning_1d (
     amount numeric(18,4) NOT NULL,
     PRIMARY KEY (dt, brand, rule)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_cleaning_1d', '');
 COMMENT ON TABLE retail_mid.dwd_trade_cleaning_1d IS 'How many ODS lines (and how much quantity*price) each DWD cleaning rule touched per day; source_line = kept_line + the dropped rules.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.dt IS 'Business date of the order.';
 COMMENT ON COLUMN retail_mid.dwd_trade_cleaning_1d.brand IS 'Brand.';

@@ -9,6 +9,8 @@ CREATE TABLE retail_mid.dws_refresh_state (
     as_of        date NOT NULL,
     refreshed_at timestamptz NOT NULL
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_refresh_state', '');
 COMMENT ON TABLE retail_mid.dws_refresh_state IS 'Per brand, the latest business date with trade in the DWS: the as-of date of the _nd views.';
 COMMENT ON COLUMN retail_mid.dws_refresh_state.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_refresh_state.as_of IS 'Latest day with trade in dws_trade_store_1d.';
@@ -29,6 +31,8 @@ CREATE TABLE retail_mid.dws_trade_customer_1d (
     last_order_time  timestamp NOT NULL,
     PRIMARY KEY (dt, brand, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
 CREATE INDEX ON retail_mid.dws_trade_customer_1d (customer_key);
 COMMENT ON TABLE retail_mid.dws_trade_customer_1d IS 'Trade per customer and day (identified customers only).';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.dt IS 'Business date.';
@@ -64,6 +68,8 @@ CREATE TABLE retail_mid.dws_trade_sku_store_1d (
     store_region    text,
     PRIMARY KEY (dt, brand, store_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
 CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
 COMMENT ON TABLE retail_mid.dws_trade_sku_store_1d IS 'Trade per SKU x store x day; the demand series for forecasting. Lines without a store are under store_id ''(none)''.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.dt IS 'Business date.';
@@ -101,6 +107,8 @@ CREATE TABLE retail_mid.dws_trade_store_1d (
     store_region      text,
     PRIMARY KEY (dt, brand, store_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
 COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_1d.dt IS 'Business date.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_1d.brand IS 'Brand.';
@@ -133,6 +141,8 @@ CREATE TABLE retail_mid.dws_trade_customer_td (
     last_sale_date   date,
     PRIMARY KEY (brand, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_td', '');
 COMMENT ON TABLE retail_mid.dws_trade_customer_td IS 'Trade per customer over all refreshed history (to date).';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_td.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_td.customer_key IS 'Customer key.';
@@ -161,6 +171,8 @@ CREATE TABLE retail_mid.dws_trade_sku_store_td (
     buyers        int  NOT NULL,
     PRIMARY KEY (brand, store_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_td', '');
 COMMENT ON TABLE retail_mid.dws_trade_sku_store_td IS 'Trade per SKU x store over all refreshed history.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';
@@ -184,6 +196,8 @@ CREATE TABLE retail_mid.dws_trade_store_td (
     customer_bitmap retail_mid.rbitmap NOT NULL,
     PRIMARY KEY (brand, store_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_td', '');
 COMMENT ON TABLE retail_mid.dws_trade_store_td IS 'Trade per store over all refreshed history.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.store_id IS 'Store id, ''(none)'' for orders without a store.';

@@ -17,6 +17,9 @@ CREATE TABLE retail_mid.customer_key (
     CHECK (id_value <> ''),
     CONSTRAINT customer_key_issuer_check CHECK (issuer = '' OR id_type NOT IN ('phone', 'email', 'device_id'))
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_key_customer_key_seq', '');
 COMMENT ON TABLE retail_mid.customer_key IS 'Dictionary from source customer identifiers (type, issuer, value) to dense int4 keys; a key, once given, never changes.';
 COMMENT ON COLUMN retail_mid.customer_key.customer_key IS 'Dense integer key used by every DWD/DWS table, bitmap and aggregate.';
 COMMENT ON COLUMN retail_mid.customer_key.id_type IS 'Kind of identifier: member_id, phone, email, device_id, open_id, household_id or customer_id.';

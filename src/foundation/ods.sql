@@ -13,6 +13,9 @@ CREATE TABLE retail_mid.ods_load (
     rows_rejected bigint      NOT NULL DEFAULT 0,
     rejects       jsonb       NOT NULL DEFAULT '{}'
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_load_load_id_seq', '');
 COMMENT ON TABLE retail_mid.ods_load IS 'One row per completed load: source, file, rows read / loaded / rejected and the rejection reasons with counts.';
 COMMENT ON COLUMN retail_mid.ods_load.rejects IS 'Rejection reason -> number of rows, e.g. {"quantity is not an integer": 3}.';
 
@@ -36,6 +39,8 @@ CREATE TABLE retail_mid.ods_customer (
     load_id          bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, customer_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer', '');
 COMMENT ON TABLE retail_mid.ods_customer IS 'Customers (members) as the brand knows them; further identifiers in ods_customer_identifier.';
 
 CREATE TABLE retail_mid.ods_customer_identifier (
@@ -47,6 +52,8 @@ CREATE TABLE retail_mid.ods_customer_identifier (
     load_id     bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, customer_id, id_type, id_value)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_customer_identifier', '');
 COMMENT ON TABLE retail_mid.ods_customer_identifier IS 'Every identifier seen for a customer (member id, phone, e-mail, device, social open id): the edges of the identity graph.';
 
 CREATE TABLE retail_mid.ods_product (
@@ -64,6 +71,8 @@ CREATE TABLE retail_mid.ods_product (
     attributes    jsonb NOT NULL DEFAULT '{}',
     PRIMARY KEY (brand, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_product', '');
 COMMENT ON TABLE retail_mid.ods_product IS 'Products (SKUs) with a four-level category, the product brand and the list price.';
 
 CREATE TABLE retail_mid.ods_site (
@@ -81,6 +90,8 @@ CREATE TABLE retail_mid.ods_site (
     load_id     bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, site_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_site', '');
 CREATE INDEX ON retail_mid.ods_site USING gist (geom);
 COMMENT ON TABLE retail_mid.ods_site IS 'Stores and warehouses (central, regional and front distribution centres) as WGS84 points.';
 
@@ -98,6 +109,8 @@ CREATE TABLE retail_mid.ods_order (
     load_id           bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, order_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order', '');
 CREATE INDEX ON retail_mid.ods_order (order_time);
 COMMENT ON TABLE retail_mid.ods_order IS 'Order headers. Cancellations and returns are orders of their own with status cancelled/returned, negative lines and original_order_id.';
 
@@ -114,6 +127,8 @@ CREATE TABLE retail_mid.ods_order_line (
     load_id           bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, order_id, line_no)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_order_line', '');
 COMMENT ON TABLE retail_mid.ods_order_line IS 'Order lines as received: negative quantity for cancelled or returned goods, referring to the original order where known.';
 
 CREATE TABLE retail_mid.ods_behavior_event (
@@ -130,6 +145,8 @@ CREATE TABLE retail_mid.ods_behavior_event (
     amount           numeric(14,4),
     load_id          bigint REFERENCES retail_mid.ods_load
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_behavior_event', '');
 CREATE INDEX ON retail_mid.ods_behavior_event (event_time);
 COMMENT ON TABLE retail_mid.ods_behavior_event IS 'Behaviour events in the shape of the seed platform''s behaviour quick config: who (identifier + type), when, what (event type), on which object (attribute = value), where (channel), how many and how much.';
 
@@ -147,6 +164,8 @@ CREATE TABLE retail_mid.ods_promotion (
     load_id     bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, sku_id, store_id, start_date)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_promotion', '');
 COMMENT ON TABLE retail_mid.ods_promotion IS 'Promotions per product x store x period: promoted price, in-store display (deal), feature advertising.';
 COMMENT ON COLUMN retail_mid.ods_promotion.display_share IS 'Share of the period with the in-store display, when the source gives it (NULL: display says it all).';
 COMMENT ON COLUMN retail_mid.ods_promotion.feature_share IS 'Share of the period with feature advertising, when the source gives it (Dominick''s feat).';
@@ -162,6 +181,8 @@ CREATE TABLE retail_mid.ods_inventory_snapshot (
     load_id       bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, site_id, sku_id, snapshot_date)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inventory_snapshot', '');
 COMMENT ON TABLE retail_mid.ods_inventory_snapshot IS 'Stock per site and SKU at the end of a day: on hand, on order, reserved.';
 
 CREATE TABLE retail_mid.ods_inbound_shipment (
@@ -177,6 +198,8 @@ CREATE TABLE retail_mid.ods_inbound_shipment (
     load_id      bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, shipment_id, site_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inbound_shipment', '');
 COMMENT ON TABLE retail_mid.ods_inbound_shipment IS 'Purchase orders and transfers into a site: the lead time is received_on - ordered_on.';
 
 CREATE TABLE retail_mid.ods_campaign (
@@ -189,6 +212,8 @@ CREATE TABLE retail_mid.ods_campaign (
     load_id     bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, campaign_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign', '');
 COMMENT ON TABLE retail_mid.ods_campaign IS 'Marketing campaigns.';
 
 CREATE TABLE retail_mid.ods_campaign_touch (
@@ -202,6 +227,8 @@ CREATE TABLE retail_mid.ods_campaign_touch (
     coupon_id   text,
     load_id     bigint REFERENCES retail_mid.ods_load
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign_touch', '');
 COMMENT ON TABLE retail_mid.ods_campaign_touch IS 'Who a campaign reached, through which channel, and how they responded (sent, exposed, clicked, redeemed).';
 
 CREATE TABLE retail_mid.ods_demand_zone (
@@ -217,6 +244,8 @@ CREATE TABLE retail_mid.ods_demand_zone (
     load_id     bigint REFERENCES retail_mid.ods_load,
     PRIMARY KEY (brand, zone_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_demand_zone', '');
 CREATE INDEX ON retail_mid.ods_demand_zone USING gist (geom);
 COMMENT ON TABLE retail_mid.ods_demand_zone IS 'Demand zones (census tracts, grid cells, cities) with population and purchasing power, for site selection.';
 

@@ -9,6 +9,8 @@ CREATE TABLE retail_mid.brand_entitlement (
     brand    text NOT NULL CHECK (brand <> ''),
     PRIMARY KEY (grantee, brand)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.brand_entitlement', '');
 COMMENT ON TABLE retail_mid.brand_entitlement IS 'Which role sees which brand. A session sees the brands of every role it is a member of; grant one entitlement role to several users to share a group of brands deliberately. Members of retail_mid_admin see every brand.';
 COMMENT ON COLUMN retail_mid.brand_entitlement.grantee IS 'Role (a user or a group role) entitled to the brand.';
 COMMENT ON COLUMN retail_mid.brand_entitlement.brand IS 'Brand code as in the brand columns.';
@@ -30,6 +32,8 @@ CREATE TABLE retail_mid.customer_brand (
     customer_key int4 NOT NULL,
     PRIMARY KEY (brand, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_brand', '');
 CREATE INDEX ON retail_mid.customer_brand (customer_key);
 COMMENT ON TABLE retail_mid.customer_brand IS 'Customers of each brand (keys of its ODS customers and identifiers and of its DWD trade), rebuilt by retail_mid.refresh; brand-isolated, it scopes the group-wide customer tables in the brand-scoped views.';
 COMMENT ON COLUMN retail_mid.customer_brand.brand IS 'Brand.';

@@ -16,6 +16,8 @@ CREATE TABLE retail_mid.metric_atomic (
     distinct_key_type text CHECK (distinct_key_type IN ('int4', 'dictionary')),
     author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_atomic', '');
 COMMENT ON TABLE retail_mid.metric_atomic IS 'Atomic metrics: an aggregate SQL expression over the rows of a DWD table (alias t), with unit and additivity.';
 COMMENT ON COLUMN retail_mid.metric_atomic.atomic IS 'Name (lower case, digits, underscores), the middle part of derived metric names.';
 COMMENT ON COLUMN retail_mid.metric_atomic.dwd_table IS 'The DWD table the expression aggregates.';
@@ -31,6 +33,9 @@ CREATE TABLE retail_mid.metric_distinct_key (
     value text PRIMARY KEY,
     key   int4 GENERATED ALWAYS AS IDENTITY (MAXVALUE 2147483647) UNIQUE
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_distinct_key_key_seq', '');
 COMMENT ON TABLE retail_mid.metric_distinct_key IS 'Dictionary numbering the keys of distinct-count metrics that are not integers (e.g. order ids), so that they can be stored in roaring bitmaps and OR-ed exactly over windows.';
 COMMENT ON COLUMN retail_mid.metric_distinct_key.value IS 'Key as text.';
 COMMENT ON COLUMN retail_mid.metric_distinct_key.key IS 'Its number in the bitmaps.';
@@ -41,6 +46,9 @@ CREATE TABLE retail_mid.metric_qualifier (
     description  text,
     author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_qualifier', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_qualifier FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.metric_qualifier IS 'Business qualifiers: named row predicates over DWD rows (alias t). The qualifier all (predicate true) is left out of metric names.';
 COMMENT ON COLUMN retail_mid.metric_qualifier.qualifier IS 'Name, the first part of derived metric names (omitted for all).';
 COMMENT ON COLUMN retail_mid.metric_qualifier.predicate IS 'Boolean SQL expression over alias t, e.g. t.line_type = ''sale''.';
@@ -53,6 +61,9 @@ CREATE TABLE retail_mid.metric_period (
     days         int CHECK ((kind = 'rolling') = (days IS NOT NULL) AND (days IS NULL OR days > 0)),
     description  text NOT NULL
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_period', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.metric_period FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.metric_period IS 'Statistical periods: the window of days ending on the statistics date dt that a derived metric covers.';
 COMMENT ON COLUMN retail_mid.metric_period.period IS 'Name, the last part of derived metric names.';
 COMMENT ON COLUMN retail_mid.metric_period.kind IS 'rolling (the last days days up to dt), to_date (all history up to dt), calendar_week (ISO week of dt up to dt), calendar_month (month of dt up to dt).';
@@ -69,6 +80,8 @@ CREATE TABLE retail_mid.metric_granularity (
     dimensions   text[] NOT NULL CHECK (cardinality(dimensions) >= 0),
     description  text
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_granularity', '');
 COMMENT ON TABLE retail_mid.metric_granularity IS 'Granularities: the dimension columns a metric is broken down by (the DWD column names); each has two generated DWS tables, retail_mid.dws_metric_<granularity>_1d (daily values and key bitmaps) and retail_mid.dws_metric_<granularity> (every derived metric per statistics date).';
 COMMENT ON COLUMN retail_mid.metric_granularity.granularity IS 'Name, also the suffix of the generated DWS tables (not ending in _1d).';
 
@@ -77,6 +90,8 @@ CREATE TABLE retail_mid.metric_coverage (
     days        datemultirange NOT NULL,
     day_columns text[] NOT NULL
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_coverage', '');
 COMMENT ON TABLE retail_mid.metric_coverage IS 'Which days the daily table dws_metric_<granularity>_1d holds, and for which columns (a new daily column empties it, so history is rebuilt where windows need it).';
 COMMENT ON COLUMN retail_mid.metric_coverage.granularity IS 'Granularity.';
 COMMENT ON COLUMN retail_mid.metric_coverage.days IS 'Days built from DWD.';
@@ -94,6 +109,8 @@ CREATE TABLE retail_mid.metric_derived (
     PRIMARY KEY (metric, granularity),
     UNIQUE (atomic, qualifier, period, granularity)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_derived', '');
 COMMENT ON TABLE retail_mid.metric_derived IS 'Derived metrics: one atomic metric, one qualifier, one period, computed at one granularity. The name is <qualifier>_<atomic>_<period> (<atomic>_<period> for qualifier all); a name means one definition (atomic, qualifier, period) at every granularity it is computed at.';
 COMMENT ON COLUMN retail_mid.metric_derived.metric IS 'Name, also the column of the DWS table.';
 COMMENT ON COLUMN retail_mid.metric_derived.atomic IS 'Atomic metric.';
@@ -111,6 +128,8 @@ CREATE TABLE retail_mid.metric_composite (
     author       regrole DEFAULT (quote_ident(CURRENT_USER))::regrole,
     PRIMARY KEY (metric, granularity)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.metric_composite', '');
 COMMENT ON TABLE retail_mid.metric_composite IS 'Composite metrics: an expression of derived metrics of the same granularity, written with {derived_name} placeholders, e.g. {sale_amount_7d} / nullif({sale_orders_7d}, 0).';
 COMMENT ON COLUMN retail_mid.metric_composite.metric IS 'Name, also the column of the DWS table.';
 COMMENT ON COLUMN retail_mid.metric_composite.granularity IS 'Granularity; every referenced derived metric must exist at it.';
@@ -163,7 +182,7 @@ DECLARE
     m text[];
     keytype text;
     tok int8;
-BEGIN
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
     IF NEW.atomic !~ '^[a-z][a-z0-9_]{0,30}$' THEN
         RAISE EXCEPTION 'invalid atomic metric name "%"', NEW.atomic USING ERRCODE = 'invalid_name',
             HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
@@ -225,7 +244,7 @@ RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tok int8;
-BEGIN
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
     IF NEW.qualifier !~ '^[a-z][a-z0-9_]{0,30}$' THEN
         RAISE EXCEPTION 'invalid qualifier name "%"', NEW.qualifier USING ERRCODE = 'invalid_name',
             HINT = 'Use up to 31 lower-case letters, digits and underscores, starting with a letter.';
@@ -270,7 +289,7 @@ DECLARE
     a retail_mid.metric_atomic;
     missing text;
     tok int8;
-BEGIN
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
     IF NOT EXISTS (SELECT 1 FROM retail_mid.metric_period p WHERE p.period = NEW.period) THEN
         RAISE EXCEPTION 'unknown period "%"', NEW.period USING ERRCODE = 'invalid_parameter_value',
             HINT = (SELECT 'Use one of ' || string_agg(p.period, ', ' ORDER BY p.days NULLS LAST, p.period) || '.' FROM retail_mid.metric_period p);
@@ -332,7 +351,7 @@ DECLARE
     missing text;
     expr text;
     tok int8;
-BEGIN
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
     IF EXISTS (SELECT 1 FROM retail_mid.metric_derived d WHERE d.metric = NEW.metric) THEN
         RAISE EXCEPTION 'metric name "%" is already a derived metric', NEW.metric USING ERRCODE = 'unique_violation';
     END IF;

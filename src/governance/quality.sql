@@ -71,6 +71,9 @@ CREATE TABLE retail_mid.quality_template (
     observed          text NOT NULL,
     description       text NOT NULL
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_template', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.quality_template FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.quality_template IS 'The rule templates quality rules are instances of, with their quality dimension, parameters and default thresholds.';
 COMMENT ON COLUMN retail_mid.quality_template.template IS 'Template name used in quality_rule.template.';
 COMMENT ON COLUMN retail_mid.quality_template.dimension IS 'Quality dimension: completeness, uniqueness, validity, consistency, timeliness or stability.';
@@ -117,6 +120,9 @@ CREATE TABLE retail_mid.quality_rule (
     by_brand       boolean NOT NULL DEFAULT false,
     author         regrole DEFAULT (quote_ident(CURRENT_USER))::regrole
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_rule_id_seq', '');
 COMMENT ON TABLE retail_mid.quality_rule IS 'Quality rules as data: one row per check of a table (or one column of it), an instance of a quality_template. Checked on insert and update; every change of definition bumps version.';
 COMMENT ON COLUMN retail_mid.quality_rule.rule_name IS 'Unique name, lower-case letters, digits and underscores.';
 COMMENT ON COLUMN retail_mid.quality_rule.table_name IS 'Table, view or materialized view checked.';
@@ -146,6 +152,8 @@ CREATE TABLE retail_mid.quality_rule_version (
     recorded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (rule_id, version)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_rule_version', '');
 COMMENT ON TABLE retail_mid.quality_rule_version IS 'Every version of every rule''s definition, so that each stored result can be read with the rule as it was.';
 COMMENT ON COLUMN retail_mid.quality_rule_version.definition IS 'The rule row (table, column, template, parameters, thresholds, weight) at that version.';
 COMMENT ON COLUMN retail_mid.quality_rule_version.recorded_at IS 'When the version was created.';
@@ -180,6 +188,9 @@ CREATE TABLE retail_mid.quality_result (
     detail          jsonb NOT NULL DEFAULT '{}',
     brand           text NOT NULL DEFAULT '*'
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.quality_result_result_id_seq', '');
 CREATE INDEX ON retail_mid.quality_result (rule_id, as_of);
 COMMENT ON TABLE retail_mid.quality_result IS 'Every evaluation of every rule, kept as history: the rule version and its definition at the time, the observed value, thresholds, outcome, score and a sample of failing rows.';
 COMMENT ON COLUMN retail_mid.quality_result.run_id IS 'job_log.job_id of the quality_evaluate run.';
@@ -418,7 +429,7 @@ DECLARE
     tpl retail_mid.quality_template;
     plan jsonb;
     tok int8;
-BEGIN
+BEGIN IF TG_OP = 'INSERT' AND retail_mid.restoring() THEN RETURN NEW; END IF;  -- a restore keeps the rows as dumped
     IF NEW.rule_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
         RAISE EXCEPTION 'invalid quality rule name "%"', NEW.rule_name USING ERRCODE = 'invalid_name',
             HINT = 'Use up to 63 lower-case letters, digits and underscores, starting with a letter.';
@@ -490,7 +501,7 @@ CREATE TRIGGER quality_rule_check BEFORE INSERT OR UPDATE ON retail_mid.quality_
 CREATE FUNCTION retail_mid.quality_rule_record_version()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
     INSERT INTO retail_mid.quality_rule_version (rule_id, version, definition)
     VALUES (NEW.rule_id, NEW.version,
             jsonb_build_object('rule_name', NEW.rule_name, 'table_name', NEW.table_name::text, 'column_name', NEW.column_name,

@@ -15,6 +15,8 @@ CREATE TABLE retail_mid.fulfilment_location (
     centre      geography(Point, 4326) NOT NULL,
     active      boolean NOT NULL DEFAULT true
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_location', '');
 COMMENT ON TABLE retail_mid.fulfilment_location IS 'Locations that can ship orders: central, regional and front distribution centres and stores; filled by hand or from ods_site by fulfilment_import_ods.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.location_id IS 'Location identifier.';
 COMMENT ON COLUMN retail_mid.fulfilment_location.brand IS 'Brand (ods_site.brand for imported locations).';
@@ -35,6 +37,8 @@ CREATE TABLE retail_mid.fulfilment_stock (
     reserved    numeric NOT NULL DEFAULT 0 CHECK (reserved >= 0 AND reserved <= on_hand),
     PRIMARY KEY (location_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_stock', '');
 COMMENT ON TABLE retail_mid.fulfilment_stock IS 'Stock per location and SKU: on hand, and reserved by routed orders not yet shipped.';
 COMMENT ON COLUMN retail_mid.fulfilment_stock.location_id IS 'Location.';
 COMMENT ON COLUMN retail_mid.fulfilment_stock.sku_id IS 'SKU.';
@@ -52,6 +56,8 @@ CREATE TABLE retail_mid.fulfilment_reservation (
     reserved_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (order_id, location_id, sku_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.fulfilment_reservation', '');
 COMMENT ON TABLE retail_mid.fulfilment_reservation IS 'What fulfilment_route promised: per order, location and SKU the units reserved.';
 COMMENT ON COLUMN retail_mid.fulfilment_reservation.order_id IS 'Order.';
 COMMENT ON COLUMN retail_mid.fulfilment_reservation.location_id IS 'Shipping location.';

@@ -21,6 +21,8 @@ CREATE TABLE retail_mid.site_demand_zone (
     geom_4326       geometry NOT NULL,
     is_point        boolean NOT NULL
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_demand_zone', '');
 COMMENT ON TABLE retail_mid.site_demand_zone IS 'Demand zones of the Huff model: census tracts, grid cells or points, in any SRID, with population and purchasing power.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.zone_id IS 'Zone identifier.';
 COMMENT ON COLUMN retail_mid.site_demand_zone.name IS 'Optional label.';
@@ -51,6 +53,8 @@ CREATE TABLE retail_mid.site_store (
     lon             float8 NOT NULL,
     lat             float8 NOT NULL
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_store', '');
 COMMENT ON TABLE retail_mid.site_store IS 'Existing stores, the brand''s own and competitors, with attractiveness; stand-in for ods_site(kind = ''store'') plus competitor data.';
 COMMENT ON COLUMN retail_mid.site_store.store_id IS 'Store identifier (numeric, shared by own and competitor stores).';
 COMMENT ON COLUMN retail_mid.site_store.brand IS 'Brand of the store.';
@@ -75,6 +79,8 @@ CREATE TABLE retail_mid.site_candidate (
     lon             float8 NOT NULL,
     lat             float8 NOT NULL
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate', '');
 COMMENT ON TABLE retail_mid.site_candidate IS 'Candidate sites for a new own store, scored in batch by site_score_candidates.';
 COMMENT ON COLUMN retail_mid.site_candidate.candidate_id IS 'Candidate identifier.';
 COMMENT ON COLUMN retail_mid.site_candidate.name IS 'Optional label.';
@@ -92,6 +98,8 @@ CREATE TABLE retail_mid.site_travel_cost (
     cost      float8 NOT NULL CHECK (cost >= 0 AND cost < 'Infinity'),
     PRIMARY KEY (zone_id, site_kind, site_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_travel_cost', '');
 COMMENT ON TABLE retail_mid.site_travel_cost IS 'Optional user-supplied travel cost (e.g. drive minutes) from zones to stores and candidates, used instead of distance when use_travel_cost is true; missing pairs are out of reach.';
 COMMENT ON COLUMN retail_mid.site_travel_cost.zone_id IS 'Demand zone.';
 COMMENT ON COLUMN retail_mid.site_travel_cost.site_kind IS 'store (site_store.store_id) or candidate (site_candidate.candidate_id).';
@@ -122,6 +130,8 @@ CREATE TABLE retail_mid.site_candidate_score (
     cutoff              float8 NOT NULL,
     scored_at           timestamptz NOT NULL DEFAULT now()
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_score', '');
 COMMENT ON TABLE retail_mid.site_candidate_score IS 'Result of the last site_score_candidates run: one row per candidate.';
 COMMENT ON COLUMN retail_mid.site_candidate_score.candidate_id IS 'Candidate.';
 COMMENT ON COLUMN retail_mid.site_candidate_score.expected_sales IS 'Huff expected sales (demand units) of the candidate opened alone beside the existing stores.';
@@ -154,6 +164,8 @@ CREATE TABLE retail_mid.site_candidate_cannibalisation (
     cannibalisation float8 NOT NULL,
     PRIMARY KEY (candidate_id, store_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_candidate_cannibalisation', '');
 COMMENT ON TABLE retail_mid.site_candidate_cannibalisation IS 'Result of the last site_score_candidates run: expected sales of each own store sharing a zone with a candidate, before and after it opens.';
 COMMENT ON COLUMN retail_mid.site_candidate_cannibalisation.candidate_id IS 'Candidate.';
 COMMENT ON COLUMN retail_mid.site_candidate_cannibalisation.store_id IS 'Own store that shares at least one zone with the candidate.';
@@ -715,6 +727,8 @@ CREATE TABLE retail_mid.site_observed_flow (
     observed float8 NOT NULL CHECK (observed >= 0 AND observed < 'Infinity'),
     PRIMARY KEY (zone_id, store_id)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.site_observed_flow', '');
 COMMENT ON TABLE retail_mid.site_observed_flow IS 'Observed customers (or sales) per demand zone and store, for site_calibrate_fit(level => ''zone'').';
 COMMENT ON COLUMN retail_mid.site_observed_flow.zone_id IS 'Demand zone the customers live in.';
 COMMENT ON COLUMN retail_mid.site_observed_flow.store_id IS 'Store they bought at.';

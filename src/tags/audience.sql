@@ -11,6 +11,9 @@ CREATE TABLE retail_mid.tag_taxonomy (
     description text,
     PRIMARY KEY (level1, level2, level3, level4)
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_taxonomy', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_taxonomy FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.tag_taxonomy IS 'Four-level tag taxonomy (seeded with the industry tag template: customer information, lifecycle, consumer value, behaviour, customer management); '''' marks an unused level.';
 COMMENT ON COLUMN retail_mid.tag_taxonomy.level1 IS 'Top-level category, e.g. 客户信息 (customer information).';
 COMMENT ON COLUMN retail_mid.tag_taxonomy.level2 IS 'Second level, e.g. 基础信息 (basics).';
@@ -75,6 +78,9 @@ CREATE TABLE retail_mid.tag_definition (
     CONSTRAINT tag_definition_rule CHECK ((rule_sql IS NOT NULL AND source IS NULL AND expression IS NULL)
                                        OR (rule_sql IS NULL AND source IS NOT NULL AND expression IS NOT NULL))
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_definition', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.tag_definition FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.tag_definition IS 'Tag definitions as data: a rule (either a SELECT returning customer_key, value, or an expression over a source shared with other tags), value type, scope (per brand or group-wide), place in the taxonomy, owner and refresh schedule.';
 COMMENT ON COLUMN retail_mid.tag_definition.tag_name IS 'Name used in tag expressions (no spaces or quotes).';
 COMMENT ON COLUMN retail_mid.tag_definition.level1 IS 'Taxonomy level 1 (with level2..level4 a path of retail_mid.tag_taxonomy).';
@@ -107,6 +113,8 @@ CREATE TABLE retail_mid.tag_value (
     valid_to      timestamptz,
     CHECK (valid_to IS NULL OR valid_to >= valid_from)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_value', '');
 CREATE UNIQUE INDEX tag_value_current ON retail_mid.tag_value (tag_name, brand, customer_key) WHERE valid_to IS NULL;
 CREATE INDEX tag_value_numeric ON retail_mid.tag_value (tag_name, numeric_value) WHERE valid_to IS NULL;
 COMMENT ON TABLE retail_mid.tag_value IS 'Tag values per (brand, customer) with history: the current value has valid_to NULL; a change closes the old row and opens a new one.';
@@ -126,6 +134,8 @@ CREATE TABLE retail_mid.tag_bitmap (
     customers bigint NOT NULL,
     PRIMARY KEY (tag_name, tag_value, brand)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bitmap', '');
 COMMENT ON TABLE retail_mid.tag_bitmap IS 'One bitmap of customer keys per (boolean or enumerated tag, value, brand), rebuilt by evaluate_tags().';
 COMMENT ON COLUMN retail_mid.tag_bitmap.brand IS 'A brand: the customers whose value of the tag in that brand is tag_value (tags of scope brand), or the group-wide bitmap restricted to the brand''s customers (group tags shared with brands). ''*'': the group-wide bitmap of a group tag, or the union over brands of a brand tag (a customer with the value in some brand).';
 COMMENT ON COLUMN retail_mid.tag_bitmap.bitmap IS 'Customers whose current value of the tag is tag_value.';
@@ -175,6 +185,8 @@ CREATE TABLE retail_mid.tag_bsi (
     CHECK (min_value <= max_value),
     PRIMARY KEY (tag_name, brand)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.tag_bsi', '');
 -- roaring slices do not compress: stored out of line uncompressed, read without a decompression pass
 ALTER TABLE retail_mid.tag_bsi ALTER COLUMN bsi SET STORAGE EXTERNAL;
 COMMENT ON TABLE retail_mid.tag_bsi IS 'One bit-sliced index per numeric tag, rebuilt by evaluate_tags(): range predicates (>=, <, BETWEEN, =) are answered exactly from it, without reading tag_value.';
@@ -192,6 +204,8 @@ CREATE TABLE retail_mid.customer_universe (
     bitmap    retail_mid.rbitmap NOT NULL,
     refreshed_at timestamptz NOT NULL DEFAULT now()
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.customer_universe', '');
 COMMENT ON TABLE retail_mid.customer_universe IS 'Cache of the bitmap of all customer keys (the universe NOT is relative to); keys above max_key are added on the fly.';
 COMMENT ON COLUMN retail_mid.customer_universe.singleton IS 'Always true: the table has at most one row.';
 COMMENT ON COLUMN retail_mid.customer_universe.max_key IS 'Largest retail_mid.customer_key key when the cache was built; larger dictionary keys are added on read.';
@@ -210,6 +224,8 @@ CREATE TABLE retail_mid.audience_package (
     created_by  text NOT NULL DEFAULT current_user,
     PRIMARY KEY (name, brand, version)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.audience_package', '');
 COMMENT ON TABLE retail_mid.audience_package IS 'Saved audiences: each save_audience() call keeps the expression and a snapshot bitmap under the next version of its name and brand.';
 COMMENT ON COLUMN retail_mid.audience_package.name IS 'Audience name (@name in tag expressions; @brand/name when the caller sees it for several brands).';
 COMMENT ON COLUMN retail_mid.audience_package.brand IS 'Brand whose customers the snapshot holds, or ''*'' for a group-wide audience (saved and read by admins); under brand isolation.';

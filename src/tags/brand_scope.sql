@@ -52,7 +52,7 @@ CREATE FUNCTION retail_mid.tag_bitmap_written()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE tags text[];
-BEGIN
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
     SELECT array_agg(DISTINCT n.tag_name) INTO tags FROM new_rows n
      WHERE n.brand = '*' AND n.tag_name IN (SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group');
     IF tags IS NOT NULL THEN
@@ -92,7 +92,7 @@ CREATE TRIGGER tag_sharing_changed AFTER UPDATE OF scope, shared_with_brands ON 
 CREATE FUNCTION retail_mid.brand_entitlement_changed()
 RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
+BEGIN IF retail_mid.restoring() THEN RETURN NULL; END IF;  -- a restore keeps the rows as dumped
     PERFORM retail_mid.refresh_brand_tag_bitmaps();
     RETURN NULL;
 END;

@@ -8,6 +8,9 @@ CREATE TABLE retail_mid.reach_channel (
     channel     text PRIMARY KEY CHECK (channel ~ '^([a-z][a-z0-9_]*|\*)$'),
     description text
 );
+-- kept by pg_dump with the user's changes to its default rows; a restore merges them (restore_merge)
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_channel', '');
+CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.reach_channel FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.reach_channel IS 'Channels a reach plan may use; * stands for every channel and is only valid for global opt-outs in reach_consent.';
 COMMENT ON COLUMN retail_mid.reach_channel.channel IS 'Channel code (lower case), or * for every channel.';
 COMMENT ON COLUMN retail_mid.reach_channel.description IS 'What the channel is.';
@@ -27,6 +30,8 @@ CREATE TABLE retail_mid.reach_consent (
     PRIMARY KEY (brand, customer_key, channel, changed_at),
     CHECK (channel <> '*' OR (status = 'opted_out' AND preference IS NULL))
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_consent', '');
 COMMENT ON TABLE retail_mid.reach_consent IS 'Consent and channel preference history per brand, customer and channel: the latest row at or before a send time is what holds then. Channel * rows are global opt-outs.';
 COMMENT ON COLUMN retail_mid.reach_consent.brand IS 'Brand the consent was given to.';
 COMMENT ON COLUMN retail_mid.reach_consent.customer_key IS 'Customer (retail_mid.customer_key).';
@@ -51,6 +56,9 @@ CREATE TABLE retail_mid.reach_plan (
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  text NOT NULL DEFAULT current_user
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan_plan_id_seq', '');
 COMMENT ON TABLE retail_mid.reach_plan IS 'Reach plans: an audience, the channels in priority order, a content template per segment, a frequency cap (at most cap_touches touches in any cap_days days, all channels) and the send time.';
 COMMENT ON COLUMN retail_mid.reach_plan.plan_id IS 'Identity of the plan.';
 COMMENT ON COLUMN retail_mid.reach_plan.brand IS 'Brand that sends; consent, touch history and the cap are the brand''s.';
@@ -134,6 +142,8 @@ CREATE TABLE retail_mid.reach_outbox (
     CHECK ((status = 'skipped') = (reason IS NOT NULL)),
     CHECK (status = 'skipped' OR (channel IS NOT NULL AND template IS NOT NULL))
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_outbox', '');
 CREATE INDEX reach_outbox_cap ON retail_mid.reach_outbox (brand, customer_key, planned_at) WHERE status IN ('planned', 'sent', 'delivered');
 COMMENT ON TABLE retail_mid.reach_outbox IS 'One decision per plan and audience member: a planned touch (channel, template) for the delivery systems, or skipped with the reason. The primary key makes re-runs write nothing twice.';
 COMMENT ON COLUMN retail_mid.reach_outbox.plan_id IS 'Reach plan.';
@@ -158,6 +168,9 @@ CREATE TABLE retail_mid.reach_run (
     planned         bigint NOT NULL,
     skipped         jsonb NOT NULL DEFAULT '{}'
 );
+-- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run_run_id_seq', '');
 COMMENT ON TABLE retail_mid.reach_run IS 'One row per reach_plan_run call: audience size, members decided before, touches planned and members skipped by reason.';
 COMMENT ON COLUMN retail_mid.reach_run.run_id IS 'Identity of the run.';
 COMMENT ON COLUMN retail_mid.reach_run.plan_id IS 'Plan run.';
@@ -173,6 +186,8 @@ CREATE TABLE retail_mid.reach_brand_lock (
     brand       text PRIMARY KEY,
     last_run_at timestamptz NOT NULL DEFAULT now()
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_brand_lock', '');
 COMMENT ON TABLE retail_mid.reach_brand_lock IS 'One row per brand, updated by every reach run: the row lock serialises the runs of a brand, so concurrent plans cannot together exceed a frequency cap.';
 COMMENT ON COLUMN retail_mid.reach_brand_lock.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.reach_brand_lock.last_run_at IS 'When a reach run of the brand last started.';

@@ -85,6 +85,8 @@ CREATE TABLE retail_mid.clv_customer_score (
     discount_rate float8 NOT NULL,
     PRIMARY KEY (brand, customer_key)
 );
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.clv_customer_score', '');
 COMMENT ON TABLE retail_mid.clv_customer_score IS 'Customer lifetime value scores written by clv_score_refresh, one set per scope (a brand, or * for all brands together; each call replaces its own scope); the brand rows are the source of the clv_* tags.';
 COMMENT ON COLUMN retail_mid.clv_customer_score.customer_key IS 'Customer key.';
 COMMENT ON COLUMN retail_mid.clv_customer_score.brand IS 'Brand whose trade was modelled, * for all brands together.';

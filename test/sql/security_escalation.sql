@@ -157,6 +157,29 @@ SELECT retail_mid.registry_check_sql('retail_mid.customer_key AS s, pg_authid', 
 SELECT retail_mid.registry_check_sql('1 -- a comment', 'expression', 'x') AS with_comment;
 SELECT retail_mid.registry_check_sql('WITH d AS (DELETE FROM esc.lines RETURNING 1) SELECT 1', 'query', 'x');
 
+-- the restore path (issue 13): pg_restore loads rows with COPY ... FROM STDIN and the extension's triggers then keep
+-- restored rows as dumped, but only in a superuser session. An administrator's own COPY ... FROM STDIN is an
+-- ordinary insert: she cannot forge a superuser as the author of a tag rule or a qualifier, nor slip a
+-- multi-statement quality expression past the checks.
+CREATE ROLE esc_root SUPERUSER;
+SET ROLE esc_mallory;
+\set VERBOSITY sqlstate
+COPY retail_mid.tag_definition (tag_name, level1, level2, value_type, rule_sql, author) FROM STDIN;
+esc_copy_forged	其他	其他	boolean	SELECT 1, esc.promote()	esc_root
+\.
+COPY retail_mid.metric_qualifier (qualifier, predicate, author) FROM STDIN;
+esc_copy_q	esc.promote()	esc_root
+\.
+COPY retail_mid.quality_rule (rule_name, table_name, template, parameters) FROM STDIN;
+esc_copy_multi	esc.lines	expression	{"expression": "true) FROM esc.lines t; CREATE TABLE public.esc_multi (x int); SELECT (true"}
+\.
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS copied FROM retail_mid.tag_definition WHERE tag_name = 'esc_copy_forged';
+SELECT count(*) AS copied FROM retail_mid.metric_qualifier WHERE qualifier = 'esc_copy_q';
+SELECT count(*) AS copied FROM retail_mid.quality_rule WHERE rule_name = 'esc_copy_multi';
+DROP ROLE esc_root;
+
 -- clean up
 DELETE FROM retail_mid.quality_result WHERE rule_name LIKE 'esc\_%';
 DELETE FROM retail_mid.quality_rule WHERE rule_name LIKE 'esc\_%';
