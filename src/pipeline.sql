@@ -33,6 +33,8 @@ BEGIN
     RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
     v_dws := retail_mid.build_dws_trade(from_date, to_date);
     RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+    -- issue 15: the behaviour, marketing, inventory and member DWD/DWS (foundation/dwd_domains.sql, dws_domains.sql)
+    v_dws := v_dws + retail_mid.refresh_domains(from_date, to_date);
 
     DELETE FROM retail_mid.dws_refresh_state;
     INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
@@ -53,7 +55,7 @@ BEGIN
     RETURN v_dwd + v_dws + v_metric;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Rebuilds DWD and DWS for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Rebuilds DWD and DWS (trade, then behaviour, marketing, inventory and members) for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
 
 -- Refreshes every day that has ODS orders, as one job (the full rebuild).
 CREATE FUNCTION retail_mid.refresh_all()
