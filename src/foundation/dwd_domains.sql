@@ -7,7 +7,7 @@
 
 CREATE FUNCTION retail_mid.identifier_value(id_value text)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN pg_catalog.nullif(pg_catalog.btrim(id_value), '');
+RETURN NULLIF(pg_catalog.btrim(id_value), '');
 COMMENT ON FUNCTION retail_mid.identifier_value(text) IS 'The customer identifier as the key dictionary spells it: trimmed, NULL when blank. Every mapping of ODS identifiers to customer keys (trade, behaviour and touch DWD, keyed views, reach) compares retail_mid.customer_key.id_value with it.';
 
 CREATE TABLE retail_mid.dwd_behavior_event_di (

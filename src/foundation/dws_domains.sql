@@ -81,7 +81,7 @@ COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.on_order IS 'Units on ope
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.reserved IS 'Units reserved (snapshot).';
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.available_to_promise IS 'greatest(on_hand - reserved, 0): what can be promised from stock now (open orders are not promised).';
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.mean_daily_sales_28d IS 'Net units sold at the site (dws_trade_sku_store_1d.quantity, store_id = site_id) over the 28 days ending dt, divided by 28; 0 for warehouses.';
-COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.days_of_cover IS 'on_hand / mean_daily_sales_28d; NULL when the mean is 0 or less (no sales: cover undefined).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.days_of_cover IS 'on_hand / (net units sold in the 28 days ending dt / 28), rounded to 2 decimals; NULL when those sales are 0 or less (cover undefined).';
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.stock_out IS 'on_hand <= 0.';
 
 CREATE TABLE retail_mid.dws_member_1d (
@@ -142,15 +142,15 @@ BEGIN
     DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.dws_inventory_site_sku_1d
     SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
-           i.reserved, greatest(i.on_hand - i.reserved, 0), coalesce(d.mean, 0),
-           CASE WHEN d.mean > 0 THEN round(i.on_hand / d.mean, 2) END, i.on_hand <= 0
+           i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
+           CASE WHEN d.sold > 0 THEN round(i.on_hand * 28 / d.sold, 2) END, i.on_hand <= 0
       FROM retail_mid.ods_inventory_snapshot i
       LEFT JOIN retail_mid.ods_site s ON s.brand = i.brand AND s.site_id = i.site_id
       LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.ods_inbound_shipment sh
                           WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id
                             AND sh.ordered_on <= i.snapshot_date
                             AND (sh.received_on IS NULL OR sh.received_on > i.snapshot_date)) o ON true
-      LEFT JOIN LATERAL (SELECT round(sum(t.quantity) / 28.0, 6) AS mean FROM retail_mid.dws_trade_sku_store_1d t
+      LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
                           WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
                             AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
      WHERE i.snapshot_date BETWEEN from_date AND to_date;
