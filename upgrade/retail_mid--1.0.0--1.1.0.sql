@@ -2594,34 +2594,6 @@ SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
    AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
 ALTER VIEW retail_mid.reach_touch SET (security_invoker = true);
 
--- issue 15: AIPL reads the behaviour and touch DWD instead of the ODS (through the keyed views)
-CREATE OR REPLACE FUNCTION retail_mid.aipl_signals(brand text, from_date date, to_date date)
-RETURNS TABLE (customer_key int4, stage char(1), source text, dt date, n bigint, amount numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    WITH r AS (SELECT * FROM retail_mid.aipl_rule r
-                WHERE r.brand = aipl_signals.brand
-                   OR (r.brand = '*' AND NOT EXISTS (SELECT 1 FROM retail_mid.aipl_rule o WHERE o.brand = aipl_signals.brand)))
-    SELECT e.customer_key, r.stage, r.source, e.event_time::date, sum(e.event_count), coalesce(sum(e.amount), 0)
-      FROM r JOIN retail_mid.dwd_behavior_event_di e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
-     WHERE e.brand = aipl_signals.brand AND e.event_time >= aipl_signals.from_date - r.lookback_days
-       AND e.event_time < aipl_signals.to_date + 1
-     GROUP BY 1, 2, 3, 4
-    UNION ALL
-    SELECT t.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
-      FROM r JOIN retail_mid.dwd_marketing_touch_di t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
-     WHERE t.brand = aipl_signals.brand AND t.touched_at >= aipl_signals.from_date - r.lookback_days
-       AND t.touched_at < aipl_signals.to_date + 1
-     GROUP BY 1, 2, 3, 4
-    UNION ALL
-    SELECT c.customer_key, r.stage, r.source, c.dt, sum(c.orders), sum(c.net_amount)
-      FROM r JOIN retail_mid.dws_trade_customer_1d c ON r.source = 'order'
-     WHERE c.brand = aipl_signals.brand AND c.orders > 0
-       AND c.dt > aipl_signals.from_date - r.lookback_days AND c.dt <= aipl_signals.to_date
-     GROUP BY 1, 2, 3, 4;
-END;
-COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need; reads the public layer (dwd_behavior_event_di, dwd_marketing_touch_di, dws_trade_customer_1d: refresh the days first), so analysts of the brand may call it.';
-COMMENT ON COLUMN retail_mid.aipl_rule.source IS 'event: behaviour event types (dwd_behavior_event_di);
 
 -- issue 15: refresh calls refresh_domains after the trade DWS
 CREATE OR REPLACE FUNCTION retail_mid.refresh(from_date date, to_date date)

@@ -16,7 +16,7 @@ CREATE TABLE retail_mid.aipl_rule (
 COMMENT ON TABLE retail_mid.aipl_rule IS 'AIPL stage rules per brand (brand ''*'' is the default for brands without rules of their own): which signals, over how many days, how many and how much.';
 COMMENT ON COLUMN retail_mid.aipl_rule.brand IS 'Brand the rule is for; ''*'' = every brand without its own rules.';
 COMMENT ON COLUMN retail_mid.aipl_rule.stage IS 'A awareness, I interest, P purchase, L loyalty.';
-COMMENT ON COLUMN retail_mid.aipl_rule.source IS 'event: behaviour event types (dwd_behavior_event_di); touch: campaign touch types (dwd_marketing_touch_di); order: days with orders in dws_trade_customer_1d (signal_types ignored).';
+COMMENT ON COLUMN retail_mid.aipl_rule.source IS 'event: ods_behavior_event types; touch: ods_campaign_touch types; order: days with orders in dws_trade_customer_1d (signal_types ignored).';
 COMMENT ON COLUMN retail_mid.aipl_rule.signal_types IS 'Event types or touch types that count.';
 COMMENT ON COLUMN retail_mid.aipl_rule.lookback_days IS 'Window length: signals on days (d - lookback_days, d] count for day d.';
 COMMENT ON COLUMN retail_mid.aipl_rule.min_count IS 'Minimum number of signals (events x event_count, touches, or orders) in the window.';
@@ -85,13 +85,13 @@ BEGIN ATOMIC
                 WHERE r.brand = aipl_signals.brand
                    OR (r.brand = '*' AND NOT EXISTS (SELECT 1 FROM retail_mid.aipl_rule o WHERE o.brand = aipl_signals.brand)))
     SELECT e.customer_key, r.stage, r.source, e.event_time::date, sum(e.event_count), coalesce(sum(e.amount), 0)
-      FROM r JOIN retail_mid.dwd_behavior_event_di e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
+      FROM r JOIN retail_mid.behavior_event_keyed e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
      WHERE e.brand = aipl_signals.brand AND e.event_time >= aipl_signals.from_date - r.lookback_days
        AND e.event_time < aipl_signals.to_date + 1
      GROUP BY 1, 2, 3, 4
     UNION ALL
     SELECT t.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
-      FROM r JOIN retail_mid.dwd_marketing_touch_di t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
+      FROM r JOIN retail_mid.campaign_touch_keyed t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
      WHERE t.brand = aipl_signals.brand AND t.touched_at >= aipl_signals.from_date - r.lookback_days
        AND t.touched_at < aipl_signals.to_date + 1
      GROUP BY 1, 2, 3, 4
@@ -102,7 +102,7 @@ BEGIN ATOMIC
        AND c.dt > aipl_signals.from_date - r.lookback_days AND c.dt <= aipl_signals.to_date
      GROUP BY 1, 2, 3, 4;
 END;
-COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need; reads the public layer (dwd_behavior_event_di, dwd_marketing_touch_di, dws_trade_customer_1d: refresh the days first), so analysts of the brand may call it.';
+COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need; reads events and touches by customer key (behavior_event_keyed, campaign_touch_keyed), so analysts of the brand may call it.';
 
 -- Rebuilds the stage history of [from_date, to_date]. Each rule's windowed sums are a step function that changes
 -- only where a signal enters (day t) or leaves (day t + lookback) the window, so they are computed at those
