@@ -10,7 +10,7 @@ CREATE FUNCTION retail_mid.refresh(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_job bigint; v_dim bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
+    v_job bigint; v_dim bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_domains bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
 BEGIN
     IF from_date IS NULL OR to_date IS NULL THEN
         RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -35,6 +35,9 @@ BEGIN
     RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
     v_dws := retail_mid.build_dws_trade(from_date, to_date);
     RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+    -- issue 15: the behaviour, marketing, inventory and member DWD/DWS (foundation/dwd_domains.sql, dws_domains.sql)
+    -- (their rows are logged, not returned: the count refresh returns stays the trade layer's, as in 1.0.0)
+    v_domains := retail_mid.refresh_domains(from_date, to_date);
 
     DELETE FROM retail_mid.dws_refresh_state;
     INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
@@ -48,14 +51,14 @@ BEGIN
     v_metric := retail_mid.metric_refresh(from_date, to_date);
     RAISE NOTICE 'refresh: % metric rows written', v_metric;
     PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws + v_metric,
-        jsonb_build_object('dim_rows', v_dim, 'dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'customer_brand_rows', v_customers,
+        jsonb_build_object('dim_rows', v_dim, 'dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'domain_rows', v_domains, 'customer_brand_rows', v_customers,
                            'dwd_seconds', extract(epoch FROM t1 - t0),
                            'dws_seconds', extract(epoch FROM t2 - t1),
                            'metric_seconds', extract(epoch FROM clock_timestamp() - t2)));
     RETURN v_dwd + v_dws + v_metric;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS (trade, then behaviour, marketing, inventory and members) for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
 
 -- Refreshes every day that has ODS orders, as one job (the full rebuild).
 CREATE FUNCTION retail_mid.refresh_all()

@@ -60,7 +60,7 @@ SELECT e.brand::text AS brand, k.customer_key::int4 AS customer_key, e.event_tim
        e.channel::text AS channel, e.event_count::int AS event_count, e.amount::numeric(14,4) AS amount
   FROM retail_mid.ods_behavior_event e
   JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
-                                AND k.id_value = e.id_value;
+                                AND k.id_value = retail_mid.identifier_value(e.id_value);
 COMMENT ON VIEW retail_mid.behavior_event_keyed IS 'Behaviour events of the caller''s brands with the customer key of their identifier (events of identifiers without a key are left out); no identifiers.';
 COMMENT ON COLUMN retail_mid.behavior_event_keyed.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.behavior_event_keyed.customer_key IS 'Customer key of the event''s identifier.';
@@ -75,7 +75,7 @@ SELECT t.brand::text AS brand, k.customer_key::int4 AS customer_key, t.campaign_
        t.touched_at::timestamp AS touched_at, t.touch_type::text AS touch_type, t.coupon_id::text AS coupon_id
   FROM retail_mid.ods_campaign_touch t
   JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
-                                AND k.id_value = t.id_value;
+                                AND k.id_value = retail_mid.identifier_value(t.id_value);
 COMMENT ON VIEW retail_mid.campaign_touch_keyed IS 'Campaign touches of the caller''s brands with the customer key of their identifier (touches of identifiers without a key are left out); no identifiers.';
 COMMENT ON COLUMN retail_mid.campaign_touch_keyed.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.campaign_touch_keyed.customer_key IS 'Customer key of the touched identifier.';

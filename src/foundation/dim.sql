@@ -345,7 +345,8 @@ BEGIN
            coalesce(nullif(btrim(c.register_channel), ''), 'unknown') AS register_channel, c.register_time::date AS register_date,
            coalesce(nullif(btrim(c.city), ''), 'unknown') AS city, c.province, c.country
       FROM retail_mid.ods_customer c
-      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = btrim(c.customer_id);
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                         AND k.id_value = btrim(c.customer_id);
     DELETE FROM retail_mid.dim_customer d
      WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
                                s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,

@@ -205,7 +205,7 @@ UNION ALL
 SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
   FROM retail_mid.ods_campaign_touch t
   JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
-                                AND k.id_value = btrim(t.id_value)
+                                AND k.id_value = retail_mid.identifier_value(t.id_value)
  WHERE t.touch_type IN ('sent', 'exposed') AND t.touched_at IS NOT NULL
    AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
 COMMENT ON VIEW retail_mid.reach_touch IS 'Every touch counted by frequency caps: outbox rows planned, sent or delivered, and ODS campaign touches sent or exposed (except those of reach plan campaigns, which the outbox counts).';

@@ -103,6 +103,10 @@ INSERT INTO retail_mid.metric_granularity (granularity, dimensions, description)
 SELECT count(*) AS customers, count(*) FILTER (WHERE customer_key IS NULL) AS unkeyed,
        count(DISTINCT member_level) AS levels, count(*) FILTER (WHERE home_store_id IS NOT NULL) AS with_home_store
   FROM retail_mid.dim_customer WHERE brand = 'dim_test';
+-- each customer carries the key of its identifier in its brand's namespace (customer_key_of, the public mapping)
+SELECT count(*) AS wrong_keys
+  FROM retail_mid.dim_customer d JOIN retail_mid.ods_customer c ON c.brand = d.brand AND md5(c.customer_id) = d.customer_id_hash
+ WHERE d.brand = 'dim_test' AND d.customer_key IS DISTINCT FROM retail_mid.customer_key_of(c.id_type, c.customer_id, c.brand);
 SELECT count(*) AS stores, count(*) FILTER (WHERE geom IS NOT NULL) AS located FROM retail_mid.dim_store WHERE brand = 'dim_test' AND is_current;
 SELECT price_band, count(*) FROM retail_mid.dim_product WHERE brand = 'dim_test' AND is_current GROUP BY 1 ORDER BY 1;
 SELECT count(*) FILTER (WHERE launch_date IS NOT NULL) AS launched, count(*) AS products

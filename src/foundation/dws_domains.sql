@@ -1,0 +1,221 @@
+-- foundation/dws_domains.sql: the summary layer of the non-trade domains (issue 15): behaviour per customer,
+-- campaigns, inventory per site and SKU, members per store and channel. Each _1d table is rebuilt for the
+-- refreshed days by retail_mid.refresh_domains (called by retail_mid.refresh in its transaction): delete the days,
+-- insert them again from the DWD / ODS / trade DWS, so refreshing twice gives the same rows and a late row for a
+-- past day is picked up by refreshing that day again.
+
+CREATE TABLE retail_mid.dws_behavior_customer_1d (
+    dt            date   NOT NULL,
+    brand         text   NOT NULL,
+    customer_key  int4   NOT NULL,
+    channel       text   NOT NULL,
+    category_l1   text   NOT NULL,
+    views         bigint NOT NULL,
+    carts         bigint NOT NULL,
+    favorites     bigint NOT NULL,
+    shares        bigint NOT NULL,
+    events        bigint NOT NULL,
+    PRIMARY KEY (dt, brand, customer_key, channel, category_l1)
+);
+CREATE INDEX ON retail_mid.dws_behavior_customer_1d (brand, customer_key);
+COMMENT ON TABLE retail_mid.dws_behavior_customer_1d IS 'Behaviour per customer, day, channel and object category (from dwd_behavior_event_di; counts are sums of event_count).';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_behavior_customer_1d', '');
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.dt IS 'Business date.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.channel IS 'Channel, ''(none)'' when the event has none.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.category_l1 IS 'Top-level category (ods_product.category_l1) of the object when it is a SKU (object_attribute sku_id); ''(none)'' for other objects, ''(unknown)'' for a SKU without a category.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.views IS 'View events.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.carts IS 'Add-to-cart events.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.favorites IS 'Favourite events.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.shares IS 'Share events.';
+COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.events IS 'All events of any type.';
+
+CREATE TABLE retail_mid.dws_marketing_campaign_1d (
+    dt          date   NOT NULL,
+    brand       text   NOT NULL,
+    campaign_id text   NOT NULL,
+    channel     text   NOT NULL,
+    sent        bigint NOT NULL,
+    delivered   bigint NOT NULL,
+    opened      bigint NOT NULL,
+    clicked     bigint NOT NULL,
+    redeemed    bigint NOT NULL,
+    redemptions bigint NOT NULL,
+    PRIMARY KEY (dt, brand, campaign_id, channel)
+);
+COMMENT ON TABLE retail_mid.dws_marketing_campaign_1d IS 'Campaign funnel per campaign, channel and day (from dwd_marketing_touch_di): distinct customers per touch type on the day.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_marketing_campaign_1d', '');
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.dt IS 'Business date of the touches.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.campaign_id IS 'Campaign.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.channel IS 'Channel of the touches.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.sent IS 'Distinct customers with a sent touch.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.delivered IS 'Distinct customers with evidence of delivery: an exposed, clicked or redeemed touch (the ODS has no delivery receipt, so this is a lower bound).';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.opened IS 'Distinct customers with an exposed touch (opened / seen).';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.clicked IS 'Distinct customers with a clicked touch.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.redeemed IS 'Distinct customers with a redeemed touch.';
+COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.redemptions IS 'Redeemed touches (a customer may redeem several coupons).';
+
+CREATE TABLE retail_mid.dws_inventory_site_sku_1d (
+    dt                  date    NOT NULL,
+    brand               text    NOT NULL,
+    site_id             text    NOT NULL,
+    site_kind           text    NOT NULL,
+    sku_id              text    NOT NULL,
+    on_hand             numeric(14,3) NOT NULL,
+    on_order            numeric(14,3) NOT NULL,
+    reserved            numeric(14,3) NOT NULL,
+    available_to_promise numeric(14,3) NOT NULL,
+    mean_daily_sales_28d numeric(18,6) NOT NULL,
+    days_of_cover       numeric(14,2),
+    stock_out           boolean NOT NULL,
+    PRIMARY KEY (dt, brand, site_id, sku_id)
+);
+COMMENT ON TABLE retail_mid.dws_inventory_site_sku_1d IS 'Stock per site (store or warehouse) x SKU on each day with an ODS inventory snapshot, with open inbound orders, available to promise and days of cover.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_inventory_site_sku_1d', '');
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.dt IS 'Snapshot date (stock at the end of the day).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.site_id IS 'Site (store or warehouse).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.site_kind IS 'ods_site.kind: store, CDC, RDC or FDC; ''(unknown)'' for a site not in ods_site.';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.sku_id IS 'SKU.';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.on_hand IS 'Units on hand (snapshot).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.on_order IS 'Units on open inbound orders (ods_inbound_shipment ordered on or before dt, not received by dt).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.reserved IS 'Units reserved (snapshot).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.available_to_promise IS 'greatest(on_hand - reserved, 0): what can be promised from stock now (open orders are not promised).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.mean_daily_sales_28d IS 'Net units sold at the site (dws_trade_sku_store_1d.quantity, store_id = site_id) over the 28 days ending dt, divided by 28; 0 for warehouses.';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.days_of_cover IS 'on_hand / (net units sold in the 28 days ending dt / 28), rounded to 2 decimals; NULL when those sales are 0 or less (cover undefined).';
+COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.stock_out IS 'on_hand <= 0.';
+
+CREATE TABLE retail_mid.dws_member_1d (
+    dt              date   NOT NULL,
+    brand           text   NOT NULL,
+    store_id        text   NOT NULL,
+    channel         text   NOT NULL,
+    new_members     bigint NOT NULL,
+    active_members  bigint NOT NULL,
+    lapsed_members  bigint NOT NULL,
+    PRIMARY KEY (dt, brand, store_id, channel)
+);
+COMMENT ON TABLE retail_mid.dws_member_1d IS 'Members (ods_customer rows) per home store, register channel and day: new, active (a sale day in the 90 days ending dt) and lapsed (sales before, none in those 90 days).';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_member_1d', '');
+COMMENT ON COLUMN retail_mid.dws_member_1d.dt IS 'Business date.';
+COMMENT ON COLUMN retail_mid.dws_member_1d.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_member_1d.store_id IS 'Member''s home store (ods_customer.home_store_id), ''(none)'' when unknown.';
+COMMENT ON COLUMN retail_mid.dws_member_1d.channel IS 'Member''s register channel (ods_customer.register_channel), ''(none)'' when unknown.';
+COMMENT ON COLUMN retail_mid.dws_member_1d.new_members IS 'Members registered on dt (register_time::date = dt).';
+COMMENT ON COLUMN retail_mid.dws_member_1d.active_members IS 'Members with a sale day (dws_trade_customer_1d.orders > 0) in the 90 days ending dt (dt - 89 .. dt).';
+COMMENT ON COLUMN retail_mid.dws_member_1d.lapsed_members IS 'Members with a sale day before dt - 89 and none from dt - 89 to dt.';
+
+-- Rebuilds the four _1d tables for [from_date, to_date]; returns the rows written. Reads the domain DWD (build it
+-- first), the trade DWS (days of cover, member activity) and the ODS (snapshots, shipments, sites, customers).
+CREATE FUNCTION retail_mid.build_dws_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    DELETE FROM retail_mid.dws_behavior_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_behavior_customer_1d
+    SELECT e.dt, e.brand, e.customer_key, e.channel,
+           CASE WHEN e.object_attribute = 'sku_id' THEN coalesce(p.category_l1, '(unknown)') ELSE '(none)' END,
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'view'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'cart'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'favorite'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'share'), 0),
+           sum(e.event_count)
+      FROM retail_mid.dwd_behavior_event_di e
+      LEFT JOIN retail_mid.ods_product p ON e.object_attribute = 'sku_id' AND p.brand = e.brand AND p.sku_id = e.object_value
+     WHERE e.dt BETWEEN from_date AND to_date
+     GROUP BY 1, 2, 3, 4, 5;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_marketing_campaign_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_marketing_campaign_1d
+    SELECT dt, brand, campaign_id, channel,
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'sent'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type IN ('exposed', 'clicked', 'redeemed')),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'exposed'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'clicked'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'redeemed'),
+           count(*) FILTER (WHERE touch_type = 'redeemed')
+      FROM retail_mid.dwd_marketing_touch_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, campaign_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_inventory_site_sku_1d
+    SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
+           i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
+           CASE WHEN d.sold > 0 THEN round(i.on_hand * 28 / d.sold, 2) END, i.on_hand <= 0
+      FROM retail_mid.ods_inventory_snapshot i
+      LEFT JOIN retail_mid.ods_site s ON s.brand = i.brand AND s.site_id = i.site_id
+      LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.ods_inbound_shipment sh
+                          WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id
+                            AND sh.ordered_on <= i.snapshot_date
+                            AND (sh.received_on IS NULL OR sh.received_on > i.snapshot_date)) o ON true
+      LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
+                          WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
+                            AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
+     WHERE i.snapshot_date BETWEEN from_date AND to_date;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- Member activity as intervals: a sale day s followed by the next sale day s2 makes the member active on
+    -- [s, least(s2 - 1, s + 89)] and lapsed on [s + 90, s2 - 1] (open-ended after the last sale day).
+    DELETE FROM retail_mid.dws_member_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_member ON COMMIT DROP AS
+    SELECT c.brand, k.customer_key, coalesce(nullif(btrim(c.home_store_id), ''), '(none)') AS store_id,
+           coalesce(nullif(btrim(c.register_channel), ''), '(none)') AS channel, c.register_time::date AS registered
+      FROM retail_mid.ods_customer c
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                     AND k.id_value = retail_mid.identifier_value(c.customer_id);
+    CREATE TEMP TABLE rm_member_state ON COMMIT DROP AS
+    SELECT m.brand, m.store_id, m.channel, x.lo, x.hi, x.state
+      FROM (SELECT d.brand, d.customer_key, d.dt AS s,
+                   lead(d.dt) OVER (PARTITION BY d.brand, d.customer_key ORDER BY d.dt) AS s2
+              FROM retail_mid.dws_trade_customer_1d d
+             WHERE d.orders > 0 AND d.dt <= to_date) a
+      JOIN rm_member m ON m.brand = a.brand AND m.customer_key = a.customer_key,
+           LATERAL (VALUES (a.s, least(coalesce(a.s2, 'infinity'::date) - 1, a.s + 89), 'active'),
+                           (a.s + 90, coalesce(a.s2, 'infinity'::date) - 1, 'lapsed')) x(lo, hi, state)
+     WHERE x.lo <= x.hi AND x.hi >= from_date AND x.lo <= to_date;
+    INSERT INTO retail_mid.dws_member_1d
+    SELECT dt, brand, store_id, channel, sum(new_members), sum(active_members), sum(lapsed_members)
+      FROM (SELECT registered AS dt, brand, store_id, channel, count(*) AS new_members, 0 AS active_members, 0 AS lapsed_members
+              FROM rm_member WHERE registered BETWEEN from_date AND to_date
+             GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT g.dt::date, s.brand, s.store_id, s.channel, 0,
+                   count(*) FILTER (WHERE s.state = 'active'), count(*) FILTER (WHERE s.state = 'lapsed')
+              FROM rm_member_state s,
+                   LATERAL generate_series(greatest(s.lo, from_date), least(s.hi, to_date), interval '1 day') g(dt)
+             GROUP BY 1, 2, 3, 4) u
+     GROUP BY dt, brand, store_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DROP TABLE rm_member, rm_member_state;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_domains(date, date) IS 'Rebuilds dws_behavior_customer_1d, dws_marketing_campaign_1d, dws_inventory_site_sku_1d and dws_member_1d for the given days; called by retail_mid.refresh_domains.';
+
+-- The domain layer in one call, for refresh (and for a first build after upgrading from 1.0.0).
+CREATE FUNCTION retail_mid.refresh_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_dwd bigint; v_dws bigint;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh_domains dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date OR from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh_domains range must be non-empty, finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_dwd := retail_mid.build_dwd_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;
+    v_dws := retail_mid.build_dws_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % domain DWS rows written', v_dws;
+    RETURN v_dwd + v_dws;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads); called by retail_mid.refresh in its transaction; returns rows written.';
