@@ -31,7 +31,8 @@ SELECT (SELECT count(*) FROM retail_mid.dwd_behavior_event_di WHERE brand = 'dom
 CREATE TEMP TABLE ref_event AS
 SELECT DISTINCT e.event_time::date AS dt, k.customer_key, e.event_time, e.event_type, e.object_attribute, e.object_value,
        coalesce(e.channel, '(none)') AS channel, e.event_count, e.amount
-  FROM retail_mid.ods_behavior_event e JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.id_value = btrim(e.id_value)
+  FROM retail_mid.ods_behavior_event e JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                                     AND k.id_value = btrim(e.id_value)
  WHERE e.brand = 'dom_test' AND e.event_time >= '2024-01-01' AND e.event_time < '2024-04-30';
 SELECT (SELECT count(*) FROM ref_event) AS ref_events,
        (SELECT count(*) FROM (SELECT * FROM ref_event EXCEPT SELECT dt, customer_key, event_time, event_type, object_attribute, object_value, channel, event_count, amount
@@ -100,7 +101,8 @@ SELECT count(*) AS stock_rows,
 CREATE TEMP TABLE ref_member AS
 WITH m AS (SELECT c.brand, k.customer_key, coalesce(c.home_store_id, '(none)') AS store_id, coalesce(c.register_channel, '(none)') AS channel,
                   c.register_time::date AS registered
-             FROM retail_mid.ods_customer c JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.id_value = btrim(c.customer_id)
+             FROM retail_mid.ods_customer c JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                                     AND k.id_value = btrim(c.customer_id)
             WHERE c.brand = 'dom_test'),
      sale AS (SELECT DISTINCT l.customer_key, l.dt FROM retail_mid.dwd_trade_order_line_di l WHERE l.brand = 'dom_test' AND l.line_type = 'sale'),
      days AS (SELECT d::date AS dt FROM generate_series(date '2024-01-01', date '2024-04-29', interval '1 day') d)
