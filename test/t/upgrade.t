@@ -69,7 +69,8 @@ sub catalog {
     for (split /\n/, $dump) {
         next if /^-- (TOC entry|Dependencies|Dumped (from|by))/ || /^\\(un)?restrict /;
         next if /binary_upgrade_set_next_|SET relfrozenxid|^WHERE oid = '\d+';$|^SELECT pg_catalog\.setval\(/;
-        s/(binary_upgrade_create_empty_extension\('[^']*', '[^']*', \w+, '[^']*'), '\{[0-9,]*\}'/$1, '{config tables}'/;
+        # the config tables and their filters, in registration order: compared sorted below ($config_sql)
+        s/(binary_upgrade_create_empty_extension\('[^']*', '[^']*', \w+, '[^']*'), '\{[0-9,]*\}', '(?:[^']|'')*'/$1, '{config tables}', '{filters}'/;
         push @keep, $_;
     }
     return join("\n", @keep) . "\n";
