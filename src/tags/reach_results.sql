@@ -60,7 +60,9 @@ BEGIN
         RAISE EXCEPTION 'receipts must be a JSON array of objects' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'For example [{"plan_id": 1, "customer_key": 42, "event": "delivered", "event_at": "2026-06-01 10:02"}].';
     END IF;
-    DROP TABLE IF EXISTS pg_temp.rm_receipt;
+    IF to_regclass('pg_temp.rm_receipt') IS NOT NULL THEN
+        DROP TABLE pg_temp.rm_receipt;
+    END IF;
     CREATE TEMP TABLE rm_receipt (row_no bigint PRIMARY KEY, plan_id text, customer_key text, channel text, template text,
         event text, event_at text, reason text, p bigint, k int4, t timestamp, brand text, o_channel text, o_template text,
         planned_at timestamp, o_status text) ON COMMIT DROP;
@@ -95,11 +97,11 @@ BEGIN
         WHEN r.o_status = 'skipped' THEN format('unknown touch: customer %s was skipped by plan %s', r.k, r.p)
         WHEN r.channel IS NOT NULL AND r.channel <> r.o_channel THEN format('channel %s is not the touch''s channel %s', r.channel, r.o_channel)
         WHEN r.template IS NOT NULL AND r.template <> r.o_template THEN format('template %s is not the touch''s template %s', r.template, r.o_template)
-        WHEN r.t < r.planned_at THEN format('%s at %s is before the send (planned at %s)', r.event, r.t, r.planned_at)
+        WHEN r.t < r.planned_at THEN format('%s at %s is before the send (planned at %s)', r.event, to_char(r.t, 'YYYY-MM-DD HH24:MI:SS'), to_char(r.planned_at, 'YYYY-MM-DD HH24:MI:SS'))
         END
      WHERE r.reason IS NULL;
     -- responses not before the touch's sent receipt (loaded before or in this batch)
-    UPDATE rm_receipt r SET reason = format('%s at %s is before the send (sent at %s)', r.event, r.t, s.sent_at)
+    UPDATE rm_receipt r SET reason = format('%s at %s is before the send (sent at %s)', r.event, to_char(r.t, 'YYYY-MM-DD HH24:MI:SS'), to_char(s.sent_at, 'YYYY-MM-DD HH24:MI:SS'))
       FROM (SELECT x.p, x.k, min(x.sent_at) AS sent_at
               FROM (SELECT y.p, y.k, y.t AS sent_at FROM rm_receipt y WHERE y.reason IS NULL AND y.event = 'sent'
                     UNION ALL
@@ -201,14 +203,14 @@ COMMENT ON FUNCTION retail_mid.load_reach_receipts(text) IS 'Loads a receipts CS
 -- (df in [1, 2) takes df = 1, [2, 3) df = 2: a wider, conservative interval); NULL for df < 1 or NaN.
 CREATE FUNCTION retail_mid.reach_t975(df float8)
 RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN CASE WHEN df OPERATOR(pg_catalog.=) 'NaN'::float8 OR df OPERATOR(pg_catalog.<) 1 THEN NULL
-            WHEN df OPERATOR(pg_catalog.<) 2 THEN 12.706204736174698::float8
-            WHEN df OPERATOR(pg_catalog.<) 3 THEN 4.302652729749464::float8
-            ELSE 1.959963984540054::float8
-                 OPERATOR(pg_catalog.+) 9.489084921194248::float8 OPERATOR(pg_catalog./) (4 OPERATOR(pg_catalog.*) df)
-                 OPERATOR(pg_catalog.+) 270.95986711100267::float8 OPERATOR(pg_catalog./) (96 OPERATOR(pg_catalog.*) df OPERATOR(pg_catalog.^) 2)
-                 OPERATOR(pg_catalog.+) 981.4462769309653::float8 OPERATOR(pg_catalog./) (384 OPERATOR(pg_catalog.*) df OPERATOR(pg_catalog.^) 3)
-                 OPERATOR(pg_catalog.+) 146491.45836077468::float8 OPERATOR(pg_catalog./) (92160 OPERATOR(pg_catalog.*) df OPERATOR(pg_catalog.^) 4) END;
+RETURN CASE WHEN df OPERATOR(pg_catalog.=) 'NaN'::float8 OR df OPERATOR(pg_catalog.<) 1::float8 THEN NULL
+            WHEN df OPERATOR(pg_catalog.<) 2::float8 THEN 12.706204736174698::float8
+            WHEN df OPERATOR(pg_catalog.<) 3::float8 THEN 4.302652729749464::float8
+            -- z + g1/df + g2/df^2 + g3/df^3 + g4/df^4 (Horner in 1/df), g_i the Cornish-Fisher polynomials of z
+            ELSE 1.959963984540054::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.372271230298562::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.8224986157396112::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.555849679507722::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*) 1.5895340533938225::float8))))))) END;
 COMMENT ON FUNCTION retail_mid.reach_t975(float8) IS 'The 0.975 quantile of Student''s t with df degrees of freedom (Cornish-Fisher expansion for df >= 3, the df = 1 or df = 2 value below; NULL for df < 1): the multiplier of the Welch interval of reach_plan_performance.';
 
 CREATE FUNCTION retail_mid.reach_plan_performance(days int DEFAULT 30, plan bigint DEFAULT NULL)
