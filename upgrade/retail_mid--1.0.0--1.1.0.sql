@@ -4234,9 +4234,17 @@ $$;
 -- holds the share out and returns held_out), delivery receipts loaded all or nothing (reach_receipt,
 -- reach_receipt_check, reach_receipt_load, load_reach_receipts), reach_plan_performance with the uplift against the
 -- control, and the per-channel response-rate tags (src/tags/reach_results.sql).
-ALTER TABLE retail_mid.reach_plan ADD COLUMN holdout_share numeric NOT NULL DEFAULT 0 CHECK (holdout_share >= 0 AND holdout_share < 1);
+-- (columns added without a stored missing value, then filled, as a fresh install has them)
+ALTER TABLE retail_mid.reach_plan ADD COLUMN holdout_share numeric;
+ALTER TABLE retail_mid.reach_plan DISABLE TRIGGER reach_plan_check;
+UPDATE retail_mid.reach_plan SET holdout_share = 0;
+ALTER TABLE retail_mid.reach_plan ENABLE TRIGGER reach_plan_check;
+ALTER TABLE retail_mid.reach_plan ALTER COLUMN holdout_share SET DEFAULT 0, ALTER COLUMN holdout_share SET NOT NULL,
+    ADD CONSTRAINT reach_plan_holdout_share_check CHECK (holdout_share >= 0 AND holdout_share < 1);
 COMMENT ON COLUMN retail_mid.reach_plan.holdout_share IS 'Control group: the share (0 <= share < 1) of the members who would be touched that is held out instead, chosen by reach_holdout_bucket(plan_id, customer_key) < holdout_share and recorded in reach_holdout; 0 (the default) = no control group.';
-ALTER TABLE retail_mid.reach_run ADD COLUMN held_out bigint NOT NULL DEFAULT 0;
+ALTER TABLE retail_mid.reach_run ADD COLUMN held_out bigint;
+UPDATE retail_mid.reach_run SET held_out = 0;
+ALTER TABLE retail_mid.reach_run ALTER COLUMN held_out SET DEFAULT 0, ALTER COLUMN held_out SET NOT NULL;
 COMMENT ON COLUMN retail_mid.reach_run.held_out IS 'Members put in the control group (reach_holdout) by this run.';
 CREATE OR REPLACE FUNCTION retail_mid.reach_plan_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -4863,7 +4871,8 @@ SELECT c || '_' || w || '_rate_180d', '客户行为数据', '营销行为', '营
               c, CASE w WHEN 'open' THEN 'opened' ELSE 'clicked' END, c),
        'retail_mid', 'brand'
   FROM unnest(ARRAY['sms', 'email', 'wechat', 'app_push']) c, unnest(ARRAY['open', 'click']) w
- ORDER BY 1;
+ ORDER BY 1
+ON CONFLICT (tag_name) DO NOTHING;
 
 -- security, as governance/lockdown.sql gives it to the relations of a fresh install
 SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.reach_holdout', 'retail_mid.reach_receipt']::regclass[]) t;

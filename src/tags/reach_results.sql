@@ -347,4 +347,5 @@ SELECT c || '_' || w || '_rate_180d', '客户行为数据', '营销行为', '营
               c, CASE w WHEN 'open' THEN 'opened' ELSE 'clicked' END, c),
        'retail_mid', 'brand'
   FROM unnest(ARRAY['sms', 'email', 'wechat', 'app_push']) c, unnest(ARRAY['open', 'click']) w
- ORDER BY 1;
+ ORDER BY 1
+ON CONFLICT (tag_name) DO NOTHING;
