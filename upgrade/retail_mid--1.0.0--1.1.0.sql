@@ -4559,8 +4559,9 @@ COMMENT ON COLUMN retail_mid.reach_receipt.batch_id IS 'The load that brought th
 COMMENT ON COLUMN retail_mid.reach_receipt.loaded_at IS 'When it was loaded.';
 
 -- A timestamp from text, NULL when it is not one (2026-02-30, 25:00 ...): a bad time is a reason, not an error.
+-- (The exception block starts a subtransaction, which a parallel worker may not: parallel unsafe.)
 CREATE FUNCTION retail_mid.reach_receipt_time(value text)
-RETURNS timestamp LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURNS timestamp LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF retail_mid.invalid_field(value, 'timestamp') THEN
