@@ -5764,3 +5764,658 @@ SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
    AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
 
 ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
+
+-- issue 16: campaign results
+-- The control group of a reach plan (reach_plan.holdout_share, reach_holdout, reach_holdout_bucket; reach_plan_run
+-- holds the share out and returns held_out), delivery receipts loaded all or nothing (reach_receipt,
+-- reach_receipt_check, reach_receipt_load, load_reach_receipts), reach_plan_performance with the uplift against the
+-- control, and the per-channel response-rate tags (src/tags/reach_results.sql).
+-- (columns added without a stored missing value, then filled, as a fresh install has them)
+ALTER TABLE retail_mid.reach_plan ADD COLUMN holdout_share numeric;
+ALTER TABLE retail_mid.reach_plan DISABLE TRIGGER reach_plan_check;
+UPDATE retail_mid.reach_plan SET holdout_share = 0;
+ALTER TABLE retail_mid.reach_plan ENABLE TRIGGER reach_plan_check;
+ALTER TABLE retail_mid.reach_plan ALTER COLUMN holdout_share SET DEFAULT 0, ALTER COLUMN holdout_share SET NOT NULL,
+    ADD CONSTRAINT reach_plan_holdout_share_check CHECK (holdout_share >= 0 AND holdout_share < 1);
+COMMENT ON COLUMN retail_mid.reach_plan.holdout_share IS 'Control group: the share (0 <= share < 1) of the members who would be touched that is held out instead, chosen by reach_holdout_bucket(plan_id, customer_key) < holdout_share and recorded in reach_holdout; 0 (the default) = no control group.';
+ALTER TABLE retail_mid.reach_run ADD COLUMN held_out bigint;
+UPDATE retail_mid.reach_run SET held_out = 0;
+ALTER TABLE retail_mid.reach_run ALTER COLUMN held_out SET DEFAULT 0, ALTER COLUMN held_out SET NOT NULL;
+COMMENT ON COLUMN retail_mid.reach_run.held_out IS 'Members put in the control group (reach_holdout) by this run.';
+CREATE OR REPLACE FUNCTION retail_mid.reach_plan_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE bad text;
+BEGIN
+    IF NEW.cap_touches IS NULL OR NEW.cap_days IS NULL OR NEW.send_at IS NULL THEN
+        RAISE EXCEPTION 'cap_touches, cap_days and send_at must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NEW.cap_touches <= 0 OR NEW.cap_days IS NULL OR NEW.cap_days <= 0 THEN
+        RAISE EXCEPTION 'frequency cap must be positive' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('cap_touches = %s, cap_days = %s', coalesce(NEW.cap_touches::text, 'NULL'), coalesce(NEW.cap_days::text, 'NULL'));
+    END IF;
+    IF NEW.cap_days > 3660 THEN
+        RAISE EXCEPTION 'frequency cap window must be at most 3660 days' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.send_at IN ('infinity', '-infinity') THEN
+        RAISE EXCEPTION 'send time must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.holdout_share IS NULL THEN
+        RAISE EXCEPTION 'holdout_share must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Use 0 for no control group.';
+    END IF;
+    IF NEW.holdout_share = 'NaN' OR NEW.holdout_share < 0 OR NEW.holdout_share >= 1 THEN
+        RAISE EXCEPTION 'holdout_share must be at least 0 and less than 1' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('holdout_share = %s', NEW.holdout_share);
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.holdout_share <> OLD.holdout_share
+       AND (EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = OLD.plan_id)
+            OR EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = OLD.plan_id)) THEN
+        RAISE EXCEPTION 'the holdout share of a reach plan that has run cannot change' USING ERRCODE = 'object_in_use';
+    END IF;
+    IF NEW.audience IS NULL THEN
+        RAISE EXCEPTION 'audience expression must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM retail_mid.audience_parse(NEW.audience);   -- 42601 with the position on a syntax error
+    IF coalesce(cardinality(NEW.channels), 0) = 0 OR array_position(NEW.channels, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a reach plan needs at least one channel and no NULL channel' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(c, ', ') INTO bad FROM unnest(NEW.channels) c
+     WHERE c = '*' OR NOT EXISTS (SELECT 1 FROM retail_mid.reach_channel r WHERE r.channel = c);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown channel: %', bad USING ERRCODE = 'undefined_object',
+            HINT = 'Channels are the rows of retail_mid.reach_channel (except *).';
+    END IF;
+    IF (SELECT count(DISTINCT c) FROM unnest(NEW.channels) c) <> cardinality(NEW.channels) THEN
+        RAISE EXCEPTION 'a channel is listed twice' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.templates IS NULL OR jsonb_typeof(NEW.templates) <> 'object' OR NOT NEW.templates ? '*'
+       OR EXISTS (SELECT 1 FROM jsonb_each(NEW.templates) e WHERE jsonb_typeof(e.value) <> 'string' OR btrim(e.value #>> '{}') = '') THEN
+        RAISE EXCEPTION 'templates must map segments to non-empty template names and have a * default'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'For example {"*": "generic", "champions": "vip_offer"}.';
+    END IF;
+    IF NEW.segment_tag IS NOT NULL AND NOT EXISTS (SELECT 1 FROM retail_mid.tag_definition t WHERE t.tag_name = NEW.segment_tag) THEN
+        RAISE EXCEPTION 'unknown segment tag "%"', NEW.segment_tag USING ERRCODE = 'undefined_object';
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.campaign_id := coalesce(NEW.campaign_id, 'reach_plan_' || NEW.plan_id);
+    ELSIF NEW.brand <> OLD.brand AND EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = OLD.plan_id) THEN
+        RAISE EXCEPTION 'the brand of a reach plan that has run cannot change' USING ERRCODE = 'object_in_use';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_plan_check() IS 'Trigger of reach_plan: refuses bad plans (cap, channels, templates, segment tag, audience syntax) with specific SQLSTATEs.';
+
+-- issue 16: the control group of a plan. The members who would be touched and whose hash bucket of (plan,
+-- customer key) is below the plan's holdout_share are written here instead of the outbox: recorded, never sent.
+CREATE TABLE retail_mid.reach_holdout (
+    plan_id      bigint NOT NULL REFERENCES retail_mid.reach_plan,
+    brand        text NOT NULL,
+    customer_key int4 NOT NULL,
+    channel      text NOT NULL REFERENCES retail_mid.reach_channel,
+    template     text NOT NULL,
+    planned_at   timestamp NOT NULL,
+    bucket       float8 NOT NULL CHECK (bucket >= 0 AND bucket < 1),
+    run_id       bigint NOT NULL,
+    decided_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (plan_id, customer_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_holdout', '');
+COMMENT ON TABLE retail_mid.reach_holdout IS 'Control group members of reach plans: audience members who passed consent, the frequency cap and the one-touch-per-person rule but were held out by the deterministic hash (reach_holdout_bucket < the plan''s holdout_share); never written to the outbox, never sent.';
+COMMENT ON COLUMN retail_mid.reach_holdout.plan_id IS 'Reach plan.';
+COMMENT ON COLUMN retail_mid.reach_holdout.brand IS 'Brand of the plan.';
+COMMENT ON COLUMN retail_mid.reach_holdout.customer_key IS 'Held-out audience member.';
+COMMENT ON COLUMN retail_mid.reach_holdout.channel IS 'Channel the member would have been touched through (the control of that channel in reach_plan_performance).';
+COMMENT ON COLUMN retail_mid.reach_holdout.template IS 'Template the member would have received.';
+COMMENT ON COLUMN retail_mid.reach_holdout.planned_at IS 'The plan''s send time (the start of the response window of the control).';
+COMMENT ON COLUMN retail_mid.reach_holdout.bucket IS 'reach_holdout_bucket(plan_id, customer_key), in [0, 1).';
+COMMENT ON COLUMN retail_mid.reach_holdout.run_id IS 'The reach_run that decided.';
+COMMENT ON COLUMN retail_mid.reach_holdout.decided_at IS 'When the decision was written.';
+
+-- A uniform number in [0, 1) from (plan, customer key): the first 52 bits of md5('<plan_id>:<customer_key>').
+-- md5 is the same on every platform and version, so the control group of a plan is reproducible anywhere.
+CREATE FUNCTION retail_mid.reach_holdout_bucket(plan_id bigint, customer_key int4)
+RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN ((('x' OPERATOR(pg_catalog.||) pg_catalog.substr(pg_catalog.md5(plan_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) customer_key::text), 1, 13))::bit(52))::int8)::float8
+       OPERATOR(pg_catalog./) 4503599627370496::float8;
+COMMENT ON FUNCTION retail_mid.reach_holdout_bucket(bigint, int4) IS 'Deterministic hash bucket in [0, 1) of a plan and customer key (the first 52 bits of md5(''<plan_id>:<customer_key>'') / 2^52); a member is in the plan''s control group when it is below the plan''s holdout_share.';
+
+DROP FUNCTION retail_mid.reach_plan_create(text, text, text[], timestamp, jsonb, text, int, int, text, text);
+CREATE FUNCTION retail_mid.reach_plan_create(brand text, audience text, channels text[], send_at timestamp,
+                                             templates jsonb DEFAULT '{"*": "default"}', segment_tag text DEFAULT NULL,
+                                             cap_touches int DEFAULT 7, cap_days int DEFAULT 30, name text DEFAULT NULL,
+                                             campaign_id text DEFAULT NULL, holdout_share numeric DEFAULT 0)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE id bigint;
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO retail_mid.reach_plan (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id,
+                                       holdout_share)
+    VALUES (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id, holdout_share)
+    RETURNING plan_id INTO id;
+    RETURN id;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_plan_create(text, text, text[], timestamp, jsonb, text, int, int, text, text, numeric) IS 'Creates a reach plan (cap defaults to 7 touches in 30 days; holdout_share, default 0, is the share held out as a control group) and returns its plan_id.';
+
+DROP FUNCTION retail_mid.reach_plan_run(bigint);
+CREATE FUNCTION retail_mid.reach_plan_run(plan_id bigint)
+RETURNS TABLE (run_id bigint, members bigint, already_decided bigint, planned bigint, skipped_frequency_cap bigint,
+               skipped_no_consent bigint, skipped_global_opt_out bigint, skipped_same_person bigint, held_out bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    p retail_mid.reach_plan; job bigint; aud retail_mid.rbitmap; n_members bigint; n_done bigint;
+    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; n_same bigint; n_held bigint; v_run bigint; win interval;
+BEGIN
+    IF plan_id IS NULL THEN
+        RAISE EXCEPTION 'plan_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'reach plan % does not exist', plan_id USING ERRCODE = 'undefined_object';
+    END IF;
+    job := retail_mid.job_start('reach_plan_run', jsonb_build_object('plan_id', plan_id, 'brand', p.brand));
+    -- Serialise the runs of a brand: a concurrent run waits here, then (read committed) sees the first one's
+    -- outbox rows; under repeatable read it fails with 40001 instead of counting from a stale snapshot.
+    INSERT INTO retail_mid.reach_brand_lock AS l (brand) VALUES (p.brand)
+    ON CONFLICT (brand) DO UPDATE SET last_run_at = now();
+    SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
+    win := make_interval(days => p.cap_days);
+
+    -- the plan's brand is the context: brand tags answer with that brand's values, not another brand's
+    aud := retail_mid.audience(p.audience, p.brand);
+    n_members := retail_mid.rb_cardinality(aud);
+    IF n_members = 0 THEN
+        RAISE EXCEPTION 'the audience of reach plan % is empty', plan_id USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Audience expression: %s', p.audience);
+    END IF;
+    CREATE TEMP TABLE rm_reach_member (customer_key int4 PRIMARY KEY, person int4, segment text, channel text, reason text) ON COMMIT DROP;
+    -- the member's OneID person (oneid_person_brand, in the plan's brand: at most one row per key; a key without a
+    -- person is its own): the keys of one person share the frequency cap and one touch per plan
+    INSERT INTO rm_reach_member (customer_key, person)
+    SELECT k, coalesce(ob.person_key, k) FROM retail_mid.rb_iterate(aud) k
+      LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = k
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = p.plan_id AND h.customer_key = k);
+    CREATE INDEX ON rm_reach_member (person);
+    n_done := n_members - (SELECT count(*) FROM rm_reach_member);
+    ANALYZE rm_reach_member;
+    RAISE NOTICE 'reach_plan_run: plan %: % audience members, % decided before, % to decide', plan_id, n_members, n_done, n_members - n_done;
+
+    IF p.segment_tag IS NOT NULL THEN
+        -- a brand tag's segment in the plan's brand; a group tag's group-wide value
+        UPDATE rm_reach_member m SET segment = v.value FROM retail_mid.tag_value v, retail_mid.tag_definition d
+         WHERE d.tag_name = p.segment_tag AND v.tag_name = d.tag_name AND v.valid_to IS NULL AND v.customer_key = m.customer_key
+           AND v.brand = CASE d.scope WHEN 'brand' THEN p.brand ELSE '*' END;
+    END IF;
+
+    -- Consent as of send_at: the latest row per channel; a channel is usable when that row grants it and no
+    -- global opt-out is as recent or more recent. The customer's preference rank first, then the plan's order.
+    WITH latest AS (
+        SELECT DISTINCT ON (c.customer_key, c.channel) c.customer_key, c.channel, c.status, c.preference, c.changed_at
+          FROM retail_mid.reach_consent c JOIN rm_reach_member m ON m.customer_key = c.customer_key
+         WHERE c.brand = p.brand AND c.changed_at <= p.send_at AND (c.channel = '*' OR c.channel = ANY (p.channels))
+         ORDER BY c.customer_key, c.channel, c.changed_at DESC),
+    usable AS (
+        SELECT DISTINCT ON (l.customer_key) l.customer_key, l.channel
+          FROM latest l LEFT JOIN latest g ON g.customer_key = l.customer_key AND g.channel = '*'
+         WHERE l.channel <> '*' AND l.status = 'granted' AND (g.changed_at IS NULL OR g.changed_at < l.changed_at)
+         ORDER BY l.customer_key, l.preference NULLS LAST, array_position(p.channels, l.channel))
+    UPDATE rm_reach_member m SET channel = u.channel FROM usable u WHERE u.customer_key = m.customer_key;
+    UPDATE rm_reach_member m SET reason = CASE WHEN EXISTS (SELECT 1 FROM retail_mid.reach_consent c
+                                                             WHERE c.brand = p.brand AND c.customer_key = m.customer_key
+                                                               AND c.channel = '*' AND c.changed_at <= p.send_at)
+                                               THEN 'global_opt_out' ELSE 'no_consent' END
+     WHERE m.channel IS NULL;
+
+    -- One person, one touch: a plan touches a person once, through the lowest key with a channel, unless an
+    -- earlier run of the plan already touched (or held out) the person through another key.
+    WITH earlier AS (
+        SELECT coalesce(ob.person_key, o.customer_key) AS person
+          FROM retail_mid.reach_outbox o
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = o.customer_key
+         WHERE o.plan_id = p.plan_id AND o.status IN ('planned', 'sent', 'delivered')
+        UNION ALL
+        SELECT coalesce(ob.person_key, h.customer_key)
+          FROM retail_mid.reach_holdout h
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = h.customer_key
+         WHERE h.plan_id = p.plan_id),
+    ranked AS (
+        SELECT m.customer_key, row_number() OVER (PARTITION BY m.person ORDER BY m.customer_key) AS k,
+               m.person IN (SELECT e.person FROM earlier e) AS touched
+          FROM rm_reach_member m WHERE m.channel IS NOT NULL)
+    UPDATE rm_reach_member m SET reason = 'same_person', channel = NULL
+      FROM ranked r WHERE r.customer_key = m.customer_key AND (r.k > 1 OR r.touched);
+
+    -- Frequency cap over every window (e - cap_days, e]: the new touch at send_at is allowed when each window
+    -- containing it (e in [send_at, send_at + cap_days)) holds fewer than cap_touches touches. Such a window
+    -- is fullest when it ends at send_at or at one of the touches after send_at (later plans count too).
+    -- (per person: the touches of all the person's keys)
+    WITH t AS (
+        SELECT m.person AS customer_key, r.touched_at
+          FROM retail_mid.reach_touch r
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = r.customer_key
+          JOIN rm_reach_member m ON m.person = coalesce(ob.person_key, r.customer_key)
+         WHERE m.channel IS NOT NULL AND r.brand = p.brand
+           AND r.touched_at > p.send_at - win AND r.touched_at < p.send_at + win),
+    w AS (
+        SELECT t.customer_key, t.touched_at,
+               count(*) OVER (PARTITION BY t.customer_key ORDER BY t.touched_at
+                              RANGE BETWEEN win - interval '1 microsecond' PRECEDING AND CURRENT ROW) AS ending_here,
+               count(*) FILTER (WHERE t.touched_at <= p.send_at) OVER (PARTITION BY t.customer_key) AS ending_at_send
+          FROM t),
+    fullest AS (
+        SELECT w.customer_key, max(greatest(CASE WHEN w.touched_at > p.send_at THEN w.ending_here ELSE 0 END, w.ending_at_send)) AS n
+          FROM w GROUP BY w.customer_key)
+    UPDATE rm_reach_member m SET reason = 'frequency_cap', channel = NULL
+      FROM fullest f WHERE f.customer_key = m.person AND f.n >= p.cap_touches AND m.channel IS NOT NULL;
+
+    -- issue 16: the control group, among the members who would be touched: the hash bucket of (plan, key) below
+    -- the plan's share; recorded in reach_holdout with the channel and template they would have got, never sent
+    IF p.holdout_share > 0 THEN
+        UPDATE rm_reach_member m SET reason = 'holdout'
+         WHERE m.channel IS NOT NULL AND retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key) < p.holdout_share;
+    END IF;
+
+    INSERT INTO retail_mid.reach_run (plan_id, brand, job_id, members, already_decided, planned)
+    VALUES (p.plan_id, p.brand, job, n_members, n_done, 0) RETURNING reach_run.run_id INTO v_run;
+    INSERT INTO retail_mid.reach_outbox (plan_id, brand, customer_key, channel, template, planned_at, status, reason, run_id)
+    SELECT p.plan_id, p.brand, m.customer_key, m.channel,
+           CASE WHEN m.channel IS NOT NULL THEN coalesce(p.templates ->> m.segment, p.templates ->> '*') END,
+           p.send_at, CASE WHEN m.channel IS NULL THEN 'skipped' ELSE 'planned' END, m.reason, v_run
+      FROM rm_reach_member m WHERE m.reason IS DISTINCT FROM 'holdout' ORDER BY m.customer_key
+    ON CONFLICT ON CONSTRAINT reach_outbox_pkey DO NOTHING;
+    INSERT INTO retail_mid.reach_holdout (plan_id, brand, customer_key, channel, template, planned_at, bucket, run_id)
+    SELECT p.plan_id, p.brand, m.customer_key, m.channel, coalesce(p.templates ->> m.segment, p.templates ->> '*'),
+           p.send_at, retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key), v_run
+      FROM rm_reach_member m WHERE m.reason = 'holdout' ORDER BY m.customer_key
+    ON CONFLICT ON CONSTRAINT reach_holdout_pkey DO NOTHING;
+    SELECT count(*) FILTER (WHERE m.channel IS NOT NULL AND m.reason IS NULL), count(*) FILTER (WHERE m.reason = 'frequency_cap'),
+           count(*) FILTER (WHERE m.reason = 'no_consent'), count(*) FILTER (WHERE m.reason = 'global_opt_out'),
+           count(*) FILTER (WHERE m.reason = 'same_person'), count(*) FILTER (WHERE m.reason = 'holdout')
+      INTO n_planned, n_cap, n_consent, n_opt, n_same, n_held FROM rm_reach_member m;
+    UPDATE retail_mid.reach_run r SET planned = n_planned, held_out = n_held,
+           skipped = jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)
+     WHERE r.run_id = v_run;
+    RAISE NOTICE 'reach_plan_run: plan %: % touches planned, skipped: % over the frequency cap, % without consent, % opted out, % other keys of a person touched',
+        plan_id, n_planned, n_cap, n_consent, n_opt, n_same;
+    IF p.holdout_share > 0 THEN
+        RAISE NOTICE 'reach_plan_run: plan %: % members held out as the control group (share %)', plan_id, n_held, p.holdout_share;
+    END IF;
+    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt + n_same + n_held,
+        jsonb_build_object('run_id', v_run, 'members', n_members, 'already_decided', n_done, 'planned', n_planned,
+                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same),
+                           'held_out', n_held));
+    DROP TABLE rm_reach_member;
+    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt, n_same, n_held;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person), or held out as the control group (holdout_share); writes reach_outbox, reach_holdout, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
+
+-- ===== src/tags/reach_results.sql (new) =====
+-- tags/reach_results.sql: campaign results (issue 16): delivery receipts and responses per touch, the
+-- performance of each plan, channel and template against its control group, and per-channel response-rate tags.
+--
+-- A touch is an outbox row that was not skipped (reach.sql). Receipts come back from the delivery systems per touch
+-- (plan, customer key) and are loaded all or nothing. The control group of a plan is reach_holdout (reach.sql).
+
+CREATE SEQUENCE retail_mid.reach_receipt_batch_seq;
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_receipt_batch_seq', '');
+COMMENT ON SEQUENCE retail_mid.reach_receipt_batch_seq IS 'Batch numbers of reach receipt loads.';
+
+CREATE TABLE retail_mid.reach_receipt (
+    plan_id      bigint NOT NULL,
+    brand        text NOT NULL,
+    customer_key int4 NOT NULL,
+    channel      text NOT NULL,
+    template     text NOT NULL,
+    event        text NOT NULL CHECK (event IN ('sent', 'delivered', 'opened', 'clicked', 'redeemed', 'unsubscribed', 'bounced')),
+    event_at     timestamp NOT NULL CHECK (event_at > '-infinity' AND event_at < 'infinity'),
+    batch_id     bigint NOT NULL,
+    loaded_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (plan_id, customer_key, event, event_at),
+    FOREIGN KEY (plan_id, customer_key) REFERENCES retail_mid.reach_outbox
+);
+CREATE INDEX reach_receipt_customer ON retail_mid.reach_receipt (brand, customer_key, event_at);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_receipt', '');
+COMMENT ON TABLE retail_mid.reach_receipt IS 'Delivery receipts and responses of reach touches (sent, delivered, opened, clicked, redeemed, unsubscribed, bounced), one row per touch, event and time; loaded all or nothing by reach_receipt_load and load_reach_receipts.';
+COMMENT ON COLUMN retail_mid.reach_receipt.plan_id IS 'Reach plan of the touch.';
+COMMENT ON COLUMN retail_mid.reach_receipt.brand IS 'Brand of the plan.';
+COMMENT ON COLUMN retail_mid.reach_receipt.customer_key IS 'Customer touched (with plan_id: the outbox row).';
+COMMENT ON COLUMN retail_mid.reach_receipt.channel IS 'Channel of the touch (from the outbox).';
+COMMENT ON COLUMN retail_mid.reach_receipt.template IS 'Content template of the touch (from the outbox).';
+COMMENT ON COLUMN retail_mid.reach_receipt.event IS 'sent, delivered, opened, clicked, redeemed, unsubscribed or bounced.';
+COMMENT ON COLUMN retail_mid.reach_receipt.event_at IS 'When the event happened (local time of the brand, like the outbox); never before the planned send time, and responses never before the touch''s sent receipt.';
+COMMENT ON COLUMN retail_mid.reach_receipt.batch_id IS 'The load that brought the row (reach_receipt_batch_seq).';
+COMMENT ON COLUMN retail_mid.reach_receipt.loaded_at IS 'When it was loaded.';
+
+-- A timestamp from text, NULL when it is not one (2026-02-30, 25:00 ...): a bad time is a reason, not an error.
+-- (The exception block starts a subtransaction, which a parallel worker may not: parallel unsafe.)
+CREATE FUNCTION retail_mid.reach_receipt_time(value text)
+RETURNS timestamp LANGUAGE plpgsql STABLE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF retail_mid.invalid_field(value, 'timestamp') THEN
+        RETURN NULL;
+    END IF;
+    RETURN btrim(value)::timestamp;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_receipt_time(text) IS 'The text as a timestamp (YYYY-MM-DD[ HH:MM[:SS[.frac]]]), NULL when it is not a valid one.';
+
+-- Stages a batch of receipts (a JSON array of objects) in pg_temp.rm_receipt and sets the first reason each bad
+-- row has; returns the number of rows. Used by reach_receipt_check and reach_receipt_load.
+CREATE FUNCTION retail_mid.reach_receipt_stage(receipts jsonb)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    IF receipts IS NULL OR jsonb_typeof(receipts) <> 'array' THEN
+        RAISE EXCEPTION 'receipts must be a JSON array of objects' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example [{"plan_id": 1, "customer_key": 42, "event": "delivered", "event_at": "2026-06-01 10:02"}].';
+    END IF;
+    IF to_regclass('pg_temp.rm_receipt') IS NOT NULL THEN
+        DROP TABLE pg_temp.rm_receipt;
+    END IF;
+    CREATE TEMP TABLE rm_receipt (row_no bigint PRIMARY KEY, plan_id text, customer_key text, channel text, template text,
+        event text, event_at text, reason text, p bigint, k int4, t timestamp, brand text, o_channel text, o_template text,
+        planned_at timestamp, o_status text) ON COMMIT DROP;
+    INSERT INTO rm_receipt (row_no, plan_id, customer_key, channel, template, event, event_at, reason)
+    SELECT e.n, e.v ->> 'plan_id', e.v ->> 'customer_key', nullif(btrim(e.v ->> 'channel'), ''), nullif(btrim(e.v ->> 'template'), ''),
+           e.v ->> 'event', e.v ->> 'event_at', CASE WHEN jsonb_typeof(e.v) <> 'object' THEN 'not a JSON object' END
+      FROM jsonb_array_elements(receipts) WITH ORDINALITY e(v, n);
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    -- the fields
+    UPDATE rm_receipt r SET reason = CASE
+        WHEN r.plan_id IS NULL OR r.plan_id !~ '^\s*\d{1,18}\s*$' THEN 'plan_id is missing or not a plan id'
+        WHEN r.customer_key IS NULL OR r.customer_key !~ '^\s*\d{1,10}\s*$' OR btrim(r.customer_key)::int8 > 2147483647
+             THEN 'customer_key is missing or not a customer key'
+        WHEN r.event IS NULL OR lower(btrim(r.event)) NOT IN ('sent', 'delivered', 'opened', 'clicked', 'redeemed', 'unsubscribed', 'bounced')
+             THEN format('unknown event type "%s"', coalesce(r.event, ''))
+        WHEN retail_mid.reach_receipt_time(r.event_at) IS NULL THEN format('event_at "%s" is missing or not a timestamp', coalesce(r.event_at, ''))
+        END
+     WHERE r.reason IS NULL;
+    UPDATE rm_receipt r SET p = btrim(r.plan_id)::bigint, k = btrim(r.customer_key)::int4, event = lower(btrim(r.event)),
+                            t = retail_mid.reach_receipt_time(r.event_at)
+     WHERE r.reason IS NULL;
+
+    -- the touch: an outbox row of a plan the caller can see that was not skipped
+    UPDATE rm_receipt r SET brand = o.brand, o_channel = o.channel, o_template = o.template, planned_at = o.planned_at, o_status = o.status
+      FROM retail_mid.reach_outbox o WHERE r.reason IS NULL AND o.plan_id = r.p AND o.customer_key = r.k;
+    UPDATE rm_receipt r SET reason = CASE
+        WHEN NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan x WHERE x.plan_id = r.p) THEN format('unknown plan %s', r.p)
+        WHEN EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = r.p AND h.customer_key = r.k)
+             THEN format('unknown touch: customer %s is in the control group of plan %s and was never sent', r.k, r.p)
+        WHEN r.o_status IS NULL THEN format('unknown touch: plan %s has no outbox row for customer %s', r.p, r.k)
+        WHEN r.o_status = 'skipped' THEN format('unknown touch: customer %s was skipped by plan %s', r.k, r.p)
+        WHEN r.channel IS NOT NULL AND r.channel <> r.o_channel THEN format('channel %s is not the touch''s channel %s', r.channel, r.o_channel)
+        WHEN r.template IS NOT NULL AND r.template <> r.o_template THEN format('template %s is not the touch''s template %s', r.template, r.o_template)
+        WHEN r.t < r.planned_at THEN format('%s at %s is before the send (planned at %s)', r.event, to_char(r.t, 'YYYY-MM-DD HH24:MI:SS'), to_char(r.planned_at, 'YYYY-MM-DD HH24:MI:SS'))
+        END
+     WHERE r.reason IS NULL;
+    -- responses not before the touch's sent receipt (loaded before or in this batch)
+    UPDATE rm_receipt r SET reason = format('%s at %s is before the send (sent at %s)', r.event, to_char(r.t, 'YYYY-MM-DD HH24:MI:SS'), to_char(s.sent_at, 'YYYY-MM-DD HH24:MI:SS'))
+      FROM (SELECT x.p, x.k, min(x.sent_at) AS sent_at
+              FROM (SELECT y.p, y.k, y.t AS sent_at FROM rm_receipt y WHERE y.reason IS NULL AND y.event = 'sent'
+                    UNION ALL
+                    SELECT q.plan_id, q.customer_key, q.event_at FROM retail_mid.reach_receipt q
+                     WHERE q.event = 'sent' AND (q.plan_id, q.customer_key) IN (SELECT z.p, z.k FROM rm_receipt z)) x
+             GROUP BY x.p, x.k) s
+     WHERE r.reason IS NULL AND r.event <> 'sent' AND s.p = r.p AND s.k = r.k AND r.t < s.sent_at;
+    -- duplicates: within the batch (the later rows), and of rows loaded before
+    UPDATE rm_receipt r SET reason = format('duplicate of row %s', d.first_row)
+      FROM (SELECT y.row_no, first_value(y.row_no) OVER w AS first_row, row_number() OVER w AS i
+              FROM rm_receipt y WHERE y.p IS NOT NULL
+            WINDOW w AS (PARTITION BY y.p, y.k, y.event, y.t ORDER BY y.row_no)) d
+     WHERE r.reason IS NULL AND d.row_no = r.row_no AND d.i > 1;
+    UPDATE rm_receipt r SET reason = format('already loaded (batch %s)', q.batch_id)
+      FROM retail_mid.reach_receipt q
+     WHERE r.reason IS NULL AND q.plan_id = r.p AND q.customer_key = r.k AND q.event = r.event AND q.event_at = r.t;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_receipt_stage(jsonb) IS 'Internal: stages a JSON array of receipts in pg_temp.rm_receipt with the first reason of each bad row (fields, unknown plan or touch, channel or template not the touch''s, before the send, duplicate); returns the row count.';
+
+-- The reasons a batch would be rejected for, one row per bad receipt (none: the batch loads).
+CREATE FUNCTION retail_mid.reach_receipt_check(receipts jsonb)
+RETURNS TABLE (row_no bigint, reason text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM retail_mid.reach_receipt_stage(receipts);
+    RETURN QUERY SELECT r.row_no, r.reason FROM pg_temp.rm_receipt r WHERE r.reason IS NOT NULL ORDER BY r.row_no;
+    DROP TABLE pg_temp.rm_receipt;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_receipt_check(jsonb) IS 'Validates a batch of receipts without loading it: one row per bad receipt (row number = position in the array, from 1) with its first reason; no rows = the batch would load.';
+
+-- Loads a batch of receipts, all or nothing; then moves the touches' outbox status forward (sent, delivered, or
+-- failed when bounced and never delivered).
+CREATE FUNCTION retail_mid.reach_receipt_load(receipts jsonb)
+RETURNS TABLE (batch_id bigint, rows_loaded bigint, events jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE n bigint; n_bad bigint; v_detail text; v_batch bigint; v_job bigint; v_events jsonb; n_status bigint;
+BEGIN
+    v_job := retail_mid.job_start('reach_receipt_load', jsonb_build_object('rows', jsonb_array_length(CASE jsonb_typeof(receipts) WHEN 'array' THEN receipts ELSE '[]' END)));
+    n := retail_mid.reach_receipt_stage(receipts);
+    SELECT count(*), string_agg(format('row %s: %s', x.row_no, x.reason), '; ' ORDER BY x.row_no) FILTER (WHERE x.i <= 5)
+      INTO n_bad, v_detail
+      FROM (SELECT r.row_no, r.reason, row_number() OVER (ORDER BY r.row_no) AS i FROM pg_temp.rm_receipt r WHERE r.reason IS NOT NULL) x;
+    IF n_bad > 0 THEN
+        RAISE EXCEPTION 'reach receipts rejected: % of % rows are bad; nothing was loaded', n_bad, n
+            USING ERRCODE = 'data_exception', DETAIL = v_detail || CASE WHEN n_bad > 5 THEN format('; and %s more', n_bad - 5) ELSE '' END,
+                  HINT = 'retail_mid.reach_receipt_check(receipts) lists the reason of every bad row.';
+    END IF;
+    v_batch := nextval('retail_mid.reach_receipt_batch_seq');
+    INSERT INTO retail_mid.reach_receipt (plan_id, brand, customer_key, channel, template, event, event_at, batch_id)
+    SELECT r.p, r.brand, r.k, r.o_channel, r.o_template, r.event, r.t, v_batch FROM pg_temp.rm_receipt r ORDER BY r.row_no;
+    SELECT coalesce(jsonb_object_agg(e.event, e.n ORDER BY e.event), '{}') INTO v_events
+      FROM (SELECT r.event, count(*) AS n FROM pg_temp.rm_receipt r GROUP BY r.event) e;
+    UPDATE retail_mid.reach_outbox o SET status = x.status
+      FROM (SELECT q.plan_id, q.customer_key,
+                   CASE WHEN bool_or(q.event IN ('delivered', 'opened', 'clicked', 'redeemed', 'unsubscribed')) THEN 'delivered'
+                        WHEN bool_or(q.event = 'bounced') THEN 'failed' ELSE 'sent' END AS status
+              FROM retail_mid.reach_receipt q
+             WHERE (q.plan_id, q.customer_key) IN (SELECT r.p, r.k FROM pg_temp.rm_receipt r)
+             GROUP BY q.plan_id, q.customer_key) x
+     WHERE o.plan_id = x.plan_id AND o.customer_key = x.customer_key AND o.status <> x.status;
+    GET DIAGNOSTICS n_status = ROW_COUNT;
+    DROP TABLE pg_temp.rm_receipt;
+    RAISE NOTICE 'reach_receipt_load: batch %: % receipts loaded %, % outbox statuses moved on', v_batch, n, v_events, n_status;
+    PERFORM retail_mid.job_finish(v_job, n, jsonb_build_object('batch_id', v_batch, 'events', v_events, 'outbox_status_changed', n_status));
+    RETURN QUERY SELECT v_batch, n, v_events;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_receipt_load(jsonb) IS 'Loads a JSON array of receipts ({plan_id, customer_key, event, event_at, optional channel and template}) into reach_receipt, all or nothing: any bad row (unknown plan or touch, unknown event type, bad time, time before the send, duplicate) rejects the whole batch with data_exception (22000) and the first reasons in the detail; moves the outbox status of the touches forward (sent, delivered, failed); returns the batch id, the rows loaded and the count per event.';
+
+-- The same from a CSV file (header: plan_id, customer_key, channel, template, event, event_at; row n of the reasons
+-- is the n-th data line).
+CREATE FUNCTION retail_mid.load_reach_receipts(path text)
+RETURNS TABLE (batch_id bigint, rows_loaded bigint, events jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v jsonb;
+BEGIN
+    CREATE TEMP TABLE rm_receipt_csv (line_no bigint GENERATED ALWAYS AS IDENTITY, plan_id text, customer_key text, channel text,
+        template text, event text, event_at text) ON COMMIT DROP;
+    PERFORM retail_mid.stage_csv(path, 'pg_temp.rm_receipt_csv', 'plan_id, customer_key, channel, template, event, event_at');
+    SELECT coalesce(jsonb_agg(to_jsonb(c) - 'line_no' ORDER BY c.line_no), '[]') INTO v FROM pg_temp.rm_receipt_csv c;
+    DROP TABLE pg_temp.rm_receipt_csv;
+    RETURN QUERY SELECT * FROM retail_mid.reach_receipt_load(v);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.load_reach_receipts(text) IS 'Loads a receipts CSV file (plain or gzip, header plan_id, customer_key, channel, template, event, event_at) with reach_receipt_load: all or nothing.';
+
+-- ----------------------------------------------------------------- plan performance
+-- The 97.5% quantile of Student's t with df degrees of freedom: the Cornish-Fisher expansion around the normal
+-- quantile for df >= 3 (within 0.004 at df = 3, 1e-5 from df = 10); the exact values of df = 1 and df = 2 below 3
+-- (df in [1, 2) takes df = 1, [2, 3) df = 2: a wider, conservative interval); NULL for df < 1 or NaN.
+CREATE FUNCTION retail_mid.reach_t975(df float8)
+RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE WHEN df OPERATOR(pg_catalog.=) 'NaN'::float8 OR df OPERATOR(pg_catalog.<) 1::float8 THEN NULL
+            WHEN df OPERATOR(pg_catalog.<) 2::float8 THEN 12.706204736174698::float8
+            WHEN df OPERATOR(pg_catalog.<) 3::float8 THEN 4.302652729749464::float8
+            -- z + g1/df + g2/df^2 + g3/df^3 + g4/df^4 (Horner in 1/df), g_i the Cornish-Fisher polynomials of z
+            ELSE 1.959963984540054::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.372271230298562::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.8224986157396112::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*)
+                 (2.555849679507722::float8 OPERATOR(pg_catalog.+) ((1::float8 OPERATOR(pg_catalog./) df) OPERATOR(pg_catalog.*) 1.5895340533938225::float8))))))) END;
+COMMENT ON FUNCTION retail_mid.reach_t975(float8) IS 'The 0.975 quantile of Student''s t with df degrees of freedom (Cornish-Fisher expansion for df >= 3, the df = 1 or df = 2 value below; NULL for df < 1): the multiplier of the Welch interval of reach_plan_performance.';
+
+CREATE FUNCTION retail_mid.reach_plan_performance(days int DEFAULT 30, plan bigint DEFAULT NULL)
+RETURNS TABLE (plan_id bigint, brand text, channel text, template text, touches bigint,
+               sent bigint, delivered bigint, opened bigint, clicked bigint, redeemed bigint, unsubscribed bigint, bounced bigint,
+               delivery_rate float8, bounce_rate float8, open_rate float8, click_rate float8, redeem_rate float8, unsubscribe_rate float8,
+               buyers bigint, gmv numeric, conversion float8, gmv_per_head float8,
+               control bigint, control_buyers bigint, control_gmv numeric, control_conversion float8, control_gmv_per_head float8,
+               uplift float8, uplift_low float8, uplift_high float8,
+               gmv_per_head_uplift float8, gmv_per_head_uplift_low float8, gmv_per_head_uplift_high float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE win interval; pl bigint := plan;
+BEGIN
+    IF days IS NULL THEN
+        RAISE EXCEPTION 'days must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF days < 1 OR days > 3660 THEN
+        RAISE EXCEPTION 'days must be between 1 and 3660' USING ERRCODE = 'invalid_parameter_value', DETAIL = format('days = %s', days);
+    END IF;
+    win := make_interval(days => days);
+    RETURN QUERY
+    WITH m AS (   -- the treatment (touches) and the control (held out) of each plan, channel and template
+        SELECT o.plan_id, o.brand, o.channel, o.template, o.customer_key, o.planned_at, false AS is_control
+          FROM retail_mid.reach_outbox o WHERE o.status <> 'skipped' AND (pl IS NULL OR o.plan_id = pl)
+        UNION ALL
+        SELECT h.plan_id, h.brand, h.channel, h.template, h.customer_key, h.planned_at, true
+          FROM retail_mid.reach_holdout h WHERE pl IS NULL OR h.plan_id = pl),
+    f AS (        -- the funnel of each touch
+        SELECT q.plan_id, q.customer_key,
+               bool_or(q.event = 'sent') AS s, bool_or(q.event = 'delivered') AS d, bool_or(q.event = 'opened') AS op,
+               bool_or(q.event = 'clicked') AS c, bool_or(q.event = 'redeemed') AS r, bool_or(q.event = 'unsubscribed') AS u,
+               bool_or(q.event = 'bounced') AS b
+          FROM retail_mid.reach_receipt q WHERE pl IS NULL OR q.plan_id = pl
+         GROUP BY q.plan_id, q.customer_key),
+    g AS (        -- purchases (sale lines) of the brand in (send time, send time + days]
+        SELECT m.plan_id, m.customer_key, sum(l.amount) AS gmv
+          FROM m JOIN retail_mid.dwd_trade_order_line_di l
+            ON l.brand = m.brand AND l.customer_key = m.customer_key AND l.line_type = 'sale'
+           AND l.order_time > m.planned_at AND l.order_time <= m.planned_at + win
+           AND l.dt BETWEEN m.planned_at::date AND (m.planned_at + win)::date
+         GROUP BY m.plan_id, m.customer_key),
+    a AS (
+        SELECT m.plan_id, m.brand, m.channel, m.template,
+               count(*) FILTER (WHERE NOT m.is_control) AS n_t,
+               count(*) FILTER (WHERE NOT m.is_control AND f.s) AS sent, count(*) FILTER (WHERE NOT m.is_control AND f.d) AS delivered,
+               count(*) FILTER (WHERE NOT m.is_control AND f.op) AS opened, count(*) FILTER (WHERE NOT m.is_control AND f.c) AS clicked,
+               count(*) FILTER (WHERE NOT m.is_control AND f.r) AS redeemed, count(*) FILTER (WHERE NOT m.is_control AND f.u) AS unsubscribed,
+               count(*) FILTER (WHERE NOT m.is_control AND f.b) AS bounced,
+               count(g.gmv) FILTER (WHERE NOT m.is_control) AS buyers_t, coalesce(sum(g.gmv) FILTER (WHERE NOT m.is_control), 0) AS gmv_t,
+               var_samp(coalesce(g.gmv, 0)::float8) FILTER (WHERE NOT m.is_control) AS var_t,
+               count(*) FILTER (WHERE m.is_control) AS n_c,
+               count(g.gmv) FILTER (WHERE m.is_control) AS buyers_c, coalesce(sum(g.gmv) FILTER (WHERE m.is_control), 0) AS gmv_c,
+               var_samp(coalesce(g.gmv, 0)::float8) FILTER (WHERE m.is_control) AS var_c
+          FROM m LEFT JOIN f ON f.plan_id = m.plan_id AND f.customer_key = m.customer_key
+                 LEFT JOIN g ON g.plan_id = m.plan_id AND g.customer_key = m.customer_key
+         GROUP BY m.plan_id, m.brand, m.channel, m.template),
+    r AS (
+        SELECT a.*,
+               a.buyers_t::float8 / nullif(a.n_t, 0) AS p_t, a.buyers_c::float8 / nullif(a.n_c, 0) AS p_c,
+               a.gmv_t::float8 / nullif(a.n_t, 0) AS x_t, a.gmv_c::float8 / nullif(a.n_c, 0) AS x_c,
+               CASE WHEN a.n_t >= 2 AND a.n_c >= 2 THEN a.var_t / a.n_t END AS e_t,
+               CASE WHEN a.n_t >= 2 AND a.n_c >= 2 THEN a.var_c / a.n_c END AS e_c
+          FROM a),
+    z AS (
+        SELECT r.*,
+               1.959963984540054 * sqrt(r.p_t * (1 - r.p_t) / r.n_t + r.p_c * (1 - r.p_c) / r.n_c) AS h_p,
+               CASE WHEN r.e_t + r.e_c = 0 THEN 0::float8
+                    ELSE retail_mid.reach_t975((r.e_t + r.e_c) ^ 2 / (r.e_t ^ 2 / (r.n_t - 1) + r.e_c ^ 2 / (r.n_c - 1)))
+                         * sqrt(r.e_t + r.e_c) END AS h_x
+          FROM r)
+    SELECT z.plan_id, z.brand, z.channel, z.template, z.n_t,
+           z.sent, z.delivered, z.opened, z.clicked, z.redeemed, z.unsubscribed, z.bounced,
+           z.delivered::float8 / nullif(z.sent, 0), z.bounced::float8 / nullif(z.sent, 0),
+           z.opened::float8 / nullif(z.delivered, 0), z.clicked::float8 / nullif(z.delivered, 0),
+           z.redeemed::float8 / nullif(z.delivered, 0), z.unsubscribed::float8 / nullif(z.delivered, 0),
+           z.buyers_t, z.gmv_t, z.p_t, z.x_t,
+           z.n_c, z.buyers_c, z.gmv_c, z.p_c, z.x_c,
+           z.p_t - z.p_c, z.p_t - z.p_c - z.h_p, z.p_t - z.p_c + z.h_p,
+           z.x_t - z.x_c, z.x_t - z.x_c - z.h_x, z.x_t - z.x_c + z.h_x
+      FROM z ORDER BY z.plan_id, z.channel, z.template;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_plan_performance(int, bigint) IS 'Per reach plan, channel and template (all plans, or one): touches and the receipt funnel (touches with at least one sent, delivered, opened ... receipt; delivery and bounce rates over sent, the others over delivered), buyers and GMV (sale lines of the brand in the trade DWD in the days after the planned send), the same for the control group (reach_holdout), and the uplift of conversion (two-proportion normal 95% interval) and of GMV per head (Welch 95% interval). NULL where a denominator or the control is empty.';
+
+-- ----------------------------------------------------------------- response-rate tags
+-- Per brand and customer, over the touches delivered in the 180 days up to behavior_as_of(): per channel, the
+-- touches delivered, and those of them opened and clicked (at any time).
+CREATE VIEW retail_mid.tag_source_reach_response AS
+WITH t AS (
+    SELECT q.brand, q.customer_key, q.plan_id, q.channel,
+           min(q.event_at) FILTER (WHERE q.event = 'delivered') AS delivered_at,
+           bool_or(q.event = 'opened') AS opened, bool_or(q.event = 'clicked') AS clicked
+      FROM retail_mid.reach_receipt q
+     GROUP BY q.brand, q.customer_key, q.plan_id, q.channel)
+SELECT t.brand, t.customer_key,
+       count(*) FILTER (WHERE t.channel = 'sms') AS sms_delivered,
+       count(*) FILTER (WHERE t.channel = 'sms' AND t.opened) AS sms_opened,
+       count(*) FILTER (WHERE t.channel = 'sms' AND t.clicked) AS sms_clicked,
+       count(*) FILTER (WHERE t.channel = 'email') AS email_delivered,
+       count(*) FILTER (WHERE t.channel = 'email' AND t.opened) AS email_opened,
+       count(*) FILTER (WHERE t.channel = 'email' AND t.clicked) AS email_clicked,
+       count(*) FILTER (WHERE t.channel = 'wechat') AS wechat_delivered,
+       count(*) FILTER (WHERE t.channel = 'wechat' AND t.opened) AS wechat_opened,
+       count(*) FILTER (WHERE t.channel = 'wechat' AND t.clicked) AS wechat_clicked,
+       count(*) FILTER (WHERE t.channel = 'app_push') AS app_push_delivered,
+       count(*) FILTER (WHERE t.channel = 'app_push' AND t.opened) AS app_push_opened,
+       count(*) FILTER (WHERE t.channel = 'app_push' AND t.clicked) AS app_push_clicked
+  FROM t
+ WHERE t.delivered_at > (SELECT retail_mid.behavior_as_of()) - interval '180 days' AND t.delivered_at <= (SELECT retail_mid.behavior_as_of())
+ GROUP BY t.brand, t.customer_key;
+COMMENT ON VIEW retail_mid.tag_source_reach_response IS 'Per brand and customer: per channel (sms, email, wechat, app_push), the touches with a delivered receipt in the 180 days up to behavior_as_of(), and how many of them were opened and clicked; the source of the *_open_rate_180d and *_click_rate_180d tags (scope brand).';
+COMMENT ON COLUMN retail_mid.tag_source_reach_response.brand IS 'Brand of the touches.';
+COMMENT ON COLUMN retail_mid.tag_source_reach_response.customer_key IS 'Customer key.';
+DO $$
+DECLARE c text; w text;
+BEGIN
+    FOREACH c IN ARRAY ARRAY['sms', 'email', 'wechat', 'app_push'] LOOP
+        EXECUTE format('COMMENT ON COLUMN retail_mid.tag_source_reach_response.%I IS %L', c || '_delivered',
+                       format('%s touches delivered in the 180 days.', c));
+        FOREACH w IN ARRAY ARRAY['opened', 'clicked'] LOOP
+            EXECUTE format('COMMENT ON COLUMN retail_mid.tag_source_reach_response.%I IS %L', c || '_' || w,
+                           format('Of the %s touches delivered in the 180 days, those %s.', c, w));
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, source, expression, numeric_scale, description, owner, scope)
+SELECT c || '_' || w || '_rate_180d', '客户行为数据', '营销行为', '营销响应', '', 'numeric', 'retail_mid.tag_source_reach_response',
+       format('%I::numeric / nullif(%I, 0)', c || '_' || CASE w WHEN 'open' THEN 'opened' ELSE 'clicked' END, c || '_delivered'), 4,
+       format('Share of the brand''s %s touches delivered in the 180 days up to behavior_as_of() that were %s (reach receipts); no value without a delivered %s touch.',
+              c, CASE w WHEN 'open' THEN 'opened' ELSE 'clicked' END, c),
+       'retail_mid', 'brand'
+  FROM unnest(ARRAY['sms', 'email', 'wechat', 'app_push']) c, unnest(ARRAY['open', 'click']) w
+ ORDER BY 1
+ON CONFLICT (tag_name) DO NOTHING;
+
+-- security, as governance/lockdown.sql gives it to the relations of a fresh install
+SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.reach_holdout', 'retail_mid.reach_receipt']::regclass[]) t;
+ALTER VIEW retail_mid.tag_source_reach_response SET (security_invoker = true);
+SELECT retail_mid.security_grant(t)
+  FROM unnest(ARRAY['retail_mid.reach_holdout', 'retail_mid.reach_receipt', 'retail_mid.tag_source_reach_response']::regclass[]) t;
+-- BI reads the base tables of the brand views it reads (tag_source_reach_response reads reach_receipt)
+GRANT SELECT ON retail_mid.reach_receipt TO retail_mid_bi;
+GRANT ALL ON SEQUENCE retail_mid.reach_receipt_batch_seq TO retail_mid_admin;

@@ -54,7 +54,8 @@ CREATE TABLE retail_mid.reach_plan (
     send_at     timestamp NOT NULL,
     campaign_id text NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    created_by  text NOT NULL DEFAULT current_user
+    created_by  text NOT NULL DEFAULT current_user,
+    holdout_share numeric NOT NULL DEFAULT 0 CHECK (holdout_share >= 0 AND holdout_share < 1)  -- issue 16
 );
 -- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_plan', '');
@@ -73,6 +74,7 @@ COMMENT ON COLUMN retail_mid.reach_plan.send_at IS 'When the touches are planned
 COMMENT ON COLUMN retail_mid.reach_plan.campaign_id IS 'Campaign id of the plan''s touches (default reach_plan_<plan_id>); touches of plan campaigns in ods_campaign_touch are not counted twice: the outbox counts them.';
 COMMENT ON COLUMN retail_mid.reach_plan.created_at IS 'When the plan was created.';
 COMMENT ON COLUMN retail_mid.reach_plan.created_by IS 'Who created it.';
+COMMENT ON COLUMN retail_mid.reach_plan.holdout_share IS 'Control group: the share (0 <= share < 1) of the members who would be touched that is held out instead, chosen by reach_holdout_bucket(plan_id, customer_key) < holdout_share and recorded in reach_holdout; 0 (the default) = no control group.';
 
 -- Plans are data; this trigger refuses bad ones with specific SQLSTATEs before the CHECK constraints see them.
 CREATE FUNCTION retail_mid.reach_plan_check() RETURNS trigger
@@ -92,6 +94,18 @@ BEGIN
     END IF;
     IF NEW.send_at IN ('infinity', '-infinity') THEN
         RAISE EXCEPTION 'send time must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.holdout_share IS NULL THEN
+        RAISE EXCEPTION 'holdout_share must not be NULL' USING ERRCODE = 'null_value_not_allowed', HINT = 'Use 0 for no control group.';
+    END IF;
+    IF NEW.holdout_share = 'NaN' OR NEW.holdout_share < 0 OR NEW.holdout_share >= 1 THEN
+        RAISE EXCEPTION 'holdout_share must be at least 0 and less than 1' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('holdout_share = %s', NEW.holdout_share);
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.holdout_share <> OLD.holdout_share
+       AND (EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = OLD.plan_id)
+            OR EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = OLD.plan_id)) THEN
+        RAISE EXCEPTION 'the holdout share of a reach plan that has run cannot change' USING ERRCODE = 'object_in_use';
     END IF;
     IF NEW.audience IS NULL THEN
         RAISE EXCEPTION 'audience expression must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -157,6 +171,40 @@ COMMENT ON COLUMN retail_mid.reach_outbox.reason IS 'Why a member was skipped: f
 COMMENT ON COLUMN retail_mid.reach_outbox.run_id IS 'The reach_run that decided.';
 COMMENT ON COLUMN retail_mid.reach_outbox.decided_at IS 'When the decision was written.';
 
+-- issue 16: the control group of a plan. The members who would be touched and whose hash bucket of (plan,
+-- customer key) is below the plan's holdout_share are written here instead of the outbox: recorded, never sent.
+CREATE TABLE retail_mid.reach_holdout (
+    plan_id      bigint NOT NULL REFERENCES retail_mid.reach_plan,
+    brand        text NOT NULL,
+    customer_key int4 NOT NULL,
+    channel      text NOT NULL REFERENCES retail_mid.reach_channel,
+    template     text NOT NULL,
+    planned_at   timestamp NOT NULL,
+    bucket       float8 NOT NULL CHECK (bucket >= 0 AND bucket < 1),
+    run_id       bigint NOT NULL,
+    decided_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (plan_id, customer_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_holdout', '');
+COMMENT ON TABLE retail_mid.reach_holdout IS 'Control group members of reach plans: audience members who passed consent, the frequency cap and the one-touch-per-person rule but were held out by the deterministic hash (reach_holdout_bucket < the plan''s holdout_share); never written to the outbox, never sent.';
+COMMENT ON COLUMN retail_mid.reach_holdout.plan_id IS 'Reach plan.';
+COMMENT ON COLUMN retail_mid.reach_holdout.brand IS 'Brand of the plan.';
+COMMENT ON COLUMN retail_mid.reach_holdout.customer_key IS 'Held-out audience member.';
+COMMENT ON COLUMN retail_mid.reach_holdout.channel IS 'Channel the member would have been touched through (the control of that channel in reach_plan_performance).';
+COMMENT ON COLUMN retail_mid.reach_holdout.template IS 'Template the member would have received.';
+COMMENT ON COLUMN retail_mid.reach_holdout.planned_at IS 'The plan''s send time (the start of the response window of the control).';
+COMMENT ON COLUMN retail_mid.reach_holdout.bucket IS 'reach_holdout_bucket(plan_id, customer_key), in [0, 1).';
+COMMENT ON COLUMN retail_mid.reach_holdout.run_id IS 'The reach_run that decided.';
+COMMENT ON COLUMN retail_mid.reach_holdout.decided_at IS 'When the decision was written.';
+
+-- A uniform number in [0, 1) from (plan, customer key): the first 52 bits of md5('<plan_id>:<customer_key>').
+-- md5 is the same on every platform and version, so the control group of a plan is reproducible anywhere.
+CREATE FUNCTION retail_mid.reach_holdout_bucket(plan_id bigint, customer_key int4)
+RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN ((('x' OPERATOR(pg_catalog.||) pg_catalog.substr(pg_catalog.md5(plan_id::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) customer_key::text), 1, 13))::bit(52))::int8)::float8
+       OPERATOR(pg_catalog./) 4503599627370496::float8;
+COMMENT ON FUNCTION retail_mid.reach_holdout_bucket(bigint, int4) IS 'Deterministic hash bucket in [0, 1) of a plan and customer key (the first 52 bits of md5(''<plan_id>:<customer_key>'') / 2^52); a member is in the plan''s control group when it is below the plan''s holdout_share.';
+
 CREATE TABLE retail_mid.reach_run (
     run_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     plan_id         bigint NOT NULL REFERENCES retail_mid.reach_plan,
@@ -166,7 +214,8 @@ CREATE TABLE retail_mid.reach_run (
     members         bigint NOT NULL,
     already_decided bigint NOT NULL,
     planned         bigint NOT NULL,
-    skipped         jsonb NOT NULL DEFAULT '{}'
+    skipped         jsonb NOT NULL DEFAULT '{}',
+    held_out        bigint NOT NULL DEFAULT 0  -- issue 16
 );
 -- kept by pg_dump (and where its ids continue): docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.reach_run', '');
@@ -181,6 +230,7 @@ COMMENT ON COLUMN retail_mid.reach_run.members IS 'Audience members at this run.
 COMMENT ON COLUMN retail_mid.reach_run.already_decided IS 'Members with a decision from an earlier run (left as they were).';
 COMMENT ON COLUMN retail_mid.reach_run.planned IS 'Touches planned by this run.';
 COMMENT ON COLUMN retail_mid.reach_run.skipped IS 'Members skipped by this run, per reason.';
+COMMENT ON COLUMN retail_mid.reach_run.held_out IS 'Members put in the control group (reach_holdout) by this run.';
 
 CREATE TABLE retail_mid.reach_brand_lock (
     brand       text PRIMARY KEY,
@@ -219,7 +269,7 @@ COMMENT ON COLUMN retail_mid.reach_touch.source IS 'outbox or ods_campaign_touch
 CREATE FUNCTION retail_mid.reach_plan_create(brand text, audience text, channels text[], send_at timestamp,
                                              templates jsonb DEFAULT '{"*": "default"}', segment_tag text DEFAULT NULL,
                                              cap_touches int DEFAULT 7, cap_days int DEFAULT 30, name text DEFAULT NULL,
-                                             campaign_id text DEFAULT NULL)
+                                             campaign_id text DEFAULT NULL, holdout_share numeric DEFAULT 0)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE id bigint;
@@ -227,24 +277,25 @@ BEGIN
     IF brand IS NULL OR btrim(brand) = '' THEN
         RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    INSERT INTO retail_mid.reach_plan (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id)
-    VALUES (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id)
+    INSERT INTO retail_mid.reach_plan (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id,
+                                       holdout_share)
+    VALUES (brand, name, audience, channels, segment_tag, templates, cap_touches, cap_days, send_at, campaign_id, holdout_share)
     RETURNING plan_id INTO id;
     RETURN id;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.reach_plan_create(text, text, text[], timestamp, jsonb, text, int, int, text, text) IS 'Creates a reach plan (cap defaults to 7 touches in 30 days) and returns its plan_id.';
+COMMENT ON FUNCTION retail_mid.reach_plan_create(text, text, text[], timestamp, jsonb, text, int, int, text, text, numeric) IS 'Creates a reach plan (cap defaults to 7 touches in 30 days; holdout_share, default 0, is the share held out as a control group) and returns its plan_id.';
 
 -- Runs a plan: every audience member without a decision gets one, in one transaction.
 CREATE FUNCTION retail_mid.reach_plan_run(plan_id bigint)
 RETURNS TABLE (run_id bigint, members bigint, already_decided bigint, planned bigint, skipped_frequency_cap bigint,
-               skipped_no_consent bigint, skipped_global_opt_out bigint, skipped_same_person bigint)
+               skipped_no_consent bigint, skipped_global_opt_out bigint, skipped_same_person bigint, held_out bigint)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
     p retail_mid.reach_plan; job bigint; aud retail_mid.rbitmap; n_members bigint; n_done bigint;
-    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; n_same bigint; v_run bigint; win interval;
+    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; n_same bigint; n_held bigint; v_run bigint; win interval;
 BEGIN
     IF plan_id IS NULL THEN
         RAISE EXCEPTION 'plan_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -274,7 +325,8 @@ BEGIN
     INSERT INTO rm_reach_member (customer_key, person)
     SELECT k, coalesce(ob.person_key, k) FROM retail_mid.rb_iterate(aud) k
       LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = k
-     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k);
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = p.plan_id AND h.customer_key = k);
     CREATE INDEX ON rm_reach_member (person);
     n_done := n_members - (SELECT count(*) FROM rm_reach_member);
     ANALYZE rm_reach_member;
@@ -307,12 +359,17 @@ BEGIN
      WHERE m.channel IS NULL;
 
     -- One person, one touch: a plan touches a person once, through the lowest key with a channel, unless an
-    -- earlier run of the plan already touched the person through another key.
+    -- earlier run of the plan already touched (or held out) the person through another key.
     WITH earlier AS (
         SELECT coalesce(ob.person_key, o.customer_key) AS person
           FROM retail_mid.reach_outbox o
           LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = o.customer_key
-         WHERE o.plan_id = p.plan_id AND o.status IN ('planned', 'sent', 'delivered')),
+         WHERE o.plan_id = p.plan_id AND o.status IN ('planned', 'sent', 'delivered')
+        UNION ALL
+        SELECT coalesce(ob.person_key, h.customer_key)
+          FROM retail_mid.reach_holdout h
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = h.customer_key
+         WHERE h.plan_id = p.plan_id),
     ranked AS (
         SELECT m.customer_key, row_number() OVER (PARTITION BY m.person ORDER BY m.customer_key) AS k,
                m.person IN (SELECT e.person FROM earlier e) AS touched
@@ -343,31 +400,47 @@ BEGIN
     UPDATE rm_reach_member m SET reason = 'frequency_cap', channel = NULL
       FROM fullest f WHERE f.customer_key = m.person AND f.n >= p.cap_touches AND m.channel IS NOT NULL;
 
+    -- issue 16: the control group, among the members who would be touched: the hash bucket of (plan, key) below
+    -- the plan's share; recorded in reach_holdout with the channel and template they would have got, never sent
+    IF p.holdout_share > 0 THEN
+        UPDATE rm_reach_member m SET reason = 'holdout'
+         WHERE m.channel IS NOT NULL AND retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key) < p.holdout_share;
+    END IF;
+
     INSERT INTO retail_mid.reach_run (plan_id, brand, job_id, members, already_decided, planned)
     VALUES (p.plan_id, p.brand, job, n_members, n_done, 0) RETURNING reach_run.run_id INTO v_run;
     INSERT INTO retail_mid.reach_outbox (plan_id, brand, customer_key, channel, template, planned_at, status, reason, run_id)
     SELECT p.plan_id, p.brand, m.customer_key, m.channel,
            CASE WHEN m.channel IS NOT NULL THEN coalesce(p.templates ->> m.segment, p.templates ->> '*') END,
            p.send_at, CASE WHEN m.channel IS NULL THEN 'skipped' ELSE 'planned' END, m.reason, v_run
-      FROM rm_reach_member m ORDER BY m.customer_key
+      FROM rm_reach_member m WHERE m.reason IS DISTINCT FROM 'holdout' ORDER BY m.customer_key
     ON CONFLICT ON CONSTRAINT reach_outbox_pkey DO NOTHING;
-    SELECT count(*) FILTER (WHERE m.channel IS NOT NULL), count(*) FILTER (WHERE m.reason = 'frequency_cap'),
+    INSERT INTO retail_mid.reach_holdout (plan_id, brand, customer_key, channel, template, planned_at, bucket, run_id)
+    SELECT p.plan_id, p.brand, m.customer_key, m.channel, coalesce(p.templates ->> m.segment, p.templates ->> '*'),
+           p.send_at, retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key), v_run
+      FROM rm_reach_member m WHERE m.reason = 'holdout' ORDER BY m.customer_key
+    ON CONFLICT ON CONSTRAINT reach_holdout_pkey DO NOTHING;
+    SELECT count(*) FILTER (WHERE m.channel IS NOT NULL AND m.reason IS NULL), count(*) FILTER (WHERE m.reason = 'frequency_cap'),
            count(*) FILTER (WHERE m.reason = 'no_consent'), count(*) FILTER (WHERE m.reason = 'global_opt_out'),
-           count(*) FILTER (WHERE m.reason = 'same_person')
-      INTO n_planned, n_cap, n_consent, n_opt, n_same FROM rm_reach_member m;
-    UPDATE retail_mid.reach_run r SET planned = n_planned,
+           count(*) FILTER (WHERE m.reason = 'same_person'), count(*) FILTER (WHERE m.reason = 'holdout')
+      INTO n_planned, n_cap, n_consent, n_opt, n_same, n_held FROM rm_reach_member m;
+    UPDATE retail_mid.reach_run r SET planned = n_planned, held_out = n_held,
            skipped = jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)
      WHERE r.run_id = v_run;
     RAISE NOTICE 'reach_plan_run: plan %: % touches planned, skipped: % over the frequency cap, % without consent, % opted out, % other keys of a person touched',
         plan_id, n_planned, n_cap, n_consent, n_opt, n_same;
-    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt + n_same,
+    IF p.holdout_share > 0 THEN
+        RAISE NOTICE 'reach_plan_run: plan %: % members held out as the control group (share %)', plan_id, n_held, p.holdout_share;
+    END IF;
+    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt + n_same + n_held,
         jsonb_build_object('run_id', v_run, 'members', n_members, 'already_decided', n_done, 'planned', n_planned,
-                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)));
+                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same),
+                           'held_out', n_held));
     DROP TABLE rm_reach_member;
-    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt, n_same;
+    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt, n_same, n_held;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person); writes reach_outbox, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
+COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person), or held out as the control group (holdout_share); writes reach_outbox, reach_holdout, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
 
 -- ----------------------------------------------------------------- media backflow
 -- The end of the window of behaviour tags: the setting retail_mid.as_of when set (reproducible runs, back-fills),
