@@ -234,32 +234,79 @@ COMMENT ON COLUMN retail_mid.audience_profile_snapshot.base_share IS 'base_membe
 COMMENT ON COLUMN retail_mid.audience_profile_snapshot.tgi IS 'share / base_share * 100 (NULL when the base share is 0).';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.audience_profile_snapshot', '');
 
-CREATE FUNCTION retail_mid.audience_profile_store()
-RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+-- Stores the profile of a saved version (save_audience calls it; a restore by pg_dump does not recompute it).
+CREATE FUNCTION retail_mid.audience_profile_store(name text, brand text, version int) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE b retail_mid.rbitmap; ctx text := nullif(NEW.brand, '*'); nm bigint; nb bigint; msg text;
+DECLARE s retail_mid.rbitmap; b retail_mid.rbitmap; ctx text := nullif(brand, '*'); nm bigint; nb bigint; n bigint;
 BEGIN
+    SELECT p.snapshot INTO s FROM retail_mid.audience_package p
+     WHERE p.name = audience_profile_store.name AND p.brand = audience_profile_store.brand AND p.version = audience_profile_store.version;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'saved audience "%" of brand "%" has no version %', name, brand, version USING ERRCODE = 'undefined_object';
+    END IF;
     b := retail_mid.insight_base(ctx);
-    nm := retail_mid.rb_cardinality(NEW.snapshot);
+    nm := retail_mid.rb_cardinality(s);
     nb := retail_mid.rb_cardinality(b);
     INSERT INTO retail_mid.audience_profile_snapshot (name, brand, version, tag, value, bucket, lo, hi, members, share,
                                                       base_members, base_share, tgi)
-    SELECT NEW.name, NEW.brand, NEW.version, c.tag, retail_mid.insight_label(c.value, c.lo_scaled, c.hi_scaled, c.scale), c.bucket,
+    SELECT audience_profile_store.name, audience_profile_store.brand, audience_profile_store.version, c.tag,
+           retail_mid.insight_label(c.value, c.lo_scaled, c.hi_scaled, c.scale), c.bucket,
            round(c.lo_scaled::numeric / 10::numeric ^ c.scale, c.scale), round(c.hi_scaled::numeric / 10::numeric ^ c.scale, c.scale),
            c.members, c.members::float8 / nullif(nm, 0), c.base_members, c.base_members::float8 / nullif(nb, 0),
            (c.members::float8 / nullif(nm, 0)) / nullif(c.base_members::float8 / nullif(nb, 0), 0) * 100
-      FROM retail_mid.audience_profile_counts(NEW.snapshot, b, retail_mid.insight_tags(NULL), ctx, 5) c;
-    RETURN NULL;
-EXCEPTION WHEN insufficient_privilege OR object_not_in_prerequisite_state THEN
-    -- the audience is saved without its profile (e.g. a tag's indexes being rebuilt at different scales)
-    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-    RAISE WARNING 'audience "%" version % saved without its profile: %', NEW.name, NEW.version, msg;
-    RETURN NULL;
+      FROM retail_mid.audience_profile_counts(s, b, retail_mid.insight_tags(NULL), ctx, 5) c;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.audience_profile_store() IS 'Trigger: stores the profile (quintile buckets for numeric tags) of a newly saved audience version in audience_profile_snapshot, as the user who saved it.';
-CREATE TRIGGER audience_profile_store AFTER INSERT ON retail_mid.audience_package
-    FOR EACH ROW EXECUTE FUNCTION retail_mid.audience_profile_store();
+COMMENT ON FUNCTION retail_mid.audience_profile_store(text, text, int) IS 'Internal to save_audience: stores the profile of a saved version (every tag the caller reads, quintile buckets for numeric tags, against the brand''s customers or every known customer for a group-wide audience) in audience_profile_snapshot; returns the rows written.';
+
+-- Saves an audience under the next version of its name and brand (concurrent saves of one are serialised). The
+-- expression is evaluated as the caller (an analyst's bitmaps hold the customers of its brands only), and a
+-- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from foundation/tenancy.sql).
+CREATE FUNCTION retail_mid.save_audience(name text, expression text, brand text DEFAULT '*') RETURNS int
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v int; b retail_mid.rbitmap; entitled boolean; msg text;
+BEGIN
+    IF btrim(name) = '' THEN
+        RAISE EXCEPTION 'audience name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF btrim(brand) = '' THEN
+        RAISE EXCEPTION 'audience brand must not be empty' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Give a brand, or ''*'' for a group-wide audience.';
+    END IF;
+    entitled := CASE WHEN brand = '*' THEN pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') ELSE retail_mid.brand_visible(brand) END;
+    IF NOT entitled THEN
+        RAISE EXCEPTION 'permission denied to save audiences of brand "%"', brand USING ERRCODE = 'insufficient_privilege',
+            HINT = CASE WHEN brand = '*' THEN 'Group-wide audiences are saved by members of retail_mid_admin; save it for one of your brands.'
+                        ELSE 'It needs an entitlement to the brand (retail_mid.brand_entitlement).' END;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.audience_package'), hashtext(brand || '/' || name));
+    -- in the brand's context: brand tags are read with that brand's values (a customer of several brands the
+    -- caller sees counts by this brand's data)
+    b := CASE WHEN brand = '*' THEN retail_mid.audience(expression) ELSE retail_mid.audience(expression, brand) END;
+    IF brand <> '*' THEN
+        b := retail_mid.rb_and(b, coalesce((SELECT retail_mid.rb_build_agg(cb.customer_key) FROM retail_mid.customer_brand cb
+                                             WHERE cb.brand = save_audience.brand), '{}'));
+    END IF;
+    SELECT coalesce(max(p.version), 0) + 1 INTO v FROM retail_mid.audience_package p
+     WHERE p.name = save_audience.name AND p.brand = save_audience.brand;
+    INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
+    VALUES (name, brand, v, expression, retail_mid.audience_parse(expression), b, retail_mid.rb_cardinality(b));
+    -- issue 16: the version's profile; an audience is still saved when a tag cannot be profiled now
+    BEGIN
+        PERFORM retail_mid.audience_profile_store(name, brand, v);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE WARNING 'audience "%" version % saved without its profile: %', name, v, msg;
+    END;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.save_audience(text, text, text) IS 'Evaluates the expression as the caller (in the brand''s context: brand tags with that brand''s values) and saves its snapshot, restricted to the brand''s customers, as the next version of the named audience of that brand (''*'', the default: group-wide, admins only); returns the version. Error 42501 for a brand the caller is not entitled to.';
+
 
 CREATE VIEW retail_mid.audience_insight AS
 SELECT s.name::text AS audience_name, s.brand::text AS brand, s.version::int AS version, p.customers::bigint AS audience_members,

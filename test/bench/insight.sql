@@ -85,7 +85,7 @@ SELECT t, v, count(*) FILTER (WHERE t02 = 1 AND n1 >= 600) AS members, count(*) 
  CROSS JOIN LATERAL (VALUES %s) u(t, v)
  GROUP BY t, v$q$,
   (SELECT string_agg(format('percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY n%s) AS b%s', j, j), ', ') FROM generate_series(1, 3) j),
-  'w.t02, w.n1, ' || (SELECT string_agg(format('w.t%s', lpad(i::text, 2, '0')), ', ') FROM generate_series(1, 47) i) || ', '
+  'w.n1, ' || (SELECT string_agg(format('w.t%s', lpad(i::text, 2, '0')), ', ') FROM generate_series(1, 47) i) || ', '
     || (SELECT string_agg(format('width_bucket(w.n%s, q.b%s) + 1 AS k%s', j, j, j), ', ') FROM generate_series(1, 3) j),
   (SELECT string_agg(format('(%L, t%s::text)', 'bench_t' || lpad(i::text, 2, '0'), lpad(i::text, 2, '0')), ', ') FROM generate_series(1, 47) i)
     || ', ' || (SELECT string_agg(format('(%L, k%s::text)', 'bench_n' || j, j), ', ') FROM generate_series(1, 3) j)) AS peer \gset
