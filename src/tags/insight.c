@@ -146,10 +146,40 @@ InsightNumeric(const char *tag, SPITupleTable *rows, uint64 nrows, const roaring
 				bounds[nb++] = v;
 		}
 	/* bucket b (1..nb+1) is bounds[b-2] <= v < bounds[b-1]; the first and last are open */
+	if (n == 1)
+	{
+		/* one index: bucket = (v < upper bound) minus the buckets below, one comparison per boundary */
+		RbHandle   *below = RbNew();
+
+		for (int b = 0; b <= nb; b++)
+		{
+			InsightFeature f = {tag, NULL, b + 1, b > 0, b > 0 ? bounds[b - 1] : 0, b < nb, b < nb ? bounds[b] : 0, scale, NULL};
+			RbHandle   *upto;
+			RbHandle   *r = RbHandleAlloc();
+
+			if (f.has_hi && f.hi == PG_INT64_MIN)
+				continue;		/* v < the smallest int8: empty */
+			upto = f.has_hi ? BsiRangeOpen(&idx[0], false, 0, true, f.hi - 1) : BsiRangeOpen(&idx[0], false, 0, false, 0);
+			r->rb = roaring_bitmap_andnot(upto->rb, below->rb);
+			RbCheckAlloc(r);
+			f.customers = r->rb;
+			visit(arg, &f);
+			RbFree(r);
+			RbFree(below);
+			below = upto;
+		}
+		RbFree(below);
+		BsiClose(&idx[0]);
+		return;
+	}
 	for (int b = 0; b <= nb; b++)
 	{
 		InsightFeature f = {tag, NULL, b + 1, b > 0, b > 0 ? bounds[b - 1] : 0, b < nb, b < nb ? bounds[b] : 0, scale, NULL};
-		RbHandle   *r = InsightRange(idx, n, f.has_lo, f.lo, f.has_hi, f.has_hi ? f.hi - 1 : 0);
+		RbHandle   *r;
+
+		if (f.has_hi && f.hi == PG_INT64_MIN)
+			continue;			/* v < the smallest int8: empty */
+		r = InsightRange(idx, n, f.has_lo, f.lo, f.has_hi, f.has_hi ? f.hi - 1 : 0);
 
 		f.customers = r->rb;
 		visit(arg, &f);
@@ -159,6 +189,33 @@ InsightNumeric(const char *tag, SPITupleTable *rows, uint64 nrows, const roaring
 		BsiClose(&idx[i]);
 }
 
+/* The three queries of InsightTag, prepared once per call (planning them per tag costs more than the counting). */
+static SPIPlanPtr insight_plans[3];
+
+static void
+InsightPrepare(void)
+{
+	static const char *const sql[3] = {
+		"SELECT value_type FROM retail_mid.tag_definition WHERE tag_name = $1",
+		"SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
+		"JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
+		"AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
+		"WHERE d.tag_name = $1 ORDER BY b.brand",
+		/* the rows of one value (several brands) are OR-ed in C: no re-serialisation as rb_or_agg would do */
+		"SELECT b.tag_value, b.bitmap FROM retail_mid.tag_definition d "
+		"JOIN retail_mid.tag_bitmap b ON b.tag_name = d.tag_name "
+		"AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
+		"WHERE d.tag_name = $1 ORDER BY b.tag_value COLLATE \"C\", b.brand"};
+	Oid			types[2] = {TEXTOID, TEXTOID};
+
+	for (int i = 0; i < 3; i++)
+	{
+		insight_plans[i] = SPI_prepare(sql[i], i == 0 ? 1 : 2, types);
+		if (insight_plans[i] == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+}
+
 /*
  * Visits the features of one tag as the caller may read them (row-level security on tag_bitmap and tag_bsi);
  * in a brand context a brand tag is read with that brand's rows only, as the evaluator does. Caller is in SPI.
@@ -166,7 +223,6 @@ InsightNumeric(const char *tag, SPITupleTable *rows, uint64 nrows, const roaring
 static void
 InsightTag(const char *tag, text *brand, const roaring_bitmap_t *base, int nbuckets, InsightVisit visit, void *arg)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tag), PointerGetDatum(brand)};
 	char		nulls[2] = {' ', brand == NULL ? 'n' : ' '};
 	bool		isnull;
@@ -175,8 +231,7 @@ InsightTag(const char *tag, text *brand, const roaring_bitmap_t *base, int nbuck
 	SPITupleTable *rows;
 	uint64		nrows;
 
-	rc = SPI_execute_with_args("SELECT value_type FROM retail_mid.tag_definition WHERE tag_name = $1",
-							   1, types, values, NULL, true, 1);
+	rc = SPI_execute_plan(insight_plans[0], values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tag lookup failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -184,35 +239,35 @@ InsightTag(const char *tag, text *brand, const roaring_bitmap_t *base, int nbuck
 	type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)[0];
 	if (type == 'n')
 	{
-		rc = SPI_execute_with_args("SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
-								   "JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
-								   "AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
-								   "WHERE d.tag_name = $1 ORDER BY b.brand",
-								   2, types, values, nulls, true, 0);
+		rc = SPI_execute_plan(insight_plans[1], values, nulls, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
 		InsightNumeric(tag, SPI_tuptable, SPI_processed, base, nbuckets, visit, arg);
 		return;
 	}
-	rc = SPI_execute_with_args("SELECT b.tag_value, retail_mid.rb_or_agg(b.bitmap) FROM retail_mid.tag_definition d "
-							   "JOIN retail_mid.tag_bitmap b ON b.tag_name = d.tag_name "
-							   "AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
-							   "WHERE d.tag_name = $1 GROUP BY b.tag_value ORDER BY b.tag_value COLLATE \"C\"",
-							   2, types, values, nulls, true, 0);
+	rc = SPI_execute_plan(insight_plans[2], values, nulls, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tag bitmap query failed: %s", SPI_result_code_string(rc));
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
-	for (uint64 i = 0; i < nrows; i++)
+	for (uint64 i = 0; i < nrows;)
 	{
-		Datum		d = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
-		InsightFeature f = {tag, SPI_getvalue(rows->vals[i], rows->tupdesc, 1), 0, false, 0, false, 0, 0, NULL};
-		RbHandle   *h;
+		char	   *value = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+		InsightFeature f = {tag, value, 0, false, 0, false, 0, 0, NULL};
+		RbHandle   *h = RbFromDatum(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
 
 		CHECK_FOR_INTERRUPTS();
-		if (isnull)
-			continue;
-		h = RbFromDatum(d);
+		for (i++; i < nrows; i++)
+		{
+			char	   *next = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+			RbHandle   *more;
+
+			if (strcmp(next, value) != 0)
+				break;
+			more = RbFromDatum(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			roaring_bitmap_or_inplace(h->rb, more->rb);
+			RbFree(more);
+		}
 		f.customers = h->rb;
 		visit(arg, &f);
 		RbFree(h);
@@ -325,6 +380,7 @@ audience_profile_counts(PG_FUNCTION_ARGS)
 	tags = InsightTagNames(PG_GETARG_ARRAYTYPE_P(2), &ntags);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	InsightPrepare();
 	for (int i = 0; i < ntags; i++)
 		InsightTag(tags[i], brand, base->rb, nbuckets, ProfileVisit, &ps);
 	SPI_finish();
@@ -463,6 +519,7 @@ audience_lookalike_scores(PG_FUNCTION_ARGS)
 	tags = InsightTagNames(PG_GETARG_ARRAYTYPE_P(2), &ntags);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	InsightPrepare();
 	for (int i = 0; i < ntags; i++)
 		InsightTag(tags[i], brand, base->rb, nbuckets, LookalikeVisit, &ls);
 	SPI_finish();
