@@ -27,14 +27,7 @@
 
 /* ---------- reading ---------- */
 
-typedef struct Bsi
-{
-	int64		min;
-	int64		max;
-	int			slices;
-	RbHandle   *exist;
-	RbHandle   *slice[64];
-} Bsi;
+static void BsiRangeInto(Bsi *b, RbHandle *out, bool has_lo, int64 lo, bool has_hi, int64 hi);
 
 static void
 BsiCorrupt(const char *detail)
@@ -183,20 +176,86 @@ BsiRange(Datum d, bool has_lo, int64 lo, bool has_hi, int64 hi, bool trusted)
 	memset(&b, 0, sizeof(b));
 	BsiRead(d, &b, !trusted);
 	out = b.exist;
+	BsiRangeInto(&b, out, has_lo, lo, has_hi, hi);
+	BsiReleaseSlices(&b);
+	return out;
+}
+
+void
+BsiOpen(Datum d, Bsi *b)
+{
+	memset(b, 0, sizeof(*b));
+	BsiRead(d, b, false);
+}
+
+void
+BsiClose(Bsi *b)
+{
+	BsiReleaseSlices(b);
+	RbFree(b->exist);
+}
+
+RbHandle *
+BsiRangeOpen(Bsi *b, bool has_lo, int64 lo, bool has_hi, int64 hi)
+{
+	RbHandle   *out = RbHandleAlloc();
+
+	out->rb = roaring_bitmap_copy(b->exist->rb);
+	RbCheckAlloc(out);
+	BsiRangeInto(b, out, has_lo, lo, has_hi, hi);
+	return out;
+}
+
+bool
+BsiKth(Bsi *b, const roaring_bitmap_t *filter, uint64 k, int64 *out)
+{
+	roaring_bitmap_t *e = roaring_bitmap_and(b->exist->rb, filter);
+	uint64		u = 0;
+
+	if (e == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	if (k < 1 || k > roaring_bitmap_get_cardinality(e))
+	{
+		roaring_bitmap_free(e);
+		return false;
+	}
+	/* from the most significant slice down: the k-th smallest has bit i off iff at least k candidates do */
+	for (int i = b->slices - 1; i >= 0; i--)
+	{
+		uint64		zeros = roaring_bitmap_andnot_cardinality(e, b->slice[i]->rb);
+
+		CHECK_FOR_INTERRUPTS();
+		if (k <= zeros)
+			roaring_bitmap_andnot_inplace(e, b->slice[i]->rb);
+		else
+		{
+			k -= zeros;
+			u |= (uint64) 1 << i;
+			roaring_bitmap_and_inplace(e, b->slice[i]->rb);
+		}
+	}
+	roaring_bitmap_free(e);
+	*out = (int64) ((uint64) b->min + u);
+	return true;
+}
+
+/* out (a copy of the existence bitmap) := the customers with lo <= v <= hi. */
+static void
+BsiRangeInto(Bsi *b, RbHandle *out, bool has_lo, int64 lo, bool has_hi, int64 hi)
+{
 	/* bounds outside [min, max] constrain nothing or exclude everything */
-	if (has_lo && lo <= b.min)
+	if (has_lo && lo <= b->min)
 		has_lo = false;
-	if (has_hi && hi >= b.max)
+	if (has_hi && hi >= b->max)
 		has_hi = false;
-	if ((has_lo && lo > b.max) || (has_hi && hi < b.min) || (has_lo && has_hi && lo > hi))
+	if ((has_lo && lo > b->max) || (has_hi && hi < b->min) || (has_lo && has_hi && lo > hi))
 	{
 		roaring_bitmap_clear(out->rb);
-		BsiReleaseSlices(&b);
-		return out;
+		return;
 	}
 	if (has_lo && has_hi && lo == hi)
 	{
-		roaring_bitmap_t *r = BsiEqual(&b, (uint64) lo - (uint64) b.min);
+		roaring_bitmap_t *r = BsiEqual(b, (uint64) lo - (uint64) b->min);
 
 		roaring_bitmap_free(out->rb);
 		out->rb = r;
@@ -205,21 +264,19 @@ BsiRange(Datum d, bool has_lo, int64 lo, bool has_hi, int64 hi, bool trusted)
 	{
 		if (has_lo)
 		{
-			roaring_bitmap_t *r = BsiCompare(&b, (uint64) lo - (uint64) b.min, true);
+			roaring_bitmap_t *r = BsiCompare(b, (uint64) lo - (uint64) b->min, true);
 
 			roaring_bitmap_free(out->rb);
 			out->rb = r;
 		}
 		if (has_hi)
 		{
-			roaring_bitmap_t *r = BsiCompare(&b, (uint64) hi - (uint64) b.min, false);
+			roaring_bitmap_t *r = BsiCompare(b, (uint64) hi - (uint64) b->min, false);
 
 			roaring_bitmap_and_inplace(out->rb, r);
 			roaring_bitmap_free(r);
 		}
 	}
-	BsiReleaseSlices(&b);
-	return out;
 }
 
 int

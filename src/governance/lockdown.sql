@@ -130,6 +130,8 @@ GRANT SELECT ON retail_mid.tag_value, retail_mid.customer_universe TO retail_mid
 -- the columns save_audience writes, so created_at and created_by keep their defaults
 GRANT INSERT (name, brand, version, expression, canonical_expression, snapshot, customers) ON retail_mid.audience_package TO retail_mid_analyst;
 GRANT SELECT (customer_key) ON retail_mid.customer_key TO retail_mid_analyst;
+-- issue 16: saving an audience stores its profile (the trigger runs as the saver)
+GRANT INSERT ON retail_mid.audience_profile_snapshot TO retail_mid_analyst;
 -- brand_visible reads the entitlements (each user sees only its own rows); the definitions BI dashboards label with
 GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mid.quality_template TO retail_mid_bi;
 -- issue 15 (BI contract): BI keeps reading the reach tables it read through reach_touch in 1.0.0; the view owner

@@ -291,44 +291,6 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.refresh_customer_universe() IS 'Rebuilds the cached bitmap of all known customers; returns its cardinality.';
 
--- Saves an audience under the next version of its name and brand (concurrent saves of one are serialised). The
--- expression is evaluated as the caller (an analyst's bitmaps hold the customers of its brands only), and a
--- brand's snapshot is cut down to that brand's customers (retail_mid.customer_brand, from foundation/tenancy.sql).
-CREATE FUNCTION retail_mid.save_audience(name text, expression text, brand text DEFAULT '*') RETURNS int
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE v int; b retail_mid.rbitmap; entitled boolean;
-BEGIN
-    IF btrim(name) = '' THEN
-        RAISE EXCEPTION 'audience name must not be empty' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF btrim(brand) = '' THEN
-        RAISE EXCEPTION 'audience brand must not be empty' USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Give a brand, or ''*'' for a group-wide audience.';
-    END IF;
-    entitled := CASE WHEN brand = '*' THEN pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') ELSE retail_mid.brand_visible(brand) END;
-    IF NOT entitled THEN
-        RAISE EXCEPTION 'permission denied to save audiences of brand "%"', brand USING ERRCODE = 'insufficient_privilege',
-            HINT = CASE WHEN brand = '*' THEN 'Group-wide audiences are saved by members of retail_mid_admin; save it for one of your brands.'
-                        ELSE 'It needs an entitlement to the brand (retail_mid.brand_entitlement).' END;
-    END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.audience_package'), hashtext(brand || '/' || name));
-    -- in the brand's context: brand tags are read with that brand's values (a customer of several brands the
-    -- caller sees counts by this brand's data)
-    b := CASE WHEN brand = '*' THEN retail_mid.audience(expression) ELSE retail_mid.audience(expression, brand) END;
-    IF brand <> '*' THEN
-        b := retail_mid.rb_and(b, coalesce((SELECT retail_mid.rb_build_agg(cb.customer_key) FROM retail_mid.customer_brand cb
-                                             WHERE cb.brand = save_audience.brand), '{}'));
-    END IF;
-    SELECT coalesce(max(p.version), 0) + 1 INTO v FROM retail_mid.audience_package p
-     WHERE p.name = save_audience.name AND p.brand = save_audience.brand;
-    INSERT INTO retail_mid.audience_package (name, brand, version, expression, canonical_expression, snapshot, customers)
-    VALUES (name, brand, v, expression, retail_mid.audience_parse(expression), b, retail_mid.rb_cardinality(b));
-    RETURN v;
-END;
-$$;
-COMMENT ON FUNCTION retail_mid.save_audience(text, text, text) IS 'Evaluates the expression as the caller (in the brand''s context: brand tags with that brand''s values) and saves its snapshot, restricted to the brand''s customers, as the next version of the named audience of that brand (''*'', the default: group-wide, admins only); returns the version. Error 42501 for a brand the caller is not entitled to.';
-
 CREATE VIEW retail_mid.audience_member AS
 SELECT p.name::text AS audience_name, p.version::int AS version, m.customer_key::int4 AS customer_key, p.brand::text AS brand
   FROM (SELECT DISTINCT ON (name, brand) name, brand, version, snapshot FROM retail_mid.audience_package ORDER BY name, brand, version DESC) p
