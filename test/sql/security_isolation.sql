@@ -134,7 +134,7 @@ BEGIN
                     outcome := 'LEAK: readable without brand scope';
                 END IF;
             EXCEPTION WHEN OTHERS THEN
-                outcome := 'error ' || SQLSTATE || ': ' || SQLERRM;
+                outcome := 'error ' || SQLSTATE || ': ' || replace(SQLERRM, current_database(), '<database>');  -- the same under upgrade.t
             END;
         END IF;
         RETURN NEXT;
@@ -198,7 +198,7 @@ BEGIN
                 outcome := CASE WHEN n = 0 THEN 'NULL' ELSE 'a value' END;
             END IF;
         EXCEPTION WHEN OTHERS THEN
-            outcome := 'error ' || SQLSTATE || ': ' || SQLERRM;
+            outcome := 'error ' || SQLSTATE || ': ' || replace(SQLERRM, current_database(), '<database>');  -- the same under upgrade.t
         END;
         RETURN NEXT;
     END LOOP;
