@@ -12,7 +12,8 @@ SQL_tags       = audience brand_scope insight tags_builtin reach reach_results
 SQL_demand     = forecast promo replenish
 SQL_site       = site fulfilment
 SQL_governance = security quality metric lockdown
-SQL_AREAS      = common bitmap foundation consumer tags demand site governance
+SQL_dashboard  = dashboard
+SQL_AREAS      = common bitmap foundation consumer tags demand site governance dashboard
 # every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
 INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 
@@ -48,9 +49,18 @@ retail_mid--$(EXTVERSION).sql: $(addprefix src/,$(addsuffix .sql,$(INSTALL_ORDER
 	  for d in $(INSTALL_ORDER); do echo; echo "-- ===== src/$$d.sql ====="; cat src/$$d.sql; done ) > $@
 
 # The two commands the README opens with. Both install what is missing, build, install and use a throw-away cluster.
-.PHONY: demo test bench
+.PHONY: demo test bench dashboard
 demo:
 	bash test/demo.sh $(DATA_PATH)
+# The dashboards (docs/dashboard.md): a throw-away cluster filled with the synthetic brand and every job the tiles read,
+# then build/dashboard/retail_mid_dashboard.html (one page, opens offline) from the dash_* views. DASHBOARD_SMALL=1: small brand.
+DASHBOARD_SMALL ?=
+dashboard:
+	bash test/deps.sh nodejs
+	command -v npm >/dev/null || bash test/deps.sh npm
+	$(MAKE) -s && rm -rf build/dashboard/install && $(MAKE) -s install DESTDIR=$(CURDIR)/build/dashboard/install >/dev/null
+	RETAIL_MID_DESTDIR=$(CURDIR)/build/dashboard/install bash test/with_cluster.sh \
+	  bash -c 'psql -X -q -A -t -v ON_ERROR_STOP=1 $(if $(DASHBOARD_SMALL),-v small=1) -f test/dashboard/data.sql >/dev/null && bash test/dashboard/build.sh'
 test:
 	bash test/run_tests.sh
 bench:

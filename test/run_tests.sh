@@ -3,7 +3,9 @@
 # installs, then runs the pg_regress suite and the TAP tests against a throw-away cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash test/deps.sh libipc-run-perl python3-psycopg2
+bash test/deps.sh libipc-run-perl python3-psycopg2 chromium nodejs
+# the dashboard test (test/t/dashboard.t) installs its chart library with npm: Debian's npm unless a Node.js with npm is there
+command -v npm >/dev/null || bash test/deps.sh npm
 make -s clean >/dev/null
 make -s PG_CFLAGS="-DUSE_ASSERT_CHECKING -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare" >/dev/null
 # Installed into a private directory the test cluster reads through Debian's extension_destdir setting, so

@@ -216,9 +216,9 @@ BEGIN ATOMIC
                             'metric_derived', 'metric_composite', 'metric_coverage', 'pii_mask_rule', 'quality_template',
                             'quality_rule', 'quality_rule_version', 'rfm_segment_map', 'rfm_segment_map_def',
                             'tag_taxonomy', 'tag_definition', 'dim_calendar', 'dim_holiday', 'dim_date',
-                            'site_candidate_ranking']::name[]);
+                            'site_candidate_ranking', 'dash_site_candidate']::name[]);
 END;
-COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking; no rows of any brand.';
+COMMENT ON FUNCTION retail_mid.security_reference_relations() IS 'The relations without a brand column that analysts and BI may read: definitions and settings, the calendar, the group''s site candidate ranking (and its dashboard view); no rows of any brand.';
 
 -- Grants a relation of the extension (or one it generated) to the shipped roles by the rules above: admins
 -- everything; analysts a relation with a brand column (under row-level security, or a security_invoker view
