@@ -59,6 +59,16 @@ exec valgrind --quiet --error-limit=no --num-callers=30 --track-origins=yes --re
 VG
   chmod 755 "$tmp/postgres_vg"; pg_ctl_opts=(-p "$tmp/postgres_vg" -t 300)
 fi
+if [ -n "${RETAIL_MID_ASAN:-}" ]; then
+  # every server process runs with AddressSanitizer's runtime preloaded (test/asan.sh); RETAIL_MID_ASAN holds the
+  # LD_PRELOAD list and RETAIL_MID_ASAN_LOG the directory for the reports (one file per process)
+  cat >"$tmp/postgres_asan" <<AS
+#!/bin/sh
+LD_PRELOAD="$RETAIL_MID_ASAN" ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$RETAIL_MID_ASAN_LOG/asan" \
+  exec "$BIN/postgres" "\$@"
+AS
+  chmod 755 "$tmp/postgres_asan"; pg_ctl_opts=(-p "$tmp/postgres_asan" -t 120)
+fi
 "${run_as[@]}" "$BIN/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w "${pg_ctl_opts[@]}" start >/dev/null
 export PGHOST=$tmp PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 # Fixtures and the shared data are copied next to the cluster when the server could not read them in place.
