@@ -19,7 +19,9 @@ make -s clean >/dev/null
 flags="-fsanitize=address -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DUSE_ASSERT_CHECKING"
 make -s PG_CFLAGS="$flags -Wno-unused-parameter -Wno-sign-compare" PG_LDFLAGS="-fsanitize=address -fsanitize=undefined" >/dev/null
 rm -rf tmp_install && make -s install DESTDIR="$PWD/tmp_install" >/dev/null
-make -s clean >/dev/null   # so that the next ordinary build does not reuse instrumented objects
+# after the run, so that the next ordinary build does not reuse instrumented objects (the suite's layout check
+# reads the generated install script, which make clean removes)
+trap 'make -s clean >/dev/null' EXIT
 export RETAIL_MID_DESTDIR="$PWD/tmp_install" RETAIL_MID_ASAN="$libasan $log/asan_shim.so" RETAIL_MID_ASAN_LOG="$log"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$log/ubsan"
 rc=0

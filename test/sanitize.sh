@@ -12,7 +12,9 @@ make -s clean >/dev/null
 flags="-fsanitize=undefined -fsanitize=float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer -DUSE_ASSERT_CHECKING"
 make -s PG_CFLAGS="$flags -Wno-unused-parameter -Wno-sign-compare" PG_LDFLAGS="-fsanitize=undefined" >/dev/null
 rm -rf tmp_install && make -s install DESTDIR="$PWD/tmp_install" >/dev/null
-make -s clean >/dev/null   # so that the next ordinary build does not reuse instrumented objects
+# after the run, so that the next ordinary build does not reuse instrumented objects (the suite's layout check
+# reads the generated install script, which make clean removes)
+trap 'make -s clean >/dev/null' EXIT
 export RETAIL_MID_DESTDIR="$PWD/tmp_install"
 # the first finding aborts the backend: pg_regress reports the crash and the report lands in the log files
 log=$(mktemp -d /tmp/retail_mid_ubsan.XXXXXX); chmod 777 "$log"
