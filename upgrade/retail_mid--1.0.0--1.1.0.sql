@@ -7095,3 +7095,8 @@ GRANT SELECT ON retail_mid.dash_site_candidate TO retail_mid_admin, retail_mid_a
 -- BI reads the brand-isolated tables under the dashboard views (security_invoker views need both)
 GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, retail_mid.site_store, retail_mid.replenish_forecast
     TO retail_mid_bi;
+
+-- issue 16: audience latency. The evaluator keeps its queries prepared; customer_universe() is C, running the
+-- same prepared query as the evaluator's NOT (as a SQL function its body was re-planned on every call).
+CREATE OR REPLACE FUNCTION retail_mid.customer_universe() RETURNS retail_mid.rbitmap
+    AS 'MODULE_PATHNAME', 'customer_universe' LANGUAGE C STABLE PARALLEL RESTRICTED;

@@ -110,23 +110,106 @@ te_parse_text(text *t, char **src_out)
 	return n;
 }
 
-/* Runs a query returning one rbitmap (NULL read as empty) and deserialises it into the current context. */
-static RbHandle *
-te_fetch(const char *sql, int nargs, Oid *types, Datum *values)
+/*
+ * The evaluator's queries, prepared once per backend and kept: parsing and planning them on every call cost more
+ * than the set algebra of a short expression (docs/benchmarks.md, "Audience latency"). The plan cache re-plans a
+ * kept plan after DDL on what it reads and when the current role changes (row-level security), so keeping them
+ * does not let one role's plan serve another.
+ */
+typedef enum TeQuery
+{
+	TE_Q_TAG_TYPE,
+	TE_Q_ENUM,
+	TE_Q_ENUM_NOT,
+	TE_Q_NUMERIC,
+	TE_Q_UNIVERSE,
+	TE_Q_UNIVERSE_BRAND,
+	TE_Q_AUDIENCE,
+	TE_Q_BRAND_VISIBLE,
+	TE_NQUERIES
+} TeQuery;
+
+static const struct
+{
+	const char *sql;
+	int			nargs;
+	Oid			types[3];
+}			te_queries[TE_NQUERIES] = {
+	[TE_Q_TAG_TYPE] = {"SELECT value_type, scope = 'brand', "
+		"scope = 'group' AND NOT shared_with_brands AND NOT retail_mid.brand_visible('*') "
+	"FROM retail_mid.tag_definition WHERE tag_name = $1", 1, {TEXTOID}},
+	/* the rows of the values (several brands) are OR-ed in C: rb_or_agg would serialise the union once more */
+	[TE_Q_ENUM] = {"SELECT bitmap FROM retail_mid.tag_bitmap WHERE tag_name = $1 AND tag_value = ANY ($2) "
+	"AND ($3::text IS NULL OR brand = $3)", 3, {TEXTOID, TEXTARRAYOID, TEXTOID}},
+	[TE_Q_ENUM_NOT] = {"SELECT bitmap FROM retail_mid.tag_bitmap WHERE tag_name = $1 AND tag_value <> ALL ($2) "
+	"AND ($3::text IS NULL OR brand = $3)", 3, {TEXTOID, TEXTARRAYOID, TEXTOID}},
+	[TE_Q_NUMERIC] = {"SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
+		"LEFT JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
+		"AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
+	"WHERE d.tag_name = $1 AND d.value_type = 'numeric'", 2, {TEXTOID, TEXTOID}},
+	/* the body of retail_mid.customer_universe(): the cache plus the dictionary keys added since, else built */
+	[TE_Q_UNIVERSE] = {"SELECT coalesce(retail_mid.rb_or(u.bitmap, coalesce((SELECT retail_mid.rb_build_agg(k.customer_key) "
+		"FROM retail_mid.customer_key k WHERE k.customer_key > u.max_key), '{}')), "
+		"(SELECT retail_mid.rb_build_agg(x.customer_key) FROM (SELECT k.customer_key FROM retail_mid.customer_key k "
+		"UNION ALL SELECT v.customer_key FROM retail_mid.tag_value v WHERE v.valid_to IS NULL) x), '{}') "
+	"FROM (SELECT 1) one LEFT JOIN retail_mid.customer_universe u ON true", 0, {InvalidOid}},
+	[TE_Q_UNIVERSE_BRAND] = {"SELECT retail_mid.rb_build_agg(customer_key) FROM retail_mid.customer_brand "
+	"WHERE brand = $1", 1, {TEXTOID}},
+	[TE_Q_AUDIENCE] = {"SELECT DISTINCT ON (brand) snapshot, brand FROM retail_mid.audience_package "
+		"WHERE name = $1 AND ($2 IS NULL OR brand = $2) "
+	"ORDER BY brand, version DESC LIMIT 2", 2, {TEXTOID, TEXTOID}},
+	[TE_Q_BRAND_VISIBLE] = {"SELECT retail_mid.brand_visible($1)", 1, {TEXTOID}},
+};
+static SPIPlanPtr te_plans[TE_NQUERIES];
+
+/* Runs one of the evaluator's queries (caller is in SPI); the rows are in SPI_tuptable. */
+static uint64
+te_run(TeQuery q, Datum *values, const char *nulls, long limit)
 {
 	int			rc;
-	bool		isnull;
-	Datum		d;
 
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1);
+	if (te_plans[q] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(te_queries[q].sql, te_queries[q].nargs, (Oid *) te_queries[q].types);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		te_plans[q] = plan;
+	}
+	rc = SPI_execute_plan(te_plans[q], values, nulls, true, limit);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tag expression query failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
-		return RbNew();
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return RbNew();
-	return RbFromDatum(d);
+	return SPI_processed;
+}
+
+/* The union of the rbitmaps in the first column of the rows of the last query (NULLs ignored). */
+static RbHandle *
+te_union_of_rows(void)
+{
+	SPITupleTable *rows = SPI_tuptable;
+	uint64		nrows = SPI_processed;
+	RbHandle   *result = NULL;
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		RbHandle   *part;
+
+		if (isnull)
+			continue;
+		part = RbFromDatum(d);
+		if (result == NULL)
+			result = part;
+		else
+		{
+			roaring_bitmap_or_inplace(result->rb, part->rb);
+			RbFree(part);
+		}
+	}
+	return result != NULL ? result : RbNew();
 }
 
 /*
@@ -137,19 +220,11 @@ te_fetch(const char *sql, int nargs, Oid *types, Datum *values)
 static char
 te_tag_type(TeEval *ev, const TagExprNode *n, bool *by_brand)
 {
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(n->tag)};
-	int			rc;
 	char	   *t;
 	bool		isnull;
 
-	rc = SPI_execute_with_args("SELECT value_type, scope = 'brand', "
-							   "scope = 'group' AND NOT shared_with_brands AND NOT retail_mid.brand_visible('*') "
-							   "FROM retail_mid.tag_definition WHERE tag_name = $1",
-							   1, types, values, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tag lookup failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (te_run(TE_Q_TAG_TYPE, values, NULL, 1) == 0)
 		te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "tag \"%s\" does not exist", n->tag);
 	t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	*by_brand = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -184,11 +259,9 @@ static RbHandle *
 te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExprValue *vals, int nvals,
 		bool negated)
 {
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTOID};
 	Datum		values[3];
+	char		nulls[3] = {' ', ' ', by_brand && ev->brand != NULL ? ' ' : 'n'};
 	Datum	   *elems;
-	bool		in_brand = by_brand && ev->brand != NULL;
-	StringInfoData sql;
 
 	values[0] = CStringGetTextDatum(n->tag);
 	values[2] = PointerGetDatum(ev->brand);
@@ -196,12 +269,8 @@ te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExp
 	for (int i = 0; i < nvals; i++)
 		elems[i] = CStringGetTextDatum(type == 'b' ? te_bool_text(ev, n, &vals[i]) : vals[i].text);
 	values[1] = PointerGetDatum(construct_array(elems, nvals, TEXTOID, -1, false, TYPALIGN_INT));
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT retail_mid.rb_or_agg(bitmap) FROM retail_mid.tag_bitmap "
-					 "WHERE tag_name = $1 AND %s", negated ? "tag_value <> ALL ($2)" : "tag_value = ANY ($2)");
-	if (in_brand)
-		appendStringInfoString(&sql, " AND brand = $3");
-	return te_fetch(sql.data, in_brand ? 3 : 2, types, values);
+	te_run(negated ? TE_Q_ENUM_NOT : TE_Q_ENUM, values, nulls, 0);
+	return te_union_of_rows();
 }
 
 /*
@@ -212,10 +281,8 @@ te_enum(TeEval *ev, const TagExprNode *n, char type, bool by_brand, const TagExp
 static RbHandle *
 TagNumericRange(const char *tag, text *brand, Numeric lo, bool lo_incl, Numeric hi, bool hi_incl)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tag), PointerGetDatum(brand)};
 	char		nulls[2] = {' ', brand == NULL ? 'n' : ' '};
-	int			rc;
 	RbHandle   *result = RbNew();
 	SPITupleTable *rows;
 	uint64		nrows;
@@ -225,14 +292,7 @@ TagNumericRange(const char *tag, text *brand, Numeric lo, bool lo_incl, Numeric 
 	 * admins, the entitled brands' own for analysts; the answer is the union of their ranges. In a brand context
 	 * ($2 not NULL) a brand tag reads that brand's index only.
 	 */
-	rc = SPI_execute_with_args("SELECT b.scale, b.bsi FROM retail_mid.tag_definition d "
-							   "LEFT JOIN retail_mid.tag_bsi b ON b.tag_name = d.tag_name "
-							   "AND ($2::text IS NULL OR d.scope <> 'brand' OR b.brand = $2) "
-							   "WHERE d.tag_name = $1 AND d.value_type = 'numeric'",
-							   2, types, values, nulls, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "numeric tag query failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 0)
+	if (te_run(TE_Q_NUMERIC, values, nulls, 0) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("numeric tag \"%s\" does not exist", tag)));
@@ -352,27 +412,46 @@ tag_numeric_range(PG_FUNCTION_ARGS)
 /*
  * The set NOT is relative to: in a brand context the brand's customers (retail_mid.customer_brand), so that
  * "NOT x" in brand A never returns customers of other brands; otherwise every known customer the caller may see.
+ * Fetched once per evaluation.
  */
+static RbHandle *
+te_universe(TeEval *ev)
+{
+	if (ev->universe == NULL)
+	{
+		Datum		values[1] = {PointerGetDatum(ev->brand)};
+
+		te_run(ev->brand != NULL ? TE_Q_UNIVERSE_BRAND : TE_Q_UNIVERSE, values, NULL, 1);
+		ev->universe = te_union_of_rows();
+	}
+	return ev->universe;
+}
+
+PG_FUNCTION_INFO_V1(customer_universe);
+
+/* customer_universe(): the set NOT is relative to outside a brand context (see te_universe). */
+Datum
+customer_universe(PG_FUNCTION_ARGS)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	TeEval		ev = {NULL, NULL, NULL};
+	struct varlena *out;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	te_universe(&ev);
+	MemoryContextSwitchTo(outer);
+	out = RbToVarlena(ev.universe->rb);
+	SPI_finish();
+	PG_RETURN_POINTER(out);
+}
+
 static RbHandle *
 te_universe_copy(TeEval *ev)
 {
-	RbHandle   *h;
+	RbHandle   *h = RbHandleAlloc();
 
-	if (ev->universe == NULL)
-	{
-		if (ev->brand != NULL)
-		{
-			Oid			types[1] = {TEXTOID};
-			Datum		values[1] = {PointerGetDatum(ev->brand)};
-
-			ev->universe = te_fetch("SELECT retail_mid.rb_build_agg(customer_key) FROM retail_mid.customer_brand "
-									"WHERE brand = $1", 1, types, values);
-		}
-		else
-			ev->universe = te_fetch("SELECT retail_mid.customer_universe()", 0, NULL, NULL);
-	}
-	h = RbHandleAlloc();
-	h->rb = roaring_bitmap_copy(ev->universe->rb);
+	h->rb = roaring_bitmap_copy(te_universe(ev)->rb);
 	RbCheckAlloc(h);
 	return h;
 }
@@ -383,6 +462,14 @@ te_minus(RbHandle *a, RbHandle *b)
 {
 	roaring_bitmap_andnot_inplace(a->rb, b->rb);
 	RbFree(b);
+	return a;
+}
+
+/* a := a AND universe (not copied) */
+static RbHandle *
+te_within_universe(TeEval *ev, RbHandle *a)
+{
+	roaring_bitmap_and_inplace(a->rb, te_universe(ev)->rb);
 	return a;
 }
 
@@ -399,13 +486,29 @@ te_eval(TeEval *ev, const TagExprNode *n)
 	switch (n->kind)
 	{
 		case TE_AND:
+			{
+				/*
+				 * a AND NOT b = (a - b) AND universe: no copy of the universe, and the difference works on a, which
+				 * is usually far smaller than the universe. When both sides are NOT, the left one is a complement
+				 * already (within the universe).
+				 */
+				bool		rneg = n->right->kind == TE_NOT;
+				bool		lneg = n->left->kind == TE_NOT && !rneg;
+
+				l = te_eval(ev, lneg ? n->left->left : n->left);
+				r = te_eval(ev, rneg ? n->right->left : n->right);
+				if (lneg)
+					return te_within_universe(ev, te_minus(r, l));
+				if (rneg)
+					return te_within_universe(ev, te_minus(l, r));
+				roaring_bitmap_and_inplace(l->rb, r->rb);
+				RbFree(r);
+				return l;
+			}
 		case TE_OR:
 			l = te_eval(ev, n->left);
 			r = te_eval(ev, n->right);
-			if (n->kind == TE_AND)
-				roaring_bitmap_and_inplace(l->rb, r->rb);
-			else
-				roaring_bitmap_or_inplace(l->rb, r->rb);
+			roaring_bitmap_or_inplace(l->rb, r->rb);
 			RbFree(r);
 			return l;
 		case TE_NOT:
@@ -417,20 +520,13 @@ te_eval(TeEval *ev, const TagExprNode *n)
 				 * The latest version of each brand's audience of that name that the caller may read (row-level
 				 * security on audience_package); @brand/name picks the brand, a bare name must be unambiguous.
 				 */
-				Oid			types[2] = {TEXTOID, TEXTOID};
 				Datum		values[2] = {CStringGetTextDatum(n->tag),
 				n->brand ? CStringGetTextDatum(n->brand) : (Datum) 0};
 				char		nulls[2] = {' ', n->brand ? ' ' : 'n'};
-				int			rc;
 				bool		isnull;
 				Datum		d;
 
-				rc = SPI_execute_with_args("SELECT DISTINCT ON (brand) snapshot, brand FROM retail_mid.audience_package "
-										   "WHERE name = $1 AND ($2 IS NULL OR brand = $2) "
-										   "ORDER BY brand, version DESC LIMIT 2", 2, types, values, nulls, true, 2);
-				if (rc != SPI_OK_SELECT)
-					elog(ERROR, "audience lookup failed: %s", SPI_result_code_string(rc));
-				if (SPI_processed == 0)
+				if (te_run(TE_Q_AUDIENCE, values, nulls, 2) == 0)
 				{
 					if (n->brand)
 						te_error(ERRCODE_UNDEFINED_OBJECT, ev->src, n->pos, "saved audience \"%s\" of brand \"%s\" does not exist",
@@ -547,14 +643,11 @@ te_audience(text *expr, text *brand, int64 *count)
 		elog(ERROR, "SPI_connect failed");
 	if (brand != NULL)
 	{
-		Oid			types[1] = {TEXTOID};
 		Datum		values[1] = {PointerGetDatum(brand)};
 		bool		isnull;
-		int			rc;
 
-		rc = SPI_execute_with_args("SELECT retail_mid.brand_visible($1)", 1, types, values, NULL, true, 1);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "brand visibility check failed: %s", SPI_result_code_string(rc));
+		if (te_run(TE_Q_BRAND_VISIBLE, values, NULL, 1) != 1)
+			elog(ERROR, "brand visibility check returned no row");
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) || isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
