@@ -40,6 +40,7 @@ PG_FUNCTION_INFO_V1(forecast_final);
 #define FC_MAX_QUANT 32
 #define FC_MAX_PERIODS 10000000	/* a series longer than this is almost surely a date typo */
 #define FC_MAX_COMP 8			/* components of a combination */
+#define FC_AUTO_COMBO_DEFAULT 1	/* see docs/demand.md: the M1 and car parts figures decided it */
 
 enum
 {
@@ -80,6 +81,7 @@ typedef struct FcConfig
 	int32		ncomp;			/* components of mean/median/select (0: the default ones) */
 	int32		comp[FC_MAX_COMP];
 	int32		origins;		/* rolling origins of select */
+	int32		auto_combo;		/* auto on smooth/erratic series: 1 = combination, 0 = ETS alone */
 } FcConfig;
 
 typedef struct FcState
@@ -160,6 +162,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 	cfg->alpha = 0.1;
 	cfg->beta = 0.1;
 	cfg->origins = 2;
+	cfg->auto_combo = FC_AUTO_COMBO_DEFAULT;
 
 	if (opts != NULL)
 	{
@@ -295,6 +298,18 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 									errmsg("forecast option \"components\" must not be empty")));
 			}
+			else if (strcmp(key, "auto_model") == 0)
+			{
+				char	   *c = jbv_string(&v, key);
+
+				if (strcmp(c, "combination") == 0)
+					cfg->auto_combo = 1;
+				else if (strcmp(c, "ets") == 0)
+					cfg->auto_combo = 0;
+				else
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"auto_model\" must be \"combination\" or \"ets\"")));
+			}
 			else if (strcmp(key, "origins") == 0)
 				cfg->origins = jbv_int(&v, key, 1, 20);
 			else if (strcmp(key, "quantiles") == 0)
@@ -325,7 +340,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 			else
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("unknown forecast option \"%s\"", key),
-								errhint("Valid options: model, ets, components, origins, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
+								errhint("Valid options: model, ets, auto_model, components, origins, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
 		}
 		if (!season_given && is_date)
 			cfg->season_length = 0;
@@ -520,7 +535,8 @@ forecast_deserial(PG_FUNCTION_ARGS)
 		st->cfg.model < 0 || st->cfg.model >= M_COUNT || st->cfg.nquant < 0 || st->cfg.nquant > FC_MAX_QUANT ||
 		st->cfg.season_length < 1 || st->cfg.season_length > 1000 || st->cfg.max_evals < 1 ||
 		st->cfg.nsim < 100 || !(st->cfg.tolerance >= 1e-14 && st->cfg.tolerance <= 0.1) || st->cfg.nsim > 100000 || memchr(st->cfg.ets_spec, 0, sizeof(st->cfg.ets_spec)) == NULL ||
-		st->cfg.ncomp < 0 || st->cfg.ncomp > FC_MAX_COMP || st->cfg.origins < 1 || st->cfg.origins > 20)
+		st->cfg.ncomp < 0 || st->cfg.ncomp > FC_MAX_COMP || st->cfg.origins < 1 || st->cfg.origins > 20 ||
+		(st->cfg.auto_combo != 0 && st->cfg.auto_combo != 1))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid forecast state: bad options")));
 	for (int i = 0; i < st->cfg.ncomp; i++)
 		if (st->cfg.comp[i] < 0 || st->cfg.comp[i] >= M_COUNT || !IS_COMPONENT(st->cfg.comp[i]))
@@ -1203,10 +1219,10 @@ fit_component(FcResult *r, int model, const FcConfig *cfg, const double *y, int 
 		case M_DAMPED:
 			return fit_single_adjusted(r, y, n, m, h, cfg, model);
 		case M_NAIVE:
-			fit_naive(r, y, n, h, 1);
-			return true;
 		case M_SNAIVE:
-			fit_naive(r, y, n, h, m);
+			/* as the model alone: naive intervals are not clipped */
+			fit_naive(r, y, n, h, model == M_NAIVE ? 1 : m);
+			r->clip0 = false;
 			return true;
 	}
 	return false;
@@ -1434,7 +1450,27 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 		}
 		if (ets_auto(y, n, cfg->season_length, "ZZZ", cfg->max_evals, cfg->tolerance, &fit, &tried))
 		{
-			fill_ets(r, &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+			FcResult   *comp;
+
+			if (!cfg->auto_combo)
+			{
+				fill_ets(r, &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+				kv_num(&r->stats, "models_tried", tried);
+				return;
+			}
+			/* the mean of the AICc-best ETS and Theta (seasonal periods) or damped Holt (m = 1) */
+			comp = palloc(sizeof(FcResult) * 2);
+			result_init(&comp[0], h);
+			result_init(&comp[1], h);
+			fill_ets(&comp[0], &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+			if (fit_component(&comp[1], cfg->season_length > 1 ? M_THETA : M_DAMPED, cfg, y, n, h, mn >= 0))
+			{
+				make_combo(r, comp, 2, false, NULL, h, "MEAN");
+				r->method = "mean";
+				r->clip0 = mn >= 0;
+			}
+			else
+				*r = comp[0];
 			kv_num(&r->stats, "models_tried", tried);
 			return;
 		}
