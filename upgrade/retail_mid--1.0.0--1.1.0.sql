@@ -7095,3 +7095,7 @@ GRANT SELECT ON retail_mid.dash_site_candidate TO retail_mid_admin, retail_mid_a
 -- BI reads the brand-isolated tables under the dashboard views (security_invoker views need both)
 GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, retail_mid.site_store, retail_mid.replenish_forecast
     TO retail_mid_bi;
+
+-- issue 18: Theta, the M4 Comb benchmark and combinations in retail_mid.forecast (C only; the comments list them)
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4) IS 'Forecasts one daily series per group (automatic choice by demand class: smooth and erratic series get the mean of the AICc-best ETS and Theta, or damped Holt without a season; intermittent ones the best Croston-type method); returns jsonb with model, parameters, fit statistics, point forecasts and 80%/95% intervals.';
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';
