@@ -51,10 +51,10 @@ static const char *const freq_names[] = {"day", "week", "month", "quarter", "yea
 enum
 {
 	M_AUTO, M_ETS, M_CROSTON, M_SBA, M_TSB, M_ADIDA, M_NAIVE, M_SNAIVE,
-	M_THETA, M_COMB, M_SES, M_HOLT, M_DAMPED, M_MEAN, M_MEDIAN, M_SELECT, M_COUNT
+	M_THETA, M_COMB, M_SES, M_HOLT, M_DAMPED, M_MEAN, M_MEDIAN, M_SELECT, M_WEIGHTED, M_COUNT
 };
 static const char *const model_names[] = {"auto", "ets", "croston", "sba", "tsb", "adida", "naive", "snaive",
-"theta", "comb", "ses", "holt", "damped", "mean", "median", "select"};
+"theta", "comb", "ses", "holt", "damped", "mean", "median", "select", "weighted"};
 
 /* the models a combination (mean, median, select) may take as components */
 #define IS_COMPONENT(k) ((k) == M_ETS || (k) == M_NAIVE || (k) == M_SNAIVE || ((k) >= M_THETA && (k) <= M_DAMPED))
@@ -195,7 +195,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 				if (i == M_COUNT)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 									errmsg("unknown forecast model \"%s\"", s),
-									errhint("Use auto, ets, theta, comb, ses, holt, damped, mean, median, select, croston, sba, tsb, adida, naive or snaive.")));
+									errhint("Use auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive or snaive.")));
 				cfg->model = i;
 			}
 			else if (strcmp(key, "ets") == 0)
@@ -344,9 +344,10 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 		}
 		if (!season_given && is_date)
 			cfg->season_length = 0;
-		if (cfg->ncomp > 0 && cfg->model != M_MEAN && cfg->model != M_MEDIAN && cfg->model != M_SELECT)
+		if (cfg->ncomp > 0 && cfg->model != M_MEAN && cfg->model != M_MEDIAN && cfg->model != M_SELECT &&
+			cfg->model != M_WEIGHTED)
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("forecast option \"components\" applies to the models mean, median and select only")));
+							errmsg("forecast option \"components\" applies to the models mean, median, select and weighted only")));
 	}
 	else if (is_date)
 		cfg->season_length = 0;
@@ -1266,9 +1267,10 @@ fit_combination(FcResult *r, const FcConfig *cfg, const double *y, int n, int h,
  * select: the component, the mean or the median with the lowest mean absolute error over a rolling-origin
  * check inside the sample (origins n-H-(k-1)s, H = min(horizon, n/3), stride s = max(1, H/2)), refitted on
  * the whole series. Falls back to the mean when the series is too short for one origin of at least 7 points.
+ * weighted: instead, the mean of all components with weights proportional to 1 / their MAE in the same check.
  */
 static bool
-fit_select(FcResult *r, const FcConfig *cfg, const double *y, int n, int h, bool clip0)
+fit_select(FcResult *r, const FcConfig *cfg, const double *y, int n, int h, bool clip0, bool weighted)
 {
 	int			want[FC_MAX_COMP], nw = combo_components(cfg, want);
 	int			H = Min(h, Max(1, n / 3)), stride = Max(1, H / 2), norig = 0, best = nw;
@@ -1309,6 +1311,38 @@ fit_select(FcResult *r, const FcConfig *cfg, const double *y, int n, int h, bool
 			err[nw + 1] += fabs(y[cut + i] - med);
 			cnt++;
 		}
+	}
+	if (weighted)
+	{
+		/* weights proportional to 1 / MAE of each component (equal without a usable origin) */
+		FcResult   *comp = palloc(sizeof(FcResult) * nw);
+		double		w[FC_MAX_COMP], tot = 0;
+		int			k = 0;
+
+		for (int j = 0; j < nw; j++)
+		{
+			result_init(&comp[k], h);
+			if (!fit_component(&comp[k], want[j], cfg, y, n, h, clip0))
+				continue;
+			w[k] = norig > 0 ? 1.0 / Max(err[j] / cnt, 1e-12) : 1.0;
+			tot += w[k];
+			k++;
+		}
+		if (k == 0)
+			return false;
+		for (int j = 0; j < k; j++)
+			w[j] /= tot;
+		make_combo(r, comp, k, false, w, h, "WEIGHTED");
+		r->method = "weighted";
+		r->clip0 = clip0;
+		appendStringInfo(&r->params, ", \"origins\": %d, \"holdout\": %d, \"selection_mae\": {", norig, H);
+		for (int j = 0; j < nw; j++)
+		{
+			appendStringInfo(&r->params, "%s\"%s\": ", j ? ", " : "", model_names[want[j]]);
+			json_num(&r->params, cnt > 0 ? err[j] / cnt : NAN);
+		}
+		appendStringInfoChar(&r->params, '}');
+		return true;
 	}
 	if (norig > 0)
 	{
@@ -1521,7 +1555,7 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 			r->clip0 = mn >= 0;
 			break;
 		default:
-			if (!(model == M_SELECT ? fit_select(r, cfg, y, n, h, mn >= 0)
+			if (!(model == M_SELECT || model == M_WEIGHTED ? fit_select(r, cfg, y, n, h, mn >= 0, model == M_WEIGHTED)
 				  : fit_combination(r, cfg, y, n, h, model == M_MEDIAN, mn >= 0)))
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("no component of the forecast %s can be fitted to a series of %d observations",

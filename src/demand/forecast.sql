@@ -42,7 +42,7 @@ CREATE AGGREGATE retail_mid.forecast(day date, qty float8, horizon int4, options
     SERIALFUNC = retail_mid.forecast_serial, DESERIALFUNC = retail_mid.forecast_deserial,
     FINALFUNC = retail_mid.forecast_final, FINALFUNC_MODIFY = READ_ONLY,
     PARALLEL = SAFE);
-COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';
 
 CREATE AGGREGATE retail_mid.forecast_series(t int8, value float8, horizon int4, season_length int4) (
     SFUNC = retail_mid.forecast_index_trans, STYPE = internal,

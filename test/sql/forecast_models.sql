@@ -39,7 +39,8 @@ SELECT name, o->>'model' AS model, retail_mid.forecast_array(y, 8, m, o) r
                           ('{"model": "mean", "components": ["theta", "naive", "snaive"]}'),
                           ('{"model": "median", "components": ["theta", "naive", "snaive"]}'),
                           ('{"model": "comb"}'),
-                          ('{"model": "select", "components": ["theta", "naive", "snaive"], "quantiles": [0.3]}')) v(o);
+                          ('{"model": "select", "components": ["theta", "naive", "snaive"], "quantiles": [0.3]}'),
+                          ('{"model": "weighted", "components": ["theta", "naive", "snaive"]}')) v(o);
 CREATE TEMP TABLE comp_v AS
 SELECT name, model, i, (r->'mean'->>(i-1))::float8 mean, (r->'lo80'->>(i-1))::float8 lo80, (r->'hi95'->>(i-1))::float8 hi95
   FROM comp, generate_series(1, 8) i;
@@ -68,6 +69,18 @@ SELECT c.name, c.r->'params'->>'selected' AS selected,
        jsonb_array_length(c.r->'quantiles'->'0.3') AS quantiles
   FROM comp c JOIN comp s ON s.name = c.name AND s.model = c.r->'params'->>'selected'
  WHERE c.model = 'select' ORDER BY c.name;
+
+-- weighted: weights proportional to 1 / rolling-origin MAE of each component, summing to 1; the weighted mean
+WITH w AS (SELECT c.name, k, (e->>'weight')::float8 AS w,
+                  (c.r->'params'->'selection_mae'->>(ARRAY['theta', 'naive', 'snaive'])[k])::float8 AS mae
+             FROM comp c, jsonb_array_elements(c.r->'params'->'components') WITH ORDINALITY x(e, k)
+            WHERE c.model = 'weighted')
+SELECT name, count(*) AS components, abs(sum(w) - 1) < 1e-12 AS sum_1,
+       (max(w * mae) - min(w * mae)) / max(w * mae) < 1e-9 AS inverse_mae,
+       (SELECT max(abs(v.mean - (SELECT sum(w2.w * cv.mean) FROM w w2 JOIN comp_v cv ON cv.name = w2.name AND cv.i = v.i
+                                  AND cv.model = (ARRAY['theta', 'naive', 'snaive'])[w2.k] WHERE w2.name = w.name)))
+          FROM comp_v v WHERE v.name = w.name AND v.model = 'weighted') < 1e-9 AS weighted_mean
+  FROM w GROUP BY name ORDER BY name;
 
 -- the aggregates with the new options, serial and under forced parallel plans: the same results
 CREATE TABLE fm_long AS SELECT name, t, y[t] AS v FROM theta_ref, generate_subscripts(y, 1) t;
