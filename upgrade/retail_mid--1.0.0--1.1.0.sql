@@ -7100,3 +7100,7 @@ GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, reta
 -- same prepared query as the evaluator's NOT (as a SQL function its body was re-planned on every call).
 CREATE OR REPLACE FUNCTION retail_mid.customer_universe() RETURNS retail_mid.rbitmap
     AS 'MODULE_PATHNAME', 'customer_universe' LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+-- issue 18: Theta, the M4 Comb benchmark and combinations in retail_mid.forecast (C only; the comments list them)
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4) IS 'Forecasts one daily series per group (automatic choice by demand class: smooth and erratic series get the mean of the AICc-best ETS and Theta, or damped Holt without a season; intermittent ones the best Croston-type method); returns jsonb with model, parameters, fit statistics, point forecasts and 80%/95% intervals.';
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';

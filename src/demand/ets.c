@@ -324,6 +324,7 @@ typedef struct EtsProblem
 	bool		damped;
 	double	   *x;				/* scratch state */
 	int			evals;
+	bool		crit_mse;		/* opt.crit = "mse" (ses/holt/thetaf) instead of the likelihood */
 } EtsProblem;
 
 /* Unpacks the optimiser's vector: alpha, [beta], [gamma], [phi], l0, [b0], s0..s(m-2). */
@@ -378,6 +379,16 @@ ets_objective(unsigned nv, const double *v, double *grad, void *data)
 		for (int i = ns; i < ns + p->m; i++)
 			if (p->x[i] < 0)
 				return HUGE_VAL;
+	if (p->crit_mse)
+	{
+		double		mse = HUGE_VAL;
+
+		lik = ets_calc(p->y, p->n, p->x, p->m, p->error, p->trend, p->season, alpha, beta, gamma, phi,
+					   NULL, &mse, NULL);
+		if (isnan(lik) || fabs(lik - ETS_NA) < 1e-7 || isnan(mse))
+			return HUGE_VAL;
+		return mse;
+	}
 	lik = ets_calc(p->y, p->n, p->x, p->m, p->error, p->trend, p->season, alpha, beta, gamma, phi,
 				   NULL, NULL, NULL);
 	if (lik < -1e10)
@@ -746,6 +757,14 @@ void
 EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
 			int max_evals, double ftol, EtsFit *fit)
 {
+	EtsFitModelCrit(y, n, m, error, trend, season, damped, max_evals, ftol, false, fit);
+}
+
+/* EtsFitModel with a choice of criterion: the likelihood, or the in-sample one-step MSE (opt.crit = "mse"). */
+void
+EtsFitModelCrit(const double *y, int n, int m, int error, int trend, int season, bool damped,
+				int max_evals, double ftol, bool crit_mse, EtsFit *fit)
+{
 	EtsProblem	p;
 	double		v[ETS_MAX_PAR];
 	double		alpha, beta = 0, gamma = 0, phi = 1, up, minf = HUGE_VAL, sse_e = 0;
@@ -804,6 +823,7 @@ EtsFitModel(const double *y, int n, int m, int error, int trend, int season, boo
 	p.damped = damped;
 	p.x = x;
 	p.evals = 0;
+	p.crit_mse = crit_mse;
 
 	/* smoothing parameters and initial states jointly, as etsmodel() does */
 	minf = nash_nelder_mead(&p, v, nv, ftol, max_evals);

@@ -35,10 +35,12 @@ PG_FUNCTION_INFO_V1(forecast_deserial);
 PG_FUNCTION_INFO_V1(forecast_final);
 
 #define FC_MAGIC 0x46435354		/* "FCST" */
-#define FC_VERSION 1
+#define FC_VERSION 2			/* 2: model components in the options (issue 18) */
 #define FC_MAX_HORIZON 10000
 #define FC_MAX_QUANT 32
 #define FC_MAX_PERIODS 10000000	/* a series longer than this is almost surely a date typo */
+#define FC_MAX_COMP 8			/* components of a combination */
+#define FC_AUTO_COMBO_DEFAULT 1	/* see docs/demand.md: the M1 and car parts figures decided it */
 
 enum
 {
@@ -48,9 +50,16 @@ static const char *const freq_names[] = {"day", "week", "month", "quarter", "yea
 
 enum
 {
-	M_AUTO, M_ETS, M_CROSTON, M_SBA, M_TSB, M_ADIDA, M_NAIVE, M_SNAIVE, M_COUNT
+	M_AUTO, M_ETS, M_CROSTON, M_SBA, M_TSB, M_ADIDA, M_NAIVE, M_SNAIVE,
+	M_THETA, M_COMB, M_SES, M_HOLT, M_DAMPED, M_MEAN, M_MEDIAN, M_SELECT, M_WEIGHTED, M_COUNT
 };
-static const char *const model_names[] = {"auto", "ets", "croston", "sba", "tsb", "adida", "naive", "snaive"};
+static const char *const model_names[] = {"auto", "ets", "croston", "sba", "tsb", "adida", "naive", "snaive",
+"theta", "comb", "ses", "holt", "damped", "mean", "median", "select", "weighted"};
+
+/* the models a combination (mean, median, select) may take as components */
+#define IS_COMPONENT(k) ((k) == M_ETS || (k) == M_NAIVE || (k) == M_SNAIVE || ((k) >= M_THETA && (k) <= M_DAMPED))
+/* the default components: ETS, Theta and the M4 Comb (SES, Holt, damped on the adjusted series) */
+static const int default_components[] = {M_ETS, M_THETA, M_COMB};
 
 /* Options, validated once when a group's state is created; fixed size so that it serialises as is. */
 typedef struct FcConfig
@@ -69,6 +78,10 @@ typedef struct FcConfig
 	double		beta;			/* TSB probability smoothing */
 	int32		nquant;
 	double		quant[FC_MAX_QUANT];
+	int32		ncomp;			/* components of mean/median/select (0: the default ones) */
+	int32		comp[FC_MAX_COMP];
+	int32		origins;		/* rolling origins of select */
+	int32		auto_combo;		/* auto on smooth/erratic series: 1 = combination, 0 = ETS alone */
 } FcConfig;
 
 typedef struct FcState
@@ -148,6 +161,8 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 	cfg->seed = 42;
 	cfg->alpha = 0.1;
 	cfg->beta = 0.1;
+	cfg->origins = 2;
+	cfg->auto_combo = FC_AUTO_COMBO_DEFAULT;
 
 	if (opts != NULL)
 	{
@@ -180,7 +195,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 				if (i == M_COUNT)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 									errmsg("unknown forecast model \"%s\"", s),
-									errhint("Use auto, ets, croston, sba, tsb, adida, naive or snaive.")));
+									errhint("Use auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive or snaive.")));
 				cfg->model = i;
 			}
 			else if (strcmp(key, "ets") == 0)
@@ -246,6 +261,57 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 				else
 					cfg->beta = d;
 			}
+			else if (strcmp(key, "components") == 0)
+			{
+				JsonbIterator *it2;
+				JsonbValue	e;
+
+				if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"components\" must be an array of model names")));
+				it2 = JsonbIteratorInit(v.val.binary.data);
+				while ((r = JsonbIteratorNext(&it2, &e, true)) != WJB_DONE)
+				{
+					char	   *c;
+					int			i;
+
+					if (r != WJB_ELEM)
+						continue;
+					c = jbv_string(&e, key);
+					for (i = 0; i < M_COUNT; i++)
+						if (strcmp(c, model_names[i]) == 0)
+							break;
+					if (i == M_COUNT || !IS_COMPONENT(i))
+						ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+										errmsg("invalid forecast component \"%s\"", c),
+										errhint("Components may be ets, theta, comb, ses, holt, damped, naive and snaive.")));
+					for (int j = 0; j < cfg->ncomp; j++)
+						if (cfg->comp[j] == i)
+							ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+											errmsg("forecast component \"%s\" is listed twice", c)));
+					if (cfg->ncomp >= FC_MAX_COMP)
+						ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+										errmsg("at most %d forecast components may be combined", FC_MAX_COMP)));
+					cfg->comp[cfg->ncomp++] = i;
+				}
+				if (cfg->ncomp == 0)
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"components\" must not be empty")));
+			}
+			else if (strcmp(key, "auto_model") == 0)
+			{
+				char	   *c = jbv_string(&v, key);
+
+				if (strcmp(c, "combination") == 0)
+					cfg->auto_combo = 1;
+				else if (strcmp(c, "ets") == 0)
+					cfg->auto_combo = 0;
+				else
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"auto_model\" must be \"combination\" or \"ets\"")));
+			}
+			else if (strcmp(key, "origins") == 0)
+				cfg->origins = jbv_int(&v, key, 1, 20);
 			else if (strcmp(key, "quantiles") == 0)
 			{
 				JsonbIterator *it2;
@@ -274,10 +340,14 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 			else
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("unknown forecast option \"%s\"", key),
-								errhint("Valid options: model, ets, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
+								errhint("Valid options: model, ets, auto_model, components, origins, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
 		}
 		if (!season_given && is_date)
 			cfg->season_length = 0;
+		if (cfg->ncomp > 0 && cfg->model != M_MEAN && cfg->model != M_MEDIAN && cfg->model != M_SELECT &&
+			cfg->model != M_WEIGHTED)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("forecast option \"components\" applies to the models mean, median, select and weighted only")));
 	}
 	else if (is_date)
 		cfg->season_length = 0;
@@ -465,7 +535,12 @@ forecast_deserial(PG_FUNCTION_ARGS)
 	if (st->cfg.horizon < 1 || st->cfg.horizon > FC_MAX_HORIZON || st->cfg.freq < 0 || st->cfg.freq > FREQ_INDEX ||
 		st->cfg.model < 0 || st->cfg.model >= M_COUNT || st->cfg.nquant < 0 || st->cfg.nquant > FC_MAX_QUANT ||
 		st->cfg.season_length < 1 || st->cfg.season_length > 1000 || st->cfg.max_evals < 1 ||
-		st->cfg.nsim < 100 || !(st->cfg.tolerance >= 1e-14 && st->cfg.tolerance <= 0.1) || st->cfg.nsim > 100000 || memchr(st->cfg.ets_spec, 0, sizeof(st->cfg.ets_spec)) == NULL)
+		st->cfg.nsim < 100 || !(st->cfg.tolerance >= 1e-14 && st->cfg.tolerance <= 0.1) || st->cfg.nsim > 100000 || memchr(st->cfg.ets_spec, 0, sizeof(st->cfg.ets_spec)) == NULL ||
+		st->cfg.ncomp < 0 || st->cfg.ncomp > FC_MAX_COMP || st->cfg.origins < 1 || st->cfg.origins > 20 ||
+		(st->cfg.auto_combo != 0 && st->cfg.auto_combo != 1))
+		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid forecast state: bad options")));
+	for (int i = 0; i < st->cfg.ncomp; i++)
+		if (st->cfg.comp[i] < 0 || st->cfg.comp[i] >= M_COUNT || !IS_COMPONENT(st->cfg.comp[i]))
 		ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("invalid forecast state: bad options")));
 	st->n = n;
 	st->cap = Max(n, 1);
@@ -486,12 +561,13 @@ typedef enum
 {
 	D_NORMAL,					/* mean + z sd */
 	D_PATHS,					/* sorted simulated values per step */
-	D_EMPIRICAL					/* mean + empirical quantile of in-sample residuals */
+	D_EMPIRICAL,				/* mean + empirical quantile of in-sample residuals */
+	D_COMBO						/* mean / median / weighted mean of the components' quantiles */
 } DistKind;
 
 typedef struct FcResult
 {
-	char		model[32];
+	char		model[160];
 	const char *method;
 	const char *note;
 	StringInfoData params;		/* json object body */
@@ -503,6 +579,10 @@ typedef struct FcResult
 	int			nsim;
 	double	   *resid;			/* D_EMPIRICAL: sorted */
 	int			nres;
+	struct FcResult *comp;		/* D_COMBO: the components */
+	int			ncomp;
+	bool		median;			/* D_COMBO: median instead of (weighted) mean */
+	double	   *weight;			/* D_COMBO: weights of the mean, summing to 1 */
 	bool		clip0;
 } FcResult;
 
@@ -526,6 +606,29 @@ sorted_quantile(const double *x, int k, double p)
 	return x[lo] + (hh - lo) * (x[lo + 1] - x[lo]);
 }
 
+static double result_quantile(const FcResult *r, int step, double p);
+
+/* Mean (weighted) or median of the components' values at one step: their means when p is NAN, else their
+ * p-quantiles (quantile averaging, "Vincentization", for the mean; the median of the quantiles otherwise). */
+static double
+combo_value(const FcResult *r, int step, double p)
+{
+	double		v[FC_MAX_COMP], acc = 0;
+	int			k = r->ncomp;
+
+	for (int c = 0; c < k; c++)
+	{
+		v[c] = isnan(p) ? r->comp[c].mean[step] : result_quantile(&r->comp[c], step, p);
+		if (isnan(v[c]))
+			return NAN;
+		acc += r->weight[c] * v[c];
+	}
+	if (!r->median)
+		return acc;
+	sort_doubles(v, k);
+	return k % 2 ? v[k / 2] : 0.5 * (v[k / 2 - 1] + v[k / 2]);
+}
+
 static double
 result_quantile(const FcResult *r, int step, double p)
 {
@@ -540,6 +643,9 @@ result_quantile(const FcResult *r, int step, double p)
 			break;
 		case D_PATHS:
 			q = sorted_quantile(r->paths + (size_t) step * r->nsim, r->nsim, p);
+			break;
+		case D_COMBO:
+			q = combo_value(r, step, p);
 			break;
 		default:
 			if (r->nres == 0)
@@ -928,6 +1034,345 @@ fill_ets(FcResult *r, const EtsFit *fit, int h, int nsim, uint64 seed, bool clip
 	}
 }
 
+/* ---------- Theta, the M4 Comb benchmark and combinations (issue 18) ---------- */
+
+/* ETS(A,N,N), (A,A,N) or (A,Ad,N) by MSE on the seasonally adjusted x, as ses()/holt() in the M4 benchmarks;
+ * the means and standard deviations are multiplied by the seasonal index of each step. */
+static bool
+fit_adjusted_ets(FcResult *r, const double *x, const double *index, int n, int m, int h, int trend, bool damped,
+				 const FcConfig *cfg, const char *name, const char *method)
+{
+	EtsFit		fit;
+	double	   *var;
+
+	EtsFitModelCrit(x, n, 1, ETS_ADD, trend, ETS_NONE, damped, cfg->max_evals, cfg->tolerance, true, &fit);
+	if (!fit.ok)
+		return false;
+	strcpy(r->model, name);
+	r->method = method;
+	EtsPointForecast(&fit, h, r->mean);
+	var = palloc(sizeof(double) * h);
+	EtsClass1Variance(&fit, h, var);
+	r->sd = palloc(sizeof(double) * h);
+	for (int i = 0; i < h; i++)
+	{
+		double		s = index[(n + i) % m];
+
+		r->mean[i] *= s;
+		r->sd[i] = sqrt(var[i]) * s;
+	}
+	r->kind = D_NORMAL;
+	kv_num(&r->params, "alpha", fit.alpha);
+	if (trend)
+		kv_num(&r->params, "beta", fit.beta);
+	if (damped)
+		kv_num(&r->params, "phi", fit.phi);
+	kv_num(&r->params, "l0", fit.init[0]);
+	if (trend)
+		kv_num(&r->params, "b0", fit.init[1]);
+	kv_num(&r->stats, "sigma2", fit.sigma2);
+	kv_num(&r->stats, "mse", fit.mse);
+	return true;
+}
+
+static void
+append_index(FcResult *r, bool seasonal, const double *index, int m)
+{
+	appendStringInfo(&r->params, "%s\"seasonal\": %s", r->params.len ? ", " : "", seasonal ? "true" : "false");
+	if (seasonal)
+	{
+		appendStringInfoString(&r->params, ", \"season_index\": [");
+		for (int j = 0; j < m; j++)
+		{
+			if (j)
+				appendStringInfoString(&r->params, ", ");
+			json_num(&r->params, index[j]);
+		}
+		appendStringInfoChar(&r->params, ']');
+	}
+}
+
+/* Turns r into the combination of comp[0..k): the (weighted) mean or the median, of the means and quantiles. */
+static void
+make_combo(FcResult *r, FcResult *comp, int k, bool median, const double *weight, int h, const char *label)
+{
+	StringInfoData name;
+
+	r->kind = D_COMBO;
+	r->comp = comp;
+	r->ncomp = k;
+	r->median = median;
+	r->weight = palloc(sizeof(double) * k);
+	for (int c = 0; c < k; c++)
+		r->weight[c] = weight ? weight[c] : 1.0 / k;
+	for (int i = 0; i < h; i++)
+		r->mean[i] = combo_value(r, i, NAN);
+	initStringInfo(&name);
+	appendStringInfo(&name, "%s(", label);
+	appendStringInfoString(&r->params, "\"components\": [");
+	for (int c = 0; c < k; c++)
+	{
+		appendStringInfo(&name, "%s%s", c ? "," : "", comp[c].model);
+		appendStringInfo(&r->params, "%s{\"model\": \"%s\", \"weight\": ", c ? ", " : "", comp[c].model);
+		json_num(&r->params, r->weight[c]);
+		if (comp[c].params.len)
+			appendStringInfo(&r->params, ", \"params\": {%s}", comp[c].params.data);
+		appendStringInfoChar(&r->params, '}');
+	}
+	appendStringInfoChar(&r->params, ']');
+	appendStringInfoChar(&name, ')');
+	strlcpy(r->model, name.data, sizeof(r->model));
+}
+
+/* The M4 "Comb" benchmark: the mean of SES, Holt and damped Holt on the seasonally adjusted series. */
+static bool
+fit_comb(FcResult *r, const double *y, int n, int m, int h, const FcConfig *cfg)
+{
+	int			mm = Max(m, 1), k = 0;
+	double	   *x = palloc(sizeof(double) * n), *index = palloc(sizeof(double) * mm);
+	FcResult   *comp = palloc(sizeof(FcResult) * 3);
+	bool		seasonal = FcSeasonalAdjust(y, n, mm, x, index);
+
+	result_init(&comp[k], h);
+	if (fit_adjusted_ets(&comp[k], x, index, n, mm, h, ETS_NONE, false, cfg, "SES", "ses"))
+		result_init(&comp[++k], h);
+	if (fit_adjusted_ets(&comp[k], x, index, n, mm, h, ETS_ADD, false, cfg, "HOLT", "holt"))
+		result_init(&comp[++k], h);
+	if (fit_adjusted_ets(&comp[k], x, index, n, mm, h, ETS_ADD, true, cfg, "DAMPED", "damped"))
+		k++;
+	if (k == 0)
+		return false;
+	make_combo(r, comp, k, false, NULL, h, "COMB");
+	strcpy(r->model, "COMB");
+	r->method = "comb";
+	append_index(r, seasonal, index, mm);
+	return true;
+}
+
+/* One of SES, Holt, damped Holt on the seasonally adjusted series. */
+static bool
+fit_single_adjusted(FcResult *r, const double *y, int n, int m, int h, const FcConfig *cfg, int model)
+{
+	int			mm = Max(m, 1);
+	double	   *x = palloc(sizeof(double) * n), *index = palloc(sizeof(double) * mm);
+	bool		seasonal = FcSeasonalAdjust(y, n, mm, x, index), ok;
+
+	if (model == M_SES)
+		ok = fit_adjusted_ets(r, x, index, n, mm, h, ETS_NONE, false, cfg, "SES", "ses");
+	else if (model == M_HOLT)
+		ok = fit_adjusted_ets(r, x, index, n, mm, h, ETS_ADD, false, cfg, "HOLT", "holt");
+	else
+		ok = fit_adjusted_ets(r, x, index, n, mm, h, ETS_ADD, true, cfg, "DAMPED", "damped");
+	if (ok)
+		append_index(r, seasonal, index, mm);
+	return ok;
+}
+
+static bool
+fit_theta(FcResult *r, const double *y, int n, int m, int h, const FcConfig *cfg)
+{
+	ThetaFit	fit;
+
+	r->sd = palloc(sizeof(double) * h);
+	ThetaForecast(y, n, m, h, cfg->max_evals, cfg->tolerance, &fit, r->mean, r->sd);
+	if (!fit.ok)
+		return false;
+	strcpy(r->model, "THETA");
+	r->method = "theta";
+	r->kind = D_NORMAL;
+	kv_num(&r->params, "alpha", fit.alpha);
+	kv_num(&r->params, "l0", fit.l0);
+	kv_num(&r->params, "level", fit.level);
+	kv_num(&r->params, "drift", fit.drift);
+	append_index(r, fit.seasonal, fit.index, Max(m, 1));
+	kv_num(&r->stats, "sigma2", fit.sigma2);
+	kv_num(&r->stats, "mse", fit.mse);
+	return true;
+}
+
+static bool ets_auto(const double *y, int n, int m, const char *spec, int max_evals, double ftol, EtsFit *best,
+					 int *tried);
+static void fill_ets(FcResult *r, const EtsFit *fit, int h, int nsim, uint64 seed, bool clip0);
+
+/* Fits one component model; false when it cannot be fitted to this series. */
+static bool
+fit_component(FcResult *r, int model, const FcConfig *cfg, const double *y, int n, int h, bool clip0)
+{
+	int			m = cfg->season_length;
+	EtsFit		fit;
+	int			tried = 0;
+
+	r->clip0 = clip0;
+	switch (model)
+	{
+		case M_ETS:
+			if (n < 3 || !ets_auto(y, n, m, cfg->ets_spec, cfg->max_evals, cfg->tolerance, &fit, &tried))
+				return false;
+			fill_ets(r, &fit, h, cfg->nsim, cfg->seed, clip0);
+			kv_num(&r->stats, "models_tried", tried);
+			return true;
+		case M_THETA:
+			return fit_theta(r, y, n, m, h, cfg);
+		case M_COMB:
+			return fit_comb(r, y, n, m, h, cfg);
+		case M_SES:
+		case M_HOLT:
+		case M_DAMPED:
+			return fit_single_adjusted(r, y, n, m, h, cfg, model);
+		case M_NAIVE:
+		case M_SNAIVE:
+			/* as the model alone: naive intervals are not clipped */
+			fit_naive(r, y, n, h, model == M_NAIVE ? 1 : m);
+			r->clip0 = false;
+			return true;
+	}
+	return false;
+}
+
+/* The components a combination uses: the option's or the default ones. */
+static int
+combo_components(const FcConfig *cfg, int *comp)
+{
+	if (cfg->ncomp > 0)
+	{
+		memcpy(comp, cfg->comp, sizeof(int) * cfg->ncomp);
+		return cfg->ncomp;
+	}
+	memcpy(comp, default_components, sizeof(default_components));
+	return lengthof(default_components);
+}
+
+/* Mean or median of the components that can be fitted; false when none can. */
+static bool
+fit_combination(FcResult *r, const FcConfig *cfg, const double *y, int n, int h, bool median, bool clip0)
+{
+	int			want[FC_MAX_COMP], nw = combo_components(cfg, want), k = 0;
+	FcResult   *comp = palloc(sizeof(FcResult) * nw);
+
+	for (int c = 0; c < nw; c++)
+	{
+		result_init(&comp[k], h);
+		if (fit_component(&comp[k], want[c], cfg, y, n, h, clip0))
+			k++;
+	}
+	if (k == 0)
+		return false;
+	make_combo(r, comp, k, median, NULL, h, median ? "MEDIAN" : "MEAN");
+	r->method = median ? "median" : "mean";
+	r->clip0 = clip0;
+	return true;
+}
+
+/*
+ * select: the component, the mean or the median with the lowest mean absolute error over a rolling-origin
+ * check inside the sample (origins n-H-(k-1)s, H = min(horizon, n/3), stride s = max(1, H/2)), refitted on
+ * the whole series. Falls back to the mean when the series is too short for one origin of at least 7 points.
+ * weighted: instead, the mean of all components with weights proportional to 1 / their MAE in the same check.
+ */
+static bool
+fit_select(FcResult *r, const FcConfig *cfg, const double *y, int n, int h, bool clip0, bool weighted)
+{
+	int			want[FC_MAX_COMP], nw = combo_components(cfg, want);
+	int			H = Min(h, Max(1, n / 3)), stride = Max(1, H / 2), norig = 0, best = nw;
+	double		err[FC_MAX_COMP + 2], v[FC_MAX_COMP];
+	const char *label[FC_MAX_COMP + 2];
+	int			cnt = 0;
+
+	memset(err, 0, sizeof(err));
+	for (int o = cfg->origins - 1; o >= 0; o--)
+	{
+		int			cut = n - H - o * stride;
+		FcResult	c[FC_MAX_COMP];
+		bool		all = true;
+
+		if (cut < 7)
+			continue;
+		for (int j = 0; j < nw && all; j++)
+		{
+			result_init(&c[j], H);
+			all = fit_component(&c[j], want[j], cfg, y, cut, H, clip0);
+		}
+		if (!all)
+			continue;			/* an origin counts only when every candidate could be fitted */
+		norig++;
+		for (int i = 0; i < H; i++)
+		{
+			double		mean = 0, med;
+
+			for (int j = 0; j < nw; j++)
+			{
+				v[j] = c[j].mean[i];
+				mean += v[j] / nw;
+				err[j] += fabs(y[cut + i] - v[j]);
+			}
+			sort_doubles(v, nw);
+			med = nw % 2 ? v[nw / 2] : 0.5 * (v[nw / 2 - 1] + v[nw / 2]);
+			err[nw] += fabs(y[cut + i] - mean);
+			err[nw + 1] += fabs(y[cut + i] - med);
+			cnt++;
+		}
+	}
+	if (weighted)
+	{
+		/* weights proportional to 1 / MAE of each component (equal without a usable origin) */
+		FcResult   *comp = palloc(sizeof(FcResult) * nw);
+		double		w[FC_MAX_COMP], tot = 0;
+		int			k = 0;
+
+		for (int j = 0; j < nw; j++)
+		{
+			result_init(&comp[k], h);
+			if (!fit_component(&comp[k], want[j], cfg, y, n, h, clip0))
+				continue;
+			w[k] = norig > 0 ? 1.0 / Max(err[j] / cnt, 1e-12) : 1.0;
+			tot += w[k];
+			k++;
+		}
+		if (k == 0)
+			return false;
+		for (int j = 0; j < k; j++)
+			w[j] /= tot;
+		make_combo(r, comp, k, false, w, h, "WEIGHTED");
+		r->method = "weighted";
+		r->clip0 = clip0;
+		appendStringInfo(&r->params, ", \"origins\": %d, \"holdout\": %d, \"selection_mae\": {", norig, H);
+		for (int j = 0; j < nw; j++)
+		{
+			appendStringInfo(&r->params, "%s\"%s\": ", j ? ", " : "", model_names[want[j]]);
+			json_num(&r->params, cnt > 0 ? err[j] / cnt : NAN);
+		}
+		appendStringInfoChar(&r->params, '}');
+		return true;
+	}
+	if (norig > 0)
+	{
+		best = 0;
+		for (int j = 1; j < nw + 2; j++)
+			if (err[j] < err[best])
+				best = j;
+	}
+	if (best < nw)
+	{
+		if (!fit_component(r, want[best], cfg, y, n, h, clip0))
+			return fit_combination(r, cfg, y, n, h, false, clip0);
+	}
+	else if (!fit_combination(r, cfg, y, n, h, best == nw + 1, clip0))
+		return false;
+	for (int j = 0; j < nw; j++)
+		label[j] = model_names[want[j]];
+	label[nw] = "mean";
+	label[nw + 1] = "median";
+	appendStringInfo(&r->params, "%s\"selected\": \"%s\", \"origins\": %d, \"holdout\": %d, \"selection_mae\": {",
+					 r->params.len ? ", " : "", label[best], norig, H);
+	for (int j = 0; j < nw + 2; j++)
+	{
+		appendStringInfo(&r->params, "%s\"%s\": ", j ? ", " : "", label[j]);
+		json_num(&r->params, cnt > 0 ? err[j] / cnt : NAN);
+	}
+	appendStringInfoChar(&r->params, '}');
+	return true;
+}
+
 static double
 window_mse(const double *y, const double *fitted, int from, int n)
 {
@@ -1039,7 +1484,27 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 		}
 		if (ets_auto(y, n, cfg->season_length, "ZZZ", cfg->max_evals, cfg->tolerance, &fit, &tried))
 		{
-			fill_ets(r, &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+			FcResult   *comp;
+
+			if (!cfg->auto_combo)
+			{
+				fill_ets(r, &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+				kv_num(&r->stats, "models_tried", tried);
+				return;
+			}
+			/* the mean of the AICc-best ETS and Theta (seasonal periods) or damped Holt (m = 1) */
+			comp = palloc(sizeof(FcResult) * 2);
+			result_init(&comp[0], h);
+			result_init(&comp[1], h);
+			fill_ets(&comp[0], &fit, h, cfg->nsim, cfg->seed, mn >= 0);
+			if (fit_component(&comp[1], cfg->season_length > 1 ? M_THETA : M_DAMPED, cfg, y, n, h, mn >= 0))
+			{
+				make_combo(r, comp, 2, false, NULL, h, "MEAN");
+				r->method = "mean";
+				r->clip0 = mn >= 0;
+			}
+			else
+				*r = comp[0];
 			kv_num(&r->stats, "models_tried", tried);
 			return;
 		}
@@ -1074,8 +1539,28 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 		case M_NAIVE:
 			fit_naive(r, y, n, h, 1);
 			break;
-		default:
+		case M_SNAIVE:
 			fit_naive(r, y, n, h, cfg->season_length);
+			break;
+		case M_THETA:
+		case M_COMB:
+		case M_SES:
+		case M_HOLT:
+		case M_DAMPED:
+			if (!fit_component(r, model, cfg, y, n, h, mn >= 0))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("forecast model %s cannot be fitted to a series of %d observations",
+									   model_names[model], n),
+								errhint("Shorter series need fewer parameters: use model auto, which falls back to naive.")));
+			r->clip0 = mn >= 0;
+			break;
+		default:
+			if (!(model == M_SELECT || model == M_WEIGHTED ? fit_select(r, cfg, y, n, h, mn >= 0, model == M_WEIGHTED)
+				  : fit_combination(r, cfg, y, n, h, model == M_MEDIAN, mn >= 0)))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("no component of the forecast %s can be fitted to a series of %d observations",
+									   model_names[model], n),
+								errhint("Shorter series need fewer parameters: use model auto, which falls back to naive.")));
 			break;
 	}
 }

@@ -32,6 +32,10 @@ typedef struct EtsFit
 extern void EtsFitModel(const double *y, int n, int m, int error, int trend, int season, bool damped,
 						int max_evals, double ftol, EtsFit *fit);
 
+/* The same with opt.crit = "mse" when crit_mse (as R's ses(), holt() and thetaf() fit). */
+extern void EtsFitModelCrit(const double *y, int n, int m, int error, int trend, int season, bool damped,
+							int max_evals, double ftol, bool crit_mse, EtsFit *fit);
+
 /* Point forecasts for h steps from the fit's final state. */
 extern void EtsPointForecast(const EtsFit *fit, int h, double *f);
 
@@ -49,5 +53,29 @@ extern void EtsSimulate(const EtsFit *fit, int h, int nsim, uint64_t *rng, doubl
 
 /* Model name like ETS(M,Ad,N). */
 extern void EtsName(const EtsFit *fit, char *buf, int buflen);
+
+/* ---------- theta.c: seasonal adjustment, Theta and the M4 Comb benchmark ---------- */
+
+/* thetaf()'s 90% seasonality test: |r_m| > 1.645 sqrt((1 + 2 sum_{k<m} r_k^2) / n), for m > 1 and n > 2m. */
+extern bool FcSeasonalityTest(const double *y, int n, int m);
+
+/* Classical multiplicative decomposition (R's decompose()): the m seasonal indices (mean 1), for a series
+ * starting at the first season position; false when they cannot be formed or some index is below 1e-4. */
+extern bool FcDecomposeMult(const double *y, int n, int m, double *index);
+
+/* Seasonal adjustment as thetaf() and the M4 benchmarks do it: index[] (m values) set to 1 when the test
+ * fails; x = y / index. Returns whether the series was adjusted. */
+extern bool FcSeasonalAdjust(const double *y, int n, int m, double *x, double *index);
+
+/* The standard Theta method as forecast::thetaf: mean and standard deviation of h steps. */
+typedef struct ThetaFit
+{
+	bool		ok, seasonal;
+	double		alpha, level, l0, drift, sigma2, mse;
+	double	   *index;			/* m seasonal indices (all 1 when not seasonal) */
+} ThetaFit;
+
+extern void ThetaForecast(const double *y, int n, int m, int h, int max_evals, double ftol,
+						  ThetaFit *fit, double *mean, double *sd);
 
 #endif

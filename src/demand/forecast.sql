@@ -1,6 +1,6 @@
 -- demand/forecast.sql: demand forecasting aggregates, their accuracy metrics and a rolling-origin backtest.
 --
--- Automatic ETS, Croston/SBA/TSB/ADIDA, naive and seasonal naive, their row expansion, and accuracy metrics with
+-- Automatic ETS, Theta, the M4 Comb benchmark and combinations, Croston/SBA/TSB/ADIDA, naive and seasonal naive, their row expansion, and accuracy metrics with
 -- their published definitions.
 
 CREATE FUNCTION retail_mid.forecast_date_trans(internal, date, float8, int4)
@@ -34,7 +34,7 @@ CREATE AGGREGATE retail_mid.forecast(day date, qty float8, horizon int4) (
     SERIALFUNC = retail_mid.forecast_serial, DESERIALFUNC = retail_mid.forecast_deserial,
     FINALFUNC = retail_mid.forecast_final, FINALFUNC_MODIFY = READ_ONLY,
     PARALLEL = SAFE);
-COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4) IS 'Forecasts one daily series per group (automatic model choice by demand class and AICc); returns jsonb with model, parameters, fit statistics, point forecasts and 80%/95% intervals.';
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4) IS 'Forecasts one daily series per group (automatic choice by demand class: smooth and erratic series get the mean of the AICc-best ETS and Theta, or damped Holt without a season; intermittent ones the best Croston-type method); returns jsonb with model, parameters, fit statistics, point forecasts and 80%/95% intervals.';
 
 CREATE AGGREGATE retail_mid.forecast(day date, qty float8, horizon int4, options jsonb) (
     SFUNC = retail_mid.forecast_date_trans, STYPE = internal,
@@ -42,7 +42,7 @@ CREATE AGGREGATE retail_mid.forecast(day date, qty float8, horizon int4, options
     SERIALFUNC = retail_mid.forecast_serial, DESERIALFUNC = retail_mid.forecast_deserial,
     FINALFUNC = retail_mid.forecast_final, FINALFUNC_MODIFY = READ_ONLY,
     PARALLEL = SAFE);
-COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model, ets, frequency, season_length, gaps, quantiles, max_evals, nsim, seed, alpha, beta); returns jsonb.';
+COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';
 
 CREATE AGGREGATE retail_mid.forecast_series(t int8, value float8, horizon int4, season_length int4) (
     SFUNC = retail_mid.forecast_index_trans, STYPE = internal,

@@ -37,7 +37,19 @@ SELECT coalesce(period, 'ALL') AS period, count(*) AS series,
        round(avg(retail_mid.smape(act, ours))::numeric, 3) AS smape_retail_mid,
        round(avg(retail_mid.smape(act, r_ets))::numeric, 3) AS smape_r_ets
   FROM m1_eval WHERE coalesce(retail_mid.naive_scale(ins, freq, 1, false), 0) > 0 AND coalesce(retail_mid.naive_scale(ins, 1, 2, true), 0) > 0
+   AND r_ets IS NOT NULL
  GROUP BY ROLLUP (period) ORDER BY period NULLS LAST;
+\echo === M1: every R method in the run (R_METHODS=ets,theta,arima) against our choice, on the series each covers
+SELECT m.method, coalesce(e.period, 'ALL') AS period, count(*) AS series,
+       round(avg(retail_mid.mase(e.act, e.ours, e.ins, e.freq))::numeric, 4) AS mase_retail_mid,
+       round(avg(retail_mid.mase(e.act, m.fc, e.ins, e.freq))::numeric, 4) AS mase_r,
+       round(avg(retail_mid.rmsse(e.act, e.ours, e.ins))::numeric, 4) AS rmsse_retail_mid,
+       round(avg(retail_mid.rmsse(e.act, m.fc, e.ins))::numeric, 4) AS rmsse_r
+  FROM m1_eval e JOIN (SELECT series, method, array_agg(mean ORDER BY step) AS fc FROM r_fc GROUP BY 1, 2) m USING (series)
+ WHERE coalesce(retail_mid.naive_scale(e.ins, e.freq, 1, false), 0) > 0 AND coalesce(retail_mid.naive_scale(e.ins, 1, 2, true), 0) > 0
+   AND array_position(m.fc, NULL) IS NULL
+ GROUP BY m.method, ROLLUP (e.period) ORDER BY m.method, e.period NULLS LAST;
+SELECT format('R %s: %s s elapsed for %s series', method, round(seconds::numeric, 1), series) AS r_time FROM r_time ORDER BY 1;
 SELECT count(*) FILTER (WHERE our_model LIKE 'ETS%') AS our_ets, count(*) FILTER (WHERE our_model NOT LIKE 'ETS%') AS our_other FROM m1_eval;
 SELECT format('M1 time: retail_mid %s s for %s series (serial, one backend, with 80/95%% intervals); R ets() %s s (no intervals); ratio R/retail_mid = %s',
               round(:our_s::numeric, 1), (SELECT count(*) FROM our_m1), round(seconds::numeric, 1), round((seconds / :our_s)::numeric, 1)) AS timing
