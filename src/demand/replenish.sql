@@ -515,15 +515,16 @@ BEGIN
                           WHERE p.lead_time_mean IS NOT NULL) pol ON true
       LEFT JOIN LATERAL (SELECT CASE method WHEN 'normal' THEN pol.reorder_point_normal ELSE pol.reorder_point_quantile END AS rop,
                                 CASE method WHEN 'normal' THEN pol.order_up_to_normal ELSE pol.order_up_to_quantile END AS s) x ON true
-      LEFT JOIN LATERAL (SELECT i.snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
-                           FROM retail_mid.ods_inventory_snapshot i
-                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.snapshot_date <= f.made_on
-                          ORDER BY i.snapshot_date DESC LIMIT 1) inv ON true
+      LEFT JOIN LATERAL (SELECT i.dt AS snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
+                           FROM retail_mid.dws_inventory_site_sku_1d i
+                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.dt <= f.made_on
+                          ORDER BY i.dt DESC LIMIT 1) inv ON true
      WHERE f.brand = suggested_orders.brand
+       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL))
      ORDER BY f.site_id, f.sku_id;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock from the latest inventory snapshot on or before the forecast day (none: 0), cover in days, order quantity in whole packs (NULL when no lead time is known).';
+COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0; 55000 when that DWS is behind the ODS snapshots), cover in days, order quantity in whole packs (NULL when no lead time is known).';
 
 CREATE VIEW retail_mid.replenish_suggested_order AS
 SELECT b.brand, o.* FROM (SELECT DISTINCT f.brand FROM retail_mid.replenish_forecast f) b,
