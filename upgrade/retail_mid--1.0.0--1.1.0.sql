@@ -7117,35 +7117,38 @@ COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_digest IS 'Sum of hashtext
 COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day.';
 
 -- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded).
-CREATE FUNCTION retail_mid.domain_ods_digest(domain text, brand text, from_date date, to_date date)
+CREATE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
 RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(pg_catalog.hashtextextended(e::text, 0))
-      FROM retail_mid.ods_behavior_event e
-     WHERE domain_ods_digest.domain IN ('behavior', '*')
-       AND (domain_ods_digest.brand IS NULL OR e.brand = domain_ods_digest.brand)
-       AND e.event_time >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND e.event_time < coalesce(domain_ods_digest.to_date + 1, 'infinity'::date)
-     GROUP BY e.brand, e.event_time::date
-    UNION ALL
-    SELECT 'touch', t.brand, t.touched_at::date, count(*), sum(pg_catalog.hashtextextended(t::text, 0))
-      FROM retail_mid.ods_campaign_touch t
-     WHERE domain_ods_digest.domain IN ('touch', '*')
-       AND (domain_ods_digest.brand IS NULL OR t.brand = domain_ods_digest.brand)
-       AND t.touched_at >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND t.touched_at < coalesce(domain_ods_digest.to_date + 1, 'infinity'::date)
-     GROUP BY t.brand, t.touched_at::date
-    UNION ALL
-    SELECT 'inventory', i.brand, i.snapshot_date, count(*), sum(pg_catalog.hashtextextended(i::text, 0))
-      FROM retail_mid.ods_inventory_snapshot i
-     WHERE domain_ods_digest.domain IN ('inventory', '*')
-       AND (domain_ods_digest.brand IS NULL OR i.brand = domain_ods_digest.brand)
-       AND i.snapshot_date >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND i.snapshot_date <= coalesce(domain_ods_digest.to_date, 'infinity'::date)
-     GROUP BY i.brand, i.snapshot_date;
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
+BEGIN
+    -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
+    IF d IN ('behavior', '*') THEN
+        RETURN QUERY
+        SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
+          FROM retail_mid.ods_behavior_event e
+         WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
+         GROUP BY e.brand, e.event_time::date;
+    END IF;
+    IF d IN ('touch', '*') THEN
+        RETURN QUERY
+        SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
+          FROM retail_mid.ods_campaign_touch t
+         WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
+         GROUP BY t.brand, t.touched_at::date;
+    END IF;
+    IF d IN ('inventory', '*') THEN
+        RETURN QUERY
+        SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inventory_snapshot i
+         WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
+         GROUP BY i.brand, i.snapshot_date;
+    END IF;
 END;
-COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (behavior, touch, inventory or * for all), brand (NULL: all) and day in [from_date, to_date] (NULL: unbounded); what refresh_domains records in domain_refresh_state.';
+$$;
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory or * for all), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded), reading only the table of the domain asked for; what refresh_domains records in domain_refresh_state.';
 
 -- Days on which the domain layer is behind the ODS: the ODS digest differs from the recorded one (new, changed
 -- or removed rows), or ODS rows were never refreshed.
@@ -7172,7 +7175,10 @@ RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catal
 AS $$
 DECLARE n bigint; lo date; hi date;
 BEGIN
-    IF domain IS NULL OR domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
         RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use behavior, touch, inventory or *.';
     END IF;
@@ -7461,7 +7467,7 @@ COMMENT ON FUNCTION retail_mid.load_media_feedback(text, text, bigint, boolean) 
 CREATE OR REPLACE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint;
+DECLARE n bigint; v_from date; v_to date;
 BEGIN
     IF brand IS NULL OR btrim(brand) = '' THEN
         RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -7474,8 +7480,12 @@ BEGIN
         RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
     END IF;
     -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
-    -- households that received a campaign but are in no other file): it must hold every ODS touch of the brand
-    PERFORM retail_mid.domain_require_fresh('touch', define_campaign_tags.brand, NULL, NULL);
+    -- households that received a campaign but are in no other file): the days on which it is behind the brand's
+    -- ODS touches are refreshed first (the rules check again when they are evaluated)
+    SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
     INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
            '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
@@ -7496,7 +7506,7 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di; fails with 55000 when the touch DWD of the brand is behind the ODS (run refresh_domains); returns how many definitions were written (evaluate them with evaluate_tags).';
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
 ALTER TABLE retail_mid.tag_definition DISABLE TRIGGER tag_definition_author;
 UPDATE retail_mid.tag_definition SET rule_sql = $r$SELECT e.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
        FROM retail_mid.dwd_behavior_event_di e
@@ -7515,6 +7525,70 @@ UPDATE retail_mid.tag_definition SET rule_sql = $r$SELECT e.customer_key, coales
       GROUP BY e.brand, e.customer_key$r$
  WHERE tag_name = 'media_clicks_30d';
 ALTER TABLE retail_mid.tag_definition ENABLE TRIGGER tag_definition_author;
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, site_id, sku_id, ordered_on);
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, supplier_id, site_id);
+CREATE OR REPLACE FUNCTION retail_mid.replenish_resolve(brand text, site_id text, sku_id text, min_shipments int4 DEFAULT 3)
+RETURNS TABLE (source_id text, rule text, lead_time_mean float8, lead_time_sd float8, lead_time_basis text,
+               review_period int4, pack_size float8, min_order_qty float8, service_level float8, service_measure text,
+               lot_days int4, unit_margin float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT src.source_id,
+           CASE WHEN r.brand IS NULL THEN 'default' ELSE format('source=%s sku=%s category=%s', r.source_id, r.sku_id, r.category) END,
+           coalesce(r.lead_time_mean, h1.lead_time_mean, h2.lead_time_mean),
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN coalesce(r.lead_time_sd, 0)
+                ELSE coalesce(h1.lead_time_sd, h2.lead_time_sd) END,
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN 'parameter'
+                WHEN h1.lead_time_mean IS NOT NULL THEN 'history (source, site)'
+                WHEN h2.lead_time_mean IS NOT NULL THEN 'history (source)' ELSE 'none' END,
+           coalesce(r.review_period, 7), coalesce(r.pack_size, 1), coalesce(r.min_order_qty, 0), coalesce(r.service_level, 0.95),
+           coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0), r.unit_margin
+      FROM (SELECT coalesce(
+                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id
+                    AND i.sku_id = replenish_resolve.sku_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT st.parent_site_id FROM retail_mid.ods_site st
+                  WHERE st.brand = replenish_resolve.brand AND st.site_id = replenish_resolve.site_id),
+                '*') AS source_id) src
+      LEFT JOIN LATERAL (
+            SELECT p.*
+              FROM retail_mid.replenish_parameter p
+              LEFT JOIN retail_mid.ods_product pr ON pr.brand = replenish_resolve.brand AND pr.sku_id = replenish_resolve.sku_id
+             WHERE p.brand = replenish_resolve.brand AND p.source_id IN (src.source_id, '*')
+               AND p.sku_id IN (replenish_resolve.sku_id, '*')
+               AND (p.category = '*' OR p.category IN (pr.category_l1, pr.category_l2, pr.category_l3, pr.category_l4))
+             ORDER BY CASE WHEN p.sku_id <> '*' THEN 5 WHEN p.category = '*' THEN 0
+                           WHEN p.category = pr.category_l4 THEN 4 WHEN p.category = pr.category_l3 THEN 3
+                           WHEN p.category = pr.category_l2 THEN 2 ELSE 1 END DESC,
+                      (p.source_id <> '*') DESC
+             LIMIT 1) r ON true
+      -- the history of replenish_lead_time_history, computed for this source only and only when needed (no
+      -- parameter lead time; all sites only when the site has too few shipments): the suggested orders call this
+      -- once per store x SKU
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND i.site_id = replenish_resolve.site_id AND r.lead_time_mean IS NULL
+                     GROUP BY i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h1 ON true
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND r.lead_time_mean IS NULL AND h1.lead_time_mean IS NULL
+                     GROUP BY i.site_id, i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h2 ON true;
+END;
+COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 CREATE OR REPLACE FUNCTION retail_mid.suggested_orders(brand text, method text DEFAULT 'normal', min_shipments int4 DEFAULT 3)
 RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text, lead_time_basis text,
                lead_time_mean float8, lead_time_sd float8, review_period int4, service_level float8,
@@ -7524,7 +7598,9 @@ RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text,
                reorder_point float8, order_up_to float8,
                snapshot_date date, on_hand float8, on_order float8, reserved float8, inventory_position float8,
                cover_days float8, pack_size float8, min_order_qty float8, order_qty float8, unit_margin float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off
+-- (jit off: one row per store x SKU through lateral functions costs much and runs fast; compiling it took longer
+-- than running it, 10 of the 15 seconds of dash_replenishment on the demo brand)
 AS $$
 BEGIN
     IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN

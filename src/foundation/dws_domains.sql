@@ -251,35 +251,38 @@ COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_digest IS 'Sum of hashtext
 COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day.';
 
 -- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded).
-CREATE FUNCTION retail_mid.domain_ods_digest(domain text, brand text, from_date date, to_date date)
+CREATE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
 RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
-LANGUAGE sql STABLE PARALLEL SAFE
-BEGIN ATOMIC
-    SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(pg_catalog.hashtextextended(e::text, 0))
-      FROM retail_mid.ods_behavior_event e
-     WHERE domain_ods_digest.domain IN ('behavior', '*')
-       AND (domain_ods_digest.brand IS NULL OR e.brand = domain_ods_digest.brand)
-       AND e.event_time >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND e.event_time < coalesce(domain_ods_digest.to_date + 1, 'infinity'::date)
-     GROUP BY e.brand, e.event_time::date
-    UNION ALL
-    SELECT 'touch', t.brand, t.touched_at::date, count(*), sum(pg_catalog.hashtextextended(t::text, 0))
-      FROM retail_mid.ods_campaign_touch t
-     WHERE domain_ods_digest.domain IN ('touch', '*')
-       AND (domain_ods_digest.brand IS NULL OR t.brand = domain_ods_digest.brand)
-       AND t.touched_at >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND t.touched_at < coalesce(domain_ods_digest.to_date + 1, 'infinity'::date)
-     GROUP BY t.brand, t.touched_at::date
-    UNION ALL
-    SELECT 'inventory', i.brand, i.snapshot_date, count(*), sum(pg_catalog.hashtextextended(i::text, 0))
-      FROM retail_mid.ods_inventory_snapshot i
-     WHERE domain_ods_digest.domain IN ('inventory', '*')
-       AND (domain_ods_digest.brand IS NULL OR i.brand = domain_ods_digest.brand)
-       AND i.snapshot_date >= coalesce(domain_ods_digest.from_date, '-infinity'::date)
-       AND i.snapshot_date <= coalesce(domain_ods_digest.to_date, 'infinity'::date)
-     GROUP BY i.brand, i.snapshot_date;
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
+BEGIN
+    -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
+    IF d IN ('behavior', '*') THEN
+        RETURN QUERY
+        SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
+          FROM retail_mid.ods_behavior_event e
+         WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
+         GROUP BY e.brand, e.event_time::date;
+    END IF;
+    IF d IN ('touch', '*') THEN
+        RETURN QUERY
+        SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
+          FROM retail_mid.ods_campaign_touch t
+         WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
+         GROUP BY t.brand, t.touched_at::date;
+    END IF;
+    IF d IN ('inventory', '*') THEN
+        RETURN QUERY
+        SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inventory_snapshot i
+         WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
+         GROUP BY i.brand, i.snapshot_date;
+    END IF;
 END;
-COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (behavior, touch, inventory or * for all), brand (NULL: all) and day in [from_date, to_date] (NULL: unbounded); what refresh_domains records in domain_refresh_state.';
+$$;
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory or * for all), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded), reading only the table of the domain asked for; what refresh_domains records in domain_refresh_state.';
 
 -- Days on which the domain layer is behind the ODS: the ODS digest differs from the recorded one (new, changed
 -- or removed rows), or ODS rows were never refreshed.
@@ -306,7 +309,10 @@ RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catal
 AS $$
 DECLARE n bigint; lo date; hi date;
 BEGIN
-    IF domain IS NULL OR domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
         RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Use behavior, touch, inventory or *.';
     END IF;

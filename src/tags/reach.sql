@@ -567,7 +567,7 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
 CREATE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint;
+DECLARE n bigint; v_from date; v_to date;
 BEGIN
     IF brand IS NULL OR btrim(brand) = '' THEN
         RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -580,8 +580,12 @@ BEGIN
         RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
     END IF;
     -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
-    -- households that received a campaign but are in no other file): it must hold every ODS touch of the brand
-    PERFORM retail_mid.domain_require_fresh('touch', define_campaign_tags.brand, NULL, NULL);
+    -- households that received a campaign but are in no other file): the days on which it is behind the brand's
+    -- ODS touches are refreshed first (the rules check again when they are evaluated)
+    SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
     INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
            '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
@@ -602,7 +606,7 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di; fails with 55000 when the touch DWD of the brand is behind the ODS (run refresh_domains); returns how many definitions were written (evaluate them with evaluate_tags).';
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
 
 -- The percentile of a numeric tag over the values the caller may read, for thresholds like "top 20%":
 -- tag >= tag_percentile(tag, 0.8). percentile_disc returns an actual value, so ties at the threshold are all in.
