@@ -7104,3 +7104,564 @@ CREATE OR REPLACE FUNCTION retail_mid.customer_universe() RETURNS retail_mid.rbi
 -- issue 18: Theta, the M4 Comb benchmark and combinations in retail_mid.forecast (C only; the comments list them)
 COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4) IS 'Forecasts one daily series per group (automatic choice by demand class: smooth and erratic series get the mean of the AICc-best ETS and Theta, or damped Holt without a season; intermittent ones the best Croston-type method); returns jsonb with model, parameters, fit statistics, point forecasts and 80%/95% intervals.';
 COMMENT ON AGGREGATE retail_mid.forecast(date, float8, int4, jsonb) IS 'Forecasts one dated series per group with options (model: auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive, snaive; ets, auto_model, components, origins, frequency, season_length, gaps, quantiles, max_evals, tolerance, nsim, seed, alpha, beta); returns jsonb.';
+
+-- issue 15: consumers (tags, reach, replenishment) read the public layer; the freshness check of the domain layer
+CREATE INDEX ON retail_mid.dws_inventory_site_sku_1d (brand, site_id, sku_id, dt);
+CREATE TABLE retail_mid.domain_refresh_state (
+    domain       text        NOT NULL CHECK (domain IN ('behavior', 'touch', 'inventory')),
+    brand        text        NOT NULL,
+    dt           date        NOT NULL,
+    ods_rows     bigint      NOT NULL,
+    ods_digest   numeric     NOT NULL,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (domain, brand, dt)
+);
+COMMENT ON TABLE retail_mid.domain_refresh_state IS 'What refresh_domains read from the ODS, per domain (behavior: ods_behavior_event, touch: ods_campaign_touch, inventory: ods_inventory_snapshot), brand and day: compared with the ODS now by domain_stale_days so that consumers do not read a stale DWD/DWS.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.domain_refresh_state', '');
+COMMENT ON COLUMN retail_mid.domain_refresh_state.domain IS 'behavior (dwd_behavior_event_di, dws_behavior_customer_1d), touch (dwd_marketing_touch_di, dws_marketing_campaign_1d) or inventory (dws_inventory_site_sku_1d).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.dt IS 'Day (event_time, touched_at or snapshot_date).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_rows IS 'ODS rows of the brand and day when the layer was rebuilt.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_digest IS 'Sum of hashtextextended(row::text, 0) over those rows: changes when a row is added, removed, changed or reloaded.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day.';
+
+-- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded).
+CREATE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
+BEGIN
+    -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
+    IF d IN ('behavior', '*') THEN
+        RETURN QUERY
+        SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
+          FROM retail_mid.ods_behavior_event e
+         WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
+         GROUP BY e.brand, e.event_time::date;
+    END IF;
+    IF d IN ('touch', '*') THEN
+        RETURN QUERY
+        SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
+          FROM retail_mid.ods_campaign_touch t
+         WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
+         GROUP BY t.brand, t.touched_at::date;
+    END IF;
+    IF d IN ('inventory', '*') THEN
+        RETURN QUERY
+        SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inventory_snapshot i
+         WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
+         GROUP BY i.brand, i.snapshot_date;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory or * for all), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded), reading only the table of the domain asked for; what refresh_domains records in domain_refresh_state.';
+
+-- Days on which the domain layer is behind the ODS: the ODS digest differs from the recorded one (new, changed
+-- or removed rows), or ODS rows were never refreshed.
+CREATE FUNCTION retail_mid.domain_stale_days(domain text, brand text DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, refreshed_rows bigint, refreshed_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(o.domain, s.domain), coalesce(o.brand, s.brand), coalesce(o.dt, s.dt), coalesce(o.ods_rows, 0), s.ods_rows, s.refreshed_at
+      FROM retail_mid.domain_ods_digest(domain_stale_days.domain, domain_stale_days.brand, domain_stale_days.from_date, domain_stale_days.to_date) o
+      FULL JOIN (SELECT r.* FROM retail_mid.domain_refresh_state r
+                  WHERE domain_stale_days.domain IN (r.domain, '*')
+                    AND (domain_stale_days.brand IS NULL OR r.brand = domain_stale_days.brand)
+                    AND r.dt >= coalesce(domain_stale_days.from_date, '-infinity'::date)
+                    AND r.dt <= coalesce(domain_stale_days.to_date, 'infinity'::date)) s
+        ON s.domain = o.domain AND s.brand = o.brand AND s.dt = o.dt
+     WHERE o.ods_rows IS DISTINCT FROM s.ods_rows OR o.ods_digest IS DISTINCT FROM s.ods_digest
+     ORDER BY 1, 2, 3;
+END;
+COMMENT ON FUNCTION retail_mid.domain_stale_days(text, text, date, date) IS 'Days on which a domain (behavior, touch, inventory or *) of a brand (NULL: all) is behind the ODS in [from_date, to_date] (NULL: unbounded): rows added, changed, removed or reloaded since refresh_domains last rebuilt the day, or never refreshed; empty when the layer is current.';
+
+-- For consumers: true when the layer is current for the brand and days, else 55000 with the refresh to run.
+CREATE FUNCTION retail_mid.domain_require_fresh(domain text, brand text, from_date date, to_date date)
+RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; lo date; hi date;
+BEGIN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
+        RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use behavior, touch, inventory or *.';
+    END IF;
+    SELECT count(*), min(s.dt), max(s.dt) INTO n, lo, hi FROM retail_mid.domain_stale_days(domain, brand, from_date, to_date) s;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'the % layer of brand % is behind the ODS on % day(s) between % and %', domain, coalesce(brand, '*'), n, to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The ODS rows of those days changed (or were never refreshed) after retail_mid.refresh_domains last rebuilt them; see retail_mid.domain_stale_days.',
+                  HINT = format('Run SELECT retail_mid.refresh_domains(%L, %L); (or retail_mid.refresh over those days) and try again.', to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD'));
+    END IF;
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_require_fresh(text, text, date, date) IS 'For consumers of the domain DWD/DWS: true when domain_stale_days is empty for the domain, brand (NULL: all) and days (NULL bounds: unbounded), else an error with SQLSTATE 55000 whose hint names the refresh_domains call to run.';
+SELECT retail_mid.secure_brand_table('retail_mid.domain_refresh_state');
+SELECT retail_mid.security_grant('retail_mid.domain_refresh_state');
+CREATE OR REPLACE FUNCTION retail_mid.refresh_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_dwd bigint; v_dws bigint;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh_domains dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date OR from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh_domains range must be non-empty, finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_dwd := retail_mid.build_dwd_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;
+    v_dws := retail_mid.build_dws_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % domain DWS rows written', v_dws;
+    -- what was read, for the consumers' freshness check (domain_require_fresh)
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('*', NULL, from_date, to_date) d;
+    RETURN v_dwd + v_dws;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads) and records what it read in domain_refresh_state (the consumers'' freshness check); called by retail_mid.refresh in its transaction; returns rows written.';
+-- Touches that count towards a brand's frequency caps, with customer keys: the outbox (planned, sent, delivered)
+-- and the touch history of the public layer (dwd_marketing_touch_di: sent, exposed) except the touches of plan
+-- campaigns (the outbox has those). reach_plan_run checks that the DWD is current (domain_require_fresh).
+CREATE OR REPLACE VIEW retail_mid.reach_touch AS
+SELECT o.brand::text AS brand, o.customer_key::int4 AS customer_key, o.planned_at::timestamp AS touched_at,
+       o.channel::text AS channel, 'outbox'::text AS source
+  FROM retail_mid.reach_outbox o WHERE o.status IN ('planned', 'sent', 'delivered')
+UNION ALL
+SELECT t.brand, t.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
+  FROM retail_mid.dwd_marketing_touch_di t
+ WHERE t.touch_type IN ('sent', 'exposed')
+   AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
+COMMENT ON VIEW retail_mid.reach_touch IS 'Every touch counted by frequency caps: outbox rows planned, sent or delivered, and the campaign touches sent or exposed of the touch DWD (dwd_marketing_touch_di: keyed, exact duplicates once), except those of reach plan campaigns, which the outbox counts.';
+COMMENT ON COLUMN retail_mid.reach_touch.brand IS 'Brand that touched.';
+COMMENT ON COLUMN retail_mid.reach_touch.customer_key IS 'Customer touched.';
+COMMENT ON COLUMN retail_mid.reach_touch.touched_at IS 'When (planned time for outbox rows).';
+COMMENT ON COLUMN retail_mid.reach_touch.channel IS 'Channel (''(none)'' for a campaign touch without one).';
+COMMENT ON COLUMN retail_mid.reach_touch.source IS 'outbox, or ods_campaign_touch for the campaign touches (read from dwd_marketing_touch_di).';
+ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
+GRANT SELECT ON retail_mid.dwd_marketing_touch_di TO retail_mid_view_owner;
+CREATE OR REPLACE FUNCTION retail_mid.reach_plan_run(plan_id bigint)
+RETURNS TABLE (run_id bigint, members bigint, already_decided bigint, planned bigint, skipped_frequency_cap bigint,
+               skipped_no_consent bigint, skipped_global_opt_out bigint, skipped_same_person bigint, held_out bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    p retail_mid.reach_plan; job bigint; aud retail_mid.rbitmap; n_members bigint; n_done bigint;
+    n_planned bigint; n_cap bigint; n_consent bigint; n_opt bigint; n_same bigint; n_held bigint; v_run bigint; win interval;
+BEGIN
+    IF plan_id IS NULL THEN
+        RAISE EXCEPTION 'plan_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'reach plan % does not exist', plan_id USING ERRCODE = 'undefined_object';
+    END IF;
+    job := retail_mid.job_start('reach_plan_run', jsonb_build_object('plan_id', plan_id, 'brand', p.brand));
+    -- Serialise the runs of a brand: a concurrent run waits here, then (read committed) sees the first one's
+    -- outbox rows; under repeatable read it fails with 40001 instead of counting from a stale snapshot.
+    INSERT INTO retail_mid.reach_brand_lock AS l (brand) VALUES (p.brand)
+    ON CONFLICT (brand) DO UPDATE SET last_run_at = now();
+    SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
+    win := make_interval(days => p.cap_days);
+    -- the frequency caps read the touch DWD (reach_touch): it must hold every ODS touch of the cap windows
+    PERFORM retail_mid.domain_require_fresh('touch', p.brand, (p.send_at - win)::date, (p.send_at + win)::date);
+
+    -- the plan's brand is the context: brand tags answer with that brand's values, not another brand's
+    aud := retail_mid.audience(p.audience, p.brand);
+    n_members := retail_mid.rb_cardinality(aud);
+    IF n_members = 0 THEN
+        RAISE EXCEPTION 'the audience of reach plan % is empty', plan_id USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Audience expression: %s', p.audience);
+    END IF;
+    CREATE TEMP TABLE rm_reach_member (customer_key int4 PRIMARY KEY, person int4, segment text, channel text, reason text) ON COMMIT DROP;
+    -- the member's OneID person (oneid_person_brand, in the plan's brand: at most one row per key; a key without a
+    -- person is its own): the keys of one person share the frequency cap and one touch per plan
+    INSERT INTO rm_reach_member (customer_key, person)
+    SELECT k, coalesce(ob.person_key, k) FROM retail_mid.rb_iterate(aud) k
+      LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = k
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.reach_outbox o WHERE o.plan_id = p.plan_id AND o.customer_key = k)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_holdout h WHERE h.plan_id = p.plan_id AND h.customer_key = k);
+    CREATE INDEX ON rm_reach_member (person);
+    n_done := n_members - (SELECT count(*) FROM rm_reach_member);
+    ANALYZE rm_reach_member;
+    RAISE NOTICE 'reach_plan_run: plan %: % audience members, % decided before, % to decide', plan_id, n_members, n_done, n_members - n_done;
+
+    IF p.segment_tag IS NOT NULL THEN
+        -- a brand tag's segment in the plan's brand; a group tag's group-wide value
+        UPDATE rm_reach_member m SET segment = v.value FROM retail_mid.tag_value v, retail_mid.tag_definition d
+         WHERE d.tag_name = p.segment_tag AND v.tag_name = d.tag_name AND v.valid_to IS NULL AND v.customer_key = m.customer_key
+           AND v.brand = CASE d.scope WHEN 'brand' THEN p.brand ELSE '*' END;
+    END IF;
+
+    -- Consent as of send_at: the latest row per channel; a channel is usable when that row grants it and no
+    -- global opt-out is as recent or more recent. The customer's preference rank first, then the plan's order.
+    WITH latest AS (
+        SELECT DISTINCT ON (c.customer_key, c.channel) c.customer_key, c.channel, c.status, c.preference, c.changed_at
+          FROM retail_mid.reach_consent c JOIN rm_reach_member m ON m.customer_key = c.customer_key
+         WHERE c.brand = p.brand AND c.changed_at <= p.send_at AND (c.channel = '*' OR c.channel = ANY (p.channels))
+         ORDER BY c.customer_key, c.channel, c.changed_at DESC),
+    usable AS (
+        SELECT DISTINCT ON (l.customer_key) l.customer_key, l.channel
+          FROM latest l LEFT JOIN latest g ON g.customer_key = l.customer_key AND g.channel = '*'
+         WHERE l.channel <> '*' AND l.status = 'granted' AND (g.changed_at IS NULL OR g.changed_at < l.changed_at)
+         ORDER BY l.customer_key, l.preference NULLS LAST, array_position(p.channels, l.channel))
+    UPDATE rm_reach_member m SET channel = u.channel FROM usable u WHERE u.customer_key = m.customer_key;
+    UPDATE rm_reach_member m SET reason = CASE WHEN EXISTS (SELECT 1 FROM retail_mid.reach_consent c
+                                                             WHERE c.brand = p.brand AND c.customer_key = m.customer_key
+                                                               AND c.channel = '*' AND c.changed_at <= p.send_at)
+                                               THEN 'global_opt_out' ELSE 'no_consent' END
+     WHERE m.channel IS NULL;
+
+    -- One person, one touch: a plan touches a person once, through the lowest key with a channel, unless an
+    -- earlier run of the plan already touched (or held out) the person through another key.
+    WITH earlier AS (
+        SELECT coalesce(ob.person_key, o.customer_key) AS person
+          FROM retail_mid.reach_outbox o
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = o.customer_key
+         WHERE o.plan_id = p.plan_id AND o.status IN ('planned', 'sent', 'delivered')
+        UNION ALL
+        SELECT coalesce(ob.person_key, h.customer_key)
+          FROM retail_mid.reach_holdout h
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = h.customer_key
+         WHERE h.plan_id = p.plan_id),
+    ranked AS (
+        SELECT m.customer_key, row_number() OVER (PARTITION BY m.person ORDER BY m.customer_key) AS k,
+               m.person IN (SELECT e.person FROM earlier e) AS touched
+          FROM rm_reach_member m WHERE m.channel IS NOT NULL)
+    UPDATE rm_reach_member m SET reason = 'same_person', channel = NULL
+      FROM ranked r WHERE r.customer_key = m.customer_key AND (r.k > 1 OR r.touched);
+
+    -- Frequency cap over every window (e - cap_days, e]: the new touch at send_at is allowed when each window
+    -- containing it (e in [send_at, send_at + cap_days)) holds fewer than cap_touches touches. Such a window
+    -- is fullest when it ends at send_at or at one of the touches after send_at (later plans count too).
+    -- (per person: the touches of all the person's keys)
+    WITH t AS (
+        SELECT m.person AS customer_key, r.touched_at
+          FROM retail_mid.reach_touch r
+          LEFT JOIN retail_mid.oneid_person_brand ob ON ob.brand = p.brand AND ob.customer_key = r.customer_key
+          JOIN rm_reach_member m ON m.person = coalesce(ob.person_key, r.customer_key)
+         WHERE m.channel IS NOT NULL AND r.brand = p.brand
+           AND r.touched_at > p.send_at - win AND r.touched_at < p.send_at + win),
+    w AS (
+        SELECT t.customer_key, t.touched_at,
+               count(*) OVER (PARTITION BY t.customer_key ORDER BY t.touched_at
+                              RANGE BETWEEN win - interval '1 microsecond' PRECEDING AND CURRENT ROW) AS ending_here,
+               count(*) FILTER (WHERE t.touched_at <= p.send_at) OVER (PARTITION BY t.customer_key) AS ending_at_send
+          FROM t),
+    fullest AS (
+        SELECT w.customer_key, max(greatest(CASE WHEN w.touched_at > p.send_at THEN w.ending_here ELSE 0 END, w.ending_at_send)) AS n
+          FROM w GROUP BY w.customer_key)
+    UPDATE rm_reach_member m SET reason = 'frequency_cap', channel = NULL
+      FROM fullest f WHERE f.customer_key = m.person AND f.n >= p.cap_touches AND m.channel IS NOT NULL;
+
+    -- issue 16: the control group, among the members who would be touched: the hash bucket of (plan, key) below
+    -- the plan's share; recorded in reach_holdout with the channel and template they would have got, never sent
+    IF p.holdout_share > 0 THEN
+        UPDATE rm_reach_member m SET reason = 'holdout'
+         WHERE m.channel IS NOT NULL AND retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key) < p.holdout_share;
+    END IF;
+
+    INSERT INTO retail_mid.reach_run (plan_id, brand, job_id, members, already_decided, planned)
+    VALUES (p.plan_id, p.brand, job, n_members, n_done, 0) RETURNING reach_run.run_id INTO v_run;
+    INSERT INTO retail_mid.reach_outbox (plan_id, brand, customer_key, channel, template, planned_at, status, reason, run_id)
+    SELECT p.plan_id, p.brand, m.customer_key, m.channel,
+           CASE WHEN m.channel IS NOT NULL THEN coalesce(p.templates ->> m.segment, p.templates ->> '*') END,
+           p.send_at, CASE WHEN m.channel IS NULL THEN 'skipped' ELSE 'planned' END, m.reason, v_run
+      FROM rm_reach_member m WHERE m.reason IS DISTINCT FROM 'holdout' ORDER BY m.customer_key
+    ON CONFLICT ON CONSTRAINT reach_outbox_pkey DO NOTHING;
+    INSERT INTO retail_mid.reach_holdout (plan_id, brand, customer_key, channel, template, planned_at, bucket, run_id)
+    SELECT p.plan_id, p.brand, m.customer_key, m.channel, coalesce(p.templates ->> m.segment, p.templates ->> '*'),
+           p.send_at, retail_mid.reach_holdout_bucket(p.plan_id, m.customer_key), v_run
+      FROM rm_reach_member m WHERE m.reason = 'holdout' ORDER BY m.customer_key
+    ON CONFLICT ON CONSTRAINT reach_holdout_pkey DO NOTHING;
+    SELECT count(*) FILTER (WHERE m.channel IS NOT NULL AND m.reason IS NULL), count(*) FILTER (WHERE m.reason = 'frequency_cap'),
+           count(*) FILTER (WHERE m.reason = 'no_consent'), count(*) FILTER (WHERE m.reason = 'global_opt_out'),
+           count(*) FILTER (WHERE m.reason = 'same_person'), count(*) FILTER (WHERE m.reason = 'holdout')
+      INTO n_planned, n_cap, n_consent, n_opt, n_same, n_held FROM rm_reach_member m;
+    UPDATE retail_mid.reach_run r SET planned = n_planned, held_out = n_held,
+           skipped = jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same)
+     WHERE r.run_id = v_run;
+    RAISE NOTICE 'reach_plan_run: plan %: % touches planned, skipped: % over the frequency cap, % without consent, % opted out, % other keys of a person touched',
+        plan_id, n_planned, n_cap, n_consent, n_opt, n_same;
+    IF p.holdout_share > 0 THEN
+        RAISE NOTICE 'reach_plan_run: plan %: % members held out as the control group (share %)', plan_id, n_held, p.holdout_share;
+    END IF;
+    PERFORM retail_mid.job_finish(job, n_planned + n_cap + n_consent + n_opt + n_same + n_held,
+        jsonb_build_object('run_id', v_run, 'members', n_members, 'already_decided', n_done, 'planned', n_planned,
+                           'skipped', jsonb_build_object('frequency_cap', n_cap, 'no_consent', n_consent, 'global_opt_out', n_opt, 'same_person', n_same),
+                           'held_out', n_held));
+    DROP TABLE rm_reach_member;
+    RETURN QUERY SELECT v_run, n_members, n_done, n_planned, n_cap, n_consent, n_opt, n_same, n_held;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person), or held out as the control group (holdout_share); writes reach_outbox, reach_holdout, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
+CREATE OR REPLACE FUNCTION retail_mid.load_media_feedback(path text, brand text DEFAULT 'media', max_rejected bigint DEFAULT 0,
+                                               refresh_tags boolean DEFAULT true)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; v_tags text[]; v_from date; v_to date;
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_rejected IS NULL OR max_rejected < 0 THEN
+        RAISE EXCEPTION 'max_rejected must be zero or positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_job := retail_mid.job_start('load_media_feedback', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_media (line_no bigint GENERATED ALWAYS AS IDENTITY, id_type text, id_value text, event_time text,
+        event_type text, campaign_id text, media text, event_count text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_media', 'id_type, id_value, event_time, event_type, campaign_id, media, event_count');
+    UPDATE rm_media SET id_type = lower(btrim(id_type)), event_type = lower(btrim(event_type));
+    UPDATE rm_media SET reason = CASE
+        WHEN id_type IS NULL OR id_type NOT IN ('member_id', 'phone', 'email', 'device_id', 'open_id', 'household_id', 'customer_id')
+             THEN 'unknown id_type'
+        WHEN retail_mid.invalid_field(id_value, 'text') THEN 'missing id_value'
+        WHEN retail_mid.invalid_field(event_time, 'timestamp') THEN 'event_time is not a timestamp'
+        WHEN event_type IS NULL OR event_type NOT IN ('exposure', 'impression', 'click') THEN 'event_type is not exposure, impression or click'
+        WHEN event_count IS NOT NULL AND btrim(event_count) <> '' AND (event_count !~ '^\s*\d{1,9}\s*$' OR event_count::int = 0)
+             THEN 'event_count is not a positive integer' END;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_media');
+    SELECT count(*) INTO v_loaded FROM rm_media;
+    v_load := retail_mid.finish_load('media_feedback', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+
+    -- reloading a file replaces its rows (their days are refreshed below with the new ones)
+    WITH d AS (
+        DELETE FROM retail_mid.ods_behavior_event e USING retail_mid.ods_load l
+         WHERE e.load_id = l.load_id AND l.source = 'media_feedback' AND l.path = load_media_feedback.path
+           AND l.brand = load_media_feedback.brand AND e.brand = load_media_feedback.brand AND l.load_id <> v_load
+        RETURNING e.event_time)
+    SELECT min(d.event_time)::date, max(d.event_time)::date INTO v_from, v_to FROM d;
+    PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(btrim(id_value)), array_agg(load_media_feedback.brand)) FROM rm_media;
+    INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value,
+                                              channel, event_count, load_id)
+    SELECT load_media_feedback.brand, id_type, btrim(id_value), btrim(event_time)::timestamp,
+           CASE event_type WHEN 'click' THEN 'click' ELSE 'exposure' END,
+           CASE WHEN nullif(btrim(campaign_id), '') IS NOT NULL THEN 'campaign' END, nullif(btrim(campaign_id), ''),
+           coalesce(nullif(lower(btrim(media)), ''), 'media'), coalesce(nullif(btrim(event_count), '')::int, 1), v_load
+      FROM rm_media ORDER BY line_no;
+    DROP TABLE rm_media;
+    -- the behaviour DWD/DWS of the days loaded (and of the days of the rows the reload replaced), so that the
+    -- consumers reading them (the media tags) see this load
+    SELECT least(v_from, min(e.event_time)::date), greatest(v_to, max(e.event_time)::date) INTO v_from, v_to
+      FROM retail_mid.ods_behavior_event e WHERE e.load_id = v_load;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load, 'refreshed_from', v_from, 'refreshed_to', v_to));
+    IF refresh_tags THEN
+        -- the tag rules are planned next: without statistics that include this load, their joins can be
+        -- planned as if the new rows did not exist
+        ANALYZE retail_mid.dwd_behavior_event_di, retail_mid.customer_key;
+        SELECT array_agg(t.tag_name ORDER BY t.tag_name) INTO v_tags FROM retail_mid.tag_definition t
+         WHERE t.enabled AND t.rule_sql ~* '(ods_behavior_event|dwd_behavior_event_di|dws_behavior_customer_1d)';
+        IF v_tags IS NOT NULL THEN
+            PERFORM retail_mid.evaluate_tags(v_tags);
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.load_media_feedback(text, text, bigint, boolean) IS 'Loads a media feedback file (exposures and clicks per identifier and campaign) as behaviour events, refreshes the domain DWD/DWS of the loaded days (refresh_domains), then re-evaluates the enabled tags that read behaviour (ods_behavior_event, dwd_behavior_event_di or dws_behavior_customer_1d: media_exposures_30d, media_clicks_30d ...).';
+CREATE OR REPLACE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; v_from date; v_to date;
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF prefix IS NULL OR prefix ~ '[\s"'']' THEN
+        RAISE EXCEPTION 'tag name prefix must not be NULL or contain spaces or quotes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign c WHERE c.brand = define_campaign_tags.brand)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign_touch t WHERE t.brand = define_campaign_tags.brand) THEN
+        RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
+    END IF;
+    -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
+    -- households that received a campaign but are in no other file): the days on which it is behind the brand's
+    -- ODS touches are refreshed first (the rules check again when they are evaluated)
+    SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
+    INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
+    SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
+           '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
+           format($r$SELECT t.customer_key, true, t.brand FROM retail_mid.dwd_marketing_touch_di t
+                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s)
+                       AND (SELECT retail_mid.domain_require_fresh('touch', %L, NULL, NULL)) GROUP BY t.brand, t.customer_key$r$,
+                  brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END, brand),
+           format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
+                  c.campaign_id, brand),
+           'manual', 'brand'
+      FROM (SELECT campaign_id FROM retail_mid.ods_campaign WHERE ods_campaign.brand = define_campaign_tags.brand
+            UNION SELECT t.campaign_id FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) c
+     CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
+    ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
+                                         value_type = excluded.value_type, scope = excluded.scope,
+                                         shared_with_brands = false;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
+ALTER TABLE retail_mid.tag_definition DISABLE TRIGGER tag_definition_author;
+UPDATE retail_mid.tag_definition SET rule_sql = $r$SELECT e.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
+       FROM retail_mid.dwd_behavior_event_di e
+      WHERE e.event_type IN ('exposure', 'click')
+        AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
+        AND (SELECT retail_mid.domain_require_fresh('behavior', NULL, ((SELECT retail_mid.behavior_as_of()) - interval '30 days')::date,
+                                                    (SELECT retail_mid.behavior_as_of())::date))
+      GROUP BY e.brand, e.customer_key$r$
+ WHERE tag_name = 'media_exposures_30d';
+UPDATE retail_mid.tag_definition SET rule_sql = $r$SELECT e.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0), e.brand
+       FROM retail_mid.dwd_behavior_event_di e
+      WHERE e.event_type IN ('exposure', 'click')
+        AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
+        AND (SELECT retail_mid.domain_require_fresh('behavior', NULL, ((SELECT retail_mid.behavior_as_of()) - interval '30 days')::date,
+                                                    (SELECT retail_mid.behavior_as_of())::date))
+      GROUP BY e.brand, e.customer_key$r$
+ WHERE tag_name = 'media_clicks_30d';
+ALTER TABLE retail_mid.tag_definition ENABLE TRIGGER tag_definition_author;
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, site_id, sku_id, ordered_on);
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, supplier_id, site_id);
+CREATE OR REPLACE FUNCTION retail_mid.replenish_resolve(brand text, site_id text, sku_id text, min_shipments int4 DEFAULT 3)
+RETURNS TABLE (source_id text, rule text, lead_time_mean float8, lead_time_sd float8, lead_time_basis text,
+               review_period int4, pack_size float8, min_order_qty float8, service_level float8, service_measure text,
+               lot_days int4, unit_margin float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT src.source_id,
+           CASE WHEN r.brand IS NULL THEN 'default' ELSE format('source=%s sku=%s category=%s', r.source_id, r.sku_id, r.category) END,
+           coalesce(r.lead_time_mean, h1.lead_time_mean, h2.lead_time_mean),
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN coalesce(r.lead_time_sd, 0)
+                ELSE coalesce(h1.lead_time_sd, h2.lead_time_sd) END,
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN 'parameter'
+                WHEN h1.lead_time_mean IS NOT NULL THEN 'history (source, site)'
+                WHEN h2.lead_time_mean IS NOT NULL THEN 'history (source)' ELSE 'none' END,
+           coalesce(r.review_period, 7), coalesce(r.pack_size, 1), coalesce(r.min_order_qty, 0), coalesce(r.service_level, 0.95),
+           coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0), r.unit_margin
+      FROM (SELECT coalesce(
+                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id
+                    AND i.sku_id = replenish_resolve.sku_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT st.parent_site_id FROM retail_mid.ods_site st
+                  WHERE st.brand = replenish_resolve.brand AND st.site_id = replenish_resolve.site_id),
+                '*') AS source_id) src
+      LEFT JOIN LATERAL (
+            SELECT p.*
+              FROM retail_mid.replenish_parameter p
+              LEFT JOIN retail_mid.ods_product pr ON pr.brand = replenish_resolve.brand AND pr.sku_id = replenish_resolve.sku_id
+             WHERE p.brand = replenish_resolve.brand AND p.source_id IN (src.source_id, '*')
+               AND p.sku_id IN (replenish_resolve.sku_id, '*')
+               AND (p.category = '*' OR p.category IN (pr.category_l1, pr.category_l2, pr.category_l3, pr.category_l4))
+             ORDER BY CASE WHEN p.sku_id <> '*' THEN 5 WHEN p.category = '*' THEN 0
+                           WHEN p.category = pr.category_l4 THEN 4 WHEN p.category = pr.category_l3 THEN 3
+                           WHEN p.category = pr.category_l2 THEN 2 ELSE 1 END DESC,
+                      (p.source_id <> '*') DESC
+             LIMIT 1) r ON true
+      -- the history of replenish_lead_time_history, computed for this source only and only when needed (no
+      -- parameter lead time; all sites only when the site has too few shipments): the suggested orders call this
+      -- once per store x SKU
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND i.site_id = replenish_resolve.site_id AND r.lead_time_mean IS NULL
+                     GROUP BY i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h1 ON true
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND r.lead_time_mean IS NULL AND h1.lead_time_mean IS NULL
+                     GROUP BY i.site_id, i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h2 ON true;
+END;
+COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
+CREATE OR REPLACE FUNCTION retail_mid.suggested_orders(brand text, method text DEFAULT 'normal', min_shipments int4 DEFAULT 3)
+RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text, lead_time_basis text,
+               lead_time_mean float8, lead_time_sd float8, review_period int4, service_level float8,
+               service_measure text, lot_days int4, mean_daily_demand float8, sigma_daily float8, lead_time_demand float8,
+               safety_stock_normal float8, reorder_point_normal float8,
+               safety_stock_quantile float8, reorder_point_quantile float8,
+               reorder_point float8, order_up_to float8,
+               snapshot_date date, on_hand float8, on_order float8, reserved float8, inventory_position float8,
+               cover_days float8, pack_size float8, min_order_qty float8, order_qty float8, unit_margin float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off
+-- (jit off: one row per store x SKU through lateral functions costs much and runs fast; compiling it took longer
+-- than running it, 10 of the 15 seconds of dash_replenishment on the demo brand)
+AS $$
+BEGIN
+    IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
+        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT f.site_id, f.sku_id, f.made_on, p.source_id, p.rule, p.lead_time_basis,
+           p.lead_time_mean, p.lead_time_sd, p.review_period, p.service_level, p.service_measure, p.lot_days,
+           pol.mean_daily_demand, pol.sigma_daily, pol.lead_time_demand,
+           pol.safety_stock_normal, pol.reorder_point_normal, pol.safety_stock_quantile, pol.reorder_point_quantile,
+           x.rop, x.s,
+           inv.snapshot_date, coalesce(inv.on_hand, 0), coalesce(inv.on_order, 0), coalesce(inv.reserved, 0),
+           coalesce(inv.on_hand, 0) + coalesce(inv.on_order, 0) - coalesce(inv.reserved, 0),
+           CASE WHEN pol.mean_daily_demand > 0 THEN (coalesce(inv.on_hand, 0) - coalesce(inv.reserved, 0)) / pol.mean_daily_demand
+                WHEN coalesce(inv.on_hand, 0) - coalesce(inv.reserved, 0) > 0 THEN 'Infinity'::float8 ELSE 0 END,
+           p.pack_size, p.min_order_qty,
+           retail_mid.order_quantity(coalesce(inv.on_hand, 0), coalesce(inv.on_order, 0), coalesce(inv.reserved, 0),
+                                     x.rop, x.s, p.pack_size, p.min_order_qty),
+           p.unit_margin
+      FROM retail_mid.replenish_forecast f
+      CROSS JOIN LATERAL retail_mid.replenish_resolve(f.brand, f.site_id, f.sku_id, min_shipments) p
+      LEFT JOIN LATERAL (SELECT q.* FROM retail_mid.replenish_policy(f.result, p.lead_time_mean, p.lead_time_sd,
+                                                                      p.review_period, p.service_level, p.service_measure, p.lot_days) q
+                          WHERE p.lead_time_mean IS NOT NULL) pol ON true
+      LEFT JOIN LATERAL (SELECT CASE method WHEN 'normal' THEN pol.reorder_point_normal ELSE pol.reorder_point_quantile END AS rop,
+                                CASE method WHEN 'normal' THEN pol.order_up_to_normal ELSE pol.order_up_to_quantile END AS s) x ON true
+      LEFT JOIN LATERAL (SELECT i.dt AS snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
+                           FROM retail_mid.dws_inventory_site_sku_1d i
+                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.dt <= f.made_on
+                          ORDER BY i.dt DESC LIMIT 1) inv ON true
+     WHERE f.brand = suggested_orders.brand
+       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL))
+     ORDER BY f.site_id, f.sku_id;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0; 55000 when that DWS is behind the ODS snapshots), cover in days, order quantity in whole packs (NULL when no lead time is known).';
+CREATE OR REPLACE VIEW retail_mid.dash_stock_position AS
+SELECT i.brand, i.site_id, d.site_type, d.region, i.sku_id, i.dt AS snapshot_date, i.on_hand, i.on_order, i.reserved,
+       i.on_hand - i.reserved AS available
+  FROM retail_mid.dws_inventory_site_sku_1d i
+  JOIN (SELECT l.brand, l.site_id, max(l.dt) AS dt
+          FROM retail_mid.dws_inventory_site_sku_1d l GROUP BY l.brand, l.site_id) m
+    ON m.brand = i.brand AND m.site_id = i.site_id AND m.dt = i.dt
+  LEFT JOIN retail_mid.dim_site d ON d.brand = i.brand AND d.site_id = i.site_id AND d.is_current;
+COMMENT ON VIEW retail_mid.dash_stock_position IS 'Dashboard tile stock: stock per site and SKU on each site''s latest snapshot day of the inventory DWS (dws_inventory_site_sku_1d), stores and warehouses alike, with the site''s type and region (dim_site).';
+COMMENT ON COLUMN retail_mid.dash_stock_position.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_stock_position.site_id IS 'Site (store or warehouse).';
+COMMENT ON COLUMN retail_mid.dash_stock_position.site_type IS 'Site type (dim_site; NULL for a site not in ods_site).';
+COMMENT ON COLUMN retail_mid.dash_stock_position.region IS 'Region of the site (dim_site, current).';
+COMMENT ON COLUMN retail_mid.dash_stock_position.sku_id IS 'SKU.';
+COMMENT ON COLUMN retail_mid.dash_stock_position.snapshot_date IS 'The site''s latest snapshot day.';
+COMMENT ON COLUMN retail_mid.dash_stock_position.on_hand IS 'Units on hand.';
+COMMENT ON COLUMN retail_mid.dash_stock_position.on_order IS 'Units on open inbound orders (dws_inventory_site_sku_1d.on_order).';
+ALTER VIEW retail_mid.dash_stock_position SET (security_invoker = true);
+GRANT SELECT ON retail_mid.domain_refresh_state TO retail_mid_bi;

@@ -187,14 +187,14 @@ COMMENT ON COLUMN retail_mid.dash_reach_plan.decided IS 'All outbox rows of the 
 -- ----------------------------------------------------------------- stock, replenishment, forecasts
 
 CREATE VIEW retail_mid.dash_stock_position AS
-SELECT i.brand, i.site_id, d.site_type, d.region, i.sku_id, i.snapshot_date, i.on_hand, i.on_order, i.reserved,
+SELECT i.brand, i.site_id, d.site_type, d.region, i.sku_id, i.dt AS snapshot_date, i.on_hand, i.on_order, i.reserved,
        i.on_hand - i.reserved AS available
-  FROM retail_mid.ods_inventory_snapshot i
-  JOIN (SELECT l.brand, l.site_id, max(l.snapshot_date) AS snapshot_date
-          FROM retail_mid.ods_inventory_snapshot l GROUP BY l.brand, l.site_id) m
-    ON m.brand = i.brand AND m.site_id = i.site_id AND m.snapshot_date = i.snapshot_date
+  FROM retail_mid.dws_inventory_site_sku_1d i
+  JOIN (SELECT l.brand, l.site_id, max(l.dt) AS dt
+          FROM retail_mid.dws_inventory_site_sku_1d l GROUP BY l.brand, l.site_id) m
+    ON m.brand = i.brand AND m.site_id = i.site_id AND m.dt = i.dt
   LEFT JOIN retail_mid.dim_site d ON d.brand = i.brand AND d.site_id = i.site_id AND d.is_current;
-COMMENT ON VIEW retail_mid.dash_stock_position IS 'Dashboard tile stock: stock per site and SKU in each site''s latest inventory snapshot, stores and warehouses alike, with the site''s type and region (dim_site).';
+COMMENT ON VIEW retail_mid.dash_stock_position IS 'Dashboard tile stock: stock per site and SKU on each site''s latest snapshot day of the inventory DWS (dws_inventory_site_sku_1d), stores and warehouses alike, with the site''s type and region (dim_site).';
 COMMENT ON COLUMN retail_mid.dash_stock_position.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_stock_position.site_id IS 'Site (store or warehouse).';
 COMMENT ON COLUMN retail_mid.dash_stock_position.site_type IS 'Site type (dim_site; NULL for a site not in ods_site).';
@@ -202,7 +202,7 @@ COMMENT ON COLUMN retail_mid.dash_stock_position.region IS 'Region of the site (
 COMMENT ON COLUMN retail_mid.dash_stock_position.sku_id IS 'SKU.';
 COMMENT ON COLUMN retail_mid.dash_stock_position.snapshot_date IS 'The site''s latest snapshot day.';
 COMMENT ON COLUMN retail_mid.dash_stock_position.on_hand IS 'Units on hand.';
-COMMENT ON COLUMN retail_mid.dash_stock_position.on_order IS 'Units on order.';
+COMMENT ON COLUMN retail_mid.dash_stock_position.on_order IS 'Units on open inbound orders (dws_inventory_site_sku_1d.on_order).';
 COMMENT ON COLUMN retail_mid.dash_stock_position.reserved IS 'Units reserved for open orders.';
 COMMENT ON COLUMN retail_mid.dash_stock_position.available IS 'on_hand - reserved.';
 

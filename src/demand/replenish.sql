@@ -302,12 +302,27 @@ BEGIN ATOMIC
                            WHEN p.category = pr.category_l2 THEN 2 ELSE 1 END DESC,
                       (p.source_id <> '*') DESC
              LIMIT 1) r ON true
-      LEFT JOIN retail_mid.replenish_lead_time_history h1
-             ON h1.brand = replenish_resolve.brand AND h1.source_id = src.source_id
-            AND h1.site_id = replenish_resolve.site_id AND h1.shipments >= min_shipments
-      LEFT JOIN retail_mid.replenish_lead_time_history h2
-             ON h2.brand = replenish_resolve.brand AND h2.source_id = src.source_id
-            AND h2.site_id = '*' AND h2.shipments >= min_shipments;
+      -- the history of replenish_lead_time_history, computed for this source only and only when needed (no
+      -- parameter lead time; all sites only when the site has too few shipments): the suggested orders call this
+      -- once per store x SKU
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND i.site_id = replenish_resolve.site_id AND r.lead_time_mean IS NULL
+                     GROUP BY i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h1 ON true
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.ods_inbound_shipment i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND r.lead_time_mean IS NULL AND h1.lead_time_mean IS NULL
+                     GROUP BY i.site_id, i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h2 ON true;
 END;
 COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 
@@ -488,7 +503,9 @@ RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text,
                reorder_point float8, order_up_to float8,
                snapshot_date date, on_hand float8, on_order float8, reserved float8, inventory_position float8,
                cover_days float8, pack_size float8, min_order_qty float8, order_qty float8, unit_margin float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off
+-- (jit off: one row per store x SKU through lateral functions costs much and runs fast; compiling it took longer
+-- than running it, 10 of the 15 seconds of dash_replenishment on the demo brand)
 AS $$
 BEGIN
     IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
@@ -515,15 +532,16 @@ BEGIN
                           WHERE p.lead_time_mean IS NOT NULL) pol ON true
       LEFT JOIN LATERAL (SELECT CASE method WHEN 'normal' THEN pol.reorder_point_normal ELSE pol.reorder_point_quantile END AS rop,
                                 CASE method WHEN 'normal' THEN pol.order_up_to_normal ELSE pol.order_up_to_quantile END AS s) x ON true
-      LEFT JOIN LATERAL (SELECT i.snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
-                           FROM retail_mid.ods_inventory_snapshot i
-                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.snapshot_date <= f.made_on
-                          ORDER BY i.snapshot_date DESC LIMIT 1) inv ON true
+      LEFT JOIN LATERAL (SELECT i.dt AS snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
+                           FROM retail_mid.dws_inventory_site_sku_1d i
+                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.dt <= f.made_on
+                          ORDER BY i.dt DESC LIMIT 1) inv ON true
      WHERE f.brand = suggested_orders.brand
+       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL))
      ORDER BY f.site_id, f.sku_id;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock from the latest inventory snapshot on or before the forecast day (none: 0), cover in days, order quantity in whole packs (NULL when no lead time is known).';
+COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0; 55000 when that DWS is behind the ODS snapshots), cover in days, order quantity in whole packs (NULL when no lead time is known).';
 
 CREATE VIEW retail_mid.replenish_suggested_order AS
 SELECT b.brand, o.* FROM (SELECT DISTINCT f.brand FROM retail_mid.replenish_forecast f) b,

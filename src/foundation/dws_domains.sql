@@ -72,6 +72,8 @@ CREATE TABLE retail_mid.dws_inventory_site_sku_1d (
     stock_out           boolean NOT NULL,
     PRIMARY KEY (dt, brand, site_id, sku_id)
 );
+-- consumers look up a site x SKU's latest day on or before a date (replenishment)
+CREATE INDEX ON retail_mid.dws_inventory_site_sku_1d (brand, site_id, sku_id, dt);
 COMMENT ON TABLE retail_mid.dws_inventory_site_sku_1d IS 'Stock per site (store or warehouse) x SKU on each day with an ODS inventory snapshot, with open inbound orders, available to promise and days of cover.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_inventory_site_sku_1d', '');
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.dt IS 'Snapshot date (stock at the end of the day).';
@@ -215,7 +217,113 @@ BEGIN
     RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;
     v_dws := retail_mid.build_dws_domains(from_date, to_date);
     RAISE NOTICE 'refresh: % domain DWS rows written', v_dws;
+    -- what was read, for the consumers' freshness check (domain_require_fresh)
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('*', NULL, from_date, to_date) d;
     RETURN v_dwd + v_dws;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads); called by retail_mid.refresh in its transaction; returns rows written.';
+COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads) and records what it read in domain_refresh_state (the consumers'' freshness check); called by retail_mid.refresh in its transaction; returns rows written.';
+
+-- ----------------------------------------------------------------- freshness of the domain layer (issue 15)
+-- A consumer of the DWD/DWS must not read a layer that is behind the ODS. refresh_domains records, per domain,
+-- brand and day it rebuilt, a digest of the ODS rows it read (row count and the sum of a hash of every whole row,
+-- load_id included); domain_stale_days compares the ODS now with that record. Consumers that load the ODS
+-- themselves (load_media_feedback) refresh the days they loaded; consumers that only read (reach, the behaviour and
+-- campaign tags, replenishment) call domain_require_fresh, which fails with 55000 and names the refresh to run.
+CREATE TABLE retail_mid.domain_refresh_state (
+    domain       text        NOT NULL CHECK (domain IN ('behavior', 'touch', 'inventory')),
+    brand        text        NOT NULL,
+    dt           date        NOT NULL,
+    ods_rows     bigint      NOT NULL,
+    ods_digest   numeric     NOT NULL,
+    refreshed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (domain, brand, dt)
+);
+COMMENT ON TABLE retail_mid.domain_refresh_state IS 'What refresh_domains read from the ODS, per domain (behavior: ods_behavior_event, touch: ods_campaign_touch, inventory: ods_inventory_snapshot), brand and day: compared with the ODS now by domain_stale_days so that consumers do not read a stale DWD/DWS.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.domain_refresh_state', '');
+COMMENT ON COLUMN retail_mid.domain_refresh_state.domain IS 'behavior (dwd_behavior_event_di, dws_behavior_customer_1d), touch (dwd_marketing_touch_di, dws_marketing_campaign_1d) or inventory (dws_inventory_site_sku_1d).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.dt IS 'Day (event_time, touched_at or snapshot_date).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_rows IS 'ODS rows of the brand and day when the layer was rebuilt.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_digest IS 'Sum of hashtextextended(row::text, 0) over those rows: changes when a row is added, removed, changed or reloaded.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day.';
+
+-- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded).
+CREATE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
+BEGIN
+    -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
+    IF d IN ('behavior', '*') THEN
+        RETURN QUERY
+        SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
+          FROM retail_mid.ods_behavior_event e
+         WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
+         GROUP BY e.brand, e.event_time::date;
+    END IF;
+    IF d IN ('touch', '*') THEN
+        RETURN QUERY
+        SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
+          FROM retail_mid.ods_campaign_touch t
+         WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
+         GROUP BY t.brand, t.touched_at::date;
+    END IF;
+    IF d IN ('inventory', '*') THEN
+        RETURN QUERY
+        SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inventory_snapshot i
+         WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
+         GROUP BY i.brand, i.snapshot_date;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory or * for all), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded), reading only the table of the domain asked for; what refresh_domains records in domain_refresh_state.';
+
+-- Days on which the domain layer is behind the ODS: the ODS digest differs from the recorded one (new, changed
+-- or removed rows), or ODS rows were never refreshed.
+CREATE FUNCTION retail_mid.domain_stale_days(domain text, brand text DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, refreshed_rows bigint, refreshed_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(o.domain, s.domain), coalesce(o.brand, s.brand), coalesce(o.dt, s.dt), coalesce(o.ods_rows, 0), s.ods_rows, s.refreshed_at
+      FROM retail_mid.domain_ods_digest(domain_stale_days.domain, domain_stale_days.brand, domain_stale_days.from_date, domain_stale_days.to_date) o
+      FULL JOIN (SELECT r.* FROM retail_mid.domain_refresh_state r
+                  WHERE domain_stale_days.domain IN (r.domain, '*')
+                    AND (domain_stale_days.brand IS NULL OR r.brand = domain_stale_days.brand)
+                    AND r.dt >= coalesce(domain_stale_days.from_date, '-infinity'::date)
+                    AND r.dt <= coalesce(domain_stale_days.to_date, 'infinity'::date)) s
+        ON s.domain = o.domain AND s.brand = o.brand AND s.dt = o.dt
+     WHERE o.ods_rows IS DISTINCT FROM s.ods_rows OR o.ods_digest IS DISTINCT FROM s.ods_digest
+     ORDER BY 1, 2, 3;
+END;
+COMMENT ON FUNCTION retail_mid.domain_stale_days(text, text, date, date) IS 'Days on which a domain (behavior, touch, inventory or *) of a brand (NULL: all) is behind the ODS in [from_date, to_date] (NULL: unbounded): rows added, changed, removed or reloaded since refresh_domains last rebuilt the day, or never refreshed; empty when the layer is current.';
+
+-- For consumers: true when the layer is current for the brand and days, else 55000 with the refresh to run.
+CREATE FUNCTION retail_mid.domain_require_fresh(domain text, brand text, from_date date, to_date date)
+RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; lo date; hi date;
+BEGIN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
+        RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use behavior, touch, inventory or *.';
+    END IF;
+    SELECT count(*), min(s.dt), max(s.dt) INTO n, lo, hi FROM retail_mid.domain_stale_days(domain, brand, from_date, to_date) s;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'the % layer of brand % is behind the ODS on % day(s) between % and %', domain, coalesce(brand, '*'), n, to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The ODS rows of those days changed (or were never refreshed) after retail_mid.refresh_domains last rebuilt them; see retail_mid.domain_stale_days.',
+                  HINT = format('Run SELECT retail_mid.refresh_domains(%L, %L); (or retail_mid.refresh over those days) and try again.', to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD'));
+    END IF;
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_require_fresh(text, text, date, date) IS 'For consumers of the domain DWD/DWS: true when domain_stale_days is empty for the domain, brand (NULL: all) and days (NULL bounds: unbounded), else an error with SQLSTATE 55000 whose hint names the refresh_domains call to run.';

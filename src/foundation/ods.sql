@@ -200,6 +200,9 @@ CREATE TABLE retail_mid.ods_inbound_shipment (
 );
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_inbound_shipment', '');
+-- replenishment looks up the latest shipment of a site (x SKU) and the shipments of a source (demand/replenish.sql)
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, site_id, sku_id, ordered_on);
+CREATE INDEX ON retail_mid.ods_inbound_shipment (brand, supplier_id, site_id);
 COMMENT ON TABLE retail_mid.ods_inbound_shipment IS 'Purchase orders and transfers into a site: the lead time is received_on - ordered_on.';
 
 CREATE TABLE retail_mid.ods_campaign (

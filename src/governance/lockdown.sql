@@ -86,7 +86,7 @@ ALTER VIEW retail_mid.behavior_event_keyed OWNER TO retail_mid_view_owner;
 ALTER VIEW retail_mid.campaign_touch_keyed OWNER TO retail_mid_view_owner;
 -- issue 15 (BI contract): views analysts and BI read over tables they may not read themselves, owned by
 -- retail_mid_view_owner and scoped by the row-level security of their base tables (evaluated for the caller):
--- reach_touch (ODS touches and their keys), fulfilment_atp (stock of the locations of the caller's brands). The
+-- reach_touch (the keyed touches of dwd_marketing_touch_di), fulfilment_atp (stock of the locations of the caller's brands). The
 -- site candidates are the group's planning output and hold no rows of any brand. (Their grants to the view owner
 -- are given at the end, after the roles', as an update from 1.0.0 orders them.)
 ALTER VIEW retail_mid.reach_touch SET (security_invoker = false);
@@ -139,3 +139,7 @@ GRANT SELECT ON retail_mid.brand_entitlement, retail_mid.quality_rule, retail_mi
 GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan TO retail_mid_bi;
 GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfilment_stock, retail_mid.fulfilment_location,
                 retail_mid.site_candidate, retail_mid.site_candidate_score TO retail_mid_view_owner;
+-- issue 15 (consumers on the public layer): reach_touch reads the touch DWD
+GRANT SELECT ON retail_mid.dwd_marketing_touch_di TO retail_mid_view_owner;
+-- BI reads dash_replenishment, whose suggested orders check the freshness of the inventory DWS
+GRANT SELECT ON retail_mid.domain_refresh_state TO retail_mid_bi;

@@ -246,24 +246,23 @@ CREATE TRIGGER reach_plan_check BEFORE INSERT OR UPDATE ON retail_mid.reach_plan
     FOR EACH ROW EXECUTE FUNCTION retail_mid.reach_plan_check();
 
 -- Touches that count towards a brand's frequency caps, with customer keys: the outbox (planned, sent, delivered)
--- and the ODS touch history (sent, exposed) except the touches of plan campaigns (the outbox has those).
+-- and the touch history of the public layer (dwd_marketing_touch_di: sent, exposed) except the touches of plan
+-- campaigns (the outbox has those). reach_plan_run checks that the DWD is current (domain_require_fresh).
 CREATE VIEW retail_mid.reach_touch AS
 SELECT o.brand::text AS brand, o.customer_key::int4 AS customer_key, o.planned_at::timestamp AS touched_at,
        o.channel::text AS channel, 'outbox'::text AS source
   FROM retail_mid.reach_outbox o WHERE o.status IN ('planned', 'sent', 'delivered')
 UNION ALL
-SELECT t.brand, k.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
-  FROM retail_mid.ods_campaign_touch t
-  JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
-                                AND k.id_value = retail_mid.identifier_value(t.id_value)
- WHERE t.touch_type IN ('sent', 'exposed') AND t.touched_at IS NOT NULL
+SELECT t.brand, t.customer_key, t.touched_at, t.channel, 'ods_campaign_touch'
+  FROM retail_mid.dwd_marketing_touch_di t
+ WHERE t.touch_type IN ('sent', 'exposed')
    AND NOT EXISTS (SELECT 1 FROM retail_mid.reach_plan p WHERE p.brand = t.brand AND p.campaign_id = t.campaign_id);
-COMMENT ON VIEW retail_mid.reach_touch IS 'Every touch counted by frequency caps: outbox rows planned, sent or delivered, and ODS campaign touches sent or exposed (except those of reach plan campaigns, which the outbox counts).';
+COMMENT ON VIEW retail_mid.reach_touch IS 'Every touch counted by frequency caps: outbox rows planned, sent or delivered, and the campaign touches sent or exposed of the touch DWD (dwd_marketing_touch_di: keyed, exact duplicates once), except those of reach plan campaigns, which the outbox counts.';
 COMMENT ON COLUMN retail_mid.reach_touch.brand IS 'Brand that touched.';
 COMMENT ON COLUMN retail_mid.reach_touch.customer_key IS 'Customer touched.';
 COMMENT ON COLUMN retail_mid.reach_touch.touched_at IS 'When (planned time for outbox rows).';
-COMMENT ON COLUMN retail_mid.reach_touch.channel IS 'Channel.';
-COMMENT ON COLUMN retail_mid.reach_touch.source IS 'outbox or ods_campaign_touch.';
+COMMENT ON COLUMN retail_mid.reach_touch.channel IS 'Channel (''(none)'' for a campaign touch without one).';
+COMMENT ON COLUMN retail_mid.reach_touch.source IS 'outbox, or ods_campaign_touch for the campaign touches (read from dwd_marketing_touch_di).';
 
 -- Creates a plan from arguments (a convenience over INSERT; the trigger validates both ways in).
 CREATE FUNCTION retail_mid.reach_plan_create(brand text, audience text, channels text[], send_at timestamp,
@@ -311,6 +310,8 @@ BEGIN
     ON CONFLICT (brand) DO UPDATE SET last_run_at = now();
     SELECT * INTO p FROM retail_mid.reach_plan r WHERE r.plan_id = reach_plan_run.plan_id;
     win := make_interval(days => p.cap_days);
+    -- the frequency caps read the touch DWD (reach_touch): it must hold every ODS touch of the cap windows
+    PERFORM retail_mid.domain_require_fresh('touch', p.brand, (p.send_at - win)::date, (p.send_at + win)::date);
 
     -- the plan's brand is the context: brand tags answer with that brand's values, not another brand's
     aud := retail_mid.audience(p.audience, p.brand);
@@ -465,15 +466,16 @@ COMMENT ON FUNCTION retail_mid.behavior_as_of() IS 'End of the windows of behavi
 
 -- Media feedback file (CSV with header): id_type, id_value, event_time, event_type (exposure|impression|click),
 -- campaign_id, media, event_count. Rows become ods_behavior_event rows (exposure or click, object campaign =
--- campaign_id, channel = the media platform, default 'media'); then the enabled tags reading ods_behavior_event
--- are re-evaluated, so the media tags follow the load.
+-- campaign_id, channel = the media platform, default 'media'); the behaviour DWD/DWS of the loaded days are
+-- refreshed (refresh_domains), then the enabled tags reading behaviour (ods_behavior_event, dwd_behavior_event_di,
+-- dws_behavior_customer_1d) are re-evaluated, so the media tags follow the load.
 CREATE FUNCTION retail_mid.load_media_feedback(path text, brand text DEFAULT 'media', max_rejected bigint DEFAULT 0,
                                                refresh_tags boolean DEFAULT true)
 RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
-DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; v_tags text[];
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; v_tags text[]; v_from date; v_to date;
 BEGIN
     IF brand IS NULL OR btrim(brand) = '' THEN
         RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -498,10 +500,13 @@ BEGIN
     SELECT count(*) INTO v_loaded FROM rm_media;
     v_load := retail_mid.finish_load('media_feedback', path, brand, v_read, v_loaded, v_rejects, max_rejected);
 
-    -- reloading a file replaces its rows
-    DELETE FROM retail_mid.ods_behavior_event e USING retail_mid.ods_load l
-     WHERE e.load_id = l.load_id AND l.source = 'media_feedback' AND l.path = load_media_feedback.path
-       AND l.brand = load_media_feedback.brand AND e.brand = load_media_feedback.brand AND l.load_id <> v_load;
+    -- reloading a file replaces its rows (their days are refreshed below with the new ones)
+    WITH d AS (
+        DELETE FROM retail_mid.ods_behavior_event e USING retail_mid.ods_load l
+         WHERE e.load_id = l.load_id AND l.source = 'media_feedback' AND l.path = load_media_feedback.path
+           AND l.brand = load_media_feedback.brand AND e.brand = load_media_feedback.brand AND l.load_id <> v_load
+        RETURNING e.event_time)
+    SELECT min(d.event_time)::date, max(d.event_time)::date INTO v_from, v_to FROM d;
     PERFORM retail_mid.assign_customer_keys(array_agg(id_type), array_agg(btrim(id_value)), array_agg(load_media_feedback.brand)) FROM rm_media;
     INSERT INTO retail_mid.ods_behavior_event (brand, id_type, id_value, event_time, event_type, object_attribute, object_value,
                                               channel, event_count, load_id)
@@ -511,13 +516,20 @@ BEGIN
            coalesce(nullif(lower(btrim(media)), ''), 'media'), coalesce(nullif(btrim(event_count), '')::int, 1), v_load
       FROM rm_media ORDER BY line_no;
     DROP TABLE rm_media;
-    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    -- the behaviour DWD/DWS of the days loaded (and of the days of the rows the reload replaced), so that the
+    -- consumers reading them (the media tags) see this load
+    SELECT least(v_from, min(e.event_time)::date), greatest(v_to, max(e.event_time)::date) INTO v_from, v_to
+      FROM retail_mid.ods_behavior_event e WHERE e.load_id = v_load;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load, 'refreshed_from', v_from, 'refreshed_to', v_to));
     IF refresh_tags THEN
         -- the tag rules are planned next: without statistics that include this load, their joins can be
         -- planned as if the new rows did not exist
-        ANALYZE retail_mid.ods_behavior_event, retail_mid.customer_key;
+        ANALYZE retail_mid.dwd_behavior_event_di, retail_mid.customer_key;
         SELECT array_agg(t.tag_name ORDER BY t.tag_name) INTO v_tags FROM retail_mid.tag_definition t
-         WHERE t.enabled AND t.rule_sql ~* 'ods_behavior_event';
+         WHERE t.enabled AND t.rule_sql ~* '(ods_behavior_event|dwd_behavior_event_di|dws_behavior_customer_1d)';
         IF v_tags IS NOT NULL THEN
             PERFORM retail_mid.evaluate_tags(v_tags);
         END IF;
@@ -525,26 +537,26 @@ BEGIN
     RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.load_media_feedback(text, text, bigint, boolean) IS 'Loads a media feedback file (exposures and clicks per identifier and campaign) as behaviour events, then re-evaluates the enabled tags that read ods_behavior_event (media_exposures_30d, media_clicks_30d ...).';
+COMMENT ON FUNCTION retail_mid.load_media_feedback(text, text, bigint, boolean) IS 'Loads a media feedback file (exposures and clicks per identifier and campaign) as behaviour events, refreshes the domain DWD/DWS of the loaded days (refresh_domains), then re-evaluates the enabled tags that read behaviour (ods_behavior_event, dwd_behavior_event_di or dws_behavior_customer_1d: media_exposures_30d, media_clicks_30d ...).';
 
 INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, numeric_scale, scope) VALUES
  ('media_exposures_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
-  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
-       FROM retail_mid.ods_behavior_event e
-       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
-                                     AND k.id_value = btrim(e.id_value)
+  $r$SELECT e.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'exposure'), 0), e.brand
+       FROM retail_mid.dwd_behavior_event_di e
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
-      GROUP BY e.brand, k.customer_key$r$,
+        AND (SELECT retail_mid.domain_require_fresh('behavior', NULL, ((SELECT retail_mid.behavior_as_of()) - interval '30 days')::date,
+                                                    (SELECT retail_mid.behavior_as_of())::date))
+      GROUP BY e.brand, e.customer_key$r$,
   'Exposures (ad impressions) in the 30 days up to behavior_as_of(), per brand (the brand the feedback was loaded for), all channels; 0 for customers who only clicked.', 0, 'brand'),
  ('media_clicks_30d', '客户行为数据', '营销行为', '营销响应', '', 'numeric',
-  $r$SELECT k.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0), e.brand
-       FROM retail_mid.ods_behavior_event e
-       JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
-                                     AND k.id_value = btrim(e.id_value)
+  $r$SELECT e.customer_key, coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'click'), 0), e.brand
+       FROM retail_mid.dwd_behavior_event_di e
       WHERE e.event_type IN ('exposure', 'click')
         AND e.event_time > (SELECT retail_mid.behavior_as_of()) - interval '30 days' AND e.event_time <= (SELECT retail_mid.behavior_as_of())
-      GROUP BY e.brand, k.customer_key$r$,
+        AND (SELECT retail_mid.domain_require_fresh('behavior', NULL, ((SELECT retail_mid.behavior_as_of()) - interval '30 days')::date,
+                                                    (SELECT retail_mid.behavior_as_of())::date))
+      GROUP BY e.brand, e.customer_key$r$,
   'Clicks in the 30 days up to behavior_as_of(), per brand (the brand the feedback was loaded for), all channels; 0 for customers exposed but never clicking in the window.', 0, 'brand');
 
 -- ----------------------------------------------------------------- campaign tags and tag percentiles
@@ -555,7 +567,7 @@ INSERT INTO retail_mid.tag_definition (tag_name, level1, level2, level3, level4,
 CREATE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint;
+DECLARE n bigint; v_from date; v_to date;
 BEGIN
     IF brand IS NULL OR btrim(brand) = '' THEN
         RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -567,24 +579,25 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign_touch t WHERE t.brand = define_campaign_tags.brand) THEN
         RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
     END IF;
-    -- touch identifiers without a key get one (Complete Journey: households that received a campaign but have no
-    -- baskets and no demographics are in no other file)
-    PERFORM retail_mid.assign_customer_keys(array_agg(t.id_type), array_agg(t.id_value), array_agg(t.brand))
-       FROM (SELECT DISTINCT x.id_type, x.id_value, x.brand FROM retail_mid.ods_campaign_touch x
-              WHERE x.brand = define_campaign_tags.brand) t;
+    -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
+    -- households that received a campaign but are in no other file): the days on which it is behind the brand's
+    -- ODS touches are refreshed first (the rules check again when they are evaluated)
+    SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
     INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
            '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
-           format($r$SELECT k.customer_key, true, t.brand FROM retail_mid.ods_campaign_touch t
-                      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
-                                                    AND k.id_value = btrim(t.id_value)
-                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s) GROUP BY t.brand, k.customer_key$r$,
-                  brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END),
+           format($r$SELECT t.customer_key, true, t.brand FROM retail_mid.dwd_marketing_touch_di t
+                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s)
+                       AND (SELECT retail_mid.domain_require_fresh('touch', %L, NULL, NULL)) GROUP BY t.brand, t.customer_key$r$,
+                  brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END, brand),
            format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
                   c.campaign_id, brand),
            'manual', 'brand'
       FROM (SELECT campaign_id FROM retail_mid.ods_campaign WHERE ods_campaign.brand = define_campaign_tags.brand
-            UNION SELECT campaign_id FROM retail_mid.ods_campaign_touch WHERE ods_campaign_touch.brand = define_campaign_tags.brand) c
+            UNION SELECT t.campaign_id FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) c
      CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
     ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
                                          value_type = excluded.value_type, scope = excluded.scope,
@@ -593,7 +606,7 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand, <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, and gives customer keys to touch identifiers without one; returns how many definitions were written (evaluate them with evaluate_tags).';
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
 
 -- The percentile of a numeric tag over the values the caller may read, for thresholds like "top 20%":
 -- tag >= tag_percentile(tag, 0.8). percentile_disc returns an actual value, so ties at the threshold are all in.

@@ -59,6 +59,14 @@ SELECT b, 'noise', 'member_id', 'reach_t_' || g, 'sms', t, tt
   FROM generate_series(1, 240) g,
        (VALUES ('reach_t', timestamp '2026-05-30', 'clicked'), ('other_brand', timestamp '2026-05-30', 'sent'),
                ('reach_t', NULL, 'sent')) v(b, t, tt);
+-- the frequency caps read the touch DWD: while it is behind the ODS, reach refuses to count (55000), then refresh
+SELECT count(*) AS stale_days, min(dt) AS first_day, max(dt) AS last_day FROM retail_mid.domain_stale_days('touch', 'reach_t');
+SELECT pg_temp.try($$SELECT retail_mid.domain_require_fresh('touch', 'reach_t', '2026-05-01', '2026-06-30')$$);
+SELECT pg_temp.try($$SELECT retail_mid.domain_require_fresh('pos', 'reach_t', NULL, NULL)$$);
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2026-01-01', '2026-12-31') >= 0 AS refreshed;
+RESET client_min_messages;
+SELECT count(*) AS stale_days FROM retail_mid.domain_stale_days('touch', 'reach_t');
 
 -- plan A (sent 10 days after T) runs first: its touches lie after T and count for plan B's cap
 SELECT retail_mid.reach_plan_create('reach_t', 'reach_t_in AND reach_t_seg = gold', '{email,sms}', '2026-06-11 09:00',
@@ -153,6 +161,9 @@ SELECT 'reach_t', p.campaign_id, k.id_type, k.id_value, o.channel, o.planned_at,
   FROM retail_mid.reach_outbox o JOIN retail_mid.reach_plan p USING (plan_id) JOIN retail_mid.customer_key k USING (customer_key)
  WHERE o.plan_id = :plan_a AND o.status = 'planned';
 UPDATE retail_mid.reach_outbox SET status = 'sent' WHERE plan_id = :plan_a AND status = 'planned';
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2026-01-01', '2026-12-31') >= 0 AS refreshed;
+RESET client_min_messages;
 SELECT source, count(*) FROM retail_mid.reach_touch WHERE brand = 'reach_t' AND touched_at = '2026-06-11 09:00' GROUP BY 1;
 
 -- a cap of one touch: anyone touched in the 30 days either side of the send time is skipped
@@ -178,6 +189,9 @@ INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value
 SELECT 'reach_t', 'oneid', 'member_id', 'reach_t_' || k, 'sms', timestamp '2026-09-10 00:00' + make_interval(days => k / 120), 'sent'
   FROM generate_series(1, 120) g, LATERAL (VALUES (g), (g + 120)) v(k)
  WHERE g % 4 = 1 OR (g % 4 = 2 AND k > 120);
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2026-01-01', '2026-12-31') >= 0 AS refreshed;
+RESET client_min_messages;
 SELECT retail_mid.reach_plan_create('reach_t', 'reach_t_in', '{sms,email,wechat}', '2026-09-20', cap_touches => 2) AS plan_d \gset
 SELECT planned > 0 AS some_planned, skipped_frequency_cap > 0 AS some_capped, skipped_same_person > 0 AS some_same_person
   FROM retail_mid.reach_plan_run(:plan_d);

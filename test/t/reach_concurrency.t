@@ -29,6 +29,8 @@ SELECT 'conc', customer_key, 'sms', 'granted', '2026-01-01' FROM public.conc_cus
 INSERT INTO retail_mid.ods_campaign_touch (brand, campaign_id, id_type, id_value, channel, touched_at, touch_type)
 SELECT 'conc', 'hist', k.id_type, k.id_value, 'sms', timestamp '2026-05-31' - make_interval(days => 5 * j), 'sent'
   FROM retail_mid.customer_key k JOIN public.conc_cust USING (customer_key), generate_series(1, 4) j;
+-- the frequency caps read the touch DWD (issue 15): bring it up to date with the touches just loaded
+SELECT retail_mid.refresh_domains('2026-05-01', '2026-06-30');
 SELECT retail_mid.reach_plan_create('conc', 'conc_in', '{sms}', timestamp '2026-06-01 08:00' + make_interval(hours => i), name => 'p' || i)
   FROM generate_series(1, 8) i;
 SQL
