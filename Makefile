@@ -6,7 +6,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.cont
 
 SQL_common     = core registry
 SQL_bitmap     = bitmap
-SQL_foundation = keydict ods dim dwd tenancy dws loaders synthetic
+SQL_foundation = keydict ods dim partition dwd tenancy dws loaders synthetic
 SQL_consumer   = oneid clv rfm aipl
 SQL_tags       = audience brand_scope tags_builtin reach
 SQL_demand     = forecast promo replenish

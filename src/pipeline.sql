@@ -65,6 +65,69 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has ODS orders (the full rebuild); NULL when the ODS is empty.';
 
+-- ----------------------------------------------------------------- retention of partitioned history (issue 13)
+-- The partitioned history tables, in the order refresh writes them.
+CREATE FUNCTION retail_mid.partitioned_history_tables()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_customer_1d',
+             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::text[]::regclass[];
+COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month (dwd_trade_order_line_di and the trade _1d tables).';
+
+-- retail_mid.retain(before) drops the monthly partitions of the history tables (partitioned_history_tables())
+-- that lie wholly before `before`, and the DWD cleaning counts of those months. The _td tables are not touched:
+-- they keep the totals of the dropped days. The refresh window (the last 31 days up to the latest refreshed day,
+-- which late data may still rewrite) is never dropped. One transaction: it drops everything or nothing.
+CREATE FUNCTION retail_mid.retain(before date)
+RETURNS TABLE (table_name text, partition_name text, from_date date, to_date date, rows_dropped bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_latest date; v_limit date; r record; v_rows bigint; v_total bigint := 0; v_parts int := 0; v_cleaning bigint; v_upto date;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'retain needs a date' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(before) THEN
+        RAISE EXCEPTION 'retain needs a finite date, not %', before USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- no refresh in between: the window below stays true until commit
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_latest := coalesce((SELECT max(s.as_of) FROM retail_mid.dws_refresh_state s), CURRENT_DATE);
+    v_limit := v_latest - 30;
+    IF before > v_limit THEN
+        RAISE EXCEPTION 'retention date % is inside the refresh window', before
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The last 31 days up to the latest refreshed day %s (%s .. %s) may still be rewritten by late data.', v_latest, v_limit + 1, v_latest),
+                  HINT = format('Use a date on or before %s.', v_limit);
+    END IF;
+    v_job := retail_mid.job_start('retain', jsonb_build_object('before', before));
+    FOR r IN
+        SELECT p.parent, c.oid AS part, c.relname, to_date(right(c.relname, 6), 'YYYYMM') AS m
+          FROM unnest(retail_mid.partitioned_history_tables()) AS p(parent)
+          JOIN pg_inherits i ON i.inhparent = p.parent
+          JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE c.relname ~ '_p[0-9]{6}$'
+           AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month')::date <= before
+         ORDER BY 1::text, 4
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %s', r.part::regclass) INTO v_rows;
+        EXECUTE format('DROP TABLE %s', r.part::regclass);
+        table_name := r.parent::text; partition_name := 'retail_mid.' || r.relname;
+        from_date := r.m; to_date := (r.m + interval '1 month')::date - 1; rows_dropped := v_rows;
+        v_total := v_total + v_rows; v_parts := v_parts + 1;
+        v_upto := greatest(v_upto, to_date);
+        RAISE NOTICE 'retain: dropped % (% .. %, % rows)', partition_name, from_date, to_date, v_rows;
+        RETURN NEXT;
+    END LOOP;
+    -- the cleaning counts of the dropped months (a small unpartitioned table)
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d c WHERE c.dt <= v_upto;
+    GET DIAGNOSTICS v_cleaning = ROW_COUNT;
+    RAISE NOTICE 'retain: % partitions dropped (% rows), % cleaning rows deleted', v_parts, v_total, v_cleaning;
+    PERFORM retail_mid.job_finish(v_job, v_total, jsonb_build_object('partitions', v_parts, 'cleaning_rows', v_cleaning, 'dropped_through', v_upto));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. _td tables keep their totals. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
+
 -- ----------------------------------------------------------------- the daily pipeline (issue 13)
 -- retail_mid.run_daily(as_of) runs every step in dependency order, each step (and brand) in its own transaction
 -- with its own job_log row (job 'run_daily', arguments {step, brand, as_of}); docs/operations.md.

@@ -30,7 +30,7 @@ CREATE TABLE retail_mid.dws_trade_customer_1d (
     first_order_time timestamp NOT NULL,
     last_order_time  timestamp NOT NULL,
     PRIMARY KEY (dt, brand, customer_key)
-);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
 CREATE INDEX ON retail_mid.dws_trade_customer_1d (customer_key);
@@ -67,7 +67,7 @@ CREATE TABLE retail_mid.dws_trade_sku_store_1d (
     category_l2     text,
     store_region    text,
     PRIMARY KEY (dt, brand, store_id, sku_id)
-);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
 CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
@@ -106,7 +106,7 @@ CREATE TABLE retail_mid.dws_trade_store_1d (
     -- issue 15: DIM label as of dt
     store_region      text,
     PRIMARY KEY (dt, brand, store_id)
-);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
 COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';
@@ -221,6 +221,8 @@ BEGIN
         SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
     CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
         SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)  -- issue 13
+       FROM unnest(ARRAY['retail_mid.dws_trade_customer_1d', 'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::regclass[]) t;
     DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;

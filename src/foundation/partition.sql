@@ -1,0 +1,52 @@
+-- foundation/partition.sql: monthly range partitions of the day-grained history tables (issue 13).
+--
+-- dwd_trade_order_line_di and the trade _1d tables are partitioned by dt, one partition per calendar month,
+-- named <table>_pYYYYMM. refresh creates the months it is about to write (ensure_partitions) and retain drops
+-- whole months. Partitions are created at run time, so they are not extension members: pg_dump writes them as
+-- ordinary tables attached to their parent, with their rows. They get no grants: a non-owner reads through
+-- the parent, whose grants and row-level security policies apply (a direct SELECT on a partition is denied).
+
+-- Creates the monthly partitions of a partitioned history table covering [from_date, to_date] that do not exist
+-- yet and returns how many it created. A new partition is created as a plain table and then attached, which
+-- locks the parent only in SHARE UPDATE EXCLUSIVE mode, so readers of the parent are not blocked. Concurrent
+-- callers serialise on an advisory lock; a partition that exists already (or was just created) is skipped.
+CREATE FUNCTION retail_mid.ensure_partitions(tbl regclass, from_date date, to_date date)
+RETURNS int LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m date; v_name text; v_created int := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
+                    WHERE p.partrelid = tbl AND c.relnamespace = 'retail_mid'::regnamespace) THEN
+        RAISE EXCEPTION '% is not a partitioned history table of retail_mid', tbl
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'partition range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date > to_date THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.ensure_partitions'));
+    m := date_trunc('month', from_date)::date;
+    WHILE m <= to_date LOOP
+        v_name := (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_p' || to_char(m, 'YYYYMM');
+        IF to_regclass(format('retail_mid.%I', v_name)) IS NULL THEN
+            BEGIN
+                EXECUTE format('CREATE TABLE retail_mid.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_name, tbl);
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
+                               tbl, v_name, m, (m + interval '1 month')::date);
+                EXECUTE format('REVOKE ALL ON retail_mid.%I FROM PUBLIC', v_name);
+                EXECUTE format('COMMENT ON TABLE retail_mid.%I IS %L', v_name,
+                               format('Partition of %s for %s (created by retail_mid.ensure_partitions; read the parent).', tbl, to_char(m, 'YYYY-MM')));
+                v_created := v_created + 1;
+            EXCEPTION WHEN duplicate_table THEN
+                NULL;  -- created by a concurrent caller between the check and the CREATE
+            END;
+        END IF;
+        m := (m + interval '1 month')::date;
+    END LOOP;
+    RETURN v_created;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; concurrent calls serialise.';
