@@ -5001,3 +5001,372 @@ SELECT pg_catalog.pg_extension_config_dump('retail_mid.dim_holiday', '');
 CREATE TRIGGER restore_merge BEFORE INSERT ON retail_mid.dim_holiday FOR EACH ROW EXECUTE FUNCTION retail_mid.restore_merge();
 COMMENT ON TABLE retail_mid.dim_holiday IS 'Holidays as data: add, change or delete rows (moveable feasts such as the Spring Festival, Easter or Thanksgiving, store-specific days). Ships the fixed-date public holidays of CN and US for 1980-2070 (shipped = true); pg_dump keeps the rows users add and their changes to shipped rows.';
 COMMENT ON COLUMN retail_mid.dim_holiday.shipped IS 'Row shipped with the extension (created again by CREATE EXTENSION; a restore merges the dumped version onto it).';
+
+-- issue 13: partitioned history
+--
+-- dwd_trade_order_line_di and the trade _1d tables are partitioned by dt, one partition per calendar month,
+-- named <table>_pYYYYMM. refresh creates the months it is about to write (ensure_partitions) and retain drops
+-- whole months. Partitions are created at run time, so they are not extension members: pg_dump writes them as
+-- ordinary tables attached to their parent, with their rows. They get no grants: a non-owner reads through
+-- the parent, whose grants and row-level security policies apply (a direct SELECT on a partition is denied).
+
+-- Creates the monthly partitions of a partitioned history table covering [from_date, to_date] that do not exist
+-- yet and returns how many it created. A new partition is created as a plain table and then attached, which
+-- locks the parent only in SHARE UPDATE EXCLUSIVE mode, so readers of the parent are not blocked. Concurrent
+-- callers serialise on an advisory lock; a partition that exists already (or was just created) is skipped.
+CREATE FUNCTION retail_mid.ensure_partitions(tbl regclass, from_date date, to_date date)
+RETURNS int LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m date; v_name text; v_created int := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
+                    WHERE p.partrelid = tbl AND c.relnamespace = 'retail_mid'::regnamespace) THEN
+        RAISE EXCEPTION '% is not a partitioned history table of retail_mid', tbl
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'partition range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date > to_date THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.ensure_partitions'));
+    m := date_trunc('month', from_date)::date;
+    WHILE m <= to_date LOOP
+        v_name := (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_p' || to_char(m, 'YYYYMM');
+        IF to_regclass(format('retail_mid.%I', v_name)) IS NULL THEN
+            BEGIN
+                EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', 'retail_mid', v_name, tbl);
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
+                               tbl, v_name, m, (m + interval '1 month')::date);
+                EXECUTE format('REVOKE ALL ON retail_mid.%I FROM PUBLIC', v_name);
+                EXECUTE format('COMMENT ON TABLE retail_mid.%I IS %L', v_name,
+                               format('Partition of %s for %s (created by retail_mid.ensure_partitions; read the parent).', tbl, to_char(m, 'YYYY-MM')));
+                v_created := v_created + 1;
+            EXCEPTION WHEN duplicate_table THEN
+                NULL;  -- created by a concurrent caller between the check and the CREATE
+            END;
+        END IF;
+        m := (m + interval '1 month')::date;
+    END LOOP;
+    RETURN v_created;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; concurrent calls serialise.';
+
+-- Converts the history tables to monthly range partitions: the old heap is renamed, a partitioned table of the
+-- same columns (LIKE ... INCLUDING ALL: column order, defaults, constraints, indexes, column comments) takes its
+-- name, with its table comment, row-level security, policies, grants and pg_dump registration; the rows move into
+-- partitions created for them (which are then released from the extension, like the ones refresh creates later)
+-- and the old heap is dropped.
+DO $conv$
+DECLARE
+    t text; v_old regclass; v_new regclass; r record; v_min date; v_max date; v_rows bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['dwd_trade_order_line_di', 'dws_trade_customer_1d', 'dws_trade_sku_store_1d', 'dws_trade_store_1d'] LOOP
+        EXECUTE format('ALTER TABLE retail_mid.%I RENAME TO %I', t, t || '_unpartitioned');
+        v_old := format('retail_mid.%I', t || '_unpartitioned')::regclass;
+        FOR r IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = v_old LOOP
+            EXECUTE format('ALTER INDEX retail_mid.%I RENAME TO %I', r.relname, left('old_' || r.relname, 63));
+        END LOOP;
+        EXECUTE format('CREATE TABLE retail_mid.%I (LIKE %s INCLUDING ALL) PARTITION BY RANGE (dt)', t, v_old);
+        v_new := format('retail_mid.%I', t)::regclass;
+        EXECUTE format('COMMENT ON TABLE %s IS %L', v_new, obj_description(v_old, 'pg_class'));
+        IF (SELECT relrowsecurity FROM pg_class WHERE oid = v_old) THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_new);
+        END IF;
+        IF (SELECT relforcerowsecurity FROM pg_class WHERE oid = v_old) THEN
+            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_new);
+        END IF;
+        FOR r IN SELECT p.polname, p.polpermissive, p.polcmd, p.polroles,
+                        pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS wcheck
+                   FROM pg_policy p WHERE p.polrelid = v_old ORDER BY p.oid LOOP
+            EXECUTE format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.polname, v_new,
+                           CASE WHEN r.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                           CASE r.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                           CASE WHEN r.polroles = '{0}' THEN 'PUBLIC'
+                                ELSE (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE oid = ANY (r.polroles)) END,
+                           CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
+                           CASE WHEN r.wcheck IS NOT NULL THEN ' WITH CHECK (' || r.wcheck || ')' ELSE '' END);
+        END LOOP;
+        FOR r IN SELECT a.grantee, a.privilege_type, a.is_grantable
+                   FROM pg_class c, aclexplode(c.relacl) WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, n)
+                  WHERE c.oid = v_old AND a.grantee <> c.relowner ORDER BY a.n LOOP
+            EXECUTE format('GRANT %s ON %s TO %s%s', r.privilege_type, v_new,
+                           CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.grantee::regrole::text) END,
+                           CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+        PERFORM pg_catalog.pg_extension_config_dump(v_new, '');
+        EXECUTE format('SELECT min(dt), max(dt) FROM %s', v_old) INTO v_min, v_max;
+        IF v_min IS NOT NULL THEN
+            PERFORM retail_mid.ensure_partitions(v_new, v_min, v_max);
+        END IF;
+        EXECUTE format('INSERT INTO %s SELECT * FROM %s', v_new, v_old);
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        -- SQL-standard function bodies bound to the old heap are recreated on the new table (same text otherwise)
+        FOR r IN SELECT DISTINCT d.objid::regprocedure AS fn FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = v_old LOOP
+            EXECUTE replace(pg_get_functiondef(r.fn), t || '_unpartitioned', t);
+        END LOOP;
+        EXECUTE format('DROP TABLE %s', v_old);
+        -- partitions hold user rows and are dumped as ordinary tables: not extension members
+        FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i WHERE i.inhparent = v_new LOOP
+            EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', r.part);
+        END LOOP;
+        RAISE NOTICE 'issue 13: % partitioned by month, % rows moved', v_new, v_rows;
+    END LOOP;
+END;
+$conv$;
+
+-- Rebuilds the DWD days [from_date, to_date] from the ODS and returns the number of lines written.
+-- Rules apply in the order listed above: a line is counted under the first dropping rule that matches.
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    -- Customers first seen in this range get their keys before the lines refer to them.
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id), array_agg(o.brand))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id, o.brand
+               FROM retail_mid.ods_order o
+              WHERE o.order_time >= from_date AND o.order_time < to_date + 1
+                AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                                 WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                   AND k.id_value = btrim(o.customer_id))) o;
+
+    -- issue 13: the months of the range get their partitions; the delete and insert touch only those
+    PERFORM retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', from_date, to_date);
+    DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
+
+    CREATE TEMP TABLE pg_temp.rm_dwd_lines ON COMMIT DROP AS
+    SELECT o.order_time::date AS dt, o.brand, o.order_id, l.line_no, o.order_time, k.customer_key,
+           o.store_id, o.channel, l.sku_id, l.quantity, l.unit_price, l.discount,
+           coalesce(l.original_order_id, o.original_order_id) AS original_order_id,
+           CASE WHEN row_number() OVER (PARTITION BY o.brand, o.order_id, l.sku_id, l.quantity, l.unit_price, l.discount
+                                        ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+                WHEN l.unit_price = 0 THEN 'zero_price'
+                WHEN l.unit_price < 0 THEN 'negative_price'
+                WHEN l.quantity = 0 THEN 'zero_quantity'
+           END AS dropped_by
+      FROM retail_mid.ods_order o
+      JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                         AND k.id_value = btrim(o.customer_id)
+     WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
+
+    INSERT INTO retail_mid.dwd_trade_order_line_di
+    SELECT x.dt, x.brand, x.order_id, x.line_no, x.order_time, x.customer_key, x.store_id, x.channel, x.sku_id, x.quantity, x.unit_price,
+           x.discount, x.quantity * x.unit_price - x.discount,
+           CASE WHEN x.quantity < 0 THEN 'return' ELSE 'sale' END, x.original_order_id,
+           -- issue 15: categories and region as of the order date
+           coalesce(p.category_l1, 'unknown'), coalesce(p.category_l2, 'unknown'),
+           CASE WHEN x.store_id IS NOT NULL THEN coalesce(s.region, 'unknown') END
+      FROM pg_temp.rm_dwd_lines x
+      LEFT JOIN retail_mid.dim_product p ON p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to
+      LEFT JOIN retail_mid.dim_site s ON s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to
+     WHERE dropped_by IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)
+    SELECT dt, brand, r.rule, count(*), coalesce(sum(quantity * unit_price), 0)
+      FROM pg_temp.rm_dwd_lines,
+           LATERAL (VALUES ('source_line', true),
+                           (dropped_by, dropped_by IS NOT NULL),
+                           ('kept_line', dropped_by IS NULL),
+                           ('return_line', dropped_by IS NULL AND quantity < 0),
+                           ('anonymous_line', dropped_by IS NULL AND customer_key IS NULL)) AS r(rule, applies)
+     WHERE r.applies
+     GROUP BY dt, brand, r.rule;
+
+    DROP TABLE pg_temp.rm_dwd_lines;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dwd_trade(date, date) IS 'Rebuilds dwd_trade_order_line_di and dwd_trade_cleaning_1d for the given days from the ODS; called by retail_mid.refresh.';
+
+-- Rebuilds the _1d tables for [from_date, to_date] from the DWD and the _td rows of every key those days touch
+-- (before or after the change, so that removed late data is taken out of the totals too).
+CREATE OR REPLACE FUNCTION retail_mid.build_dws_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    CREATE TEMP TABLE rm_touched_customer ON COMMIT DROP AS
+        SELECT DISTINCT brand, customer_key FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_sku_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)  -- issue 13
+       FROM unnest(ARRAY['retail_mid.dws_trade_customer_1d', 'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::regclass[]) t;
+    DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    -- One pass over the DWD lines to orders: an order has one customer, store and day, so customer and store
+    -- counts become plain sums over it and need no count(DISTINCT).
+    CREATE TEMP TABLE rm_order ON COMMIT DROP AS
+    SELECT dt, brand, order_id, customer_key, coalesce(store_id, '(none)') AS store_id,
+           count(*) AS lines, sum(quantity) AS quantity,
+           bool_or(line_type = 'sale') AS has_sale, bool_or(line_type = 'return') AS has_return,
+           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount,
+           min(order_time) AS order_time, max(store_region) AS store_region  -- issue 15
+      FROM retail_mid.dwd_trade_order_line_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
+    ANALYZE rm_order;
+
+    INSERT INTO retail_mid.dws_trade_customer_1d
+    SELECT dt, brand, customer_key, count(*) FILTER (WHERE has_sale), count(*) FILTER (WHERE has_return),
+           sum(lines), sum(quantity), sum(sales_amount), sum(return_amount), sum(sales_amount) - sum(return_amount),
+           min(order_time), max(order_time)
+      FROM rm_order WHERE customer_key IS NOT NULL
+     GROUP BY dt, brand, customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    INSERT INTO retail_mid.dws_trade_store_1d
+    SELECT dt, brand, store_id, orders, anonymous_orders, return_orders, lines, quantity, sales_amount, return_amount,
+           sales_amount - return_amount, retail_mid.rb_cardinality(b), b, store_region
+      FROM (SELECT dt, brand, store_id, max(store_region) AS store_region, count(*) FILTER (WHERE has_sale) AS orders,
+                   count(*) FILTER (WHERE has_sale AND customer_key IS NULL) AS anonymous_orders,
+                   count(*) FILTER (WHERE has_return) AS return_orders, sum(lines) AS lines, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE has_sale), '{}') AS b
+              FROM rm_order GROUP BY dt, brand, store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- SKU lines are first summed per order, so that an order counts once per SKU.
+    INSERT INTO retail_mid.dws_trade_sku_store_1d
+    SELECT dt, brand, store_id, sku_id, orders, sales_quantity - return_quantity, sales_quantity, return_quantity,
+           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b,
+           category_l1, category_l2, store_region  -- issue 15
+      FROM (SELECT dt, brand, store_id, sku_id, max(category_l1) AS category_l1, max(category_l2) AS category_l2,
+                   max(store_region) AS store_region, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
+                   sum(sales_quantity) AS sales_quantity, sum(return_quantity) AS return_quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE sales_quantity > 0), '{}') AS b
+              FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, order_id, customer_key,
+                           max(category_l1) AS category_l1, max(category_l2) AS category_l2, max(store_region) AS store_region,
+                           coalesce(sum(quantity) FILTER (WHERE line_type = 'sale'), 0) AS sales_quantity,
+                           coalesce(-sum(quantity) FILTER (WHERE line_type = 'return'), 0) AS return_quantity,
+                           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+                           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount
+                      FROM retail_mid.dwd_trade_order_line_di
+                     WHERE dt BETWEEN from_date AND to_date
+                     GROUP BY dt, brand, coalesce(store_id, '(none)'), sku_id, order_id, customer_key) per_order
+             GROUP BY dt, brand, store_id, sku_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- To-date rows of every touched key, recomputed from the _1d history.
+    INSERT INTO rm_touched_customer SELECT DISTINCT brand, customer_key FROM rm_order WHERE customer_key IS NOT NULL;
+    INSERT INTO rm_touched_store SELECT DISTINCT brand, store_id FROM rm_order;
+    INSERT INTO rm_touched_sku_store
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    DELETE FROM retail_mid.dws_trade_customer_td t USING (SELECT DISTINCT * FROM rm_touched_customer) k
+     WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
+    INSERT INTO retail_mid.dws_trade_customer_td
+    SELECT d.brand, d.customer_key, min(dt), max(dt), sum(orders), sum(return_orders), count(*), sum(quantity),
+           sum(sales_amount), sum(return_amount), sum(net_amount),
+           min(dt) FILTER (WHERE orders > 0), max(dt) FILTER (WHERE orders > 0)
+      FROM retail_mid.dws_trade_customer_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
+     GROUP BY d.brand, d.customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_sku_store_td t USING (SELECT DISTINCT * FROM rm_touched_sku_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id AND t.sku_id = k.sku_id;
+    INSERT INTO retail_mid.dws_trade_sku_store_td
+    SELECT d.brand, d.store_id, d.sku_id, min(dt), max(dt), count(*), sum(orders), sum(quantity), sum(net_amount),
+           retail_mid.rb_cardinality(retail_mid.rb_or_agg(buyer_bitmap))
+      FROM retail_mid.dws_trade_sku_store_1d d
+      JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+        ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
+     GROUP BY d.brand, d.store_id, d.sku_id;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_store_td t USING (SELECT DISTINCT * FROM rm_touched_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id;
+    INSERT INTO retail_mid.dws_trade_store_td
+    SELECT brand, store_id, first_sale_date, last_sale_date, orders, net_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
+                   sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
+              FROM retail_mid.dws_trade_store_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
+             GROUP BY d.brand, d.store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DROP TABLE rm_order, rm_touched_customer, rm_touched_sku_store, rm_touched_store;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_trade(date, date) IS 'Rebuilds the trade _1d tables for the given days and the _td rows they touch; called by retail_mid.refresh.';
+
+-- ----------------------------------------------------------------- retention of partitioned history (issue 13)
+-- The partitioned history tables, in the order refresh writes them.
+CREATE FUNCTION retail_mid.partitioned_history_tables()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_customer_1d',
+             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::text[]::regclass[];
+COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month (dwd_trade_order_line_di and the trade _1d tables).';
+
+-- retail_mid.retain(before) drops the monthly partitions of the history tables (partitioned_history_tables())
+-- that lie wholly before `before`, and the DWD cleaning counts of those months. The _td tables are not touched:
+-- they keep the totals of the dropped days. The refresh window (the last 31 days up to the latest refreshed day,
+-- which late data may still rewrite) is never dropped. One transaction: it drops everything or nothing.
+CREATE FUNCTION retail_mid.retain(before date)
+RETURNS TABLE (table_name text, partition_name text, from_date date, to_date date, rows_dropped bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_latest date; v_limit date; r record; v_rows bigint; v_total bigint := 0; v_parts int := 0; v_cleaning bigint; v_upto date;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'retain needs a date' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(before) THEN
+        RAISE EXCEPTION 'retain needs a finite date, not %', before USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- no refresh in between: the window below stays true until commit
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_latest := coalesce((SELECT max(s.as_of) FROM retail_mid.dws_refresh_state s), CURRENT_DATE);
+    v_limit := v_latest - 30;
+    IF before > v_limit THEN
+        RAISE EXCEPTION 'retention date % is inside the refresh window', before
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The last 31 days up to the latest refreshed day %s (%s .. %s) may still be rewritten by late data.', v_latest, v_limit + 1, v_latest),
+                  HINT = format('Use a date on or before %s.', v_limit);
+    END IF;
+    v_job := retail_mid.job_start('retain', jsonb_build_object('before', before));
+    FOR r IN
+        SELECT p.parent, c.oid AS part, c.relname, to_date(right(c.relname, 6), 'YYYYMM') AS m
+          FROM unnest(retail_mid.partitioned_history_tables()) AS p(parent)
+          JOIN pg_inherits i ON i.inhparent = p.parent
+          JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE c.relname ~ '_p[0-9]{6}$'
+           AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month')::date <= before
+         ORDER BY 1::text, 4
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %s', r.part::regclass) INTO v_rows;
+        EXECUTE format('DROP TABLE %s', r.part::regclass);
+        table_name := r.parent::text; partition_name := 'retail_mid.' || r.relname;
+        from_date := r.m; to_date := (r.m + interval '1 month')::date - 1; rows_dropped := v_rows;
+        v_total := v_total + v_rows; v_parts := v_parts + 1;
+        v_upto := greatest(v_upto, to_date);
+        RAISE NOTICE 'retain: dropped % (% .. %, % rows)', partition_name, from_date, to_date, v_rows;
+        RETURN NEXT;
+    END LOOP;
+    -- the cleaning counts of the dropped months (a small unpartitioned table)
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d c WHERE c.dt <= v_upto;
+    GET DIAGNOSTICS v_cleaning = ROW_COUNT;
+    RAISE NOTICE 'retain: % partitions dropped (% rows), % cleaning rows deleted', v_parts, v_total, v_cleaning;
+    PERFORM retail_mid.job_finish(v_job, v_total, jsonb_build_object('partitions', v_parts, 'cleaning_rows', v_cleaning, 'dropped_through', v_upto));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. _td tables keep their totals. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
+

@@ -33,7 +33,7 @@ BEGIN
         v_name := (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_p' || to_char(m, 'YYYYMM');
         IF to_regclass(format('retail_mid.%I', v_name)) IS NULL THEN
             BEGIN
-                EXECUTE format('CREATE TABLE retail_mid.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_name, tbl);
+                EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', 'retail_mid', v_name, tbl);
                 EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
                                tbl, v_name, m, (m + interval '1 month')::date);
                 EXECUTE format('REVOKE ALL ON retail_mid.%I FROM PUBLIC', v_name);

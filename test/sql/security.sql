@@ -85,6 +85,7 @@ DROP POLICY sec_hide_c2 ON retail_mid.ods_customer;
 
 -- masking rules are data: a rule on a DWD column creates its masked view at once and withdraws direct reads of
 -- the table from analysts and BI; each role sees what it may
+DO $$ BEGIN PERFORM retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', '2026-01-01', '2026-01-01'); END $$;
 INSERT INTO retail_mid.dwd_trade_order_line_di (dt, brand, order_id, line_no, order_time, customer_key, channel, sku_id, quantity, unit_price, discount, amount, line_type)
 VALUES ('2026-01-01', 'sec_a', 'o1', 1, '2026-01-01 10:00', 42, 'store', 'k', 1, 10, 0, 10, 'sale'),
        ('2026-01-01', 'sec_b', 'o3', 1, '2026-01-01 10:00', 43, 'store', 'k', 1, 10, 0, 10, 'sale');
