@@ -5054,6 +5054,9 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; concurrent calls serialise.';
+-- a security definer: refresh's callers only
+REVOKE EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) TO retail_mid_admin;
 
 -- Converts the history tables to monthly range partitions: the old heap is renamed, a partitioned table of the
 -- same columns (LIKE ... INCLUDING ALL: column order, defaults, constraints, indexes, column comments) takes its

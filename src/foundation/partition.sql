@@ -50,3 +50,5 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; concurrent calls serialise.';
+-- a security definer: refresh's callers only (retail_mid_admin is granted it in governance/lockdown.sql)
+REVOKE EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) FROM PUBLIC;
