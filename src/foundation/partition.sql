@@ -4,7 +4,8 @@
 -- named <table>_pYYYYMM. refresh creates the months it is about to write (ensure_partitions) and retain drops
 -- whole months. Partitions are created at run time, so they are not extension members: pg_dump writes them as
 -- ordinary tables attached to their parent, with their rows. They get no grants: a non-owner reads through
--- the parent, whose grants and row-level security policies apply (a direct SELECT on a partition is denied).
+-- the parent, whose grants and row-level security policies apply (a direct SELECT on a partition is denied; their
+-- own row-level security, enabled without policies, would show no row even if someone granted one).
 
 -- Creates the monthly partitions of a partitioned history table covering [from_date, to_date] that do not exist
 -- yet and returns how many it created. A new partition is created as a plain table and then attached, which
@@ -33,10 +34,12 @@ BEGIN
         v_name := (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_p' || to_char(m, 'YYYYMM');
         IF to_regclass(format('retail_mid.%I', v_name)) IS NULL THEN
             BEGIN
-                EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', 'retail_mid', v_name, tbl);
+                EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)', 'retail_mid', v_name, tbl);
                 EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
                                tbl, v_name, m, (m + interval '1 month')::date);
+                -- no grants, and row-level security without policies: only the owner reads a partition directly
                 EXECUTE format('REVOKE ALL ON retail_mid.%I FROM PUBLIC', v_name);
+                EXECUTE format('ALTER TABLE retail_mid.%I ENABLE ROW LEVEL SECURITY', v_name);
                 EXECUTE format('COMMENT ON TABLE retail_mid.%I IS %L', v_name,
                                format('Partition of %s for %s (created by retail_mid.ensure_partitions; read the parent).', tbl, to_char(m, 'YYYY-MM')));
                 v_created := v_created + 1;

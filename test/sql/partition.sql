@@ -16,7 +16,8 @@ SELECT i.inhparent::regclass AS parent, c.relname, pg_get_expr(c.relpartbound, c
        EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype = 'e') AS extension_member,
        has_table_privilege('retail_mid_analyst', c.oid, 'SELECT') AS analyst_reads,
        has_table_privilege('retail_mid_bi', c.oid, 'SELECT') AS bi_reads,
-       has_table_privilege('retail_mid_admin', c.oid, 'SELECT') AS admin_reads_directly
+       has_table_privilege('retail_mid_admin', c.oid, 'SELECT') AS admin_reads_directly, c.relrowsecurity AS rls,
+       (SELECT count(*) FROM pg_description d WHERE d.objoid = c.oid AND d.classoid = 'pg_class'::regclass) > 1 AS commented
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = ANY (retail_mid.partitioned_history_tables()) AND c.relname ~ '_p1990'
  ORDER BY 1::text, 2;
