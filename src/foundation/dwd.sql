@@ -35,7 +35,7 @@ CREATE TABLE retail_mid.dwd_trade_order_line_di (
 ) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions (foundation/partition.sql)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_order_line_di', '');
-CREATE INDEX ON retail_mid.dwd_trade_order_line_di (dt);
+-- issue 13: the index on dt is created on each partition (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.dt IS 'Business date of the order (order_time::date).';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.brand IS 'Brand (tenant) the order belongs to.';

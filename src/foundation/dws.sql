@@ -28,12 +28,11 @@ CREATE TABLE retail_mid.dws_trade_customer_1d (
     return_amount    numeric(18,4) NOT NULL,
     net_amount       numeric(18,4) NOT NULL,
     first_order_time timestamp NOT NULL,
-    last_order_time  timestamp NOT NULL,
-    PRIMARY KEY (dt, brand, customer_key)
-) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
+    last_order_time  timestamp NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, customer_key)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
-CREATE INDEX ON retail_mid.dws_trade_customer_1d (customer_key);
+-- and an index on customer_key (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_trade_customer_1d IS 'Trade per customer and day (identified customers only).';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.dt IS 'Business date.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.brand IS 'Brand.';
@@ -65,12 +64,11 @@ CREATE TABLE retail_mid.dws_trade_sku_store_1d (
     -- issue 15: DIM labels as of dt
     category_l1     text,
     category_l2     text,
-    store_region    text,
-    PRIMARY KEY (dt, brand, store_id, sku_id)
-) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
+    store_region    text
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, store_id, sku_id)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
-CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
+-- and an index on (brand, store_id, sku_id) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_trade_sku_store_1d IS 'Trade per SKU x store x day; the demand series for forecasting. Lines without a store are under store_id ''(none)''.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.dt IS 'Business date.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.brand IS 'Brand.';
@@ -104,9 +102,8 @@ CREATE TABLE retail_mid.dws_trade_store_1d (
     customers         int    NOT NULL,
     customer_bitmap   retail_mid.rbitmap NOT NULL,
     -- issue 15: DIM label as of dt
-    store_region      text,
-    PRIMARY KEY (dt, brand, store_id)
-) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions
+    store_region      text
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, store_id)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
 COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';

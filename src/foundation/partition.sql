@@ -15,7 +15,7 @@ CREATE FUNCTION retail_mid.ensure_partitions(tbl regclass, from_date date, to_da
 RETURNS int LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m date; v_name text; v_created int := 0;
+    m date; v_name text; v_created int := 0; v_index text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
                     WHERE p.partrelid = tbl AND c.relnamespace = 'retail_mid'::regnamespace) THEN
@@ -35,6 +35,20 @@ BEGIN
         IF to_regclass(format('retail_mid.%I', v_name)) IS NULL THEN
             BEGIN
                 EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)', 'retail_mid', v_name, tbl);
+                -- keys and indexes live on the partitions, not on the parent: an extension's parent is not dumped,
+                -- so parent-level indexes would be created twice on restore (by ATTACH PARTITION and by the dump)
+                FOREACH v_index IN ARRAY CASE tbl
+                        WHEN 'retail_mid.dwd_trade_order_line_di'::regclass THEN ARRAY['INDEX (dt)']
+                        WHEN 'retail_mid.dws_trade_customer_1d'::regclass THEN ARRAY['PRIMARY KEY (dt, brand, customer_key)', 'INDEX (customer_key)']
+                        WHEN 'retail_mid.dws_trade_sku_store_1d'::regclass THEN ARRAY['PRIMARY KEY (dt, brand, store_id, sku_id)', 'INDEX (brand, store_id, sku_id)']
+                        WHEN 'retail_mid.dws_trade_store_1d'::regclass THEN ARRAY['PRIMARY KEY (dt, brand, store_id)']
+                        ELSE ARRAY[]::text[] END LOOP
+                    IF v_index LIKE 'PRIMARY KEY%' THEN
+                        EXECUTE format('ALTER TABLE retail_mid.%I ADD %s', v_name, v_index);
+                    ELSE
+                        EXECUTE format('CREATE INDEX ON retail_mid.%I %s', v_name, substr(v_index, 7));
+                    END IF;
+                END LOOP;
                 EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
                                tbl, v_name, m, (m + interval '1 month')::date);
                 -- no grants, and row-level security without policies: only the owner reads a partition directly
