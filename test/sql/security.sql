@@ -8,7 +8,7 @@ SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'retail\_
 SELECT count(*) AS public_table_grants FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' AND table_schema = 'retail_mid';
 SELECT p.oid::regprocedure AS security_definer, p.proconfig,
        EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public_may_execute
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef ORDER BY 1::text;
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef ORDER BY p.oid::regprocedure::text;
 -- plpgsql routines without a pinned search_path (run_logged is a procedure that commits, which forbids SET)
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE n.nspname = 'retail_mid' AND l.lanname = 'plpgsql' AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false) ORDER BY 1;
