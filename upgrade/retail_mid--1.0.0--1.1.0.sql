@@ -5055,8 +5055,9 @@ BEGIN
                 END LOOP;
                 EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
                                tbl, v_name, m, (m + interval '1 month')::date);
-                -- no grants, and row-level security without policies: only the owner reads a partition directly
-                EXECUTE format('REVOKE ALL ON retail_mid.%I FROM PUBLIC', v_name);
+                -- no grants (a new table's default privileges are the owner's only; an explicit REVOKE would
+                -- leave an ACL that pg_dump does not reproduce), and row-level security without policies: only
+                -- the owner reads a partition directly
                 EXECUTE format('ALTER TABLE retail_mid.%I ENABLE ROW LEVEL SECURITY', v_name);
                 EXECUTE format('COMMENT ON TABLE retail_mid.%I IS %L', v_name,
                                format('Partition of %s for %s (created by retail_mid.ensure_partitions; read the parent).', tbl, to_char(m, 'YYYY-MM')));
