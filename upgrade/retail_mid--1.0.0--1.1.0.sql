@@ -5131,6 +5131,17 @@ BEGIN
                   WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = v_old LOOP
             EXECUTE replace(pg_get_functiondef(r.fn), t || '_unpartitioned', t);
         END LOOP;
+        -- configuration naming the table by regclass (quality rules, masking rules ...) follows it to the new oid,
+        -- without firing the tables' triggers (a rule's version history is not a change of the rule)
+        PERFORM set_config('session_replication_role', 'replica', true);
+        FOR r IN SELECT a.attrelid::regclass AS rel, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                  WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind = 'r' AND a.atttypid = 'regclass'::regtype
+                    AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            EXECUTE format('UPDATE %s SET %I = %L::regclass WHERE %I = %L::oid', r.rel, r.attname, v_new, r.attname, v_old::oid);
+        END LOOP;
+        PERFORM set_config('session_replication_role', 'origin', true);
+        -- leaving the extension first also takes the old heap out of pg_dump's list (extconfig)
+        EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', v_old);
         EXECUTE format('DROP TABLE %s', v_old);
         -- partitions hold user rows and are dumped as ordinary tables: not extension members
         FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i WHERE i.inhparent = v_new LOOP
