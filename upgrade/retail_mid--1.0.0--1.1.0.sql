@@ -7361,6 +7361,8 @@ COMMENT ON COLUMN retail_mid.dws_trade_store_retained.orders IS 'Orders with a s
 COMMENT ON COLUMN retail_mid.dws_trade_store_retained.net_amount IS 'Net amount on the dropped days.';
 COMMENT ON COLUMN retail_mid.dws_trade_store_retained.customer_bitmap IS 'Keys of the identified customers on the dropped days.';
 
+SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.dws_trade_customer_retained',
+       'retail_mid.dws_trade_sku_store_retained', 'retail_mid.dws_trade_store_retained']::regclass[]) t;
 SELECT retail_mid.security_grant(t) FROM unnest(ARRAY['retail_mid.history_retention', 'retail_mid.dws_trade_customer_retained',
        'retail_mid.dws_trade_sku_store_retained', 'retail_mid.dws_trade_store_retained']::regclass[]) t;
 
