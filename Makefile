@@ -6,7 +6,7 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" retail_mid.cont
 
 SQL_common     = core registry
 SQL_bitmap     = bitmap
-SQL_foundation = keydict ods dim dwd dwd_domains tenancy dws dws_domains loaders synthetic
+SQL_foundation = keydict ods dim partition dwd dwd_domains tenancy dws dws_domains loaders synthetic
 SQL_consumer   = oneid clv rfm aipl
 SQL_tags       = audience brand_scope insight tags_builtin reach reach_results
 SQL_demand     = forecast promo replenish

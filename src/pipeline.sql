@@ -25,6 +25,14 @@ BEGIN
     END IF;
     -- One refresh at a time: a second one waits rather than interleaving its deletes and inserts.
     PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    -- issue 13: days dropped by retain are in the *_retained baselines; rebuilding them would count them twice
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'refresh range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it; their totals live on in the _td tables.',
+                  HINT = 'Refresh from the first kept day on.';
+    END IF;
     v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
 
     -- issue 15: the dimensions first (the DWD labels lines with the categories and regions valid on their day)
@@ -64,9 +72,117 @@ COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up t
 CREATE FUNCTION retail_mid.refresh_all()
 RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE
 BEGIN ATOMIC
-    SELECT retail_mid.refresh(min(order_time)::date, max(order_time)::date) FROM retail_mid.ods_order HAVING count(*) > 0;
+    SELECT retail_mid.refresh(greatest(min(order_time)::date, (SELECT h.kept_from FROM retail_mid.history_retention h)), max(order_time)::date)
+      FROM retail_mid.ods_order
+    HAVING max(order_time)::date >= coalesce((SELECT h.kept_from FROM retail_mid.history_retention h), '-infinity');
 END;
-COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has ODS orders (the full rebuild); NULL when the ODS is empty.';
+COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has ODS orders (the full rebuild), from the first day kept by retail_mid.retain on; NULL when the ODS has no such day.';
+
+-- ----------------------------------------------------------------- retention of partitioned history (issue 13)
+-- The partitioned history tables, in the order refresh writes them.
+CREATE FUNCTION retail_mid.partitioned_history_tables()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_customer_1d',
+             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::text[]::regclass[];
+COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month (dwd_trade_order_line_di and the trade _1d tables).';
+
+-- retail_mid.retain(before) drops the monthly partitions of the history tables (partitioned_history_tables())
+-- that lie wholly before `before`, and the DWD cleaning counts of those months. The _td tables are not touched:
+-- they keep the totals of the dropped days, which also go into the *_retained baselines (dws.sql) so that a later
+-- rebuild of a _td row adds them; history_retention records the first kept day. The refresh window (the last 31 days up to the latest refreshed day,
+-- which late data may still rewrite) is never dropped. One transaction: it drops everything or nothing.
+CREATE FUNCTION retail_mid.retain(before date)
+RETURNS TABLE (table_name text, partition_name text, from_date date, to_date date, rows_dropped bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_latest date; v_limit date; r record; v_rows bigint; v_total bigint := 0; v_parts int := 0; v_cleaning bigint; v_upto date; v_cut date; v_base bigint;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'retain needs a date' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(before) THEN
+        RAISE EXCEPTION 'retain needs a finite date, not %', before USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- no refresh in between: the window below stays true until commit
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_latest := coalesce((SELECT max(s.as_of) FROM retail_mid.dws_refresh_state s), CURRENT_DATE);
+    v_limit := v_latest - 30;
+    IF before > v_limit THEN
+        RAISE EXCEPTION 'retention date % is inside the refresh window', before
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The last 31 days up to the latest refreshed day %s (%s .. %s) may still be rewritten by late data.', v_latest, v_limit + 1, v_latest),
+                  HINT = format('Use a date on or before %s.', v_limit);
+    END IF;
+    v_job := retail_mid.job_start('retain', jsonb_build_object('before', before));
+    -- the partitions dropped are the whole months before v_cut; their totals go into the *_retained baselines
+    -- first (the _td rebuild adds them), in this transaction: everything or nothing
+    v_cut := date_trunc('month', before)::date;
+    INSERT INTO retail_mid.dws_trade_customer_retained AS x
+    SELECT d.brand, d.customer_key, min(d.dt), max(d.dt), sum(d.orders), sum(d.return_orders), count(*), sum(d.quantity),
+           sum(d.sales_amount), sum(d.return_amount), sum(d.net_amount),
+           min(d.dt) FILTER (WHERE d.orders > 0), max(d.dt) FILTER (WHERE d.orders > 0)
+      FROM retail_mid.dws_trade_customer_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.customer_key
+    ON CONFLICT (brand, customer_key) DO UPDATE SET
+           first_order_date = least(x.first_order_date, excluded.first_order_date),
+           last_order_date = greatest(x.last_order_date, excluded.last_order_date),
+           orders = x.orders + excluded.orders, return_orders = x.return_orders + excluded.return_orders,
+           active_days = x.active_days + excluded.active_days, quantity = x.quantity + excluded.quantity,
+           sales_amount = x.sales_amount + excluded.sales_amount, return_amount = x.return_amount + excluded.return_amount,
+           net_amount = x.net_amount + excluded.net_amount,
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date);
+    GET DIAGNOSTICS v_base = ROW_COUNT;
+    INSERT INTO retail_mid.dws_trade_sku_store_retained AS x
+    SELECT d.brand, d.store_id, d.sku_id, min(d.dt), max(d.dt), count(*), sum(d.orders), sum(d.quantity), sum(d.net_amount),
+           retail_mid.rb_or_agg(d.buyer_bitmap)
+      FROM retail_mid.dws_trade_sku_store_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.store_id, d.sku_id
+    ON CONFLICT (brand, store_id, sku_id) DO UPDATE SET
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date),
+           selling_days = x.selling_days + excluded.selling_days, orders = x.orders + excluded.orders,
+           quantity = x.quantity + excluded.quantity, net_amount = x.net_amount + excluded.net_amount,
+           buyer_bitmap = retail_mid.rb_or(x.buyer_bitmap, excluded.buyer_bitmap);
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_base := v_base + v_rows;
+    INSERT INTO retail_mid.dws_trade_store_retained AS x
+    SELECT d.brand, d.store_id, min(d.dt), max(d.dt), sum(d.orders), sum(d.net_amount), retail_mid.rb_or_agg(d.customer_bitmap)
+      FROM retail_mid.dws_trade_store_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.store_id
+    ON CONFLICT (brand, store_id) DO UPDATE SET
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date),
+           orders = x.orders + excluded.orders, net_amount = x.net_amount + excluded.net_amount,
+           customer_bitmap = retail_mid.rb_or(x.customer_bitmap, excluded.customer_bitmap);
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_base := v_base + v_rows;
+    RAISE NOTICE 'retain: % baseline rows written for the days before %', v_base, v_cut;
+    FOR r IN
+        SELECT p.parent, c.oid AS part, c.relname, to_date(right(c.relname, 6), 'YYYYMM') AS m
+          FROM unnest(retail_mid.partitioned_history_tables()) AS p(parent)
+          JOIN pg_inherits i ON i.inhparent = p.parent
+          JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE c.relname ~ '_p[0-9]{6}$'
+           AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month')::date <= v_cut
+         ORDER BY 1::text, 4
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %s', r.part::regclass) INTO v_rows;
+        EXECUTE format('DROP TABLE %s', r.part::regclass);
+        table_name := r.parent::text; partition_name := 'retail_mid.' || r.relname;
+        from_date := r.m; to_date := (r.m + interval '1 month')::date - 1; rows_dropped := v_rows;
+        v_total := v_total + v_rows; v_parts := v_parts + 1;
+        v_upto := greatest(v_upto, to_date);
+        RAISE NOTICE 'retain: dropped % (% .. %, % rows)', partition_name, from_date, to_date, v_rows;
+        RETURN NEXT;
+    END LOOP;
+    -- the cleaning counts of the dropped months (a small unpartitioned table)
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d c WHERE c.dt < v_cut;
+    GET DIAGNOSTICS v_cleaning = ROW_COUNT;
+    -- the first kept day: refresh refuses the days before it (they would be counted twice)
+    INSERT INTO retail_mid.history_retention AS h (singleton, kept_from, retained_at) VALUES (true, v_cut, now())
+    ON CONFLICT (singleton) DO UPDATE SET kept_from = greatest(h.kept_from, excluded.kept_from), retained_at = excluded.retained_at;
+    RAISE NOTICE 'retain: % partitions dropped (% rows), % cleaning rows deleted', v_parts, v_total, v_cleaning;
+    PERFORM retail_mid.job_finish(v_job, v_total, jsonb_build_object('partitions', v_parts, 'cleaning_rows', v_cleaning, 'dropped_through', v_upto, 'baseline_rows', v_base, 'kept_from', v_cut));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
 
 -- ----------------------------------------------------------------- the daily pipeline (issue 13)
 -- retail_mid.run_daily(as_of) runs every step in dependency order, each step (and brand) in its own transaction

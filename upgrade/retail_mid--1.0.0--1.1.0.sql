@@ -7665,3 +7665,671 @@ COMMENT ON COLUMN retail_mid.dash_stock_position.on_hand IS 'Units on hand.';
 COMMENT ON COLUMN retail_mid.dash_stock_position.on_order IS 'Units on open inbound orders (dws_inventory_site_sku_1d.on_order).';
 ALTER VIEW retail_mid.dash_stock_position SET (security_invoker = true);
 GRANT SELECT ON retail_mid.domain_refresh_state TO retail_mid_bi;
+
+-- issue 13: partitioned history
+--
+-- dwd_trade_order_line_di and the trade _1d tables are partitioned by dt, one partition per calendar month,
+-- named <table>_pYYYYMM. refresh creates the months it is about to write (ensure_partitions) and retain drops
+-- whole months. Partitions are created at run time, so they are not extension members: pg_dump writes them as
+-- ordinary tables attached to their parent, with their rows. They get no grants: a non-owner reads through
+-- the parent, whose grants and row-level security policies apply (a direct SELECT on a partition is denied; their
+-- own row-level security, enabled without policies, would show no row even if someone granted one).
+-- This section comes last: it converts the tables in their final 1.1.0 form (DIM labels of issue 15 included) and
+-- repoints every view, function and configuration row made above.
+
+-- Creates the monthly partitions of a partitioned history table covering [from_date, to_date] that do not exist
+-- yet and returns how many it created. A new partition is created as a plain table and then attached, which
+-- locks the parent only in SHARE UPDATE EXCLUSIVE mode, so readers of the parent are not blocked. Concurrent
+-- callers serialise on an advisory lock; a partition that exists already is skipped. A table that has the name of a
+-- partition to create but is not that partition is an error (42P07), raised before anything is changed.
+CREATE FUNCTION retail_mid.ensure_partitions(tbl regclass, from_date date, to_date date)
+RETURNS int LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m date; v_name text; v_created int := 0; v_index text; v_existing regclass;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
+                    WHERE p.partrelid = tbl AND c.relnamespace = 'retail_mid'::regnamespace) THEN
+        RAISE EXCEPTION '% is not a partitioned history table of retail_mid', tbl
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF NOT isfinite(from_date) OR NOT isfinite(to_date) OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'partition range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date > to_date THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.ensure_partitions'));
+    m := date_trunc('month', from_date)::date;
+    WHILE m <= to_date LOOP
+        v_name := (SELECT c.relname FROM pg_class c WHERE c.oid = tbl) || '_p' || to_char(m, 'YYYYMM');
+        v_existing := to_regclass(format('retail_mid.%I', v_name));
+        IF v_existing IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = v_existing AND i.inhparent = tbl) THEN
+            -- a table of that name that is not this month's partition (made by hand, or detached): never adopt it
+            RAISE EXCEPTION 'relation % already exists and is not a partition of %', v_existing, tbl
+                USING ERRCODE = 'duplicate_table',
+                      DETAIL = format('ensure_partitions would create it as the partition of %s for %s.', tbl, to_char(m, 'YYYY-MM')),
+                      HINT = 'Rename or drop it (or attach it yourself with the month''s bounds), then refresh again.';
+        END IF;
+        IF v_existing IS NULL THEN
+            BEGIN
+                EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)', 'retail_mid', v_name, tbl);
+                -- keys and indexes live on the partitions, not on the parent: an extension's parent is not dumped,
+                -- so parent-level indexes would be created twice on restore (by ATTACH PARTITION and by the dump)
+                FOREACH v_index IN ARRAY CASE (SELECT c.relname FROM pg_class c WHERE c.oid = tbl)  -- (the tables come later)
+                        WHEN 'dwd_trade_order_line_di' THEN ARRAY['INDEX (dt)']
+                        WHEN 'dws_trade_customer_1d' THEN ARRAY['PRIMARY KEY (dt, brand, customer_key)', 'INDEX (customer_key)']
+                        WHEN 'dws_trade_sku_store_1d' THEN ARRAY['PRIMARY KEY (dt, brand, store_id, sku_id)', 'INDEX (brand, store_id, sku_id)']
+                        WHEN 'dws_trade_store_1d' THEN ARRAY['PRIMARY KEY (dt, brand, store_id)']
+                        ELSE ARRAY[]::text[] END LOOP
+                    IF v_index LIKE 'PRIMARY KEY%' THEN
+                        EXECUTE format('ALTER TABLE retail_mid.%I ADD %s', v_name, v_index);
+                    ELSE
+                        EXECUTE format('CREATE INDEX ON retail_mid.%I %s', v_name, substr(v_index, 7));
+                    END IF;
+                END LOOP;
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION retail_mid.%I FOR VALUES FROM (%L) TO (%L)',
+                               tbl, v_name, m, (m + interval '1 month')::date);
+                -- no grants (a new table's default privileges are the owner's only; an explicit REVOKE would
+                -- leave an ACL that pg_dump does not reproduce), and row-level security without policies: only
+                -- the owner reads a partition directly
+                EXECUTE format('ALTER TABLE retail_mid.%I ENABLE ROW LEVEL SECURITY', v_name);
+                EXECUTE format('COMMENT ON TABLE retail_mid.%I IS %L', v_name,
+                               format('Partition of %s for %s (created by retail_mid.ensure_partitions; read the parent).', tbl, to_char(m, 'YYYY-MM')));
+                v_created := v_created + 1;
+            END;
+        END IF;
+        m := (m + interval '1 month')::date;
+    END LOOP;
+    RETURN v_created;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; a table of the same name that is not the partition raises 42P07; concurrent calls serialise.';
+-- a security definer: refresh's callers only (retail_mid_admin is granted it in governance/lockdown.sql)
+REVOKE EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) TO retail_mid_admin;
+
+-- Converts the history tables to monthly range partitions: the old heap is renamed, a partitioned table of the
+-- same columns (LIKE ... INCLUDING ALL EXCLUDING INDEXES: column order, defaults, constraints, column comments; the
+-- keys and indexes are made per partition by ensure_partitions, as in a fresh install) takes its
+-- name, with its table comment, row-level security, policies, grants and pg_dump registration; the rows move into
+-- partitions created for them (which are then released from the extension, like the ones refresh creates later)
+-- and the old heap is dropped.
+DO $conv$
+DECLARE
+    t text; v_old regclass; v_new regclass; r record; v_min date; v_max date; v_rows bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['dwd_trade_order_line_di', 'dws_trade_customer_1d', 'dws_trade_sku_store_1d', 'dws_trade_store_1d'] LOOP
+        EXECUTE format('ALTER TABLE retail_mid.%I RENAME TO %I', t, t || '_unpartitioned');
+        v_old := format('retail_mid.%I', t || '_unpartitioned')::regclass;
+        FOR r IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = v_old LOOP
+            EXECUTE format('ALTER INDEX retail_mid.%I RENAME TO %I', r.relname, left('old_' || r.relname, 63));
+        END LOOP;
+        EXECUTE format('CREATE TABLE retail_mid.%I (LIKE %s INCLUDING ALL EXCLUDING INDEXES) PARTITION BY RANGE (dt)', t, v_old);
+        v_new := format('retail_mid.%I', t)::regclass;
+        EXECUTE format('COMMENT ON TABLE %s IS %L', v_new, obj_description(v_old, 'pg_class'));
+        IF (SELECT relrowsecurity FROM pg_class WHERE oid = v_old) THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_new);
+        END IF;
+        IF (SELECT relforcerowsecurity FROM pg_class WHERE oid = v_old) THEN
+            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_new);
+        END IF;
+        FOR r IN SELECT p.polname, p.polpermissive, p.polcmd, p.polroles,
+                        pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS wcheck
+                   FROM pg_policy p WHERE p.polrelid = v_old ORDER BY p.oid LOOP
+            EXECUTE format('CREATE POLICY %I ON %s AS %s FOR %s TO %s%s%s', r.polname, v_new,
+                           CASE WHEN r.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                           CASE r.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+                           CASE WHEN r.polroles = '{0}' THEN 'PUBLIC'
+                                ELSE (SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE oid = ANY (r.polroles)) END,
+                           CASE WHEN r.qual IS NOT NULL THEN ' USING (' || r.qual || ')' ELSE '' END,
+                           CASE WHEN r.wcheck IS NOT NULL THEN ' WITH CHECK (' || r.wcheck || ')' ELSE '' END);
+        END LOOP;
+        FOR r IN SELECT a.grantee, a.privilege_type, a.is_grantable
+                   FROM pg_class c, aclexplode(c.relacl) WITH ORDINALITY AS a(grantor, grantee, privilege_type, is_grantable, n)
+                  WHERE c.oid = v_old AND a.grantee <> c.relowner ORDER BY a.n LOOP
+            EXECUTE format('GRANT %s ON %s TO %s%s', r.privilege_type, v_new,
+                           CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.grantee::regrole::text) END,
+                           CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+        END LOOP;
+        PERFORM pg_catalog.pg_extension_config_dump(v_new, '');
+        EXECUTE format('SELECT min(dt), max(dt) FROM %s', v_old) INTO v_min, v_max;
+        IF v_min IS NOT NULL THEN
+            PERFORM retail_mid.ensure_partitions(v_new, v_min, v_max);
+        END IF;
+        EXECUTE format('INSERT INTO %s SELECT * FROM %s', v_new, v_old);
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        -- SQL-standard function bodies bound to the old heap are recreated on the new table (same text otherwise)
+        FOR r IN SELECT DISTINCT d.objid::regprocedure AS fn FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = v_old LOOP
+            EXECUTE replace(pg_get_functiondef(r.fn), t || '_unpartitioned', t);
+        END LOOP;
+        -- views reading the old heap (dashboards, BI) are pointed at the new table, with their options
+        FOR r IN SELECT DISTINCT rw.ev_class::regclass AS v, c.reloptions
+                   FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class c ON c.oid = rw.ev_class
+                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = v_old
+                    AND rw.ev_class <> v_old AND c.relkind = 'v' LOOP
+            EXECUTE format('CREATE OR REPLACE VIEW %s%s AS %s', r.v,
+                           CASE WHEN r.reloptions IS NOT NULL THEN ' WITH (' || array_to_string(r.reloptions, ', ') || ')' ELSE '' END,
+                           replace(pg_get_viewdef(r.v), t || '_unpartitioned', t));
+        END LOOP;
+        -- configuration naming the table by regclass (quality rules, masking rules ...) follows it to the new oid,
+        -- without firing the tables' triggers (a rule's version history is not a change of the rule)
+        PERFORM set_config('session_replication_role', 'replica', true);
+        FOR r IN SELECT a.attrelid::regclass AS rel, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                  WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind = 'r' AND a.atttypid = 'regclass'::regtype
+                    AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            EXECUTE format('UPDATE %s SET %I = %L::regclass WHERE %I = %L::oid', r.rel, r.attname, v_new, r.attname, v_old::oid);
+        END LOOP;
+        PERFORM set_config('session_replication_role', 'origin', true);
+        -- leaving the extension first also takes the old heap out of pg_dump's list (extconfig)
+        EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', v_old);
+        EXECUTE format('DROP TABLE %s', v_old);
+        -- partitions hold user rows and are dumped as ordinary tables: not extension members
+        FOR r IN SELECT i.inhrelid::regclass AS part FROM pg_inherits i WHERE i.inhparent = v_new LOOP
+            EXECUTE format('ALTER EXTENSION retail_mid DROP TABLE %s', r.part);
+        END LOOP;
+        RAISE NOTICE 'issue 13: % partitioned by month, % rows moved', v_new, v_rows;
+    END LOOP;
+END;
+$conv$;
+
+-- issue 13: retained history (the totals of the days retain drops, so that _td stays right)
+-- retail_mid.retain(before) drops whole months of the _1d tables; the totals of the dropped days move into these
+-- baselines (in the same transaction), and the _td rebuild adds them, so a _td row stays the total over all history
+-- although its oldest days are gone. history_retention holds the first day still kept: refresh refuses days before it.
+CREATE TABLE retail_mid.history_retention (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    kept_from   date NOT NULL,
+    retained_at timestamptz NOT NULL
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.history_retention', '');
+COMMENT ON TABLE retail_mid.history_retention IS 'At most one row: the first day of the partitioned history still kept after retail_mid.retain (refresh refuses days before it).';
+COMMENT ON COLUMN retail_mid.history_retention.singleton IS 'Always true (one row).';
+COMMENT ON COLUMN retail_mid.history_retention.kept_from IS 'First day still kept: the _1d and DWD days before it were dropped and their totals are in the *_retained tables.';
+COMMENT ON COLUMN retail_mid.history_retention.retained_at IS 'When retain last dropped history.';
+
+CREATE TABLE retail_mid.dws_trade_customer_retained (
+    brand            text NOT NULL,
+    customer_key     int4 NOT NULL,
+    first_order_date date NOT NULL,
+    last_order_date  date NOT NULL,
+    orders           bigint NOT NULL,
+    return_orders    bigint NOT NULL,
+    active_days      int  NOT NULL,
+    quantity         numeric(18,3) NOT NULL,
+    sales_amount     numeric(18,4) NOT NULL,
+    return_amount    numeric(18,4) NOT NULL,
+    net_amount       numeric(18,4) NOT NULL,
+    first_sale_date  date,
+    last_sale_date   date,
+    PRIMARY KEY (brand, customer_key)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_customer_retained IS 'Totals per customer of the days dropped by retail_mid.retain (columns as dws_trade_customer_td); added to the _1d rows when dws_trade_customer_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.first_order_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.last_order_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.orders IS 'Orders with a sale line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.return_orders IS 'Orders with a return line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.active_days IS 'Dropped days with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.quantity IS 'Net units on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.sales_amount IS 'Sales amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.return_amount IS 'Returned amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.first_sale_date IS 'First dropped day with a sale (NULL: returns only).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.last_sale_date IS 'Last dropped day with a sale (NULL: returns only).';
+
+CREATE TABLE retail_mid.dws_trade_sku_store_retained (
+    brand           text NOT NULL,
+    store_id        text NOT NULL,
+    sku_id          text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    selling_days    int  NOT NULL,
+    orders          bigint NOT NULL,
+    quantity        numeric(18,3) NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    buyer_bitmap    retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (brand, store_id, sku_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_sku_store_retained IS 'Totals per SKU x store of the days dropped by retail_mid.retain, with the buyers'' keys (so distinct buyers stay exact); added when dws_trade_sku_store_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.sku_id IS 'SKU id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.first_sale_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.last_sale_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.selling_days IS 'Dropped days with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.orders IS 'Orders with a sale line of the SKU on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.quantity IS 'Net units on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.buyer_bitmap IS 'Keys of the identified buyers on the dropped days.';
+
+CREATE TABLE retail_mid.dws_trade_store_retained (
+    brand           text NOT NULL,
+    store_id        text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    orders          bigint NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    customer_bitmap retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (brand, store_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_store_retained IS 'Totals per store of the days dropped by retail_mid.retain, with the customers'' keys; added when dws_trade_store_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.first_sale_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.last_sale_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.orders IS 'Orders with a sale line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.customer_bitmap IS 'Keys of the identified customers on the dropped days.';
+
+SELECT retail_mid.secure_brand_table(t) FROM unnest(ARRAY['retail_mid.dws_trade_customer_retained',
+       'retail_mid.dws_trade_sku_store_retained', 'retail_mid.dws_trade_store_retained']::regclass[]) t;
+SELECT retail_mid.security_grant(t) FROM unnest(ARRAY['retail_mid.history_retention', 'retail_mid.dws_trade_customer_retained',
+       'retail_mid.dws_trade_sku_store_retained', 'retail_mid.dws_trade_store_retained']::regclass[]) t;
+
+-- issue 13: refresh writes into monthly partitions, adds the retained totals to _td and refuses days before the kept history
+-- Rebuilds the DWD days [from_date, to_date] from the ODS and returns the number of lines written.
+-- Rules apply in the order listed above: a line is counted under the first dropping rule that matches.
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    -- Customers first seen in this range get their keys before the lines refer to them.
+    PERFORM retail_mid.assign_customer_keys(array_agg(o.id_type), array_agg(o.customer_id), array_agg(o.brand))
+       FROM (SELECT DISTINCT o.id_type, btrim(o.customer_id) AS customer_id, o.brand
+               FROM retail_mid.ods_order o
+              WHERE o.order_time >= from_date AND o.order_time < to_date + 1
+                AND o.customer_id IS NOT NULL AND btrim(o.customer_id) <> '' AND o.id_type IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                                 WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                   AND k.id_value = btrim(o.customer_id))) o;
+
+    -- issue 13: the months of the range get their partitions; the delete and insert touch only those
+    PERFORM retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', from_date, to_date);
+    DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
+
+    CREATE TEMP TABLE pg_temp.rm_dwd_lines ON COMMIT DROP AS
+    SELECT o.order_time::date AS dt, o.brand, o.order_id, l.line_no, o.order_time, k.customer_key,
+           o.store_id, o.channel, l.sku_id, l.quantity, l.unit_price, l.discount,
+           coalesce(l.original_order_id, o.original_order_id) AS original_order_id,
+           CASE WHEN row_number() OVER (PARTITION BY o.brand, o.order_id, l.sku_id, l.quantity, l.unit_price, l.discount
+                                        ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+                WHEN l.unit_price = 0 THEN 'zero_price'
+                WHEN l.unit_price < 0 THEN 'negative_price'
+                WHEN l.quantity = 0 THEN 'zero_quantity'
+           END AS dropped_by
+      FROM retail_mid.ods_order o
+      JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
+                                         AND k.id_value = btrim(o.customer_id)
+     WHERE o.order_time >= from_date AND o.order_time < to_date + 1;
+    ANALYZE pg_temp.rm_dwd_lines;
+
+    INSERT INTO retail_mid.dwd_trade_order_line_di
+    SELECT x.dt, x.brand, x.order_id, x.line_no, x.order_time, x.customer_key, x.store_id, x.channel, x.sku_id, x.quantity, x.unit_price,
+           x.discount, x.quantity * x.unit_price - x.discount,
+           CASE WHEN x.quantity < 0 THEN 'return' ELSE 'sale' END, x.original_order_id,
+           -- issue 15: categories and region as of the order date
+           coalesce(p.category_l1, 'unknown'), coalesce(p.category_l2, 'unknown'),
+           CASE WHEN x.store_id IS NOT NULL THEN coalesce(s.region, 'unknown') END
+      FROM pg_temp.rm_dwd_lines x
+      LEFT JOIN retail_mid.dim_product p ON p.brand = x.brand AND p.sku_id = x.sku_id AND p.valid_from <= x.dt AND x.dt < p.valid_to
+      LEFT JOIN retail_mid.dim_site s ON s.brand = x.brand AND s.site_id = x.store_id AND s.valid_from <= x.dt AND x.dt < s.valid_to
+     WHERE dropped_by IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    INSERT INTO retail_mid.dwd_trade_cleaning_1d (dt, brand, rule, lines, amount)
+    SELECT dt, brand, r.rule, count(*), coalesce(sum(quantity * unit_price), 0)
+      FROM pg_temp.rm_dwd_lines,
+           LATERAL (VALUES ('source_line', true),
+                           (dropped_by, dropped_by IS NOT NULL),
+                           ('kept_line', dropped_by IS NULL),
+                           ('return_line', dropped_by IS NULL AND quantity < 0),
+                           ('anonymous_line', dropped_by IS NULL AND customer_key IS NULL)) AS r(rule, applies)
+     WHERE r.applies
+     GROUP BY dt, brand, r.rule;
+
+    DROP TABLE pg_temp.rm_dwd_lines;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dwd_trade(date, date) IS 'Rebuilds dwd_trade_order_line_di and dwd_trade_cleaning_1d for the given days from the ODS; called by retail_mid.refresh.';
+
+-- Rebuilds the _1d tables for [from_date, to_date] from the DWD and the _td rows of every key those days touch
+-- (before or after the change, so that removed late data is taken out of the totals too).
+CREATE OR REPLACE FUNCTION retail_mid.build_dws_trade(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    CREATE TEMP TABLE rm_touched_customer ON COMMIT DROP AS
+        SELECT DISTINCT brand, customer_key FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_sku_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
+        SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)  -- issue 13
+       FROM unnest(ARRAY['retail_mid.dws_trade_customer_1d', 'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::regclass[]) t;
+    DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+    DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    -- One pass over the DWD lines to orders: an order has one customer, store and day, so customer and store
+    -- counts become plain sums over it and need no count(DISTINCT).
+    CREATE TEMP TABLE rm_order ON COMMIT DROP AS
+    SELECT dt, brand, order_id, customer_key, coalesce(store_id, '(none)') AS store_id,
+           count(*) AS lines, sum(quantity) AS quantity,
+           bool_or(line_type = 'sale') AS has_sale, bool_or(line_type = 'return') AS has_return,
+           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount,
+           min(order_time) AS order_time, max(store_region) AS store_region  -- issue 15
+      FROM retail_mid.dwd_trade_order_line_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, order_id, customer_key, coalesce(store_id, '(none)');
+    ANALYZE rm_order;
+
+    INSERT INTO retail_mid.dws_trade_customer_1d
+    SELECT dt, brand, customer_key, count(*) FILTER (WHERE has_sale), count(*) FILTER (WHERE has_return),
+           sum(lines), sum(quantity), sum(sales_amount), sum(return_amount), sum(sales_amount) - sum(return_amount),
+           min(order_time), max(order_time)
+      FROM rm_order WHERE customer_key IS NOT NULL
+     GROUP BY dt, brand, customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    INSERT INTO retail_mid.dws_trade_store_1d
+    SELECT dt, brand, store_id, orders, anonymous_orders, return_orders, lines, quantity, sales_amount, return_amount,
+           sales_amount - return_amount, retail_mid.rb_cardinality(b), b, store_region
+      FROM (SELECT dt, brand, store_id, max(store_region) AS store_region, count(*) FILTER (WHERE has_sale) AS orders,
+                   count(*) FILTER (WHERE has_sale AND customer_key IS NULL) AS anonymous_orders,
+                   count(*) FILTER (WHERE has_return) AS return_orders, sum(lines) AS lines, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE has_sale), '{}') AS b
+              FROM rm_order GROUP BY dt, brand, store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- SKU lines are first summed per order, so that an order counts once per SKU.
+    INSERT INTO retail_mid.dws_trade_sku_store_1d
+    SELECT dt, brand, store_id, sku_id, orders, sales_quantity - return_quantity, sales_quantity, return_quantity,
+           sales_amount, return_amount, sales_amount - return_amount, retail_mid.rb_cardinality(b), b,
+           category_l1, category_l2, store_region  -- issue 15
+      FROM (SELECT dt, brand, store_id, sku_id, max(category_l1) AS category_l1, max(category_l2) AS category_l2,
+                   max(store_region) AS store_region, count(*) FILTER (WHERE sales_quantity > 0) AS orders,
+                   sum(sales_quantity) AS sales_quantity, sum(return_quantity) AS return_quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount,
+                   coalesce(retail_mid.rb_build_agg(customer_key) FILTER (WHERE sales_quantity > 0), '{}') AS b
+              FROM (SELECT dt, brand, coalesce(store_id, '(none)') AS store_id, sku_id, order_id, customer_key,
+                           max(category_l1) AS category_l1, max(category_l2) AS category_l2, max(store_region) AS store_region,
+                           coalesce(sum(quantity) FILTER (WHERE line_type = 'sale'), 0) AS sales_quantity,
+                           coalesce(-sum(quantity) FILTER (WHERE line_type = 'return'), 0) AS return_quantity,
+                           coalesce(sum(amount) FILTER (WHERE line_type = 'sale'), 0) AS sales_amount,
+                           coalesce(-sum(amount) FILTER (WHERE line_type = 'return'), 0) AS return_amount
+                      FROM retail_mid.dwd_trade_order_line_di
+                     WHERE dt BETWEEN from_date AND to_date
+                     GROUP BY dt, brand, coalesce(store_id, '(none)'), sku_id, order_id, customer_key) per_order
+             GROUP BY dt, brand, store_id, sku_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- To-date rows of every touched key, recomputed from the _1d history.
+    INSERT INTO rm_touched_customer SELECT DISTINCT brand, customer_key FROM rm_order WHERE customer_key IS NOT NULL;
+    INSERT INTO rm_touched_store SELECT DISTINCT brand, store_id FROM rm_order;
+    INSERT INTO rm_touched_sku_store
+        SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
+
+    DELETE FROM retail_mid.dws_trade_customer_td t USING (SELECT DISTINCT * FROM rm_touched_customer) k
+     WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
+    -- issue 13: plus the totals of the days retain dropped (dws_trade_customer_retained)
+    INSERT INTO retail_mid.dws_trade_customer_td
+    SELECT u.brand, u.customer_key, min(u.first_order_date), max(u.last_order_date), sum(u.orders), sum(u.return_orders),
+           sum(u.active_days), sum(u.quantity), sum(u.sales_amount), sum(u.return_amount), sum(u.net_amount),
+           min(u.first_sale_date), max(u.last_sale_date)
+      FROM (SELECT d.brand, d.customer_key, min(dt) AS first_order_date, max(dt) AS last_order_date, sum(orders) AS orders,
+                   sum(return_orders) AS return_orders, count(*) AS active_days, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount, sum(net_amount) AS net_amount,
+                   min(dt) FILTER (WHERE orders > 0) AS first_sale_date, max(dt) FILTER (WHERE orders > 0) AS last_sale_date
+              FROM retail_mid.dws_trade_customer_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
+             GROUP BY d.brand, d.customer_key
+            UNION ALL
+            SELECT r.brand, r.customer_key, r.first_order_date, r.last_order_date, r.orders, r.return_orders, r.active_days,
+                   r.quantity, r.sales_amount, r.return_amount, r.net_amount, r.first_sale_date, r.last_sale_date
+              FROM retail_mid.dws_trade_customer_retained r
+              JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = r.brand AND k.customer_key = r.customer_key) u
+     GROUP BY u.brand, u.customer_key;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_sku_store_td t USING (SELECT DISTINCT * FROM rm_touched_sku_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id AND t.sku_id = k.sku_id;
+    INSERT INTO retail_mid.dws_trade_sku_store_td  -- issue 13: plus dws_trade_sku_store_retained
+    SELECT u.brand, u.store_id, u.sku_id, min(u.first_sale_date), max(u.last_sale_date), sum(u.selling_days), sum(u.orders),
+           sum(u.quantity), sum(u.net_amount), retail_mid.rb_cardinality(retail_mid.rb_or_agg(u.b))
+      FROM (SELECT d.brand, d.store_id, d.sku_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, count(*) AS selling_days,
+                   sum(orders) AS orders, sum(quantity) AS quantity, sum(net_amount) AS net_amount, retail_mid.rb_or_agg(buyer_bitmap) AS b
+              FROM retail_mid.dws_trade_sku_store_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+                ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
+             GROUP BY d.brand, d.store_id, d.sku_id
+            UNION ALL
+            SELECT r.brand, r.store_id, r.sku_id, r.first_sale_date, r.last_sale_date, r.selling_days, r.orders, r.quantity,
+                   r.net_amount, r.buyer_bitmap
+              FROM retail_mid.dws_trade_sku_store_retained r
+              JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+                ON k.brand = r.brand AND k.store_id = r.store_id AND k.sku_id = r.sku_id) u
+     GROUP BY u.brand, u.store_id, u.sku_id;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_trade_store_td t USING (SELECT DISTINCT * FROM rm_touched_store) k
+     WHERE t.brand = k.brand AND t.store_id = k.store_id;
+    INSERT INTO retail_mid.dws_trade_store_td
+    SELECT brand, store_id, first_sale_date, last_sale_date, orders, net_amount, retail_mid.rb_cardinality(b), b
+      FROM (SELECT u.brand, u.store_id, min(u.first_sale_date) AS first_sale_date, max(u.last_sale_date) AS last_sale_date,
+                   sum(u.orders) AS orders, sum(u.net_amount) AS net_amount, retail_mid.rb_or_agg(u.b) AS b
+              FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
+                           sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
+                      FROM retail_mid.dws_trade_store_1d d
+                      JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
+                     GROUP BY d.brand, d.store_id
+                    UNION ALL  -- issue 13: plus dws_trade_store_retained
+                    SELECT r.brand, r.store_id, r.first_sale_date, r.last_sale_date, r.orders, r.net_amount, r.customer_bitmap
+                      FROM retail_mid.dws_trade_store_retained r
+                      JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = r.brand AND k.store_id = r.store_id) u
+             GROUP BY u.brand, u.store_id) s;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DROP TABLE rm_order, rm_touched_customer, rm_touched_sku_store, rm_touched_store;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_trade(date, date) IS 'Rebuilds the trade _1d tables for the given days and the _td rows they touch; called by retail_mid.refresh.';
+
+-- The incremental refresh: DWD then DWS for the days [from_date, to_date], in the caller's transaction (so a
+-- failure leaves the previous state, and readers keep seeing the previous state until it commits). Running the
+-- same days twice gives the same tables; late data for a past day is picked up by refreshing that day.
+CREATE OR REPLACE FUNCTION retail_mid.refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_dim bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_domains bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh range must be finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One refresh at a time: a second one waits rather than interleaving its deletes and inserts.
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    -- issue 13: days dropped by retain are in the *_retained baselines; rebuilding them would count them twice
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'refresh range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it; their totals live on in the _td tables.',
+                  HINT = 'Refresh from the first kept day on.';
+    END IF;
+    v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
+
+    -- issue 15: the dimensions first (the DWD labels lines with the categories and regions valid on their day)
+    v_dim := retail_mid.dim_refresh(CURRENT_DATE, from_date, to_date);
+    RAISE NOTICE 'refresh % .. % (% days): building DWD', from_date, to_date, to_date - from_date + 1;
+    v_dwd := retail_mid.build_dwd_trade(from_date, to_date);
+    t1 := clock_timestamp();
+    RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
+    v_dws := retail_mid.build_dws_trade(from_date, to_date);
+    RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+    -- issue 15: the behaviour, marketing, inventory and member DWD/DWS (foundation/dwd_domains.sql, dws_domains.sql)
+    -- (their rows are logged, not returned: the count refresh returns stays the trade layer's, as in 1.0.0)
+    v_domains := retail_mid.refresh_domains(from_date, to_date);
+
+    DELETE FROM retail_mid.dws_refresh_state;
+    INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
+    SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
+    -- the brand scope of customers (foundation/tenancy.sql) and of the shared group tags' bitmaps (tags/brand_scope.sql),
+    -- and the metric registry's generated tables (governance/metric.sql)
+    v_customers := retail_mid.refresh_customer_brand();
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    t2 := clock_timestamp();
+    RAISE NOTICE 'refresh: % customer-brand pairs; refreshing the metric registry', v_customers;
+    v_metric := retail_mid.metric_refresh(from_date, to_date);
+    RAISE NOTICE 'refresh: % metric rows written', v_metric;
+    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws + v_metric,
+        jsonb_build_object('dim_rows', v_dim, 'dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'domain_rows', v_domains, 'customer_brand_rows', v_customers,
+                           'dwd_seconds', extract(epoch FROM t1 - t0),
+                           'dws_seconds', extract(epoch FROM t2 - t1),
+                           'metric_seconds', extract(epoch FROM clock_timestamp() - t2)));
+    RETURN v_dwd + v_dws + v_metric;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS (trade, then behaviour, marketing, inventory and members) for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
+
+-- Refreshes every day that has ODS orders, as one job (the full rebuild).
+CREATE OR REPLACE FUNCTION retail_mid.refresh_all()
+RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+    SELECT retail_mid.refresh(greatest(min(order_time)::date, (SELECT h.kept_from FROM retail_mid.history_retention h)), max(order_time)::date)
+      FROM retail_mid.ods_order
+    HAVING max(order_time)::date >= coalesce((SELECT h.kept_from FROM retail_mid.history_retention h), '-infinity');
+END;
+COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has ODS orders (the full rebuild), from the first day kept by retail_mid.retain on; NULL when the ODS has no such day.';
+
+-- issue 13: retention of partitioned history
+-- ----------------------------------------------------------------- retention of partitioned history (issue 13)
+-- The partitioned history tables, in the order refresh writes them.
+CREATE OR REPLACE FUNCTION retail_mid.partitioned_history_tables()
+RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
+RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_customer_1d',
+             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::text[]::regclass[];
+COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month (dwd_trade_order_line_di and the trade _1d tables).';
+
+-- retail_mid.retain(before) drops the monthly partitions of the history tables (partitioned_history_tables())
+-- that lie wholly before `before`, and the DWD cleaning counts of those months. The _td tables are not touched:
+-- they keep the totals of the dropped days, which also go into the *_retained baselines (dws.sql) so that a later
+-- rebuild of a _td row adds them; history_retention records the first kept day. The refresh window (the last 31 days up to the latest refreshed day,
+-- which late data may still rewrite) is never dropped. One transaction: it drops everything or nothing.
+CREATE OR REPLACE FUNCTION retail_mid.retain(before date)
+RETURNS TABLE (table_name text, partition_name text, from_date date, to_date date, rows_dropped bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_latest date; v_limit date; r record; v_rows bigint; v_total bigint := 0; v_parts int := 0; v_cleaning bigint; v_upto date; v_cut date; v_base bigint;
+BEGIN
+    IF before IS NULL THEN
+        RAISE EXCEPTION 'retain needs a date' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT isfinite(before) THEN
+        RAISE EXCEPTION 'retain needs a finite date, not %', before USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- no refresh in between: the window below stays true until commit
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    v_latest := coalesce((SELECT max(s.as_of) FROM retail_mid.dws_refresh_state s), CURRENT_DATE);
+    v_limit := v_latest - 30;
+    IF before > v_limit THEN
+        RAISE EXCEPTION 'retention date % is inside the refresh window', before
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = format('The last 31 days up to the latest refreshed day %s (%s .. %s) may still be rewritten by late data.', v_latest, v_limit + 1, v_latest),
+                  HINT = format('Use a date on or before %s.', v_limit);
+    END IF;
+    v_job := retail_mid.job_start('retain', jsonb_build_object('before', before));
+    -- the partitions dropped are the whole months before v_cut; their totals go into the *_retained baselines
+    -- first (the _td rebuild adds them), in this transaction: everything or nothing
+    v_cut := date_trunc('month', before)::date;
+    INSERT INTO retail_mid.dws_trade_customer_retained AS x
+    SELECT d.brand, d.customer_key, min(d.dt), max(d.dt), sum(d.orders), sum(d.return_orders), count(*), sum(d.quantity),
+           sum(d.sales_amount), sum(d.return_amount), sum(d.net_amount),
+           min(d.dt) FILTER (WHERE d.orders > 0), max(d.dt) FILTER (WHERE d.orders > 0)
+      FROM retail_mid.dws_trade_customer_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.customer_key
+    ON CONFLICT (brand, customer_key) DO UPDATE SET
+           first_order_date = least(x.first_order_date, excluded.first_order_date),
+           last_order_date = greatest(x.last_order_date, excluded.last_order_date),
+           orders = x.orders + excluded.orders, return_orders = x.return_orders + excluded.return_orders,
+           active_days = x.active_days + excluded.active_days, quantity = x.quantity + excluded.quantity,
+           sales_amount = x.sales_amount + excluded.sales_amount, return_amount = x.return_amount + excluded.return_amount,
+           net_amount = x.net_amount + excluded.net_amount,
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date);
+    GET DIAGNOSTICS v_base = ROW_COUNT;
+    INSERT INTO retail_mid.dws_trade_sku_store_retained AS x
+    SELECT d.brand, d.store_id, d.sku_id, min(d.dt), max(d.dt), count(*), sum(d.orders), sum(d.quantity), sum(d.net_amount),
+           retail_mid.rb_or_agg(d.buyer_bitmap)
+      FROM retail_mid.dws_trade_sku_store_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.store_id, d.sku_id
+    ON CONFLICT (brand, store_id, sku_id) DO UPDATE SET
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date),
+           selling_days = x.selling_days + excluded.selling_days, orders = x.orders + excluded.orders,
+           quantity = x.quantity + excluded.quantity, net_amount = x.net_amount + excluded.net_amount,
+           buyer_bitmap = retail_mid.rb_or(x.buyer_bitmap, excluded.buyer_bitmap);
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_base := v_base + v_rows;
+    INSERT INTO retail_mid.dws_trade_store_retained AS x
+    SELECT d.brand, d.store_id, min(d.dt), max(d.dt), sum(d.orders), sum(d.net_amount), retail_mid.rb_or_agg(d.customer_bitmap)
+      FROM retail_mid.dws_trade_store_1d d WHERE d.dt < v_cut GROUP BY d.brand, d.store_id
+    ON CONFLICT (brand, store_id) DO UPDATE SET
+           first_sale_date = least(x.first_sale_date, excluded.first_sale_date),
+           last_sale_date = greatest(x.last_sale_date, excluded.last_sale_date),
+           orders = x.orders + excluded.orders, net_amount = x.net_amount + excluded.net_amount,
+           customer_bitmap = retail_mid.rb_or(x.customer_bitmap, excluded.customer_bitmap);
+    GET DIAGNOSTICS v_rows = ROW_COUNT; v_base := v_base + v_rows;
+    RAISE NOTICE 'retain: % baseline rows written for the days before %', v_base, v_cut;
+    FOR r IN
+        SELECT p.parent, c.oid AS part, c.relname, to_date(right(c.relname, 6), 'YYYYMM') AS m
+          FROM unnest(retail_mid.partitioned_history_tables()) AS p(parent)
+          JOIN pg_inherits i ON i.inhparent = p.parent
+          JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE c.relname ~ '_p[0-9]{6}$'
+           AND (to_date(right(c.relname, 6), 'YYYYMM') + interval '1 month')::date <= v_cut
+         ORDER BY 1::text, 4
+    LOOP
+        EXECUTE format('SELECT count(*) FROM %s', r.part::regclass) INTO v_rows;
+        EXECUTE format('DROP TABLE %s', r.part::regclass);
+        table_name := r.parent::text; partition_name := 'retail_mid.' || r.relname;
+        from_date := r.m; to_date := (r.m + interval '1 month')::date - 1; rows_dropped := v_rows;
+        v_total := v_total + v_rows; v_parts := v_parts + 1;
+        v_upto := greatest(v_upto, to_date);
+        RAISE NOTICE 'retain: dropped % (% .. %, % rows)', partition_name, from_date, to_date, v_rows;
+        RETURN NEXT;
+    END LOOP;
+    -- the cleaning counts of the dropped months (a small unpartitioned table)
+    DELETE FROM retail_mid.dwd_trade_cleaning_1d c WHERE c.dt < v_cut;
+    GET DIAGNOSTICS v_cleaning = ROW_COUNT;
+    -- the first kept day: refresh refuses the days before it (they would be counted twice)
+    INSERT INTO retail_mid.history_retention AS h (singleton, kept_from, retained_at) VALUES (true, v_cut, now())
+    ON CONFLICT (singleton) DO UPDATE SET kept_from = greatest(h.kept_from, excluded.kept_from), retained_at = excluded.retained_at;
+    RAISE NOTICE 'retain: % partitions dropped (% rows), % cleaning rows deleted', v_parts, v_total, v_cleaning;
+    PERFORM retail_mid.job_finish(v_job, v_total, jsonb_build_object('partitions', v_parts, 'cleaning_rows', v_cleaning, 'dropped_through', v_upto, 'baseline_rows', v_base, 'kept_from', v_cut));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';

@@ -32,10 +32,10 @@ CREATE TABLE retail_mid.dwd_trade_order_line_di (
     category_l1       text,
     category_l2       text,
     store_region      text
-);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions (foundation/partition.sql)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_trade_order_line_di', '');
-CREATE INDEX ON retail_mid.dwd_trade_order_line_di (dt);
+-- issue 13: the index on dt is created on each partition (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dwd_trade_order_line_di IS 'Cleaned order lines, one row per kept ODS line (rules in src/foundation/dwd.sql and docs/foundation.md); rebuilt per day by retail_mid.refresh.';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.dt IS 'Business date of the order (order_time::date).';
 COMMENT ON COLUMN retail_mid.dwd_trade_order_line_di.brand IS 'Brand (tenant) the order belongs to.';
@@ -91,6 +91,8 @@ BEGIN
                                  WHERE k.id_type = o.id_type AND k.issuer = retail_mid.customer_key_issuer(o.id_type, o.brand)
                                    AND k.id_value = btrim(o.customer_id))) o;
 
+    -- issue 13: the months of the range get their partitions; the delete and insert touch only those
+    PERFORM retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', from_date, to_date);
     DELETE FROM retail_mid.dwd_trade_order_line_di WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dwd_trade_cleaning_1d WHERE dt BETWEEN from_date AND to_date;
 

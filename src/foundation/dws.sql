@@ -28,12 +28,11 @@ CREATE TABLE retail_mid.dws_trade_customer_1d (
     return_amount    numeric(18,4) NOT NULL,
     net_amount       numeric(18,4) NOT NULL,
     first_order_time timestamp NOT NULL,
-    last_order_time  timestamp NOT NULL,
-    PRIMARY KEY (dt, brand, customer_key)
-);
+    last_order_time  timestamp NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, customer_key)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_1d', '');
-CREATE INDEX ON retail_mid.dws_trade_customer_1d (customer_key);
+-- and an index on customer_key (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_trade_customer_1d IS 'Trade per customer and day (identified customers only).';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.dt IS 'Business date.';
 COMMENT ON COLUMN retail_mid.dws_trade_customer_1d.brand IS 'Brand.';
@@ -65,12 +64,11 @@ CREATE TABLE retail_mid.dws_trade_sku_store_1d (
     -- issue 15: DIM labels as of dt
     category_l1     text,
     category_l2     text,
-    store_region    text,
-    PRIMARY KEY (dt, brand, store_id, sku_id)
-);
+    store_region    text
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, store_id, sku_id)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_1d', '');
-CREATE INDEX ON retail_mid.dws_trade_sku_store_1d (brand, store_id, sku_id);
+-- and an index on (brand, store_id, sku_id) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_trade_sku_store_1d IS 'Trade per SKU x store x day; the demand series for forecasting. Lines without a store are under store_id ''(none)''.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.dt IS 'Business date.';
 COMMENT ON COLUMN retail_mid.dws_trade_sku_store_1d.brand IS 'Brand.';
@@ -104,9 +102,8 @@ CREATE TABLE retail_mid.dws_trade_store_1d (
     customers         int    NOT NULL,
     customer_bitmap   retail_mid.rbitmap NOT NULL,
     -- issue 15: DIM label as of dt
-    store_region      text,
-    PRIMARY KEY (dt, brand, store_id)
-);
+    store_region      text
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, store_id)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_1d', '');
 COMMENT ON TABLE retail_mid.dws_trade_store_1d IS 'Trade per store and day.';
@@ -208,6 +205,103 @@ COMMENT ON COLUMN retail_mid.dws_trade_store_td.net_amount IS 'Net sales amount.
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.customers IS 'Distinct identified customers over all history (exact).';
 COMMENT ON COLUMN retail_mid.dws_trade_store_td.customer_bitmap IS 'Their keys.';
 
+-- ----------------------------------------------------------------- retained history (issue 13)
+-- retail_mid.retain(before) drops whole months of the _1d tables; the totals of the dropped days move into these
+-- baselines (in the same transaction), and the _td rebuild adds them, so a _td row stays the total over all history
+-- although its oldest days are gone. history_retention holds the first day still kept: refresh refuses days before it.
+CREATE TABLE retail_mid.history_retention (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    kept_from   date NOT NULL,
+    retained_at timestamptz NOT NULL
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.history_retention', '');
+COMMENT ON TABLE retail_mid.history_retention IS 'At most one row: the first day of the partitioned history still kept after retail_mid.retain (refresh refuses days before it).';
+COMMENT ON COLUMN retail_mid.history_retention.singleton IS 'Always true (one row).';
+COMMENT ON COLUMN retail_mid.history_retention.kept_from IS 'First day still kept: the _1d and DWD days before it were dropped and their totals are in the *_retained tables.';
+COMMENT ON COLUMN retail_mid.history_retention.retained_at IS 'When retain last dropped history.';
+
+CREATE TABLE retail_mid.dws_trade_customer_retained (
+    brand            text NOT NULL,
+    customer_key     int4 NOT NULL,
+    first_order_date date NOT NULL,
+    last_order_date  date NOT NULL,
+    orders           bigint NOT NULL,
+    return_orders    bigint NOT NULL,
+    active_days      int  NOT NULL,
+    quantity         numeric(18,3) NOT NULL,
+    sales_amount     numeric(18,4) NOT NULL,
+    return_amount    numeric(18,4) NOT NULL,
+    net_amount       numeric(18,4) NOT NULL,
+    first_sale_date  date,
+    last_sale_date   date,
+    PRIMARY KEY (brand, customer_key)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_customer_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_customer_retained IS 'Totals per customer of the days dropped by retail_mid.retain (columns as dws_trade_customer_td); added to the _1d rows when dws_trade_customer_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.customer_key IS 'Customer key.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.first_order_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.last_order_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.orders IS 'Orders with a sale line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.return_orders IS 'Orders with a return line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.active_days IS 'Dropped days with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.quantity IS 'Net units on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.sales_amount IS 'Sales amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.return_amount IS 'Returned amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.first_sale_date IS 'First dropped day with a sale (NULL: returns only).';
+COMMENT ON COLUMN retail_mid.dws_trade_customer_retained.last_sale_date IS 'Last dropped day with a sale (NULL: returns only).';
+
+CREATE TABLE retail_mid.dws_trade_sku_store_retained (
+    brand           text NOT NULL,
+    store_id        text NOT NULL,
+    sku_id          text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    selling_days    int  NOT NULL,
+    orders          bigint NOT NULL,
+    quantity        numeric(18,3) NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    buyer_bitmap    retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (brand, store_id, sku_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_sku_store_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_sku_store_retained IS 'Totals per SKU x store of the days dropped by retail_mid.retain, with the buyers'' keys (so distinct buyers stay exact); added when dws_trade_sku_store_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.sku_id IS 'SKU id.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.first_sale_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.last_sale_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.selling_days IS 'Dropped days with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.orders IS 'Orders with a sale line of the SKU on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.quantity IS 'Net units on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_sku_store_retained.buyer_bitmap IS 'Keys of the identified buyers on the dropped days.';
+
+CREATE TABLE retail_mid.dws_trade_store_retained (
+    brand           text NOT NULL,
+    store_id        text NOT NULL,
+    first_sale_date date NOT NULL,
+    last_sale_date  date NOT NULL,
+    orders          bigint NOT NULL,
+    net_amount      numeric(18,4) NOT NULL,
+    customer_bitmap retail_mid.rbitmap NOT NULL,
+    PRIMARY KEY (brand, store_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_trade_store_retained', '');
+COMMENT ON TABLE retail_mid.dws_trade_store_retained IS 'Totals per store of the days dropped by retail_mid.retain, with the customers'' keys; added when dws_trade_store_td is rebuilt.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.store_id IS 'Store id, ''(none)'' for orders without a store.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.first_sale_date IS 'First dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.last_sale_date IS 'Last dropped day with trade.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.orders IS 'Orders with a sale line on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.net_amount IS 'Net amount on the dropped days.';
+COMMENT ON COLUMN retail_mid.dws_trade_store_retained.customer_bitmap IS 'Keys of the identified customers on the dropped days.';
+
 -- Rebuilds the _1d tables for [from_date, to_date] from the DWD and the _td rows of every key those days touch
 -- (before or after the change, so that removed late data is taken out of the totals too).
 CREATE FUNCTION retail_mid.build_dws_trade(from_date date, to_date date)
@@ -221,6 +315,8 @@ BEGIN
         SELECT DISTINCT brand, store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
     CREATE TEMP TABLE rm_touched_store ON COMMIT DROP AS
         SELECT DISTINCT brand, store_id FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)  -- issue 13
+       FROM unnest(ARRAY['retail_mid.dws_trade_customer_1d', 'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::regclass[]) t;
     DELETE FROM retail_mid.dws_trade_customer_1d WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE dt BETWEEN from_date AND to_date;
     DELETE FROM retail_mid.dws_trade_store_1d WHERE dt BETWEEN from_date AND to_date;
@@ -288,35 +384,62 @@ BEGIN
 
     DELETE FROM retail_mid.dws_trade_customer_td t USING (SELECT DISTINCT * FROM rm_touched_customer) k
      WHERE t.brand = k.brand AND t.customer_key = k.customer_key;
+    -- issue 13: plus the totals of the days retain dropped (dws_trade_customer_retained)
     INSERT INTO retail_mid.dws_trade_customer_td
-    SELECT d.brand, d.customer_key, min(dt), max(dt), sum(orders), sum(return_orders), count(*), sum(quantity),
-           sum(sales_amount), sum(return_amount), sum(net_amount),
-           min(dt) FILTER (WHERE orders > 0), max(dt) FILTER (WHERE orders > 0)
-      FROM retail_mid.dws_trade_customer_1d d
-      JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
-     GROUP BY d.brand, d.customer_key;
+    SELECT u.brand, u.customer_key, min(u.first_order_date), max(u.last_order_date), sum(u.orders), sum(u.return_orders),
+           sum(u.active_days), sum(u.quantity), sum(u.sales_amount), sum(u.return_amount), sum(u.net_amount),
+           min(u.first_sale_date), max(u.last_sale_date)
+      FROM (SELECT d.brand, d.customer_key, min(dt) AS first_order_date, max(dt) AS last_order_date, sum(orders) AS orders,
+                   sum(return_orders) AS return_orders, count(*) AS active_days, sum(quantity) AS quantity,
+                   sum(sales_amount) AS sales_amount, sum(return_amount) AS return_amount, sum(net_amount) AS net_amount,
+                   min(dt) FILTER (WHERE orders > 0) AS first_sale_date, max(dt) FILTER (WHERE orders > 0) AS last_sale_date
+              FROM retail_mid.dws_trade_customer_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = d.brand AND k.customer_key = d.customer_key
+             GROUP BY d.brand, d.customer_key
+            UNION ALL
+            SELECT r.brand, r.customer_key, r.first_order_date, r.last_order_date, r.orders, r.return_orders, r.active_days,
+                   r.quantity, r.sales_amount, r.return_amount, r.net_amount, r.first_sale_date, r.last_sale_date
+              FROM retail_mid.dws_trade_customer_retained r
+              JOIN (SELECT DISTINCT * FROM rm_touched_customer) k ON k.brand = r.brand AND k.customer_key = r.customer_key) u
+     GROUP BY u.brand, u.customer_key;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
     DELETE FROM retail_mid.dws_trade_sku_store_td t USING (SELECT DISTINCT * FROM rm_touched_sku_store) k
      WHERE t.brand = k.brand AND t.store_id = k.store_id AND t.sku_id = k.sku_id;
-    INSERT INTO retail_mid.dws_trade_sku_store_td
-    SELECT d.brand, d.store_id, d.sku_id, min(dt), max(dt), count(*), sum(orders), sum(quantity), sum(net_amount),
-           retail_mid.rb_cardinality(retail_mid.rb_or_agg(buyer_bitmap))
-      FROM retail_mid.dws_trade_sku_store_1d d
-      JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
-        ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
-     GROUP BY d.brand, d.store_id, d.sku_id;
+    INSERT INTO retail_mid.dws_trade_sku_store_td  -- issue 13: plus dws_trade_sku_store_retained
+    SELECT u.brand, u.store_id, u.sku_id, min(u.first_sale_date), max(u.last_sale_date), sum(u.selling_days), sum(u.orders),
+           sum(u.quantity), sum(u.net_amount), retail_mid.rb_cardinality(retail_mid.rb_or_agg(u.b))
+      FROM (SELECT d.brand, d.store_id, d.sku_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, count(*) AS selling_days,
+                   sum(orders) AS orders, sum(quantity) AS quantity, sum(net_amount) AS net_amount, retail_mid.rb_or_agg(buyer_bitmap) AS b
+              FROM retail_mid.dws_trade_sku_store_1d d
+              JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+                ON k.brand = d.brand AND k.store_id = d.store_id AND k.sku_id = d.sku_id
+             GROUP BY d.brand, d.store_id, d.sku_id
+            UNION ALL
+            SELECT r.brand, r.store_id, r.sku_id, r.first_sale_date, r.last_sale_date, r.selling_days, r.orders, r.quantity,
+                   r.net_amount, r.buyer_bitmap
+              FROM retail_mid.dws_trade_sku_store_retained r
+              JOIN (SELECT DISTINCT * FROM rm_touched_sku_store) k
+                ON k.brand = r.brand AND k.store_id = r.store_id AND k.sku_id = r.sku_id) u
+     GROUP BY u.brand, u.store_id, u.sku_id;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
     DELETE FROM retail_mid.dws_trade_store_td t USING (SELECT DISTINCT * FROM rm_touched_store) k
      WHERE t.brand = k.brand AND t.store_id = k.store_id;
     INSERT INTO retail_mid.dws_trade_store_td
     SELECT brand, store_id, first_sale_date, last_sale_date, orders, net_amount, retail_mid.rb_cardinality(b), b
-      FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
-                   sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
-              FROM retail_mid.dws_trade_store_1d d
-              JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
-             GROUP BY d.brand, d.store_id) s;
+      FROM (SELECT u.brand, u.store_id, min(u.first_sale_date) AS first_sale_date, max(u.last_sale_date) AS last_sale_date,
+                   sum(u.orders) AS orders, sum(u.net_amount) AS net_amount, retail_mid.rb_or_agg(u.b) AS b
+              FROM (SELECT d.brand, d.store_id, min(dt) AS first_sale_date, max(dt) AS last_sale_date, sum(orders) AS orders,
+                           sum(net_amount) AS net_amount, retail_mid.rb_or_agg(customer_bitmap) AS b
+                      FROM retail_mid.dws_trade_store_1d d
+                      JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = d.brand AND k.store_id = d.store_id
+                     GROUP BY d.brand, d.store_id
+                    UNION ALL  -- issue 13: plus dws_trade_store_retained
+                    SELECT r.brand, r.store_id, r.first_sale_date, r.last_sale_date, r.orders, r.net_amount, r.customer_bitmap
+                      FROM retail_mid.dws_trade_store_retained r
+                      JOIN (SELECT DISTINCT * FROM rm_touched_store) k ON k.brand = r.brand AND k.store_id = r.store_id) u
+             GROUP BY u.brand, u.store_id) s;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
     DROP TABLE rm_order, rm_touched_customer, rm_touched_sku_store, rm_touched_store;

@@ -99,6 +99,7 @@ ALTER VIEW retail_mid.site_candidate_ranking OWNER TO retail_mid_view_owner;
 GRANT USAGE ON SCHEMA retail_mid TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA retail_mid TO retail_mid_admin;
 GRANT retail_mid_pii_reader TO retail_mid_admin;
+GRANT EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) TO retail_mid_admin;  -- issue 13: refresh creates partitions
 SELECT retail_mid.security_grant(c.oid)
   FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
    AND c.relowner <> 'retail_mid_view_owner'::regrole;

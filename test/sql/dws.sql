@@ -129,4 +129,4 @@ SELECT job, outcome, rows_written FROM retail_mid.job_log WHERE job = 'refresh' 
 -- BI views carry comments on every column
 SELECT c.relname, count(*) FILTER (WHERE col_description(c.oid, a.attnum) IS NULL) AS uncommented
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
- WHERE n.nspname = 'retail_mid' AND c.relname LIKE 'dws\_%' AND c.relkind IN ('r', 'v') GROUP BY c.relname ORDER BY 1;
+ WHERE n.nspname = 'retail_mid' AND c.relname LIKE 'dws\_%' AND c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition GROUP BY c.relname ORDER BY 1;

@@ -216,7 +216,8 @@ SELECT pg_temp.try(format('SELECT * FROM retail_mid.load_reach_receipts(%L)', :'
 
 -- ------------------------------------------------------------ performance
 -- trade of the brand: members buy (or not) before, inside and after the 30 days following the send; the control
--- buys less. Lines written to the trade DWD directly, as retail_mid.refresh would.
+-- buys less. Lines written to the trade DWD directly, as retail_mid.refresh would (into its monthly partitions).
+SELECT retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', '2026-05-01', '2026-07-31') AS partitions;
 INSERT INTO retail_mid.dwd_trade_order_line_di (dt, brand, order_id, line_no, order_time, customer_key, channel, sku_id, quantity,
                                                 unit_price, discount, amount, line_type)
 SELECT x.t::date, 'rr_t', 'rr' || c.g || '_' || x.j, 1, x.t, c.customer_key, 'online', 'sku' || (c.g % 7), 1, x.amt, 0,

@@ -421,7 +421,8 @@ SELECT * FROM retail_mid.replenish_simulate(NULL, '{1,NULL}', '{2,NULL}', 1, 0, 
 -- store A, SKU W: 60 days of 10 a day, then a 2-week window of 10 a day with 15 on its 9th day. Every review
 -- forecast is the constant 10 (sd 0), W has L = 2, sd 0, review 7: reorder point = order-up-to = 10 x (2 + 7) = 90;
 -- the hand case above up to the reorder point (20 there, but no review finds the position between 20 and 90):
--- start at 90, day 8 orders 70.
+-- start at 90, day 8 orders 70. (The _1d tables are partitioned by month: the months written here get theirs.)
+DO $$ BEGIN PERFORM retail_mid.ensure_partitions('retail_mid.dws_trade_sku_store_1d', '2024-01-01', '2024-03-31'); END $$;
 INSERT INTO retail_mid.dws_trade_sku_store_1d (dt, brand, store_id, sku_id, orders, quantity, sales_quantity, return_quantity,
                                                sales_amount, return_amount, net_amount, buyers, buyer_bitmap)
 SELECT d::date, 'rpt_test', 'A', 'W', 1, q, q, 0, q, 0, q, 1, '{}'

@@ -8,7 +8,7 @@ SELECT rolname, rolcanlogin, rolsuper FROM pg_roles WHERE rolname LIKE 'retail\_
 SELECT count(*) AS public_table_grants FROM information_schema.role_table_grants WHERE grantee = 'PUBLIC' AND table_schema = 'retail_mid';
 SELECT p.oid::regprocedure AS security_definer, p.proconfig,
        EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public_may_execute
-  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef;
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef ORDER BY p.oid::regprocedure::text;
 -- plpgsql routines without a pinned search_path (run_logged is a procedure that commits, which forbids SET)
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE n.nspname = 'retail_mid' AND l.lanname = 'plpgsql' AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false) ORDER BY 1;
@@ -16,7 +16,7 @@ SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_namespace n ON n.o
 SELECT has_schema_privilege('public', 'public', 'CREATE') AS public_schema_writable_by_all;
 SELECT count(*) AS brand_tables, count(*) FILTER (WHERE c.relrowsecurity) AS with_rls
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'retail_mid' AND c.relkind IN ('r', 'p') AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand');
+ WHERE n.nspname = 'retail_mid' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand');
 SELECT table_name::text, column_name, method FROM retail_mid.pii_mask_rule ORDER BY 1, 2;
 
 -- fixture: two brands in ODS, a user table under brand isolation, users entitled to A, B, or both through a group
@@ -85,6 +85,7 @@ DROP POLICY sec_hide_c2 ON retail_mid.ods_customer;
 
 -- masking rules are data: a rule on a DWD column creates its masked view at once and withdraws direct reads of
 -- the table from analysts and BI; each role sees what it may
+DO $$ BEGIN PERFORM retail_mid.ensure_partitions('retail_mid.dwd_trade_order_line_di', '2026-01-01', '2026-01-01'); END $$;
 INSERT INTO retail_mid.dwd_trade_order_line_di (dt, brand, order_id, line_no, order_time, customer_key, channel, sku_id, quantity, unit_price, discount, amount, line_type)
 VALUES ('2026-01-01', 'sec_a', 'o1', 1, '2026-01-01 10:00', 42, 'store', 'k', 1, 10, 0, 10, 'sale'),
        ('2026-01-01', 'sec_b', 'o3', 1, '2026-01-01 10:00', 43, 'store', 'k', 1, 10, 0, 10, 'sale');

@@ -170,7 +170,7 @@ SELECT p.oid::regprocedure AS function, pg_get_userbyid(p.proowner) = current_us
        EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public_may_execute,
        has_function_privilege('retail_mid_admin', p.oid, 'EXECUTE') AS admin, has_function_privilege('retail_mid_analyst', p.oid, 'EXECUTE') AS analyst,
        has_function_privilege('retail_mid_bi', p.oid, 'EXECUTE') AS bi
-  FROM pg_proc p WHERE p.pronamespace = 'retail_mid'::regnamespace AND p.prosecdef;
+  FROM pg_proc p WHERE p.pronamespace = 'retail_mid'::regnamespace AND p.prosecdef ORDER BY p.oid::regprocedure::text;
 CREATE TABLE public.gb_lines (brand text, order_id text, line_no int, sku text, qty int, price numeric, phone text, ts timestamptz);
 INSERT INTO public.gb_lines
 SELECT CASE WHEN i % 3 = 0 THEN 'gb_b' ELSE 'gb_a' END, 'o' || (i / 2), i % 2, CASE WHEN i % 7 = 0 THEN NULL ELSE 'S' || i END,

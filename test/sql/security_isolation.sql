@@ -103,6 +103,7 @@ BEGIN
                     EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand' AND NOT a.attisdropped) AS has_brand,
                     EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_key' AND NOT a.attisdropped) AS has_customer
                FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                AND NOT c.relispartition  -- issue 13: monthly partitions grant nothing (test partition)
               ORDER BY c.relname LOOP
         relation := r.relname; member := r.member;
         IF NOT has_table_privilege(r.rel, 'SELECT') AND NOT has_any_column_privilege(r.rel, 'SELECT') THEN

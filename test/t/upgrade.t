@@ -72,8 +72,13 @@ $fingerprints_sql =~ s/SHIPPED/$shipped_json/;
 # databases (OIDs, dump ids, the database's own name).
 sub catalog {
     my ($db) = @_;
-    my $dump = `$bindir/pg_dump --schema-only --binary-upgrade -d $db 2>&1`;
+    # issue 13: the monthly partitions of the history tables (<table>_pYYYYMM) are created at run time for the
+    # rows a database holds (an updated 1.0.0 database has rows, a fresh install none) and are not extension
+    # members: they are left out of the comparison on purpose and checked separately below.
+    my $dump = `$bindir/pg_dump --schema-only --binary-upgrade -T 'retail_mid.*_p[0-9][0-9][0-9][0-9][0-9][0-9]' -d $db 2>&1`;
     die "pg_dump failed: $dump" if $?;
+    # config tables' oids and filters (a filter may span lines, e.g. postgis's)
+    $dump =~ s/(binary_upgrade_create_empty_extension\('[^']*', '[^']*', \w+, '[^']*'), '\{[0-9,]*\}', '(?:[^']|'')*'/$1, '{config tables}', '{filters}'/g;
     my @keep;
     for (split /\n/, $dump) {
         next if /^-- (TOC entry|Dependencies|Dumped (from|by))/ || /^\\(un)?restrict /;
@@ -138,6 +143,13 @@ SQL
         my $q = "SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM (SELECT $cols FROM $rel WHERE $rows) t";
         is(psql($q, $db), psql($q, $fresh), "the rows the update ships into $rel equal a fresh install's");
     }
+
+    # issue 13: the moved rows sit in monthly partitions that are not extension members and have no grants
+    is(psql("SELECT count(*) FILTER (WHERE d.objid IS NOT NULL) || ' ' || count(*) FILTER (WHERE c.relacl::text ~ 'retail_mid_')"
+          . " || ' ' || (count(*) > 0) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid"
+          . " LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'"
+          . " WHERE i.inhparent = ANY (retail_mid.partitioned_history_tables())", $db),
+       '0 0 true', "the update from $from moves the history rows into monthly partitions that are not extension members");
 
     my $upgraded_catalog = catalog($db);
     write_file("$dir/fresh.sql", $fresh_catalog);
