@@ -11,9 +11,10 @@ SQL_consumer   = oneid clv rfm aipl
 SQL_tags       = audience brand_scope insight tags_builtin reach reach_results
 SQL_demand     = forecast promo replenish
 SQL_site       = site fulfilment
+SQL_goods      = mmm
 SQL_governance = security quality metric lockdown
 SQL_dashboard  = dashboard
-SQL_AREAS      = common bitmap foundation consumer tags demand site governance dashboard
+SQL_AREAS      = common bitmap foundation consumer tags demand site goods governance dashboard
 # every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
 INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 

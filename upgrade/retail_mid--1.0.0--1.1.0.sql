@@ -7406,6 +7406,36 @@ $$;
 COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person), or held out as the control group (holdout_share); writes reach_outbox, reach_holdout, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
 CREATE OR REPLACE FUNCTION retail_mid.load_media_feedback(path text, brand text DEFAULT 'media', max_rejected bigint DEFAULT 0,
                                                refresh_tags boolean DEFAULT true)
+
+-- issue 17: marketing mix and GMV simulation. Media spend per channel, campaign and day (ods_media_spend, brand-isolated
+-- like the other ODS tables) and its loader (load_media_spend), synthetic media with known adstock and saturation
+-- (generate_synthetic_media), the marketing mix model (src/goods/mmm.sql, the C of src/goods/mmm.c: mmm_fit,
+-- gmv_simulate, budget_optimise and their tables) and the channel contribution tile (dash_channel_contribution).
+CREATE TABLE retail_mid.ods_media_spend (
+    brand       text NOT NULL,
+    spend_date  date NOT NULL,
+    channel     text NOT NULL CHECK (btrim(channel) <> ''),
+    campaign_id text NOT NULL DEFAULT '(none)',
+    spend       numeric(18,4) NOT NULL CHECK (spend >= 0),
+    impressions bigint CHECK (impressions >= 0),
+    load_id     bigint REFERENCES retail_mid.ods_load,
+    PRIMARY KEY (brand, spend_date, channel, campaign_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_media_spend', '');
+COMMENT ON TABLE retail_mid.ods_media_spend IS 'Paid media: spend and impressions per channel (tv, search, social ...), campaign and day; the input of the marketing mix model (mmm_fit).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend_date IS 'Day of the spend.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.channel IS 'Media channel (tv, search, social, outdoor ...).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.campaign_id IS 'Campaign (ods_campaign), ''(none)'' for spend not booked to a campaign.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend IS 'Spend in currency, not negative.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.impressions IS 'Impressions bought, when known.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.load_id IS 'Load that brought the row.';
+SELECT retail_mid.secure_generated_table('retail_mid.ods_media_spend');
+
+-- issue 17: media spend (CSV with a header: date, channel, campaign_id, spend, impressions; campaign_id and
+-- impressions may be empty). Rows of a (day, channel, campaign) already loaded are replaced.
+CREATE FUNCTION retail_mid.load_media_spend(path text, brand text, max_rejected bigint DEFAULT 0)
 RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -8333,3 +8363,539 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
+
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint;
+BEGIN
+    IF path IS NULL OR brand IS NULL OR max_rejected IS NULL THEN
+        RAISE EXCEPTION 'load_media_spend arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v_job := retail_mid.job_start('load_media_spend', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, date text, channel text, campaign_id text,
+        spend text, impressions text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_stage', 'date, channel, campaign_id, spend, impressions');
+    UPDATE rm_stage SET reason = CASE
+        WHEN date IS NULL OR date !~ '^\s*\d{4}-\d{2}-\d{2}\s*$' THEN 'date is not a YYYY-MM-DD date'
+        WHEN substr(btrim(date), 6, 2)::int NOT BETWEEN 1 AND 12 OR substr(btrim(date), 9, 2)::int < 1
+          OR substr(btrim(date), 9, 2)::int > extract(day FROM make_date(substr(btrim(date), 1, 4)::int, substr(btrim(date), 6, 2)::int, 1)
+                                                             + interval '1 month - 1 day') THEN 'date is not a valid date'
+        WHEN retail_mid.invalid_field(channel, 'text') THEN 'missing channel'
+        WHEN retail_mid.invalid_field(spend, 'number') THEN 'spend is not a number'
+        WHEN spend::numeric < 0 THEN 'spend is negative'
+        WHEN impressions IS NOT NULL AND btrim(impressions) <> ''
+             AND (retail_mid.invalid_field(impressions, 'integer') OR impressions::bigint < 0) THEN 'impressions is not a non-negative integer' END;
+    -- a (day, channel, campaign) twice in the file: the later row wins, the earlier is rejected
+    UPDATE rm_stage s SET reason = 'duplicate day, channel and campaign'
+      FROM (SELECT line_no, row_number() OVER (PARTITION BY date::date, btrim(channel), coalesce(nullif(btrim(campaign_id), ''), '(none)')
+                                               ORDER BY line_no DESC) AS rn
+              FROM rm_stage WHERE reason IS NULL) x
+     WHERE x.line_no = s.line_no AND x.rn > 1;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    SELECT count(*) INTO v_loaded FROM rm_stage;
+    v_load := retail_mid.finish_load('media_spend', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+    INSERT INTO retail_mid.ods_media_spend AS m (brand, spend_date, channel, campaign_id, spend, impressions, load_id)
+    SELECT load_media_spend.brand, date::date, btrim(channel), coalesce(nullif(btrim(campaign_id), ''), '(none)'), spend::numeric,
+           nullif(btrim(impressions), '')::bigint, v_load
+      FROM rm_stage
+    ON CONFLICT ON CONSTRAINT ods_media_spend_pkey DO UPDATE
+       SET spend = excluded.spend, impressions = excluded.impressions, load_id = excluded.load_id;
+    DROP TABLE rm_stage;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    ANALYZE retail_mid.ods_media_spend;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.load_media_spend(text, text, bigint) IS 'Loads media spend (CSV: date, channel, campaign_id, spend, impressions) into ods_media_spend for a brand, replacing rows of the same day, channel and campaign; negative or malformed rows are rejected.';
+
+-- issue 17: paid media with known effects, added to a brand made by generate_synthetic. For every channel, weekly
+-- spend is on in a share of the weeks (on_share) at a random level around mean_spend, spread evenly over the week's
+-- days; its effect on the week's sales is beta * hill(adstock) with the geometric adstock a_w = x_w + decay * a_{w-1}
+-- (weeks from start_date) and hill(a) = a^slope / (a^slope + half_saturation^slope). The effect is added as one
+-- anonymous order per channel and day (the brand's first store and SKU, a seventh of the week's effect), so that
+-- the DWS see it. Replaces the brand's earlier media spend and media orders. Returns the truth per channel and week.
+CREATE FUNCTION retail_mid.generate_synthetic_media(
+    brand text DEFAULT 'synthetic',
+    channels jsonb DEFAULT '{"tv":     {"decay": 0.7, "half_saturation": 12000, "slope": 2.0, "beta": 12000, "mean_spend": 3000, "on_share": 0.5},
+                             "search": {"decay": 0.2, "half_saturation": 1500,  "slope": 1.2, "beta": 6000,  "mean_spend": 1500, "on_share": 0.8},
+                             "social": {"decay": 0.45, "half_saturation": 2500, "slope": 2.5, "beta": 8000,  "mean_spend": 1500, "on_share": 0.6}}',
+    seed bigint DEFAULT 42, start_date date DEFAULT NULL, weeks int DEFAULT NULL)
+RETURNS TABLE (channel text, week_start date, spend numeric, adstock float8, contribution float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+DECLARE
+    b text := brand; v_job bigint; v_load bigint; v_store text; v_sku text; v_from date; v_weeks int;
+    ch record; p jsonb; k text; a float8; x numeric; w int; ci int := 0; s bigint := seed;
+BEGIN
+    IF brand IS NULL OR channels IS NULL OR seed IS NULL THEN
+        RAISE EXCEPTION 'generate_synthetic_media: brand, channels and seed must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT min(site_id) INTO v_store FROM retail_mid.ods_site WHERE brand = b AND kind = 'store';
+    SELECT min(sku_id) INTO v_sku FROM retail_mid.ods_product WHERE brand = b;
+    IF v_store IS NULL OR v_sku IS NULL THEN
+        RAISE EXCEPTION 'unknown brand "%"', brand USING ERRCODE = 'undefined_object',
+            DETAIL = 'The brand has no store or product in the ODS.', HINT = 'Run generate_synthetic for the brand first.';
+    END IF;
+    v_from := coalesce(start_date, (SELECT min(order_time)::date FROM retail_mid.ods_order WHERE brand = b AND order_id NOT LIKE 'MM%'));
+    v_weeks := coalesce(weeks, (SELECT ((max(order_time)::date - v_from + 1) / 7)::int FROM retail_mid.ods_order WHERE brand = b AND order_id NOT LIKE 'MM%'));
+    IF v_from IS NULL OR v_weeks IS NULL OR v_weeks < 1 OR v_weeks > 1000 THEN
+        RAISE EXCEPTION 'generate_synthetic_media needs between 1 and 1000 weeks' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(channels) <> 'object' OR channels = '{}' THEN
+        RAISE EXCEPTION 'channels must be a non-empty JSON object of channel parameters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR k, p IN SELECT e.key, e.value FROM jsonb_each(channels) e LOOP
+        IF jsonb_typeof(p) <> 'object' OR EXISTS (SELECT 1 FROM unnest(ARRAY['decay', 'half_saturation', 'slope', 'beta', 'mean_spend', 'on_share']) f
+                                                   WHERE jsonb_typeof(p -> f) IS DISTINCT FROM 'number')
+           OR (p ->> 'decay')::float8 NOT BETWEEN 0 AND 0.99 OR (p ->> 'half_saturation')::float8 <= 0 OR (p ->> 'slope')::float8 <= 0
+           OR (p ->> 'mean_spend')::float8 < 0 OR (p ->> 'on_share')::float8 NOT BETWEEN 0.01 AND 1 THEN
+            RAISE EXCEPTION 'bad parameters for channel "%"', k USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Each channel needs numbers decay (0 to 0.99), half_saturation > 0, slope > 0, beta, mean_spend >= 0 and on_share (0.01 to 1).';
+        END IF;
+    END LOOP;
+    v_job := retail_mid.job_start('generate_synthetic_media', jsonb_build_object('brand', brand, 'channels', channels, 'seed', seed,
+                                                                                  'start_date', v_from, 'weeks', v_weeks));
+    DELETE FROM retail_mid.ods_order_line WHERE brand = b AND order_id LIKE 'MM%';
+    DELETE FROM retail_mid.ods_order WHERE brand = b AND order_id LIKE 'MM%';
+    DELETE FROM retail_mid.ods_media_spend WHERE brand = b;
+    INSERT INTO retail_mid.ods_load (source, path, brand) VALUES ('synthetic_media', 'seed=' || seed, b) RETURNING load_id INTO v_load;
+    CREATE TEMP TABLE rm_syn_media (channel text, ci int, week_start date, spend numeric, adstock float8, contribution float8) ON COMMIT DROP;
+    FOR k, p IN SELECT e.key, e.value FROM jsonb_each(channels) e ORDER BY e.key LOOP
+        ci := ci + 1;
+        a := 0;
+        FOR w IN 0 .. v_weeks - 1 LOOP
+            -- on in on_share of the weeks, at 0.3 to 1.7 times the level that gives mean_spend on average; whole cents a day
+            x := CASE WHEN retail_mid.synth_uniform(s, 900 + ci, w) < (p ->> 'on_share')::float8
+                      THEN 7 * round(((p ->> 'mean_spend')::float8 / (p ->> 'on_share')::float8
+                                      * (0.3 + 1.4 * retail_mid.synth_uniform(s, 950 + ci, w)) / 7)::numeric, 2)
+                      ELSE 0 END;
+            a := x::float8 + (p ->> 'decay')::float8 * a;
+            INSERT INTO rm_syn_media VALUES (k, ci, v_from + 7 * w, x, a,
+                CASE WHEN a > 0 THEN (p ->> 'beta')::float8 / (1 + ((p ->> 'half_saturation')::float8 / a) ^ (p ->> 'slope')::float8) ELSE 0 END);
+        END LOOP;
+    END LOOP;
+    INSERT INTO retail_mid.ods_media_spend (brand, spend_date, channel, campaign_id, spend, impressions, load_id)
+    SELECT b, m.week_start + d, m.channel, '(none)', m.spend / 7, round(m.spend / 7 * (20 + 10 * m.ci))::bigint, v_load
+      FROM rm_syn_media m, generate_series(0, 6) d;
+    INSERT INTO retail_mid.ods_order (brand, order_id, order_time, channel, store_id, status, load_id)
+    SELECT b, 'MM' || m.ci || '-' || (m.week_start + d - v_from), m.week_start + d + time '12:00', 'store', v_store, 'paid', v_load
+      FROM rm_syn_media m, generate_series(0, 6) d WHERE m.contribution >= 0.07;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT b, 'MM' || m.ci || '-' || (m.week_start + d - v_from), 1, v_sku, 1, round((m.contribution / 7)::numeric, 2), 0, v_load
+      FROM rm_syn_media m, generate_series(0, 6) d WHERE m.contribution >= 0.07;
+    UPDATE retail_mid.ods_load SET rows_read = (SELECT count(*) * 7 FROM rm_syn_media), rows_loaded = (SELECT count(*) * 7 FROM rm_syn_media)
+     WHERE load_id = v_load;
+    RAISE NOTICE 'generate_synthetic_media: % channels, % weeks from %', ci, v_weeks, v_from;
+    PERFORM retail_mid.job_finish(v_job, (SELECT count(*) * 7 FROM rm_syn_media), jsonb_build_object('channels', ci, 'weeks', v_weeks));
+    ANALYZE retail_mid.ods_media_spend;
+    RETURN QUERY SELECT m.channel, m.week_start, m.spend, m.adstock, m.contribution FROM rm_syn_media m ORDER BY m.channel, m.week_start;
+    DROP TABLE rm_syn_media;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.generate_synthetic_media(text, jsonb, bigint, date, int) IS 'Adds paid media with known geometric adstock and Hill saturation per channel to a synthetic brand: daily spend in ods_media_spend and the media''s sales as anonymous orders; returns the true spend, adstock and contribution per channel and week (the truth the marketing mix model must recover).';
+
+CREATE FUNCTION retail_mid.mmm_fit_core(sales float8[], spend float8[], controls float8[], lower float8[], upper float8[],
+                                        starts int, bootstrap int, seed bigint,
+                                        OUT decay float8[], OUT half_saturation float8[], OUT slope float8[], OUT beta float8[],
+                                        OUT gamma float8[], OUT fitted float8[], OUT contribution float8[],
+                                        OUT control_contribution float8[], OUT rss float8, OUT roi_boot float8[])
+RETURNS record AS 'MODULE_PATHNAME', 'mmm_fit_core' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.mmm_fit_core(float8[], float8[], float8[], float8[], float8[], int, int, bigint) IS 'Internal to mmm_fit: fits weekly sales on media spend (channels x weeks) through adstock and Hill saturation plus linear controls (controls x weeks), bounds per channel (decay, half-saturation relative to the mean adstock, slope); returns the parameters, fitted sales, contributions and bootstrap ROIs.';
+
+CREATE FUNCTION retail_mid.mmm_allocate(total float8, decay float8[], half_saturation float8[], slope float8[], beta float8[])
+RETURNS float8[] AS 'MODULE_PATHNAME', 'mmm_allocate' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION retail_mid.mmm_allocate(float8, float8[], float8[], float8[], float8[]) IS 'The weekly split of total across channels that maximises the steady-state response sum of beta * hill(spend / (1 - decay)), by NLopt from several starts.';
+
+-- Steady-state weekly effect of a constant weekly spend (adstock spend / (1 - decay)).
+CREATE FUNCTION retail_mid.mmm_response(spend float8, decay float8, half_saturation float8, slope float8, beta float8)
+RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE WHEN spend <= 0 THEN 0::float8
+            ELSE beta / (1 + (half_saturation / (spend / (1 - decay))) ^ slope) END;
+COMMENT ON FUNCTION retail_mid.mmm_response(float8, float8, float8, float8, float8) IS 'Weekly sales from a constant weekly spend once its adstock has settled: beta * hill(spend / (1 - decay)) with hill(a) = a^slope / (a^slope + half_saturation^slope).';
+
+CREATE TABLE retail_mid.mmm_model (
+    model_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    brand      text NOT NULL,
+    from_date  date NOT NULL,
+    to_date    date NOT NULL,
+    weeks      int NOT NULL,
+    channels   text[] NOT NULL,
+    controls   text[] NOT NULL,
+    options    jsonb NOT NULL,
+    rss        float8 NOT NULL,
+    r2         float8,
+    mape       float8,
+    ols_r2     float8,
+    fitted_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON retail_mid.mmm_model (brand, model_id);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.mmm_model', '');
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.mmm_model_model_id_seq', '');
+COMMENT ON TABLE retail_mid.mmm_model IS 'Marketing mix model fits (mmm_fit): one row per fit, the latest of a brand is the one gmv_simulate and budget_optimise use.';
+COMMENT ON COLUMN retail_mid.mmm_model.model_id IS 'Fit id.';
+COMMENT ON COLUMN retail_mid.mmm_model.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.mmm_model.from_date IS 'First day of the first week.';
+COMMENT ON COLUMN retail_mid.mmm_model.to_date IS 'Last day asked for (the last full week ends on or before it).';
+COMMENT ON COLUMN retail_mid.mmm_model.weeks IS 'Full weeks fitted.';
+COMMENT ON COLUMN retail_mid.mmm_model.channels IS 'Media channels, in the order of the fit.';
+COMMENT ON COLUMN retail_mid.mmm_model.controls IS 'Control regressors: intercept, trend, sin1/cos1 ... (annual Fourier terms), promotion.';
+COMMENT ON COLUMN retail_mid.mmm_model.options IS 'Options of the fit, defaults filled in.';
+COMMENT ON COLUMN retail_mid.mmm_model.rss IS 'Residual sum of squares of weekly sales.';
+COMMENT ON COLUMN retail_mid.mmm_model.r2 IS 'R squared of weekly sales.';
+COMMENT ON COLUMN retail_mid.mmm_model.mape IS 'Mean absolute percentage error of weekly sales.';
+COMMENT ON COLUMN retail_mid.mmm_model.ols_r2 IS 'R squared of the plain OLS on raw spend with the same controls, for comparison.';
+COMMENT ON COLUMN retail_mid.mmm_model.fitted_at IS 'When the fit ran.';
+
+CREATE TABLE retail_mid.mmm_channel (
+    model_id        bigint NOT NULL REFERENCES retail_mid.mmm_model ON DELETE CASCADE,
+    brand           text NOT NULL,
+    channel         text NOT NULL,
+    decay           float8 NOT NULL,
+    half_saturation float8 NOT NULL,
+    slope           float8 NOT NULL,
+    beta            float8 NOT NULL,
+    spend           float8 NOT NULL,
+    contribution    float8 NOT NULL,
+    roi             float8,
+    roi_low         float8,
+    roi_high        float8,
+    ols_roi         float8,
+    PRIMARY KEY (model_id, channel)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.mmm_channel', '');
+COMMENT ON TABLE retail_mid.mmm_channel IS 'Per channel of a marketing mix fit: adstock, saturation and scale, spend, contribution and ROI with its bootstrap interval, and the ROI a plain OLS on raw spend would claim.';
+COMMENT ON COLUMN retail_mid.mmm_channel.model_id IS 'Fit (mmm_model).';
+COMMENT ON COLUMN retail_mid.mmm_channel.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.mmm_channel.channel IS 'Media channel.';
+COMMENT ON COLUMN retail_mid.mmm_channel.decay IS 'Geometric adstock decay per week: a_w = spend_w + decay * a_{w-1}.';
+COMMENT ON COLUMN retail_mid.mmm_channel.half_saturation IS 'Hill half-saturation point, in adstocked spend.';
+COMMENT ON COLUMN retail_mid.mmm_channel.slope IS 'Hill slope (shape): above 1 the response is S-shaped.';
+COMMENT ON COLUMN retail_mid.mmm_channel.beta IS 'Weekly sales at full saturation.';
+COMMENT ON COLUMN retail_mid.mmm_channel.spend IS 'Spend over the fitted weeks.';
+COMMENT ON COLUMN retail_mid.mmm_channel.contribution IS 'Sales attributed to the channel over the fitted weeks.';
+COMMENT ON COLUMN retail_mid.mmm_channel.roi IS 'contribution / spend (sales per unit of spend), NULL without spend.';
+COMMENT ON COLUMN retail_mid.mmm_channel.roi_low IS 'Lower end of the 95% residual-bootstrap interval of the ROI, NULL without bootstrap.';
+COMMENT ON COLUMN retail_mid.mmm_channel.roi_high IS 'Upper end of that interval.';
+COMMENT ON COLUMN retail_mid.mmm_channel.ols_roi IS 'ROI by a plain OLS of weekly sales on raw weekly spend with the same controls (no adstock, no saturation): its coefficient.';
+
+CREATE TABLE retail_mid.mmm_week (
+    model_id   bigint NOT NULL REFERENCES retail_mid.mmm_model ON DELETE CASCADE,
+    brand      text NOT NULL,
+    week_start date NOT NULL,
+    sales      float8 NOT NULL,
+    fitted     float8 NOT NULL,
+    PRIMARY KEY (model_id, week_start)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.mmm_week', '');
+COMMENT ON TABLE retail_mid.mmm_week IS 'Weekly sales and fitted sales of a marketing mix fit.';
+COMMENT ON COLUMN retail_mid.mmm_week.model_id IS 'Fit (mmm_model).';
+COMMENT ON COLUMN retail_mid.mmm_week.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.mmm_week.week_start IS 'First day of the week.';
+COMMENT ON COLUMN retail_mid.mmm_week.sales IS 'Net sales of the week (dws_trade_store_1d).';
+COMMENT ON COLUMN retail_mid.mmm_week.fitted IS 'Fitted sales: the sum of the week''s contributions in mmm_contribution.';
+
+CREATE TABLE retail_mid.mmm_contribution (
+    model_id     bigint NOT NULL REFERENCES retail_mid.mmm_model ON DELETE CASCADE,
+    brand        text NOT NULL,
+    week_start   date NOT NULL,
+    component    text NOT NULL,
+    is_media     boolean NOT NULL,
+    spend        float8,
+    contribution float8 NOT NULL,
+    PRIMARY KEY (model_id, week_start, component)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.mmm_contribution', '');
+COMMENT ON TABLE retail_mid.mmm_contribution IS 'Fitted sales of a marketing mix fit split per week into media channels and the controls (base: intercept and trend; seasonality; promotion); the components of a week add up to its fitted sales.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.model_id IS 'Fit (mmm_model).';
+COMMENT ON COLUMN retail_mid.mmm_contribution.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.week_start IS 'First day of the week.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.component IS 'A media channel, or base, seasonality or promotion.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.is_media IS 'True for media channels.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.spend IS 'Media spend of the week, NULL for controls.';
+COMMENT ON COLUMN retail_mid.mmm_contribution.contribution IS 'Sales attributed to the component in the week.';
+
+-- Fits the model on the full weeks from from_date to to_date. Options (all optional): channels (array, default every
+-- channel with spend in the window), fourier (annual Fourier order 0 to 3, default 2), trend (default true),
+-- promotions (default true: promotion-days of the week, left out when they never vary), starts (default 8),
+-- bootstrap (replicates for the ROI interval, default 50), seed (default 1), and bounds {decay: [lo, hi],
+-- half_saturation: [lo, hi] (relative to the channel's mean adstocked spend), slope: [lo, hi]} (defaults
+-- [0, 0.9], [0.2, 3], [0.5, 4]).
+CREATE FUNCTION retail_mid.mmm_fit(brand text, from_date date, to_date date, options jsonb DEFAULT '{}')
+RETURNS TABLE (model_id bigint, channel text, decay float8, half_saturation float8, slope float8, beta float8,
+               roi float8, roi_low float8, roi_high float8, ols_roi float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    b text := brand; v_job bigint; v_model bigint; v_weeks int; v_channels text[]; v_controls text[] := ARRAY['intercept'];
+    v_fourier int; v_trend boolean; v_promo boolean; v_starts int; v_boot int; v_seed bigint; v_bounds jsonb;
+    lo float8[] := '{}'; hi float8[] := '{}'; y float8[]; x float8[]; z float8[]; f record; bad text; i int;
+    v_ols jsonb; v_opts jsonb; xm float8[];
+BEGIN
+    IF brand IS NULL OR from_date IS NULL OR to_date IS NULL OR options IS NULL THEN
+        RAISE EXCEPTION 'mmm_fit arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'options must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(options) k
+     WHERE k NOT IN ('channels', 'fourier', 'trend', 'promotions', 'starts', 'bootstrap', 'seed', 'bounds');
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown mmm_fit option: %', bad USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Options are channels, fourier, trend, promotions, starts, bootstrap, seed and bounds.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.ods_media_spend m WHERE m.brand = b)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.dws_trade_store_1d d WHERE d.brand = b) THEN
+        RAISE EXCEPTION 'unknown brand "%"', brand USING ERRCODE = 'undefined_object',
+            DETAIL = 'The brand has neither media spend nor sales (or you are not entitled to it).';
+    END IF;
+    IF from_date > to_date OR from_date IN ('-infinity', 'infinity') OR to_date IN ('-infinity', 'infinity') THEN
+        RAISE EXCEPTION 'from_date must be a finite date on or before to_date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_weeks := (to_date - from_date + 1) / 7;
+    BEGIN
+        v_fourier := coalesce((options ->> 'fourier')::int, 2);
+        v_trend := coalesce((options ->> 'trend')::boolean, true);
+        v_promo := coalesce((options ->> 'promotions')::boolean, true);
+        v_starts := coalesce((options ->> 'starts')::int, 8);
+        v_boot := coalesce((options ->> 'bootstrap')::int, 50);
+        v_seed := coalesce((options ->> 'seed')::bigint, 1);
+        v_bounds := coalesce(options -> 'bounds', '{}');
+        FOR i IN 0 .. 2 LOOP
+            lo := lo || coalesce((v_bounds -> (ARRAY['decay', 'half_saturation', 'slope'])[i + 1] ->> 0)::float8, (ARRAY[0, 0.2, 0.5])[i + 1]);
+            hi := hi || coalesce((v_bounds -> (ARRAY['decay', 'half_saturation', 'slope'])[i + 1] ->> 1)::float8, (ARRAY[0.9, 3, 4])[i + 1]);
+        END LOOP;
+    EXCEPTION WHEN invalid_text_representation OR numeric_value_out_of_range OR cannot_coerce THEN
+        RAISE EXCEPTION 'malformed mmm_fit option' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = SQLERRM, HINT = 'fourier, starts, bootstrap and seed are integers, trend and promotions booleans, bounds pairs of numbers.';
+    END;
+    IF v_fourier NOT BETWEEN 0 AND 3 THEN
+        RAISE EXCEPTION 'fourier must be between 0 and 3' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF options ? 'channels' THEN
+        IF jsonb_typeof(options -> 'channels') <> 'array' OR jsonb_array_length(options -> 'channels') = 0 THEN
+            RAISE EXCEPTION 'channels must be a non-empty array of channel names' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT array_agg(DISTINCT c ORDER BY c) INTO v_channels FROM jsonb_array_elements_text(options -> 'channels') c;
+        SELECT string_agg(c, ', ') INTO bad FROM unnest(v_channels) c
+         WHERE NOT EXISTS (SELECT 1 FROM retail_mid.ods_media_spend m WHERE m.brand = b AND m.channel = c);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown channel: %', bad USING ERRCODE = 'undefined_object',
+                DETAIL = format('Brand %s has no media spend on it.', brand);
+        END IF;
+    ELSE
+        SELECT array_agg(DISTINCT m.channel ORDER BY m.channel) INTO v_channels FROM retail_mid.ods_media_spend m
+         WHERE m.brand = b AND m.spend_date BETWEEN from_date AND from_date + 7 * v_weeks - 1 AND m.spend > 0;
+    END IF;
+    IF v_weeks < 1 OR v_channels IS NULL
+       OR NOT EXISTS (SELECT 1 FROM retail_mid.dws_trade_store_1d d WHERE d.brand = b AND d.dt BETWEEN from_date AND from_date + 7 * v_weeks - 1) THEN
+        RAISE EXCEPTION 'no media spend or no sales of brand "%" in the full weeks from % to %', brand, from_date, to_date
+            USING ERRCODE = 'no_data_found', HINT = 'The window needs full weeks with sales (dws_trade_store_1d, run refresh) and media spend.';
+    END IF;
+    v_job := retail_mid.job_start('mmm_fit', jsonb_build_object('brand', brand, 'from_date', from_date, 'to_date', to_date, 'options', options));
+    RAISE NOTICE 'mmm_fit: % weeks, % channels', v_weeks, cardinality(v_channels);
+
+    CREATE TEMP TABLE rm_mmm_week ON COMMIT DROP AS
+    SELECT w, from_date + 7 * w AS week_start,
+           coalesce((SELECT sum(d.net_amount) FROM retail_mid.dws_trade_store_1d d
+                      WHERE d.brand = b AND d.dt BETWEEN from_date + 7 * w AND from_date + 7 * w + 6), 0)::float8 AS sales,
+           coalesce((SELECT sum(least(p.end_date, from_date + 7 * w + 6) - greatest(p.start_date, from_date + 7 * w) + 1)
+                       FROM retail_mid.ods_promotion p
+                      WHERE p.brand = b AND p.start_date <= from_date + 7 * w + 6 AND p.end_date >= from_date + 7 * w), 0)::float8 AS promo,
+           (from_date + 7 * w + 3 - date '2000-01-01') / 365.25 AS yr
+      FROM generate_series(0, v_weeks - 1) w;
+    SELECT array_agg(sales ORDER BY w) INTO y FROM rm_mmm_week;
+    SELECT array_agg(s ORDER BY c) INTO x
+      FROM (SELECT c, ARRAY(SELECT coalesce((SELECT sum(m.spend) FROM retail_mid.ods_media_spend m
+                                              WHERE m.brand = b AND m.channel = c AND m.spend_date BETWEEN wk.week_start AND wk.week_start + 6), 0)::float8
+                              FROM rm_mmm_week wk ORDER BY wk.w) AS s
+              FROM unnest(v_channels) c) q;
+    -- controls: intercept, trend (centred), Fourier terms, promotion-days scaled to their mean (when they vary)
+    z := ARRAY[array_fill(1::float8, ARRAY[v_weeks])];
+    IF v_trend AND v_weeks > 1 THEN
+        z := z || ARRAY(SELECT (w::float8 / (v_weeks - 1) - 0.5) FROM rm_mmm_week ORDER BY w);
+        v_controls := v_controls || 'trend'::text;
+    END IF;
+    FOR i IN 1 .. v_fourier LOOP
+        z := z || ARRAY(SELECT sin(2 * pi() * i * yr) FROM rm_mmm_week ORDER BY w);
+        z := z || ARRAY(SELECT cos(2 * pi() * i * yr) FROM rm_mmm_week ORDER BY w);
+        v_controls := v_controls || ('sin' || i) || ('cos' || i);
+    END LOOP;
+    IF v_promo AND (SELECT stddev_pop(promo) > 1e-9 * greatest(avg(promo), 1) FROM rm_mmm_week) THEN
+        z := z || ARRAY(SELECT promo / (SELECT avg(promo) FROM rm_mmm_week) FROM rm_mmm_week ORDER BY w);
+        v_controls := v_controls || 'promotion'::text;
+    END IF;
+    SELECT * INTO f FROM retail_mid.mmm_fit_core(y, x, z,
+        (SELECT array_agg(lo[1 + (g % 3)] ORDER BY g) FROM generate_series(0, 3 * cardinality(v_channels) - 1) g),
+        (SELECT array_agg(hi[1 + (g % 3)] ORDER BY g) FROM generate_series(0, 3 * cardinality(v_channels) - 1) g),
+        v_starts, v_boot, v_seed);
+
+    -- plain OLS on raw spend with the same controls (retail_mid.ols), for comparison; spend scaled to its mean
+    -- (the normal equations of ols are pivoted against the largest entry) and the coefficients scaled back below
+    SELECT array_agg(coalesce(nullif((SELECT avg(x[c][w]) FROM generate_series(1, v_weeks) w), 0), 1) ORDER BY c)
+      INTO xm FROM generate_series(1, cardinality(v_channels)) c;
+    SELECT retail_mid.ols(wk.sales, ARRAY(SELECT z[p][wk.w + 1] FROM generate_series(1, cardinality(v_controls)) p)
+                                    || ARRAY(SELECT x[c][wk.w + 1] / xm[c] FROM generate_series(1, cardinality(v_channels)) c))
+      INTO v_ols FROM rm_mmm_week wk;
+
+    v_opts := jsonb_build_object('channels', to_jsonb(v_channels), 'fourier', v_fourier, 'trend', v_trend, 'promotions', v_promo,
+                                 'starts', v_starts, 'bootstrap', v_boot, 'seed', v_seed,
+                                 'bounds', jsonb_build_object('decay', jsonb_build_array(lo[1], hi[1]),
+                                                              'half_saturation', jsonb_build_array(lo[2], hi[2]),
+                                                              'slope', jsonb_build_array(lo[3], hi[3])));
+    INSERT INTO retail_mid.mmm_model (brand, from_date, to_date, weeks, channels, controls, options, rss, r2, mape, ols_r2)
+    SELECT b, from_date, to_date, v_weeks, v_channels, v_controls, v_opts, f.rss,
+           CASE WHEN sum((sales - m) ^ 2) > 0 THEN 1 - f.rss / sum((sales - m) ^ 2) END,
+           avg(abs(sales - f.fitted[w + 1]) / nullif(abs(sales), 0)), (v_ols ->> 'r2')::float8
+      FROM (SELECT *, avg(sales) OVER () AS m FROM rm_mmm_week) q
+    RETURNING mmm_model.model_id INTO v_model;
+    INSERT INTO retail_mid.mmm_week (model_id, brand, week_start, sales, fitted)
+    SELECT v_model, b, week_start, sales, f.fitted[w + 1] FROM rm_mmm_week;
+    INSERT INTO retail_mid.mmm_contribution (model_id, brand, week_start, component, is_media, spend, contribution)
+    SELECT v_model, b, wk.week_start, v_channels[c], true, x[c][wk.w + 1], f.contribution[c][wk.w + 1]
+      FROM rm_mmm_week wk, generate_series(1, cardinality(v_channels)) c
+    UNION ALL
+    SELECT v_model, b, wk.week_start, grp, false, NULL, sum(f.control_contribution[p][wk.w + 1])
+      FROM rm_mmm_week wk, generate_series(1, cardinality(v_controls)) p,
+           LATERAL (SELECT CASE WHEN v_controls[p] IN ('intercept', 'trend') THEN 'base'
+                                WHEN v_controls[p] = 'promotion' THEN 'promotion' ELSE 'seasonality' END AS grp) g
+     GROUP BY wk.week_start, grp;
+    INSERT INTO retail_mid.mmm_channel (model_id, brand, channel, decay, half_saturation, slope, beta, spend, contribution,
+                                        roi, roi_low, roi_high, ols_roi)
+    SELECT v_model, b, v_channels[c], f.decay[c], f.half_saturation[c], f.slope[c], f.beta[c], sp, co,
+           co / nullif(sp, 0), bt.lo, bt.hi, (v_ols -> 'coef' ->> (cardinality(v_controls) + c - 1))::float8 / xm[c]
+      FROM generate_series(1, cardinality(v_channels)) c,
+           LATERAL (SELECT sum(x[c][w]) AS sp, sum(f.contribution[c][w]) AS co FROM generate_series(1, v_weeks) w) s,
+           LATERAL (SELECT percentile_cont(0.025) WITHIN GROUP (ORDER BY f.roi_boot[r][c]) AS lo,
+                           percentile_cont(0.975) WITHIN GROUP (ORDER BY f.roi_boot[r][c]) AS hi
+                      FROM generate_series(1, v_boot) r WHERE f.roi_boot[r][c] <> 'NaN') bt;
+    DROP TABLE rm_mmm_week;
+    PERFORM retail_mid.job_finish(v_job, cardinality(v_channels), jsonb_build_object('model_id', v_model, 'weeks', v_weeks, 'rss', f.rss));
+    RAISE NOTICE 'mmm_fit: model % stored', v_model;
+    RETURN QUERY SELECT c.model_id, c.channel, c.decay, c.half_saturation, c.slope, c.beta, c.roi, c.roi_low, c.roi_high, c.ols_roi
+                   FROM retail_mid.mmm_channel c WHERE c.model_id = v_model ORDER BY c.channel;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.mmm_fit(text, date, date, jsonb) IS 'Fits a marketing mix model for a brand: weekly net sales on media spend with geometric adstock and Hill saturation per channel, trend, annual seasonality and promotions as controls (NLopt within bounds); stores the fit (mmm_model, mmm_channel, mmm_week, mmm_contribution) with bootstrap ROI intervals and the plain-OLS ROI, and returns the channels.';
+
+-- The latest fit of a brand (or the given one), checked.
+CREATE FUNCTION retail_mid.mmm_latest(brand text, model_id bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v bigint;
+BEGIN
+    IF brand IS NULL THEN
+        RAISE EXCEPTION 'brand must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT max(m.model_id) INTO v FROM retail_mid.mmm_model m
+     WHERE m.brand = mmm_latest.brand AND (mmm_latest.model_id IS NULL OR m.model_id = mmm_latest.model_id);
+    IF v IS NULL THEN
+        RAISE EXCEPTION 'brand "%" has no marketing mix model%', brand, CASE WHEN model_id IS NULL THEN '' ELSE ' ' || model_id END
+            USING ERRCODE = 'undefined_object', HINT = 'Run retail_mid.mmm_fit for the brand first.';
+    END IF;
+    RETURN v;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.mmm_latest(text, bigint) IS 'The id of the latest marketing mix fit of a brand (or checks the given one belongs to it); undefined_object when there is none.';
+
+-- Expected weekly GMV of a spend plan {channel: weekly spend} once adstock has settled: per channel, the base (the
+-- fit's mean weekly non-media sales) and the total. Channels the plan leaves out get no spend.
+CREATE FUNCTION retail_mid.gmv_simulate(brand text, plan jsonb, model_id bigint DEFAULT NULL)
+RETURNS TABLE (channel text, weekly_spend float8, expected_gmv float8, roi float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v bigint; bad text;
+BEGIN
+    IF plan IS NULL THEN
+        RAISE EXCEPTION 'plan must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v := retail_mid.mmm_latest(brand, model_id);
+    IF jsonb_typeof(plan) <> 'object' THEN
+        RAISE EXCEPTION 'plan must be a JSON object of weekly spend per channel' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example {"tv": 3000, "search": 1500}.';
+    END IF;
+    SELECT string_agg(k, ', ') INTO bad FROM jsonb_object_keys(plan) k
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.mmm_channel c WHERE c.model_id = v AND c.channel = k);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown channel in plan: %', bad USING ERRCODE = 'undefined_object',
+            DETAIL = format('Model %s has channels %s.', v, (SELECT array_to_string(m.channels, ', ') FROM retail_mid.mmm_model m WHERE m.model_id = v));
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_each(plan) e WHERE jsonb_typeof(e.value) <> 'number' OR (e.value #>> '{}')::float8 < 0) THEN
+        RAISE EXCEPTION 'plan spend must be non-negative numbers' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    WITH ch AS (SELECT c.channel, coalesce((plan ->> c.channel)::float8, 0) AS sp,
+                       retail_mid.mmm_response(coalesce((plan ->> c.channel)::float8, 0), c.decay, c.half_saturation, c.slope, c.beta) AS g
+                  FROM retail_mid.mmm_channel c WHERE c.model_id = v),
+         base AS (SELECT sum(k.contribution) / count(DISTINCT k.week_start) AS g FROM retail_mid.mmm_contribution k
+                   WHERE k.model_id = v AND NOT k.is_media)
+    SELECT * FROM (SELECT ch.channel, ch.sp, ch.g, ch.g / nullif(ch.sp, 0) FROM ch ORDER BY ch.channel) a
+    UNION ALL SELECT '(base)', 0::float8, base.g, NULL::float8 FROM base
+    UNION ALL SELECT '(total)', (SELECT sum(sp) FROM ch), base.g + (SELECT sum(g) FROM ch),
+                     (SELECT sum(g) / nullif(sum(sp), 0) FROM ch) FROM base;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.gmv_simulate(text, jsonb, bigint) IS 'Expected weekly GMV of a media plan {channel: weekly spend} under a brand''s latest (or the given) marketing mix fit, at steady state: one row per channel (its media GMV and ROI), (base) for the mean weekly non-media sales, and (total).';
+
+-- The split of a weekly budget that maximises expected GMV under the fitted curves, next to the current mean split.
+CREATE FUNCTION retail_mid.budget_optimise(brand text, total float8, model_id bigint DEFAULT NULL)
+RETURNS TABLE (channel text, weekly_spend float8, expected_gmv float8, roi float8, current_spend float8, current_gmv float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v bigint; alloc float8[]; chans text[];
+BEGIN
+    IF total IS NULL THEN
+        RAISE EXCEPTION 'total must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v := retail_mid.mmm_latest(brand, model_id);
+    IF total = 'NaN' OR total < 0 OR total = 'Infinity' THEN
+        RAISE EXCEPTION 'total must be a finite non-negative weekly budget' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(c.channel ORDER BY c.channel),
+           retail_mid.mmm_allocate(total, array_agg(c.decay ORDER BY c.channel), array_agg(c.half_saturation ORDER BY c.channel),
+                                   array_agg(c.slope ORDER BY c.channel), array_agg(c.beta ORDER BY c.channel))
+      INTO chans, alloc FROM retail_mid.mmm_channel c WHERE c.model_id = v;
+    RETURN QUERY
+    SELECT c.channel, alloc[i], retail_mid.mmm_response(alloc[i], c.decay, c.half_saturation, c.slope, c.beta),
+           retail_mid.mmm_response(alloc[i], c.decay, c.half_saturation, c.slope, c.beta) / nullif(alloc[i], 0),
+           c.spend / m.weeks, retail_mid.mmm_response(c.spend / m.weeks, c.decay, c.half_saturation, c.slope, c.beta)
+      FROM generate_subscripts(chans, 1) i
+      JOIN retail_mid.mmm_channel c ON c.model_id = v AND c.channel = chans[i]
+      JOIN retail_mid.mmm_model m ON m.model_id = v
+     ORDER BY c.channel;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.budget_optimise(text, float8, bigint) IS 'Splits a weekly media budget across the channels of a brand''s latest (or the given) marketing mix fit so that the expected steady-state GMV is largest (NLopt); per channel the proposed spend, its GMV and ROI, and the mean weekly spend of the fitted window with its GMV.';
+
+-- the grants and brand isolation governance/lockdown.sql gives them in a fresh install
+SELECT retail_mid.secure_generated_table(t::regclass)
+  FROM unnest(ARRAY['retail_mid.mmm_model', 'retail_mid.mmm_channel', 'retail_mid.mmm_week', 'retail_mid.mmm_contribution']) t;
+GRANT ALL ON SEQUENCE retail_mid.mmm_model_model_id_seq TO retail_mid_admin;
+
+-- issue 17: channel contribution (marketing mix): the latest fit of each brand, per week and component
+CREATE VIEW retail_mid.dash_channel_contribution AS
+SELECT k.brand, k.model_id, k.week_start, k.component, k.is_media, k.spend, k.contribution,
+       k.contribution / nullif(w.fitted, 0) AS share_of_fitted,
+       CASE WHEN k.is_media THEN k.contribution / nullif(k.spend, 0) END AS roi
+  FROM retail_mid.mmm_contribution k
+  JOIN retail_mid.mmm_week w ON w.model_id = k.model_id AND w.week_start = k.week_start
+ WHERE k.model_id = (SELECT max(m.model_id) FROM retail_mid.mmm_model m WHERE m.brand = k.brand);
+COMMENT ON VIEW retail_mid.dash_channel_contribution IS 'Channel contribution tile: the weekly sales of each brand''s latest marketing mix fit split into media channels, base, seasonality and promotion.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.model_id IS 'Fit (mmm_model), the brand''s latest.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.week_start IS 'First day of the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.component IS 'Media channel, or base, seasonality or promotion.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.is_media IS 'True for media channels.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.spend IS 'Media spend of the week, NULL for the controls.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.contribution IS 'Sales attributed to the component in the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.share_of_fitted IS 'Contribution / fitted sales of the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.roi IS 'Contribution / spend of a media channel in the week (carry-over included), NULL for controls or no spend.';
+
+ALTER VIEW retail_mid.dash_channel_contribution SET (security_invoker = true);
+SELECT retail_mid.security_grant('retail_mid.dash_channel_contribution');
+GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;

@@ -307,6 +307,25 @@ COMMENT ON COLUMN retail_mid.dash_quality_scorecard.violation_ratio IS 'Share of
 COMMENT ON COLUMN retail_mid.dash_quality_scorecard.warn_threshold IS 'Warning threshold.';
 COMMENT ON COLUMN retail_mid.dash_quality_scorecard.fail_threshold IS 'Failure threshold.';
 
+-- issue 17: channel contribution (marketing mix): the latest fit of each brand, per week and component
+CREATE VIEW retail_mid.dash_channel_contribution AS
+SELECT k.brand, k.model_id, k.week_start, k.component, k.is_media, k.spend, k.contribution,
+       k.contribution / nullif(w.fitted, 0) AS share_of_fitted,
+       CASE WHEN k.is_media THEN k.contribution / nullif(k.spend, 0) END AS roi
+  FROM retail_mid.mmm_contribution k
+  JOIN retail_mid.mmm_week w ON w.model_id = k.model_id AND w.week_start = k.week_start
+ WHERE k.model_id = (SELECT max(m.model_id) FROM retail_mid.mmm_model m WHERE m.brand = k.brand);
+COMMENT ON VIEW retail_mid.dash_channel_contribution IS 'Channel contribution tile: the weekly sales of each brand''s latest marketing mix fit split into media channels, base, seasonality and promotion.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.model_id IS 'Fit (mmm_model), the brand''s latest.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.week_start IS 'First day of the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.component IS 'Media channel, or base, seasonality or promotion.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.is_media IS 'True for media channels.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.spend IS 'Media spend of the week, NULL for the controls.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.contribution IS 'Sales attributed to the component in the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.share_of_fitted IS 'Contribution / fitted sales of the week.';
+COMMENT ON COLUMN retail_mid.dash_channel_contribution.roi IS 'Contribution / spend of a media channel in the week (carry-over included), NULL for controls or no spend.';
+
 -- ----------------------------------------------------------------- security (as governance/lockdown.sql does)
 
 DO $$
@@ -326,3 +345,5 @@ GRANT SELECT ON retail_mid.dash_site_candidate TO retail_mid_admin, retail_mid_a
 -- BI reads the brand-isolated tables under the dashboard views (security_invoker views need both)
 GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, retail_mid.site_store, retail_mid.replenish_forecast
     TO retail_mid_bi;
+-- issue 17: the channel contribution tile
+GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;

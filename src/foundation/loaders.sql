@@ -495,3 +495,52 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_boston_tracts(text, text, bigint) IS 'Loads the Boston census tracts (polygons, population, income bands) as demand zones.';
+
+-- issue 17: media spend (CSV with a header: date, channel, campaign_id, spend, impressions; campaign_id and
+-- impressions may be empty). Rows of a (day, channel, campaign) already loaded are replaced.
+CREATE FUNCTION retail_mid.load_media_spend(path text, brand text, max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint;
+BEGIN
+    IF path IS NULL OR brand IS NULL OR max_rejected IS NULL THEN
+        RAISE EXCEPTION 'load_media_spend arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v_job := retail_mid.job_start('load_media_spend', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, date text, channel text, campaign_id text,
+        spend text, impressions text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_stage', 'date, channel, campaign_id, spend, impressions');
+    UPDATE rm_stage SET reason = CASE
+        WHEN date IS NULL OR date !~ '^\s*\d{4}-\d{2}-\d{2}\s*$' THEN 'date is not a YYYY-MM-DD date'
+        WHEN substr(btrim(date), 6, 2)::int NOT BETWEEN 1 AND 12 OR substr(btrim(date), 9, 2)::int < 1
+          OR substr(btrim(date), 9, 2)::int > extract(day FROM make_date(substr(btrim(date), 1, 4)::int, substr(btrim(date), 6, 2)::int, 1)
+                                                             + interval '1 month - 1 day') THEN 'date is not a valid date'
+        WHEN retail_mid.invalid_field(channel, 'text') THEN 'missing channel'
+        WHEN retail_mid.invalid_field(spend, 'number') THEN 'spend is not a number'
+        WHEN spend::numeric < 0 THEN 'spend is negative'
+        WHEN impressions IS NOT NULL AND btrim(impressions) <> ''
+             AND (retail_mid.invalid_field(impressions, 'integer') OR impressions::bigint < 0) THEN 'impressions is not a non-negative integer' END;
+    -- a (day, channel, campaign) twice in the file: the later row wins, the earlier is rejected
+    UPDATE rm_stage s SET reason = 'duplicate day, channel and campaign'
+      FROM (SELECT line_no, row_number() OVER (PARTITION BY date::date, btrim(channel), coalesce(nullif(btrim(campaign_id), ''), '(none)')
+                                               ORDER BY line_no DESC) AS rn
+              FROM rm_stage WHERE reason IS NULL) x
+     WHERE x.line_no = s.line_no AND x.rn > 1;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    SELECT count(*) INTO v_loaded FROM rm_stage;
+    v_load := retail_mid.finish_load('media_spend', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+    INSERT INTO retail_mid.ods_media_spend AS m (brand, spend_date, channel, campaign_id, spend, impressions, load_id)
+    SELECT load_media_spend.brand, date::date, btrim(channel), coalesce(nullif(btrim(campaign_id), ''), '(none)'), spend::numeric,
+           nullif(btrim(impressions), '')::bigint, v_load
+      FROM rm_stage
+    ON CONFLICT ON CONSTRAINT ods_media_spend_pkey DO UPDATE
+       SET spend = excluded.spend, impressions = excluded.impressions, load_id = excluded.load_id;
+    DROP TABLE rm_stage;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    ANALYZE retail_mid.ods_media_spend;
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.load_media_spend(text, text, bigint) IS 'Loads media spend (CSV: date, channel, campaign_id, spend, impressions) into ods_media_spend for a brand, replacing rows of the same day, channel and campaign; negative or malformed rows are rejected.';

@@ -234,6 +234,28 @@ CREATE TABLE retail_mid.ods_campaign_touch (
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_campaign_touch', '');
 COMMENT ON TABLE retail_mid.ods_campaign_touch IS 'Who a campaign reached, through which channel, and how they responded (sent, exposed, clicked, redeemed).';
 
+-- issue 17: media spend and impressions per channel, campaign and day, for the marketing mix model (goods/mmm.sql)
+CREATE TABLE retail_mid.ods_media_spend (
+    brand       text NOT NULL,
+    spend_date  date NOT NULL,
+    channel     text NOT NULL CHECK (btrim(channel) <> ''),
+    campaign_id text NOT NULL DEFAULT '(none)',
+    spend       numeric(18,4) NOT NULL CHECK (spend >= 0),
+    impressions bigint CHECK (impressions >= 0),
+    load_id     bigint REFERENCES retail_mid.ods_load,
+    PRIMARY KEY (brand, spend_date, channel, campaign_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_media_spend', '');
+COMMENT ON TABLE retail_mid.ods_media_spend IS 'Paid media: spend and impressions per channel (tv, search, social ...), campaign and day; the input of the marketing mix model (mmm_fit).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend_date IS 'Day of the spend.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.channel IS 'Media channel (tv, search, social, outdoor ...).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.campaign_id IS 'Campaign (ods_campaign), ''(none)'' for spend not booked to a campaign.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend IS 'Spend in currency, not negative.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.impressions IS 'Impressions bought, when known.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.load_id IS 'Load that brought the row.';
+
 CREATE TABLE retail_mid.ods_demand_zone (
     brand       text NOT NULL,
     zone_id     text NOT NULL,

@@ -247,3 +247,90 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.generate_synthetic(bigint, int, int, int, int, int, date, float8, boolean, text) IS 'Deterministic synthetic retail data for one brand (replacing its ODS rows): sites, zones, products, customers and identifiers, seasonal orders with promotions, returns and dirty lines, behaviour events, campaigns, stock and shipments.';
+
+-- issue 17: paid media with known effects, added to a brand made by generate_synthetic. For every channel, weekly
+-- spend is on in a share of the weeks (on_share) at a random level around mean_spend, spread evenly over the week's
+-- days; its effect on the week's sales is beta * hill(adstock) with the geometric adstock a_w = x_w + decay * a_{w-1}
+-- (weeks from start_date) and hill(a) = a^slope / (a^slope + half_saturation^slope). The effect is added as one
+-- anonymous order per channel and day (the brand's first store and SKU, a seventh of the week's effect), so that
+-- the DWS see it. Replaces the brand's earlier media spend and media orders. Returns the truth per channel and week.
+CREATE FUNCTION retail_mid.generate_synthetic_media(
+    brand text DEFAULT 'synthetic',
+    channels jsonb DEFAULT '{"tv":     {"decay": 0.7, "half_saturation": 12000, "slope": 2.0, "beta": 12000, "mean_spend": 3000, "on_share": 0.5},
+                             "search": {"decay": 0.2, "half_saturation": 1500,  "slope": 1.2, "beta": 6000,  "mean_spend": 1500, "on_share": 0.8},
+                             "social": {"decay": 0.45, "half_saturation": 2500, "slope": 2.5, "beta": 8000,  "mean_spend": 1500, "on_share": 0.6}}',
+    seed bigint DEFAULT 42, start_date date DEFAULT NULL, weeks int DEFAULT NULL)
+RETURNS TABLE (channel text, week_start date, spend numeric, adstock float8, contribution float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+DECLARE
+    b text := brand; v_job bigint; v_load bigint; v_store text; v_sku text; v_from date; v_weeks int;
+    ch record; p jsonb; k text; a float8; x numeric; w int; ci int := 0; s bigint := seed;
+BEGIN
+    IF brand IS NULL OR channels IS NULL OR seed IS NULL THEN
+        RAISE EXCEPTION 'generate_synthetic_media: brand, channels and seed must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT min(site_id) INTO v_store FROM retail_mid.ods_site WHERE brand = b AND kind = 'store';
+    SELECT min(sku_id) INTO v_sku FROM retail_mid.ods_product WHERE brand = b;
+    IF v_store IS NULL OR v_sku IS NULL THEN
+        RAISE EXCEPTION 'unknown brand "%"', brand USING ERRCODE = 'undefined_object',
+            DETAIL = 'The brand has no store or product in the ODS.', HINT = 'Run generate_synthetic for the brand first.';
+    END IF;
+    v_from := coalesce(start_date, (SELECT min(order_time)::date FROM retail_mid.ods_order WHERE brand = b AND order_id NOT LIKE 'MM%'));
+    v_weeks := coalesce(weeks, (SELECT ((max(order_time)::date - v_from + 1) / 7)::int FROM retail_mid.ods_order WHERE brand = b AND order_id NOT LIKE 'MM%'));
+    IF v_from IS NULL OR v_weeks IS NULL OR v_weeks < 1 OR v_weeks > 1000 THEN
+        RAISE EXCEPTION 'generate_synthetic_media needs between 1 and 1000 weeks' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(channels) <> 'object' OR channels = '{}' THEN
+        RAISE EXCEPTION 'channels must be a non-empty JSON object of channel parameters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR k, p IN SELECT e.key, e.value FROM jsonb_each(channels) e LOOP
+        IF jsonb_typeof(p) <> 'object' OR EXISTS (SELECT 1 FROM unnest(ARRAY['decay', 'half_saturation', 'slope', 'beta', 'mean_spend', 'on_share']) f
+                                                   WHERE jsonb_typeof(p -> f) IS DISTINCT FROM 'number')
+           OR (p ->> 'decay')::float8 NOT BETWEEN 0 AND 0.99 OR (p ->> 'half_saturation')::float8 <= 0 OR (p ->> 'slope')::float8 <= 0
+           OR (p ->> 'mean_spend')::float8 < 0 OR (p ->> 'on_share')::float8 NOT BETWEEN 0.01 AND 1 THEN
+            RAISE EXCEPTION 'bad parameters for channel "%"', k USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Each channel needs numbers decay (0 to 0.99), half_saturation > 0, slope > 0, beta, mean_spend >= 0 and on_share (0.01 to 1).';
+        END IF;
+    END LOOP;
+    v_job := retail_mid.job_start('generate_synthetic_media', jsonb_build_object('brand', brand, 'channels', channels, 'seed', seed,
+                                                                                  'start_date', v_from, 'weeks', v_weeks));
+    DELETE FROM retail_mid.ods_order_line WHERE brand = b AND order_id LIKE 'MM%';
+    DELETE FROM retail_mid.ods_order WHERE brand = b AND order_id LIKE 'MM%';
+    DELETE FROM retail_mid.ods_media_spend WHERE brand = b;
+    INSERT INTO retail_mid.ods_load (source, path, brand) VALUES ('synthetic_media', 'seed=' || seed, b) RETURNING load_id INTO v_load;
+    CREATE TEMP TABLE rm_syn_media (channel text, ci int, week_start date, spend numeric, adstock float8, contribution float8) ON COMMIT DROP;
+    FOR k, p IN SELECT e.key, e.value FROM jsonb_each(channels) e ORDER BY e.key LOOP
+        ci := ci + 1;
+        a := 0;
+        FOR w IN 0 .. v_weeks - 1 LOOP
+            -- on in on_share of the weeks, at 0.3 to 1.7 times the level that gives mean_spend on average; whole cents a day
+            x := CASE WHEN retail_mid.synth_uniform(s, 900 + ci, w) < (p ->> 'on_share')::float8
+                      THEN 7 * round(((p ->> 'mean_spend')::float8 / (p ->> 'on_share')::float8
+                                      * (0.3 + 1.4 * retail_mid.synth_uniform(s, 950 + ci, w)) / 7)::numeric, 2)
+                      ELSE 0 END;
+            a := x::float8 + (p ->> 'decay')::float8 * a;
+            INSERT INTO rm_syn_media VALUES (k, ci, v_from + 7 * w, x, a,
+                CASE WHEN a > 0 THEN (p ->> 'beta')::float8 / (1 + ((p ->> 'half_saturation')::float8 / a) ^ (p ->> 'slope')::float8) ELSE 0 END);
+        END LOOP;
+    END LOOP;
+    INSERT INTO retail_mid.ods_media_spend (brand, spend_date, channel, campaign_id, spend, impressions, load_id)
+    SELECT b, m.week_start + d, m.channel, '(none)', m.spend / 7, round(m.spend / 7 * (20 + 10 * m.ci))::bigint, v_load
+      FROM rm_syn_media m, generate_series(0, 6) d;
+    INSERT INTO retail_mid.ods_order (brand, order_id, order_time, channel, store_id, status, load_id)
+    SELECT b, 'MM' || m.ci || '-' || (m.week_start + d - v_from), m.week_start + d + time '12:00', 'store', v_store, 'paid', v_load
+      FROM rm_syn_media m, generate_series(0, 6) d WHERE m.contribution >= 0.07;
+    INSERT INTO retail_mid.ods_order_line (brand, order_id, line_no, sku_id, quantity, unit_price, discount, load_id)
+    SELECT b, 'MM' || m.ci || '-' || (m.week_start + d - v_from), 1, v_sku, 1, round((m.contribution / 7)::numeric, 2), 0, v_load
+      FROM rm_syn_media m, generate_series(0, 6) d WHERE m.contribution >= 0.07;
+    UPDATE retail_mid.ods_load SET rows_read = (SELECT count(*) * 7 FROM rm_syn_media), rows_loaded = (SELECT count(*) * 7 FROM rm_syn_media)
+     WHERE load_id = v_load;
+    RAISE NOTICE 'generate_synthetic_media: % channels, % weeks from %', ci, v_weeks, v_from;
+    PERFORM retail_mid.job_finish(v_job, (SELECT count(*) * 7 FROM rm_syn_media), jsonb_build_object('channels', ci, 'weeks', v_weeks));
+    ANALYZE retail_mid.ods_media_spend;
+    RETURN QUERY SELECT m.channel, m.week_start, m.spend, m.adstock, m.contribution FROM rm_syn_media m ORDER BY m.channel, m.week_start;
+    DROP TABLE rm_syn_media;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.generate_synthetic_media(text, jsonb, bigint, date, int) IS 'Adds paid media with known geometric adstock and Hill saturation per channel to a synthetic brand: daily spend in ods_media_spend and the media''s sales as anonymous orders; returns the true spend, adstock and contribution per channel and week (the truth the marketing mix model must recover).';
