@@ -15,19 +15,22 @@ RETURNS TABLE (dt date, customer_key int4, stage text) LANGUAGE sql AS $$
 WITH r AS (SELECT * FROM retail_mid.aipl_rule WHERE brand = b
            UNION ALL SELECT * FROM retail_mid.aipl_rule WHERE brand = '*' AND NOT EXISTS (SELECT 1 FROM retail_mid.aipl_rule WHERE brand = b)),
 prod AS (SELECT * FROM retail_mid.dim_product WHERE brand = b AND is_current),
+lb AS (SELECT max(lookback_days) AS days FROM r),
 sig AS (
     SELECT r.stage, r.rule_name, e.customer_key, e.dt, e.event_count::numeric AS n, coalesce(e.amount, 0) AS amount
       FROM r JOIN retail_mid.dwd_behavior_event_di e ON e.brand = b AND r.source = 'event' AND e.event_type = ANY (r.signal_types)
+                                                      AND e.dt > d0 - (SELECT days FROM lb) AND e.dt <= d1
       LEFT JOIN prod p ON e.object_attribute = 'sku_id' AND p.sku_id = e.object_value
      WHERE r.object_filter = 'any' OR (r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, b))
         OR (r.object_filter = 'category' AND r.object_value IN (p.category_l1, p.category_l2, p.category_l3, p.category_l4))
     UNION ALL
     SELECT r.stage, r.rule_name, t.customer_key, t.dt, 1, 0
       FROM r JOIN retail_mid.dwd_marketing_touch_di t ON t.brand = b AND r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
+                                                      AND t.dt > d0 - (SELECT days FROM lb) AND t.dt <= d1
     UNION ALL  -- order days: one signal per day with a sale, whatever the number of baskets
     SELECT r.stage, r.rule_name, l.customer_key, l.dt, 1, sum(l.amount)
       FROM r JOIN retail_mid.dwd_trade_order_line_di l ON l.brand = b AND r.source = 'order' AND l.customer_key IS NOT NULL
-                                                         AND l.line_type = 'sale'
+                                                         AND l.line_type = 'sale' AND l.dt > d0 - (SELECT days FROM lb) AND l.dt <= d1
       LEFT JOIN prod p ON p.sku_id = l.sku_id
      WHERE r.object_filter = 'any' OR (r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, b))
         OR (r.object_filter = 'category' AND r.object_value IN (p.category_l1, p.category_l2, p.category_l3, p.category_l4))
@@ -129,7 +132,7 @@ SELECT category_l1 AS cat FROM retail_mid.dim_product WHERE brand = 'aipl_t' AND
 SELECT product_brand AS pb FROM retail_mid.dim_product WHERE brand = 'aipl_t' AND is_current GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 \gset
 INSERT INTO retail_mid.aipl_rule (brand, stage, source, signal_types, lookback_days, min_count, min_amount, rule_name, object_filter, object_value, description) VALUES
     ('aipl_t', 'A', 'touch', '{sent,exposed}', 30, 1, 0, 'campaign', 'any', NULL, 'Reached by a campaign.'),
-    ('aipl_t', 'I', 'event', '{register}', 30, 1, 0, 'registered', 'any', NULL, 'Registered.'),
+    ('aipl_t', 'I', 'event', '{register}', 30, 1, 0, 'registered', 'any', NULL, 'Registered.'),  -- none in the synthetic data
     ('aipl_t', 'I', 'event', '{view}', 30, 3, 0, 'browsed_3', 'any', NULL, 'Browsed more than twice.'),
     ('aipl_t', 'P', 'order', '{}', 60, 1, 0, 'own_goods', 'own_brand', :'pb', 'Bought the house brand.'),
     ('aipl_t', 'P', 'order', '{}', 60, 1, 50, 'category', 'category', :'cat', 'Spent 50 in the top category.'),
@@ -187,4 +190,3 @@ SELECT retail_mid.aipl_window_agg(k, '2024-01-01', 1, 0, '2024-01-01', '2024-01-
 SELECT retail_mid.aipl_window_agg(k, '2024-01-01', 1, 0, NULL, '2024-01-05', 30, 1, 0) FROM (VALUES (1)) v(k);
 SELECT retail_mid.aipl_window_agg(k, '2024-01-01', 1, 0, '2024-01-01', '2024-01-05', l, 1, 0) FROM (VALUES (1, 30), (2, 31)) v(k, l);
 SELECT retail_mid.aipl_window_agg(k, '2024-01-01', 1, 0, '2024-01-01', '2024-01-02', 30, 1, 0) IS NULL AS no_rows FROM (VALUES (1)) v(k) WHERE false;
-SELECT retail_mid.aipl_window_agg_final(NULL::internal);
