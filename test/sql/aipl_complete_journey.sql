@@ -30,11 +30,16 @@ sig AS (
       FROM r JOIN retail_mid.dwd_marketing_touch_di t ON t.brand = b AND r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
                                                       AND t.dt > d0 - (SELECT days FROM lb) AND t.dt <= d1
     UNION ALL  -- order days: one signal per day with a sale, whatever the number of baskets
+    SELECT r.stage, r.rule_name, c.customer_key, c.dt, 1, c.net_amount
+      FROM r JOIN retail_mid.dws_trade_customer_1d c ON c.brand = b AND r.source = 'order' AND r.object_filter = 'any' AND c.orders > 0
+                                                      AND c.dt > d0 - (SELECT days FROM lb) AND c.dt <= d1
+    UNION ALL  -- with an object filter: days with a sale line of a matching SKU, their amount
     SELECT r.stage, r.rule_name, l.customer_key, l.dt, 1, sum(l.amount)
-      FROM r JOIN retail_mid.dwd_trade_order_line_di l ON l.brand = b AND r.source = 'order' AND l.customer_key IS NOT NULL
-                                                         AND l.line_type = 'sale' AND l.dt > d0 - (SELECT days FROM lb) AND l.dt <= d1
-      LEFT JOIN prod p ON p.sku_id = l.sku_id
-     WHERE r.object_filter = 'any' OR (r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, b))
+      FROM r JOIN retail_mid.dwd_trade_order_line_di l ON l.brand = b AND r.source = 'order' AND r.object_filter <> 'any'
+                                                         AND l.customer_key IS NOT NULL AND l.line_type = 'sale'
+                                                         AND l.dt > d0 - (SELECT days FROM lb) AND l.dt <= d1
+      JOIN prod p ON p.sku_id = l.sku_id
+     WHERE (r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, b))
         OR (r.object_filter = 'category' AND r.object_value IN (p.category_l1, p.category_l2, p.category_l3, p.category_l4))
      GROUP BY 1, 2, 3, 4),
 days AS (SELECT d::date AS dt FROM generate_series(d0, d1, interval '1 day') d),
