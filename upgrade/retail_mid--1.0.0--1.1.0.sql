@@ -7103,8 +7103,11 @@ GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, reta
 ALTER TABLE retail_mid.aipl_rule ADD COLUMN rule_name text;
 UPDATE retail_mid.aipl_rule SET rule_name = source;
 ALTER TABLE retail_mid.aipl_rule ALTER COLUMN rule_name SET NOT NULL;
-ALTER TABLE retail_mid.aipl_rule ADD COLUMN object_filter text NOT NULL DEFAULT 'any'
-    CONSTRAINT aipl_rule_object_filter_check CHECK (object_filter IN ('any', 'own_brand', 'category'));
+-- (no fast default: a fresh install's table has none, and pg_dump --binary-upgrade would show it)
+ALTER TABLE retail_mid.aipl_rule ADD COLUMN object_filter text;
+UPDATE retail_mid.aipl_rule SET object_filter = 'any';
+ALTER TABLE retail_mid.aipl_rule ALTER COLUMN object_filter SET DEFAULT 'any', ALTER COLUMN object_filter SET NOT NULL;
+ALTER TABLE retail_mid.aipl_rule ADD CONSTRAINT aipl_rule_object_filter_check CHECK (object_filter IN ('any', 'own_brand', 'category'));
 ALTER TABLE retail_mid.aipl_rule ADD COLUMN object_value text;
 ALTER TABLE retail_mid.aipl_rule ADD COLUMN description text;
 ALTER TABLE retail_mid.aipl_rule DROP CONSTRAINT aipl_rule_pkey;
@@ -7165,6 +7168,32 @@ COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.customer_key IS 'Custome
 COMMENT ON COLUMN retail_mid.dws_aipl_customer_stage_1d.stage IS 'A, I, P or L.';
 
 ALTER VIEW retail_mid.dws_aipl_customer_stage_1d SET (security_invoker = true);
+-- aipl_signals reads aipl_rule.*: recreated so its body names the columns a fresh install's does
+CREATE OR REPLACE FUNCTION retail_mid.aipl_signals(brand text, from_date date, to_date date)
+RETURNS TABLE (customer_key int4, stage char(1), source text, dt date, n bigint, amount numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH r AS (SELECT * FROM retail_mid.aipl_rule r
+                WHERE r.brand = aipl_signals.brand
+                   OR (r.brand = '*' AND NOT EXISTS (SELECT 1 FROM retail_mid.aipl_rule o WHERE o.brand = aipl_signals.brand)))
+    SELECT e.customer_key, r.stage, r.source, e.event_time::date, sum(e.event_count), coalesce(sum(e.amount), 0)
+      FROM r JOIN retail_mid.behavior_event_keyed e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
+     WHERE e.brand = aipl_signals.brand AND e.event_time >= aipl_signals.from_date - r.lookback_days
+       AND e.event_time < aipl_signals.to_date + 1
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT t.customer_key, r.stage, r.source, t.touched_at::date, count(*), 0
+      FROM r JOIN retail_mid.campaign_touch_keyed t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
+     WHERE t.brand = aipl_signals.brand AND t.touched_at >= aipl_signals.from_date - r.lookback_days
+       AND t.touched_at < aipl_signals.to_date + 1
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT c.customer_key, r.stage, r.source, c.dt, sum(c.orders), sum(c.net_amount)
+      FROM r JOIN retail_mid.dws_trade_customer_1d c ON r.source = 'order'
+     WHERE c.brand = aipl_signals.brand AND c.orders > 0
+       AND c.dt > aipl_signals.from_date - r.lookback_days AND c.dt <= aipl_signals.to_date
+     GROUP BY 1, 2, 3, 4;
+END;
 COMMENT ON FUNCTION retail_mid.aipl_signals(text, date, date) IS 'Daily AIPL signals of a brand per customer and rule, from the days the rules'' windows need; reads events and touches by customer key (behavior_event_keyed, campaign_touch_keyed), so analysts of the brand may call it; the pre-1.1 signals (orders, not order days), no longer read by aipl_refresh (see aipl_rule_signals).';
 
 -- The rules that apply to a brand: its own, or the '*' defaults when it has none.
