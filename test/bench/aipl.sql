@@ -2,13 +2,18 @@
 -- against the 1.0 plpgsql aipl_refresh (reimplemented below as bench_aipl_refresh_v10: window sums at change points,
 -- expanded to one row per customer and day), on the same signals of the same synthetic DWD.
 -- Usage: make bench BENCH=aipl [CUSTOMERS=1000000]   (CUSTOMERS: the size the bitmap path runs alone; the comparison
--- with the row path runs on :compare customers, 20,000, because the row path cannot finish 1M x 365 days here)
+-- with the row path runs on :compare customers, 20,000 unless psql -v compare=N, because the row path cannot finish
+-- 1M x 365 days here: its figures at the large size are extrapolated linearly per customer-day)
 \set ON_ERROR_STOP 1
 \pset pager off
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS retail_mid CASCADE;
 SELECT coalesce(nullif(:'customers', ''), '1000000')::int AS customers \gset
-SELECT least(20000, :customers) AS compare \gset
+\if :{?compare}
+\else
+\set compare 20000
+\endif
+SELECT least(:compare, :customers) AS compare \gset
 \set days 365
 SET max_parallel_workers_per_gather = 0;  -- INSERT plans are serial anyway; the same for both paths
 
