@@ -11,9 +11,8 @@
 CREATE VIEW retail_mid.dash_aipl_trend AS
 SELECT s.brand, s.dt, s.stage::text AS stage,
        CASE s.stage WHEN 'A' THEN 'awareness' WHEN 'I' THEN 'interest' WHEN 'P' THEN 'purchase' ELSE 'loyalty' END AS stage_name,
-       count(*) AS customers
-  FROM retail_mid.dws_aipl_customer_stage_1d s
- GROUP BY s.brand, s.dt, s.stage;
+       s.members AS customers
+  FROM retail_mid.dws_aipl_stage_bitmap_1d s;
 COMMENT ON VIEW retail_mid.dash_aipl_trend IS 'Dashboard tile AIPL trend: customers per AIPL stage per day and brand, over every staged day (filter dt for a window).';
 COMMENT ON COLUMN retail_mid.dash_aipl_trend.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_aipl_trend.dt IS 'Day.';
@@ -24,20 +23,12 @@ COMMENT ON COLUMN retail_mid.dash_aipl_trend.customers IS 'Customers in the stag
 -- Day to day: the customers of each (previous staged day's stage, day's stage) pair; '-' for no stage.
 CREATE VIEW retail_mid.dash_aipl_flow AS
 WITH days AS (
-    SELECT d.brand, d.dt, (SELECT max(p.dt) FROM retail_mid.dws_aipl_customer_stage_1d p WHERE p.brand = d.brand AND p.dt < d.dt) AS from_dt
-      FROM (SELECT s.brand, s.dt FROM retail_mid.dws_aipl_customer_stage_1d s GROUP BY s.brand, s.dt) d
-), pairs AS (
-    SELECT d.brand, d.from_dt, d.dt, x.customer_key,
-           coalesce(max(x.stage::text) FILTER (WHERE x.dt = d.from_dt), '-') AS from_stage,
-           coalesce(max(x.stage::text) FILTER (WHERE x.dt = d.dt), '-') AS to_stage
-      FROM days d
-      JOIN retail_mid.dws_aipl_customer_stage_1d x ON x.brand = d.brand AND (x.dt = d.dt OR x.dt = d.from_dt)
-     WHERE d.from_dt IS NOT NULL
-     GROUP BY d.brand, d.from_dt, d.dt, x.customer_key
+    SELECT d.brand, d.dt, (SELECT max(p.dt) FROM retail_mid.dws_aipl_stage_bitmap_1d p WHERE p.brand = d.brand AND p.dt < d.dt) AS from_dt
+      FROM (SELECT s.brand, s.dt FROM retail_mid.dws_aipl_stage_bitmap_1d s GROUP BY s.brand, s.dt) d
 )
-SELECT p.brand, p.from_dt, p.dt, p.from_stage, p.to_stage, count(*) AS customers
-  FROM pairs p
- GROUP BY p.brand, p.from_dt, p.dt, p.from_stage, p.to_stage;
+SELECT d.brand, d.from_dt, d.dt, f.from_stage, f.to_stage, f.customers
+  FROM days d CROSS JOIN LATERAL retail_mid.aipl_flow(d.brand, d.from_dt, d.dt) f
+ WHERE d.from_dt IS NOT NULL;
 COMMENT ON VIEW retail_mid.dash_aipl_flow IS 'Dashboard tile AIPL flow: customers moving from their stage on the previous staged day (from_dt) to their stage on dt, per brand; between two chosen dates use retail_mid.aipl_flow(brand, d1, d2).';
 COMMENT ON COLUMN retail_mid.dash_aipl_flow.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_aipl_flow.from_dt IS 'The previous staged day of the brand.';
@@ -50,7 +41,7 @@ CREATE VIEW retail_mid.dash_aipl_gmv AS
 SELECT b.brand, b.from_date, b.to_date, g.stage, g.customers, g.buyers, g.conversion_rate, g.avg_transaction_value, g.gmv,
        round(g.gmv / nullif(sum(g.gmv) OVER (PARTITION BY b.brand), 0), 6) AS gmv_share
   FROM (SELECT s.brand, greatest(min(s.dt), max(s.dt) - 30) AS from_date, max(s.dt) AS to_date
-          FROM retail_mid.dws_aipl_customer_stage_1d s GROUP BY s.brand) b
+          FROM retail_mid.dws_aipl_stage_bitmap_1d s GROUP BY s.brand) b
  CROSS JOIN LATERAL retail_mid.aipl_gmv_decomposition(b.brand, b.from_date, b.to_date) g;
 COMMENT ON VIEW retail_mid.dash_aipl_gmv IS 'Dashboard tile GMV contribution by AIPL stage: retail_mid.aipl_gmv_decomposition over the last 30 days of each brand''s staged history (customers by stage on from_date, their buyers and net amount in (from_date, to_date]).';
 COMMENT ON COLUMN retail_mid.dash_aipl_gmv.brand IS 'Brand.';

@@ -61,7 +61,7 @@ COMMENT ON COLUMN retail_mid.rfm_customer_current.segment IS 'ten_segment segmen
 CREATE VIEW retail_mid.aipl_customer_current AS
 SELECT s.customer_key, s.stage::text AS stage, s.brand, s.dt
   FROM retail_mid.dws_aipl_customer_stage_1d s
-  JOIN (SELECT brand, max(dt) AS dt FROM retail_mid.dws_aipl_customer_stage_1d GROUP BY brand) l USING (brand, dt);
+  JOIN (SELECT brand, max(dt) AS dt FROM retail_mid.dws_aipl_stage_bitmap_1d GROUP BY brand) l USING (brand, dt);
 COMMENT ON VIEW retail_mid.aipl_customer_current IS 'One row per brand and customer staged on the brand''s latest staged day: the customer''s AIPL stage in that brand; the source of the aipl_stage tag (scope brand).';
 COMMENT ON COLUMN retail_mid.aipl_customer_current.customer_key IS 'Customer key.';
 COMMENT ON COLUMN retail_mid.aipl_customer_current.stage IS 'A, I, P or L.';

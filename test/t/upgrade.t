@@ -48,6 +48,11 @@ my %shipped = ('retail_mid.tag_definition' => [q{tag_name ~ '^(sms|email|wechat|
                                                'tag_name, level1, level2, level3, value_type, source, expression, numeric_scale, description, scope']);
 my $shipped_json = '{' . join(', ', map { my $v = $shipped{$_}[0] =~ s/"/\\"/gr; "\"$_\": \"$v\"" } sort keys %shipped) . '}';
 
+# Tables an upgrade turns into a view with the same columns and rows (issue 16: the AIPL stage rows are a view over
+# the stage bitmaps, into which the update carries the 1.0 rows): fingerprinted as views after the update.
+my @became_view = ('retail_mid.dws_aipl_customer_stage_1d');
+my $became_view_list = join(', ', map { "'$_'" } @became_view);
+
 # One md5 per table of the extension (over the columns of COLUMNS, a JSON object from $columns_sql; all columns of a
 # table it does not name; without the rows of %shipped): what must survive an upgrade untouched.
 my $fingerprints_sql = <<'SQL';
@@ -56,7 +61,8 @@ DO $fp$
 DECLARE r record; n bigint; h text; cols jsonb := $cols$COLUMNS$cols$; x text; shipped jsonb := $sh$SHIPPED$sh$;
 BEGIN
   FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
-            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY 1::text LOOP
+            WHERE c.relnamespace = 'retail_mid'::regnamespace
+              AND (c.relkind IN ('r', 'p') OR (c.relkind = 'v' AND c.oid::regclass::text IN (BECAME_VIEW))) ORDER BY 1::text LOOP
     x := coalesce('ROW(' || (SELECT string_agg('t.' || e, ', ') FROM jsonb_array_elements_text(cols -> r.rel::text) e) || ')', 't');
     EXECUTE format('SELECT count(*), md5(coalesce(string_agg(%1$s::text, E''\n'' ORDER BY %1$s::text), '''')) FROM %2$s t WHERE NOT (%3$s)',
                    x, r.rel, coalesce(shipped ->> r.rel::text, 'false'))
@@ -67,6 +73,7 @@ END $fp$;
 SELECT string_agg(rel || ' ' || rows || ' ' || md5, E'\n' ORDER BY rel) FROM fp;
 SQL
 $fingerprints_sql =~ s/SHIPPED/$shipped_json/;
+$fingerprints_sql =~ s/BECAME_VIEW/$became_view_list/;
 
 # The catalog of the extension as pg_dump writes it in binary-upgrade mode, without what differs between any two
 # databases (OIDs, dump ids, the database's own name).
