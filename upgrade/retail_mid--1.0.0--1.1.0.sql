@@ -7406,36 +7406,6 @@ $$;
 COMMENT ON FUNCTION retail_mid.reach_plan_run(bigint) IS 'Decides every audience member of a plan that has no decision yet: the most preferred consented channel and the segment''s template, or skipped (frequency_cap per OneID person, no_consent, global_opt_out, same_person), or held out as the control group (holdout_share); writes reach_outbox, reach_holdout, reach_run and job_log. Re-running writes nothing twice; runs of one brand are serialised.';
 CREATE OR REPLACE FUNCTION retail_mid.load_media_feedback(path text, brand text DEFAULT 'media', max_rejected bigint DEFAULT 0,
                                                refresh_tags boolean DEFAULT true)
-
--- issue 17: marketing mix and GMV simulation. Media spend per channel, campaign and day (ods_media_spend, brand-isolated
--- like the other ODS tables) and its loader (load_media_spend), synthetic media with known adstock and saturation
--- (generate_synthetic_media), the marketing mix model (src/goods/mmm.sql, the C of src/goods/mmm.c: mmm_fit,
--- gmv_simulate, budget_optimise and their tables) and the channel contribution tile (dash_channel_contribution).
-CREATE TABLE retail_mid.ods_media_spend (
-    brand       text NOT NULL,
-    spend_date  date NOT NULL,
-    channel     text NOT NULL CHECK (btrim(channel) <> ''),
-    campaign_id text NOT NULL DEFAULT '(none)',
-    spend       numeric(18,4) NOT NULL CHECK (spend >= 0),
-    impressions bigint CHECK (impressions >= 0),
-    load_id     bigint REFERENCES retail_mid.ods_load,
-    PRIMARY KEY (brand, spend_date, channel, campaign_id)
-);
--- kept by pg_dump: docs/installation.md, Backup and restore
-SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_media_spend', '');
-COMMENT ON TABLE retail_mid.ods_media_spend IS 'Paid media: spend and impressions per channel (tv, search, social ...), campaign and day; the input of the marketing mix model (mmm_fit).';
-COMMENT ON COLUMN retail_mid.ods_media_spend.brand IS 'Brand.';
-COMMENT ON COLUMN retail_mid.ods_media_spend.spend_date IS 'Day of the spend.';
-COMMENT ON COLUMN retail_mid.ods_media_spend.channel IS 'Media channel (tv, search, social, outdoor ...).';
-COMMENT ON COLUMN retail_mid.ods_media_spend.campaign_id IS 'Campaign (ods_campaign), ''(none)'' for spend not booked to a campaign.';
-COMMENT ON COLUMN retail_mid.ods_media_spend.spend IS 'Spend in currency, not negative.';
-COMMENT ON COLUMN retail_mid.ods_media_spend.impressions IS 'Impressions bought, when known.';
-COMMENT ON COLUMN retail_mid.ods_media_spend.load_id IS 'Load that brought the row.';
-SELECT retail_mid.secure_generated_table('retail_mid.ods_media_spend');
-
--- issue 17: media spend (CSV with a header: date, channel, campaign_id, spend, impressions; campaign_id and
--- impressions may be empty). Rows of a (day, channel, campaign) already loaded are replaced.
-CREATE FUNCTION retail_mid.load_media_spend(path text, brand text, max_rejected bigint DEFAULT 0)
 RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -8364,6 +8334,39 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
 
+-- issue 17: marketing mix and GMV simulation. Media spend per channel, campaign and day (ods_media_spend, brand-isolated
+-- like the other ODS tables) and its loader (load_media_spend), synthetic media with known adstock and saturation
+-- (generate_synthetic_media), the marketing mix model (src/goods/mmm.sql, the C of src/goods/mmm.c: mmm_fit,
+-- gmv_simulate, budget_optimise and their tables) and the channel contribution tile (dash_channel_contribution).
+CREATE TABLE retail_mid.ods_media_spend (
+    brand       text NOT NULL,
+    spend_date  date NOT NULL,
+    channel     text NOT NULL CHECK (btrim(channel) <> ''),
+    campaign_id text NOT NULL DEFAULT '(none)',
+    spend       numeric(18,4) NOT NULL CHECK (spend >= 0),
+    impressions bigint CHECK (impressions >= 0),
+    load_id     bigint REFERENCES retail_mid.ods_load,
+    PRIMARY KEY (brand, spend_date, channel, campaign_id)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_media_spend', '');
+COMMENT ON TABLE retail_mid.ods_media_spend IS 'Paid media: spend and impressions per channel (tv, search, social ...), campaign and day; the input of the marketing mix model (mmm_fit).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend_date IS 'Day of the spend.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.channel IS 'Media channel (tv, search, social, outdoor ...).';
+COMMENT ON COLUMN retail_mid.ods_media_spend.campaign_id IS 'Campaign (ods_campaign), ''(none)'' for spend not booked to a campaign.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.spend IS 'Spend in currency, not negative.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.impressions IS 'Impressions bought, when known.';
+COMMENT ON COLUMN retail_mid.ods_media_spend.load_id IS 'Load that brought the row.';
+SELECT retail_mid.secure_generated_table('retail_mid.ods_media_spend');
+
+-- issue 17: media spend (CSV with a header: date, channel, campaign_id, spend, impressions; campaign_id and
+-- impressions may be empty). Rows of a (day, channel, campaign) already loaded are replaced.
+CREATE FUNCTION retail_mid.load_media_spend(path text, brand text, max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
 DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint;
 BEGIN
     IF path IS NULL OR brand IS NULL OR max_rejected IS NULL THEN
