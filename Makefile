@@ -13,7 +13,8 @@ SQL_demand     = forecast promo replenish
 SQL_site       = site fulfilment
 SQL_governance = security quality metric lockdown
 SQL_dashboard  = dashboard
-SQL_AREAS      = common bitmap foundation consumer tags demand site governance dashboard
+SQL_shard      = shard
+SQL_AREAS      = common bitmap foundation consumer tags demand site governance dashboard shard
 # every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
 INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 
