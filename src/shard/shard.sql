@@ -34,6 +34,7 @@ COMMENT ON COLUMN retail_mid.shard_customer_route.customer_key IS 'Customer key 
 CREATE TABLE retail_mid.shard_series_route (brand text, store_id text, sku_id text) PARTITION BY HASH (brand, store_id, sku_id);
 COMMENT ON TABLE retail_mid.shard_series_route IS 'Empty, never written: its hash partition key (brand, store_id, sku_id) defines which shard owns a SKU x store series (shard_of_series).';
 COMMENT ON COLUMN retail_mid.shard_series_route.brand IS 'Brand.';
+SELECT retail_mid.secure_brand_table('retail_mid.shard_series_route');
 COMMENT ON COLUMN retail_mid.shard_series_route.store_id IS 'Store (site) id.';
 COMMENT ON COLUMN retail_mid.shard_series_route.sku_id IS 'SKU id.';
 
@@ -343,9 +344,11 @@ BEGIN
     RAISE NOTICE 'shard_load: % new keys for brand %; routing to % shards', v_keys, b, n;
 
     -- the owner of each customer-keyed row: its identifier's key; order lines follow their order
+    DROP TABLE IF EXISTS pg_temp.rm_shard_keys;
     CREATE TEMP TABLE rm_shard_keys ON COMMIT DROP AS
     SELECT k.customer_key, retail_mid.shard_of_customer(k.customer_key, n) AS shard_no FROM retail_mid.customer_key k;
     CREATE UNIQUE INDEX ON rm_shard_keys (customer_key);
+    DROP TABLE IF EXISTS pg_temp.rm_shard_order;
     CREATE TEMP TABLE rm_shard_order ON COMMIT DROP AS
     SELECT o.order_id, retail_mid.shard_of_customer(retail_mid.shard_key_lookup(o.id_type, o.customer_id, o.brand), n) AS shard_no
       FROM retail_mid.ods_order o WHERE o.brand = b;
@@ -463,6 +466,7 @@ BEGIN
             HINT = 'Run retail_mid.shard_attach_tables() on the coordinator.';
     END IF;
     v_job := retail_mid.job_start('shard_rfm_refresh', jsonb_build_object('brand', brand, 'as_of', as_of, 'window_days', window_days, 'map_name', map_name));
+    DROP TABLE IF EXISTS pg_temp.rm_shard_rfm;
     CREATE TEMP TABLE rm_shard_rfm ON COMMIT DROP AS
     SELECT * FROM retail_mid.rfm_scores_from(src, brand, as_of, window_days, map_name, 'daily');
     DELETE FROM retail_mid_dist.rfm_snapshot s WHERE s.brand = shard_rfm_refresh.brand AND s.map_name = shard_rfm_refresh.map_name
@@ -492,6 +496,7 @@ BEGIN
     IF NOT pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') THEN
         RAISE EXCEPTION 'shard_gather_tags is for administrators' USING ERRCODE = 'insufficient_privilege';
     END IF;
+    DROP TABLE IF EXISTS pg_temp.rm_shard_tags;
     CREATE TEMP TABLE rm_shard_tags ON COMMIT DROP AS
     SELECT b.tag_name, b.tag_value, b.brand, retail_mid.rb_or_agg(b.bitmap) AS bitmap
       FROM retail_mid_dist.tag_bitmap b
