@@ -76,7 +76,7 @@ my @shards = (['rm_shard0', $h0, $p0], ['rm_shard1', $c1->{dir}, $c1->{port}], [
 sub on_shard { my ($i, $sql, %o) = @_; return psql($sql, $shards[$i][0], host => $shards[$i][1], port => $shards[$i][2], %o); }
 
 # sizes: small for the test, larger for the benchmark
-my ($customers, $days, $opd) = $bench ? (20000, 365, 1500) : (300, 45, 30);
+my ($customers, $days, $opd) = $bench ? ($ENV{CUSTOMERS} || 5000, $ENV{DAYS} || 180, $ENV{ORDERS_PER_DAY} || 400) : (300, 45, 30);
 my $as_of = psql("SELECT (date '2024-01-01' + $days - 1)::text", 'postgres');
 my $gen = "SET client_min_messages = warning;\n"
         . "SELECT retail_mid.generate_synthetic(seed => 14, customers => $customers, days => $days, orders_per_day => $opd, stores => 4, skus => 30, brand => 'b1');\n"
