@@ -29,9 +29,11 @@ COMMENT ON COLUMN retail_mid.shard.added_at IS 'When shard_add registered the sh
 -- The hash of PostgreSQL's hash partitioning, through satisfies_hash_partition on these two empty parents: the
 -- coordinator's partitioned tables use the same bounds, so routing and partition pruning always agree.
 CREATE TABLE retail_mid.shard_customer_route (customer_key int4) PARTITION BY HASH (customer_key);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.shard_customer_route', '');  -- empty; listed like every table
 COMMENT ON TABLE retail_mid.shard_customer_route IS 'Empty, never written: its hash partition key (customer_key) defines which shard owns a customer (shard_of_customer).';
 COMMENT ON COLUMN retail_mid.shard_customer_route.customer_key IS 'Customer key (the partition key).';
 CREATE TABLE retail_mid.shard_series_route (brand text, store_id text, sku_id text) PARTITION BY HASH (brand, store_id, sku_id);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.shard_series_route', '');
 COMMENT ON TABLE retail_mid.shard_series_route IS 'Empty, never written: its hash partition key (brand, store_id, sku_id) defines which shard owns a SKU x store series (shard_of_series).';
 COMMENT ON COLUMN retail_mid.shard_series_route.brand IS 'Brand.';
 SELECT retail_mid.secure_brand_table('retail_mid.shard_series_route');
