@@ -14,7 +14,8 @@ SQL_site       = site fulfilment
 SQL_goods      = mmm
 SQL_governance = security quality metric lockdown
 SQL_dashboard  = dashboard
-SQL_AREAS      = common bitmap foundation consumer tags demand site goods governance dashboard
+SQL_shard      = shard
+SQL_AREAS      = common bitmap foundation consumer tags demand site goods governance dashboard shard
 # every area's files in order, then src/pipeline.sql (the refresh across domains), installed last
 INSTALL_ORDER  = $(foreach a,$(SQL_AREAS),$(addprefix $(a)/,$(SQL_$(a)))) pipeline
 
