@@ -9305,7 +9305,7 @@ COMMENT ON FUNCTION retail_mid.shard_of_series(text, text, text, int4) IS 'The s
 
 -- On every node: what the coordinator writes through postgres_fdw where a column is GENERATED ALWAYS (the keys of
 -- the coordinator's dictionary and its load ids must arrive unchanged).
-CREATE VIEW retail_mid.shard_key_import AS
+CREATE VIEW retail_mid.shard_key_import WITH (security_invoker = true) AS
 SELECT customer_key, id_type, issuer, id_value, created_at FROM retail_mid.customer_key WHERE false;
 COMMENT ON VIEW retail_mid.shard_key_import IS 'Write-only entry of a shard''s key dictionary: the coordinator inserts its keys here (through postgres_fdw) and they are stored with the same numbers; a key that exists with another identifier is error 22000. Reads return nothing.';
 COMMENT ON COLUMN retail_mid.shard_key_import.customer_key IS 'Key given by the coordinator.';
@@ -9339,7 +9339,7 @@ COMMENT ON FUNCTION retail_mid.shard_key_import_row() IS 'INSTEAD OF INSERT trig
 CREATE TRIGGER shard_key_import INSTEAD OF INSERT ON retail_mid.shard_key_import
     FOR EACH ROW EXECUTE FUNCTION retail_mid.shard_key_import_row();
 
-CREATE VIEW retail_mid.shard_load_import AS
+CREATE VIEW retail_mid.shard_load_import WITH (security_invoker = true) AS
 SELECT load_id, source, path, brand, loaded_at, rows_read, rows_loaded, rows_rejected, rejects FROM retail_mid.ods_load WHERE false;
 COMMENT ON VIEW retail_mid.shard_load_import IS 'Write-only entry of a shard''s ods_load: the coordinator inserts its loads here (through postgres_fdw) with the same load ids. Reads return nothing.';
 COMMENT ON COLUMN retail_mid.shard_load_import.load_id IS 'Load id given by the coordinator.';
