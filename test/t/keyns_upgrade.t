@@ -50,7 +50,7 @@ BEGIN
      AND (NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = 'retail_mid.customer_key'::regclass AND a.attname = 'issuer')
           OR (to_jsonb(k) ->> 'issuer') = c.brand);
   FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
-            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind = 'r'
+            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand')
               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_key') LOOP
     EXECUTE format('INSERT INTO use SELECT DISTINCT customer_key, brand FROM %s WHERE brand <> ''*''', r.rel);
@@ -70,7 +70,7 @@ DO $d$
 DECLARE r record; cols jsonb := $c$COLUMNS$c$; x text; b text;
 BEGIN
   FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
-            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind = 'r'
+            WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
               AND c.relname NOT IN ('customer_key', 'job_log', 'customer_universe', 'oneid_person_map', 'oneid_merge_log',
                                     'tag_bitmap', 'tag_bsi')
               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'brand')
@@ -94,7 +94,7 @@ my $columns_sql = <<'SQL';
 SELECT coalesce(jsonb_object_agg(x.rel, x.cols), '{}') FROM (
   SELECT c.oid::regclass::text AS rel, jsonb_agg(a.attname ORDER BY a.attnum) AS cols
     FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-   WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind = 'r' GROUP BY c.oid) x;
+   WHERE c.relnamespace = 'retail_mid'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition GROUP BY c.oid) x;
 SQL
 
 # the per-brand figures a fresh install must give as well
