@@ -36,7 +36,7 @@ BEGIN
     v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
 
     -- issue 15: the dimensions first (the DWD labels lines with the categories and regions valid on their day)
-    v_dim := retail_mid.dim_refresh(CURRENT_DATE, from_date, to_date);
+    v_dim := retail_mid.refresh_dims(CURRENT_DATE, from_date, to_date);
     RAISE NOTICE 'refresh % .. % (% days): building DWD', from_date, to_date, to_date - from_date + 1;
     v_dwd := retail_mid.build_dwd_trade(from_date, to_date);
     t1 := clock_timestamp();

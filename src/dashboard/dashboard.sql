@@ -121,7 +121,7 @@ COMMENT ON COLUMN retail_mid.dash_audience_portrait.lift IS 'audience_share / ba
 -- ----------------------------------------------------------------- campaigns and reach
 
 CREATE VIEW retail_mid.dash_campaign_performance AS
-SELECT t.brand, t.campaign_id, coalesce(c.name, t.campaign_id) AS campaign_name, c.kind, c.start_date, c.end_date, t.channel,
+SELECT t.brand, t.campaign_id, coalesce(c.campaign_name, t.campaign_id) AS campaign_name, c.kind, c.start_date, c.end_date, t.channel,
        count(*) FILTER (WHERE t.touch_type = 'sent') AS sent,
        count(*) FILTER (WHERE t.touch_type = 'exposed') AS exposed,
        count(*) FILTER (WHERE t.touch_type = 'clicked') AS clicked,
@@ -129,17 +129,17 @@ SELECT t.brand, t.campaign_id, coalesce(c.name, t.campaign_id) AS campaign_name,
        count(DISTINCT t.customer_key) AS customers,
        round(count(*) FILTER (WHERE t.touch_type = 'clicked')::numeric / nullif(count(*) FILTER (WHERE t.touch_type = 'sent'), 0), 6) AS click_rate,
        round(count(*) FILTER (WHERE t.touch_type = 'redeemed')::numeric / nullif(count(*) FILTER (WHERE t.touch_type = 'sent'), 0), 6) AS redemption_rate
-  FROM retail_mid.campaign_touch_keyed t
-  LEFT JOIN retail_mid.ods_campaign c ON c.brand = t.brand AND c.campaign_id = t.campaign_id
- GROUP BY t.brand, t.campaign_id, c.name, c.kind, c.start_date, c.end_date, t.channel;
-COMMENT ON VIEW retail_mid.dash_campaign_performance IS 'Dashboard tile campaign performance: touches per campaign and channel by touch type (the ODS campaign touches of identifiers with a customer key, campaign_touch_keyed), with click and redemption rates.';
+  FROM retail_mid.dwd_marketing_touch_di t
+  LEFT JOIN retail_mid.dim_campaign c ON c.brand = t.brand AND c.campaign_id = t.campaign_id
+ GROUP BY t.brand, t.campaign_id, c.campaign_name, c.kind, c.start_date, c.end_date, t.channel;
+COMMENT ON VIEW retail_mid.dash_campaign_performance IS 'Dashboard tile campaign performance: touches per campaign and channel by touch type (the touch DWD dwd_marketing_touch_di: touches of identifiers with a customer key, exact duplicates once, as of the last refresh), labelled from dim_campaign, with click and redemption rates.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.campaign_id IS 'Campaign.';
-COMMENT ON COLUMN retail_mid.dash_campaign_performance.campaign_name IS 'Campaign name (the id when ods_campaign has no row for it).';
-COMMENT ON COLUMN retail_mid.dash_campaign_performance.kind IS 'Campaign kind (ods_campaign).';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.campaign_name IS 'Campaign name (dim_campaign; the id when it has no name).';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.kind IS 'Campaign kind (dim_campaign).';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.start_date IS 'First day of the campaign.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.end_date IS 'Last day of the campaign.';
-COMMENT ON COLUMN retail_mid.dash_campaign_performance.channel IS 'Channel of the touches.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.channel IS 'Channel of the touches, ''(none)'' when the source gives none.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.sent IS 'Touches of type sent.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.exposed IS 'Touches of type exposed.';
 COMMENT ON COLUMN retail_mid.dash_campaign_performance.clicked IS 'Touches of type clicked.';
@@ -336,5 +336,7 @@ GRANT SELECT ON retail_mid.dash_site_candidate TO retail_mid_admin, retail_mid_a
 -- BI reads the brand-isolated tables under the dashboard views (security_invoker views need both)
 GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, retail_mid.site_store, retail_mid.replenish_forecast
     TO retail_mid_bi;
+-- issue 15: the campaign tile reads the touch DWD; the suggested orders read the inbound DWD
+GRANT SELECT ON retail_mid.dwd_marketing_touch_di, retail_mid.dwd_inventory_inbound_di TO retail_mid_bi;
 -- issue 17: the channel contribution tile
 GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;

@@ -176,9 +176,9 @@ CREATE TABLE retail_mid.replenish_parameter (
 );
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.replenish_parameter', '');
-COMMENT ON TABLE retail_mid.replenish_parameter IS 'Replenishment parameters per brand, source (supplier or shipping site) and item (SKU, category or *). For a store x SKU the most specific row wins: SKU, then category level 4, 3, 2, 1, then *; among rows of equal item specificity one naming the store''s source beats source *. A NULL lead time means: estimate it from ods_inbound_shipment.';
+COMMENT ON TABLE retail_mid.replenish_parameter IS 'Replenishment parameters per brand, source (supplier or shipping site) and item (SKU, category or *). For a store x SKU the most specific row wins: SKU, then category level 4, 3, 2, 1, then *; among rows of equal item specificity one naming the store''s source beats source *. A NULL lead time means: estimate it from the inbound shipments (dwd_inventory_inbound_di).';
 COMMENT ON COLUMN retail_mid.replenish_parameter.brand IS 'Brand.';
-COMMENT ON COLUMN retail_mid.replenish_parameter.source_id IS 'Supplier or shipping site (ods_inbound_shipment.supplier_id, or the store''s parent_site_id), * for any.';
+COMMENT ON COLUMN retail_mid.replenish_parameter.source_id IS 'Supplier or shipping site (dwd_inventory_inbound_di.supplier_id, or the store''s parent_site_id in dim_site), * for any.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.sku_id IS 'SKU the row applies to, * for any (then category may narrow it).';
 COMMENT ON COLUMN retail_mid.replenish_parameter.category IS 'Category value matched against category_l1 .. category_l4 of the SKU, * for any.';
 COMMENT ON COLUMN retail_mid.replenish_parameter.lead_time_mean IS 'Mean lead time in days from order to receipt; NULL: estimated from received inbound shipments of the source.';
@@ -192,18 +192,21 @@ COMMENT ON COLUMN retail_mid.replenish_parameter.unit_margin IS 'Margin of one u
 COMMENT ON COLUMN retail_mid.replenish_parameter.service_measure IS 'cycle: service_level is a cycle service level (safety factor z = Phi^-1(service_level)); fill_rate: it is a target fill rate, safety stock by the loss-function method (expected shortage per cycle = (1 - fill rate) / fill rate x review-period demand, lost sales).';
 
 -- Lead times observed: one value per shipment (its earliest ordered and latest received day over its lines).
+-- Replenishment reads the public layer (issue 15): inbound lines from dwd_inventory_inbound_di, sites from dim_site
+-- and products from dim_product (current versions); the entry points (suggested_orders, replenish_refresh_forecasts,
+-- replenish_backtest) check with domain_require_fresh that they are not behind the ODS.
 CREATE VIEW retail_mid.replenish_lead_time_history AS
 SELECT brand, source_id, coalesce(site_id, '*')::text AS site_id, count(*)::int4 AS shipments,
        avg(days)::float8 AS lead_time_mean, coalesce(stddev_samp(days), 0)::float8 AS lead_time_sd,
        min(ordered_on) AS first_ordered_on, max(received_on) AS last_received_on
   FROM (SELECT brand, supplier_id AS source_id, site_id, shipment_id, min(ordered_on) AS ordered_on,
                max(received_on) AS received_on, max(received_on) - min(ordered_on) AS days
-          FROM retail_mid.ods_inbound_shipment
+          FROM retail_mid.dwd_inventory_inbound_di
          WHERE supplier_id IS NOT NULL
          GROUP BY brand, supplier_id, site_id, shipment_id
         HAVING bool_and(received_on IS NOT NULL)) s
  GROUP BY GROUPING SETS ((brand, source_id, site_id), (brand, source_id));
-COMMENT ON VIEW retail_mid.replenish_lead_time_history IS 'Observed lead times (received - ordered, days) per source and receiving site, and per source over all sites (site_id *), from fully received inbound shipments.';
+COMMENT ON VIEW retail_mid.replenish_lead_time_history IS 'Observed lead times (received - ordered, days) per source and receiving site, and per source over all sites (site_id *), from fully received inbound shipments (dwd_inventory_inbound_di).';
 COMMENT ON COLUMN retail_mid.replenish_lead_time_history.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.replenish_lead_time_history.source_id IS 'Supplier or shipping site.';
 COMMENT ON COLUMN retail_mid.replenish_lead_time_history.site_id IS 'Receiving site, * for all sites together.';
@@ -219,13 +222,13 @@ RETURNS TABLE (site_id text, shipment_id text, ordered_on date, received_on date
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
 BEGIN ATOMIC
     SELECT i.site_id, i.shipment_id, min(i.ordered_on), max(i.received_on), (max(i.received_on) - min(i.ordered_on))::int4
-      FROM retail_mid.ods_inbound_shipment i
+      FROM retail_mid.dwd_inventory_inbound_di i
      WHERE i.brand = replenish_shipment_lead_times.brand AND i.supplier_id = replenish_shipment_lead_times.source_id
      GROUP BY i.site_id, i.shipment_id
     HAVING bool_and(i.received_on IS NOT NULL)
      ORDER BY 3, 2, 1;
 END;
-COMMENT ON FUNCTION retail_mid.replenish_shipment_lead_times(text, text) IS 'Fully received inbound shipments of a source (supplier) per receiving site: earliest order day, latest receipt day and the lead time in days between them.';
+COMMENT ON FUNCTION retail_mid.replenish_shipment_lead_times(text, text) IS 'Fully received inbound shipments of a source (supplier) per receiving site (dwd_inventory_inbound_di): earliest order day, latest receipt day and the lead time in days between them.';
 
 -- Observed lead times replayed over a simulation window: for each day, the lead time of the latest fully received
 -- shipment from the source ordered on or before that day (before the first one: the first one), from the shipments
@@ -280,20 +283,20 @@ BEGIN ATOMIC
            coalesce(r.review_period, 7), coalesce(r.pack_size, 1), coalesce(r.min_order_qty, 0), coalesce(r.service_level, 0.95),
            coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0), r.unit_margin
       FROM (SELECT coalesce(
-                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                (SELECT i.supplier_id FROM retail_mid.dwd_inventory_inbound_di i
                   WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id
                     AND i.sku_id = replenish_resolve.sku_id AND i.supplier_id IS NOT NULL
                   ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
-                (SELECT i.supplier_id FROM retail_mid.ods_inbound_shipment i
+                (SELECT i.supplier_id FROM retail_mid.dwd_inventory_inbound_di i
                   WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id AND i.supplier_id IS NOT NULL
                   ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
-                (SELECT st.parent_site_id FROM retail_mid.ods_site st
-                  WHERE st.brand = replenish_resolve.brand AND st.site_id = replenish_resolve.site_id),
+                (SELECT st.parent_site_id FROM retail_mid.dim_site st
+                  WHERE st.brand = replenish_resolve.brand AND st.site_id = replenish_resolve.site_id AND st.is_current),
                 '*') AS source_id) src
       LEFT JOIN LATERAL (
             SELECT p.*
               FROM retail_mid.replenish_parameter p
-              LEFT JOIN retail_mid.ods_product pr ON pr.brand = replenish_resolve.brand AND pr.sku_id = replenish_resolve.sku_id
+              LEFT JOIN retail_mid.dim_product pr ON pr.brand = replenish_resolve.brand AND pr.sku_id = replenish_resolve.sku_id AND pr.is_current
              WHERE p.brand = replenish_resolve.brand AND p.source_id IN (src.source_id, '*')
                AND p.sku_id IN (replenish_resolve.sku_id, '*')
                AND (p.category = '*' OR p.category IN (pr.category_l1, pr.category_l2, pr.category_l3, pr.category_l4))
@@ -308,7 +311,7 @@ BEGIN ATOMIC
       LEFT JOIN LATERAL (
             SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
               FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
-                      FROM retail_mid.ods_inbound_shipment i
+                      FROM retail_mid.dwd_inventory_inbound_di i
                      WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
                        AND i.site_id = replenish_resolve.site_id AND r.lead_time_mean IS NULL
                      GROUP BY i.shipment_id
@@ -317,14 +320,14 @@ BEGIN ATOMIC
       LEFT JOIN LATERAL (
             SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
               FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
-                      FROM retail_mid.ods_inbound_shipment i
+                      FROM retail_mid.dwd_inventory_inbound_di i
                      WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
                        AND r.lead_time_mean IS NULL AND h1.lead_time_mean IS NULL
                      GROUP BY i.site_id, i.shipment_id
                     HAVING bool_and(i.received_on IS NOT NULL)) s
             HAVING count(*) >= min_shipments AND count(*) > 0) h2 ON true;
 END;
-COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU: source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
+COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU (from the public layer: dwd_inventory_inbound_di, dim_site, dim_product, current versions): source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
 
 -- ----------------------------------------------------------------- the policy from a forecast
 
@@ -453,13 +456,13 @@ BEGIN
                      ON t.brand = replenish_demand_arrays.brand AND t.store_id = p.store_id AND t.sku_id = p.sku_id AND t.dt = d.d::date)
       FROM (SELECT w.store_id, w.sku_id, min(w.dt) AS f
               FROM retail_mid.dws_trade_sku_store_1d w
-              JOIN retail_mid.ods_site s ON s.brand = w.brand AND s.site_id = w.store_id AND s.kind = 'store'
+              JOIN retail_mid.dim_site s ON s.brand = w.brand AND s.site_id = w.store_id AND s.is_current AND s.site_type = 'store'
              WHERE w.brand = replenish_demand_arrays.brand AND w.dt BETWEEN first_day AND last_day AND w.sales_quantity > 0
              GROUP BY w.store_id, w.sku_id) p
      ORDER BY 1, 2;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.replenish_demand_arrays(text, date, date) IS 'Daily units sold per store x SKU as an array from the first sale in [first_day, last_day] to last_day, zero-filled.';
+COMMENT ON FUNCTION retail_mid.replenish_demand_arrays(text, date, date) IS 'Daily units sold per store x SKU (dws_trade_sku_store_1d; stores: current dim_site rows of type store) as an array from the first sale in [first_day, last_day] to last_day, zero-filled.';
 
 CREATE FUNCTION retail_mid.replenish_refresh_forecasts(brand text, as_of date DEFAULT NULL, history_days int4 DEFAULT 365,
                                                        horizon int4 DEFAULT 28, options jsonb DEFAULT NULL)
@@ -478,6 +481,7 @@ BEGIN
     IF v_asof IS NULL THEN
         RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM retail_mid.domain_require_fresh('site', b, NULL, NULL);
     v_job := retail_mid.job_start('replenish_refresh_forecasts', jsonb_build_object('brand', brand, 'as_of', v_asof,
                  'history_days', history_days, 'horizon', horizon, 'options', options));
     DELETE FROM retail_mid.replenish_forecast f WHERE f.brand = b;
@@ -537,11 +541,14 @@ BEGIN
                           WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.dt <= f.made_on
                           ORDER BY i.dt DESC LIMIT 1) inv ON true
      WHERE f.brand = suggested_orders.brand
-       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL))
+       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('inbound', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('site', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('product', suggested_orders.brand, NULL, NULL))
      ORDER BY f.site_id, f.sku_id;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0; 55000 when that DWS is behind the ODS snapshots), cover in days, order quantity in whole packs (NULL when no lead time is known).';
+COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0), cover in days, order quantity in whole packs (NULL when no lead time is known). 55000 when the inventory DWS, the inbound DWD or the site or product DIM is behind the ODS (domain_require_fresh).';
 
 CREATE VIEW retail_mid.replenish_suggested_order AS
 SELECT b.brand, o.* FROM (SELECT DISTINCT f.brand FROM retail_mid.replenish_forecast f) b,
@@ -627,7 +634,7 @@ BEGIN
     END IF;
     FOR r IN
         WITH o AS (SELECT so.*, st.geom FROM retail_mid.suggested_orders(brand, method) so
-                     JOIN retail_mid.ods_site st ON st.brand = suggested_transfers.brand AND st.site_id = so.site_id AND st.kind = 'store'
+                     JOIN retail_mid.dim_site st ON st.brand = suggested_transfers.brand AND st.site_id = so.site_id AND st.is_current AND st.site_type = 'store'
                     WHERE st.geom IS NOT NULL AND so.reorder_point IS NOT NULL),
              give AS (SELECT o.*, floor(o.on_hand - o.reserved - suggested_transfers.cover_days * o.mean_daily_demand) AS excess
                         FROM o WHERE o.cover_days > suggested_transfers.cover_days),
@@ -753,6 +760,7 @@ BEGIN
     END IF;
     v_days := 7 * weeks;
     v_start := v_end - v_days + 1;
+    PERFORM retail_mid.domain_require_fresh(x.d, b, NULL, NULL) FROM unnest(ARRAY['inbound', 'site', 'product']) x(d);
     v_job := retail_mid.job_start('replenish_backtest', jsonb_build_object('brand', brand, 'weeks', weeks, 'method', method,
                  'options', options, 'start', v_start, 'end', v_end));
     -- every store x SKU that sold in the history before the window or in it; y runs from history start to v_end

@@ -67,6 +67,17 @@ SELECT brand, site_id AS store_id, valid_from, valid_to, is_current, site_name A
   FROM retail_mid.dim_site WHERE site_type = 'store';
 COMMENT ON VIEW retail_mid.dim_store IS 'The stores of dim_site (site_type store), every version.';
 
+-- ----------------------------------------------------------------- campaigns
+-- The campaigns as the touch DWD names them (campaign_id trimmed): a view, the ODS campaign list has no history to
+-- keep. What dashboards label campaigns with instead of reading ods_campaign.
+CREATE VIEW retail_mid.dim_campaign AS
+SELECT DISTINCT ON (c.brand, btrim(c.campaign_id))
+       c.brand, btrim(c.campaign_id) AS campaign_id, nullif(btrim(c.name), '') AS campaign_name,
+       nullif(btrim(c.kind), '') AS kind, c.start_date, c.end_date
+  FROM retail_mid.ods_campaign c
+ ORDER BY c.brand, btrim(c.campaign_id), c.campaign_id;
+COMMENT ON VIEW retail_mid.dim_campaign IS 'Marketing campaigns (ods_campaign) keyed as dwd_marketing_touch_di and dws_marketing_campaign_1d key them (campaign_id trimmed; of ids equal once trimmed, the first); brand-isolated like the ODS.';
+
 -- ----------------------------------------------------------------- customers
 CREATE TABLE retail_mid.dim_customer (
     brand            text NOT NULL,
@@ -393,6 +404,10 @@ BEGIN
         ('dim_site', 'status', 'open, closed (closed_on passed) or planned (opened_on in the future), as of the last dim_refresh.'),
         ('dim_site', 'parent_site_id', 'Site that replenishes this one.'), ('dim_site', 'geom', 'Location, WGS84 point.'),
         ('dim_store', 'brand', 'Brand (tenant).'), ('dim_store', 'store_id', 'Store id.'),
+        ('dim_campaign', 'brand', 'Brand.'), ('dim_campaign', 'campaign_id', 'Campaign, trimmed (the key of dwd_marketing_touch_di).'),
+        ('dim_campaign', 'campaign_name', 'Campaign name, trimmed; NULL when the ODS gives none.'),
+        ('dim_campaign', 'kind', 'Campaign kind (ods_campaign.kind), trimmed; NULL when none.'),
+        ('dim_campaign', 'start_date', 'First day of the campaign.'), ('dim_campaign', 'end_date', 'Last day of the campaign.'),
         ('dim_store', 'valid_from', 'First day of this version.'), ('dim_store', 'valid_to', 'Day after the last day of this version.'),
         ('dim_store', 'is_current', 'Whether this is the current version.'), ('dim_store', 'store_name', 'Name.'),
         ('dim_store', 'region', 'Region (see dim_site.region); history kept.'), ('dim_store', 'city', 'City.'),

@@ -152,7 +152,7 @@ BEGIN
            CASE WHEN d.sold > 0 THEN round(i.on_hand * 28 / d.sold, 2) END, i.on_hand <= 0
       FROM retail_mid.ods_inventory_snapshot i
       LEFT JOIN retail_mid.ods_site s ON s.brand = i.brand AND s.site_id = i.site_id
-      LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.ods_inbound_shipment sh
+      LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.dwd_inventory_inbound_di sh
                           WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id
                             AND sh.ordered_on <= i.snapshot_date
                             AND (sh.received_on IS NULL OR sh.received_on > i.snapshot_date)) o ON true
@@ -161,6 +161,22 @@ BEGIN
                             AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
      WHERE i.snapshot_date BETWEEN from_date AND to_date;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    -- inbound lines ordered in the days refreshed count as open orders on later snapshot days too: those days'
+    -- on_order of the pairs whose lines build_dwd_domains rewrote (rm_inbound_touched) follows them
+    IF to_regclass('pg_temp.rm_inbound_touched') IS NOT NULL THEN
+        UPDATE retail_mid.dws_inventory_site_sku_1d i SET on_order = x.on_order
+          FROM (SELECT l.dt, l.brand, l.site_id, l.sku_id,
+                       coalesce((SELECT sum(sh.quantity) FROM retail_mid.dwd_inventory_inbound_di sh
+                                  WHERE sh.brand = l.brand AND sh.site_id = l.site_id AND sh.sku_id = l.sku_id
+                                    AND sh.ordered_on <= l.dt AND (sh.received_on IS NULL OR sh.received_on > l.dt)), 0) AS on_order
+                  FROM retail_mid.dws_inventory_site_sku_1d l
+                 WHERE l.dt > to_date
+                   AND EXISTS (SELECT 1 FROM pg_temp.rm_inbound_touched t
+                                WHERE t.brand = l.brand AND t.site_id = l.site_id AND t.sku_id = l.sku_id)) x
+         WHERE i.dt = x.dt AND i.brand = x.brand AND i.site_id = x.site_id AND i.sku_id = x.sku_id AND i.on_order <> x.on_order;
+        GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+        DROP TABLE pg_temp.rm_inbound_touched;
+    END IF;
 
     -- Member activity as intervals: a sale day s followed by the next sale day s2 makes the member active on
     -- [s, least(s2 - 1, s + 89)] and lapsed on [s + 90, s2 - 1] (open-ended after the last sale day).
@@ -220,7 +236,7 @@ BEGIN
     -- what was read, for the consumers' freshness check (domain_require_fresh)
     DELETE FROM retail_mid.domain_refresh_state s WHERE s.dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
-    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('*', NULL, from_date, to_date) d;
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('dated', NULL, from_date, to_date) d;
     RETURN v_dwd + v_dws;
 END;
 $$;
@@ -229,11 +245,12 @@ COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the beha
 -- ----------------------------------------------------------------- freshness of the domain layer (issue 15)
 -- A consumer of the DWD/DWS must not read a layer that is behind the ODS. refresh_domains records, per domain,
 -- brand and day it rebuilt, a digest of the ODS rows it read (row count and the sum of a hash of every whole row,
--- load_id included); domain_stale_days compares the ODS now with that record. Consumers that load the ODS
+-- load_id included), refresh_dims the same per brand for the sites and products the DIM layer was built from;
+-- domain_stale_days compares the ODS now with that record, so a new, changed, late or deleted row is noticed. Consumers that load the ODS
 -- themselves (load_media_feedback) refresh the days they loaded; consumers that only read (reach, the behaviour and
 -- campaign tags, replenishment) call domain_require_fresh, which fails with 55000 and names the refresh to run.
 CREATE TABLE retail_mid.domain_refresh_state (
-    domain       text        NOT NULL CHECK (domain IN ('behavior', 'touch', 'inventory')),
+    domain       text        NOT NULL CHECK (domain IN ('behavior', 'touch', 'inventory', 'inbound', 'site', 'product')),
     brand        text        NOT NULL,
     dt           date        NOT NULL,
     ods_rows     bigint      NOT NULL,
@@ -241,16 +258,18 @@ CREATE TABLE retail_mid.domain_refresh_state (
     refreshed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (domain, brand, dt)
 );
-COMMENT ON TABLE retail_mid.domain_refresh_state IS 'What refresh_domains read from the ODS, per domain (behavior: ods_behavior_event, touch: ods_campaign_touch, inventory: ods_inventory_snapshot), brand and day: compared with the ODS now by domain_stale_days so that consumers do not read a stale DWD/DWS.';
+COMMENT ON TABLE retail_mid.domain_refresh_state IS 'What refresh_domains read from the ODS, per domain (behavior: ods_behavior_event, touch: ods_campaign_touch, inventory: ods_inventory_snapshot, inbound: ods_inbound_shipment), brand and day, and what refresh_dims read (site: ods_site, product: ods_product; one row per brand, day -infinity): compared with the ODS now by domain_stale_days so that consumers do not read a stale DWD/DWS/DIM.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.domain_refresh_state', '');
-COMMENT ON COLUMN retail_mid.domain_refresh_state.domain IS 'behavior (dwd_behavior_event_di, dws_behavior_customer_1d), touch (dwd_marketing_touch_di, dws_marketing_campaign_1d) or inventory (dws_inventory_site_sku_1d).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.domain IS 'behavior (dwd_behavior_event_di, dws_behavior_customer_1d), touch (dwd_marketing_touch_di, dws_marketing_campaign_1d), inventory (dws_inventory_site_sku_1d), inbound (dwd_inventory_inbound_di, the open orders of dws_inventory_site_sku_1d), site (dim_site) or product (dim_product).';
 COMMENT ON COLUMN retail_mid.domain_refresh_state.brand IS 'Brand.';
-COMMENT ON COLUMN retail_mid.domain_refresh_state.dt IS 'Day (event_time, touched_at or snapshot_date).';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.dt IS 'Day (event_time, touched_at, snapshot_date or ordered_on); -infinity for site and product, which are not split by day.';
 COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_rows IS 'ODS rows of the brand and day when the layer was rebuilt.';
 COMMENT ON COLUMN retail_mid.domain_refresh_state.ods_digest IS 'Sum of hashtextextended(row::text, 0) over those rows: changes when a row is added, removed, changed or reloaded.';
-COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day.';
+COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day (refresh_dims the dimension).';
 
--- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded).
+-- The ODS side of the digest, per domain, brand and day (brand NULL: every brand; a NULL bound: unbounded). which:
+-- one domain, * (all) or dated (the four split by day, what refresh_domains records). site and product are one row
+-- per brand on day -infinity, whatever the bounds.
 CREATE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
 RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -259,30 +278,47 @@ AS $$
 DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
 BEGIN
     -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
-    IF d IN ('behavior', '*') THEN
+    IF d IN ('behavior', '*', 'dated') THEN
         RETURN QUERY
         SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
           FROM retail_mid.ods_behavior_event e
          WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
          GROUP BY e.brand, e.event_time::date;
     END IF;
-    IF d IN ('touch', '*') THEN
+    IF d IN ('touch', '*', 'dated') THEN
         RETURN QUERY
         SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
           FROM retail_mid.ods_campaign_touch t
          WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
          GROUP BY t.brand, t.touched_at::date;
     END IF;
-    IF d IN ('inventory', '*') THEN
+    IF d IN ('inventory', '*', 'dated') THEN
         RETURN QUERY
         SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
           FROM retail_mid.ods_inventory_snapshot i
          WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
          GROUP BY i.brand, i.snapshot_date;
     END IF;
+    IF d IN ('inbound', '*', 'dated') THEN
+        RETURN QUERY
+        SELECT 'inbound'::text, i.brand, i.ordered_on, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inbound_shipment i
+         WHERE (b IS NULL OR i.brand = b) AND i.ordered_on >= lo AND i.ordered_on <= hi
+         GROUP BY i.brand, i.ordered_on;
+    END IF;
+    IF d IN ('site', '*') THEN
+        RETURN QUERY
+        SELECT 'site'::text, x.brand, '-infinity'::date, count(*), sum(hashtextextended(x::text, 0))
+          FROM retail_mid.ods_site x WHERE b IS NULL OR x.brand = b GROUP BY x.brand;
+    END IF;
+    IF d IN ('product', '*') THEN
+        RETURN QUERY
+        SELECT 'product'::text, x.brand, '-infinity'::date, count(*), sum(hashtextextended(x::text, 0))
+          FROM retail_mid.ods_product x WHERE b IS NULL OR x.brand = b GROUP BY x.brand;
+    END IF;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory or * for all), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded), reading only the table of the domain asked for; what refresh_domains records in domain_refresh_state.';
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory, inbound, site, product, * for all or dated for the first four), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded; site and product: one row per brand on day -infinity, whatever the bounds), reading only the tables of the domains asked for; what refresh_domains and refresh_dims record in domain_refresh_state.';
 
 -- Days on which the domain layer is behind the ODS: the ODS digest differs from the recorded one (new, changed
 -- or removed rows), or ODS rows were never refreshed.
@@ -295,28 +331,38 @@ BEGIN ATOMIC
       FULL JOIN (SELECT r.* FROM retail_mid.domain_refresh_state r
                   WHERE domain_stale_days.domain IN (r.domain, '*')
                     AND (domain_stale_days.brand IS NULL OR r.brand = domain_stale_days.brand)
-                    AND r.dt >= coalesce(domain_stale_days.from_date, '-infinity'::date)
-                    AND r.dt <= coalesce(domain_stale_days.to_date, 'infinity'::date)) s
+                    AND (r.domain IN ('site', 'product')
+                         OR r.dt >= coalesce(domain_stale_days.from_date, '-infinity'::date)
+                            AND r.dt <= coalesce(domain_stale_days.to_date, 'infinity'::date))) s
         ON s.domain = o.domain AND s.brand = o.brand AND s.dt = o.dt
      WHERE o.ods_rows IS DISTINCT FROM s.ods_rows OR o.ods_digest IS DISTINCT FROM s.ods_digest
      ORDER BY 1, 2, 3;
 END;
-COMMENT ON FUNCTION retail_mid.domain_stale_days(text, text, date, date) IS 'Days on which a domain (behavior, touch, inventory or *) of a brand (NULL: all) is behind the ODS in [from_date, to_date] (NULL: unbounded): rows added, changed, removed or reloaded since refresh_domains last rebuilt the day, or never refreshed; empty when the layer is current.';
+COMMENT ON FUNCTION retail_mid.domain_stale_days(text, text, date, date) IS 'Days on which a domain (behavior, touch, inventory, inbound, site, product or *) of a brand (NULL: all) is behind the ODS in [from_date, to_date] (NULL: unbounded): rows added, changed, removed or reloaded since refresh_domains last rebuilt the day (refresh_dims the site or product dimension: one row on day -infinity, whatever the bounds), or never refreshed; empty when the layer is current.';
 
 -- For consumers: true when the layer is current for the brand and days, else 55000 with the refresh to run.
 CREATE FUNCTION retail_mid.domain_require_fresh(domain text, brand text, from_date date, to_date date)
 RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint; lo date; hi date;
+DECLARE n bigint; lo date; hi date; v_dims text;
 BEGIN
     IF domain IS NULL THEN
         RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF domain NOT IN ('behavior', 'touch', 'inventory', '*') THEN
+    IF domain NOT IN ('behavior', 'touch', 'inventory', 'inbound', 'site', 'product', '*') THEN
         RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Use behavior, touch, inventory or *.';
+            HINT = 'Use behavior, touch, inventory, inbound, site, product or *.';
     END IF;
-    SELECT count(*), min(s.dt), max(s.dt) INTO n, lo, hi FROM retail_mid.domain_stale_days(domain, brand, from_date, to_date) s;
+    SELECT count(*) FILTER (WHERE s.domain NOT IN ('site', 'product')),
+           min(s.dt) FILTER (WHERE s.domain NOT IN ('site', 'product')), max(s.dt) FILTER (WHERE s.domain NOT IN ('site', 'product')),
+           string_agg(DISTINCT s.domain, ', ') FILTER (WHERE s.domain IN ('site', 'product'))
+      INTO n, lo, hi, v_dims FROM retail_mid.domain_stale_days(domain, brand, from_date, to_date) s;
+    IF v_dims IS NOT NULL THEN
+        RAISE EXCEPTION 'the % dimension of brand % is behind the ODS', v_dims, coalesce(brand, '*')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The ODS rows of that dimension changed (or were never read) after retail_mid.refresh_dims last rebuilt the DIM layer; see retail_mid.domain_stale_days.',
+                  HINT = 'Run SELECT retail_mid.refresh_dims(); (or retail_mid.refresh) and try again.';
+    END IF;
     IF n > 0 THEN
         RAISE EXCEPTION 'the % layer of brand % is behind the ODS on % day(s) between % and %', domain, coalesce(brand, '*'), n, to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD')
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -326,4 +372,22 @@ BEGIN
     RETURN true;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.domain_require_fresh(text, text, date, date) IS 'For consumers of the domain DWD/DWS: true when domain_stale_days is empty for the domain, brand (NULL: all) and days (NULL bounds: unbounded), else an error with SQLSTATE 55000 whose hint names the refresh_domains call to run.';
+COMMENT ON FUNCTION retail_mid.domain_require_fresh(text, text, date, date) IS 'For consumers of the domain DWD/DWS and DIM: true when domain_stale_days is empty for the domain (behavior, touch, inventory, inbound, site, product or *), brand (NULL: all) and days (NULL bounds: unbounded), else an error with SQLSTATE 55000 whose hint names the call to run (refresh_domains over the stale days, or refresh_dims).';
+
+-- The DIM layer with its record: dim_refresh, then the digest of the sites and products it read, so that a consumer
+-- of dim_site / dim_product (replenishment) notices an ODS change made after it. retail_mid.refresh calls it.
+CREATE FUNCTION retail_mid.refresh_dims(as_of date DEFAULT CURRENT_DATE, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    n := retail_mid.dim_refresh(as_of, from_date, to_date);
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.domain IN ('site', 'product');
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('site', NULL, NULL, NULL) d
+    UNION ALL
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('product', NULL, NULL, NULL) d;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_dims(date, date, date) IS 'retail_mid.dim_refresh (same arguments), then records the digest of the ODS sites and products it read in domain_refresh_state (domains site and product), which consumers of dim_site and dim_product check (domain_require_fresh); called by retail_mid.refresh; returns the rows dim_refresh wrote.';

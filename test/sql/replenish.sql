@@ -178,6 +178,11 @@ INSERT INTO retail_mid.ods_inbound_shipment (brand, shipment_id, site_id, sku_id
     ('rpt_test', 'S1', 'C', 'Y', 'SUP1', '2024-01-01', '2024-01-03', 10), ('rpt_test', 'S2', 'C', 'Y', 'SUP1', '2024-01-10', '2024-01-14', 10),
     ('rpt_test', 'S2', 'C', 'Z', 'SUP1', '2024-01-10', '2024-01-14', 10), ('rpt_test', 'S3', 'C', 'Y', 'SUP1', '2024-01-20', '2024-01-26', 10),
     ('rpt_test', 'S4', 'C', 'Y', 'SUP1', '2024-02-01', NULL, 10);
+-- issue 15: replenishment reads the public layer: sites and products from the DIM layer (refresh_dims), shipments
+-- from the inbound DWD (dwd_inventory_inbound_di, refresh_domains over their order days)
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_dims() >= 0 AS dims, retail_mid.refresh_domains('2024-01-01', '2024-02-29') >= 0 AS inbound;
+RESET client_min_messages;
 SELECT source_id, site_id, shipments, lead_time_mean, lead_time_sd FROM retail_mid.replenish_lead_time_history
  WHERE brand = 'rpt_test' ORDER BY 1, 2;
 -- parameters: a brand default, a SKU row for X (packs of 6), a category row for Dairy with the lead time from history
@@ -468,6 +473,9 @@ SELECT d::date, 'rpt_test', 'C', 'Y', 1, 5, 5, 0, 5, 0, 5, 1, '{}'
   FROM generate_series(date '2024-01-01', date '2024-03-14', interval '1 day') d;
 INSERT INTO retail_mid.ods_inbound_shipment (brand, shipment_id, site_id, sku_id, supplier_id, ordered_on, received_on, quantity) VALUES
     ('rpt_test', 'S5', 'C', 'Y', 'SUP1', '2024-03-03', '2024-03-09', 10), ('rpt_test', 'S6', 'C', 'Y', 'SUP1', '2024-03-05', '2024-03-06', 10);
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2024-03-01', '2024-03-31') >= 0 AS inbound;
+RESET client_min_messages;
 SELECT lead_time_mean, abs(lead_time_sd - sqrt(5.2)) < 1e-12 AS sd_ok, lead_time_basis FROM retail_mid.replenish_resolve('rpt_test', 'C', 'Y');
 CREATE TEMP TABLE rpt_bt AS
 SELECT m.mode, l.level, b.*
@@ -504,6 +512,71 @@ SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"service_
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"service_measure": "cycles"}');
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '{"lot_days": -1}');
 SELECT * FROM retail_mid.replenish_backtest('rpt_test', 2, 'normal', '[]');
+
+-- ===== issue 15: the public layer and its freshness =====
+-- the forecasts of the suggested-orders fixture again (X 10 a day in every store, Y 5 a day in C, made 1 March)
+DELETE FROM retail_mid.replenish_forecast WHERE brand = 'rpt_test';
+INSERT INTO retail_mid.replenish_forecast (brand, site_id, sku_id, made_on, result)
+SELECT 'rpt_test', s, 'X', date '2024-03-01', retail_mid.forecast_array(array_fill(10::float8, ARRAY[30]), 28, 7) FROM unnest('{A,B,C,D}'::text[]) s
+UNION ALL SELECT 'rpt_test', 'C', 'Y', '2024-03-01', retail_mid.forecast_array(array_fill(5::float8, ARRAY[30]), 28, 7);
+-- the inbound DWD is the ODS lines of the refreshed days (supplier blank -> NULL), against plain SQL
+SELECT (SELECT count(*) FROM (SELECT brand, shipment_id, site_id, sku_id, nullif(btrim(supplier_id), ''), ordered_on, expected_on, received_on,
+                                     quantity, received_on - ordered_on FROM retail_mid.ods_inbound_shipment WHERE brand = 'rpt_test'
+                              EXCEPT SELECT brand, shipment_id, site_id, sku_id, supplier_id, ordered_on, expected_on, received_on, quantity, lead_time_days
+                                       FROM retail_mid.dwd_inventory_inbound_di WHERE brand = 'rpt_test') x) AS missing,
+       (SELECT count(*) FROM retail_mid.dwd_inventory_inbound_di WHERE brand = 'rpt_test')
+     - (SELECT count(*) FROM retail_mid.ods_inbound_shipment WHERE brand = 'rpt_test') AS extra;
+-- a late receipt: S4 (10 Y into C, ordered 1 February, open) was received on 27 February. The suggested orders see
+-- the inbound layer behind the ODS (55000, the hint names the day), refresh_domains over that day makes them work,
+-- and the open orders of the later snapshot day (1 March) follow: C, Y on order 10 -> 0, position 13 -> 3; S4 now
+-- counts as a received shipment of 26 days, so Y's lead time from the SUP1 history into C (2, 4, 6, 26, 6, 1) is 7.5
+UPDATE retail_mid.ods_inbound_shipment SET received_on = '2024-02-27' WHERE brand = 'rpt_test' AND shipment_id = 'S4';
+SELECT domain, dt, ods_rows, refreshed_rows FROM retail_mid.domain_stale_days('*', 'rpt_test');
+CREATE FUNCTION pg_temp.error_of(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; hint text;
+BEGIN
+    EXECUTE call;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
+    RETURN st || ': ' || msg || E'\nHINT: ' || hint;
+END $$;
+SELECT pg_temp.error_of($$SELECT * FROM retail_mid.suggested_orders('rpt_test')$$) AS suggested_orders;
+SELECT pg_temp.error_of($$SELECT * FROM retail_mid.dash_replenishment$$) AS dash_replenishment;
+SELECT pg_temp.error_of($$SELECT * FROM retail_mid.replenish_backtest('rpt_test', 1)$$) AS backtest;
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2024-02-01', '2024-02-01') >= 0 AS refreshed;
+RESET client_min_messages;
+SELECT site_id, sku_id, snapshot_date, on_hand, on_order, inventory_position, lead_time_mean, round(order_up_to::numeric, 6) AS order_up_to, order_qty,
+       order_qty = ceil(order_up_to - inventory_position) AS order_is_up_to_level
+  FROM retail_mid.suggested_orders('rpt_test') WHERE sku_id = 'Y';
+-- the inventory DWS's open orders = plain SQL over the ODS shipments, on every snapshot day
+SELECT count(*) AS on_order_mismatches
+  FROM retail_mid.dws_inventory_site_sku_1d i
+ WHERE i.brand = 'rpt_test'
+   AND i.on_order <> coalesce((SELECT sum(sh.quantity) FROM retail_mid.ods_inbound_shipment sh
+                                WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id AND sh.ordered_on <= i.dt
+                                  AND (sh.received_on IS NULL OR sh.received_on > i.dt)), 0);
+-- a changed snapshot (not a new day): noticed too; C, X then has 12 on hand, order 30 - 12 = 18 = 3 packs of 6
+UPDATE retail_mid.ods_inventory_snapshot SET on_hand = 12 WHERE brand = 'rpt_test' AND site_id = 'C' AND sku_id = 'X' AND snapshot_date = '2024-03-01';
+SELECT pg_temp.error_of($$SELECT * FROM retail_mid.suggested_orders('rpt_test')$$) AS suggested_orders;
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_domains('2024-03-01', '2024-03-01') >= 0 AS refreshed;
+RESET client_min_messages;
+SELECT site_id, on_hand, order_qty FROM retail_mid.suggested_orders('rpt_test') WHERE sku_id = 'X' AND site_id = 'C';
+-- a changed site (A now served by DC2) and a changed product (Y moved out of Dairy): the DIM layer is behind the
+-- ODS until refresh_dims; then A's source is DC2 and Y in C falls back to the brand default (lead time 2)
+UPDATE retail_mid.ods_site SET parent_site_id = 'DC2' WHERE brand = 'rpt_test' AND site_id = 'A';
+UPDATE retail_mid.ods_product SET category_l2 = 'Chilled' WHERE brand = 'rpt_test' AND sku_id = 'Y';
+SELECT domain, dt, ods_rows, refreshed_rows FROM retail_mid.domain_stale_days('*', 'rpt_test');
+SELECT pg_temp.error_of($$SELECT * FROM retail_mid.suggested_orders('rpt_test')$$) AS suggested_orders;
+SELECT pg_temp.error_of($$SELECT retail_mid.replenish_refresh_forecasts('rpt_test', '2024-03-08', 60, 14)$$) AS refresh_forecasts;
+SET client_min_messages = warning;
+SELECT retail_mid.refresh_dims() >= 0 AS refreshed;
+RESET client_min_messages;
+SELECT count(*) AS stale FROM retail_mid.domain_stale_days('*', 'rpt_test');
+SELECT site_id, sku_id, source_id, rule, lead_time_basis FROM retail_mid.suggested_orders('rpt_test') WHERE site_id = 'A' OR sku_id = 'Y' ORDER BY 1, 2;
+SELECT retail_mid.domain_require_fresh('stock', 'rpt_test', NULL, NULL);
 
 -- clean up the fixture (other tests share the database)
 DELETE FROM retail_mid.dws_trade_sku_store_1d WHERE brand = 'rpt_test';
