@@ -373,7 +373,7 @@ BEGIN
 
     -- 5. stored forecasts (the suggested orders read them), brands with store x SKU sales
     FOR v_brand IN SELECT r.brand, r.as_of AS last_day FROM retail_mid.dws_refresh_state r
-                    WHERE EXISTS (SELECT 1 FROM retail_mid.ods_site s WHERE s.brand = r.brand AND s.kind = 'store')
+                    WHERE EXISTS (SELECT 1 FROM retail_mid.dim_site s WHERE s.brand = r.brand AND s.is_current AND s.site_type = 'store')
                     ORDER BY r.brand LOOP
         v_b_asof := LEAST(as_of, v_brand.last_day);
         v_steps := v_steps + 1;

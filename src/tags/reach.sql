@@ -575,16 +575,17 @@ BEGIN
     IF prefix IS NULL OR prefix ~ '[\s"'']' THEN
         RAISE EXCEPTION 'tag name prefix must not be NULL or contain spaces or quotes' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign c WHERE c.brand = define_campaign_tags.brand)
-       AND NOT EXISTS (SELECT 1 FROM retail_mid.ods_campaign_touch t WHERE t.brand = define_campaign_tags.brand) THEN
-        RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
-    END IF;
     -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
     -- households that received a campaign but are in no other file): the days on which it is behind the brand's
     -- ODS touches are refreshed first (the rules check again when they are evaluated)
     SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
     IF v_from IS NOT NULL THEN
         PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
+    -- the campaigns: dim_campaign and the touch DWD (public layer, issue 15)
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_campaign c WHERE c.brand = define_campaign_tags.brand)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) THEN
+        RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
     END IF;
     INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
     SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
@@ -596,7 +597,7 @@ BEGIN
            format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
                   c.campaign_id, brand),
            'manual', 'brand'
-      FROM (SELECT campaign_id FROM retail_mid.ods_campaign WHERE ods_campaign.brand = define_campaign_tags.brand
+      FROM (SELECT dc.campaign_id FROM retail_mid.dim_campaign dc WHERE dc.brand = define_campaign_tags.brand
             UNION SELECT t.campaign_id FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) c
      CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
     ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
@@ -606,7 +607,7 @@ BEGIN
     RETURN n;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (ods_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (dim_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
 
 -- The percentile of a numeric tag over the values the caller may read, for thresholds like "top 20%":
 -- tag >= tag_percentile(tag, 0.8). percentile_disc returns an actual value, so ties at the threshold are all in.

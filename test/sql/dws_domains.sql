@@ -97,6 +97,18 @@ SELECT count(*) AS stock_rows,
        count(*) FILTER (WHERE d.days_of_cover IS NOT NULL) AS with_cover
   FROM ref_stock r LEFT JOIN retail_mid.dws_inventory_site_sku_1d d ON d.brand = 'dom_test' AND d.dt = r.dt AND d.site_id = r.site_id AND d.sku_id = r.sku_id;
 
+-- inbound DWD: the ODS shipment lines of the refreshed days, supplier trimmed (blank: NULL), lead time received -
+-- ordered; none missing, none extra
+SELECT (SELECT count(*) FROM retail_mid.ods_inbound_shipment WHERE brand = 'dom_test' AND ordered_on BETWEEN '2024-01-01' AND '2024-04-29') AS ods_lines,
+       (SELECT count(*) FROM (SELECT brand, shipment_id, site_id, sku_id, nullif(btrim(supplier_id), ''), ordered_on, expected_on, received_on,
+                                     quantity, received_on - ordered_on
+                                FROM retail_mid.ods_inbound_shipment WHERE brand = 'dom_test' AND ordered_on BETWEEN '2024-01-01' AND '2024-04-29'
+                              EXCEPT SELECT brand, shipment_id, site_id, sku_id, supplier_id, ordered_on, expected_on, received_on, quantity, lead_time_days
+                                       FROM retail_mid.dwd_inventory_inbound_di WHERE brand = 'dom_test') x) AS missing,
+       (SELECT count(*) FROM retail_mid.dwd_inventory_inbound_di WHERE brand = 'dom_test')
+     - (SELECT count(*) FROM retail_mid.ods_inbound_shipment WHERE brand = 'dom_test' AND ordered_on BETWEEN '2024-01-01' AND '2024-04-29') AS extra,
+       (SELECT count(*) FROM retail_mid.dwd_inventory_inbound_di WHERE brand = 'dom_test' AND dt <> ordered_on) AS wrong_day;
+
 -- members against a brute-force definition per day: active = a sale day in dt-89..dt, lapsed = sales only before that
 CREATE TEMP TABLE ref_member AS
 WITH m AS (SELECT c.brand, k.customer_key, coalesce(c.home_store_id, '(none)') AS store_id, coalesce(c.register_channel, '(none)') AS channel,
@@ -128,7 +140,8 @@ CREATE FUNCTION pg_temp.dom_fingerprint() RETURNS text LANGUAGE sql AS $$
         UNION ALL SELECT 'b' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_behavior_customer_1d x WHERE brand = 'dom_test'
         UNION ALL SELECT 'c' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_marketing_campaign_1d x WHERE brand = 'dom_test'
         UNION ALL SELECT 'i' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_inventory_site_sku_1d x WHERE brand = 'dom_test'
-        UNION ALL SELECT 'm' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_member_1d x WHERE brand = 'dom_test') f $$;
+        UNION ALL SELECT 'm' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_member_1d x WHERE brand = 'dom_test'
+        UNION ALL SELECT 's' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dwd_inventory_inbound_di x WHERE brand = 'dom_test') f $$;
 SELECT pg_temp.dom_fingerprint() AS before \gset
 SET client_min_messages = warning;
 SELECT retail_mid.refresh('2024-01-01', '2024-04-29') > 0 AS refreshed_again;
