@@ -9753,3 +9753,1073 @@ GRANT EXECUTE ON FUNCTION retail_mid.shard_add(text, text, int4, text, text, tex
     retail_mid.shard_gather_tags(), retail_mid.shard_assign_keys(text) TO retail_mid_admin;
 REVOKE ALL ON retail_mid.shard_key_import, retail_mid.shard_load_import FROM PUBLIC;
 GRANT SELECT ON retail_mid.shard TO retail_mid_admin;
+
+-- issue 15: the whole public layer, finished. Replenishment reads the public layer (the inbound DWD
+-- dwd_inventory_inbound_di, dim_site and dim_product, current versions) instead of ods_site, ods_product and
+-- ods_inbound_shipment; the freshness record covers inbound shipments (by order day) and the site and product
+-- dimensions (refresh_dims); dim_campaign; dash_campaign_performance reads the touch DWD; define_campaign_tags and
+-- run_daily read the DIM layer. The inbound DWD and the site/product record are empty after the update: the
+-- suggested orders answer 55000 until retail_mid.refresh (or refresh_dims and refresh_domains) has run.
+
+CREATE TABLE retail_mid.dwd_inventory_inbound_di (
+    dt             date          NOT NULL,
+    brand          text          NOT NULL,
+    shipment_id    text          NOT NULL,
+    site_id        text          NOT NULL,
+    sku_id         text          NOT NULL,
+    supplier_id    text,
+    ordered_on     date          NOT NULL,
+    expected_on    date,
+    received_on    date,
+    quantity       numeric(14,3) NOT NULL,
+    lead_time_days int4,
+    PRIMARY KEY (dt, brand, shipment_id, site_id, sku_id)
+);
+-- replenishment looks up the latest shipment of a site (x SKU), the shipments of a source, and the open orders of
+-- a site x SKU (demand/replenish.sql, dws_inventory_site_sku_1d)
+CREATE INDEX ON retail_mid.dwd_inventory_inbound_di (brand, site_id, sku_id, ordered_on);
+CREATE INDEX ON retail_mid.dwd_inventory_inbound_di (brand, supplier_id, site_id);
+COMMENT ON TABLE retail_mid.dwd_inventory_inbound_di IS 'Inbound shipment lines (purchase orders and transfers into a site), one row per ODS line (ods_inbound_shipment), by order day; the supplier is NULL when the source gives none or a blank one; rebuilt per order day by retail_mid.refresh. What replenishment reads for lead times, sources and open orders.';
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_inventory_inbound_di', '');
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.dt IS 'Business date of the line: the order day (ordered_on).';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.shipment_id IS 'Shipment (purchase order or transfer).';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.site_id IS 'Receiving site (store or warehouse).';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.sku_id IS 'SKU.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.supplier_id IS 'Supplier or shipping site, trimmed; NULL when the ODS gives none or a blank one.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.ordered_on IS 'Day the line was ordered.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.expected_on IS 'Day it is expected, if known.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.received_on IS 'Day it was received; NULL while open.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.quantity IS 'Units ordered.';
+COMMENT ON COLUMN retail_mid.dwd_inventory_inbound_di.lead_time_days IS 'received_on - ordered_on in days; NULL while open.';
+
+SELECT retail_mid.secure_brand_table('retail_mid.dwd_inventory_inbound_di');
+SELECT retail_mid.security_grant('retail_mid.dwd_inventory_inbound_di');
+
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; m bigint;
+BEGIN
+    PERFORM retail_mid.assign_customer_keys(array_agg(x.id_type), array_agg(x.id_value), array_agg(x.brand))
+       FROM (SELECT DISTINCT e.id_type, retail_mid.identifier_value(e.id_value) AS id_value, e.brand
+               FROM retail_mid.ods_behavior_event e
+              WHERE e.event_time >= from_date AND e.event_time < to_date + 1
+                AND retail_mid.identifier_value(e.id_value) IS NOT NULL
+             UNION
+             SELECT DISTINCT t.id_type, retail_mid.identifier_value(t.id_value), t.brand
+               FROM retail_mid.ods_campaign_touch t
+              WHERE t.touched_at >= from_date AND t.touched_at < to_date + 1
+                AND retail_mid.identifier_value(t.id_value) IS NOT NULL) x
+      WHERE NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                         WHERE k.id_type = x.id_type AND k.issuer = retail_mid.customer_key_issuer(x.id_type, x.brand)
+                           AND k.id_value = x.id_value);
+
+    DELETE FROM retail_mid.dwd_behavior_event_di WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dwd_behavior_event_di
+    SELECT DISTINCT e.event_time::date, e.brand, k.customer_key, e.event_time, e.event_type, btrim(e.object_attribute),
+           btrim(e.object_value), coalesce(nullif(btrim(e.channel), ''), '(none)'), e.event_count, e.amount
+      FROM retail_mid.ods_behavior_event e
+      JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                AND k.id_value = retail_mid.identifier_value(e.id_value)
+     WHERE e.event_time >= from_date AND e.event_time < to_date + 1;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    DELETE FROM retail_mid.dwd_marketing_touch_di WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dwd_marketing_touch_di
+    SELECT DISTINCT t.touched_at::date, t.brand, btrim(t.campaign_id), k.customer_key,
+           coalesce(nullif(btrim(t.channel), ''), '(none)'), t.touched_at, t.touch_type, btrim(t.coupon_id)
+      FROM retail_mid.ods_campaign_touch t
+      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                AND k.id_value = retail_mid.identifier_value(t.id_value)
+     WHERE t.touched_at >= from_date AND t.touched_at < to_date + 1;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- inbound shipments by order day; the pairs whose lines were deleted or written, before and after
+    CREATE TEMP TABLE IF NOT EXISTS rm_inbound_touched (brand text, site_id text, sku_id text) ON COMMIT DROP;
+    WITH d AS (DELETE FROM retail_mid.dwd_inventory_inbound_di i WHERE i.dt BETWEEN from_date AND to_date
+               RETURNING i.brand, i.site_id, i.sku_id)
+    INSERT INTO rm_inbound_touched SELECT DISTINCT d.brand, d.site_id, d.sku_id FROM d;
+    INSERT INTO retail_mid.dwd_inventory_inbound_di
+    SELECT i.ordered_on, i.brand, i.shipment_id, i.site_id, i.sku_id, nullif(btrim(i.supplier_id), ''), i.ordered_on,
+           i.expected_on, i.received_on, i.quantity, i.received_on - i.ordered_on
+      FROM retail_mid.ods_inbound_shipment i
+     WHERE i.ordered_on BETWEEN from_date AND to_date;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO rm_inbound_touched
+    SELECT DISTINCT i.brand, i.site_id, i.sku_id FROM retail_mid.dwd_inventory_inbound_di i WHERE i.dt BETWEEN from_date AND to_date;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dwd_domains(date, date) IS 'Rebuilds dwd_behavior_event_di, dwd_marketing_touch_di and dwd_inventory_inbound_di for the given days from the ODS (keys for new identifiers first); called by retail_mid.refresh_domains.';
+
+CREATE OR REPLACE FUNCTION retail_mid.build_dws_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    DELETE FROM retail_mid.dws_behavior_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_behavior_customer_1d
+    SELECT e.dt, e.brand, e.customer_key, e.channel,
+           CASE WHEN e.object_attribute = 'sku_id' THEN coalesce(p.category_l1, '(unknown)') ELSE '(none)' END,
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'view'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'cart'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'favorite'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'share'), 0),
+           sum(e.event_count)
+      FROM retail_mid.dwd_behavior_event_di e
+      LEFT JOIN retail_mid.ods_product p ON e.object_attribute = 'sku_id' AND p.brand = e.brand AND p.sku_id = e.object_value
+     WHERE e.dt BETWEEN from_date AND to_date
+     GROUP BY 1, 2, 3, 4, 5;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_marketing_campaign_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_marketing_campaign_1d
+    SELECT dt, brand, campaign_id, channel,
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'sent'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type IN ('exposed', 'clicked', 'redeemed')),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'exposed'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'clicked'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'redeemed'),
+           count(*) FILTER (WHERE touch_type = 'redeemed')
+      FROM retail_mid.dwd_marketing_touch_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, campaign_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_inventory_site_sku_1d
+    SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
+           i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
+           CASE WHEN d.sold > 0 THEN round(i.on_hand * 28 / d.sold, 2) END, i.on_hand <= 0
+      FROM retail_mid.ods_inventory_snapshot i
+      LEFT JOIN retail_mid.ods_site s ON s.brand = i.brand AND s.site_id = i.site_id
+      LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.dwd_inventory_inbound_di sh
+                          WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id
+                            AND sh.ordered_on <= i.snapshot_date
+                            AND (sh.received_on IS NULL OR sh.received_on > i.snapshot_date)) o ON true
+      LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
+                          WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
+                            AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
+     WHERE i.snapshot_date BETWEEN from_date AND to_date;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    -- inbound lines ordered in the days refreshed count as open orders on later snapshot days too: those days'
+    -- on_order of the pairs whose lines build_dwd_domains rewrote (rm_inbound_touched) follows them
+    IF to_regclass('pg_temp.rm_inbound_touched') IS NOT NULL THEN
+        UPDATE retail_mid.dws_inventory_site_sku_1d i SET on_order = x.on_order
+          FROM (SELECT l.dt, l.brand, l.site_id, l.sku_id,
+                       coalesce((SELECT sum(sh.quantity) FROM retail_mid.dwd_inventory_inbound_di sh
+                                  WHERE sh.brand = l.brand AND sh.site_id = l.site_id AND sh.sku_id = l.sku_id
+                                    AND sh.ordered_on <= l.dt AND (sh.received_on IS NULL OR sh.received_on > l.dt)), 0) AS on_order
+                  FROM retail_mid.dws_inventory_site_sku_1d l
+                 WHERE l.dt > to_date
+                   AND EXISTS (SELECT 1 FROM pg_temp.rm_inbound_touched t
+                                WHERE t.brand = l.brand AND t.site_id = l.site_id AND t.sku_id = l.sku_id)) x
+         WHERE i.dt = x.dt AND i.brand = x.brand AND i.site_id = x.site_id AND i.sku_id = x.sku_id AND i.on_order <> x.on_order;
+        GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+        DROP TABLE pg_temp.rm_inbound_touched;
+    END IF;
+
+    -- Member activity as intervals: a sale day s followed by the next sale day s2 makes the member active on
+    -- [s, least(s2 - 1, s + 89)] and lapsed on [s + 90, s2 - 1] (open-ended after the last sale day).
+    DELETE FROM retail_mid.dws_member_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_member ON COMMIT DROP AS
+    SELECT c.brand, k.customer_key, coalesce(nullif(btrim(c.home_store_id), ''), '(none)') AS store_id,
+           coalesce(nullif(btrim(c.register_channel), ''), '(none)') AS channel, c.register_time::date AS registered
+      FROM retail_mid.ods_customer c
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                     AND k.id_value = retail_mid.identifier_value(c.customer_id);
+    CREATE TEMP TABLE rm_member_state ON COMMIT DROP AS
+    SELECT m.brand, m.store_id, m.channel, x.lo, x.hi, x.state
+      FROM (SELECT d.brand, d.customer_key, d.dt AS s,
+                   lead(d.dt) OVER (PARTITION BY d.brand, d.customer_key ORDER BY d.dt) AS s2
+              FROM retail_mid.dws_trade_customer_1d d
+             WHERE d.orders > 0 AND d.dt <= to_date) a
+      JOIN rm_member m ON m.brand = a.brand AND m.customer_key = a.customer_key,
+           LATERAL (VALUES (a.s, least(coalesce(a.s2, 'infinity'::date) - 1, a.s + 89), 'active'),
+                           (a.s + 90, coalesce(a.s2, 'infinity'::date) - 1, 'lapsed')) x(lo, hi, state)
+     WHERE x.lo <= x.hi AND x.hi >= from_date AND x.lo <= to_date;
+    INSERT INTO retail_mid.dws_member_1d
+    SELECT dt, brand, store_id, channel, sum(new_members), sum(active_members), sum(lapsed_members)
+      FROM (SELECT registered AS dt, brand, store_id, channel, count(*) AS new_members, 0 AS active_members, 0 AS lapsed_members
+              FROM rm_member WHERE registered BETWEEN from_date AND to_date
+             GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT g.dt::date, s.brand, s.store_id, s.channel, 0,
+                   count(*) FILTER (WHERE s.state = 'active'), count(*) FILTER (WHERE s.state = 'lapsed')
+              FROM rm_member_state s,
+                   LATERAL generate_series(greatest(s.lo, from_date), least(s.hi, to_date), interval '1 day') g(dt)
+             GROUP BY 1, 2, 3, 4) u
+     GROUP BY dt, brand, store_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DROP TABLE rm_member, rm_member_state;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_domains(date, date) IS 'Rebuilds dws_behavior_customer_1d, dws_marketing_campaign_1d, dws_inventory_site_sku_1d and dws_member_1d for the given days; called by retail_mid.refresh_domains.';
+
+ALTER TABLE retail_mid.domain_refresh_state DROP CONSTRAINT domain_refresh_state_domain_check;
+ALTER TABLE retail_mid.domain_refresh_state ADD CONSTRAINT domain_refresh_state_domain_check
+    CHECK (domain IN ('behavior', 'touch', 'inventory', 'inbound', 'site', 'product'));
+
+COMMENT ON TABLE retail_mid.domain_refresh_state IS 'What refresh_domains read from the ODS, per domain (behavior: ods_behavior_event, touch: ods_campaign_touch, inventory: ods_inventory_snapshot, inbound: ods_inbound_shipment), brand and day, and what refresh_dims read (site: ods_site, product: ods_product; one row per brand, day -infinity): compared with the ODS now by domain_stale_days so that consumers do not read a stale DWD/DWS/DIM.';
+
+COMMENT ON COLUMN retail_mid.domain_refresh_state.domain IS 'behavior (dwd_behavior_event_di, dws_behavior_customer_1d), touch (dwd_marketing_touch_di, dws_marketing_campaign_1d), inventory (dws_inventory_site_sku_1d), inbound (dwd_inventory_inbound_di, the open orders of dws_inventory_site_sku_1d), site (dim_site) or product (dim_product).';
+
+COMMENT ON COLUMN retail_mid.domain_refresh_state.dt IS 'Day (event_time, touched_at, snapshot_date or ordered_on); -infinity for site and product, which are not split by day.';
+
+COMMENT ON COLUMN retail_mid.domain_refresh_state.refreshed_at IS 'When refresh_domains rebuilt the day (refresh_dims the dimension).';
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_dwd bigint; v_dws bigint;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh_domains dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date OR from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh_domains range must be non-empty, finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_dwd := retail_mid.build_dwd_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;
+    v_dws := retail_mid.build_dws_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % domain DWS rows written', v_dws;
+    -- what was read, for the consumers' freshness check (domain_require_fresh)
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('dated', NULL, from_date, to_date) d;
+    RETURN v_dwd + v_dws;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads) and records what it read in domain_refresh_state (the consumers'' freshness check); called by retail_mid.refresh in its transaction; returns rows written.';
+
+CREATE OR REPLACE FUNCTION retail_mid.domain_ods_digest(which text, of_brand text, from_date date, to_date date)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, ods_digest numeric)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE d text := which; b text := of_brand; lo date := coalesce(from_date, '-infinity'); hi date := coalesce(to_date, 'infinity');
+BEGIN
+    -- one table per domain, read only when asked for (a caller may read the snapshots but not the events)
+    IF d IN ('behavior', '*', 'dated') THEN
+        RETURN QUERY
+        SELECT 'behavior'::text, e.brand, e.event_time::date, count(*), sum(hashtextextended(e::text, 0))
+          FROM retail_mid.ods_behavior_event e
+         WHERE (b IS NULL OR e.brand = b) AND e.event_time >= lo AND e.event_time < hi + 1
+         GROUP BY e.brand, e.event_time::date;
+    END IF;
+    IF d IN ('touch', '*', 'dated') THEN
+        RETURN QUERY
+        SELECT 'touch'::text, t.brand, t.touched_at::date, count(*), sum(hashtextextended(t::text, 0))
+          FROM retail_mid.ods_campaign_touch t
+         WHERE (b IS NULL OR t.brand = b) AND t.touched_at >= lo AND t.touched_at < hi + 1
+         GROUP BY t.brand, t.touched_at::date;
+    END IF;
+    IF d IN ('inventory', '*', 'dated') THEN
+        RETURN QUERY
+        SELECT 'inventory'::text, i.brand, i.snapshot_date, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inventory_snapshot i
+         WHERE (b IS NULL OR i.brand = b) AND i.snapshot_date >= lo AND i.snapshot_date <= hi
+         GROUP BY i.brand, i.snapshot_date;
+    END IF;
+    IF d IN ('inbound', '*', 'dated') THEN
+        RETURN QUERY
+        SELECT 'inbound'::text, i.brand, i.ordered_on, count(*), sum(hashtextextended(i::text, 0))
+          FROM retail_mid.ods_inbound_shipment i
+         WHERE (b IS NULL OR i.brand = b) AND i.ordered_on >= lo AND i.ordered_on <= hi
+         GROUP BY i.brand, i.ordered_on;
+    END IF;
+    IF d IN ('site', '*') THEN
+        RETURN QUERY
+        SELECT 'site'::text, x.brand, '-infinity'::date, count(*), sum(hashtextextended(x::text, 0))
+          FROM retail_mid.ods_site x WHERE b IS NULL OR x.brand = b GROUP BY x.brand;
+    END IF;
+    IF d IN ('product', '*') THEN
+        RETURN QUERY
+        SELECT 'product'::text, x.brand, '-infinity'::date, count(*), sum(hashtextextended(x::text, 0))
+          FROM retail_mid.ods_product x WHERE b IS NULL OR x.brand = b GROUP BY x.brand;
+    END IF;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_ods_digest(text, text, date, date) IS 'Rows and digest (sum of hashtextextended of every whole row) of the ODS per domain (which: behavior, touch, inventory, inbound, site, product, * for all or dated for the first four), brand (of_brand; NULL: all) and day in [from_date, to_date] (NULL: unbounded; site and product: one row per brand on day -infinity, whatever the bounds), reading only the tables of the domains asked for; what refresh_domains and refresh_dims record in domain_refresh_state.';
+
+CREATE OR REPLACE FUNCTION retail_mid.domain_stale_days(domain text, brand text DEFAULT NULL, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (domain text, brand text, dt date, ods_rows bigint, refreshed_rows bigint, refreshed_at timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(o.domain, s.domain), coalesce(o.brand, s.brand), coalesce(o.dt, s.dt), coalesce(o.ods_rows, 0), s.ods_rows, s.refreshed_at
+      FROM retail_mid.domain_ods_digest(domain_stale_days.domain, domain_stale_days.brand, domain_stale_days.from_date, domain_stale_days.to_date) o
+      FULL JOIN (SELECT r.* FROM retail_mid.domain_refresh_state r
+                  WHERE domain_stale_days.domain IN (r.domain, '*')
+                    AND (domain_stale_days.brand IS NULL OR r.brand = domain_stale_days.brand)
+                    AND (r.domain IN ('site', 'product')
+                         OR r.dt >= coalesce(domain_stale_days.from_date, '-infinity'::date)
+                            AND r.dt <= coalesce(domain_stale_days.to_date, 'infinity'::date))) s
+        ON s.domain = o.domain AND s.brand = o.brand AND s.dt = o.dt
+     WHERE o.ods_rows IS DISTINCT FROM s.ods_rows OR o.ods_digest IS DISTINCT FROM s.ods_digest
+     ORDER BY 1, 2, 3;
+END;
+COMMENT ON FUNCTION retail_mid.domain_stale_days(text, text, date, date) IS 'Days on which a domain (behavior, touch, inventory, inbound, site, product or *) of a brand (NULL: all) is behind the ODS in [from_date, to_date] (NULL: unbounded): rows added, changed, removed or reloaded since refresh_domains last rebuilt the day (refresh_dims the site or product dimension: one row on day -infinity, whatever the bounds), or never refreshed; empty when the layer is current.';
+
+CREATE OR REPLACE FUNCTION retail_mid.domain_require_fresh(domain text, brand text, from_date date, to_date date)
+RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; lo date; hi date; v_dims text;
+BEGIN
+    IF domain IS NULL THEN
+        RAISE EXCEPTION 'domain must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF domain NOT IN ('behavior', 'touch', 'inventory', 'inbound', 'site', 'product', '*') THEN
+        RAISE EXCEPTION 'unknown domain "%"', domain USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use behavior, touch, inventory, inbound, site, product or *.';
+    END IF;
+    SELECT count(*) FILTER (WHERE s.domain NOT IN ('site', 'product')),
+           min(s.dt) FILTER (WHERE s.domain NOT IN ('site', 'product')), max(s.dt) FILTER (WHERE s.domain NOT IN ('site', 'product')),
+           string_agg(DISTINCT s.domain, ', ') FILTER (WHERE s.domain IN ('site', 'product'))
+      INTO n, lo, hi, v_dims FROM retail_mid.domain_stale_days(domain, brand, from_date, to_date) s;
+    IF v_dims IS NOT NULL THEN
+        RAISE EXCEPTION 'the % dimension of brand % is behind the ODS', v_dims, coalesce(brand, '*')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The ODS rows of that dimension changed (or were never read) after retail_mid.refresh_dims last rebuilt the DIM layer; see retail_mid.domain_stale_days.',
+                  HINT = 'Run SELECT retail_mid.refresh_dims(); (or retail_mid.refresh) and try again.';
+    END IF;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'the % layer of brand % is behind the ODS on % day(s) between % and %', domain, coalesce(brand, '*'), n, to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The ODS rows of those days changed (or were never refreshed) after retail_mid.refresh_domains last rebuilt them; see retail_mid.domain_stale_days.',
+                  HINT = format('Run SELECT retail_mid.refresh_domains(%L, %L); (or retail_mid.refresh over those days) and try again.', to_char(lo, 'YYYY-MM-DD'), to_char(hi, 'YYYY-MM-DD'));
+    END IF;
+    RETURN true;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.domain_require_fresh(text, text, date, date) IS 'For consumers of the domain DWD/DWS and DIM: true when domain_stale_days is empty for the domain (behavior, touch, inventory, inbound, site, product or *), brand (NULL: all) and days (NULL bounds: unbounded), else an error with SQLSTATE 55000 whose hint names the call to run (refresh_domains over the stale days, or refresh_dims).';
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh_dims(as_of date DEFAULT CURRENT_DATE, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint;
+BEGIN
+    n := retail_mid.dim_refresh(as_of, from_date, to_date);
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.domain IN ('site', 'product');
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('site', NULL, NULL, NULL) d
+    UNION ALL
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('product', NULL, NULL, NULL) d;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_dims(date, date, date) IS 'retail_mid.dim_refresh (same arguments), then records the digest of the ODS sites and products it read in domain_refresh_state (domains site and product), which consumers of dim_site and dim_product check (domain_require_fresh); called by retail_mid.refresh; returns the rows dim_refresh wrote.';
+
+CREATE VIEW retail_mid.dim_campaign AS
+SELECT DISTINCT ON (c.brand, btrim(c.campaign_id))
+       c.brand, btrim(c.campaign_id) AS campaign_id, nullif(btrim(c.name), '') AS campaign_name,
+       nullif(btrim(c.kind), '') AS kind, c.start_date, c.end_date
+  FROM retail_mid.ods_campaign c
+ ORDER BY c.brand, btrim(c.campaign_id), c.campaign_id;
+COMMENT ON VIEW retail_mid.dim_campaign IS 'Marketing campaigns (ods_campaign) keyed as dwd_marketing_touch_di and dws_marketing_campaign_1d key them (campaign_id trimmed; of ids equal once trimmed, the first); brand-isolated like the ODS.';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.brand IS 'Brand.';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.campaign_id IS 'Campaign, trimmed (the key of dwd_marketing_touch_di).';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.campaign_name IS 'Campaign name, trimmed; NULL when the ODS gives none.';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.kind IS 'Campaign kind (ods_campaign.kind), trimmed; NULL when none.';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.start_date IS 'First day of the campaign.';
+
+COMMENT ON COLUMN retail_mid.dim_campaign.end_date IS 'Last day of the campaign.';
+
+ALTER VIEW retail_mid.dim_campaign SET (security_invoker = true);
+SELECT retail_mid.security_grant('retail_mid.dim_campaign');
+
+COMMENT ON TABLE retail_mid.replenish_parameter IS 'Replenishment parameters per brand, source (supplier or shipping site) and item (SKU, category or *). For a store x SKU the most specific row wins: SKU, then category level 4, 3, 2, 1, then *; among rows of equal item specificity one naming the store''s source beats source *. A NULL lead time means: estimate it from the inbound shipments (dwd_inventory_inbound_di).';
+
+COMMENT ON COLUMN retail_mid.replenish_parameter.source_id IS 'Supplier or shipping site (dwd_inventory_inbound_di.supplier_id, or the store''s parent_site_id in dim_site), * for any.';
+
+CREATE OR REPLACE VIEW retail_mid.replenish_lead_time_history AS
+SELECT brand, source_id, coalesce(site_id, '*')::text AS site_id, count(*)::int4 AS shipments,
+       avg(days)::float8 AS lead_time_mean, coalesce(stddev_samp(days), 0)::float8 AS lead_time_sd,
+       min(ordered_on) AS first_ordered_on, max(received_on) AS last_received_on
+  FROM (SELECT brand, supplier_id AS source_id, site_id, shipment_id, min(ordered_on) AS ordered_on,
+               max(received_on) AS received_on, max(received_on) - min(ordered_on) AS days
+          FROM retail_mid.dwd_inventory_inbound_di
+         WHERE supplier_id IS NOT NULL
+         GROUP BY brand, supplier_id, site_id, shipment_id
+        HAVING bool_and(received_on IS NOT NULL)) s
+ GROUP BY GROUPING SETS ((brand, source_id, site_id), (brand, source_id));
+COMMENT ON VIEW retail_mid.replenish_lead_time_history IS 'Observed lead times (received - ordered, days) per source and receiving site, and per source over all sites (site_id *), from fully received inbound shipments (dwd_inventory_inbound_di).';
+
+ALTER VIEW retail_mid.replenish_lead_time_history SET (security_invoker = true);
+
+CREATE OR REPLACE FUNCTION retail_mid.replenish_shipment_lead_times(brand text, source_id text)
+RETURNS TABLE (site_id text, shipment_id text, ordered_on date, received_on date, days int4)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT i.site_id, i.shipment_id, min(i.ordered_on), max(i.received_on), (max(i.received_on) - min(i.ordered_on))::int4
+      FROM retail_mid.dwd_inventory_inbound_di i
+     WHERE i.brand = replenish_shipment_lead_times.brand AND i.supplier_id = replenish_shipment_lead_times.source_id
+     GROUP BY i.site_id, i.shipment_id
+    HAVING bool_and(i.received_on IS NOT NULL)
+     ORDER BY 3, 2, 1;
+END;
+COMMENT ON FUNCTION retail_mid.replenish_shipment_lead_times(text, text) IS 'Fully received inbound shipments of a source (supplier) per receiving site (dwd_inventory_inbound_di): earliest order day, latest receipt day and the lead time in days between them.';
+
+CREATE OR REPLACE FUNCTION retail_mid.replenish_resolve(brand text, site_id text, sku_id text, min_shipments int4 DEFAULT 3)
+RETURNS TABLE (source_id text, rule text, lead_time_mean float8, lead_time_sd float8, lead_time_basis text,
+               review_period int4, pack_size float8, min_order_qty float8, service_level float8, service_measure text,
+               lot_days int4, unit_margin float8)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT src.source_id,
+           CASE WHEN r.brand IS NULL THEN 'default' ELSE format('source=%s sku=%s category=%s', r.source_id, r.sku_id, r.category) END,
+           coalesce(r.lead_time_mean, h1.lead_time_mean, h2.lead_time_mean),
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN coalesce(r.lead_time_sd, 0)
+                ELSE coalesce(h1.lead_time_sd, h2.lead_time_sd) END,
+           CASE WHEN r.lead_time_mean IS NOT NULL THEN 'parameter'
+                WHEN h1.lead_time_mean IS NOT NULL THEN 'history (source, site)'
+                WHEN h2.lead_time_mean IS NOT NULL THEN 'history (source)' ELSE 'none' END,
+           coalesce(r.review_period, 7), coalesce(r.pack_size, 1), coalesce(r.min_order_qty, 0), coalesce(r.service_level, 0.95),
+           coalesce(r.service_measure, 'cycle'), coalesce(r.lot_days, 0), r.unit_margin
+      FROM (SELECT coalesce(
+                (SELECT i.supplier_id FROM retail_mid.dwd_inventory_inbound_di i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id
+                    AND i.sku_id = replenish_resolve.sku_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT i.supplier_id FROM retail_mid.dwd_inventory_inbound_di i
+                  WHERE i.brand = replenish_resolve.brand AND i.site_id = replenish_resolve.site_id AND i.supplier_id IS NOT NULL
+                  ORDER BY i.ordered_on DESC, i.shipment_id DESC LIMIT 1),
+                (SELECT st.parent_site_id FROM retail_mid.dim_site st
+                  WHERE st.brand = replenish_resolve.brand AND st.site_id = replenish_resolve.site_id AND st.is_current),
+                '*') AS source_id) src
+      LEFT JOIN LATERAL (
+            SELECT p.*
+              FROM retail_mid.replenish_parameter p
+              LEFT JOIN retail_mid.dim_product pr ON pr.brand = replenish_resolve.brand AND pr.sku_id = replenish_resolve.sku_id AND pr.is_current
+             WHERE p.brand = replenish_resolve.brand AND p.source_id IN (src.source_id, '*')
+               AND p.sku_id IN (replenish_resolve.sku_id, '*')
+               AND (p.category = '*' OR p.category IN (pr.category_l1, pr.category_l2, pr.category_l3, pr.category_l4))
+             ORDER BY CASE WHEN p.sku_id <> '*' THEN 5 WHEN p.category = '*' THEN 0
+                           WHEN p.category = pr.category_l4 THEN 4 WHEN p.category = pr.category_l3 THEN 3
+                           WHEN p.category = pr.category_l2 THEN 2 ELSE 1 END DESC,
+                      (p.source_id <> '*') DESC
+             LIMIT 1) r ON true
+      -- the history of replenish_lead_time_history, computed for this source only and only when needed (no
+      -- parameter lead time; all sites only when the site has too few shipments): the suggested orders call this
+      -- once per store x SKU
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.dwd_inventory_inbound_di i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND i.site_id = replenish_resolve.site_id AND r.lead_time_mean IS NULL
+                     GROUP BY i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h1 ON true
+      LEFT JOIN LATERAL (
+            SELECT avg(s.days)::float8 AS lead_time_mean, coalesce(stddev_samp(s.days), 0)::float8 AS lead_time_sd
+              FROM (SELECT max(i.received_on) - min(i.ordered_on) AS days
+                      FROM retail_mid.dwd_inventory_inbound_di i
+                     WHERE i.brand = replenish_resolve.brand AND i.supplier_id = src.source_id
+                       AND r.lead_time_mean IS NULL AND h1.lead_time_mean IS NULL
+                     GROUP BY i.site_id, i.shipment_id
+                    HAVING bool_and(i.received_on IS NOT NULL)) s
+            HAVING count(*) >= min_shipments AND count(*) > 0) h2 ON true;
+END;
+COMMENT ON FUNCTION retail_mid.replenish_resolve(text, text, text, int4) IS 'Replenishment parameters in force for one site x SKU (from the public layer: dwd_inventory_inbound_di, dim_site, dim_product, current versions): source, the winning replenish_parameter row (or default: review 7 days, pack 1, no minimum, cycle service level 0.95, lot 0 days, margin unknown), the lead time and where it came from (parameter, history of source and site, history of source, none).';
+
+CREATE OR REPLACE FUNCTION retail_mid.replenish_demand_arrays(brand text, first_day date, last_day date)
+RETURNS TABLE (site_id text, sku_id text, first_sale date, y float8[])
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF first_day IS NULL OR last_day IS NULL THEN
+        RAISE EXCEPTION 'replenish_demand_arrays dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF first_day > last_day THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range is empty: first_day % is after last_day %', first_day, last_day
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- as retail_mid.refresh: an infinite or longer window would run until cancelled
+    IF NOT isfinite(first_day) OR NOT isfinite(last_day) OR last_day - first_day > 36600 THEN
+        RAISE EXCEPTION 'replenish_demand_arrays range must be finite and at most 100 years' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got first_day %s and last_day %s.', first_day, last_day);
+    END IF;
+    RETURN QUERY
+    SELECT p.store_id, p.sku_id, p.f,
+           (SELECT array_agg(coalesce(t.sales_quantity, 0)::float8 ORDER BY d.d)
+              FROM generate_series(p.f, last_day, interval '1 day') d(d)
+              LEFT JOIN retail_mid.dws_trade_sku_store_1d t
+                     ON t.brand = replenish_demand_arrays.brand AND t.store_id = p.store_id AND t.sku_id = p.sku_id AND t.dt = d.d::date)
+      FROM (SELECT w.store_id, w.sku_id, min(w.dt) AS f
+              FROM retail_mid.dws_trade_sku_store_1d w
+              JOIN retail_mid.dim_site s ON s.brand = w.brand AND s.site_id = w.store_id AND s.is_current AND s.site_type = 'store'
+             WHERE w.brand = replenish_demand_arrays.brand AND w.dt BETWEEN first_day AND last_day AND w.sales_quantity > 0
+             GROUP BY w.store_id, w.sku_id) p
+     ORDER BY 1, 2;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.replenish_demand_arrays(text, date, date) IS 'Daily units sold per store x SKU (dws_trade_sku_store_1d; stores: current dim_site rows of type store) as an array from the first sale in [first_day, last_day] to last_day, zero-filled.';
+
+CREATE OR REPLACE FUNCTION retail_mid.replenish_refresh_forecasts(brand text, as_of date DEFAULT NULL, history_days int4 DEFAULT 365,
+                                                       horizon int4 DEFAULT 28, options jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_asof date := as_of; v_n bigint; b text := brand;
+BEGIN
+    IF brand IS NULL OR history_days IS NULL OR horizon IS NULL THEN
+        RAISE EXCEPTION 'brand, history_days and horizon must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF history_days < 7 OR history_days > 3660 THEN
+        RAISE EXCEPTION 'history_days must be between 7 and 3660' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_asof := coalesce(v_asof, (SELECT max(dt) FROM retail_mid.dws_trade_sku_store_1d d WHERE d.brand = b));
+    IF v_asof IS NULL THEN
+        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM retail_mid.domain_require_fresh('site', b, NULL, NULL);
+    v_job := retail_mid.job_start('replenish_refresh_forecasts', jsonb_build_object('brand', brand, 'as_of', v_asof,
+                 'history_days', history_days, 'horizon', horizon, 'options', options));
+    DELETE FROM retail_mid.replenish_forecast f WHERE f.brand = b;
+    INSERT INTO retail_mid.replenish_forecast (brand, site_id, sku_id, made_on, result)
+    SELECT b, a.site_id, a.sku_id, v_asof, retail_mid.forecast_array(a.y, horizon, 7, options)
+      FROM retail_mid.replenish_demand_arrays(b, v_asof - history_days + 1, v_asof) a;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    RAISE NOTICE 'replenish_refresh_forecasts: % store x SKU series forecast as of %', v_n, v_asof;
+    PERFORM retail_mid.job_finish(v_job, v_n, jsonb_build_object('series', v_n, 'as_of', v_asof));
+    RETURN v_n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.replenish_refresh_forecasts(text, date, int4, int4, jsonb) IS 'Replaces a brand''s rows of replenish_forecast: forecast_array (daily, weekly season) of each store x SKU that sold in the history_days before as_of (default: the last day with sales), zero-filled up to as_of. Logged in job_log.';
+
+CREATE OR REPLACE FUNCTION retail_mid.suggested_orders(brand text, method text DEFAULT 'normal', min_shipments int4 DEFAULT 3)
+RETURNS TABLE (site_id text, sku_id text, as_of date, source_id text, rule text, lead_time_basis text,
+               lead_time_mean float8, lead_time_sd float8, review_period int4, service_level float8,
+               service_measure text, lot_days int4, mean_daily_demand float8, sigma_daily float8, lead_time_demand float8,
+               safety_stock_normal float8, reorder_point_normal float8,
+               safety_stock_quantile float8, reorder_point_quantile float8,
+               reorder_point float8, order_up_to float8,
+               snapshot_date date, on_hand float8, on_order float8, reserved float8, inventory_position float8,
+               cover_days float8, pack_size float8, min_order_qty float8, order_qty float8, unit_margin float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp SET jit = off
+-- (jit off: one row per store x SKU through lateral functions costs much and runs fast; compiling it took longer
+-- than running it, 10 of the 15 seconds of dash_replenishment on the demo brand)
+AS $$
+BEGIN
+    IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
+        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT f.site_id, f.sku_id, f.made_on, p.source_id, p.rule, p.lead_time_basis,
+           p.lead_time_mean, p.lead_time_sd, p.review_period, p.service_level, p.service_measure, p.lot_days,
+           pol.mean_daily_demand, pol.sigma_daily, pol.lead_time_demand,
+           pol.safety_stock_normal, pol.reorder_point_normal, pol.safety_stock_quantile, pol.reorder_point_quantile,
+           x.rop, x.s,
+           inv.snapshot_date, coalesce(inv.on_hand, 0), coalesce(inv.on_order, 0), coalesce(inv.reserved, 0),
+           coalesce(inv.on_hand, 0) + coalesce(inv.on_order, 0) - coalesce(inv.reserved, 0),
+           CASE WHEN pol.mean_daily_demand > 0 THEN (coalesce(inv.on_hand, 0) - coalesce(inv.reserved, 0)) / pol.mean_daily_demand
+                WHEN coalesce(inv.on_hand, 0) - coalesce(inv.reserved, 0) > 0 THEN 'Infinity'::float8 ELSE 0 END,
+           p.pack_size, p.min_order_qty,
+           retail_mid.order_quantity(coalesce(inv.on_hand, 0), coalesce(inv.on_order, 0), coalesce(inv.reserved, 0),
+                                     x.rop, x.s, p.pack_size, p.min_order_qty),
+           p.unit_margin
+      FROM retail_mid.replenish_forecast f
+      CROSS JOIN LATERAL retail_mid.replenish_resolve(f.brand, f.site_id, f.sku_id, min_shipments) p
+      LEFT JOIN LATERAL (SELECT q.* FROM retail_mid.replenish_policy(f.result, p.lead_time_mean, p.lead_time_sd,
+                                                                      p.review_period, p.service_level, p.service_measure, p.lot_days) q
+                          WHERE p.lead_time_mean IS NOT NULL) pol ON true
+      LEFT JOIN LATERAL (SELECT CASE method WHEN 'normal' THEN pol.reorder_point_normal ELSE pol.reorder_point_quantile END AS rop,
+                                CASE method WHEN 'normal' THEN pol.order_up_to_normal ELSE pol.order_up_to_quantile END AS s) x ON true
+      LEFT JOIN LATERAL (SELECT i.dt AS snapshot_date, i.on_hand::float8 AS on_hand, i.on_order::float8 AS on_order, i.reserved::float8 AS reserved
+                           FROM retail_mid.dws_inventory_site_sku_1d i
+                          WHERE i.brand = f.brand AND i.site_id = f.site_id AND i.sku_id = f.sku_id AND i.dt <= f.made_on
+                          ORDER BY i.dt DESC LIMIT 1) inv ON true
+     WHERE f.brand = suggested_orders.brand
+       AND (SELECT retail_mid.domain_require_fresh('inventory', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('inbound', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('site', suggested_orders.brand, NULL, NULL)
+               AND retail_mid.domain_require_fresh('product', suggested_orders.brand, NULL, NULL))
+     ORDER BY f.site_id, f.sku_id;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.suggested_orders(text, text, int4) IS 'Suggested order per store x SKU of a brand: stored forecast, parameters in force (replenish_resolve), safety stock and reorder point by both methods, the one of method (normal | quantile) driving reorder point, order-up-to level and the order, stock (on hand, open inbound orders, reserved) from the latest day of the inventory DWS (dws_inventory_site_sku_1d) on or before the forecast day (none: 0), cover in days, order quantity in whole packs (NULL when no lead time is known). 55000 when the inventory DWS, the inbound DWD or the site or product DIM is behind the ODS (domain_require_fresh).';
+
+CREATE OR REPLACE FUNCTION retail_mid.suggested_transfers(brand text, cover_days float8 DEFAULT 28, method text DEFAULT 'normal',
+                                               max_distance_m float8 DEFAULT NULL)
+RETURNS TABLE (sku_id text, from_site_id text, to_site_id text, distance_m float8, quantity float8,
+               from_cover_days float8, from_excess float8, to_need float8, pack_size float8, transfer_cost float8,
+               margin float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record; v_sku text; v_give jsonb; v_need jsonb; v_q float8; v_cost float8;
+BEGIN
+    IF cover_days IS NULL OR NOT (cover_days >= 0 AND cover_days < 'Infinity') THEN
+        RAISE EXCEPTION 'cover_days must be a finite number of days, not negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_distance_m IS NOT NULL AND NOT (max_distance_m >= 0) THEN
+        RAISE EXCEPTION 'max_distance_m must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR r IN
+        WITH o AS (SELECT so.*, st.geom FROM retail_mid.suggested_orders(brand, method) so
+                     JOIN retail_mid.dim_site st ON st.brand = suggested_transfers.brand AND st.site_id = so.site_id AND st.is_current AND st.site_type = 'store'
+                    WHERE st.geom IS NOT NULL AND so.reorder_point IS NOT NULL),
+             give AS (SELECT o.*, floor(o.on_hand - o.reserved - suggested_transfers.cover_days * o.mean_daily_demand) AS excess
+                        FROM o WHERE o.cover_days > suggested_transfers.cover_days),
+             need AS (SELECT o.*, ceil(o.order_up_to - o.inventory_position) AS need
+                        FROM o WHERE o.inventory_position < o.reorder_point)
+        SELECT g.sku_id, g.site_id AS from_site, n.site_id AS to_site,
+               ST_Distance(g.geom::geography, n.geom::geography) AS dist, g.cover_days AS cov, g.excess, n.need,
+               coalesce(l.pack_size, 1) AS pack, coalesce(l.cost_per_unit, 0) AS cpu, coalesce(l.cost_per_transfer, 0) AS cpt,
+               n.unit_margin
+          FROM give g JOIN need n ON n.sku_id = g.sku_id AND n.site_id <> g.site_id
+          LEFT JOIN LATERAL (SELECT * FROM retail_mid.replenish_transfer_lane l
+                              WHERE l.brand = suggested_transfers.brand AND l.from_site_id IN (g.site_id, '*') AND l.to_site_id IN (n.site_id, '*')
+                              ORDER BY (l.from_site_id <> '*') DESC, (l.to_site_id <> '*') DESC LIMIT 1) l ON true
+         WHERE g.excess > 0 AND n.need > 0
+           AND (max_distance_m IS NULL OR ST_DWithin(g.geom::geography, n.geom::geography, max_distance_m))
+         ORDER BY g.sku_id, dist, g.site_id, n.site_id
+    LOOP
+        IF v_sku IS DISTINCT FROM r.sku_id THEN
+            v_sku := r.sku_id; v_give := '{}'; v_need := '{}';
+        END IF;
+        v_q := least(coalesce((v_give ->> r.from_site)::float8, r.excess), coalesce((v_need ->> r.to_site)::float8, r.need));
+        -- whole packs of the lane, never more than the donor can give (the 1e-9 keeps an exact multiple whole)
+        v_q := floor(v_q / r.pack + 1e-9) * r.pack;
+        CONTINUE WHEN v_q <= 0;
+        v_cost := r.cpt + r.cpu * v_q;
+        CONTINUE WHEN r.unit_margin IS NOT NULL AND v_cost > r.unit_margin * v_q;
+        v_give := jsonb_set(v_give, ARRAY[r.from_site], to_jsonb(coalesce((v_give ->> r.from_site)::float8, r.excess) - v_q));
+        v_need := jsonb_set(v_need, ARRAY[r.to_site], to_jsonb(coalesce((v_need ->> r.to_site)::float8, r.need) - v_q));
+        sku_id := r.sku_id; from_site_id := r.from_site; to_site_id := r.to_site; distance_m := r.dist; quantity := v_q;
+        from_cover_days := r.cov; from_excess := r.excess; to_need := r.need; pack_size := r.pack; transfer_cost := v_cost;
+        margin := r.unit_margin * v_q;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.suggested_transfers(text, float8, text, float8) IS 'Stock moves between stores of a brand: stores with more than cover_days of free stock give the units above cover_days of forecast demand to stores below their reorder point (up to their order-up-to level), pairs of the same SKU nearest first (PostGIS geography distance, optionally within max_distance_m), never more than the giver''s excess or the receiver''s need, rounded down to the lane''s packs (replenish_transfer_lane); a pair whose cost (per transfer + per unit) exceeds the margin of the units moved (receiver''s unit_margin) is skipped. Returns the lane''s pack size, the transfer''s cost and that margin (NULL when unknown).';
+
+CREATE OR REPLACE FUNCTION retail_mid.replenish_backtest(brand text, weeks int4 DEFAULT 8, method text DEFAULT 'normal',
+                                              options jsonb DEFAULT '{}')
+RETURNS TABLE (site_id text, sku_id text, days int4, lead_time_days int4, lead_time_model text, review_period int4,
+               service_measure text, service_level float8, demand float8,
+               sold float8, lost float8, fill_rate float8, days_out_of_stock int4, days_with_lost_sales int4,
+               avg_on_hand float8, orders int4, units_ordered float8, cycles int4, stockout_cycles int4,
+               cycle_service_level float8)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b text := brand; v_job bigint; v_end date; v_start date; v_hist int; v_h int; v_opts jsonb; v_max int;
+    v_n int := 0; v_total int; r record; v_sim record; v_rop float8[]; v_S float8[]; v_dem float8[]; v_first int;
+    v_lt int; v_k int; v_pol record; v_res jsonb; v_tot_d float8 := 0; v_tot_s float8 := 0; v_tot_oos bigint := 0;
+    v_tot_days bigint := 0; v_tot_inv float8 := 0; v_tot_lost_days bigint := 0; v_tot_orders bigint := 0; v_tot_units float8 := 0;
+    v_tot_cycles bigint := 0; v_tot_so bigint := 0; v_mode text; v_seed bigint; v_measure text; v_level float8;
+    v_min_ship int; v_lot int; v_lts int4[]; v_replay record; v_model text; v_days int;
+BEGIN
+    IF brand IS NULL OR weeks IS NULL OR options IS NULL THEN
+        RAISE EXCEPTION 'brand, weeks and options must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF weeks < 1 OR weeks > 104 THEN
+        RAISE EXCEPTION 'weeks must be between 1 and 104' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF method IS NULL OR method NOT IN ('normal', 'quantile') THEN
+        RAISE EXCEPTION 'method must be normal or quantile' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION 'replenish_backtest options must be a json object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_object_keys(options) k WHERE k NOT IN ('history_days', 'horizon', 'forecast', 'max_series', 'end_date',
+                                                                          'min_shipments', 'lead_time', 'seed', 'service_level', 'service_measure', 'lot_days')) THEN
+        RAISE EXCEPTION 'unknown replenish_backtest option' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Options: history_days, horizon, forecast, max_series, end_date, min_shipments, lead_time, seed, service_level, service_measure, lot_days.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM jsonb_each(options) e WHERE e.value = 'null'::jsonb) THEN
+        RAISE EXCEPTION 'replenish_backtest options must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    BEGIN
+        v_hist := coalesce((options ->> 'history_days')::int, 365);
+        v_h := coalesce((options ->> 'horizon')::int, 28);
+        v_max := (options ->> 'max_series')::int;
+        v_seed := coalesce((options ->> 'seed')::bigint, 1);
+        v_level := (options ->> 'service_level')::float8;
+        v_min_ship := coalesce((options ->> 'min_shipments')::int, 3);
+        v_end := (options ->> 'end_date')::date;
+        v_lot := (options ->> 'lot_days')::int;
+    EXCEPTION WHEN data_exception THEN
+        RAISE EXCEPTION 'malformed replenish_backtest option value' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('options: %s', options), HINT = 'history_days, horizon, max_series, seed, min_shipments and lot_days are integers, service_level a number, end_date a date.';
+    END;
+    v_opts := options -> 'forecast';
+    v_mode := coalesce(options ->> 'lead_time', 'normal');
+    IF v_mode NOT IN ('mean', 'normal', 'history') THEN
+        RAISE EXCEPTION 'lead_time must be mean, normal or history' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', v_mode);
+    END IF;
+    v_measure := options ->> 'service_measure';
+    IF v_measure IS NOT NULL AND v_measure NOT IN ('cycle', 'fill_rate') THEN
+        RAISE EXCEPTION 'service_measure must be cycle or fill_rate' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_level IS NOT NULL AND NOT (v_level > 0 AND v_level < 1) THEN
+        RAISE EXCEPTION 'service_level must be strictly between 0 and 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_lot IS NOT NULL AND (v_lot < 0 OR v_lot > 365) THEN
+        RAISE EXCEPTION 'lot_days must be between 0 and 365' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_max IS NOT NULL AND v_max < 1 OR v_min_ship < 1 THEN
+        RAISE EXCEPTION 'max_series and min_shipments must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_end := coalesce(v_end, (SELECT max(dt) FROM retail_mid.dws_trade_sku_store_1d d WHERE d.brand = b));
+    IF v_end IS NULL THEN
+        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d', brand USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_hist < 7 OR v_hist > 3660 OR v_h < 2 OR v_h > 366 THEN
+        RAISE EXCEPTION 'history_days must be between 7 and 3660 and horizon between 2 and 366' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_days := 7 * weeks;
+    v_start := v_end - v_days + 1;
+    PERFORM retail_mid.domain_require_fresh(x.d, b, NULL, NULL) FROM unnest(ARRAY['inbound', 'site', 'product']) x(d);
+    v_job := retail_mid.job_start('replenish_backtest', jsonb_build_object('brand', brand, 'weeks', weeks, 'method', method,
+                 'options', options, 'start', v_start, 'end', v_end));
+    -- every store x SKU that sold in the history before the window or in it; y runs from history start to v_end
+    CREATE TEMP TABLE rm_bt_series ON COMMIT DROP AS
+    SELECT a.site_id, a.sku_id, a.first_sale, a.y
+      FROM retail_mid.replenish_demand_arrays(b, v_start - v_hist, v_end) a
+     ORDER BY (SELECT sum(x) FROM unnest(a.y) x) DESC, a.site_id, a.sku_id
+     LIMIT v_max;
+    SELECT count(*) INTO v_total FROM rm_bt_series;
+    RAISE NOTICE 'replenish_backtest: % store x SKU series, % to % (% weeks), lead times %', v_total, v_start, v_end, weeks, v_mode;
+    FOR r IN SELECT s.*, p.* FROM rm_bt_series s
+               CROSS JOIN LATERAL retail_mid.replenish_resolve(b, s.site_id, s.sku_id, v_min_ship) p
+              ORDER BY s.site_id, s.sku_id
+    LOOP
+        v_n := v_n + 1;
+        IF v_n % 100 = 0 THEN
+            RAISE NOTICE 'replenish_backtest: % of % series', v_n, v_total;
+        END IF;
+        CONTINUE WHEN r.lead_time_mean IS NULL;   -- no lead time known: nothing to simulate
+        r.service_level := coalesce(v_level, r.service_level);
+        r.service_measure := coalesce(v_measure, r.service_measure);
+        r.lot_days := coalesce(v_lot, r.lot_days);
+        -- index in y of the window's first day (y[1] = first_sale)
+        v_first := v_start - r.first_sale + 1;
+        v_dem := ARRAY(SELECT coalesce(r.y[i], 0) FROM generate_series(v_first, v_first + v_days - 1) i);
+        v_rop := array_fill(NULL::float8, ARRAY[v_days]);
+        v_S := array_fill(NULL::float8, ARRAY[v_days]);
+        FOR v_k IN 0 .. v_days - 1 BY r.review_period LOOP
+            -- forecast with the history up to the day before the review day (at most history_days days)
+            IF v_first + v_k - 1 >= 1 THEN
+                v_res := retail_mid.forecast_array(r.y[greatest(1, v_first + v_k - v_hist) : v_first + v_k - 1], v_h, 7, v_opts);
+                v_pol := retail_mid.replenish_policy(v_res, r.lead_time_mean, r.lead_time_sd, r.review_period, r.service_level,
+                                                     r.service_measure, r.lot_days);
+                v_rop[v_k + 1] := CASE method WHEN 'normal' THEN v_pol.reorder_point_normal ELSE v_pol.reorder_point_quantile END;
+                v_S[v_k + 1] := CASE method WHEN 'normal' THEN v_pol.order_up_to_normal ELSE v_pol.order_up_to_quantile END;
+            ELSE
+                v_rop[v_k + 1] := 0; v_S[v_k + 1] := 0;   -- no history yet (first sale inside the window)
+            END IF;
+        END LOOP;
+        v_lt := round(r.lead_time_mean)::int;
+        -- lead time of an order placed on each day: the rounded mean, a draw, or the observed one replayed
+        v_lts := NULL;
+        IF v_mode = 'history' THEN
+            v_replay := retail_mid.replenish_lead_time_replay(b, r.source_id, r.site_id, v_start, v_days, v_min_ship);
+            v_lts := v_replay.lead_times;
+            v_model := coalesce(v_replay.basis || ', ' || v_replay.shipments || ' shipments', 'normal (no history)');
+        END IF;
+        IF v_mode = 'mean' THEN
+            v_lts := array_fill(v_lt, ARRAY[v_days]);
+            v_model := 'mean';
+        ELSIF v_lts IS NULL THEN
+            v_lts := retail_mid.replenish_lead_time_draws(r.lead_time_mean, r.lead_time_sd, v_days, v_seed,
+                                                          hashtext(r.site_id || '|' || r.sku_id));
+            v_model := coalesce(v_model, 'normal');
+        END IF;
+        -- start at the first review's order-up-to level (whole units), nothing on order
+        v_sim := retail_mid.replenish_simulate(v_dem, v_rop, v_S, v_lts, ceil(v_S[1]), r.pack_size, r.min_order_qty);
+        site_id := r.site_id; sku_id := r.sku_id; days := v_sim.days; lead_time_days := v_lt; lead_time_model := v_model;
+        review_period := r.review_period; service_measure := r.service_measure; service_level := r.service_level;
+        demand := v_sim.demand_units; sold := v_sim.sold; lost := v_sim.lost; fill_rate := v_sim.fill_rate;
+        days_out_of_stock := v_sim.days_out_of_stock; days_with_lost_sales := v_sim.days_with_lost_sales;
+        avg_on_hand := v_sim.avg_on_hand; orders := v_sim.orders; units_ordered := v_sim.units_ordered;
+        cycles := v_sim.cycles; stockout_cycles := v_sim.stockout_cycles; cycle_service_level := v_sim.cycle_service_level;
+        RETURN NEXT;
+        v_tot_d := v_tot_d + demand; v_tot_s := v_tot_s + sold; v_tot_oos := v_tot_oos + days_out_of_stock;
+        v_tot_days := v_tot_days + days; v_tot_inv := v_tot_inv + avg_on_hand * days;
+        v_tot_lost_days := v_tot_lost_days + days_with_lost_sales; v_tot_orders := v_tot_orders + orders; v_tot_units := v_tot_units + units_ordered;
+        v_tot_cycles := v_tot_cycles + cycles; v_tot_so := v_tot_so + stockout_cycles;
+    END LOOP;
+    -- the overall row: sums, fill rate = sold / demand over all series, average on hand per series-day,
+    -- cycle service level over all counted cycles
+    site_id := '*'; sku_id := '*'; days := v_tot_days; lead_time_days := NULL; lead_time_model := v_mode; review_period := NULL;
+    service_measure := v_measure; service_level := v_level;
+    demand := v_tot_d; sold := v_tot_s; lost := v_tot_d - v_tot_s; fill_rate := CASE WHEN v_tot_d > 0 THEN v_tot_s / v_tot_d END;
+    days_out_of_stock := v_tot_oos; days_with_lost_sales := v_tot_lost_days;
+    avg_on_hand := CASE WHEN v_tot_days > 0 THEN v_tot_inv / v_tot_days END; orders := v_tot_orders; units_ordered := v_tot_units;
+    cycles := v_tot_cycles; stockout_cycles := v_tot_so;
+    cycle_service_level := CASE WHEN v_tot_cycles > 0 THEN 1 - v_tot_so::float8 / v_tot_cycles END;
+    RETURN NEXT;
+    DROP TABLE rm_bt_series;
+    RAISE NOTICE 'replenish_backtest: % series simulated, fill rate %, % series-days out of stock of %', v_n, round(fill_rate::numeric, 4), v_tot_oos, v_tot_days;
+    PERFORM retail_mid.job_finish(v_job, v_n, jsonb_build_object('series', v_n, 'fill_rate', fill_rate, 'days_out_of_stock', v_tot_oos,
+                                  'series_days', v_tot_days, 'avg_on_hand', avg_on_hand, 'cycle_service_level', cycle_service_level,
+                                  'lead_time', v_mode, 'start', v_start, 'end', v_end));
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.replenish_backtest(text, int4, text, jsonb) IS 'Service-level backtest of the suggested-order policy over the last weeks of a brand''s sales: per store x SKU, on every review day a forecast from the history up to the day before, reorder point and order-up-to by method (protection interval lead time + review period), start at the first order-up-to level (rounded up), orders arriving after a simulated lead time (option lead_time: normal = drawn from the discretised normal of the lead-time mean and sd, seed option; history = the observed lead times of the source replayed, normal draws where there is no history; mean = the rounded mean), orders may cross; demand = actual units sold, lost sales; returns fill rate, days out of stock, average on hand, cycles and cycle service level per store x SKU and an overall row (site_id and sku_id *). Options: history_days (365), horizon (28), forecast (forecast options), max_series (largest sellers first), end_date, min_shipments (3), lead_time (normal), seed (1), service_level, service_measure and lot_days (override the parameters). Logged in job_log.';
+
+-- plpgsql bodies resolve PostGIS names at run time: give them PostGIS's schema (unknown until install).
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION retail_mid.suggested_transfers(text, float8, text, float8) SET search_path = pg_catalog, %I, pg_temp',
+                   (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'));
+END;
+$$;
+
+CREATE OR REPLACE VIEW retail_mid.dash_campaign_performance AS
+SELECT t.brand, t.campaign_id, coalesce(c.campaign_name, t.campaign_id) AS campaign_name, c.kind, c.start_date, c.end_date, t.channel,
+       count(*) FILTER (WHERE t.touch_type = 'sent') AS sent,
+       count(*) FILTER (WHERE t.touch_type = 'exposed') AS exposed,
+       count(*) FILTER (WHERE t.touch_type = 'clicked') AS clicked,
+       count(*) FILTER (WHERE t.touch_type = 'redeemed') AS redeemed,
+       count(DISTINCT t.customer_key) AS customers,
+       round(count(*) FILTER (WHERE t.touch_type = 'clicked')::numeric / nullif(count(*) FILTER (WHERE t.touch_type = 'sent'), 0), 6) AS click_rate,
+       round(count(*) FILTER (WHERE t.touch_type = 'redeemed')::numeric / nullif(count(*) FILTER (WHERE t.touch_type = 'sent'), 0), 6) AS redemption_rate
+  FROM retail_mid.dwd_marketing_touch_di t
+  LEFT JOIN retail_mid.dim_campaign c ON c.brand = t.brand AND c.campaign_id = t.campaign_id
+ GROUP BY t.brand, t.campaign_id, c.campaign_name, c.kind, c.start_date, c.end_date, t.channel;
+COMMENT ON VIEW retail_mid.dash_campaign_performance IS 'Dashboard tile campaign performance: touches per campaign and channel by touch type (the touch DWD dwd_marketing_touch_di: touches of identifiers with a customer key, exact duplicates once, as of the last refresh), labelled from dim_campaign, with click and redemption rates.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.campaign_id IS 'Campaign.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.campaign_name IS 'Campaign name (dim_campaign; the id when it has no name).';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.kind IS 'Campaign kind (dim_campaign).';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.start_date IS 'First day of the campaign.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.end_date IS 'Last day of the campaign.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.channel IS 'Channel of the touches, ''(none)'' when the source gives none.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.sent IS 'Touches of type sent.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.exposed IS 'Touches of type exposed.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.clicked IS 'Touches of type clicked.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.redeemed IS 'Touches of type redeemed.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.customers IS 'Distinct customers touched.';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.click_rate IS 'clicked / sent (NULL without sent touches).';
+COMMENT ON COLUMN retail_mid.dash_campaign_performance.redemption_rate IS 'redeemed / sent (NULL without sent touches).';
+
+ALTER VIEW retail_mid.dash_campaign_performance SET (security_invoker = true);
+
+GRANT SELECT ON retail_mid.dwd_marketing_touch_di, retail_mid.dwd_inventory_inbound_di, retail_mid.ods_inbound_shipment TO retail_mid_bi;
+
+CREATE OR REPLACE FUNCTION retail_mid.define_campaign_tags(brand text, prefix text DEFAULT '')
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; v_from date; v_to date;
+BEGIN
+    IF brand IS NULL OR btrim(brand) = '' THEN
+        RAISE EXCEPTION 'brand must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF prefix IS NULL OR prefix ~ '[\s"'']' THEN
+        RAISE EXCEPTION 'tag name prefix must not be NULL or contain spaces or quotes' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the tags read the touch DWD (its build gives keys to touch identifiers without one, e.g. Complete Journey
+    -- households that received a campaign but are in no other file): the days on which it is behind the brand's
+    -- ODS touches are refreshed first (the rules check again when they are evaluated)
+    SELECT min(s.dt), max(s.dt) INTO v_from, v_to FROM retail_mid.domain_stale_days('touch', define_campaign_tags.brand) s;
+    IF v_from IS NOT NULL THEN
+        PERFORM retail_mid.refresh_domains(v_from, v_to);
+    END IF;
+    -- the campaigns: dim_campaign and the touch DWD (public layer, issue 15)
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_campaign c WHERE c.brand = define_campaign_tags.brand)
+       AND NOT EXISTS (SELECT 1 FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) THEN
+        RAISE EXCEPTION 'brand "%" has no campaigns', brand USING ERRCODE = 'undefined_object';
+    END IF;
+    INSERT INTO retail_mid.tag_definition AS d (tag_name, level1, level2, level3, level4, value_type, rule_sql, description, schedule, scope)
+    SELECT prefix || kind || '_' || regexp_replace(c.campaign_id, '[\s"'']', '_', 'g'),
+           '客户行为数据', '营销行为', CASE kind WHEN 'received' THEN '活动参与和偏好' ELSE '营销响应' END, '', 'boolean',
+           format($r$SELECT t.customer_key, true, t.brand FROM retail_mid.dwd_marketing_touch_di t
+                     WHERE t.brand = %L AND t.campaign_id = %L AND t.touch_type IN (%s)
+                       AND (SELECT retail_mid.domain_require_fresh('touch', %L, NULL, NULL)) GROUP BY t.brand, t.customer_key$r$,
+                  brand, c.campaign_id, CASE kind WHEN 'received' THEN '''sent'', ''exposed''' ELSE '''redeemed''' END, brand),
+           format('%s campaign %s of brand %s.', CASE kind WHEN 'received' THEN 'Received (sent or exposed)' ELSE 'Redeemed a coupon of' END,
+                  c.campaign_id, brand),
+           'manual', 'brand'
+      FROM (SELECT dc.campaign_id FROM retail_mid.dim_campaign dc WHERE dc.brand = define_campaign_tags.brand
+            UNION SELECT t.campaign_id FROM retail_mid.dwd_marketing_touch_di t WHERE t.brand = define_campaign_tags.brand) c
+     CROSS JOIN (VALUES ('received'), ('redeemed')) v(kind)
+    ON CONFLICT (tag_name) DO UPDATE SET rule_sql = excluded.rule_sql, description = excluded.description,
+                                         value_type = excluded.value_type, scope = excluded.scope,
+                                         shared_with_brands = false;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.define_campaign_tags(text, text) IS 'Creates or updates two boolean tags of scope brand per campaign of a brand (dim_campaign and the touch DWD), <prefix>received_<campaign_id> and <prefix>redeemed_<campaign_id>, reading dwd_marketing_touch_di (after refreshing, with refresh_domains, the days on which that DWD is behind the brand''s ODS touches); returns how many definitions were written (evaluate them with evaluate_tags).';
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job bigint; v_dim bigint; v_dwd bigint; v_dws bigint; v_metric bigint; v_domains bigint; v_customers bigint; t0 timestamptz := clock_timestamp(); t1 timestamptz; t2 timestamptz;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date THEN
+        RAISE EXCEPTION 'refresh range is empty: from_date % is after to_date %', from_date, to_date
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh range must be finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One refresh at a time: a second one waits rather than interleaving its deletes and inserts.
+    PERFORM pg_advisory_xact_lock(hashtext('retail_mid.refresh'));
+    -- issue 13: days dropped by retain are in the *_retained baselines; rebuilding them would count them twice
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'refresh range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it; their totals live on in the _td tables.',
+                  HINT = 'Refresh from the first kept day on.';
+    END IF;
+    v_job := retail_mid.job_start('refresh', jsonb_build_object('from_date', from_date, 'to_date', to_date));
+
+    -- issue 15: the dimensions first (the DWD labels lines with the categories and regions valid on their day)
+    v_dim := retail_mid.refresh_dims(CURRENT_DATE, from_date, to_date);
+    RAISE NOTICE 'refresh % .. % (% days): building DWD', from_date, to_date, to_date - from_date + 1;
+    v_dwd := retail_mid.build_dwd_trade(from_date, to_date);
+    t1 := clock_timestamp();
+    RAISE NOTICE 'refresh: % DWD lines written; building DWS', v_dwd;
+    v_dws := retail_mid.build_dws_trade(from_date, to_date);
+    RAISE NOTICE 'refresh: % DWS rows written', v_dws;
+    -- issue 15: the behaviour, marketing, inventory and member DWD/DWS (foundation/dwd_domains.sql, dws_domains.sql)
+    -- (their rows are logged, not returned: the count refresh returns stays the trade layer's, as in 1.0.0)
+    v_domains := retail_mid.refresh_domains(from_date, to_date);
+
+    DELETE FROM retail_mid.dws_refresh_state;
+    INSERT INTO retail_mid.dws_refresh_state (brand, as_of, refreshed_at)
+    SELECT brand, max(last_sale_date), now() FROM retail_mid.dws_trade_store_td GROUP BY brand;
+    -- the brand scope of customers (foundation/tenancy.sql) and of the shared group tags' bitmaps (tags/brand_scope.sql),
+    -- and the metric registry's generated tables (governance/metric.sql)
+    v_customers := retail_mid.refresh_customer_brand();
+    PERFORM retail_mid.refresh_brand_tag_bitmaps();
+    t2 := clock_timestamp();
+    RAISE NOTICE 'refresh: % customer-brand pairs; refreshing the metric registry', v_customers;
+    v_metric := retail_mid.metric_refresh(from_date, to_date);
+    RAISE NOTICE 'refresh: % metric rows written', v_metric;
+    PERFORM retail_mid.job_finish(v_job, v_dwd + v_dws + v_metric,
+        jsonb_build_object('dim_rows', v_dim, 'dwd_lines', v_dwd, 'dws_rows', v_dws, 'metric_rows', v_metric, 'domain_rows', v_domains, 'customer_brand_rows', v_customers,
+                           'dwd_seconds', extract(epoch FROM t1 - t0),
+                           'dws_seconds', extract(epoch FROM t2 - t1),
+                           'metric_seconds', extract(epoch FROM clock_timestamp() - t2)));
+    RETURN v_dwd + v_dws + v_metric;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh(date, date) IS 'Brings the DIM layer up to date, rebuilds DWD and DWS (trade, then behaviour, marketing, inventory and members) for the given days, the brand scope of customers (and of the shared group tags'' bitmaps) and the metric registry''s generated tables (idempotent, transactional); returns rows written and logs a job_log row.';
+
+CREATE OR REPLACE PROCEDURE retail_mid.run_daily(as_of date DEFAULT CURRENT_DATE - 1)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_lock constant bigint := pg_catalog.hashtext('retail_mid.run_daily');
+    v_holder int; v_prev_load bigint; v_last_load bigint; v_from date; v_to date; v_ok boolean;
+    v_brand record; v_b_asof date; v_tags text[]; v_failed int := 0; v_steps int := 0; t0 timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+    IF as_of IS NULL OR NOT pg_catalog.isfinite(as_of) THEN
+        RAISE EXCEPTION 'run_daily needs a finite as_of date' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- each step commits: CALL it on its own, not inside BEGIN ... COMMIT (2D000 here, before the lock is taken)
+    COMMIT;
+    IF NOT pg_catalog.pg_try_advisory_lock(v_lock) THEN
+        SELECT l.pid INTO v_holder FROM pg_catalog.pg_locks l
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objid = (v_lock OPERATOR(pg_catalog.&) 4294967295)::oid
+           AND l.classid = ((v_lock OPERATOR(pg_catalog.>>) 32) OPERATOR(pg_catalog.&) 4294967295)::oid LIMIT 1;
+        RAISE EXCEPTION 'retail_mid.run_daily is already running (backend %)', coalesce(v_holder::text, 'unknown')
+            USING ERRCODE = 'lock_not_available',
+                  HINT = 'Two runs never interleave: wait until it ends (see retail_mid.run_daily_summary) and run again; a finished step is not done twice.';
+    END IF;
+    RAISE NOTICE 'run_daily as of %: start', as_of;
+
+    -- 1. refresh the days of the loads that arrived since the last successful refresh step
+    SELECT pg_catalog.max((l.detail OPERATOR(pg_catalog.->>) 'last_load_id')::bigint) INTO v_prev_load
+      FROM retail_mid.job_log l
+     WHERE l.job = 'run_daily' AND l.outcome = 'ok' AND (l.arguments OPERATOR(pg_catalog.->>) 'step') = 'refresh';
+    SELECT pg_catalog.max(o.load_id) INTO v_last_load FROM retail_mid.ods_load o;
+    SELECT pg_catalog.min(o.order_time)::date, pg_catalog.max(o.order_time)::date INTO v_from, v_to
+      FROM retail_mid.ods_order o WHERE o.load_id > coalesce(v_prev_load, 0) AND o.load_id <= v_last_load;
+    v_steps := v_steps + 1;
+    IF v_from IS NULL THEN
+        CALL retail_mid.run_daily_step('refresh', '*', as_of, 'SELECT 0::bigint',
+             pg_catalog.jsonb_build_object('skipped', 'no orders loaded since the last refresh', 'last_load_id', coalesce(v_last_load, v_prev_load, 0)), v_ok);
+    ELSE
+        RAISE NOTICE 'run_daily: refreshing % .. % (loads % .. %)', v_from, v_to, coalesce(v_prev_load, 0) + 1, v_last_load;
+        CALL retail_mid.run_daily_step('refresh', '*', as_of, pg_catalog.format('SELECT retail_mid.refresh(%L, %L)', v_from, v_to),
+             pg_catalog.jsonb_build_object('from_date', v_from, 'to_date', v_to, 'last_load_id', v_last_load), v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    -- 2., 3. RFM and AIPL per brand
+    FOR v_brand IN SELECT r.brand, r.as_of AS last_day FROM retail_mid.dws_refresh_state r ORDER BY r.brand LOOP
+        v_b_asof := LEAST(as_of, v_brand.last_day);
+        v_steps := v_steps + 2;
+        IF retail_mid.run_daily_done('rfm', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('rfm', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('rfm', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.rfm_refresh(%L, %L, 365)', v_brand.brand, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+        IF retail_mid.run_daily_done('aipl', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('aipl', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('aipl', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.aipl_refresh(%L, %L, %L)', v_brand.brand, v_b_asof - 29, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+    END LOOP;
+
+    -- 4. tags due by their schedule
+    v_tags := retail_mid.run_daily_due_tags(as_of);
+    v_steps := v_steps + 1;
+    IF v_tags IS NULL THEN
+        CALL retail_mid.run_daily_step('tags', '*', as_of, 'SELECT 0::bigint', '{"skipped": "no tag due", "tags": []}', v_ok);
+    ELSE
+        CALL retail_mid.run_daily_step('tags', '*', as_of, pg_catalog.format('SELECT retail_mid.evaluate_tags(%L::text[])', v_tags),
+             pg_catalog.jsonb_build_object('tags', pg_catalog.to_jsonb(v_tags)), v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    -- 5. stored forecasts (the suggested orders read them), brands with store x SKU sales
+    FOR v_brand IN SELECT r.brand, r.as_of AS last_day FROM retail_mid.dws_refresh_state r
+                    WHERE EXISTS (SELECT 1 FROM retail_mid.dim_site s WHERE s.brand = r.brand AND s.is_current AND s.site_type = 'store')
+                    ORDER BY r.brand LOOP
+        v_b_asof := LEAST(as_of, v_brand.last_day);
+        v_steps := v_steps + 1;
+        IF retail_mid.run_daily_done('forecast', v_brand.brand, v_b_asof) THEN
+            CALL retail_mid.run_daily_step('forecast', v_brand.brand, v_b_asof, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+        ELSE
+            CALL retail_mid.run_daily_step('forecast', v_brand.brand, v_b_asof,
+                 pg_catalog.format('SELECT retail_mid.replenish_refresh_forecasts(%L, %L)', v_brand.brand, v_b_asof), '{}', v_ok);
+        END IF;
+        v_failed := v_failed + (NOT v_ok)::int;
+    END LOOP;
+
+    -- 6. quality rules
+    v_steps := v_steps + 1;
+    IF retail_mid.run_daily_done('quality', '*', as_of) THEN
+        CALL retail_mid.run_daily_step('quality', '*', as_of, 'SELECT 0::bigint', '{"skipped": "done for this day"}', v_ok);
+    ELSE
+        CALL retail_mid.run_daily_step('quality', '*', as_of,
+             pg_catalog.format('SELECT retail_mid.run_daily_quality(%L::timestamptz)', (as_of + 1)::timestamp), '{}', v_ok);
+    END IF;
+    v_failed := v_failed + (NOT v_ok)::int;
+
+    PERFORM pg_catalog.pg_advisory_unlock(v_lock);
+    RAISE NOTICE 'run_daily as of %: % steps, % failed, % s', as_of, v_steps, v_failed,
+        round(extract(epoch FROM pg_catalog.clock_timestamp() - t0)::numeric, 1);
+    IF v_failed > 0 THEN
+        RAISE WARNING 'run_daily as of %: % of % steps failed (job_log, run_daily_summary); the next run retries them', as_of, v_failed, v_steps;
+    END IF;
+END;
+$$;
+COMMENT ON PROCEDURE retail_mid.run_daily(date) IS 'The daily pipeline (CALL it outside a transaction block): refresh of the days loaded since the last run, then per brand RFM (365 days) and AIPL (30 days), the tags due by their schedule, stored forecasts, quality rules; each step and brand in its own transaction with a job_log row (job run_daily); a failed step is logged and retried by the next run; steps already done for the day are skipped; one run at a time (55P03). docs/operations.md.';

@@ -336,7 +336,8 @@ GRANT SELECT ON retail_mid.dash_site_candidate TO retail_mid_admin, retail_mid_a
 -- BI reads the brand-isolated tables under the dashboard views (security_invoker views need both)
 GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, retail_mid.site_store, retail_mid.replenish_forecast
     TO retail_mid_bi;
--- issue 15: the campaign tile reads the touch DWD; the suggested orders read the inbound DWD
-GRANT SELECT ON retail_mid.dwd_marketing_touch_di, retail_mid.dwd_inventory_inbound_di TO retail_mid_bi;
+-- issue 15: the campaign tile reads the touch DWD; the suggested orders read the inbound DWD. BI keeps the inbound
+-- shipments it could read in 1.0.0 (then under replenish_lead_time_history; the BI contract keeps what it granted).
+GRANT SELECT ON retail_mid.dwd_marketing_touch_di, retail_mid.dwd_inventory_inbound_di, retail_mid.ods_inbound_shipment TO retail_mid_bi;
 -- issue 17: the channel contribution tile
 GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;
