@@ -174,7 +174,8 @@ SELECT count(*) AS keyed_view_rows_feb_1_customer_1 FROM retail_mid.behavior_eve
  WHERE b.brand = 'dom_test' AND k.id_value = 'M00000001' AND b.event_time = '2024-02-01 10:00';
 SELECT retail_mid.identifier_value('  M1 ') AS trimmed, retail_mid.identifier_value('   ') IS NULL AS blank_is_null;
 
--- security: brand isolation and grants like the trade DWD/DWS
+-- security: brand isolation and grants like the trade DWD/DWS (BI reads the touch DWD: the campaign tile, a
+-- security_invoker view, reads it)
 SELECT c.relname, c.relrowsecurity, has_table_privilege('retail_mid_analyst', c.oid, 'SELECT') AS analyst,
        has_table_privilege('retail_mid_bi', c.oid, 'SELECT') AS bi, obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
   FROM pg_class c WHERE c.relnamespace = 'retail_mid'::regnamespace
