@@ -29,11 +29,11 @@ BEGIN
     IF residuals IS NOT NULL THEN
         EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(q.n::text), pg_catalog.array_agg(q.t::int8), pg_catalog.array_agg(q.r::float8) FROM (%s) AS q(n, t, r)', residuals)
            INTO r_node, r_period, r_value;
-        r_node := pg_catalog.coalesce(r_node, '{}'); r_period := pg_catalog.coalesce(r_period, '{}'); r_value := pg_catalog.coalesce(r_value, '{}');
+        r_node := COALESCE(r_node, '{}'); r_period := COALESCE(r_period, '{}'); r_value := COALESCE(r_value, '{}');
     END IF;
     RETURN QUERY SELECT * FROM retail_mid.forecast_reconcile_arrays(
-        pg_catalog.coalesce(e_child, '{}'), pg_catalog.coalesce(e_parent, '{}'),
-        pg_catalog.coalesce(f_node, '{}'), pg_catalog.coalesce(f_step, '{}'), pg_catalog.coalesce(f_value, '{}'),
+        COALESCE(e_child, '{}'), COALESCE(e_parent, '{}'),
+        COALESCE(f_node, '{}'), COALESCE(f_step, '{}'), COALESCE(f_value, '{}'),
         method, r_node, r_period, r_value);
 END
 $$;
