@@ -35,13 +35,17 @@ INSERT INTO h_edge SELECT DISTINCT 'oj', 'b' || brand, 'total' FROM oj_full;
 \endif
 
 \if :do_syn
+-- (generated once per database: a rerun on the same cluster reuses the brand)
+SELECT NOT EXISTS (SELECT FROM retail_mid.ods_product WHERE brand = 'rec') AS syn_generate \gset
+\if :syn_generate
 SET client_min_messages = warning;
 SELECT retail_mid.generate_synthetic(7, 3000, 364, 400, 8, 40, '2024-01-01', 0, false, 'rec') \gset
 SELECT retail_mid.refresh_all() \gset
 RESET client_min_messages;
+\endif
 -- SKU x store daily units; store -> region is the store's regional DC (store -> FDC -> RDC), SKU -> category_l1
 CREATE TEMP TABLE syn AS
-SELECT d.store_id, d.sku_id, p.category_l1 AS category, r.site_id AS region, g.day,
+SELECT k.store_id, k.sku_id, p.category_l1 AS category, r.site_id AS region, g.day::date AS day,
        coalesce(sum(d.sales_quantity), 0)::float8 AS units
   FROM (SELECT DISTINCT store_id, sku_id FROM retail_mid.dws_trade_sku_store_1d WHERE brand = 'rec' AND store_id <> '(none)') k
   CROSS JOIN generate_series(date '2024-01-01', date '2024-01-01' + 363, '1 day') g(day)
@@ -53,10 +57,10 @@ SELECT d.store_id, d.sku_id, p.category_l1 AS category, r.site_id AS region, g.d
  GROUP BY 1, 2, 3, 4, 5;
 -- every SKU x store series with a sale is a leaf (many are intermittent: that is what store x SKU data look like)
 INSERT INTO h_series SELECT 'synthetic', 'sku x store', sku_id || '@' || store_id, array_agg(units ORDER BY day), 7, 14 FROM syn GROUP BY sku_id, store_id;
-INSERT INTO h_series SELECT 'synthetic', 'sku', sku_id, array_agg(u ORDER BY day), 7, 14 FROM (SELECT sku_id, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY 1;
-INSERT INTO h_series SELECT 'synthetic', 'category', category, array_agg(u ORDER BY day), 7, 14 FROM (SELECT category, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY 1;
-INSERT INTO h_series SELECT 'synthetic', 'store', store_id, array_agg(u ORDER BY day), 7, 14 FROM (SELECT store_id, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY 1;
-INSERT INTO h_series SELECT 'synthetic', 'region', region, array_agg(u ORDER BY day), 7, 14 FROM (SELECT region, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY 1;
+INSERT INTO h_series SELECT 'synthetic', 'sku', sku_id, array_agg(u ORDER BY day), 7, 14 FROM (SELECT sku_id, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY sku_id;
+INSERT INTO h_series SELECT 'synthetic', 'category', category, array_agg(u ORDER BY day), 7, 14 FROM (SELECT category, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY category;
+INSERT INTO h_series SELECT 'synthetic', 'store', store_id, array_agg(u ORDER BY day), 7, 14 FROM (SELECT store_id, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY store_id;
+INSERT INTO h_series SELECT 'synthetic', 'region', region, array_agg(u ORDER BY day), 7, 14 FROM (SELECT region, day, sum(units) u FROM syn GROUP BY 1, 2) x GROUP BY region;
 INSERT INTO h_series SELECT 'synthetic', 'total', 'total', array_agg(u ORDER BY day), 7, 14 FROM (SELECT day, sum(units) u FROM syn GROUP BY 1) x;
 INSERT INTO h_edge SELECT DISTINCT 'synthetic', sku_id || '@' || store_id, sku_id FROM syn
   UNION ALL SELECT DISTINCT 'synthetic', sku_id || '@' || store_id, store_id FROM syn
