@@ -63,7 +63,7 @@ SELECT level, round(avg(retail_mid.mase(act, base, ins)) FILTER (WHERE method = 
        round(avg(retail_mid.mase(act, rec, ins)) FILTER (WHERE method = 'wls_var')::numeric, 4) AS wls_var,
        round(avg(retail_mid.mase(act, rec, ins)) FILTER (WHERE method = 'mint_shrink')::numeric, 4) AS mint_shrink
   FROM ev GROUP BY level ORDER BY count(*);
--- the sample covariance of 20 residual periods for 925 nodes is singular: MinT without shrinkage says so
+-- the sample covariance of 8 residual periods for 925 nodes is singular: MinT without shrinkage says so
 SELECT count(*) FROM retail_mid.forecast_reconcile('SELECT child, parent FROM edge', 'SELECT node, step, f FROM base',
   'mint_sample', 'SELECT node, period, r FROM res WHERE period > 140');
 \else
