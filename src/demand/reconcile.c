@@ -371,6 +371,7 @@ static void
 RecTopDown(const RecHier *h, const double *yhat, double *y, int H)
 {
 	int			root = -1;
+	double	   *chsum;
 
 	for (int v = 0; v < h->n; v++)
 	{
@@ -389,7 +390,18 @@ RecTopDown(const RecHier *h, const double *yhat, double *y, int H)
 			root = v;
 		}
 	}
+	chsum = rec_alloc(h->n, sizeof(double));
 	for (int k = 0; k < H; k++)
+	{
+		/* sum of the children's base forecasts of every node, once per step */
+		for (int p = 0; p < h->n; p++)
+		{
+			double		s = 0;
+
+			for (int j = h->ch_off[p]; j < h->ch_off[p + 1]; j++)
+				s += yhat[(Size) h->ch[j] * H + k];
+			chsum[p] = s;
+		}
 		for (int l = 0; l < h->m; l++)
 		{
 			int			v = h->leaf_node[l];
@@ -398,15 +410,14 @@ RecTopDown(const RecHier *h, const double *yhat, double *y, int H)
 			while (h->npar[v] == 1)
 			{
 				int			p = h->par[h->par_off[v]];
-				double		s = 0;
 
-				for (int j = h->ch_off[p]; j < h->ch_off[p + 1]; j++)
-					s += yhat[(Size) h->ch[j] * H + k];
-				share *= s != 0 ? yhat[(Size) v * H + k] / s : 1.0 / h->nchild[p];
+				share *= chsum[p] != 0 ? yhat[(Size) v * H + k] / chsum[p] : 1.0 / h->nchild[p];
 				v = p;
 			}
 			y[(Size) h->leaf_node[l] * H + k] = share * yhat[(Size) root * H + k];
 		}
+	}
+	pfree(chsum);
 	RecSumUp(h, y, H);
 }
 
