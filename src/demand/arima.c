@@ -501,13 +501,16 @@ ArimaFitOrder(const double *y, int n, int m, int p, int d, int q, int P, int D, 
 			nlopt_set_ftol_rel(opt, 1e-10);
 			nlopt_set_xtol_rel(opt, 1e-8);
 			nlopt_set_maxeval(opt, 200 * (npar + 1));
-			nlopt_set_initial_step1(opt, 0.1);
+			nlopt_set_initial_step1(opt, 0.2);
 			if (nlopt_optimize(opt, x, &minf) < 0 && W.evals == 0)
 			{
 				nlopt_destroy(opt);
 				goto fail;
 			}
 			nlopt_destroy(opt);
+			/* CSS drives MA roots to the unit circle, where the tanh transform is flat: start ML inside */
+			for (o = 0; pass == 0 && o < p + P + q + Q; o++)
+				x[o] = Max(-2, Min(2, x[o]));
 		}
 	}
 	/* the final values at the optimum */
@@ -926,3 +929,27 @@ ArimaName(const ArimaFit *fit, char *buf, int buflen)
 		snprintf(buf, buflen, "ARIMA(%d,%d,%d)%s", fit->p, fit->d, fit->q,
 				 fit->constant ? (fit->d + fit->D == 1 ? " with drift" : " with mean") : "");
 }
+
+#ifdef ARIMA_STANDALONE
+double
+ArimaLoglikAt(const double *y, int n, int m, int p, int d, int q, int P, int D, int Q, const double *ar,
+			  const double *ma, const double *sar, const double *sma, double mu)
+{
+	ArmaWork	W;
+	double	   *w = palloc(sizeof(double) * n);
+
+	memset(&W, 0, sizeof(W));
+	W.n = difference(y, n, d, D, m, w);
+	W.w = w;
+	W.np = expand_poly(ar, p, sar, P, m, 1, W.phi);
+	W.nq = expand_poly(ma, q, sma, Q, m, -1, W.theta);
+	W.r = Max(W.np, W.nq + 1);
+	W.P0 = palloc(sizeof(double) * W.r * W.r);
+	W.Pm = palloc(sizeof(double) * W.r * W.r);
+	W.TP = palloc(sizeof(double) * W.r * W.r);
+	W.a = palloc(sizeof(double) * W.r);
+	W.an = palloc(sizeof(double) * W.r);
+	arma_kalman(&W, mu, NULL);
+	return -0.5 * (W.nu * (log(2 * M_PI) + 1 + log(W.ssq / W.nu)) + W.sumlog);
+}
+#endif
