@@ -535,7 +535,8 @@ ArimaFitOrder(const double *y, int n, int m, int p, int d, int q, int P, int D, 
 	for (int i = 0; i < Q; i++)
 		fit->sma[i] = -fit->sma[i];
 	fit->nobs = W.nu;
-	fit->sigma2 = W.ssq / W.nu * sc * sc;
+	/* forecast::Arima's estimate (the one its intervals use): residual sum of squares / (n - coefficients) */
+	fit->sigma2 = W.ssq / (W.nu - npar > 0 ? W.nu - npar : W.nu) * sc * sc;
 	fit->loglik = -0.5 * (W.nu * (log(2 * M_PI) + 1 + log(W.ssq / W.nu)) + W.sumlog) - W.nu * log(sc);
 	fit->npar = npar + 1;
 	fit->aic = -2 * fit->loglik + 2 * fit->npar;
@@ -838,6 +839,28 @@ ArimaAuto(const double *y, int n, int m, ArimaFit *best, int *ntried)
 		d = 0;
 	else
 		d = ArimaNdiffs(x, nw, 2);
+	{
+		/* as auto.arima: when the differenced series is constant, ARIMA(0,d,0)(0,D,0) with its mean as the
+		 * drift (d + D = 1) or none, and a zero innovation variance */
+		int			nd = difference(y, n, d, D, m, x);
+
+		if (nd >= 1 && is_constant(x, nd))
+		{
+			best->ok = true;
+			best->m = m;
+			best->d = d;
+			best->D = D;
+			best->constant = d + D == 1 && x[0] != 0;
+			best->mu = best->constant ? x[0] : 0;
+			best->sigma2 = best->constant ? 0 : x[0] * x[0];
+			best->loglik = best->aic = best->aicc = best->bic = NAN;
+			best->nobs = nd;
+			best->npar = 1 + best->constant;
+			*ntried = 0;
+			pfree(x);
+			return true;
+		}
+	}
 	if (m > 1)
 	{
 		if (max_P > 0)
