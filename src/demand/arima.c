@@ -953,26 +953,3 @@ ArimaName(const ArimaFit *fit, char *buf, int buflen)
 				 fit->constant ? (fit->d + fit->D == 1 ? " with drift" : " with mean") : "");
 }
 
-#ifdef ARIMA_STANDALONE
-double
-ArimaLoglikAt(const double *y, int n, int m, int p, int d, int q, int P, int D, int Q, const double *ar,
-			  const double *ma, const double *sar, const double *sma, double mu)
-{
-	ArmaWork	W;
-	double	   *w = palloc(sizeof(double) * n);
-
-	memset(&W, 0, sizeof(W));
-	W.n = difference(y, n, d, D, m, w);
-	W.w = w;
-	W.np = expand_poly(ar, p, sar, P, m, 1, W.phi);
-	W.nq = expand_poly(ma, q, sma, Q, m, -1, W.theta);
-	W.r = Max(W.np, W.nq + 1);
-	W.P0 = palloc(sizeof(double) * W.r * W.r);
-	W.Pm = palloc(sizeof(double) * W.r * W.r);
-	W.TP = palloc(sizeof(double) * W.r * W.r);
-	W.a = palloc(sizeof(double) * W.r);
-	W.an = palloc(sizeof(double) * W.r);
-	arma_kalman(&W, mu, NULL);
-	return -0.5 * (W.nu * (log(2 * M_PI) + 1 + log(W.ssq / W.nu)) + W.sumlog);
-}
-#endif
