@@ -35,7 +35,7 @@ PG_FUNCTION_INFO_V1(forecast_deserial);
 PG_FUNCTION_INFO_V1(forecast_final);
 
 #define FC_MAGIC 0x46435354		/* "FCST" */
-#define FC_VERSION 2			/* 2: model components in the options (issue 18) */
+#define FC_VERSION 3			/* 2: model components in the options, 3: ARIMA orders (issue 18) */
 #define FC_MAX_HORIZON 10000
 #define FC_MAX_QUANT 32
 #define FC_MAX_PERIODS 10000000	/* a series longer than this is almost surely a date typo */
@@ -51,13 +51,14 @@ static const char *const freq_names[] = {"day", "week", "month", "quarter", "yea
 enum
 {
 	M_AUTO, M_ETS, M_CROSTON, M_SBA, M_TSB, M_ADIDA, M_NAIVE, M_SNAIVE,
-	M_THETA, M_COMB, M_SES, M_HOLT, M_DAMPED, M_MEAN, M_MEDIAN, M_SELECT, M_WEIGHTED, M_COUNT
+	M_THETA, M_COMB, M_SES, M_HOLT, M_DAMPED, M_MEAN, M_MEDIAN, M_SELECT, M_WEIGHTED, M_ARIMA, M_COUNT
 };
 static const char *const model_names[] = {"auto", "ets", "croston", "sba", "tsb", "adida", "naive", "snaive",
-"theta", "comb", "ses", "holt", "damped", "mean", "median", "select", "weighted"};
+"theta", "comb", "ses", "holt", "damped", "mean", "median", "select", "weighted", "arima"};
 
 /* the models a combination (mean, median, select) may take as components */
-#define IS_COMPONENT(k) ((k) == M_ETS || (k) == M_NAIVE || (k) == M_SNAIVE || ((k) >= M_THETA && (k) <= M_DAMPED))
+#define IS_COMPONENT(k) ((k) == M_ETS || (k) == M_NAIVE || (k) == M_SNAIVE || ((k) >= M_THETA && (k) <= M_DAMPED) || \
+						 (k) == M_ARIMA)
 /* the default components: ETS, Theta and the M4 Comb (SES, Holt, damped on the adjusted series) */
 static const int default_components[] = {M_ETS, M_THETA, M_COMB};
 
@@ -82,6 +83,8 @@ typedef struct FcConfig
 	int32		comp[FC_MAX_COMP];
 	int32		origins;		/* rolling origins of select */
 	int32		auto_combo;		/* auto on smooth/erratic series: 1 = combination, 0 = ETS alone */
+	int32		arima_order[6];	/* p, d, q, P, D, Q of a fixed ARIMA order; arima_order[0] < 0: automatic */
+	int32		arima_constant;	/* -1: as auto.arima decides (d + D <= 1), 0: none, 1: mean or drift */
 } FcConfig;
 
 typedef struct FcState
@@ -163,6 +166,8 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 	cfg->beta = 0.1;
 	cfg->origins = 2;
 	cfg->auto_combo = FC_AUTO_COMBO_DEFAULT;
+	cfg->arima_order[0] = -1;
+	cfg->arima_constant = -1;
 
 	if (opts != NULL)
 	{
@@ -195,7 +200,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 				if (i == M_COUNT)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 									errmsg("unknown forecast model \"%s\"", s),
-									errhint("Use auto, ets, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive or snaive.")));
+									errhint("Use auto, ets, arima, theta, comb, ses, holt, damped, mean, median, select, weighted, croston, sba, tsb, adida, naive or snaive.")));
 				cfg->model = i;
 			}
 			else if (strcmp(key, "ets") == 0)
@@ -284,7 +289,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 					if (i == M_COUNT || !IS_COMPONENT(i))
 						ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 										errmsg("invalid forecast component \"%s\"", c),
-										errhint("Components may be ets, theta, comb, ses, holt, damped, naive and snaive.")));
+										errhint("Components may be ets, arima, theta, comb, ses, holt, damped, naive and snaive.")));
 					for (int j = 0; j < cfg->ncomp; j++)
 						if (cfg->comp[j] == i)
 							ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -297,6 +302,41 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 				if (cfg->ncomp == 0)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 									errmsg("forecast option \"components\" must not be empty")));
+			}
+			else if (strcmp(key, "order") == 0 || strcmp(key, "seasonal_order") == 0)
+			{
+				/* a fixed ARIMA order: [p, d, q] and [P, D, Q] */
+				JsonbIterator *it2;
+				JsonbValue	e;
+				int			k = 0, base = strcmp(key, "order") == 0 ? 0 : 3;
+				static const int lim[6] = {ARIMA_MAX_P, 2, ARIMA_MAX_P, ARIMA_MAX_SP, 1, ARIMA_MAX_SP};
+
+				if (v.type != jbvBinary || !JsonContainerIsArray(v.val.binary.data))
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"%s\" must be an array of three integers", key)));
+				if (cfg->arima_order[0] < 0)
+					memset(cfg->arima_order, 0, sizeof(cfg->arima_order));
+				it2 = JsonbIteratorInit(v.val.binary.data);
+				while ((r = JsonbIteratorNext(&it2, &e, true)) != WJB_DONE)
+				{
+					if (r != WJB_ELEM)
+						continue;
+					if (k >= 3)
+						ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+										errmsg("forecast option \"%s\" must be an array of three integers", key)));
+					cfg->arima_order[base + k] = jbv_int(&e, key, 0, lim[base + k]);
+					k++;
+				}
+				if (k != 3)
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"%s\" must be an array of three integers", key)));
+			}
+			else if (strcmp(key, "constant") == 0)
+			{
+				if (v.type != jbvBool)
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("forecast option \"constant\" must be true or false")));
+				cfg->arima_constant = v.val.boolean ? 1 : 0;
 			}
 			else if (strcmp(key, "auto_model") == 0)
 			{
@@ -340,7 +380,7 @@ config_init(FcConfig *cfg, int horizon, bool is_date, int season_length, Jsonb *
 			else
 				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 								errmsg("unknown forecast option \"%s\"", key),
-								errhint("Valid options: model, ets, auto_model, components, origins, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
+								errhint("Valid options: model, ets, order, seasonal_order, constant, auto_model, components, origins, frequency, season_length, gaps, max_evals, tolerance, nsim, seed, alpha, beta, quantiles.")));
 		}
 		if (!season_given && is_date)
 			cfg->season_length = 0;
@@ -1194,6 +1234,85 @@ static bool ets_auto(const double *y, int n, int m, const char *spec, int max_ev
 					 int *tried);
 static void fill_ets(FcResult *r, const EtsFit *fit, int h, int nsim, uint64 seed, bool clip0);
 
+static void
+kv_array(StringInfo s, const char *key, const double *v, int k)
+{
+	appendStringInfo(s, "%s\"%s\": [", s->len ? ", " : "", key);
+	for (int i = 0; i < k; i++)
+	{
+		if (i)
+			appendStringInfoString(s, ", ");
+		json_num(s, v[i]);
+	}
+	appendStringInfoChar(s, ']');
+}
+
+/* ARIMA: the fixed order of the options, or auto.arima's stepwise search (arima.c) */
+static bool
+fit_arima(FcResult *r, const double *y, int n, int m, int h, const FcConfig *cfg)
+{
+	ArimaFit	fit;
+	int			tried = 1;
+	const int32 *o = cfg->arima_order;
+
+	bool		flat = true;
+
+	for (int t = 1; t < n; t++)
+		if (y[t] != y[0])
+			flat = false;
+	if (flat && n > 0)
+	{
+		/* as auto.arima: a constant series is ARIMA(0,0,0) with its mean, and zero-width intervals */
+		fit_naive(r, y, n, h, 1);
+		strcpy(r->model, "ARIMA(0,0,0) with mean");
+		r->method = "arima";
+		r->note = "constant series";
+		return true;
+	}
+	if (o[0] >= 0)
+	{
+		bool		c = cfg->arima_constant >= 0 ? cfg->arima_constant == 1 : (o[1] + o[4] <= 1);
+
+		if (m <= 1 && o[3] + o[4] + o[5] > 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("a seasonal ARIMA order needs a season length above 1")));
+		if (m > ARIMA_MAX_M && o[3] + o[4] + o[5] > 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("seasonal ARIMA terms are supported for season lengths up to %d, not %d",
+								   ARIMA_MAX_M, m)));
+		if (c && o[1] + o[4] > 1)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("an ARIMA model with %d differences cannot have a constant", o[1] + o[4])));
+		ArimaFitOrder(y, n, m, o[0], o[1], o[2], o[3], o[4], o[5], c, &fit);
+	}
+	else if (!ArimaAuto(y, n, m, &fit, &tried))
+		return false;
+	if (!fit.ok)
+		return false;
+	ArimaName(&fit, r->model, sizeof(r->model));
+	r->method = "arima";
+	r->sd = palloc(sizeof(double) * h);
+	ArimaForecast(&fit, y, n, h, r->mean, r->sd);
+	r->kind = D_NORMAL;
+	appendStringInfo(&r->params, "\"order\": [%d, %d, %d], \"seasonal_order\": [%d, %d, %d], \"period\": %d",
+					 fit.p, fit.d, fit.q, fit.P, fit.D, fit.Q, fit.m);
+	kv_array(&r->params, "ar", fit.ar, fit.p);
+	kv_array(&r->params, "ma", fit.ma, fit.q);
+	kv_array(&r->params, "sar", fit.sar, fit.P);
+	kv_array(&r->params, "sma", fit.sma, fit.Q);
+	if (fit.constant)
+		kv_num(&r->params, fit.d + fit.D == 0 ? "intercept" : "drift",
+			   fit.d + fit.D == 0 ? fit.mu : fit.mu / (fit.D ? fit.m : 1));
+	kv_num(&r->stats, "loglik", fit.loglik);
+	kv_num(&r->stats, "aic", fit.aic);
+	kv_num(&r->stats, "aicc", fit.aicc);
+	kv_num(&r->stats, "bic", fit.bic);
+	kv_num(&r->stats, "sigma2", fit.sigma2);
+	kv_num(&r->stats, "nobs", fit.nobs);
+	kv_num(&r->stats, "models_tried", tried);
+	return true;
+}
+
 /* Fits one component model; false when it cannot be fitted to this series. */
 static bool
 fit_component(FcResult *r, int model, const FcConfig *cfg, const double *y, int n, int h, bool clip0)
@@ -1213,6 +1332,8 @@ fit_component(FcResult *r, int model, const FcConfig *cfg, const double *y, int 
 			return true;
 		case M_THETA:
 			return fit_theta(r, y, n, m, h, cfg);
+		case M_ARIMA:
+			return fit_arima(r, y, n, m, h, cfg);
 		case M_COMB:
 			return fit_comb(r, y, n, m, h, cfg);
 		case M_SES:
@@ -1543,6 +1664,7 @@ run_model(FcResult *r, const FcConfig *cfg, const double *y, int n, const char *
 			fit_naive(r, y, n, h, cfg->season_length);
 			break;
 		case M_THETA:
+		case M_ARIMA:
 		case M_COMB:
 		case M_SES:
 		case M_HOLT:

@@ -78,4 +78,37 @@ typedef struct ThetaFit
 extern void ThetaForecast(const double *y, int n, int m, int h, int max_evals, double ftol,
 						  ThetaFit *fit, double *mean, double *sd);
 
+/* ---------- arima.c: seasonal ARIMA by exact likelihood and auto.arima's stepwise search ---------- */
+
+#define ARIMA_MAX_P 5			/* p and q of the search (and of a fixed order) */
+#define ARIMA_MAX_SP 2			/* P and Q */
+#define ARIMA_MAX_M 24			/* seasonal terms only for periods up to 24, as ETS */
+
+typedef struct ArimaFit
+{
+	bool		ok;
+	bool		near_unit;		/* a root within 1.01 of the unit circle: auto.arima rejects the model */
+	bool		constant;		/* intercept (d + D = 0) or drift (d + D = 1) */
+	int			p, d, q, P, D, Q, m;
+	double		ar[ARIMA_MAX_P], ma[ARIMA_MAX_P], sar[ARIMA_MAX_SP], sma[ARIMA_MAX_SP];
+	double		mu;				/* mean of the differenced series */
+	double		sigma2, loglik, aic, aicc, bic;
+	int			nobs, npar, evals;
+} ArimaFit;
+
+/* Fits ARIMA(p,d,q)(P,D,Q)m (CSS, then exact ML); fit->ok is false when it cannot be fitted. */
+extern void ArimaFitOrder(const double *y, int n, int m, int p, int d, int q, int P, int D, int Q, bool constant,
+						  ArimaFit *fit);
+
+/* auto.arima's stepwise search by AICc; *ntried = models fitted. */
+extern bool ArimaAuto(const double *y, int n, int m, ArimaFit *best, int *ntried);
+
+/* Point forecasts and their standard deviations (psi-weights) for h steps after y. */
+extern void ArimaForecast(const ArimaFit *fit, const double *y, int n, int h, double *mean, double *sd);
+
+extern double ArimaKpss(const double *x, int n);
+extern int	ArimaNdiffs(const double *y, int n, int max_d);
+extern double ArimaSeasonalStrength(const double *x, int n, int m);
+extern void ArimaName(const ArimaFit *fit, char *buf, int buflen);
+
 #endif
