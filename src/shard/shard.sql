@@ -308,6 +308,7 @@ BEGIN
                            'FOR VALUES WITH (MODULUS %s, REMAINDER %s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
                            t || '_p' || s.shard_no, t, n, s.shard_no, s.server, 'retail_mid', t);
             EXECUTE format('REVOKE ALL ON retail_mid_dist.%I FROM PUBLIC', t || '_p' || s.shard_no);
+            EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin', t || '_p' || s.shard_no);
         END LOOP;
         EXECUTE format('COMMENT ON TABLE retail_mid_dist.%I IS %L', t,
                        format('retail_mid.%s of every shard: hash partitions on customer_key over postgres_fdw (built by shard_attach_tables).', t));
@@ -324,6 +325,7 @@ BEGIN
                            'FOR VALUES WITH (MODULUS %s, REMAINDER %s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
                            t || '_p' || s.shard_no, t, n, s.shard_no, s.server, 'retail_mid', t);
             EXECUTE format('REVOKE ALL ON retail_mid_dist.%I FROM PUBLIC', t || '_p' || s.shard_no);
+            EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin', t || '_p' || s.shard_no);
         END LOOP;
         EXECUTE format('COMMENT ON TABLE retail_mid_dist.%I IS %L', t,
                        format('retail_mid.%s of every shard: hash partitions on (brand, site_id, sku_id) over postgres_fdw, each series on the shard that owns it (built by shard_attach_tables).', t));
@@ -637,6 +639,187 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb) IS 'On the coordinator: replenish_refresh_forecasts over every shard. Sums the shards'' daily units per store x SKU (each shard holds its customers'' part of a series), builds each series'' zero-filled history as on one server, hands it to the shard that owns the series (shard_of_series) and has every shard fit its series at once (shard_forecast_run) into its replenish_forecast, seen on the coordinator as retail_mid_dist.replenish_forecast. Same arguments and results as on one server; returns series fitted; logged in job_log.';
 
+-- Quality rules over every shard: the rules of a customer or series table (retail_mid.quality_rule, on the
+-- coordinator) are evaluated as quality_evaluate does, but the one scan runs on each shard at once (an aggregate
+-- per shard and brand, pushed down whole: one row per shard and brand travels) and the counts are added; rules
+-- that compare rows with each other (unique_key, duplicate_rows) and tables_agree run over the union of the
+-- shards (retail_mid_dist), so a key duplicated across two shards is found. One result set, in the coordinator's
+-- quality_result.
+CREATE FUNCTION retail_mid.shard_quality_evaluate(table_name regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int4 := retail_mid.shard_count(); v_job bigint; v_tbl regclass; v_base text; v_dist regclass;
+    sharded text[] := retail_mid.shard_tables('customer') || retail_mid.shard_tables('series');
+    rules retail_mid.quality_rule[]; r retail_mid.quality_rule; r2 retail_mid.quality_rule; plans jsonb[]; plan jsonb;
+    items text[]; sums text[]; i int; tok int8; v_union text; rec record; res jsonb; brand_res jsonb; cur jsonb;
+    v_brand text; v_rows bigint; v_obs float8; v_ratio float8; v_stat float8; v_cmp float8; v_outcome text;
+    v_sample jsonb; v_detail jsonb; v_a float8; v_b float8; v_n bigint; v_mean float8; v_sd float8; v_c float8;
+    v_results bigint := 0; v_tables int := 0; v_by_brand boolean; masked text[]; ref regclass; id text;
+    v_pass int := 0; v_warn int := 0; v_fail int := 0; v_warmup int := 0;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF table_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = table_name
+                                                 AND c.relnamespace = 'retail_mid'::regnamespace AND c.relname = ANY (sharded)) THEN
+        RAISE EXCEPTION '% is not a customer or series table of the shards', table_name USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('The tables evaluated over every shard: %s. Other tables: quality_evaluate on the server that holds them.', array_to_string(sharded, ', '));
+    END IF;
+    IF to_regclass('retail_mid_dist.replenish_forecast') IS NULL THEN
+        RAISE EXCEPTION 'the shards'' tables are not attached' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run retail_mid.shard_attach_tables() on the coordinator.';
+    END IF;
+    v_job := retail_mid.job_start('shard_quality_evaluate', jsonb_build_object('table', table_name::text, 'as_of', as_of, 'shards', n));
+    FOR v_tbl IN SELECT DISTINCT q.table_name FROM retail_mid.quality_rule q JOIN pg_class c ON c.oid = q.table_name
+                  WHERE q.enabled AND (shard_quality_evaluate.table_name IS NULL OR q.table_name = shard_quality_evaluate.table_name)
+                    AND c.relnamespace = 'retail_mid'::regnamespace AND c.relname = ANY (sharded)
+                  ORDER BY 1
+    LOOP
+        v_base := (SELECT c.relname FROM pg_class c WHERE c.oid = v_tbl);
+        v_dist := format('retail_mid_dist.%I', v_base)::regclass;
+        rules := ARRAY(SELECT q FROM retail_mid.quality_rule q WHERE q.enabled AND q.table_name = v_tbl ORDER BY q.rule_id);
+        plans := '{}';
+        items := ARRAY['count(*)::float8 AS rows'];
+        sums := ARRAY['sum(u.rows)::bigint AS rows'];
+        FOREACH r IN ARRAY rules LOOP
+            -- the rule as written, over the union of the shards (a sharded other table too)
+            r2 := r;
+            r2.table_name := v_dist;
+            IF r.template = 'tables_agree' THEN
+                ref := to_regclass(r.parameters->>'other_table');
+                IF ref IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = ref AND c.relnamespace = 'retail_mid'::regnamespace
+                                                  AND c.relname = ANY (sharded)) THEN
+                    r2.parameters := r.parameters || jsonb_build_object('other_table',
+                        format('retail_mid_dist.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = ref)));
+                END IF;
+            END IF;
+            plan := retail_mid.quality_rule_plan(r2);
+            id := r.rule_id::text;
+            IF plan->>'kind' = 'flag' THEN
+                items := items || format('count(*) FILTER (WHERE %s)::float8 AS v%s', plan->>'expr', id);
+                sums := sums || format('sum(u.v%1$s) AS v%1$s', id);
+            ELSIF plan->>'kind' = 'newest' THEN
+                items := items || format('max(%s) AS v%s', plan->>'expr', id);
+                sums := sums || format('max(u.v%1$s) AS v%1$s', id);
+            ELSIF plan->>'kind' = 'measure' THEN
+                items := items || format('sum(%1$s) AS s%2$s, count(%1$s)::float8 AS c%2$s, min(%1$s) AS lo%2$s, max(%1$s) AS hi%2$s', plan->>'expr', id);
+                sums := sums || format('sum(u.s%1$s) AS s%1$s, sum(u.c%1$s) AS c%1$s, min(u.lo%1$s) AS lo%1$s, max(u.hi%1$s) AS hi%1$s', id);
+            END IF;
+            plans := plans || plan;
+        END LOOP;
+        brand_res := '{}';
+        v_by_brand := EXISTS (SELECT 1 FROM unnest(rules) q WHERE q.by_brand);
+        masked := ARRAY(SELECT m.column_name FROM retail_mid.pii_mask_rule m WHERE m.table_name = v_tbl);
+        -- one aggregate per shard and brand, each pushed down whole (an asynchronous Append over the shards)
+        SELECT string_agg(format('SELECT t.brand::text AS brand, %s FROM retail_mid_dist.%I AS t GROUP BY t.brand',
+                                 array_to_string(items, ', '), v_base || '_p' || sh.shard_no), ' UNION ALL ' ORDER BY sh.shard_no)
+          INTO v_union FROM retail_mid.shard sh;
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM unnest(rules) q),
+                                                                  format('the quality rules of %s', v_tbl)));
+        FOR rec IN EXECUTE format('SELECT q.whole, q.b, to_jsonb(q) - ''whole'' - ''b'' AS j FROM (SELECT grouping(u.brand) = 1 AS whole, u.brand AS b, %s '
+                                  'FROM (%s) u GROUP BY GROUPING SETS ((u.brand), ())) q', array_to_string(sums, ', '), v_union) LOOP
+            IF rec.whole THEN
+                res := rec.j;
+            ELSIF rec.b IS NOT NULL AND rec.b <> '*' THEN
+                brand_res := brand_res || jsonb_build_object(rec.b, rec.j);
+            END IF;
+        END LOOP;
+        PERFORM retail_mid.registry_leave(tok);
+        v_tables := v_tables + 1;
+        RAISE NOTICE 'shard_quality_evaluate: % rules on % over % shards: % rows', cardinality(rules), v_tbl, n, coalesce(res->>'rows', '0');
+
+        FOR i IN 1 .. cardinality(rules) LOOP
+            r := rules[i];
+            plan := plans[i];
+            id := r.rule_id::text;
+          FOR v_brand, cur IN SELECT x.b, x.j FROM (SELECT '*'::text AS b, res AS j, 0 AS o
+                                                    UNION ALL SELECT e.key, e.value, 1 FROM jsonb_each(brand_res) e WHERE r.by_brand) x
+                               ORDER BY x.o, x.b LOOP
+            v_rows := coalesce((cur->>'rows')::bigint, 0);
+            v_obs := NULL; v_ratio := NULL; v_stat := NULL; v_sample := '[]'; v_detail := '{}';
+            tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[r.author], format('quality rule %s', r.rule_name)));
+            IF plan->>'kind' = 'flag' THEN
+                v_obs := coalesce((cur->>('v' || id))::float8, 0);
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+                IF v_obs > 0 THEN
+                    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE (%s)%s LIMIT 5) s',
+                                   v_dist, plan->>'expr', CASE WHEN v_brand <> '*' THEN ' AND t.brand = $1' ELSE '' END) INTO v_sample USING v_brand;
+                END IF;
+            ELSIF plan->>'kind' = 'duplicates' THEN
+                -- exact over the union of the shards: a key on two shards is a duplicate as on one server
+                EXECUTE plan->>'confirm' INTO v_obs, v_sample USING NULL::bigint[], nullif(v_brand, '*');
+                v_detail := jsonb_build_object('across_shards', true);
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+            ELSIF plan->>'kind' = 'newest' THEN
+                v_detail := jsonb_build_object('newest', cur->('v' || id));
+                v_obs := extract(epoch FROM as_of - (cur->>('v' || id))::timestamptz) / 3600.0;
+            ELSIF plan->>'kind' = 'queries' THEN
+                EXECUTE plan->>'query' INTO v_a;
+                EXECUTE plan->>'other_query' INTO v_b;
+                v_obs := abs(v_a - v_b);
+                v_detail := jsonb_build_object('value', v_a, 'other_value', v_b);
+            ELSE
+                IF plan->>'kind' = 'rows' THEN
+                    v_obs := v_rows;
+                ELSE
+                    v_c := coalesce((cur->>('c' || id))::float8, 0);
+                    v_obs := CASE plan->>'metric'
+                                 WHEN 'null_fraction' THEN CASE WHEN v_rows > 0 THEN (v_rows - v_c) / v_rows ELSE 0 END
+                                 WHEN 'mean' THEN CASE WHEN v_c > 0 THEN (cur->>('s' || id))::float8 / v_c END
+                                 WHEN 'sum' THEN (cur->>('s' || id))::float8
+                                 WHEN 'min' THEN (cur->>('lo' || id))::float8
+                                 ELSE (cur->>('hi' || id))::float8 END;
+                END IF;
+                SELECT count(*), avg(h.observed), stddev_samp(h.observed) INTO v_n, v_mean, v_sd
+                  FROM (SELECT DISTINCT ON (x.as_of::date) x.observed
+                          FROM retail_mid.quality_result x
+                         WHERE x.rule_id = r.rule_id AND x.brand = v_brand AND x.as_of::date < shard_quality_evaluate.as_of::date AND x.observed IS NOT NULL
+                           AND (coalesce(r.parameters->>'seasonality', 'weekday') = 'none'
+                                OR extract(isodow FROM x.as_of) = extract(isodow FROM shard_quality_evaluate.as_of))
+                         ORDER BY x.as_of::date DESC, x.as_of DESC
+                         LIMIT coalesce((r.parameters->>'window')::int, 8)) h;
+                v_detail := jsonb_build_object('history', v_n, 'history_mean', v_mean, 'history_stddev', v_sd);
+                IF v_obs IS NOT NULL AND v_n >= 2 THEN
+                    v_stat := CASE WHEN v_obs = v_mean THEN 0
+                                   WHEN coalesce(v_sd, 0) = 0 THEN CASE WHEN v_obs > v_mean THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END
+                                   ELSE (v_obs - v_mean) / v_sd END;
+                END IF;
+            END IF;
+            PERFORM retail_mid.registry_leave(tok);
+            v_cmp := CASE WHEN r.template = 'stability' THEN
+                              CASE coalesce(r.parameters->>'sides', 'two') WHEN 'two' THEN abs(v_stat) WHEN 'upper' THEN v_stat ELSE -v_stat END
+                          WHEN r.threshold_on = 'ratio' THEN v_ratio
+                          ELSE v_obs END;
+            IF r.template = 'stability' AND (v_obs IS NULL OR v_n < coalesce((r.parameters->>'warmup')::int, 4)) THEN
+                v_outcome := CASE WHEN v_obs IS NULL THEN 'fail' ELSE 'warmup' END;
+            ELSE
+                v_outcome := retail_mid.quality_outcome(v_cmp, r.warn_threshold, r.fail_threshold);
+            END IF;
+            IF v_brand <> '*' AND cardinality(masked) > 0 AND jsonb_array_length(v_sample) > 0 THEN
+                v_sample := (SELECT jsonb_agg(e - masked) FROM jsonb_array_elements(v_sample) e);
+            END IF;
+            INSERT INTO retail_mid.quality_result (run_id, as_of, rule_id, rule_version, rule_name, table_name, column_name,
+                    template, dimension, data_domain, weight, rows_checked, observed, violation_ratio, statistic,
+                    threshold_on, compared_value, warn_threshold, fail_threshold, outcome, score, sample, detail, brand)
+            SELECT v_job, as_of, r.rule_id, r.version, r.rule_name, v_tbl::text, r.column_name,
+                   r.template, tp.dimension, r.data_domain, r.weight, v_rows, v_obs, v_ratio, v_stat,
+                   r.threshold_on, v_cmp, r.warn_threshold, r.fail_threshold, v_outcome,
+                   CASE v_outcome WHEN 'pass' THEN 100 WHEN 'warn' THEN 50 WHEN 'fail' THEN 0 END, v_sample, v_detail, v_brand
+              FROM retail_mid.quality_template tp WHERE tp.template = r.template;
+            v_results := v_results + 1;
+            CASE v_outcome WHEN 'pass' THEN v_pass := v_pass + 1; WHEN 'warn' THEN v_warn := v_warn + 1;
+                           WHEN 'fail' THEN v_fail := v_fail + 1; ELSE v_warmup := v_warmup + 1; END CASE;
+          END LOOP;
+        END LOOP;
+    END LOOP;
+    RAISE NOTICE 'shard_quality_evaluate: % tables, % results: % pass, % warn, % fail, % warming up', v_tables, v_results, v_pass, v_warn, v_fail, v_warmup;
+    PERFORM retail_mid.job_finish(v_job, v_results, jsonb_build_object('tables', v_tables, 'pass', v_pass, 'warn', v_warn, 'fail', v_fail, 'warmup', v_warmup, 'shards', n));
+    RETURN v_job;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_quality_evaluate(regclass, timestamptz) IS 'On the coordinator: quality_evaluate over every shard for the enabled rules of the customer and series tables (one table, or all): per-row rules, freshness and stability are aggregated on each shard at once (one row per shard and brand travels) and added; unique_key, duplicate_rows and tables_agree run over the union of the shards (retail_mid_dist), so keys duplicated across shards count. Results (thresholds, outcomes, scores, by brand) go to the coordinator''s quality_result as on one server; samples are up to 5 rows from any shard. Returns the run id (job_log.job_id).';
+
 -- The group tags' bitmaps of every shard OR-ed into the coordinator's tag_bitmap (the shards hold disjoint
 -- customers): audience() and audience_count() on the coordinator then answer for the whole group.
 CREATE FUNCTION retail_mid.shard_gather_tags()
@@ -715,11 +898,11 @@ COMMENT ON FUNCTION retail_mid.shard_gather_tags() IS 'On the coordinator (admin
 REVOKE EXECUTE ON FUNCTION retail_mid.shard_add(text, text, int4, text, text, text), retail_mid.shard_attach_tables(),
     retail_mid.shard_load(text, boolean), retail_mid.shard_sync_global(), retail_mid.shard_rfm_refresh(text, date, int4, text),
     retail_mid.shard_gather_tags(), retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb),
-    retail_mid.shard_assign_keys(text) FROM PUBLIC;
+    retail_mid.shard_quality_evaluate(regclass, timestamptz), retail_mid.shard_assign_keys(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retail_mid.shard_add(text, text, int4, text, text, text), retail_mid.shard_attach_tables(),
     retail_mid.shard_load(text, boolean), retail_mid.shard_sync_global(), retail_mid.shard_rfm_refresh(text, date, int4, text),
     retail_mid.shard_gather_tags(), retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb),
-    retail_mid.shard_assign_keys(text) TO retail_mid_admin;
+    retail_mid.shard_quality_evaluate(regclass, timestamptz), retail_mid.shard_assign_keys(text) TO retail_mid_admin;
 REVOKE ALL ON retail_mid.shard_key_import, retail_mid.shard_load_import, retail_mid.shard_forecast_input,
     retail_mid.shard_forecast_run FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION retail_mid.shard_forecast_fit() FROM PUBLIC;

@@ -86,6 +86,16 @@ my $roles = "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname =
           . "CREATE ROLE shard_tap_analyst LOGIN; END IF; END \$\$;\n";
 my $create = "SET client_min_messages = warning; CREATE EXTENSION retail_mid CASCADE; GRANT retail_mid_analyst TO shard_tap_analyst;\n";
 my $fc_options = '{"quantiles": [0.5, 0.9]}';
+# quality rules: the shipped order-line set, a key that spans shards, a rule by brand, stability and tables_agree
+my $rules = "SELECT retail_mid.quality_add_default_rules('retail_mid.dwd_trade_order_line_di');\n"
+          . "INSERT INTO retail_mid.quality_rule (rule_name, table_name, column_name, template, parameters, by_brand) VALUES "
+          . "('store_day_unique', 'retail_mid.dwd_trade_order_line_di', NULL, 'unique_key', '{\"columns\": [\"brand\", \"store_id\", \"dt\"]}', false), "
+          . "('customer_day_unique', 'retail_mid.dws_trade_customer_1d', NULL, 'unique_key', '{\"columns\": [\"brand\", \"customer_key\", \"dt\"]}', true), "
+          . "('amount_small', 'retail_mid.dwd_trade_order_line_di', 'amount', 'range', '{\"max\": 300}', true), "
+          . "('lines_stable', 'retail_mid.dwd_trade_order_line_di', NULL, 'stability', '{\"metric\": \"row_count\", \"warmup\": 2, \"seasonality\": \"none\"}', false), "
+          . "('amount_mean_stable', 'retail_mid.dwd_trade_order_line_di', 'amount', 'stability', '{\"metric\": \"mean\", \"warmup\": 2, \"seasonality\": \"none\"}', true), "
+          . "('dws_agrees', 'retail_mid.dws_trade_customer_1d', NULL, 'tables_agree', "
+          . "'{\"expression\": \"sum(orders)\", \"other_table\": \"retail_mid.dwd_trade_order_line_di\", \"other_expression\": \"count(DISTINCT order_id)\"}', false);\n";
 my $settings = "INSERT INTO retail_mid.brand_entitlement VALUES ('shard_tap_analyst', 'b1');\n"
              . "INSERT INTO retail_mid.rfm_config (brand, map_name, k, method) VALUES ('b2', 'ten_segment', 5, 'quantile') ON CONFLICT DO NOTHING;\n";
 
@@ -104,7 +114,8 @@ my $pipeline = "SET client_min_messages = warning;\nSELECT retail_mid.refresh_al
              . "SELECT retail_mid.aipl_refresh(b, date '$as_of' - 29, '$as_of') FROM unnest(ARRAY['b1', 'b2']) b;\n";
 psql($settings . $gen . "SELECT retail_mid.shard_assign_keys('b1'); SELECT retail_mid.shard_assign_keys('b2');\n" . $pipeline
      . "SELECT retail_mid.rfm_refresh(b, '$as_of', 365) FROM unnest(ARRAY['b1', 'b2']) b;\nSELECT retail_mid.evaluate_tags();\n"
-     . "SELECT retail_mid.replenish_refresh_forecasts(b, '$as_of', 365, 14, '$fc_options') FROM unnest(ARRAY['b1', 'b2']) b;\n", 'rm_single');
+     . "SELECT retail_mid.replenish_refresh_forecasts(b, '$as_of', 365, 14, '$fc_options') FROM unnest(ARRAY['b1', 'b2']) b;\n"
+     . $rules . join('', map { "SELECT retail_mid.quality_evaluate(NULL, '$as_of 23:00+00'::timestamptz - $_ * interval '1 day');\n" } 2, 1, 0), 'rm_single');
 my $t_single = time - $t0;
 
 # the sharded run: shards added, global settings synced, data routed, the pipeline on every shard, RFM globally
@@ -125,8 +136,11 @@ psql("SET client_min_messages = warning; SELECT retail_mid.shard_gather_tags();"
 my $t_fc = time;
 psql("SET client_min_messages = warning; SELECT retail_mid.shard_forecast_refresh(b, '$as_of', 365, 14, '$fc_options') FROM unnest(ARRAY['b1', 'b2']) b;", 'rm_coord');
 $t_fc = time - $t_fc;
+my $t_q = time;
+psql("SET client_min_messages = warning;\n" . $rules . join('', map { "SELECT retail_mid.shard_quality_evaluate(NULL, '$as_of 23:00+00'::timestamptz - $_ * interval '1 day');\n" } 2, 1, 0), 'rm_coord');
+$t_q = time - $t_q;
 my $t_sharded = time - $t0;
-note(sprintf("one server: %.1f s; sharded: load %.1f s, pipeline %.1f s (forecasts %.1f s)", $t_single, $t_load, $t_sharded, $t_fc));
+note(sprintf("one server: %.1f s; sharded: load %.1f s, pipeline %.1f s (forecasts %.1f s); quality over the shards %.1f s", $t_single, $t_load, $t_sharded, $t_fc, $t_q));
 
 if ($bench) { require "$ENV{SHARDS_BENCH_SCRIPT}"; bench_report(\&psql, \&on_shard, $as_of); done_testing(); exit 0; }
 
@@ -223,6 +237,24 @@ $n++;
 like(psql("SELECT detail::text FROM retail_mid.job_log WHERE job = 'shard_forecast_refresh' ORDER BY job_id DESC LIMIT 1", 'rm_coord'),
      qr/series_per_shard.*shard0.*shard1.*shard2/, "$n shard_forecast_refresh logs the series sent to each shard");
 
+# quality: the coordinator's one result set equals the one-server run (samples: as many rows, from any shard)
+my $qcols = "rule_id, rule_name, table_name, column_name, template, brand, as_of, rows_checked, round(observed::numeric, 6), round(violation_ratio::numeric, 9), "
+          . "round(statistic::numeric, 6), compared_value IS NULL, outcome, score, jsonb_array_length(sample)";
+same('quality results of every rule, evaluation and brand (the coordinator\'s quality_result)', rows("SELECT $qcols FROM retail_mid.quality_result"));
+$n++;
+like(psql("SELECT count(*) || ' ' || count(DISTINCT rule_id) || ' ' || count(*) FILTER (WHERE brand <> '*') || ' ' || count(statistic) || ' ' || count(*) FILTER (WHERE outcome <> 'pass') FROM retail_mid.quality_result", 'rm_coord'),
+     qr/^(\d+) 27 [1-9]\d* [1-9]\d* [1-9]\d*$/, "$n quality: 27 rules, results by brand, z-scores and failures among them");
+same('quality: a key duplicated across shards counts (store x day, samples of the duplicated keys)',
+     rows("SELECT observed, sample FROM retail_mid.quality_result WHERE rule_name = 'store_day_unique'"));
+$n++;
+my $per_shard = join('+', map { on_shard($_, "SELECT count(*) - count(DISTINCT (brand, store_id, dt)) FROM retail_mid.dwd_trade_order_line_di") } 0 .. 2);
+my $global = psql("SELECT observed FROM retail_mid.quality_result WHERE rule_name = 'store_day_unique' LIMIT 1", 'rm_coord');
+ok(eval($per_shard) < $global, "$n and per-shard counts would be too few ($per_shard < $global)");
+same('quality_score over the shards', rows("SELECT * FROM retail_mid.quality_score"));
+$plan = psql("EXPLAIN (VERBOSE, COSTS OFF) SELECT t.brand, count(*) FILTER (WHERE t.amount > 300) FROM retail_mid_dist.dwd_trade_order_line_di_p1 t GROUP BY t.brand", 'rm_coord');
+$n++;
+like($plan, qr/Remote SQL: SELECT brand, count\(\*\) FILTER \(WHERE \(amount > 300/, "$n a rule's count runs on the shard (Remote SQL)");
+
 # pushdown: GROUP BY customer_key ships the extension's aggregate to each shard
 $plan = psql("SET enable_partitionwise_aggregate = on; EXPLAIN (VERBOSE, COSTS OFF) SELECT customer_key, retail_mid.rfm_agg_daily(dt, orders::int8, net_amount, '$as_of', 365) "
                 . "FROM retail_mid_dist.dws_trade_customer_1d WHERE brand = 'b1' GROUP BY customer_key", 'rm_coord');
@@ -285,7 +317,9 @@ for my $case (["SELECT retail_mid.shard_add('shard0', 'x', 5432, 'd')", qr/42710
               ["SELECT retail_mid.shard_forecast_refresh(NULL)", qr/22004.*must not be null/s],
               ["SELECT retail_mid.shard_forecast_refresh('b1', NULL, 3)", qr/22023.*history_days/s],
               ["SELECT retail_mid.shard_forecast_refresh('b1', NULL, 30, 14, '{\"seed\": \"x\"}')", qr/22023/],
-              ["SELECT retail_mid.shard_forecast_refresh('nobrand')", qr/22023.*no sales/s]) {
+              ["SELECT retail_mid.shard_forecast_refresh('nobrand')", qr/22023.*no sales/s],
+              ["SELECT retail_mid.shard_quality_evaluate('retail_mid.ods_site')", qr/22023.*not a customer or series table/s],
+              ["SELECT retail_mid.shard_quality_evaluate(NULL, 'infinity')", qr/22023.*finite/s]) {
     ($rc, $out) = psql("\\set VERBOSITY verbose\n$case->[0]", 'rm_coord', may_fail => 1);
     $n++;
     ok($rc != 0 && $out =~ $case->[1], "$n $case->[0] is refused") or diag($out);
