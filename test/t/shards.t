@@ -234,6 +234,11 @@ $n++;
 my @fc = map { on_shard($_, "SELECT count(*) || ' ' || count(*) FILTER (WHERE retail_mid.shard_of_series(brand, site_id, sku_id, 3) <> $_) FROM retail_mid.replenish_forecast") } 0 .. 2;
 ok((!grep { !/^[1-9]\d* 0$/ } @fc), "$n every shard fits and stores only the series it owns (series, foreign: @fc)");
 $n++;
+my @fit = map { [split / /, on_shard($_, "SELECT extract(epoch FROM started_at) || ' ' || extract(epoch FROM finished_at) FROM retail_mid.job_log WHERE job = 'shard_forecast_fit' ORDER BY job_id DESC LIMIT 1")] } 0 .. 2;
+my ($last_start) = sort { $b <=> $a } map { $_->[0] } @fit;
+my ($first_end) = sort { $a <=> $b } map { $_->[1] } @fit;
+ok($last_start < $first_end, sprintf("$n the three shards fit at the same time (the last started %.3f s before the first finished)", $first_end - $last_start));
+$n++;
 like(psql("SELECT detail::text FROM retail_mid.job_log WHERE job = 'shard_forecast_refresh' ORDER BY job_id DESC LIMIT 1", 'rm_coord'),
      qr/series_per_shard.*shard0.*shard1.*shard2/, "$n shard_forecast_refresh logs the series sent to each shard");
 
