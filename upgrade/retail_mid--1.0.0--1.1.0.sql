@@ -9785,6 +9785,7 @@ CREATE TABLE retail_mid.shard_forecast_input (
     PRIMARY KEY (brand, site_id, sku_id)
 );
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.shard_forecast_input', '');  -- empty between refreshes
+SELECT retail_mid.secure_brand_table('retail_mid.shard_forecast_input');
 COMMENT ON TABLE retail_mid.shard_forecast_input IS 'On a shard: the series it owns (a hash of brand, site and SKU), each with its whole zero-filled daily demand summed over every shard, written by the coordinator''s shard_forecast_refresh and emptied when shard_forecast_fit has fitted them. Empty between refreshes.';
 COMMENT ON COLUMN retail_mid.shard_forecast_input.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.shard_forecast_input.site_id IS 'Store.';
