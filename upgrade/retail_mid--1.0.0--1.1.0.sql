@@ -10864,3 +10864,466 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION retail_mid.forecast_reconcile(text, text, text, text) IS 'Coherent forecasts for a hierarchy or grouped structure: runs the hierarchy query (child, parent), the base forecasts query (node, step, forecast) and, for wls_var, mint_shrink and mint_sample, the residuals query (node, period, one-step in-sample error), and reconciles by bottom_up, top_down (forecast proportions), ols, wls_struct, wls_var, mint_shrink (default; Wickramasuriya et al. 2019) or mint_sample; returns node, step, base, reconciled, lambda.';
+
+-- issue 14: forecasts per series, numeric tags and a returning shard in a sharded deployment (src/shard/shard.sql)
+
+CREATE OR REPLACE FUNCTION retail_mid.shard_tables(kind text)
+RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE kind
+    WHEN 'customer' THEN ARRAY['dwd_trade_order_line_di', 'dws_trade_customer_1d', 'dws_trade_customer_td',
+                               'dws_aipl_customer_stage_1d', 'rfm_snapshot', 'customer_brand', 'tag_value']
+    WHEN 'series' THEN ARRAY['replenish_forecast']
+    WHEN 'partial' THEN ARRAY['dws_trade_store_1d', 'dws_trade_sku_store_1d', 'dws_trade_store_td', 'dws_trade_sku_store_td',
+                              'dwd_trade_cleaning_1d', 'tag_bitmap', 'quality_result', 'job_log']
+    WHEN 'ods_customer' THEN ARRAY['ods_customer', 'ods_customer_identifier', 'ods_order', 'ods_order_line',
+                                   'ods_behavior_event', 'ods_campaign_touch']
+    WHEN 'ods_series' THEN ARRAY['ods_inventory_snapshot', 'ods_inbound_shipment']
+    WHEN 'ods_reference' THEN ARRAY['ods_product', 'ods_site', 'ods_promotion', 'ods_campaign', 'ods_demand_zone']
+    WHEN 'global' THEN ARRAY['brand_entitlement', 'rfm_segment_map_def', 'rfm_segment_map', 'rfm_config', 'aipl_rule',
+                             'tag_taxonomy', 'tag_definition']
+    WHEN 'import' THEN ARRAY['shard_key_import', 'shard_load_import', 'shard_forecast_input', 'shard_forecast_run']
+END;
+COMMENT ON FUNCTION retail_mid.shard_tables(text) IS 'The tables of each kind in a sharded deployment: customer (hash partitions on customer_key on the coordinator), series (hash partitions on brand, site and SKU), partial (views with a shard column), ods_customer (routed by customer key), ods_series (routed by series), ods_reference (copied to every shard), global (kept in step by shard_sync_global), import (write-only entries); NULL for another kind.';
+
+CREATE TABLE retail_mid.shard_forecast_input (
+    brand    text NOT NULL,
+    site_id  text NOT NULL,
+    sku_id   text NOT NULL,
+    made_on  date NOT NULL,
+    horizon  int4 NOT NULL,
+    options  jsonb,
+    y        float8[] NOT NULL,
+    PRIMARY KEY (brand, site_id, sku_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.shard_forecast_input', '');  -- empty between refreshes
+SELECT retail_mid.secure_brand_table('retail_mid.shard_forecast_input');
+COMMENT ON TABLE retail_mid.shard_forecast_input IS 'On a shard: the series it owns (a hash of brand, site and SKU), each with its whole zero-filled daily demand summed over every shard, written by the coordinator''s shard_forecast_refresh and emptied when shard_forecast_fit has fitted them. Empty between refreshes.';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.site_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.sku_id IS 'SKU.';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.made_on IS 'Last day of the history (replenish_forecast.made_on).';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.horizon IS 'Days to forecast.';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.options IS 'forecast_array options (NULL: defaults).';
+COMMENT ON COLUMN retail_mid.shard_forecast_input.y IS 'Units sold per day from the first sale in the window to made_on, zero-filled, summed over every shard.';
+
+
+CREATE FUNCTION retail_mid.shard_forecast_fit()
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_job bigint; n bigint;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.shard_forecast_input) THEN
+        RETURN 0;
+    END IF;
+    v_job := retail_mid.job_start('shard_forecast_fit', jsonb_build_object('series', (SELECT count(*) FROM retail_mid.shard_forecast_input)));
+    INSERT INTO retail_mid.replenish_forecast AS f (brand, site_id, sku_id, made_on, result)
+    SELECT i.brand, i.site_id, i.sku_id, i.made_on, retail_mid.forecast_array(i.y, i.horizon, 7, i.options)
+      FROM retail_mid.shard_forecast_input i
+     ORDER BY 1, 2, 3
+    ON CONFLICT (brand, site_id, sku_id) DO UPDATE SET made_on = EXCLUDED.made_on, result = EXCLUDED.result;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM retail_mid.shard_forecast_input;
+    RAISE NOTICE 'shard_forecast_fit: % series fitted', n;
+    PERFORM retail_mid.job_finish(v_job, n);
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_forecast_fit() IS 'On a shard: fits every series of shard_forecast_input with forecast_array (daily, weekly season, as replenish_refresh_forecasts), stores the results in replenish_forecast (replacing a series'' row) and empties the input; logs a job_log row. Returns series fitted. Called by the coordinator through the view shard_forecast_run.';
+
+CREATE VIEW retail_mid.shard_forecast_run WITH (security_invoker = true) AS SELECT retail_mid.shard_forecast_fit() AS series;
+COMMENT ON VIEW retail_mid.shard_forecast_run IS 'On a shard: reading it fits the series the coordinator handed over (shard_forecast_fit) and returns how many; the coordinator reads every shard''s at once, so the shards fit in parallel.';
+COMMENT ON COLUMN retail_mid.shard_forecast_run.series IS 'Series fitted.';
+
+CREATE OR REPLACE FUNCTION retail_mid.shard_attach_tables()
+RETURNS int4 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n int4 := retail_mid.shard_count(); t text; s record; v_union text; v_made int4 := 0;
+BEGIN
+    FOREACH t IN ARRAY retail_mid.shard_tables('customer') LOOP
+        EXECUTE format('DROP TABLE IF EXISTS retail_mid_dist.%I CASCADE', t);
+        EXECUTE format('CREATE TABLE retail_mid_dist.%I (LIKE retail_mid.%I) PARTITION BY HASH (customer_key)', t, t);
+        FOR s IN SELECT * FROM retail_mid.shard ORDER BY shard_no LOOP
+            EXECUTE format('CREATE FOREIGN TABLE retail_mid_dist.%I PARTITION OF retail_mid_dist.%I '
+                           'FOR VALUES WITH (MODULUS %s, REMAINDER %s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
+                           t || '_p' || s.shard_no, t, n, s.shard_no, s.server, 'retail_mid', t);
+            EXECUTE format('REVOKE ALL ON retail_mid_dist.%I FROM PUBLIC', t || '_p' || s.shard_no);
+            EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin', t || '_p' || s.shard_no);
+        END LOOP;
+        EXECUTE format('COMMENT ON TABLE retail_mid_dist.%I IS %L', t,
+                       format('retail_mid.%s of every shard: hash partitions on customer_key over postgres_fdw (built by shard_attach_tables).', t));
+        PERFORM retail_mid.secure_brand_table(format('retail_mid_dist.%I', t)::regclass);
+        EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin, retail_mid_analyst, retail_mid_bi', t);
+        v_made := v_made + 1;
+    END LOOP;
+    -- per-series tables: hash partitions on (brand, site_id, sku_id), the bounds of shard_of_series
+    FOREACH t IN ARRAY retail_mid.shard_tables('series') LOOP
+        EXECUTE format('DROP TABLE IF EXISTS retail_mid_dist.%I CASCADE', t);
+        EXECUTE format('CREATE TABLE retail_mid_dist.%I (LIKE retail_mid.%I) PARTITION BY HASH (brand, site_id, sku_id)', t, t);
+        FOR s IN SELECT * FROM retail_mid.shard ORDER BY shard_no LOOP
+            EXECUTE format('CREATE FOREIGN TABLE retail_mid_dist.%I PARTITION OF retail_mid_dist.%I '
+                           'FOR VALUES WITH (MODULUS %s, REMAINDER %s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
+                           t || '_p' || s.shard_no, t, n, s.shard_no, s.server, 'retail_mid', t);
+            EXECUTE format('REVOKE ALL ON retail_mid_dist.%I FROM PUBLIC', t || '_p' || s.shard_no);
+            EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin', t || '_p' || s.shard_no);
+        END LOOP;
+        EXECUTE format('COMMENT ON TABLE retail_mid_dist.%I IS %L', t,
+                       format('retail_mid.%s of every shard: hash partitions on (brand, site_id, sku_id) over postgres_fdw, each series on the shard that owns it (built by shard_attach_tables).', t));
+        PERFORM retail_mid.secure_brand_table(format('retail_mid_dist.%I', t)::regclass);
+        EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin, retail_mid_analyst, retail_mid_bi', t);
+        v_made := v_made + 1;
+    END LOOP;
+    -- the write-only entries of shards added before a newer version of the extension listed them
+    FOR s IN SELECT * FROM retail_mid.shard ORDER BY shard_no LOOP
+        FOREACH t IN ARRAY retail_mid.shard_tables('import') LOOP
+            IF to_regclass(format('retail_mid_dist.%I', t || '_s' || s.shard_no)) IS NULL THEN
+                EXECUTE format('CREATE FOREIGN TABLE retail_mid_dist.%I (%s) SERVER %I OPTIONS (schema_name %L, table_name %L)',
+                               t || '_s' || s.shard_no, retail_mid.shard_columns(format('retail_mid.%I', t)::regclass), s.server, 'retail_mid', t);
+                EXECUTE format('REVOKE ALL ON retail_mid_dist.%I FROM PUBLIC', t || '_s' || s.shard_no);
+            END IF;
+        END LOOP;
+    END LOOP;
+    FOREACH t IN ARRAY retail_mid.shard_tables('partial') LOOP
+        SELECT string_agg(format('SELECT %s AS shard_no, * FROM retail_mid_dist.%I', sh.shard_no, t || '_s' || sh.shard_no),
+                          ' UNION ALL ' ORDER BY sh.shard_no) INTO v_union FROM retail_mid.shard sh;
+        EXECUTE format('DROP VIEW IF EXISTS retail_mid_dist.%I', t);
+        -- the shards' rows carry no row-level security across postgres_fdw: the view filters by brand itself
+        EXECUTE format('CREATE VIEW retail_mid_dist.%I WITH (security_barrier) AS SELECT * FROM (%s) u %s', t, v_union,
+                       CASE WHEN t IN ('quality_result', 'job_log') THEN 'WHERE pg_catalog.pg_has_role(CURRENT_USER, ''retail_mid_admin'', ''USAGE'')'
+                            ELSE 'WHERE retail_mid.brand_visible(u.brand)' END);
+        EXECUTE format('COMMENT ON VIEW retail_mid_dist.%I IS %L', t,
+                       format('retail_mid.%s of every shard with its shard number (each shard''s part, over postgres_fdw; sum or OR them for the whole); brand-isolated.', t));
+        EXECUTE format('GRANT SELECT ON retail_mid_dist.%I TO retail_mid_admin, retail_mid_analyst, retail_mid_bi', t);
+        v_made := v_made + 1;
+    END LOOP;
+    GRANT USAGE ON SCHEMA retail_mid_dist TO retail_mid_admin, retail_mid_analyst, retail_mid_bi;
+    -- whole per-customer aggregates run on the shards only with partitionwise aggregation
+    EXECUTE format('ALTER DATABASE %I SET enable_partitionwise_aggregate = on', current_database());
+    SET enable_partitionwise_aggregate = on;
+    RAISE NOTICE 'shard_attach_tables: % tables over % shards', v_made, n;
+    RETURN v_made;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_attach_tables() IS 'On the coordinator: (re)builds schema retail_mid_dist: every customer table as a table hash-partitioned on customer_key whose partitions are the shards'' tables (postgres_fdw), every per-series table (replenish_forecast) hash-partitioned on (brand, site_id, sku_id), every per-store table as a view of all shards with a shard_no column; both brand-isolated and readable by the shipped roles. Turns enable_partitionwise_aggregate on for the database. Returns the number of relations built.';
+
+CREATE FUNCTION retail_mid.shard_forecast_refresh(brand text, as_of date DEFAULT NULL, history_days int4 DEFAULT 365,
+                                                  horizon int4 DEFAULT 28, options jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int4 := retail_mid.shard_count(); b text := brand; v_asof date := as_of; v_first date; v_job bigint; s record;
+    v_rows bigint; v_sent jsonb := '{}'; v_union text; v_fitted bigint; v_days bigint;
+BEGIN
+    IF brand IS NULL OR history_days IS NULL OR horizon IS NULL THEN
+        RAISE EXCEPTION 'brand, history_days and horizon must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF history_days < 7 OR history_days > 3660 THEN
+        RAISE EXCEPTION 'history_days must be between 7 and 3660' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_regclass('retail_mid_dist.replenish_forecast') IS NULL OR to_regclass('retail_mid_dist.shard_forecast_run_s0') IS NULL THEN
+        RAISE EXCEPTION 'the shards'' tables are not attached' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run retail_mid.shard_attach_tables() on the coordinator.';
+    END IF;
+    -- the horizon and options are checked here, before anything travels (the shards would refuse them one by one)
+    PERFORM retail_mid.forecast_array(array_fill(1::float8, ARRAY[14]), horizon, 7, options);
+    v_asof := coalesce(v_asof, (SELECT max(d.dt) FROM retail_mid_dist.dws_trade_sku_store_1d d WHERE d.brand = b));
+    IF v_asof IS NULL THEN
+        RAISE EXCEPTION 'brand % has no sales in dws_trade_sku_store_1d of any shard', brand USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_first := v_asof - history_days + 1;
+    v_job := retail_mid.job_start('shard_forecast_refresh', jsonb_build_object('brand', brand, 'as_of', v_asof,
+                 'history_days', history_days, 'horizon', horizon, 'options', options, 'shards', n));
+    -- 1. each shard's part of every series and day (the shards filter; their daily rows travel) summed by series
+    DROP TABLE IF EXISTS pg_temp.rm_shard_fc_sum;
+    CREATE TEMP TABLE rm_shard_fc_sum ON COMMIT DROP AS
+    SELECT w.store_id, w.sku_id, w.dt, sum(w.sales_quantity) AS q
+      FROM retail_mid_dist.dws_trade_sku_store_1d w
+     WHERE w.brand = b AND w.dt BETWEEN v_first AND v_asof
+     GROUP BY 1, 2, 3;
+    GET DIAGNOSTICS v_days = ROW_COUNT;
+    -- 2. the whole history of each series, as replenish_demand_arrays builds it on one server (store sites only,
+    --    from the first day with sales, zero-filled up to as_of)
+    DROP TABLE IF EXISTS pg_temp.rm_shard_fc;
+    CREATE TEMP TABLE rm_shard_fc ON COMMIT DROP AS
+    SELECT p.store_id AS site_id, p.sku_id, retail_mid.shard_of_series(b, p.store_id, p.sku_id, n) AS shard_no,
+           (SELECT array_agg(coalesce(t.q, 0)::float8 ORDER BY d.d)
+              FROM generate_series(p.f, v_asof, interval '1 day') d(d)
+              LEFT JOIN rm_shard_fc_sum t ON t.store_id = p.store_id AND t.sku_id = p.sku_id AND t.dt = d.d::date) AS y
+      FROM (SELECT w.store_id, w.sku_id, min(w.dt) AS f
+              FROM rm_shard_fc_sum w
+              JOIN retail_mid.ods_site st ON st.brand = b AND st.site_id = w.store_id AND st.kind = 'store'
+             WHERE w.q > 0
+             GROUP BY w.store_id, w.sku_id) p;
+    -- 3. the brand's old forecasts go; each series' history to the shard that owns it
+    DELETE FROM retail_mid_dist.replenish_forecast f WHERE f.brand = b;
+    FOR s IN SELECT * FROM retail_mid.shard ORDER BY shard_no LOOP
+        EXECUTE format('DELETE FROM retail_mid_dist.%I', 'shard_forecast_input_s' || s.shard_no);
+        EXECUTE format('INSERT INTO retail_mid_dist.%I (brand, site_id, sku_id, made_on, horizon, options, y) '
+                       'SELECT $1, a.site_id, a.sku_id, $2, $3, $4, a.y FROM rm_shard_fc a WHERE a.shard_no = $5 ORDER BY 2, 3',
+                       'shard_forecast_input_s' || s.shard_no) USING b, v_asof, horizon, options, s.shard_no;
+        GET DIAGNOSTICS v_rows = ROW_COUNT;
+        v_sent := v_sent || jsonb_build_object(s.server, v_rows);
+    END LOOP;
+    -- 4. every shard fits its series at once (an asynchronous Append over the shards' shard_forecast_run)
+    SELECT string_agg(format('SELECT series FROM retail_mid_dist.%I', 'shard_forecast_run_s' || sh.shard_no), ' UNION ALL ' ORDER BY sh.shard_no)
+      INTO v_union FROM retail_mid.shard sh;
+    EXECUTE format('SELECT coalesce(sum(series), 0) FROM (%s) u', v_union) INTO v_fitted;
+    RAISE NOTICE 'shard_forecast_refresh: % series of brand % (% shard-days summed) fitted on their shards as of % (%)',
+        v_fitted, brand, v_days, v_asof, v_sent;
+    PERFORM retail_mid.job_finish(v_job, v_fitted, jsonb_build_object('series', v_fitted, 'as_of', v_asof,
+                 'shard_days', v_days, 'series_per_shard', v_sent));
+    RETURN v_fitted;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb) IS 'On the coordinator: replenish_refresh_forecasts over every shard. Sums the shards'' daily units per store x SKU (each shard holds its customers'' part of a series), builds each series'' zero-filled history as on one server, hands it to the shard that owns the series (shard_of_series) and has every shard fit its series at once (shard_forecast_run) into its replenish_forecast, seen on the coordinator as retail_mid_dist.replenish_forecast. Same arguments and results as on one server; returns series fitted; logged in job_log.';
+
+CREATE FUNCTION retail_mid.shard_quality_evaluate(table_name regclass DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n int4 := retail_mid.shard_count(); v_job bigint; v_tbl regclass; v_base text; v_dist regclass;
+    sharded text[] := retail_mid.shard_tables('customer') || retail_mid.shard_tables('series');
+    rules retail_mid.quality_rule[]; r retail_mid.quality_rule; r2 retail_mid.quality_rule; plans jsonb[]; plan jsonb;
+    items text[]; sums text[]; i int; tok int8; v_union text; rec record; res jsonb; brand_res jsonb; cur jsonb;
+    v_brand text; v_rows bigint; v_obs float8; v_ratio float8; v_stat float8; v_cmp float8; v_outcome text;
+    v_sample jsonb; v_detail jsonb; v_a float8; v_b float8; v_n bigint; v_mean float8; v_sd float8; v_c float8;
+    v_results bigint := 0; v_tables int := 0; v_by_brand boolean; masked text[]; ref regclass; id text;
+    v_pass int := 0; v_warn int := 0; v_fail int := 0; v_warmup int := 0;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) THEN
+        RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF table_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = table_name
+                                                 AND c.relnamespace = 'retail_mid'::regnamespace AND c.relname = ANY (sharded)) THEN
+        RAISE EXCEPTION '% is not a customer or series table of the shards', table_name USING ERRCODE = 'invalid_parameter_value',
+            HINT = format('The tables evaluated over every shard: %s. Other tables: quality_evaluate on the server that holds them.', array_to_string(sharded, ', '));
+    END IF;
+    IF to_regclass('retail_mid_dist.replenish_forecast') IS NULL THEN
+        RAISE EXCEPTION 'the shards'' tables are not attached' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run retail_mid.shard_attach_tables() on the coordinator.';
+    END IF;
+    v_job := retail_mid.job_start('shard_quality_evaluate', jsonb_build_object('table', table_name::text, 'as_of', as_of, 'shards', n));
+    FOR v_tbl IN SELECT DISTINCT q.table_name FROM retail_mid.quality_rule q JOIN pg_class c ON c.oid = q.table_name
+                  WHERE q.enabled AND (shard_quality_evaluate.table_name IS NULL OR q.table_name = shard_quality_evaluate.table_name)
+                    AND c.relnamespace = 'retail_mid'::regnamespace AND c.relname = ANY (sharded)
+                  ORDER BY 1
+    LOOP
+        v_base := (SELECT c.relname FROM pg_class c WHERE c.oid = v_tbl);
+        v_dist := format('retail_mid_dist.%I', v_base)::regclass;
+        rules := ARRAY(SELECT q FROM retail_mid.quality_rule q WHERE q.enabled AND q.table_name = v_tbl ORDER BY q.rule_id);
+        plans := '{}';
+        items := ARRAY['count(*)::float8 AS rows'];
+        sums := ARRAY['sum(u.rows)::bigint AS rows'];
+        FOREACH r IN ARRAY rules LOOP
+            -- the rule as written, over the union of the shards (a sharded other table too)
+            r2 := r;
+            r2.table_name := v_dist;
+            IF r.template = 'tables_agree' THEN
+                ref := to_regclass(r.parameters->>'other_table');
+                IF ref IS NOT NULL AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = ref AND c.relnamespace = 'retail_mid'::regnamespace
+                                                  AND c.relname = ANY (sharded)) THEN
+                    r2.parameters := r.parameters || jsonb_build_object('other_table',
+                        format('retail_mid_dist.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = ref)));
+                END IF;
+            END IF;
+            plan := retail_mid.quality_rule_plan(r2);
+            id := r.rule_id::text;
+            IF plan->>'kind' = 'flag' THEN
+                items := items || format('count(*) FILTER (WHERE %s)::float8 AS v%s', plan->>'expr', id);
+                sums := sums || format('sum(u.v%1$s) AS v%1$s', id);
+            ELSIF plan->>'kind' = 'newest' THEN
+                items := items || format('max(%s) AS v%s', plan->>'expr', id);
+                sums := sums || format('max(u.v%1$s) AS v%1$s', id);
+            ELSIF plan->>'kind' = 'measure' THEN
+                items := items || format('sum(%1$s) AS s%2$s, count(%1$s)::float8 AS c%2$s, min(%1$s) AS lo%2$s, max(%1$s) AS hi%2$s', plan->>'expr', id);
+                sums := sums || format('sum(u.s%1$s) AS s%1$s, sum(u.c%1$s) AS c%1$s, min(u.lo%1$s) AS lo%1$s, max(u.hi%1$s) AS hi%1$s', id);
+            END IF;
+            plans := plans || plan;
+        END LOOP;
+        brand_res := '{}';
+        v_by_brand := EXISTS (SELECT 1 FROM unnest(rules) q WHERE q.by_brand);
+        masked := ARRAY(SELECT m.column_name FROM retail_mid.pii_mask_rule m WHERE m.table_name = v_tbl);
+        -- one aggregate per shard and brand, each pushed down whole (an asynchronous Append over the shards)
+        SELECT string_agg(format('SELECT t.brand::text AS brand, %s FROM retail_mid_dist.%I AS t GROUP BY t.brand',
+                                 array_to_string(items, ', '), v_base || '_p' || sh.shard_no), ' UNION ALL ' ORDER BY sh.shard_no)
+          INTO v_union FROM retail_mid.shard sh;
+        tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY(SELECT q.author FROM unnest(rules) q),
+                                                                  format('the quality rules of %s', v_tbl)));
+        FOR rec IN EXECUTE format('SELECT q.whole, q.b, to_jsonb(q) - ''whole'' - ''b'' AS j FROM (SELECT grouping(u.brand) = 1 AS whole, u.brand AS b, %s '
+                                  'FROM (%s) u GROUP BY GROUPING SETS ((u.brand), ())) q', array_to_string(sums, ', '), v_union) LOOP
+            IF rec.whole THEN
+                res := rec.j;
+            ELSIF rec.b IS NOT NULL AND rec.b <> '*' THEN
+                brand_res := brand_res || jsonb_build_object(rec.b, rec.j);
+            END IF;
+        END LOOP;
+        PERFORM retail_mid.registry_leave(tok);
+        v_tables := v_tables + 1;
+        RAISE NOTICE 'shard_quality_evaluate: % rules on % over % shards: % rows', cardinality(rules), v_tbl, n, coalesce(res->>'rows', '0');
+
+        FOR i IN 1 .. cardinality(rules) LOOP
+            r := rules[i];
+            plan := plans[i];
+            id := r.rule_id::text;
+          FOR v_brand, cur IN SELECT x.b, x.j FROM (SELECT '*'::text AS b, res AS j, 0 AS o
+                                                    UNION ALL SELECT e.key, e.value, 1 FROM jsonb_each(brand_res) e WHERE r.by_brand) x
+                               ORDER BY x.o, x.b LOOP
+            v_rows := coalesce((cur->>'rows')::bigint, 0);
+            v_obs := NULL; v_ratio := NULL; v_stat := NULL; v_sample := '[]'; v_detail := '{}';
+            tok := retail_mid.registry_enter(retail_mid.registry_role(ARRAY[r.author], format('quality rule %s', r.rule_name)));
+            IF plan->>'kind' = 'flag' THEN
+                v_obs := coalesce((cur->>('v' || id))::float8, 0);
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+                IF v_obs > 0 THEN
+                    EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(s)), ''[]'') FROM (SELECT t.* FROM %s AS t WHERE (%s)%s LIMIT 5) s',
+                                   v_dist, plan->>'expr', CASE WHEN v_brand <> '*' THEN ' AND t.brand = $1' ELSE '' END) INTO v_sample USING v_brand;
+                END IF;
+            ELSIF plan->>'kind' = 'duplicates' THEN
+                -- exact over the union of the shards: a key on two shards is a duplicate as on one server
+                EXECUTE plan->>'confirm' INTO v_obs, v_sample USING NULL::bigint[], nullif(v_brand, '*');
+                v_detail := jsonb_build_object('across_shards', true);
+                v_ratio := CASE WHEN v_rows > 0 THEN v_obs / v_rows ELSE 0 END;
+            ELSIF plan->>'kind' = 'newest' THEN
+                v_detail := jsonb_build_object('newest', cur->('v' || id));
+                v_obs := extract(epoch FROM as_of - (cur->>('v' || id))::timestamptz) / 3600.0;
+            ELSIF plan->>'kind' = 'queries' THEN
+                EXECUTE plan->>'query' INTO v_a;
+                EXECUTE plan->>'other_query' INTO v_b;
+                v_obs := abs(v_a - v_b);
+                v_detail := jsonb_build_object('value', v_a, 'other_value', v_b);
+            ELSE
+                IF plan->>'kind' = 'rows' THEN
+                    v_obs := v_rows;
+                ELSE
+                    v_c := coalesce((cur->>('c' || id))::float8, 0);
+                    v_obs := CASE plan->>'metric'
+                                 WHEN 'null_fraction' THEN CASE WHEN v_rows > 0 THEN (v_rows - v_c) / v_rows ELSE 0 END
+                                 WHEN 'mean' THEN CASE WHEN v_c > 0 THEN (cur->>('s' || id))::float8 / v_c END
+                                 WHEN 'sum' THEN (cur->>('s' || id))::float8
+                                 WHEN 'min' THEN (cur->>('lo' || id))::float8
+                                 ELSE (cur->>('hi' || id))::float8 END;
+                END IF;
+                SELECT count(*), avg(h.observed), stddev_samp(h.observed) INTO v_n, v_mean, v_sd
+                  FROM (SELECT DISTINCT ON (x.as_of::date) x.observed
+                          FROM retail_mid.quality_result x
+                         WHERE x.rule_id = r.rule_id AND x.brand = v_brand AND x.as_of::date < shard_quality_evaluate.as_of::date AND x.observed IS NOT NULL
+                           AND (coalesce(r.parameters->>'seasonality', 'weekday') = 'none'
+                                OR extract(isodow FROM x.as_of) = extract(isodow FROM shard_quality_evaluate.as_of))
+                         ORDER BY x.as_of::date DESC, x.as_of DESC
+                         LIMIT coalesce((r.parameters->>'window')::int, 8)) h;
+                v_detail := jsonb_build_object('history', v_n, 'history_mean', v_mean, 'history_stddev', v_sd);
+                IF v_obs IS NOT NULL AND v_n >= 2 THEN
+                    v_stat := CASE WHEN v_obs = v_mean THEN 0
+                                   WHEN coalesce(v_sd, 0) = 0 THEN CASE WHEN v_obs > v_mean THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END
+                                   ELSE (v_obs - v_mean) / v_sd END;
+                END IF;
+            END IF;
+            PERFORM retail_mid.registry_leave(tok);
+            v_cmp := CASE WHEN r.template = 'stability' THEN
+                              CASE coalesce(r.parameters->>'sides', 'two') WHEN 'two' THEN abs(v_stat) WHEN 'upper' THEN v_stat ELSE -v_stat END
+                          WHEN r.threshold_on = 'ratio' THEN v_ratio
+                          ELSE v_obs END;
+            IF r.template = 'stability' AND (v_obs IS NULL OR v_n < coalesce((r.parameters->>'warmup')::int, 4)) THEN
+                v_outcome := CASE WHEN v_obs IS NULL THEN 'fail' ELSE 'warmup' END;
+            ELSE
+                v_outcome := retail_mid.quality_outcome(v_cmp, r.warn_threshold, r.fail_threshold);
+            END IF;
+            IF v_brand <> '*' AND cardinality(masked) > 0 AND jsonb_array_length(v_sample) > 0 THEN
+                v_sample := (SELECT jsonb_agg(e - masked) FROM jsonb_array_elements(v_sample) e);
+            END IF;
+            INSERT INTO retail_mid.quality_result (run_id, as_of, rule_id, rule_version, rule_name, table_name, column_name,
+                    template, dimension, data_domain, weight, rows_checked, observed, violation_ratio, statistic,
+                    threshold_on, compared_value, warn_threshold, fail_threshold, outcome, score, sample, detail, brand)
+            SELECT v_job, as_of, r.rule_id, r.version, r.rule_name, v_tbl::text, r.column_name,
+                   r.template, tp.dimension, r.data_domain, r.weight, v_rows, v_obs, v_ratio, v_stat,
+                   r.threshold_on, v_cmp, r.warn_threshold, r.fail_threshold, v_outcome,
+                   CASE v_outcome WHEN 'pass' THEN 100 WHEN 'warn' THEN 50 WHEN 'fail' THEN 0 END, v_sample, v_detail, v_brand
+              FROM retail_mid.quality_template tp WHERE tp.template = r.template;
+            v_results := v_results + 1;
+            CASE v_outcome WHEN 'pass' THEN v_pass := v_pass + 1; WHEN 'warn' THEN v_warn := v_warn + 1;
+                           WHEN 'fail' THEN v_fail := v_fail + 1; ELSE v_warmup := v_warmup + 1; END CASE;
+          END LOOP;
+        END LOOP;
+    END LOOP;
+    RAISE NOTICE 'shard_quality_evaluate: % tables, % results: % pass, % warn, % fail, % warming up', v_tables, v_results, v_pass, v_warn, v_fail, v_warmup;
+    PERFORM retail_mid.job_finish(v_job, v_results, jsonb_build_object('tables', v_tables, 'pass', v_pass, 'warn', v_warn, 'fail', v_fail, 'warmup', v_warmup, 'shards', n));
+    RETURN v_job;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_quality_evaluate(regclass, timestamptz) IS 'On the coordinator: quality_evaluate over every shard for the enabled rules of the customer and series tables (one table, or all): per-row rules, freshness and stability are aggregated on each shard at once (one row per shard and brand travels) and added; unique_key, duplicate_rows and tables_agree run over the union of the shards (retail_mid_dist), so keys duplicated across shards count. Results (thresholds, outcomes, scores, by brand) go to the coordinator''s quality_result as on one server; samples are up to 5 rows from any shard. Returns the run id (job_log.job_id).';
+
+CREATE OR REPLACE FUNCTION retail_mid.shard_gather_tags()
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; m bigint; k bigint; shared text[];
+BEGIN
+    IF to_regclass('retail_mid_dist.tag_bitmap') IS NULL OR to_regclass('retail_mid_dist.tag_value') IS NULL THEN
+        RAISE EXCEPTION 'the shards'' tables are not attached' USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Run retail_mid.shard_attach_tables() on the coordinator.';
+    END IF;
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER, 'retail_mid_admin', 'USAGE') THEN
+        RAISE EXCEPTION 'shard_gather_tags is for administrators' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- the per-brand rows of shared group tags come last: writing a group-wide row rebuilds them from the local
+    -- customer_brand (src/tags/brand_scope.sql), which the coordinator does not hold
+    shared := ARRAY(SELECT d.tag_name FROM retail_mid.tag_definition d WHERE d.scope = 'group');
+    -- the customers of each brand: in a brand context NOT is relative to them (audience) and profiles start from
+    -- them (insight), so the coordinator keeps a copy (one row per customer and brand travels)
+    DELETE FROM retail_mid.customer_brand;
+    INSERT INTO retail_mid.customer_brand (brand, customer_key) SELECT cb.brand, cb.customer_key FROM retail_mid_dist.customer_brand cb;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RAISE NOTICE 'shard_gather_tags: % customers of brands copied from the shards', k;
+    DROP TABLE IF EXISTS pg_temp.rm_shard_tags;
+    CREATE TEMP TABLE rm_shard_tags ON COMMIT DROP AS
+    SELECT b.tag_name, b.tag_value, b.brand, retail_mid.rb_or_agg(b.bitmap) AS bitmap
+      FROM retail_mid_dist.tag_bitmap b
+     WHERE EXISTS (SELECT 1 FROM retail_mid.tag_definition d WHERE d.tag_name = b.tag_name)
+     GROUP BY 1, 2, 3;
+    -- numeric tags: the shards' indexes cannot be OR-ed (each slices value - its own minimum), so each is rebuilt
+    -- from the shards' current numeric values (one row per customer and tag travels), as evaluate_tags builds it
+    DROP TABLE IF EXISTS pg_temp.rm_shard_bsi;
+    CREATE TEMP TABLE rm_shard_bsi ON COMMIT DROP AS
+    SELECT v.tag_name, v.brand, d.numeric_scale AS scale, min(v.numeric_value) AS min_value, max(v.numeric_value) AS max_value,
+           count(*) AS customers,
+           retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, d.numeric_scale))::int8) AS bsi
+      FROM retail_mid_dist.tag_value v JOIN retail_mid.tag_definition d USING (tag_name)
+     WHERE v.valid_to IS NULL AND d.value_type = 'numeric' AND v.numeric_value IS NOT NULL
+     GROUP BY v.tag_name, v.brand, d.numeric_scale;
+    DELETE FROM retail_mid.tag_bitmap;
+    DELETE FROM retail_mid.tag_bsi;
+    INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+    SELECT tag_name, tag_value, brand, bitmap, retail_mid.rb_cardinality(bitmap) FROM rm_shard_tags
+     WHERE NOT (brand <> '*' AND tag_name = ANY (shared));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+    SELECT tag_name, brand, scale, min_value, max_value, customers, bsi FROM rm_shard_bsi;
+    GET DIAGNOSTICS m = ROW_COUNT;
+    -- shared group tags by brand: the OR of the shards' brand rows; their indexes from the group-wide values of
+    -- the brand's customers on every shard (as refresh_brand_tag_bitmaps)
+    DELETE FROM retail_mid.tag_bitmap t WHERE t.brand <> '*' AND t.tag_name = ANY (shared);
+    DELETE FROM retail_mid.tag_bsi t WHERE t.brand <> '*' AND t.tag_name = ANY (shared);
+    INSERT INTO retail_mid.tag_bitmap (tag_name, tag_value, brand, bitmap, customers)
+    SELECT tag_name, tag_value, brand, bitmap, retail_mid.rb_cardinality(bitmap) FROM rm_shard_tags
+     WHERE brand <> '*' AND tag_name = ANY (shared);
+    GET DIAGNOSTICS k = ROW_COUNT; n := n + k;
+    INSERT INTO retail_mid.tag_bsi (tag_name, brand, scale, min_value, max_value, customers, bsi)
+    SELECT t.tag_name, cb.brand, t.scale, min(v.numeric_value), max(v.numeric_value), count(*),
+           retail_mid.bsi_build_agg(v.customer_key, (v.numeric_value * power(10::numeric, t.scale))::int8)
+      FROM retail_mid.tag_bsi t
+      JOIN retail_mid.tag_definition d ON d.tag_name = t.tag_name AND d.shared_with_brands
+      JOIN retail_mid_dist.tag_value v ON v.tag_name = t.tag_name AND v.brand = '*' AND v.valid_to IS NULL AND v.numeric_value IS NOT NULL
+      JOIN retail_mid_dist.customer_brand cb ON cb.customer_key = v.customer_key
+     WHERE t.brand = '*' AND t.tag_name = ANY (shared)
+       AND cb.brand IN (SELECT e.brand FROM retail_mid.brand_entitlement e WHERE e.brand <> '*')
+     GROUP BY t.tag_name, cb.brand, t.scale;
+    GET DIAGNOSTICS k = ROW_COUNT; m := m + k;
+    DELETE FROM retail_mid.customer_universe;
+    RAISE NOTICE 'shard_gather_tags: % tag bitmaps OR-ed and % numeric tag indexes rebuilt over % shards', n, m, retail_mid.shard_count();
+    RETURN n + m;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.shard_gather_tags() IS 'On the coordinator (administrators): replaces the local tag_bitmap by the OR of every shard''s bitmaps per tag, value and brand (the shards hold disjoint customers, so the OR is the whole group), and the local tag_bsi by the bit-sliced indexes of numeric tags rebuilt from every shard''s current values (one row per customer and tag travels); and the local customer_brand by the shards'' (NOT in a brand context is relative to the brand''s customers); audience() and audience_count() then answer on the coordinator as on one server, numeric ranges included. Returns bitmaps and indexes written.';
+
+REVOKE EXECUTE ON FUNCTION retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb), retail_mid.shard_quality_evaluate(regclass, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retail_mid.shard_forecast_refresh(text, date, int4, int4, jsonb), retail_mid.shard_quality_evaluate(regclass, timestamptz) TO retail_mid_admin;
+REVOKE ALL ON retail_mid.shard_forecast_input, retail_mid.shard_forecast_run FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION retail_mid.shard_forecast_fit() FROM PUBLIC;

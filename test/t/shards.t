@@ -13,6 +13,7 @@ use File::Temp qw(tempdir);
 use Time::HiRes qw(time);
 
 my $bench = $ENV{SHARDS_BENCH};
+$SIG{TERM} = $SIG{INT} = sub { exit 1 };   # END stops the clusters started here
 my $dir = tempdir(CLEANUP => 1);
 chmod 0755, $dir;
 my $root_user = ($> == 0);
@@ -84,6 +85,17 @@ my $gen = "SET client_min_messages = warning;\n"
 my $roles = "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shard_tap_analyst') THEN "
           . "CREATE ROLE shard_tap_analyst LOGIN; END IF; END \$\$;\n";
 my $create = "SET client_min_messages = warning; CREATE EXTENSION retail_mid CASCADE; GRANT retail_mid_analyst TO shard_tap_analyst;\n";
+my $fc_options = '{"quantiles": [0.5, 0.9]}';
+# quality rules: the shipped order-line set, a key that spans shards, a rule by brand, stability and tables_agree
+my $rules = "SELECT retail_mid.quality_add_default_rules('retail_mid.dwd_trade_order_line_di');\n"
+          . "INSERT INTO retail_mid.quality_rule (rule_name, table_name, column_name, template, parameters, by_brand) VALUES "
+          . "('store_day_unique', 'retail_mid.dwd_trade_order_line_di', NULL, 'unique_key', '{\"columns\": [\"brand\", \"store_id\", \"dt\"]}', false), "
+          . "('customer_day_unique', 'retail_mid.dws_trade_customer_1d', NULL, 'unique_key', '{\"columns\": [\"brand\", \"customer_key\", \"dt\"]}', true), "
+          . "('amount_small', 'retail_mid.dwd_trade_order_line_di', 'amount', 'range', '{\"max\": 300}', true), "
+          . "('lines_stable', 'retail_mid.dwd_trade_order_line_di', NULL, 'stability', '{\"metric\": \"row_count\", \"warmup\": 2, \"seasonality\": \"none\"}', false), "
+          . "('amount_mean_stable', 'retail_mid.dwd_trade_order_line_di', 'amount', 'stability', '{\"metric\": \"mean\", \"warmup\": 2, \"seasonality\": \"none\"}', true), "
+          . "('dws_agrees', 'retail_mid.dws_trade_customer_1d', NULL, 'tables_agree', "
+          . "'{\"expression\": \"sum(orders)\", \"other_table\": \"retail_mid.dwd_trade_order_line_di\", \"other_expression\": \"count(DISTINCT order_id)\"}', false);\n";
 my $settings = "INSERT INTO retail_mid.brand_entitlement VALUES ('shard_tap_analyst', 'b1');\n"
              . "INSERT INTO retail_mid.rfm_config (brand, map_name, k, method) VALUES ('b2', 'ten_segment', 5, 'quantile') ON CONFLICT DO NOTHING;\n";
 
@@ -101,7 +113,9 @@ my $t0 = time;
 my $pipeline = "SET client_min_messages = warning;\nSELECT retail_mid.refresh_all();\n"
              . "SELECT retail_mid.aipl_refresh(b, date '$as_of' - 29, '$as_of') FROM unnest(ARRAY['b1', 'b2']) b;\n";
 psql($settings . $gen . "SELECT retail_mid.shard_assign_keys('b1'); SELECT retail_mid.shard_assign_keys('b2');\n" . $pipeline
-     . "SELECT retail_mid.rfm_refresh(b, '$as_of', 365) FROM unnest(ARRAY['b1', 'b2']) b;\nSELECT retail_mid.evaluate_tags();\n", 'rm_single');
+     . "SELECT retail_mid.rfm_refresh(b, '$as_of', 365) FROM unnest(ARRAY['b1', 'b2']) b;\nSELECT retail_mid.evaluate_tags();\n"
+     . "SELECT retail_mid.replenish_refresh_forecasts(b, '$as_of', 365, 14, '$fc_options') FROM unnest(ARRAY['b1', 'b2']) b;\n"
+     . $rules . join('', map { "SELECT retail_mid.quality_evaluate(NULL, '$as_of 23:00+00'::timestamptz - $_ * interval '1 day');\n" } 2, 1, 0), 'rm_single');
 my $t_single = time - $t0;
 
 # the sharded run: shards added, global settings synced, data routed, the pipeline on every shard, RFM globally
@@ -119,13 +133,20 @@ on_shard($_, $pipeline . "SELECT 1;\n") for 0 .. 2;
 psql("SET client_min_messages = warning; SELECT retail_mid.shard_rfm_refresh(b, '$as_of', 365) FROM unnest(ARRAY['b1', 'b2']) b;", 'rm_coord');
 on_shard($_, "SET client_min_messages = warning; SELECT retail_mid.evaluate_tags();") for 0 .. 2;
 psql("SET client_min_messages = warning; SELECT retail_mid.shard_gather_tags();", 'rm_coord');
+my $t_fc = time;
+psql("SET client_min_messages = warning; SELECT retail_mid.shard_forecast_refresh(b, '$as_of', 365, 14, '$fc_options') FROM unnest(ARRAY['b1', 'b2']) b;", 'rm_coord');
+$t_fc = time - $t_fc;
+my $t_q = time;
+psql("SET client_min_messages = warning;\n" . $rules . join('', map { "SELECT retail_mid.shard_quality_evaluate(NULL, '$as_of 23:00+00'::timestamptz - $_ * interval '1 day');\n" } 2, 1, 0), 'rm_coord');
+$t_q = time - $t_q;
 my $t_sharded = time - $t0;
-note(sprintf("one server: %.1f s; sharded: load %.1f s, pipeline %.1f s", $t_single, $t_load, $t_sharded));
+note(sprintf("one server: %.1f s; sharded: load %.1f s, pipeline %.1f s (forecasts %.1f s); quality over the shards %.1f s", $t_single, $t_load, $t_sharded, $t_fc, $t_q));
 
 if ($bench) { require "$ENV{SHARDS_BENCH_SCRIPT}"; bench_report(\&psql, \&on_shard, $as_of); done_testing(); exit 0; }
 
 # compare: the same query text (or a pair) on the one server and on the coordinator
 my $n = 1;
+my $plan;
 sub same {
     my ($what, $single_sql, $coord_sql) = @_;
     $coord_sql //= $single_sql;
@@ -192,8 +213,59 @@ if (@exprs >= 2) {
     }
 } else { $n++; fail("$n tags to build audiences from"); }
 
+# numeric tags: bit-sliced indexes rebuilt on the coordinator from every shard's values
+same('numeric tags: every bit-sliced index (tag, brand, scale, range, customers, bytes)',
+     rows("SELECT tag_name, brand, scale, min_value, max_value, customers, md5(bsi) FROM retail_mid.tag_bsi"));
+my @ranges = split /\n/, psql("SELECT format('%I >= %s', tag_name, round(((min_value + max_value) / 2)::numeric, 0)) FROM retail_mid.tag_bsi "
+                              . "WHERE brand = 'b1' AND max_value > min_value ORDER BY customers DESC, 1 LIMIT 2", 'rm_single');
+if (@ranges == 2) {
+    for my $e ($ranges[0], "$ranges[0] AND NOT $ranges[1]") {
+        (my $q = $e) =~ s/'/''/g;
+        same("audience($e) in brand b1, member for member",
+             "SELECT retail_mid.audience_count('$q', 'b1') || ' ' || md5(array_to_string(retail_mid.rb_to_array(retail_mid.audience('$q', 'b1')), ','))");
+    }
+} else { $n++; fail("$n numeric tags to build audiences from"); }
+
+# forecasts per series: the shards' daily parts summed on the coordinator, each series fitted on its owner shard
+same('forecasts per series (replenish_forecast, same options) row for row',
+     rows("SELECT brand, site_id, sku_id, made_on, result FROM retail_mid.replenish_forecast"),
+     rows("SELECT brand, site_id, sku_id, made_on, result FROM retail_mid_dist.replenish_forecast"));
+$n++;
+my @fc = map { on_shard($_, "SELECT count(*) || ' ' || count(*) FILTER (WHERE retail_mid.shard_of_series(brand, site_id, sku_id, 3) <> $_) FROM retail_mid.replenish_forecast") } 0 .. 2;
+ok((!grep { !/^[1-9]\d* 0$/ } @fc), "$n every shard fits and stores only the series it owns (series, foreign: @fc)");
+$n++;
+my @fit = map { [split / /, on_shard($_, "SELECT extract(epoch FROM started_at) || ' ' || extract(epoch FROM finished_at) FROM retail_mid.job_log WHERE job = 'shard_forecast_fit' ORDER BY job_id DESC LIMIT 1")] } 0 .. 2;
+my ($last_start) = sort { $b <=> $a } map { $_->[0] } @fit;
+my ($first_end) = sort { $a <=> $b } map { $_->[1] } @fit;
+note(sprintf("shard_forecast_fit on the three shards: %s (the last started %.3f s before the first finished)",
+             join(', ', map { sprintf('%.3f-%.3f', @$_) } @fit), $first_end - $last_start));
+like(psql("EXPLAIN (VERBOSE, COSTS OFF) SELECT coalesce(sum(series), 0) FROM (SELECT series FROM retail_mid_dist.shard_forecast_run_s0 UNION ALL "
+          . "SELECT series FROM retail_mid_dist.shard_forecast_run_s1 UNION ALL SELECT series FROM retail_mid_dist.shard_forecast_run_s2) u", 'rm_coord'),
+     qr/Async Foreign Scan.*Async Foreign Scan.*Async Foreign Scan/s, "$n the fits are requested from the three shards at once (an asynchronous Append)");
+$n++;
+like(psql("SELECT detail::text FROM retail_mid.job_log WHERE job = 'shard_forecast_refresh' ORDER BY job_id DESC LIMIT 1", 'rm_coord'),
+     qr/series_per_shard.*shard0.*shard1.*shard2/, "$n shard_forecast_refresh logs the series sent to each shard");
+
+# quality: the coordinator's one result set equals the one-server run (samples: as many rows, from any shard)
+my $qcols = "rule_id, rule_name, table_name, column_name, template, brand, as_of, rows_checked, round(observed::numeric, 6), round(violation_ratio::numeric, 9), "
+          . "round(statistic::numeric, 6), compared_value IS NULL, outcome, score, jsonb_array_length(sample)";
+same('quality results of every rule, evaluation and brand (the coordinator\'s quality_result)', rows("SELECT $qcols FROM retail_mid.quality_result"));
+$n++;
+like(psql("SELECT count(*) || ' ' || count(DISTINCT rule_id) || ' ' || count(*) FILTER (WHERE brand <> '*') || ' ' || count(statistic) || ' ' || count(*) FILTER (WHERE outcome <> 'pass') FROM retail_mid.quality_result", 'rm_coord'),
+     qr/^(\d+) 27 [1-9]\d* [1-9]\d* [1-9]\d*$/, "$n quality: 27 rules, results by brand, z-scores and failures among them");
+same('quality: a key duplicated across shards counts (store x day, samples of the duplicated keys)',
+     rows("SELECT observed, sample FROM retail_mid.quality_result WHERE rule_name = 'store_day_unique'"));
+$n++;
+my $per_shard = join('+', map { on_shard($_, "SELECT count(*) - count(DISTINCT (brand, store_id, dt)) FROM retail_mid.dwd_trade_order_line_di") } 0 .. 2);
+my $global = psql("SELECT observed FROM retail_mid.quality_result WHERE rule_name = 'store_day_unique' LIMIT 1", 'rm_coord');
+ok(eval($per_shard) < $global, "$n and per-shard counts would be too few ($per_shard < $global)");
+same('quality_score over the shards', rows("SELECT * FROM retail_mid.quality_score"));
+$plan = psql("EXPLAIN (VERBOSE, COSTS OFF) SELECT t.brand, count(*) FILTER (WHERE t.amount > 300) FROM retail_mid_dist.dwd_trade_order_line_di_p1 t GROUP BY t.brand", 'rm_coord');
+$n++;
+like($plan, qr/Remote SQL: SELECT brand, count\(\*\) FILTER \(WHERE \(amount > 300/, "$n a rule's count runs on the shard (Remote SQL)");
+
 # pushdown: GROUP BY customer_key ships the extension's aggregate to each shard
-my $plan = psql("SET enable_partitionwise_aggregate = on; EXPLAIN (VERBOSE, COSTS OFF) SELECT customer_key, retail_mid.rfm_agg_daily(dt, orders::int8, net_amount, '$as_of', 365) "
+$plan = psql("SET enable_partitionwise_aggregate = on; EXPLAIN (VERBOSE, COSTS OFF) SELECT customer_key, retail_mid.rfm_agg_daily(dt, orders::int8, net_amount, '$as_of', 365) "
                 . "FROM retail_mid_dist.dws_trade_customer_1d WHERE brand = 'b1' GROUP BY customer_key", 'rm_coord');
 note($plan);
 $n++;
@@ -229,15 +301,34 @@ ok($rc != 0 && $out =~ /shard2/, "$n shard 2 stopped: the query fails naming ser
 ($rc, $out) = psql("SELECT count(*) FROM retail_mid_dist.dws_trade_store_1d", 'rm_coord', may_fail => 1);
 $n++;
 ok($rc != 0 && $out =~ /shard2/ && $out !~ /^\d+$/m, "$n and so does a per-store view (no partial count)") or diag($out);
+($rc, $out) = psql("SELECT retail_mid.shard_gather_tags()", 'rm_coord', may_fail => 1);
+$n++;
+ok($rc != 0 && $out =~ /shard2/, "$n and a coordinator job (shard_gather_tags) fails naming shard2, changing nothing") or diag($out);
 pg_ctl($c2, 'start');
 $n++;
 is(psql("SELECT count(*), sum(net_amount) FROM retail_mid_dist.dws_trade_customer_1d", 'rm_coord'), $before, "$n shard 2 back: the same answer, nothing rebuilt");
+same('shard 2 back: store x day distinct customers as before (views of partial tables)',
+     rows("SELECT dt, brand, store_id, customers FROM retail_mid.dws_trade_store_1d"),
+     rows("SELECT dt, brand, store_id, retail_mid.rb_cardinality(retail_mid.rb_or_agg(customer_bitmap)) FROM retail_mid_dist.dws_trade_store_1d GROUP BY 1, 2, 3"));
+psql("SET client_min_messages = warning; SELECT retail_mid.shard_gather_tags(); SELECT retail_mid.shard_forecast_refresh('b2', '$as_of', 365, 14, '$fc_options');", 'rm_coord');
+same('shard 2 back: coordinator jobs run again (tags gathered): every bitmap and numeric index as on one server',
+     rows("SELECT tag_name, tag_value, brand, customers, md5(retail_mid.rb_to_array(bitmap)::text) FROM retail_mid.tag_bitmap "
+          . "UNION ALL SELECT tag_name, brand, min_value::text, customers, md5(bsi) FROM retail_mid.tag_bsi"));
+same('shard 2 back: the refitted forecasts of brand b2 equal one server\'s',
+     rows("SELECT brand, site_id, sku_id, made_on, result FROM retail_mid.replenish_forecast WHERE brand = 'b2'"),
+     rows("SELECT brand, site_id, sku_id, made_on, result FROM retail_mid_dist.replenish_forecast WHERE brand = 'b2'"));
 
 # bad inputs
 for my $case (["SELECT retail_mid.shard_add('shard0', 'x', 5432, 'd')", qr/42710|already registered/],
               ["SELECT retail_mid.shard_add('Bad Name', 'x', 5432, 'd')", qr/22023|invalid shard server name/],
               ["SELECT retail_mid.shard_add('s9', 'x', 0, 'd')", qr/22023|out of range/],
-              ["SELECT retail_mid.shard_load(NULL)", qr/22004|must not be null/]) {
+              ["SELECT retail_mid.shard_load(NULL)", qr/22004|must not be null/],
+              ["SELECT retail_mid.shard_forecast_refresh(NULL)", qr/22004.*must not be null/s],
+              ["SELECT retail_mid.shard_forecast_refresh('b1', NULL, 3)", qr/22023.*history_days/s],
+              ["SELECT retail_mid.shard_forecast_refresh('b1', NULL, 30, 14, '{\"seed\": \"x\"}')", qr/22023/],
+              ["SELECT retail_mid.shard_forecast_refresh('nobrand')", qr/22023.*no sales/s],
+              ["SELECT retail_mid.shard_quality_evaluate('retail_mid.ods_site')", qr/22023.*not a customer or series table/s],
+              ["SELECT retail_mid.shard_quality_evaluate(NULL, 'infinity')", qr/22023.*finite/s]) {
     ($rc, $out) = psql("\\set VERBOSITY verbose\n$case->[0]", 'rm_coord', may_fail => 1);
     $n++;
     ok($rc != 0 && $out =~ $case->[1], "$n $case->[0] is refused") or diag($out);
