@@ -9932,7 +9932,7 @@ $$;
 COMMENT ON FUNCTION retail_mid.load_newproducts(text, text, bigint) IS 'Loads new products (CSV: sku_id, np_type, benchmark_sku, launch_date) into newproduct for a brand, replacing rows of the same SKU. Rows are rejected with their reason (unknown SKU, type or benchmark, missing benchmark for a type that needs one, benchmark = product, malformed or future launch date, SKU twice); with more than max_rejected rejects (default 0) nothing is loaded (22000).';
 
 -- ----------------------------------------------------------------- stages
-CREATE FUNCTION retail_mid.newproduct_stage(launch_date date, as_of date DEFAULT current_date, brand text DEFAULT '*')
+CREATE FUNCTION retail_mid.newproduct_stage(launch_date date, as_of date, brand text DEFAULT '*')
 RETURNS text LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE months numeric; b text; v text;
