@@ -15,6 +15,8 @@ SELECT retail_mid.secure_brand_table(c.oid)
 -- data of a brand: whoever reads the table reads them (policies are permissive: either one admits a row).
 CREATE POLICY brand_defaults ON retail_mid.rfm_config FOR SELECT USING (brand = '*');
 CREATE POLICY brand_defaults ON retail_mid.aipl_rule FOR SELECT USING (brand = '*');
+CREATE POLICY brand_defaults ON retail_mid.newproduct_type FOR SELECT USING (brand = '*');
+CREATE POLICY brand_defaults ON retail_mid.newproduct_stage_threshold FOR SELECT USING (brand = '*');
 
 -- Saved audiences (audience_package, brand-isolated above): a brand's audiences are read and saved by the users
 -- entitled to the brand, group-wide ones ('*') by admins. An inserted snapshot must hold customers of its brand only
@@ -144,3 +146,5 @@ GRANT SELECT ON retail_mid.reach_outbox, retail_mid.reach_plan, retail_mid.fulfi
 GRANT SELECT ON retail_mid.dwd_marketing_touch_di TO retail_mid_view_owner;
 -- BI reads dash_replenishment, whose suggested orders check the freshness of the inventory DWS
 GRANT SELECT ON retail_mid.domain_refresh_state TO retail_mid_bi;
+-- issue 17: the new-product views read the type targets through retail_mid.newproduct_type_of
+GRANT SELECT ON retail_mid.newproduct_type TO retail_mid_bi;
