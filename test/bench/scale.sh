@@ -11,13 +11,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || read -r -a sizes <<<"${SIZES:-1000000 3000000 10000000}"
-if [ -z "${PGHOST:-}" ] || [ -z "${RETAIL_MID_DESTDIR:-}" ]; then
+if [ -z "${REPORT_ONLY:-}" ] && { [ -z "${PGHOST:-}" ] || [ -z "${RETAIL_MID_DESTDIR:-}" ]; }; then
   make -s >/dev/null && rm -rf tmp_install && make -s install DESTDIR="$PWD/tmp_install" >/dev/null
   RETAIL_MID_DESTDIR="$PWD/tmp_install" exec bash test/with_cluster.sh bash "$0" "${sizes[@]}"
 fi
 out=${RESULTS_DIR:-$PWD/results/scale}
 mkdir -p "$out"
 csv=$out/scale.csv
+# REPORT_ONLY=1: no run, only the ratios and the picture of an existing $out/scale.csv (rows of several runs merged)
+if [ -z "${REPORT_ONLY:-}" ]; then
 echo "lines_target,dwd_lines,load_s,first_build_s,refresh_1day_s,refresh_1day_max_s,rfm_s,tags_s,audience_s,audience_members,table_mb,index_mb,dead_pct,dead_pct_history,refresh_dwd_s,refresh_dws_s,refresh_metric_s,daily_refreshes,load_average" >"$csv"
 for n in "${sizes[@]}"; do
   db=scale_$n
@@ -28,10 +30,11 @@ for n in "${sizes[@]}"; do
   echo "   $row" >&2
   dropdb "$db"
 done
+fi
 # ratios against the smallest size, and the picture
 python3 - "$csv" "$out/scale.svg" <<'PY'
 import csv, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
+rows = sorted(csv.DictReader(open(sys.argv[1])), key=lambda r: float(r["dwd_lines"]))
 if not rows:
     sys.exit("no rows")
 base = rows[0]
@@ -51,7 +54,7 @@ for k, name in steps:
 print("%-18s" % "dead % (all)" + "".join("%14s" % r["dead_pct"] for r in rows))
 print("%-18s" % "dead % (DWD/DWS)" + "".join("%14s" % r["dead_pct_history"] for r in rows))
 for k in ("refresh_1day_s", "refresh_dwd_s", "refresh_dws_s", "refresh_metric_s"):
-    print("%-18s" % (k + " s") + "".join("%14s" % r[k] for r in rows))
+    print("%-18s" % (k + " s") + "".join("%14s" % r.get(k, "") for r in rows))
 last = rows[-1]
 print("\none-day refresh, largest / smallest: %.2fx (goal <= 1.2x; %s vs %s lines)"
       % (ratio(last, "refresh_1day_s"), last["dwd_lines"], base["dwd_lines"]))

@@ -27,7 +27,7 @@ SELECT i.inhparent::regclass AS parent, c.relname,
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent IN (SELECT t FROM pdom_tables) AND c.relname ~ '_p1984'
  ORDER BY 1::text, 2;
-SELECT c.relname, regexp_replace(pg_get_indexdef(x.indexrelid), ' [a-z0-9_]+ ON retail_mid\.[a-z0-9_]+', ' ON') AS index
+SELECT c.relname, regexp_replace(pg_get_indexdef(x.indexrelid), ' [a-z0-9_]+ ON retail_mid\.[a-z0-9_]+', ' <name> ON <partition>') AS index
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_index x ON x.indrelid = c.oid
  WHERE i.inhparent IN (SELECT t FROM pdom_tables) AND c.relname ~ '_p198402$'
  ORDER BY 1, 2;
