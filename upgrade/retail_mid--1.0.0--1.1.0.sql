@@ -10163,3 +10163,154 @@ RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_custome
              'retail_mid.dws_aipl_stage_bitmap_1d']::text[]::regclass[];
 COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month: dwd_trade_order_line_di and the trade _1d tables, the behaviour, marketing, inventory and member DWD/DWS, and the AIPL stage bitmaps.';
 COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the partitioned history tables (partitioned_history_tables(): the DWD, the _1d tables and the AIPL stage bitmaps) that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
+
+-- issue 13: dim_refresh finds the changed customers through their key (a hash join): the row comparison alone ran as a
+-- nested loop over every pair of customers (found by the scale benchmark, test/bench/scale.sh)
+CREATE OR REPLACE FUNCTION retail_mid.dim_refresh(as_of date DEFAULT CURRENT_DATE, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint;
+BEGIN
+    IF as_of IS NULL OR NOT isfinite(as_of) OR as_of <= '1900-01-01' OR as_of >= '9999-12-31' THEN
+        RAISE EXCEPTION 'dim_refresh as_of must be a date after 1900-01-01 and before 9999-12-31'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- products
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    SELECT p.brand, p.sku_id, p.sku_name,
+           coalesce(nullif(btrim(p.category_l1), ''), 'unknown') AS c1, coalesce(nullif(btrim(p.category_l2), ''), 'unknown') AS c2,
+           coalesce(nullif(btrim(p.category_l3), ''), 'unknown') AS c3, coalesce(nullif(btrim(p.category_l4), ''), 'unknown') AS c4,
+           coalesce(nullif(btrim(p.product_brand), ''), 'unknown') AS product_brand, p.list_price, p.package_size,
+           CASE WHEN p.attributes ->> 'launch_date' ~ '^\d{4}-\d{2}-\d{2}$' THEN (p.attributes ->> 'launch_date')::date END AS launch_date,
+           coalesce(nullif(btrim(p.attributes ->> 'status'), ''), 'active') AS status
+      FROM retail_mid.ods_product p;
+    -- a changed category closes the current version (or, changed again the same day, is replaced in place)
+    UPDATE retail_mid.dim_product d SET valid_to = as_of, is_current = false
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current AND d.valid_from < as_of
+       AND (d.category_l1, d.category_l2, d.category_l3, d.category_l4) IS DISTINCT FROM (s.c1, s.c2, s.c3, s.c4);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_product d SET category_l1 = s.c1, category_l2 = s.c2, category_l3 = s.c3, category_l4 = s.c4
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current
+       AND (d.category_l1, d.category_l2, d.category_l3, d.category_l4) IS DISTINCT FROM (s.c1, s.c2, s.c3, s.c4);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO retail_mid.dim_product (brand, sku_id, valid_from, sku_name, category_l1, category_l2, category_l3, category_l4,
+                                        product_brand, list_price, price_band, package_size, launch_date, status)
+    SELECT s.brand, s.sku_id,
+           CASE WHEN EXISTS (SELECT 1 FROM retail_mid.dim_product o WHERE o.brand = s.brand AND o.sku_id = s.sku_id)
+                THEN as_of ELSE date '1900-01-01' END,
+           s.sku_name, s.c1, s.c2, s.c3, s.c4, s.product_brand, s.list_price, 'unknown', s.package_size, s.launch_date, s.status
+      FROM rm_dim_src s
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.dim_product d WHERE d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    -- first sale days of the refreshed range
+    IF from_date IS NOT NULL AND to_date IS NOT NULL THEN
+        CREATE TEMP TABLE rm_dim_first ON COMMIT DROP AS
+        SELECT l.brand, l.sku_id, min(o.order_time)::date AS first_day
+          FROM retail_mid.ods_order o JOIN retail_mid.ods_order_line l ON l.brand = o.brand AND l.order_id = o.order_id
+         WHERE o.order_time >= from_date AND o.order_time < to_date + 1 AND l.quantity > 0
+         GROUP BY l.brand, l.sku_id;
+        UPDATE rm_dim_src s SET launch_date = least(f.first_day, d.launch_date)
+          FROM rm_dim_first f, retail_mid.dim_product d
+         WHERE s.launch_date IS NULL AND f.brand = s.brand AND f.sku_id = s.sku_id
+           AND d.brand = s.brand AND d.sku_id = s.sku_id AND d.is_current;
+        DROP TABLE rm_dim_first;
+    END IF;
+    -- type-1 attributes on every version; a product gone from the ODS is delisted
+    UPDATE retail_mid.dim_product d
+       SET sku_name = s.sku_name, product_brand = s.product_brand, list_price = s.list_price, package_size = s.package_size,
+           launch_date = coalesce(s.launch_date, d.launch_date), status = s.status
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.sku_id = s.sku_id
+       AND (d.sku_name, d.product_brand, d.list_price, d.package_size, coalesce(s.launch_date, d.launch_date), d.status)
+           IS DISTINCT FROM (s.sku_name, s.product_brand, s.list_price, s.package_size, d.launch_date, s.status);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_product d SET status = 'delisted'
+     WHERE d.status <> 'delisted' AND NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.sku_id = d.sku_id);
+    -- price band: tercile of the list price within brand x category level 1 (current versions)
+    UPDATE retail_mid.dim_product d SET price_band = b.band
+      FROM (SELECT p.brand, p.sku_id, CASE WHEN p.list_price IS NULL THEN 'unknown'
+                                           ELSE (ARRAY['low', 'mid', 'high'])[ntile(3) OVER (PARTITION BY p.brand, p.category_l1, p.list_price IS NULL ORDER BY p.list_price)] END AS band
+              FROM retail_mid.dim_product p WHERE p.is_current) b
+     WHERE d.brand = b.brand AND d.sku_id = b.sku_id AND d.price_band IS DISTINCT FROM b.band;
+    DROP TABLE rm_dim_src;
+
+    -- sites: region = attributes.region, else attributes.province, else the name of the regional DC that serves it
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    WITH RECURSIVE up AS (
+        SELECT s.brand, s.site_id, s.parent_site_id AS up_id, 0 AS depth FROM retail_mid.ods_site s
+        UNION ALL
+        SELECT u.brand, u.site_id, p.parent_site_id, u.depth + 1
+          FROM up u JOIN retail_mid.ods_site p ON p.brand = u.brand AND p.site_id = u.up_id AND p.kind <> 'RDC'
+         WHERE u.depth < 10),
+    rdc AS (
+        SELECT DISTINCT ON (u.brand, u.site_id) u.brand, u.site_id, coalesce(r.site_name, r.site_id) AS rdc_name
+          FROM up u JOIN retail_mid.ods_site r ON r.brand = u.brand AND r.site_id = u.up_id AND r.kind = 'RDC'
+         ORDER BY u.brand, u.site_id, u.depth)
+    SELECT s.brand, s.site_id, s.site_name, s.kind,
+           coalesce(nullif(btrim(s.attributes ->> 'region'), ''), nullif(btrim(s.attributes ->> 'province'), ''),
+                    CASE WHEN s.kind = 'RDC' THEN coalesce(s.site_name, s.site_id) END, r.rdc_name, 'unknown') AS region,
+           coalesce(nullif(btrim(s.city), ''), 'unknown') AS city, s.floor_area, s.opened_on, s.closed_on,
+           CASE WHEN s.closed_on <= as_of THEN 'closed' WHEN s.opened_on > as_of THEN 'planned' ELSE 'open' END AS status,
+           s.parent_site_id, s.geom
+      FROM retail_mid.ods_site s LEFT JOIN rdc r ON r.brand = s.brand AND r.site_id = s.site_id;
+    UPDATE retail_mid.dim_site d SET valid_to = as_of, is_current = false
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current AND d.valid_from < as_of AND d.region IS DISTINCT FROM s.region;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_site d SET region = s.region
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current AND d.region IS DISTINCT FROM s.region;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO retail_mid.dim_site (brand, site_id, valid_from, site_name, site_type, region, city, floor_area, opened_on,
+                                     closed_on, status, parent_site_id, geom)
+    SELECT s.brand, s.site_id,
+           CASE WHEN EXISTS (SELECT 1 FROM retail_mid.dim_site o WHERE o.brand = s.brand AND o.site_id = s.site_id)
+                THEN as_of ELSE date '1900-01-01' END,
+           s.site_name, s.kind, s.region, s.city, s.floor_area, s.opened_on, s.closed_on, s.status, s.parent_site_id, s.geom
+      FROM rm_dim_src s
+     WHERE NOT EXISTS (SELECT 1 FROM retail_mid.dim_site d WHERE d.brand = s.brand AND d.site_id = s.site_id AND d.is_current);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    UPDATE retail_mid.dim_site d
+       SET site_name = s.site_name, site_type = s.kind, city = s.city, floor_area = s.floor_area, opened_on = s.opened_on,
+           closed_on = s.closed_on, status = s.status, parent_site_id = s.parent_site_id, geom = s.geom
+      FROM rm_dim_src s
+     WHERE d.brand = s.brand AND d.site_id = s.site_id
+       AND (d.site_name, d.site_type, d.city, d.floor_area, d.opened_on, d.closed_on, d.status, d.parent_site_id, d.geom::bytea)
+           IS DISTINCT FROM (s.site_name, s.kind, s.city, s.floor_area, s.opened_on, s.closed_on, s.status, s.parent_site_id, s.geom::bytea);
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DELETE FROM retail_mid.dim_site d
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.site_id = d.site_id);
+    DROP TABLE rm_dim_src;
+
+    -- customers (type 1): rebuilt where changed
+    CREATE TEMP TABLE rm_dim_src ON COMMIT DROP AS
+    SELECT c.brand, c.id_type, md5(c.customer_id) AS customer_id_hash, k.customer_key, coalesce(c.gender, 'U') AS gender,
+           date_part('year', c.birth_date)::int4 AS birth_year,
+           coalesce(nullif(btrim(coalesce(c.attributes ->> 'member_level', c.attributes ->> 'level')), ''), 'member') AS member_level,
+           c.home_store_id, coalesce(c.guide_id, nullif(btrim(c.attributes ->> 'guide_id'), '')) AS guide_id,
+           coalesce(nullif(btrim(c.register_channel), ''), 'unknown') AS register_channel, c.register_time::date AS register_date,
+           coalesce(nullif(btrim(c.city), ''), 'unknown') AS city, c.province, c.country
+      FROM retail_mid.ods_customer c
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                         AND k.id_value = btrim(c.customer_id);
+    DELETE FROM retail_mid.dim_customer d
+     -- (the key compared with = first: a hash join, not a nested loop over every pair of customers; the key columns
+     -- are NOT NULL in dim_customer, so this is the same test)
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.id_type = d.id_type AND s.customer_id_hash = d.customer_id_hash
+                         AND (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
+                               s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,
+                               s.province, s.country)
+                             IS NOT DISTINCT FROM (d.brand, d.id_type, d.customer_id_hash, d.customer_key, d.gender, d.birth_year,
+                               d.member_level, d.home_store_id, d.guide_id, d.register_channel, d.register_date, d.city,
+                               d.province, d.country));
+    INSERT INTO retail_mid.dim_customer
+    SELECT * FROM rm_dim_src ON CONFLICT (brand, id_type, customer_id_hash) DO NOTHING;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DROP TABLE rm_dim_src;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.dim_refresh(date, date, date) IS 'Brings dim_product, dim_site and dim_customer up to date with the ODS (category and region changes seen on as_of open new versions from as_of); from_date/to_date: the refreshed order days, for first sale days. Idempotent; called by retail_mid.refresh; returns the rows written.';
