@@ -9757,8 +9757,8 @@ GRANT SELECT ON retail_mid.shard TO retail_mid_admin;
 -- issue 13: the domain DWD/DWS (behaviour, marketing, inventory, members) and the AIPL stage bitmaps partitioned by
 -- month like the trade history: ensure_partitions knows their keys, the conversion below moves any rows into monthly
 -- partitions, their builders create the months they write, retain drops their months too (partitioned_history_tables),
--- dws_member_1d counts the last sale day kept in dws_trade_customer_retained, and refresh_domains and aipl_refresh
--- refuse days before the kept history.
+-- dws_member_1d counts the last sale day kept in dws_trade_customer_retained, inventory days whose 28 days of sales
+-- reach before the kept history are kept, and refresh_domains and aipl_refresh refuse days before the kept history.
 CREATE OR REPLACE FUNCTION retail_mid.ensure_partitions(tbl regclass, from_date date, to_date date)
 RETURNS int LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -9918,6 +9918,93 @@ BEGIN
 END;
 $conv$;
 
+-- the SQL-standard functions the conversion recreated from their deparsed text: their text as in a fresh install
+CREATE OR REPLACE FUNCTION retail_mid.aipl_rule_signals(brand text, from_date date, to_date date)
+RETURNS TABLE (stage char(1), rule_name text, customer_key int4, dt date, n bigint, amount numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH r AS (SELECT * FROM retail_mid.aipl_rules_of(aipl_rule_signals.brand))
+    SELECT r.stage, r.rule_name, e.customer_key, e.dt, sum(e.event_count)::bigint, coalesce(sum(e.amount), 0)
+      FROM r JOIN retail_mid.dwd_behavior_event_di e ON r.source = 'event' AND e.event_type = ANY (r.signal_types)
+      LEFT JOIN retail_mid.dim_product p ON r.object_filter <> 'any' AND e.object_attribute = 'sku_id'
+                                        AND p.brand = e.brand AND p.sku_id = e.object_value AND p.is_current
+     WHERE e.brand = aipl_rule_signals.brand AND e.dt > aipl_rule_signals.from_date - r.lookback_days
+       AND e.dt <= aipl_rule_signals.to_date
+       AND (r.object_filter = 'any'
+            OR (r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, e.brand))
+            OR (r.object_filter = 'category' AND r.object_value IN (p.category_l1, p.category_l2, p.category_l3, p.category_l4)))
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT r.stage, r.rule_name, t.customer_key, t.dt, count(*), 0
+      FROM r JOIN retail_mid.dwd_marketing_touch_di t ON r.source = 'touch' AND t.touch_type = ANY (r.signal_types)
+     WHERE t.brand = aipl_rule_signals.brand AND t.dt > aipl_rule_signals.from_date - r.lookback_days
+       AND t.dt <= aipl_rule_signals.to_date
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    -- an order day counts once however many baskets it has
+    SELECT r.stage, r.rule_name, c.customer_key, c.dt, 1::bigint, c.net_amount
+      FROM r JOIN retail_mid.dws_trade_customer_1d c ON r.source = 'order' AND r.object_filter = 'any'
+     WHERE c.brand = aipl_rule_signals.brand AND c.orders > 0
+       AND c.dt > aipl_rule_signals.from_date - r.lookback_days AND c.dt <= aipl_rule_signals.to_date
+    UNION ALL
+    SELECT r.stage, r.rule_name, l.customer_key, l.dt, 1::bigint, sum(l.amount)
+      FROM r JOIN retail_mid.dwd_trade_order_line_di l ON r.source = 'order' AND r.object_filter <> 'any'
+      JOIN retail_mid.dim_product p ON p.brand = l.brand AND p.sku_id = l.sku_id AND p.is_current
+     WHERE l.brand = aipl_rule_signals.brand AND l.line_type = 'sale' AND l.customer_key IS NOT NULL
+       AND l.dt > aipl_rule_signals.from_date - r.lookback_days AND l.dt <= aipl_rule_signals.to_date
+       AND ((r.object_filter = 'own_brand' AND p.product_brand = coalesce(r.object_value, l.brand))
+            OR (r.object_filter = 'category' AND r.object_value IN (p.category_l1, p.category_l2, p.category_l3, p.category_l4)))
+     GROUP BY 1, 2, 3, 4;
+END;
+COMMENT ON FUNCTION retail_mid.aipl_rule_signals(text, date, date) IS 'Daily AIPL signals of a brand per rule and customer from the public layer (dwd_behavior_event_di, dwd_marketing_touch_di, dws_trade_customer_1d, dwd_trade_order_line_di): event counts, touches, or 1 per order day; the days the rules'' windows need.';
+
+CREATE OR REPLACE FUNCTION retail_mid.aipl_stage_of(brand text, dt date, customer_key int4)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce((SELECT s.stage::text FROM retail_mid.dws_aipl_stage_bitmap_1d s
+                      WHERE s.brand = aipl_stage_of.brand AND s.dt = aipl_stage_of.dt
+                        AND retail_mid.rb_contains(s.customers, aipl_stage_of.customer_key)), '-');
+END;
+COMMENT ON FUNCTION retail_mid.aipl_stage_of(text, date, int4) IS 'AIPL stage (A, I, P, L; - for none) of a customer of a brand on a day, from the stage bitmaps.';
+
+CREATE OR REPLACE FUNCTION retail_mid.aipl_flow(brand text, d1 date, d2 date)
+RETURNS TABLE (from_stage text, to_stage text, customers bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    WITH a AS (SELECT s.stage::text AS stage, s.customers FROM retail_mid.dws_aipl_stage_bitmap_1d s
+                WHERE s.brand = aipl_flow.brand AND s.dt = aipl_flow.d1),
+         z AS (SELECT s.stage::text AS stage, s.customers FROM retail_mid.dws_aipl_stage_bitmap_1d s
+                WHERE s.brand = aipl_flow.brand AND s.dt = aipl_flow.d2),
+         ua AS (SELECT coalesce(retail_mid.rb_or_agg(a.customers), '{}') AS u FROM a),
+         uz AS (SELECT coalesce(retail_mid.rb_or_agg(z.customers), '{}') AS u FROM z),
+         f AS (SELECT a.stage AS from_stage, z.stage AS to_stage, retail_mid.rb_and_cardinality(a.customers, z.customers) AS customers
+                 FROM a CROSS JOIN z
+               UNION ALL
+               SELECT a.stage, '-', retail_mid.rb_andnot_cardinality(a.customers, uz.u) FROM a CROSS JOIN uz
+               UNION ALL
+               SELECT '-', z.stage, retail_mid.rb_andnot_cardinality(z.customers, ua.u) FROM z CROSS JOIN ua)
+    SELECT f.from_stage, f.to_stage, f.customers FROM f WHERE f.customers > 0;
+END;
+COMMENT ON FUNCTION retail_mid.aipl_flow(text, date, date) IS 'AIPL flow: customers by stage on d1 and stage on d2 (''-'' for no stage), from the stage bitmaps.';
+
+CREATE OR REPLACE FUNCTION retail_mid.aipl_gmv_decomposition(brand text, from_date date, to_date date)
+RETURNS TABLE (stage text, customers bigint, buyers bigint, conversion_rate numeric, avg_transaction_value numeric, gmv numeric)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT s.stage::text, count(*), count(g.customer_key), round(count(g.customer_key)::numeric / count(*), 6),
+           round(sum(g.net) / nullif(count(g.customer_key), 0), 4), coalesce(sum(g.net), 0)
+      FROM retail_mid.dws_aipl_stage_bitmap_1d b
+     CROSS JOIN LATERAL (SELECT b.stage, k.customer_key FROM retail_mid.rb_iterate(b.customers) AS k(customer_key)) s
+      LEFT JOIN (SELECT c.customer_key, sum(c.net_amount) AS net FROM retail_mid.dws_trade_customer_1d c
+                  WHERE c.brand = aipl_gmv_decomposition.brand AND c.dt > aipl_gmv_decomposition.from_date
+                    AND c.dt <= aipl_gmv_decomposition.to_date
+                  GROUP BY c.customer_key HAVING sum(c.orders) > 0) g ON g.customer_key = s.customer_key
+     WHERE b.brand = aipl_gmv_decomposition.brand AND b.dt = aipl_gmv_decomposition.from_date
+     GROUP BY s.stage ORDER BY array_position(ARRAY['A', 'I', 'P', 'L'], s.stage::text);
+END;
+COMMENT ON FUNCTION retail_mid.aipl_gmv_decomposition(text, date, date) IS 'GMV of (from_date, to_date] decomposed by the customers'' AIPL stage on from_date (the stage bitmaps): customers x conversion rate x average transaction value per stage.';
+
 CREATE OR REPLACE FUNCTION retail_mid.build_dwd_domains(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -9967,7 +10054,7 @@ COMMENT ON FUNCTION retail_mid.build_dwd_domains(date, date) IS 'Rebuilds dwd_be
 CREATE OR REPLACE FUNCTION retail_mid.build_dws_domains(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint := 0; m bigint;
+DECLARE n bigint := 0; m bigint; v_inv_from date;
 BEGIN
     -- issue 13: the monthly partitions of the days written
     PERFORM retail_mid.ensure_partitions(t, from_date, to_date)
@@ -10002,7 +10089,14 @@ BEGIN
      GROUP BY dt, brand, campaign_id, channel;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
-    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN from_date AND to_date;
+    -- issue 13: a day's days of cover read the 28 days of trade ending it; a day whose 28 days reach before the history
+    -- kept by retain keeps the row computed when those days were there (rebuilt now, it would miss the dropped sales)
+    v_inv_from := greatest(from_date, (SELECT h.kept_from + 27 FROM retail_mid.history_retention h));
+    IF v_inv_from > from_date THEN
+        RAISE NOTICE 'refresh: inventory days % .. % kept as they are (their 28 days of sales reach before the retained history, kept from %)',
+            from_date, least(v_inv_from - 1, to_date), v_inv_from - 27;
+    END IF;
+    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN v_inv_from AND to_date;
     INSERT INTO retail_mid.dws_inventory_site_sku_1d
     SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
            i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
@@ -10016,7 +10110,7 @@ BEGIN
       LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
                           WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
                             AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
-     WHERE i.snapshot_date BETWEEN from_date AND to_date;
+     WHERE i.snapshot_date BETWEEN v_inv_from AND to_date;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
     -- Member activity as intervals: a sale day s followed by the next sale day s2 makes the member active on
@@ -10118,6 +10212,11 @@ BEGIN
     v_job := retail_mid.job_start('aipl_refresh', jsonb_build_object('brand', brand, 'from_date', from_date, 'to_date', to_date));
     SELECT count(*) INTO v_rules FROM retail_mid.aipl_rules_of(b);
     RAISE NOTICE 'aipl_refresh: brand %, % days, % rules', b, to_date - from_date + 1, v_rules;
+    -- issue 13: a rule's window reaching before the history kept by retain sees only the kept signals
+    IF from_date - (SELECT max(r.lookback_days) FROM retail_mid.aipl_rules_of(b) r) + 1 < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE NOTICE 'aipl_refresh: the rules'' windows of the days from % reach before the retained history (kept from %): only kept signals count',
+            from_date, (SELECT h.kept_from FROM retail_mid.history_retention h);
+    END IF;
     PERFORM retail_mid.ensure_partitions('retail_mid.dws_aipl_stage_bitmap_1d', from_date, to_date);  -- issue 13
     DELETE FROM retail_mid.dws_aipl_stage_bitmap_1d s WHERE s.brand = b AND s.dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.dws_aipl_stage_bitmap_1d (brand, dt, stage, customers, members)
