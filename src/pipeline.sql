@@ -83,8 +83,12 @@ COMMENT ON FUNCTION retail_mid.refresh_all() IS 'Refreshes every day that has OD
 CREATE FUNCTION retail_mid.partitioned_history_tables()
 RETURNS regclass[] LANGUAGE sql STABLE PARALLEL SAFE
 RETURN ARRAY['retail_mid.dwd_trade_order_line_di', 'retail_mid.dws_trade_customer_1d',
-             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d']::text[]::regclass[];
-COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month (dwd_trade_order_line_di and the trade _1d tables).';
+             'retail_mid.dws_trade_sku_store_1d', 'retail_mid.dws_trade_store_1d',
+             'retail_mid.dwd_behavior_event_di', 'retail_mid.dwd_marketing_touch_di',
+             'retail_mid.dws_behavior_customer_1d', 'retail_mid.dws_marketing_campaign_1d',
+             'retail_mid.dws_inventory_site_sku_1d', 'retail_mid.dws_member_1d',
+             'retail_mid.dws_aipl_stage_bitmap_1d']::text[]::regclass[];
+COMMENT ON FUNCTION retail_mid.partitioned_history_tables() IS 'The day-grained history tables partitioned by month: dwd_trade_order_line_di and the trade _1d tables, the behaviour, marketing, inventory and member DWD/DWS, and the AIPL stage bitmaps.';
 
 -- retail_mid.retain(before) drops the monthly partitions of the history tables (partitioned_history_tables())
 -- that lie wholly before `before`, and the DWD cleaning counts of those months. The _td tables are not touched:
@@ -182,7 +186,7 @@ BEGIN
     PERFORM retail_mid.job_finish(v_job, v_total, jsonb_build_object('partitions', v_parts, 'cleaning_rows', v_cleaning, 'dropped_through', v_upto, 'baseline_rows', v_base, 'kept_from', v_cut));
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the DWD and trade _1d tables that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
+COMMENT ON FUNCTION retail_mid.retain(date) IS 'Drops the monthly partitions of the partitioned history tables (partitioned_history_tables(): the DWD, the _1d tables and the AIPL stage bitmaps) that end before the given date (and the cleaning counts of those days); returns what it dropped and logs a job_log row. The totals of the dropped days go into the *_retained baselines, which the _td rebuild adds, so _td stays the total over all history; refresh then refuses days before the first kept one. Refuses a date inside the refresh window (the last 31 days up to the latest refreshed day, 55000), NULL (22004) or infinity (22023).';
 
 -- ----------------------------------------------------------------- the daily pipeline (issue 13)
 -- retail_mid.run_daily(as_of) runs every step in dependency order, each step (and brand) in its own transaction

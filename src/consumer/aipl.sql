@@ -55,9 +55,8 @@ CREATE TABLE retail_mid.dws_aipl_stage_bitmap_1d (
     dt        date              NOT NULL,
     stage     char(1)           NOT NULL CHECK (stage IN ('A', 'I', 'P', 'L')),
     customers retail_mid.rbitmap NOT NULL,
-    members   bigint            NOT NULL,
-    PRIMARY KEY (brand, dt, stage)
-);
+    members   bigint            NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (brand, dt, stage) (retail_mid.ensure_partitions)
 -- kept by pg_dump: docs/installation.md, Backup and restore
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_aipl_stage_bitmap_1d', '');
 COMMENT ON TABLE retail_mid.dws_aipl_stage_bitmap_1d IS 'AIPL stage members per brand, day and stage as a bitmap of customer keys (a customer is in the highest stage whose rules hold; days and stages without members have no row); written by aipl_refresh.';
@@ -234,9 +233,23 @@ BEGIN
         RAISE EXCEPTION 'aipl_refresh range must run forwards and span at most 100 years'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- issue 13: the days before the history kept by retain have no signals left (their partitions were dropped)
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'aipl_refresh range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it.',
+                  HINT = 'Refresh from the first kept day on.';
+    END IF;
     v_job := retail_mid.job_start('aipl_refresh', jsonb_build_object('brand', brand, 'from_date', from_date, 'to_date', to_date));
     SELECT count(*) INTO v_rules FROM retail_mid.aipl_rules_of(b);
     RAISE NOTICE 'aipl_refresh: brand %, % days, % rules', b, to_date - from_date + 1, v_rules;
+    -- issue 13: a rule's window reaching before the history kept by retain sees only the kept signals
+    IF from_date - (SELECT max(r.lookback_days) FROM retail_mid.aipl_rules_of(b) r) + 1 < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE NOTICE 'aipl_refresh: the rules'' windows of the days from % reach before the retained history (kept from %): only kept signals count',
+            from_date, (SELECT h.kept_from FROM retail_mid.history_retention h);
+    END IF;
+    PERFORM retail_mid.ensure_partitions('retail_mid.dws_aipl_stage_bitmap_1d', from_date, to_date);  -- issue 13
     DELETE FROM retail_mid.dws_aipl_stage_bitmap_1d s WHERE s.brand = b AND s.dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.dws_aipl_stage_bitmap_1d (brand, dt, stage, customers, members)
     WITH held AS (

@@ -359,7 +359,10 @@ BEGIN
       LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
                                          AND k.id_value = btrim(c.customer_id);
     DELETE FROM retail_mid.dim_customer d
-     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
+     -- (the key compared with = first: a hash join, not a nested loop over every pair of customers; the key columns
+     -- are NOT NULL in dim_customer, so this is the same test)
+     WHERE NOT EXISTS (SELECT 1 FROM rm_dim_src s WHERE s.brand = d.brand AND s.id_type = d.id_type AND s.customer_id_hash = d.customer_id_hash
+                         AND (s.brand, s.id_type, s.customer_id_hash, s.customer_key, s.gender, s.birth_year,
                                s.member_level, s.home_store_id, s.guide_id, s.register_channel, s.register_date, s.city,
                                s.province, s.country)
                              IS NOT DISTINCT FROM (d.brand, d.id_type, d.customer_id_hash, d.customer_key, d.gender, d.birth_year,

@@ -22,9 +22,7 @@ CREATE TABLE retail_mid.dwd_behavior_event_di (
     channel          text      NOT NULL,
     event_count      int       NOT NULL,
     amount           numeric(14,4)
-);
-CREATE INDEX ON retail_mid.dwd_behavior_event_di (dt);
-CREATE INDEX ON retail_mid.dwd_behavior_event_di (brand, customer_key);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with indexes on dt and (brand, customer_key) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dwd_behavior_event_di IS 'Behaviour events with the customer key of their identifier, one row per distinct ODS event (exact duplicates, i.e. same identifier, time, type, object, channel, count and amount, are kept once; events with a blank identifier are left out); rebuilt per day by retail_mid.refresh.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_behavior_event_di', '');
 COMMENT ON COLUMN retail_mid.dwd_behavior_event_di.dt IS 'Business date of the event (event_time::date).';
@@ -47,9 +45,7 @@ CREATE TABLE retail_mid.dwd_marketing_touch_di (
     touched_at   timestamp NOT NULL,
     touch_type   text      NOT NULL,
     coupon_id    text
-);
-CREATE INDEX ON retail_mid.dwd_marketing_touch_di (dt);
-CREATE INDEX ON retail_mid.dwd_marketing_touch_di (brand, campaign_id);
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with indexes on dt and (brand, campaign_id) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dwd_marketing_touch_di IS 'Campaign touches with the customer key of the touched identifier, one row per distinct ODS touch (exact duplicates kept once; touches without a time or with a blank identifier are left out); rebuilt per day by retail_mid.refresh.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dwd_marketing_touch_di', '');
 COMMENT ON COLUMN retail_mid.dwd_marketing_touch_di.dt IS 'Business date of the touch (touched_at::date).';
@@ -115,6 +111,9 @@ BEGIN
                          WHERE k.id_type = x.id_type AND k.issuer = retail_mid.customer_key_issuer(x.id_type, x.brand)
                            AND k.id_value = x.id_value);
 
+    -- issue 13: the monthly partitions of the days written
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)
+       FROM unnest(ARRAY['retail_mid.dwd_behavior_event_di', 'retail_mid.dwd_marketing_touch_di']::regclass[]) t;
     DELETE FROM retail_mid.dwd_behavior_event_di WHERE dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.dwd_behavior_event_di
     SELECT DISTINCT e.event_time::date, e.brand, k.customer_key, e.event_time, e.event_type, btrim(e.object_attribute),

@@ -14,10 +14,9 @@ CREATE TABLE retail_mid.dws_behavior_customer_1d (
     carts         bigint NOT NULL,
     favorites     bigint NOT NULL,
     shares        bigint NOT NULL,
-    events        bigint NOT NULL,
-    PRIMARY KEY (dt, brand, customer_key, channel, category_l1)
-);
-CREATE INDEX ON retail_mid.dws_behavior_customer_1d (brand, customer_key);
+    events        bigint NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, customer_key, channel,
+                           -- category_l1) and an index on (brand, customer_key) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_behavior_customer_1d IS 'Behaviour per customer, day, channel and object category (from dwd_behavior_event_di; counts are sums of event_count).';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_behavior_customer_1d', '');
 COMMENT ON COLUMN retail_mid.dws_behavior_customer_1d.dt IS 'Business date.';
@@ -41,9 +40,8 @@ CREATE TABLE retail_mid.dws_marketing_campaign_1d (
     opened      bigint NOT NULL,
     clicked     bigint NOT NULL,
     redeemed    bigint NOT NULL,
-    redemptions bigint NOT NULL,
-    PRIMARY KEY (dt, brand, campaign_id, channel)
-);
+    redemptions bigint NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, campaign_id, channel)
 COMMENT ON TABLE retail_mid.dws_marketing_campaign_1d IS 'Campaign funnel per campaign, channel and day (from dwd_marketing_touch_di): distinct customers per touch type on the day.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_marketing_campaign_1d', '');
 COMMENT ON COLUMN retail_mid.dws_marketing_campaign_1d.dt IS 'Business date of the touches.';
@@ -69,11 +67,10 @@ CREATE TABLE retail_mid.dws_inventory_site_sku_1d (
     available_to_promise numeric(14,3) NOT NULL,
     mean_daily_sales_28d numeric(18,6) NOT NULL,
     days_of_cover       numeric(14,2),
-    stock_out           boolean NOT NULL,
-    PRIMARY KEY (dt, brand, site_id, sku_id)
-);
--- consumers look up a site x SKU's latest day on or before a date (replenishment)
-CREATE INDEX ON retail_mid.dws_inventory_site_sku_1d (brand, site_id, sku_id, dt);
+    stock_out           boolean NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, site_id, sku_id) and an index
+                           -- on (brand, site_id, sku_id, dt): consumers look up a site x SKU's latest day on or before a
+                           -- date (replenishment) (retail_mid.ensure_partitions)
 COMMENT ON TABLE retail_mid.dws_inventory_site_sku_1d IS 'Stock per site (store or warehouse) x SKU on each day with an ODS inventory snapshot, with open inbound orders, available to promise and days of cover.';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_inventory_site_sku_1d', '');
 COMMENT ON COLUMN retail_mid.dws_inventory_site_sku_1d.dt IS 'Snapshot date (stock at the end of the day).';
@@ -96,9 +93,8 @@ CREATE TABLE retail_mid.dws_member_1d (
     channel         text   NOT NULL,
     new_members     bigint NOT NULL,
     active_members  bigint NOT NULL,
-    lapsed_members  bigint NOT NULL,
-    PRIMARY KEY (dt, brand, store_id, channel)
-);
+    lapsed_members  bigint NOT NULL
+) PARTITION BY RANGE (dt);  -- issue 13: monthly partitions, each with primary key (dt, brand, store_id, channel)
 COMMENT ON TABLE retail_mid.dws_member_1d IS 'Members (ods_customer rows) per home store, register channel and day: new, active (a sale day in the 90 days ending dt) and lapsed (sales before, none in those 90 days).';
 SELECT pg_catalog.pg_extension_config_dump('retail_mid.dws_member_1d', '');
 COMMENT ON COLUMN retail_mid.dws_member_1d.dt IS 'Business date.';
@@ -114,8 +110,12 @@ COMMENT ON COLUMN retail_mid.dws_member_1d.lapsed_members IS 'Members with a sal
 CREATE FUNCTION retail_mid.build_dws_domains(from_date date, to_date date)
 RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE n bigint := 0; m bigint;
+DECLARE n bigint := 0; m bigint; v_inv_from date;
 BEGIN
+    -- issue 13: the monthly partitions of the days written
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)
+       FROM unnest(ARRAY['retail_mid.dws_behavior_customer_1d', 'retail_mid.dws_marketing_campaign_1d',
+                         'retail_mid.dws_inventory_site_sku_1d', 'retail_mid.dws_member_1d']::regclass[]) t;
     DELETE FROM retail_mid.dws_behavior_customer_1d WHERE dt BETWEEN from_date AND to_date;
     INSERT INTO retail_mid.dws_behavior_customer_1d
     SELECT e.dt, e.brand, e.customer_key, e.channel,
@@ -145,7 +145,14 @@ BEGIN
      GROUP BY dt, brand, campaign_id, channel;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
 
-    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN from_date AND to_date;
+    -- issue 13: a day's days of cover read the 28 days of trade ending it; a day whose 28 days reach before the history
+    -- kept by retain keeps the row computed when those days were there (rebuilt now, it would miss the dropped sales)
+    v_inv_from := greatest(from_date, (SELECT h.kept_from + 27 FROM retail_mid.history_retention h));
+    IF v_inv_from > from_date THEN
+        RAISE NOTICE 'refresh: inventory days % .. % kept as they are (their 28 days of sales reach before the retained history, kept from %)',
+            from_date, least(v_inv_from - 1, to_date), v_inv_from - 27;
+    END IF;
+    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN v_inv_from AND to_date;
     INSERT INTO retail_mid.dws_inventory_site_sku_1d
     SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
            i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
@@ -159,7 +166,7 @@ BEGIN
       LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
                           WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
                             AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
-     WHERE i.snapshot_date BETWEEN from_date AND to_date;
+     WHERE i.snapshot_date BETWEEN v_inv_from AND to_date;
     GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
     -- inbound lines ordered in the days refreshed count as open orders on later snapshot days too: those days'
     -- on_order of the pairs whose lines build_dwd_domains rewrote (rm_inbound_touched) follows them
@@ -191,8 +198,13 @@ BEGIN
     SELECT m.brand, m.store_id, m.channel, x.lo, x.hi, x.state
       FROM (SELECT d.brand, d.customer_key, d.dt AS s,
                    lead(d.dt) OVER (PARTITION BY d.brand, d.customer_key ORDER BY d.dt) AS s2
-              FROM retail_mid.dws_trade_customer_1d d
-             WHERE d.orders > 0 AND d.dt <= to_date) a
+              FROM (SELECT c.brand, c.customer_key, c.dt FROM retail_mid.dws_trade_customer_1d c
+                     WHERE c.orders > 0 AND c.dt <= to_date
+                    -- issue 13: the last sale day of the days dropped by retain (the only one of them that can make
+                    -- a member active or lapsed on a kept day)
+                    UNION ALL
+                    SELECT r.brand, r.customer_key, r.last_sale_date FROM retail_mid.dws_trade_customer_retained r
+                     WHERE r.last_sale_date IS NOT NULL AND r.last_sale_date <= to_date) d) a
       JOIN rm_member m ON m.brand = a.brand AND m.customer_key = a.customer_key,
            LATERAL (VALUES (a.s, least(coalesce(a.s2, 'infinity'::date) - 1, a.s + 89), 'active'),
                            (a.s + 90, coalesce(a.s2, 'infinity'::date) - 1, 'lapsed')) x(lo, hi, state)
@@ -228,6 +240,14 @@ BEGIN
     IF from_date > to_date OR from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
         RAISE EXCEPTION 'refresh_domains range must be non-empty, finite and at most 100 years'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- issue 13: days dropped by retain cannot be rebuilt (as in refresh)
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'refresh_domains range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it.',
+                  HINT = 'Refresh from the first kept day on.';
     END IF;
     v_dwd := retail_mid.build_dwd_domains(from_date, to_date);
     RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;

@@ -1,6 +1,7 @@
 -- foundation/partition.sql: monthly range partitions of the day-grained history tables (issue 13).
 --
--- dwd_trade_order_line_di and the trade _1d tables are partitioned by dt, one partition per calendar month,
+-- dwd_trade_order_line_di and the trade _1d tables, the domain DWD/DWS (behaviour, marketing, inventory, members) and
+-- the AIPL stage bitmaps are partitioned by dt, one partition per calendar month,
 -- named <table>_pYYYYMM. refresh creates the months it is about to write (ensure_partitions) and retain drops
 -- whole months. Partitions are created at run time, so they are not extension members: pg_dump writes them as
 -- ordinary tables attached to their parent, with their rows. They get no grants: a non-owner reads through
@@ -51,6 +52,14 @@ BEGIN
                         WHEN 'dws_trade_customer_1d' THEN ARRAY['PRIMARY KEY (dt, brand, customer_key)', 'INDEX (customer_key)']
                         WHEN 'dws_trade_sku_store_1d' THEN ARRAY['PRIMARY KEY (dt, brand, store_id, sku_id)', 'INDEX (brand, store_id, sku_id)']
                         WHEN 'dws_trade_store_1d' THEN ARRAY['PRIMARY KEY (dt, brand, store_id)']
+                        -- the domain DWD/DWS (dwd_domains.sql, dws_domains.sql) and the AIPL stage bitmaps (aipl.sql)
+                        WHEN 'dwd_behavior_event_di' THEN ARRAY['INDEX (dt)', 'INDEX (brand, customer_key)']
+                        WHEN 'dwd_marketing_touch_di' THEN ARRAY['INDEX (dt)', 'INDEX (brand, campaign_id)']
+                        WHEN 'dws_behavior_customer_1d' THEN ARRAY['PRIMARY KEY (dt, brand, customer_key, channel, category_l1)', 'INDEX (brand, customer_key)']
+                        WHEN 'dws_marketing_campaign_1d' THEN ARRAY['PRIMARY KEY (dt, brand, campaign_id, channel)']
+                        WHEN 'dws_inventory_site_sku_1d' THEN ARRAY['PRIMARY KEY (dt, brand, site_id, sku_id)', 'INDEX (brand, site_id, sku_id, dt)']
+                        WHEN 'dws_member_1d' THEN ARRAY['PRIMARY KEY (dt, brand, store_id, channel)']
+                        WHEN 'dws_aipl_stage_bitmap_1d' THEN ARRAY['PRIMARY KEY (brand, dt, stage)']
                         ELSE ARRAY[]::text[] END LOOP
                     IF v_index LIKE 'PRIMARY KEY%' THEN
                         EXECUTE format('ALTER TABLE retail_mid.%I ADD %s', v_name, v_index);
@@ -74,6 +83,6 @@ BEGIN
     RETURN v_created;
 END;
 $$;
-COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; a table of the same name that is not the partition raises 42P07; concurrent calls serialise.';
+COMMENT ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) IS 'Creates the missing monthly partitions (<table>_pYYYYMM, with the table''s keys and indexes) of a partitioned retail_mid history table for the days [from_date, to_date]; returns how many it created. Existing partitions are fine; a table of the same name that is not the partition raises 42P07; concurrent calls serialise.';
 -- a security definer: refresh's callers only (retail_mid_admin is granted it in governance/lockdown.sql)
 REVOKE EXECUTE ON FUNCTION retail_mid.ensure_partitions(regclass, date, date) FROM PUBLIC;

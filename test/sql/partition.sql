@@ -66,8 +66,8 @@ SELECT 'customer' AS t, md5(string_agg(x::text, ',' ORDER BY x::text)) AS h FROM
 UNION ALL SELECT 'sku_store', md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_trade_sku_store_td x WHERE brand = 'part_test'
 UNION ALL SELECT 'store', md5(string_agg(x::text, ',' ORDER BY x::text)) FROM retail_mid.dws_trade_store_td x WHERE brand = 'part_test';
 CREATE TEMP TABLE jan_rows AS
-SELECT 'retail_mid.' || t AS parent, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM retail_mid.%I WHERE dt < ''1986-02-01''', t), false, true, '')))[1]::text::bigint AS n
-  FROM unnest(ARRAY['dwd_trade_order_line_di', 'dws_trade_customer_1d', 'dws_trade_sku_store_1d', 'dws_trade_store_1d']) t;
+SELECT t::text AS parent, (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s WHERE dt < ''1986-02-01''', t), false, true, '')))[1]::text::bigint AS n
+  FROM unnest(retail_mid.partitioned_history_tables()) t;  -- the trade and (since issue 13's second part) the domain tables
 -- the full history in plain SQL, kept before anything is dropped: the reference the _td rows must still match
 -- after retain and a refresh of new days (issue 13: the *_retained baselines)
 CREATE TEMP TABLE full_lines AS SELECT * FROM retail_mid.dwd_trade_order_line_di WHERE brand = 'part_test';
