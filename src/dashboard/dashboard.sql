@@ -317,6 +317,52 @@ COMMENT ON COLUMN retail_mid.dash_channel_contribution.contribution IS 'Sales at
 COMMENT ON COLUMN retail_mid.dash_channel_contribution.share_of_fitted IS 'Contribution / fitted sales of the week.';
 COMMENT ON COLUMN retail_mid.dash_channel_contribution.roi IS 'Contribution / spend of a media channel in the week (carry-over included), NULL for controls or no spend.';
 
+-- issue 17: store assortment (goods/assortment.sql): every store's gaps as assortment_refresh last wrote them, and
+-- sales and margin per square metre per store and category over the 91 days ending each brand's latest DWS day
+CREATE VIEW retail_mid.dash_assortment_gap AS
+SELECT g.brand, g.store_id, s.site_name AS store_name, g.rank, g.sku_id, p.sku_name, g.category_l1, g.expected_sales, g.expected_buyers,
+       g.benchmark_stores, g.benchmark_sales, g.preference_index, g.category_preference_index, g.from_date, g.to_date, g.computed_at
+  FROM retail_mid.assortment_gap g
+  LEFT JOIN retail_mid.dim_site s ON s.brand = g.brand AND s.site_id = g.store_id AND s.is_current
+  LEFT JOIN retail_mid.dim_product p ON p.brand = g.brand AND p.sku_id = g.sku_id AND p.is_current;
+COMMENT ON VIEW retail_mid.dash_assortment_gap IS 'Store assortment gaps tile: per store the SKUs it does not sell that its benchmark stores sell to customers like its own, ranked by expected sales (assortment_gap, written by assortment_refresh).';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.store_name IS 'Store name (dim_site), NULL when unknown.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.rank IS 'Rank by expected sales, 1 = largest.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.sku_id IS 'SKU the store did not sell in the window.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.sku_name IS 'SKU name (dim_product), NULL when unknown.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.category_l1 IS 'Level-1 category of the SKU.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.expected_sales IS 'Expected net sales to the store''s identified customers over a window as long as the one analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.expected_buyers IS 'Expected buyers among the store''s identified customers.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.benchmark_stores IS 'Benchmark stores that sold the SKU.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.benchmark_sales IS 'Their net sales of the SKU to identified customers in the window.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.preference_index IS 'The store''s customers'' preference for the SKU bought anywhere in the brand (100 = like the brand).';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.category_preference_index IS 'The same for its level-1 category.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.from_date IS 'First day of the window analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.to_date IS 'Last day of the window analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.computed_at IS 'When assortment_refresh computed it.';
+
+CREATE VIEW retail_mid.dash_store_category_sqm AS
+SELECT r.brand, p.store_id, p.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, p.space_sqm, p.net_sales, p.units,
+       p.sales_per_sqm, p.sales_per_sqm_index, p.gross_margin, p.cost_coverage, p.margin_per_sqm
+  FROM retail_mid.dws_refresh_state r
+ CROSS JOIN LATERAL retail_mid.store_category_productivity_core(r.brand, r.as_of - 90, r.as_of) p;
+COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space, sales and margin per square metre (store_category_productivity).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.category_l1 IS 'Level-1 category.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.from_date IS 'First day of the window (as_of - 90).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.to_date IS 'Last day of the window (the brand''s latest DWS day).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.space_sqm IS 'Space of the category in the store (ods_store_category_space), NULL when not loaded.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.units IS 'Net units.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm IS 'Net sales per square metre, NULL without space.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.gross_margin IS 'Net sales - units x unit cost over the SKUs with a unit_cost (ods_product.attributes), NULL when none has one.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.cost_coverage IS 'Share of the net sales whose SKU has a unit cost.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.margin_per_sqm IS 'Gross margin per square metre, only when every sale has a cost (cost_coverage 1).';
+
 -- ----------------------------------------------------------------- security (as governance/lockdown.sql does)
 
 DO $$
@@ -338,3 +384,5 @@ GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, reta
     TO retail_mid_bi;
 -- issue 17: the channel contribution tile
 GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;
+-- issue 17: the store assortment tiles (the space and the unit costs of the products under dash_store_category_sqm)
+GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space, retail_mid.ods_product TO retail_mid_bi;
