@@ -13,6 +13,7 @@ SELECT coalesce(:'data_dir', '') <> '' AS have_data \gset
 SET client_min_messages = warning;
 SELECT rows_rejected FROM retail_mid.load_complete_journey(:'data_dir' || '/completejourney', 'cj_assort');
 SELECT retail_mid.refresh('2017-01-01', '2017-12-31') IS NOT NULL AS refreshed;
+ANALYZE retail_mid.dwd_trade_order_line_di, retail_mid.dws_trade_sku_store_1d, retail_mid.dim_customer;
 RESET client_min_messages;
 SET extra_float_digits = 0;
 -- the store with the most identified customers, and the window (the year)
