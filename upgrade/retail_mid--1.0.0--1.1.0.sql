@@ -9825,6 +9825,10 @@ END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_store_category_space(text, text, bigint) IS 'Loads the selling space of each level-1 category per store (CSV: store_id, category_l1, space_sqm, shelf_metres) into ods_store_category_space for a brand, replacing rows of the same store and category; rows naming no store of the brand, or with a missing, non-numeric or non-positive area, are rejected.';
 
+-- The set-based functions below join large sets on equality (customers, stores, SKUs) through CTEs whose sizes the
+-- planner cannot estimate; they run with enable_nestloop off so those joins are hashed (a nested loop over two CTE
+-- scans took minutes on Complete Journey).
+
 -- The window of an analysis: to_date defaults to the brand's latest day in the DWS, from_date to 364 days before it.
 CREATE FUNCTION retail_mid.assortment_window(brand text, from_date date, to_date date, OUT window_from date, OUT window_to date)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
@@ -9853,7 +9857,7 @@ COMMENT ON FUNCTION retail_mid.assortment_window(text, date, date) IS 'Internal 
 -- category: the share of the store's gross sales (dws_trade_sku_store_1d) in each level-1 category.
 CREATE FUNCTION retail_mid.store_profile(brand text, from_date date, to_date date)
 RETURNS TABLE (store_id text, kind text, feature text, share float8, customers int)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET enable_nestloop = off
 BEGIN ATOMIC
     WITH lines AS MATERIALIZED (
         SELECT l.store_id AS st, l.customer_key AS ck, l.order_id AS oid, l.amount AS amt, l.line_type AS lt
@@ -9905,33 +9909,28 @@ COMMENT ON FUNCTION retail_mid.store_profile(text, date, date) IS 'Profile of ev
 
 -- Every pair of stores with both profiles: the cosine of their customer profiles, the cosine of their category
 -- profiles and customer_weight * the first + (1 - customer_weight) * the second. stores NULL: all stores, else the
--- pairs whose first store is listed.
+-- pairs whose first store is listed. One join on the features: pairs that share no feature value (similarity 0) are
+-- left out.
 CREATE FUNCTION retail_mid.store_similarity_pairs(brand text, from_date date, to_date date, stores text[], customer_weight float8)
 RETURNS TABLE (store_id text, benchmark_store_id text, similarity float8, customer_similarity float8, category_similarity float8,
                customers int, benchmark_customers int)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE SET enable_nestloop = off
 BEGIN ATOMIC
     WITH p AS MATERIALIZED (SELECT * FROM retail_mid.store_profile(store_similarity_pairs.brand, store_similarity_pairs.from_date, store_similarity_pairs.to_date)),
     norms AS (SELECT p.store_id AS st, p.kind, pg_catalog.sqrt(sum(p.share * p.share)) AS norm, max(p.customers) AS customers
                 FROM p GROUP BY 1, 2),
     st AS (SELECT a.st, a.norm AS cnorm, b.norm AS gnorm, a.customers FROM norms a JOIN norms b ON b.st = a.st
             WHERE a.kind = 'customer' AND b.kind = 'category'),
-    dots AS (SELECT a.store_id AS s, b.store_id AS t, a.kind, sum(a.share * b.share) AS dot
-               FROM p a JOIN p b ON b.kind = a.kind AND b.feature = a.feature
-                                AND b.store_id <> a.store_id
+    dots AS (SELECT a.store_id AS s, b.store_id AS t,
+                    sum(a.share * b.share) FILTER (WHERE a.kind = 'customer') AS dc,
+                    sum(a.share * b.share) FILTER (WHERE a.kind = 'category') AS dg
+               FROM p a JOIN p b ON b.kind = a.kind AND b.feature = a.feature AND b.store_id <> a.store_id
               WHERE store_similarity_pairs.stores IS NULL OR a.store_id = ANY (store_similarity_pairs.stores)
-              GROUP BY 1, 2, 3),
-    pairs AS (SELECT a.st AS s, b.st AS t,
-                     coalesce(dc.dot, 0) / (a.cnorm * b.cnorm) AS cc,
-                     coalesce(dg.dot, 0) / (a.gnorm * b.gnorm) AS gc,
+              GROUP BY 1, 2),
+    pairs AS (SELECT d.s, d.t, coalesce(d.dc, 0) / (a.cnorm * b.cnorm) AS cc, coalesce(d.dg, 0) / (a.gnorm * b.gnorm) AS gc,
                      a.customers AS ac, b.customers AS bc
-                FROM st a JOIN st b ON b.st <> a.st
-                LEFT JOIN dots dc ON dc.s = a.st AND dc.t = b.st AND dc.kind = 'customer'
-                LEFT JOIN dots dg ON dg.s = a.st AND dg.t = b.st AND dg.kind = 'category'
-               WHERE store_similarity_pairs.stores IS NULL OR a.st = ANY (store_similarity_pairs.stores))
-    SELECT s, t, store_similarity_pairs.customer_weight * cc
-                 + (1 - store_similarity_pairs.customer_weight) * gc,
-           cc, gc, ac, bc
+                FROM dots d JOIN st a ON a.st = d.s JOIN st b ON b.st = d.t)
+    SELECT s, t, store_similarity_pairs.customer_weight * cc + (1 - store_similarity_pairs.customer_weight) * gc, cc, gc, ac, bc
       FROM pairs;
 END;
 COMMENT ON FUNCTION retail_mid.store_similarity_pairs(text, date, date, text[], float8) IS 'Internal to store_similarity and assortment_suggest: for every pair of stores (the first among stores, NULL for all) the cosine similarity of their customer profiles and of their category profiles (store_profile) and their weighted sum.';
@@ -9980,7 +9979,7 @@ COMMENT ON FUNCTION retail_mid.store_similarity(text, int, float8, date, date) I
 CREATE FUNCTION retail_mid.store_preference_core(brand text, from_date date, to_date date, level text)
 RETURNS TABLE (store_id text, item text, customers int, buyers int, penetration float8, brand_penetration float8,
                spend_share float8, brand_spend_share float8, preference_index float8, penetration_index float8)
-LANGUAGE sql STABLE STRICT PARALLEL SAFE
+LANGUAGE sql STABLE STRICT PARALLEL SAFE SET enable_nestloop = off
 BEGIN ATOMIC
     WITH lines AS MATERIALIZED (
         SELECT l.store_id AS st, l.customer_key AS ck, l.line_type AS lt, l.amount AS amt,
@@ -10037,7 +10036,7 @@ COMMENT ON FUNCTION retail_mid.store_preference(text, text, date, date) IS 'Peop
 CREATE FUNCTION retail_mid.assortment_candidates(brand text, from_date date, to_date date, stores text[], k int, benchmarks int, customer_weight float8)
 RETURNS TABLE (store_id text, rank int, sku_id text, category_l1 text, expected_sales float8, expected_buyers float8,
                benchmark_stores int, benchmark_sales float8, preference_index float8, category_preference_index float8, evidence jsonb)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE SET enable_nestloop = off
 BEGIN ATOMIC
     WITH sim AS MATERIALIZED (
         SELECT x.store_id AS a, x.benchmark_store_id AS b, x.similarity AS w, x.benchmark_customers AS bn
@@ -10421,27 +10420,37 @@ COMMENT ON COLUMN retail_mid.dash_assortment_gap.to_date IS 'Last day of the win
 COMMENT ON COLUMN retail_mid.dash_assortment_gap.computed_at IS 'When assortment_refresh computed it.';
 
 CREATE VIEW retail_mid.dash_store_category_sqm AS
-SELECT r.brand, p.store_id, p.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, p.space_sqm, p.net_sales, p.units,
-       p.sales_per_sqm, p.sales_per_sqm_index, p.gross_margin, p.cost_coverage, p.margin_per_sqm
-  FROM retail_mid.dws_refresh_state r
- CROSS JOIN LATERAL retail_mid.store_category_productivity_core(r.brand, r.as_of - 90, r.as_of) p;
-COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space, sales and margin per square metre (store_category_productivity).';
+WITH sales AS (
+    SELECT d.brand, d.store_id, coalesce(d.category_l1, '(unknown)') AS category_l1, sum(d.net_amount) AS net_sales, sum(d.quantity) AS units
+      FROM retail_mid.dws_trade_sku_store_1d d JOIN retail_mid.dws_refresh_state r ON r.brand = d.brand
+     WHERE d.dt BETWEEN r.as_of - 90 AND r.as_of AND d.store_id <> '(none)'
+     GROUP BY 1, 2, 3),
+j AS (
+    SELECT coalesce(a.brand, sp.brand) AS brand, coalesce(a.store_id, sp.store_id) AS store_id,
+           coalesce(a.category_l1, sp.category_l1) AS category_l1, sp.space_sqm, coalesce(a.net_sales, 0) AS net_sales,
+           coalesce(a.units, 0) AS units
+      FROM sales a
+      FULL JOIN retail_mid.ods_store_category_space sp ON sp.brand = a.brand AND sp.store_id = a.store_id AND sp.category_l1 = a.category_l1),
+b AS (SELECT j.brand, j.category_l1, sum(j.net_sales) / sum(j.space_sqm) AS per_sqm FROM j WHERE j.space_sqm IS NOT NULL GROUP BY 1, 2)
+SELECT j.brand, j.store_id, j.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, j.space_sqm, j.net_sales, j.units,
+       (j.net_sales / j.space_sqm)::float8 AS sales_per_sqm,
+       (100 * (j.net_sales / j.space_sqm) / nullif(b.per_sqm, 0))::float8 AS sales_per_sqm_index
+  FROM j JOIN retail_mid.dws_refresh_state r ON r.brand = j.brand
+  LEFT JOIN b ON b.brand = j.brand AND b.category_l1 = j.category_l1;
+COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space and sales per square metre against the brand''s category (as store_category_productivity; the margin, which needs the product costs, is left to that function).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.store_id IS 'Store.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.category_l1 IS 'Level-1 category.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.from_date IS 'First day of the window (as_of - 90).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.to_date IS 'Last day of the window (the brand''s latest DWS day).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.space_sqm IS 'Space of the category in the store (ods_store_category_space), NULL when not loaded.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window (0 for a category with space and no sales).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.units IS 'Net units.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm IS 'Net sales per square metre, NULL without space.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.gross_margin IS 'Net sales - units x unit cost over the SKUs with a unit_cost (ods_product.attributes), NULL when none has one.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.cost_coverage IS 'Share of the net sales whose SKU has a unit cost.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.margin_per_sqm IS 'Gross margin per square metre, only when every sale has a cost (cost_coverage 1).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category (its sales over its space in the stores with space for it).';
 
 ALTER VIEW retail_mid.dash_assortment_gap SET (security_invoker = true);
 ALTER VIEW retail_mid.dash_store_category_sqm SET (security_invoker = true);
 SELECT retail_mid.security_grant('retail_mid.dash_assortment_gap');
 SELECT retail_mid.security_grant('retail_mid.dash_store_category_sqm');
-GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space, retail_mid.ods_product TO retail_mid_bi;
+GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space TO retail_mid_bi;

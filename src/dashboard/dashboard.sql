@@ -344,24 +344,34 @@ COMMENT ON COLUMN retail_mid.dash_assortment_gap.to_date IS 'Last day of the win
 COMMENT ON COLUMN retail_mid.dash_assortment_gap.computed_at IS 'When assortment_refresh computed it.';
 
 CREATE VIEW retail_mid.dash_store_category_sqm AS
-SELECT r.brand, p.store_id, p.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, p.space_sqm, p.net_sales, p.units,
-       p.sales_per_sqm, p.sales_per_sqm_index, p.gross_margin, p.cost_coverage, p.margin_per_sqm
-  FROM retail_mid.dws_refresh_state r
- CROSS JOIN LATERAL retail_mid.store_category_productivity_core(r.brand, r.as_of - 90, r.as_of) p;
-COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space, sales and margin per square metre (store_category_productivity).';
+WITH sales AS (
+    SELECT d.brand, d.store_id, coalesce(d.category_l1, '(unknown)') AS category_l1, sum(d.net_amount) AS net_sales, sum(d.quantity) AS units
+      FROM retail_mid.dws_trade_sku_store_1d d JOIN retail_mid.dws_refresh_state r ON r.brand = d.brand
+     WHERE d.dt BETWEEN r.as_of - 90 AND r.as_of AND d.store_id <> '(none)'
+     GROUP BY 1, 2, 3),
+j AS (
+    SELECT coalesce(a.brand, sp.brand) AS brand, coalesce(a.store_id, sp.store_id) AS store_id,
+           coalesce(a.category_l1, sp.category_l1) AS category_l1, sp.space_sqm, coalesce(a.net_sales, 0) AS net_sales,
+           coalesce(a.units, 0) AS units
+      FROM sales a
+      FULL JOIN retail_mid.ods_store_category_space sp ON sp.brand = a.brand AND sp.store_id = a.store_id AND sp.category_l1 = a.category_l1),
+b AS (SELECT j.brand, j.category_l1, sum(j.net_sales) / sum(j.space_sqm) AS per_sqm FROM j WHERE j.space_sqm IS NOT NULL GROUP BY 1, 2)
+SELECT j.brand, j.store_id, j.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, j.space_sqm, j.net_sales, j.units,
+       (j.net_sales / j.space_sqm)::float8 AS sales_per_sqm,
+       (100 * (j.net_sales / j.space_sqm) / nullif(b.per_sqm, 0))::float8 AS sales_per_sqm_index
+  FROM j JOIN retail_mid.dws_refresh_state r ON r.brand = j.brand
+  LEFT JOIN b ON b.brand = j.brand AND b.category_l1 = j.category_l1;
+COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space and sales per square metre against the brand''s category (as store_category_productivity; the margin, which needs the product costs, is left to that function).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.brand IS 'Brand.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.store_id IS 'Store.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.category_l1 IS 'Level-1 category.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.from_date IS 'First day of the window (as_of - 90).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.to_date IS 'Last day of the window (the brand''s latest DWS day).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.space_sqm IS 'Space of the category in the store (ods_store_category_space), NULL when not loaded.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window (0 for a category with space and no sales).';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.units IS 'Net units.';
 COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm IS 'Net sales per square metre, NULL without space.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.gross_margin IS 'Net sales - units x unit cost over the SKUs with a unit_cost (ods_product.attributes), NULL when none has one.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.cost_coverage IS 'Share of the net sales whose SKU has a unit cost.';
-COMMENT ON COLUMN retail_mid.dash_store_category_sqm.margin_per_sqm IS 'Gross margin per square metre, only when every sale has a cost (cost_coverage 1).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category (its sales over its space in the stores with space for it).';
 
 -- ----------------------------------------------------------------- security (as governance/lockdown.sql does)
 
@@ -384,5 +394,5 @@ GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, reta
     TO retail_mid_bi;
 -- issue 17: the channel contribution tile
 GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;
--- issue 17: the store assortment tiles (the space and the unit costs of the products under dash_store_category_sqm)
-GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space, retail_mid.ods_product TO retail_mid_bi;
+-- issue 17: the store assortment tiles
+GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space TO retail_mid_bi;
