@@ -317,6 +317,62 @@ COMMENT ON COLUMN retail_mid.dash_channel_contribution.contribution IS 'Sales at
 COMMENT ON COLUMN retail_mid.dash_channel_contribution.share_of_fitted IS 'Contribution / fitted sales of the week.';
 COMMENT ON COLUMN retail_mid.dash_channel_contribution.roi IS 'Contribution / spend of a media channel in the week (carry-over included), NULL for controls or no spend.';
 
+-- issue 17: store assortment (goods/assortment.sql): every store's gaps as assortment_refresh last wrote them, and
+-- sales and margin per square metre per store and category over the 91 days ending each brand's latest DWS day
+CREATE VIEW retail_mid.dash_assortment_gap AS
+SELECT g.brand, g.store_id, s.site_name AS store_name, g.rank, g.sku_id, p.sku_name, g.category_l1, g.expected_sales, g.expected_buyers,
+       g.benchmark_stores, g.benchmark_sales, g.preference_index, g.category_preference_index, g.from_date, g.to_date, g.computed_at
+  FROM retail_mid.assortment_gap g
+  LEFT JOIN retail_mid.dim_site s ON s.brand = g.brand AND s.site_id = g.store_id AND s.is_current
+  LEFT JOIN retail_mid.dim_product p ON p.brand = g.brand AND p.sku_id = g.sku_id AND p.is_current;
+COMMENT ON VIEW retail_mid.dash_assortment_gap IS 'Store assortment gaps tile: per store the SKUs it does not sell that its benchmark stores sell to customers like its own, ranked by expected sales (assortment_gap, written by assortment_refresh).';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.store_name IS 'Store name (dim_site), NULL when unknown.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.rank IS 'Rank by expected sales, 1 = largest.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.sku_id IS 'SKU the store did not sell in the window.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.sku_name IS 'SKU name (dim_product), NULL when unknown.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.category_l1 IS 'Level-1 category of the SKU.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.expected_sales IS 'Expected net sales to the store''s identified customers over a window as long as the one analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.expected_buyers IS 'Expected buyers among the store''s identified customers.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.benchmark_stores IS 'Benchmark stores that sold the SKU.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.benchmark_sales IS 'Their net sales of the SKU to identified customers in the window.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.preference_index IS 'The store''s customers'' preference for the SKU bought anywhere in the brand (100 = like the brand).';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.category_preference_index IS 'The same for its level-1 category.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.from_date IS 'First day of the window analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.to_date IS 'Last day of the window analysed.';
+COMMENT ON COLUMN retail_mid.dash_assortment_gap.computed_at IS 'When assortment_refresh computed it.';
+
+CREATE VIEW retail_mid.dash_store_category_sqm AS
+WITH sales AS (
+    SELECT d.brand, d.store_id, coalesce(d.category_l1, '(unknown)') AS category_l1, sum(d.net_amount) AS net_sales, sum(d.quantity) AS units
+      FROM retail_mid.dws_trade_sku_store_1d d JOIN retail_mid.dws_refresh_state r ON r.brand = d.brand
+     WHERE d.dt BETWEEN r.as_of - 90 AND r.as_of AND d.store_id <> '(none)'
+     GROUP BY 1, 2, 3),
+j AS (
+    SELECT coalesce(a.brand, sp.brand) AS brand, coalesce(a.store_id, sp.store_id) AS store_id,
+           coalesce(a.category_l1, sp.category_l1) AS category_l1, sp.space_sqm, coalesce(a.net_sales, 0) AS net_sales,
+           coalesce(a.units, 0) AS units
+      FROM sales a
+      FULL JOIN retail_mid.ods_store_category_space sp ON sp.brand = a.brand AND sp.store_id = a.store_id AND sp.category_l1 = a.category_l1),
+b AS (SELECT j.brand, j.category_l1, sum(j.net_sales) / sum(j.space_sqm) AS per_sqm FROM j WHERE j.space_sqm IS NOT NULL GROUP BY 1, 2)
+SELECT j.brand, j.store_id, j.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, j.space_sqm, j.net_sales, j.units,
+       (j.net_sales / j.space_sqm)::float8 AS sales_per_sqm,
+       (100 * (j.net_sales / j.space_sqm) / nullif(b.per_sqm, 0))::float8 AS sales_per_sqm_index
+  FROM j JOIN retail_mid.dws_refresh_state r ON r.brand = j.brand
+  LEFT JOIN b ON b.brand = j.brand AND b.category_l1 = j.category_l1;
+COMMENT ON VIEW retail_mid.dash_store_category_sqm IS 'Sales per square metre tile: per brand, store and level-1 category over the 91 days ending the brand''s latest DWS day, net sales, space and sales per square metre against the brand''s category (as store_category_productivity; the margin, which needs the product costs, is left to that function).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.category_l1 IS 'Level-1 category.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.from_date IS 'First day of the window (as_of - 90).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.to_date IS 'Last day of the window (the brand''s latest DWS day).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.space_sqm IS 'Space of the category in the store (ods_store_category_space), NULL when not loaded.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.net_sales IS 'Net sales of the category in the store in the window (0 for a category with space and no sales).';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.units IS 'Net units.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm IS 'Net sales per square metre, NULL without space.';
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.sales_per_sqm_index IS '100 * sales per square metre / the brand''s sales per square metre of the category (its sales over its space in the stores with space for it).';
+
 -- ----------------------------------------------------------------- security (as governance/lockdown.sql does)
 
 DO $$
@@ -341,3 +397,5 @@ GRANT SELECT ON retail_mid.ods_campaign, retail_mid.ods_inventory_snapshot, reta
 GRANT SELECT ON retail_mid.dwd_marketing_touch_di, retail_mid.dwd_inventory_inbound_di, retail_mid.ods_inbound_shipment TO retail_mid_bi;
 -- issue 17: the channel contribution tile
 GRANT SELECT ON retail_mid.mmm_contribution, retail_mid.mmm_week, retail_mid.mmm_model TO retail_mid_bi;
+-- issue 17: the store assortment tiles
+GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space TO retail_mid_bi;

@@ -544,3 +544,50 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION retail_mid.load_media_spend(text, text, bigint) IS 'Loads media spend (CSV: date, channel, campaign_id, spend, impressions) into ods_media_spend for a brand, replacing rows of the same day, channel and campaign; negative or malformed rows are rejected.';
+
+-- issue 17: category space per store (CSV with a header: store_id, category_l1, space_sqm, shelf_metres; shelf_metres
+-- may be empty). Every row names a store of the brand (ods_site of kind store). Rows of a (store, category) already
+-- loaded are replaced; nothing is loaded when more than max_rejected rows are rejected.
+CREATE FUNCTION retail_mid.load_store_category_space(path text, brand text, max_rejected bigint DEFAULT 0)
+RETURNS TABLE (load_id bigint, rows_read bigint, rows_loaded bigint, rows_rejected bigint, rejects jsonb)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE v_read bigint; v_loaded bigint; v_rejects jsonb; v_load bigint; v_job bigint; b text := brand;
+BEGIN
+    IF path IS NULL OR brand IS NULL OR max_rejected IS NULL THEN
+        RAISE EXCEPTION 'load_store_category_space arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    v_job := retail_mid.job_start('load_store_category_space', jsonb_build_object('path', path, 'brand', brand));
+    CREATE TEMP TABLE rm_stage (line_no bigint GENERATED ALWAYS AS IDENTITY, store_id text, category_l1 text,
+        space_sqm text, shelf_metres text, reason text) ON COMMIT DROP;
+    v_read := retail_mid.stage_csv(path, 'pg_temp.rm_stage', 'store_id, category_l1, space_sqm, shelf_metres');
+    UPDATE rm_stage s SET reason = CASE
+        WHEN retail_mid.invalid_field(store_id, 'text') THEN 'missing store_id'
+        WHEN NOT EXISTS (SELECT 1 FROM retail_mid.ods_site o WHERE o.brand = b AND o.site_id = btrim(s.store_id) AND o.kind = 'store')
+             THEN 'store_id is not a store of the brand'
+        WHEN retail_mid.invalid_field(category_l1, 'text') THEN 'missing category_l1'
+        WHEN retail_mid.invalid_field(space_sqm, 'number') THEN 'space_sqm is not a number'
+        WHEN space_sqm::numeric <= 0 OR space_sqm::numeric >= 1e11 THEN 'space_sqm is not a positive area'
+        WHEN shelf_metres IS NOT NULL AND btrim(shelf_metres) <> ''
+             AND (retail_mid.invalid_field(shelf_metres, 'number') OR shelf_metres::numeric < 0 OR shelf_metres::numeric >= 1e11)
+             THEN 'shelf_metres is not a non-negative length' END;
+    -- a (store, category) twice in the file: the later row wins, the earlier is rejected
+    UPDATE rm_stage s SET reason = 'duplicate store and category'
+      FROM (SELECT line_no, row_number() OVER (PARTITION BY btrim(store_id), btrim(category_l1) ORDER BY line_no DESC) AS rn
+              FROM rm_stage WHERE reason IS NULL) x
+     WHERE x.line_no = s.line_no AND x.rn > 1;
+    v_rejects := retail_mid.take_rejects('pg_temp.rm_stage');
+    SELECT count(*) INTO v_loaded FROM rm_stage;
+    v_load := retail_mid.finish_load('store_category_space', path, brand, v_read, v_loaded, v_rejects, max_rejected);
+    INSERT INTO retail_mid.ods_store_category_space AS m (brand, store_id, category_l1, space_sqm, shelf_metres, load_id)
+    SELECT b, btrim(store_id), btrim(category_l1), space_sqm::numeric, nullif(btrim(shelf_metres), '')::numeric, v_load
+      FROM rm_stage
+    ON CONFLICT ON CONSTRAINT ods_store_category_space_pkey DO UPDATE
+       SET space_sqm = excluded.space_sqm, shelf_metres = excluded.shelf_metres, load_id = excluded.load_id;
+    DROP TABLE rm_stage;
+    PERFORM retail_mid.job_finish(v_job, v_loaded, jsonb_build_object('load_id', v_load));
+    RETURN QUERY SELECT * FROM retail_mid.load_report(v_load);
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.load_store_category_space(text, text, bigint) IS 'Loads the selling space of each level-1 category per store (CSV: store_id, category_l1, space_sqm, shelf_metres) into ods_store_category_space for a brand, replacing rows of the same store and category; rows naming no store of the brand, or with a missing, non-numeric or non-positive area, are rejected.';

@@ -350,3 +350,24 @@ BEGIN
         EXECUTE format('COMMENT ON COLUMN retail_mid.%I.%I IS %L', r.tbl, r.col, r.txt);
     END LOOP;
 END $$;
+
+-- issue 17: category space per store (shelf area of each level-1 category), for sales and margin per square metre
+-- and the assortment of goods/assortment.sql. The current layout: a reload replaces a (store, category) row.
+CREATE TABLE retail_mid.ods_store_category_space (
+    brand        text NOT NULL,
+    store_id     text NOT NULL,
+    category_l1  text NOT NULL CHECK (btrim(category_l1) <> ''),
+    space_sqm    numeric(14,3) NOT NULL CHECK (space_sqm > 0),
+    shelf_metres numeric(14,3) CHECK (shelf_metres >= 0),
+    load_id      bigint REFERENCES retail_mid.ods_load,
+    PRIMARY KEY (brand, store_id, category_l1)
+);
+-- kept by pg_dump: docs/installation.md, Backup and restore
+SELECT pg_catalog.pg_extension_config_dump('retail_mid.ods_store_category_space', '');
+COMMENT ON TABLE retail_mid.ods_store_category_space IS 'Selling space of each level-1 category in each store (square metres, and shelf metres when known): the denominator of sales and margin per square metre.';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.store_id IS 'Store (ods_site of kind store).';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.category_l1 IS 'Level-1 category (ods_product.category_l1).';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.space_sqm IS 'Selling area given to the category, in square metres, positive.';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.shelf_metres IS 'Shelf length given to the category, in metres, when known.';
+COMMENT ON COLUMN retail_mid.ods_store_category_space.load_id IS 'Load that brought the row.';
