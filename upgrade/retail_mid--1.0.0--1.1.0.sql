@@ -13560,3 +13560,171 @@ ALTER VIEW retail_mid.dash_store_category_sqm SET (security_invoker = true);
 SELECT retail_mid.security_grant('retail_mid.dash_assortment_gap');
 SELECT retail_mid.security_grant('retail_mid.dash_store_category_sqm');
 GRANT SELECT ON retail_mid.assortment_gap, retail_mid.ods_store_category_space TO retail_mid_bi;
+
+-- issue 15 / 17: the goods functions and tiles read the public layer (dim_store_category_space, dim_site)
+CREATE VIEW retail_mid.dim_store_category_space AS
+SELECT s.brand, s.store_id, btrim(s.category_l1) AS category_l1, s.space_sqm, s.shelf_metres
+  FROM retail_mid.ods_store_category_space s;
+COMMENT ON VIEW retail_mid.dim_store_category_space IS 'The current space of each level-1 category in each store (ods_store_category_space, category trimmed), as the goods functions and tiles read it; no history. Brand-isolated like the ODS.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.category_l1 IS 'Level-1 category, trimmed.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.space_sqm IS 'Space of the category in the store, square metres.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.shelf_metres IS 'Shelf length of the category in the store, metres; NULL when not given.';
+ALTER VIEW retail_mid.dim_store_category_space SET (security_invoker = true);
+SELECT retail_mid.security_grant('retail_mid.dim_store_category_space');
+
+CREATE OR REPLACE VIEW retail_mid.dash_store_category_sqm AS
+WITH sales AS (
+    SELECT d.brand, d.store_id, coalesce(d.category_l1, '(unknown)') AS category_l1, sum(d.net_amount) AS net_sales, sum(d.quantity) AS units
+      FROM retail_mid.dws_trade_sku_store_1d d JOIN retail_mid.dws_refresh_state r ON r.brand = d.brand
+     WHERE d.dt BETWEEN r.as_of - 90 AND r.as_of AND d.store_id <> '(none)'
+     GROUP BY 1, 2, 3),
+j AS (
+    SELECT coalesce(a.brand, sp.brand) AS brand, coalesce(a.store_id, sp.store_id) AS store_id,
+           coalesce(a.category_l1, sp.category_l1) AS category_l1, sp.space_sqm, coalesce(a.net_sales, 0) AS net_sales,
+           coalesce(a.units, 0) AS units
+      FROM sales a
+      FULL JOIN retail_mid.dim_store_category_space sp ON sp.brand = a.brand AND sp.store_id = a.store_id AND sp.category_l1 = a.category_l1),
+b AS (SELECT j.brand, j.category_l1, sum(j.net_sales) / sum(j.space_sqm) AS per_sqm FROM j WHERE j.space_sqm IS NOT NULL GROUP BY 1, 2)
+SELECT j.brand, j.store_id, j.category_l1, r.as_of - 90 AS from_date, r.as_of AS to_date, j.space_sqm, j.net_sales, j.units,
+       (j.net_sales / j.space_sqm)::float8 AS sales_per_sqm,
+       (100 * (j.net_sales / j.space_sqm) / nullif(b.per_sqm, 0))::float8 AS sales_per_sqm_index
+  FROM j JOIN retail_mid.dws_refresh_state r ON r.brand = j.brand
+  LEFT JOIN b ON b.brand = j.brand AND b.category_l1 = j.category_l1;
+ALTER VIEW retail_mid.dash_store_category_sqm SET (security_invoker = true);
+COMMENT ON COLUMN retail_mid.dash_store_category_sqm.space_sqm IS 'Space of the category in the store (dim_store_category_space), NULL when not loaded.';
+
+CREATE OR REPLACE FUNCTION retail_mid.assortment_suggest(brand text, store text, k int DEFAULT 10, benchmarks int DEFAULT 5,
+                                              customer_weight float8 DEFAULT 0.5, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (rank int, sku_id text, category_l1 text, expected_sales float8, expected_buyers float8, benchmark_stores int,
+               benchmark_sales float8, preference_index float8, category_preference_index float8, evidence jsonb)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE w record;
+BEGIN
+    IF store IS NULL OR k IS NULL THEN
+        RAISE EXCEPTION 'store and k must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF k < 1 OR k > 100000 THEN
+        RAISE EXCEPTION 'k must be between 1 and 100000, not %', k USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM retail_mid.assortment_check_weight(benchmarks, customer_weight);
+    w := retail_mid.assortment_window(brand, from_date, to_date);
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_site s WHERE s.brand = assortment_suggest.brand AND s.site_id = store AND s.site_type = 'store' AND s.is_current) THEN
+        RAISE EXCEPTION 'store "%" is not a store of brand "%"', store, brand USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dwd_trade_order_line_di l WHERE l.brand = assortment_suggest.brand AND l.store_id = store
+                      AND l.dt BETWEEN w.window_from AND w.window_to AND l.customer_key IS NOT NULL AND l.line_type = 'sale') THEN
+        RAISE EXCEPTION 'store "%" has no identified customers from % to %', store, w.window_from, w.window_to USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN QUERY
+    SELECT c.rank, c.sku_id, c.category_l1, c.expected_sales, c.expected_buyers, c.benchmark_stores, c.benchmark_sales,
+           c.preference_index, c.category_preference_index, c.evidence
+      FROM retail_mid.assortment_candidates(brand, w.window_from, w.window_to, ARRAY[store], k, benchmarks, customer_weight) c
+     ORDER BY c.rank;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.store_category_productivity_core(brand text, from_date date, to_date date)
+RETURNS TABLE (store_id text, category_l1 text, space_sqm numeric, floor_area numeric, net_sales numeric, units numeric,
+               sales_per_sqm float8, sales_per_sqm_index float8, gross_margin numeric, cost_coverage float8, margin_per_sqm float8)
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    WITH sales AS (
+        SELECT d.store_id AS st, coalesce(d.category_l1, '(unknown)') AS cat, sum(d.net_amount) AS net, sum(d.quantity) AS units,
+               sum(d.net_amount - d.quantity * c.cost) FILTER (WHERE c.cost IS NOT NULL) AS margin,
+               sum(d.net_amount) FILTER (WHERE c.cost IS NOT NULL) AS net_costed
+          FROM retail_mid.dws_trade_sku_store_1d d
+          LEFT JOIN LATERAL (SELECT CASE WHEN p.attributes ->> 'unit_cost' ~ '^\s*\d{1,12}(\.\d*)?\s*$' THEN (p.attributes ->> 'unit_cost')::numeric END AS cost
+                               FROM retail_mid.ods_product p
+                              WHERE p.brand = d.brand AND p.sku_id = d.sku_id) c ON true
+         WHERE d.brand = store_category_productivity_core.brand
+           AND d.dt BETWEEN store_category_productivity_core.from_date AND store_category_productivity_core.to_date
+           AND d.store_id <> '(none)'
+         GROUP BY 1, 2),
+    space AS (SELECT s.store_id AS st, s.category_l1 AS cat, s.space_sqm FROM retail_mid.dim_store_category_space s
+               WHERE s.brand = store_category_productivity_core.brand),
+    j AS (SELECT coalesce(a.st, sp.st) AS st, coalesce(a.cat, sp.cat) AS cat, sp.space_sqm, coalesce(a.net, 0) AS net,
+                 coalesce(a.units, 0) AS units, a.margin, a.net_costed
+            FROM sales a FULL JOIN space sp ON sp.st = a.st AND sp.cat = a.cat),
+    bcat AS (SELECT j.cat, sum(j.net) / sum(j.space_sqm) AS per_sqm FROM j WHERE j.space_sqm IS NOT NULL GROUP BY 1)
+    SELECT j.st, j.cat, j.space_sqm, f.floor_area, j.net, j.units,
+           (j.net / j.space_sqm)::float8,
+           (100 * (j.net / j.space_sqm) / nullif(b.per_sqm, 0))::float8,
+           j.margin,
+           CASE WHEN j.net <> 0 THEN (coalesce(j.net_costed, 0) / j.net)::float8 END,
+           CASE WHEN j.net <> 0 AND coalesce(j.net_costed, 0) = j.net
+                THEN (j.margin / j.space_sqm)::float8 END
+      FROM j LEFT JOIN bcat b ON b.cat = j.cat
+      LEFT JOIN retail_mid.dim_site f ON f.brand = store_category_productivity_core.brand
+                                     AND f.site_id = j.st AND f.is_current;
+END;
+COMMENT ON FUNCTION retail_mid.store_category_productivity_core(text, date, date) IS 'Internal to store_category_productivity and dash_store_category_sqm: sales and margin per square metre per store and level-1 category over a window.';
+
+CREATE FUNCTION retail_mid.store_category_productivity(brand text, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
+RETURNS TABLE (store_id text, category_l1 text, space_sqm numeric, floor_area numeric, net_sales numeric, units numeric,
+               sales_per_sqm float8, sales_per_sqm_index float8, gross_margin numeric, cost_coverage float8, margin_per_sqm float8)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE w record;
+BEGIN
+    w := retail_mid.assortment_window(brand, from_date, to_date);
+    RETURN QUERY SELECT * FROM retail_mid.store_category_productivity_core(brand, w.window_from, w.window_to) p ORDER BY p.store_id, p.category_l1;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION retail_mid.newproduct_potential_customers(brand text, store_id text, sku_id text, size int DEFAULT 100,
+                                                         radius_km float8 DEFAULT 5, tags text[] DEFAULT NULL, buckets int DEFAULT 5)
+RETURNS TABLE (customer_key int4, home_store_id text, distance_km float8, score float8, rank bigint)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE b text := brand; st text := store_id; s text := sku_id; seed retail_mid.rbitmap; base retail_mid.rbitmap;
+        t text[]; bench text;
+BEGIN
+    IF brand IS NULL OR store_id IS NULL OR sku_id IS NULL OR size IS NULL OR radius_km IS NULL OR buckets IS NULL THEN
+        RAISE EXCEPTION 'newproduct_potential_customers arguments must not be null (tags may be)' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF size < 1 OR NOT (radius_km >= 0 AND radius_km < 20000) THEN
+        RAISE EXCEPTION 'size must be positive and radius_km between 0 and 20000' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_store d WHERE d.brand = b AND d.store_id = st AND d.is_current) THEN
+        RAISE EXCEPTION 'unknown store "%" of brand "%"', st, b USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT retail_mid.brand_visible(b) THEN
+        RAISE EXCEPTION 'brand "%" is not visible to the current user', b USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT 1 FROM retail_mid.dim_store d WHERE d.brand = b AND d.store_id = st AND d.is_current AND d.geom IS NULL) THEN
+        RAISE EXCEPTION 'store "%" has no location', st USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Load the store''s coordinates (geom) and run refresh.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_product p WHERE p.brand = b AND p.sku_id = s AND p.is_current) THEN
+        RAISE EXCEPTION 'unknown SKU "%" of brand "%"', s, b USING ERRCODE = 'undefined_object';
+    END IF;
+    t := retail_mid.insight_tags(tags);
+    -- the seed: the product's buyers, else (not sold yet) its benchmark's
+    seed := (SELECT retail_mid.rb_build_agg(l.customer_key) FROM retail_mid.dwd_trade_order_line_di l
+              WHERE l.brand = b AND l.sku_id = s AND l.line_type = 'sale' AND l.customer_key IS NOT NULL);
+    IF seed IS NULL THEN
+        SELECT n.benchmark_sku INTO bench FROM retail_mid.newproduct n WHERE n.brand = b AND n.sku_id = s;
+        seed := (SELECT retail_mid.rb_build_agg(l.customer_key) FROM retail_mid.dwd_trade_order_line_di l
+                  WHERE l.brand = b AND l.sku_id = bench AND l.line_type = 'sale' AND l.customer_key IS NOT NULL);
+    END IF;
+    IF seed IS NULL THEN
+        RAISE EXCEPTION 'SKU "%" has no buyers yet, nor a benchmark with buyers', s USING ERRCODE = 'no_data_found',
+            HINT = 'Name a benchmark SKU in retail_mid.newproduct.';
+    END IF;
+    -- the base: the brand's customers whose home store lies within radius_km of the store
+    base := (SELECT retail_mid.rb_build_agg(n.customer_key) FROM retail_mid.newproduct_near_customers(b, st, radius_km) n);
+    IF base IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT l.customer_key, n.home_store_id, n.distance_km, l.score, l.rank
+      FROM retail_mid.audience_lookalike_scores(seed, retail_mid.rb_or(base, seed), t, b, size, buckets) l
+      JOIN retail_mid.newproduct_near_customers(b, st, radius_km) n ON n.customer_key = l.customer_key
+     ORDER BY l.rank;
+END;
+$$;
+

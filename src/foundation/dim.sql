@@ -78,6 +78,16 @@ SELECT DISTINCT ON (c.brand, btrim(c.campaign_id))
  ORDER BY c.brand, btrim(c.campaign_id), c.campaign_id;
 COMMENT ON VIEW retail_mid.dim_campaign IS 'Marketing campaigns (ods_campaign) keyed as dwd_marketing_touch_di and dws_marketing_campaign_1d key them (campaign_id trimmed; of ids equal once trimmed, the first); brand-isolated like the ODS.';
 
+CREATE VIEW retail_mid.dim_store_category_space AS
+SELECT s.brand, s.store_id, btrim(s.category_l1) AS category_l1, s.space_sqm, s.shelf_metres
+  FROM retail_mid.ods_store_category_space s;
+COMMENT ON VIEW retail_mid.dim_store_category_space IS 'The current space of each level-1 category in each store (ods_store_category_space, category trimmed), as the goods functions and tiles read it; no history. Brand-isolated like the ODS.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.brand IS 'Brand.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.store_id IS 'Store.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.category_l1 IS 'Level-1 category, trimmed.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.space_sqm IS 'Space of the category in the store, square metres.';
+COMMENT ON COLUMN retail_mid.dim_store_category_space.shelf_metres IS 'Shelf length of the category in the store, metres; NULL when not given.';
+
 -- ----------------------------------------------------------------- customers
 CREATE TABLE retail_mid.dim_customer (
     brand            text NOT NULL,

@@ -323,7 +323,7 @@ BEGIN
     END IF;
     PERFORM retail_mid.assortment_check_weight(benchmarks, customer_weight);
     w := retail_mid.assortment_window(brand, from_date, to_date);
-    IF NOT EXISTS (SELECT 1 FROM retail_mid.ods_site s WHERE s.brand = assortment_suggest.brand AND s.site_id = store AND s.kind = 'store') THEN
+    IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_site s WHERE s.brand = assortment_suggest.brand AND s.site_id = store AND s.site_type = 'store' AND s.is_current) THEN
         RAISE EXCEPTION 'store "%" is not a store of brand "%"', store, brand USING ERRCODE = 'undefined_object';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retail_mid.dwd_trade_order_line_di l WHERE l.brand = assortment_suggest.brand AND l.store_id = store
@@ -362,7 +362,7 @@ BEGIN ATOMIC
            AND d.dt BETWEEN store_category_productivity_core.from_date AND store_category_productivity_core.to_date
            AND d.store_id <> '(none)'
          GROUP BY 1, 2),
-    space AS (SELECT s.store_id AS st, s.category_l1 AS cat, s.space_sqm FROM retail_mid.ods_store_category_space s
+    space AS (SELECT s.store_id AS st, s.category_l1 AS cat, s.space_sqm FROM retail_mid.dim_store_category_space s
                WHERE s.brand = store_category_productivity_core.brand),
     j AS (SELECT coalesce(a.st, sp.st) AS st, coalesce(a.cat, sp.cat) AS cat, sp.space_sqm, coalesce(a.net, 0) AS net,
                  coalesce(a.units, 0) AS units, a.margin, a.net_costed

@@ -693,7 +693,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM retail_mid.dim_store d WHERE d.brand = b AND d.store_id = st AND d.is_current AND d.geom IS NULL) THEN
         RAISE EXCEPTION 'store "%" has no location', st USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Set ods_site.geom and run refresh.';
+            HINT = 'Load the store''s coordinates (geom) and run refresh.';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retail_mid.dim_product p WHERE p.brand = b AND p.sku_id = s AND p.is_current) THEN
         RAISE EXCEPTION 'unknown SKU "%" of brand "%"', s, b USING ERRCODE = 'undefined_object';

@@ -18,8 +18,11 @@ INSERT INTO allowed_reader VALUES
     ('function', 'shard_load', 'loader'), ('function', 'shard_load_import_row', 'loader'),
     ('view', 'shard_load_import', 'loader'), ('function', 'shard_tables', 'loader'),
     ('function', 'shard_add', 'loader'), ('function', 'shard_assign_keys', 'builder'),
+    ('function', 'load_store_category_space', 'loader'), ('function', 'newproduct_problem', 'loader (checks the SKUs named exist)'),
+    -- ships each SKU x store series to the shard that owns it: routing, like shard_load
+    ('function', 'shard_forecast_refresh', 'loader'),
     -- the public layer's builders: DIM, DWD, DWS, the brand scope and the identity graph, and the orchestration
-    ('function', 'dim_refresh', 'builder'), ('view', 'dim_campaign', 'builder'),
+    ('function', 'dim_refresh', 'builder'), ('view', 'dim_campaign', 'builder'), ('view', 'dim_store_category_space', 'builder'),
     ('function', 'build_dwd_trade', 'builder'), ('function', 'build_dwd_domains', 'builder'),
     ('function', 'build_dws_domains', 'builder'), ('function', 'domain_ods_digest', 'freshness check'),
     ('function', 'refresh_all', 'orchestration'), ('function', 'run_daily', 'orchestration'),
@@ -27,6 +30,7 @@ INSERT INTO allowed_reader VALUES
     ('function', 'resolve_identities', 'builder'), ('view', 'oneid_edges', 'builder'),
     -- the synthetic generator writes the ODS
     ('function', 'generate_synthetic', 'synthetic generator'), ('function', 'generate_synthetic_media', 'synthetic generator'),
+    ('function', 'generate_synthetic_assortment', 'synthetic generator'), ('function', 'generate_synthetic_launches', 'synthetic generator'),
     -- governance: the ODS as analysts may see it (masked, or keyed instead of identified)
     ('view', 'ods_behavior_event_masked', 'governed ODS view'), ('view', 'ods_campaign_touch_masked', 'governed ODS view'),
     ('view', 'ods_customer_masked', 'governed ODS view'), ('view', 'ods_customer_identifier_masked', 'governed ODS view'),
@@ -36,8 +40,9 @@ INSERT INTO allowed_reader VALUES
     -- importers of the site domain: copy ODS sites, demand zones and stock into the site tools' own tables
     ('function', 'site_import_ods', 'site importer'), ('function', 'fulfilment_import_ods', 'site importer'),
     -- not moved yet (issue 15 open item): promo_panel reads order lines and promotions, mmm_fit media spend and
-    -- promotions; the ODS of promotions and media spend has no DWD
-    ('function', 'promo_panel', 'not moved yet'),
+    -- promotions; the ODS of promotions and media spend has no DWD; store_category_productivity_core reads the unit
+    -- costs in ods_product.attributes, which dim_product does not carry
+    ('function', 'promo_panel', 'not moved yet'), ('function', 'store_category_productivity_core', 'not moved yet'),
     ('function', 'mmm_fit', 'not moved yet');
 
 CREATE TEMP VIEW ods_reader AS
@@ -49,19 +54,19 @@ view_dep AS (
       FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
      WHERE w.ev_class <> d.refobjid),
 -- relations that carry raw ODS rows: the ODS tables, and the views over them (a view on the list stays tainted for
--- its readers, except dim_campaign, which is the DIM layer)
+-- its readers, except dim_campaign and dim_store_category_space, which are the DIM layer)
 tainted (oid, relname, kind) AS (
     SELECT oid, relname, 'table' FROM ods
     UNION
     SELECT v.oid, v.relname::text, 'view' FROM tainted t JOIN view_dep d ON d.base = t.oid JOIN pg_class v ON v.oid = d.view_oid
-     WHERE v.relnamespace = 'retail_mid'::regnamespace AND t.relname <> 'dim_campaign')
+     WHERE v.relnamespace = 'retail_mid'::regnamespace AND t.relname NOT IN ('dim_campaign', 'dim_store_category_space'))
 SELECT 'view'::text AS kind, v.relname::text AS reader, string_agg(DISTINCT t.relname, ', ' ORDER BY t.relname) AS reads
   FROM view_dep d JOIN tainted t ON t.oid = d.base JOIN pg_class v ON v.oid = d.view_oid
- WHERE v.relnamespace = 'retail_mid'::regnamespace AND t.relname <> 'dim_campaign'
+ WHERE v.relnamespace = 'retail_mid'::regnamespace AND t.relname NOT IN ('dim_campaign', 'dim_store_category_space')
  GROUP BY v.relname
 UNION ALL
 SELECT 'function', p.proname::text, string_agg(DISTINCT t.relname, ', ' ORDER BY t.relname)
-  FROM pg_proc p JOIN (SELECT DISTINCT relname FROM tainted WHERE relname <> 'dim_campaign') t
+  FROM pg_proc p JOIN (SELECT DISTINCT relname FROM tainted WHERE relname NOT IN ('dim_campaign', 'dim_store_category_space')) t
     ON coalesce(pg_get_function_sqlbody(p.oid), p.prosrc) ~ ('\m' || t.relname || '\M')
  WHERE p.pronamespace = 'retail_mid'::regnamespace AND p.prolang IN (SELECT l.oid FROM pg_language l WHERE l.lanname IN ('sql', 'plpgsql'))
  GROUP BY p.proname

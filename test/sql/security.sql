@@ -9,7 +9,8 @@ SELECT count(*) AS public_table_grants FROM information_schema.role_table_grants
 SELECT p.oid::regprocedure AS security_definer, p.proconfig,
        EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) AS public_may_execute
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'retail_mid' AND p.prosecdef ORDER BY p.oid::regprocedure::text;
--- plpgsql routines without a pinned search_path (run_logged is a procedure that commits, which forbids SET)
+-- plpgsql routines without a pinned search_path (run_logged is a procedure that commits, which forbids SET;
+-- forecast_reconcile runs the caller's own queries, as the caller, with the caller's search_path, and qualifies all else)
 SELECT p.oid::regprocedure AS unpinned FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
  WHERE n.nspname = 'retail_mid' AND l.lanname = 'plpgsql' AND NOT coalesce(p.proconfig::text LIKE '%search_path=%', false) ORDER BY 1;
 -- no schema on those paths is writable by everybody
