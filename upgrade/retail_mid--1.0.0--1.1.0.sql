@@ -13660,19 +13660,6 @@ BEGIN ATOMIC
       LEFT JOIN retail_mid.dim_site f ON f.brand = store_category_productivity_core.brand
                                      AND f.site_id = j.st AND f.is_current;
 END;
-COMMENT ON FUNCTION retail_mid.store_category_productivity_core(text, date, date) IS 'Internal to store_category_productivity and dash_store_category_sqm: sales and margin per square metre per store and level-1 category over a window.';
-
-CREATE FUNCTION retail_mid.store_category_productivity(brand text, from_date date DEFAULT NULL, to_date date DEFAULT NULL)
-RETURNS TABLE (store_id text, category_l1 text, space_sqm numeric, floor_area numeric, net_sales numeric, units numeric,
-               sales_per_sqm float8, sales_per_sqm_index float8, gross_margin numeric, cost_coverage float8, margin_per_sqm float8)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE w record;
-BEGIN
-    w := retail_mid.assortment_window(brand, from_date, to_date);
-    RETURN QUERY SELECT * FROM retail_mid.store_category_productivity_core(brand, w.window_from, w.window_to) p ORDER BY p.store_id, p.category_l1;
-END;
-$$;
 
 CREATE OR REPLACE FUNCTION retail_mid.newproduct_potential_customers(brand text, store_id text, sku_id text, size int DEFAULT 100,
                                                          radius_km float8 DEFAULT 5, tags text[] DEFAULT NULL, buckets int DEFAULT 5)
@@ -13727,4 +13714,220 @@ BEGIN
      ORDER BY l.rank;
 END;
 $$;
+
+
+-- issue 13 / 15 (merge): the domain builders as the partitioned layer and the inbound DWD both need them
+CREATE OR REPLACE FUNCTION retail_mid.build_dwd_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint; m bigint;
+BEGIN
+    PERFORM retail_mid.assign_customer_keys(array_agg(x.id_type), array_agg(x.id_value), array_agg(x.brand))
+       FROM (SELECT DISTINCT e.id_type, retail_mid.identifier_value(e.id_value) AS id_value, e.brand
+               FROM retail_mid.ods_behavior_event e
+              WHERE e.event_time >= from_date AND e.event_time < to_date + 1
+                AND retail_mid.identifier_value(e.id_value) IS NOT NULL
+             UNION
+             SELECT DISTINCT t.id_type, retail_mid.identifier_value(t.id_value), t.brand
+               FROM retail_mid.ods_campaign_touch t
+              WHERE t.touched_at >= from_date AND t.touched_at < to_date + 1
+                AND retail_mid.identifier_value(t.id_value) IS NOT NULL) x
+      WHERE NOT EXISTS (SELECT 1 FROM retail_mid.customer_key k
+                         WHERE k.id_type = x.id_type AND k.issuer = retail_mid.customer_key_issuer(x.id_type, x.brand)
+                           AND k.id_value = x.id_value);
+
+    -- issue 13: the monthly partitions of the days written
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)
+       FROM unnest(ARRAY['retail_mid.dwd_behavior_event_di', 'retail_mid.dwd_marketing_touch_di']::regclass[]) t;
+    DELETE FROM retail_mid.dwd_behavior_event_di WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dwd_behavior_event_di
+    SELECT DISTINCT e.event_time::date, e.brand, k.customer_key, e.event_time, e.event_type, btrim(e.object_attribute),
+           btrim(e.object_value), coalesce(nullif(btrim(e.channel), ''), '(none)'), e.event_count, e.amount
+      FROM retail_mid.ods_behavior_event e
+      JOIN retail_mid.customer_key k ON k.id_type = e.id_type AND k.issuer = retail_mid.customer_key_issuer(e.id_type, e.brand)
+                                AND k.id_value = retail_mid.identifier_value(e.id_value)
+     WHERE e.event_time >= from_date AND e.event_time < to_date + 1;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    DELETE FROM retail_mid.dwd_marketing_touch_di WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dwd_marketing_touch_di
+    SELECT DISTINCT t.touched_at::date, t.brand, btrim(t.campaign_id), k.customer_key,
+           coalesce(nullif(btrim(t.channel), ''), '(none)'), t.touched_at, t.touch_type, btrim(t.coupon_id)
+      FROM retail_mid.ods_campaign_touch t
+      JOIN retail_mid.customer_key k ON k.id_type = t.id_type AND k.issuer = retail_mid.customer_key_issuer(t.id_type, t.brand)
+                                AND k.id_value = retail_mid.identifier_value(t.id_value)
+     WHERE t.touched_at >= from_date AND t.touched_at < to_date + 1;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- inbound shipments by order day; the pairs whose lines were deleted or written, before and after
+    CREATE TEMP TABLE IF NOT EXISTS rm_inbound_touched (brand text, site_id text, sku_id text) ON COMMIT DROP;
+    WITH d AS (DELETE FROM retail_mid.dwd_inventory_inbound_di i WHERE i.dt BETWEEN from_date AND to_date
+               RETURNING i.brand, i.site_id, i.sku_id)
+    INSERT INTO rm_inbound_touched SELECT DISTINCT d.brand, d.site_id, d.sku_id FROM d;
+    INSERT INTO retail_mid.dwd_inventory_inbound_di
+    SELECT i.ordered_on, i.brand, i.shipment_id, i.site_id, i.sku_id, nullif(btrim(i.supplier_id), ''), i.ordered_on,
+           i.expected_on, i.received_on, i.quantity, i.received_on - i.ordered_on
+      FROM retail_mid.ods_inbound_shipment i
+     WHERE i.ordered_on BETWEEN from_date AND to_date;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    INSERT INTO rm_inbound_touched
+    SELECT DISTINCT i.brand, i.site_id, i.sku_id FROM retail_mid.dwd_inventory_inbound_di i WHERE i.dt BETWEEN from_date AND to_date;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dwd_domains(date, date) IS 'Rebuilds dwd_behavior_event_di, dwd_marketing_touch_di and dwd_inventory_inbound_di for the given days from the ODS (keys for new identifiers first); called by retail_mid.refresh_domains.';
+
+CREATE OR REPLACE FUNCTION retail_mid.build_dws_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE n bigint := 0; m bigint; v_inv_from date;
+BEGIN
+    -- issue 13: the monthly partitions of the days written
+    PERFORM retail_mid.ensure_partitions(t, from_date, to_date)
+       FROM unnest(ARRAY['retail_mid.dws_behavior_customer_1d', 'retail_mid.dws_marketing_campaign_1d',
+                         'retail_mid.dws_inventory_site_sku_1d', 'retail_mid.dws_member_1d']::regclass[]) t;
+    DELETE FROM retail_mid.dws_behavior_customer_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_behavior_customer_1d
+    SELECT e.dt, e.brand, e.customer_key, e.channel,
+           CASE WHEN e.object_attribute = 'sku_id' THEN coalesce(p.category_l1, '(unknown)') ELSE '(none)' END,
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'view'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'cart'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'favorite'), 0),
+           coalesce(sum(e.event_count) FILTER (WHERE e.event_type = 'share'), 0),
+           sum(e.event_count)
+      FROM retail_mid.dwd_behavior_event_di e
+      LEFT JOIN retail_mid.ods_product p ON e.object_attribute = 'sku_id' AND p.brand = e.brand AND p.sku_id = e.object_value
+     WHERE e.dt BETWEEN from_date AND to_date
+     GROUP BY 1, 2, 3, 4, 5;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    DELETE FROM retail_mid.dws_marketing_campaign_1d WHERE dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.dws_marketing_campaign_1d
+    SELECT dt, brand, campaign_id, channel,
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'sent'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type IN ('exposed', 'clicked', 'redeemed')),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'exposed'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'clicked'),
+           count(DISTINCT customer_key) FILTER (WHERE touch_type = 'redeemed'),
+           count(*) FILTER (WHERE touch_type = 'redeemed')
+      FROM retail_mid.dwd_marketing_touch_di
+     WHERE dt BETWEEN from_date AND to_date
+     GROUP BY dt, brand, campaign_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+
+    -- issue 13: a day's days of cover read the 28 days of trade ending it; a day whose 28 days reach before the history
+    -- kept by retain keeps the row computed when those days were there (rebuilt now, it would miss the dropped sales)
+    v_inv_from := greatest(from_date, (SELECT h.kept_from + 27 FROM retail_mid.history_retention h));
+    IF v_inv_from > from_date THEN
+        RAISE NOTICE 'refresh: inventory days % .. % kept as they are (their 28 days of sales reach before the retained history, kept from %)',
+            from_date, least(v_inv_from - 1, to_date), v_inv_from - 27;
+    END IF;
+    DELETE FROM retail_mid.dws_inventory_site_sku_1d WHERE dt BETWEEN v_inv_from AND to_date;
+    INSERT INTO retail_mid.dws_inventory_site_sku_1d
+    SELECT i.snapshot_date, i.brand, i.site_id, coalesce(s.kind, '(unknown)'), i.sku_id, i.on_hand, coalesce(o.on_order, 0),
+           i.reserved, greatest(i.on_hand - i.reserved, 0), round(coalesce(d.sold, 0) / 28.0, 6),
+           CASE WHEN d.sold > 0 THEN round(i.on_hand * 28 / d.sold, 2) END, i.on_hand <= 0
+      FROM retail_mid.ods_inventory_snapshot i
+      LEFT JOIN retail_mid.ods_site s ON s.brand = i.brand AND s.site_id = i.site_id
+      LEFT JOIN LATERAL (SELECT sum(sh.quantity) AS on_order FROM retail_mid.dwd_inventory_inbound_di sh
+                          WHERE sh.brand = i.brand AND sh.site_id = i.site_id AND sh.sku_id = i.sku_id
+                            AND sh.ordered_on <= i.snapshot_date
+                            AND (sh.received_on IS NULL OR sh.received_on > i.snapshot_date)) o ON true
+      LEFT JOIN LATERAL (SELECT sum(t.quantity) AS sold FROM retail_mid.dws_trade_sku_store_1d t
+                          WHERE t.brand = i.brand AND t.store_id = i.site_id AND t.sku_id = i.sku_id
+                            AND t.dt > i.snapshot_date - 28 AND t.dt <= i.snapshot_date) d ON true
+     WHERE i.snapshot_date BETWEEN v_inv_from AND to_date;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    -- inbound lines ordered in the days refreshed count as open orders on later snapshot days too: those days'
+    -- on_order of the pairs whose lines build_dwd_domains rewrote (rm_inbound_touched) follows them
+    IF to_regclass('pg_temp.rm_inbound_touched') IS NOT NULL THEN
+        UPDATE retail_mid.dws_inventory_site_sku_1d i SET on_order = x.on_order
+          FROM (SELECT l.dt, l.brand, l.site_id, l.sku_id,
+                       coalesce((SELECT sum(sh.quantity) FROM retail_mid.dwd_inventory_inbound_di sh
+                                  WHERE sh.brand = l.brand AND sh.site_id = l.site_id AND sh.sku_id = l.sku_id
+                                    AND sh.ordered_on <= l.dt AND (sh.received_on IS NULL OR sh.received_on > l.dt)), 0) AS on_order
+                  FROM retail_mid.dws_inventory_site_sku_1d l
+                 WHERE l.dt > to_date
+                   AND EXISTS (SELECT 1 FROM pg_temp.rm_inbound_touched t
+                                WHERE t.brand = l.brand AND t.site_id = l.site_id AND t.sku_id = l.sku_id)) x
+         WHERE i.dt = x.dt AND i.brand = x.brand AND i.site_id = x.site_id AND i.sku_id = x.sku_id AND i.on_order <> x.on_order;
+        GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+        DROP TABLE pg_temp.rm_inbound_touched;
+    END IF;
+
+    -- Member activity as intervals: a sale day s followed by the next sale day s2 makes the member active on
+    -- [s, least(s2 - 1, s + 89)] and lapsed on [s + 90, s2 - 1] (open-ended after the last sale day).
+    DELETE FROM retail_mid.dws_member_1d WHERE dt BETWEEN from_date AND to_date;
+    CREATE TEMP TABLE rm_member ON COMMIT DROP AS
+    SELECT c.brand, k.customer_key, coalesce(nullif(btrim(c.home_store_id), ''), '(none)') AS store_id,
+           coalesce(nullif(btrim(c.register_channel), ''), '(none)') AS channel, c.register_time::date AS registered
+      FROM retail_mid.ods_customer c
+      LEFT JOIN retail_mid.customer_key k ON k.id_type = c.id_type AND k.issuer = retail_mid.customer_key_issuer(c.id_type, c.brand)
+                                     AND k.id_value = retail_mid.identifier_value(c.customer_id);
+    CREATE TEMP TABLE rm_member_state ON COMMIT DROP AS
+    SELECT m.brand, m.store_id, m.channel, x.lo, x.hi, x.state
+      FROM (SELECT d.brand, d.customer_key, d.dt AS s,
+                   lead(d.dt) OVER (PARTITION BY d.brand, d.customer_key ORDER BY d.dt) AS s2
+              FROM (SELECT c.brand, c.customer_key, c.dt FROM retail_mid.dws_trade_customer_1d c
+                     WHERE c.orders > 0 AND c.dt <= to_date
+                    -- issue 13: the last sale day of the days dropped by retain (the only one of them that can make
+                    -- a member active or lapsed on a kept day)
+                    UNION ALL
+                    SELECT r.brand, r.customer_key, r.last_sale_date FROM retail_mid.dws_trade_customer_retained r
+                     WHERE r.last_sale_date IS NOT NULL AND r.last_sale_date <= to_date) d) a
+      JOIN rm_member m ON m.brand = a.brand AND m.customer_key = a.customer_key,
+           LATERAL (VALUES (a.s, least(coalesce(a.s2, 'infinity'::date) - 1, a.s + 89), 'active'),
+                           (a.s + 90, coalesce(a.s2, 'infinity'::date) - 1, 'lapsed')) x(lo, hi, state)
+     WHERE x.lo <= x.hi AND x.hi >= from_date AND x.lo <= to_date;
+    INSERT INTO retail_mid.dws_member_1d
+    SELECT dt, brand, store_id, channel, sum(new_members), sum(active_members), sum(lapsed_members)
+      FROM (SELECT registered AS dt, brand, store_id, channel, count(*) AS new_members, 0 AS active_members, 0 AS lapsed_members
+              FROM rm_member WHERE registered BETWEEN from_date AND to_date
+             GROUP BY 1, 2, 3, 4
+            UNION ALL
+            SELECT g.dt::date, s.brand, s.store_id, s.channel, 0,
+                   count(*) FILTER (WHERE s.state = 'active'), count(*) FILTER (WHERE s.state = 'lapsed')
+              FROM rm_member_state s,
+                   LATERAL generate_series(greatest(s.lo, from_date), least(s.hi, to_date), interval '1 day') g(dt)
+             GROUP BY 1, 2, 3, 4) u
+     GROUP BY dt, brand, store_id, channel;
+    GET DIAGNOSTICS m = ROW_COUNT; n := n + m;
+    DROP TABLE rm_member, rm_member_state;
+    RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.build_dws_domains(date, date) IS 'Rebuilds dws_behavior_customer_1d, dws_marketing_campaign_1d, dws_inventory_site_sku_1d and dws_member_1d for the given days; called by retail_mid.refresh_domains.';
+
+CREATE OR REPLACE FUNCTION retail_mid.refresh_domains(from_date date, to_date date)
+RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE v_dwd bigint; v_dws bigint;
+BEGIN
+    IF from_date IS NULL OR to_date IS NULL THEN
+        RAISE EXCEPTION 'refresh_domains dates must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF from_date > to_date OR from_date = '-infinity' OR to_date = 'infinity' OR to_date - from_date > 36600 THEN
+        RAISE EXCEPTION 'refresh_domains range must be non-empty, finite and at most 100 years'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- issue 13: days dropped by retain cannot be rebuilt (as in refresh)
+    IF from_date < (SELECT h.kept_from FROM retail_mid.history_retention h) THEN
+        RAISE EXCEPTION 'refresh_domains range starts at %, before the retained history (kept from %)', from_date,
+                        (SELECT h.kept_from FROM retail_mid.history_retention h)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'retail_mid.retain dropped the days before it.',
+                  HINT = 'Refresh from the first kept day on.';
+    END IF;
+    v_dwd := retail_mid.build_dwd_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % behaviour/touch DWD rows written; building domain DWS', v_dwd;
+    v_dws := retail_mid.build_dws_domains(from_date, to_date);
+    RAISE NOTICE 'refresh: % domain DWS rows written', v_dws;
+    -- what was read, for the consumers' freshness check (domain_require_fresh)
+    DELETE FROM retail_mid.domain_refresh_state s WHERE s.dt BETWEEN from_date AND to_date;
+    INSERT INTO retail_mid.domain_refresh_state (domain, brand, dt, ods_rows, ods_digest)
+    SELECT d.domain, d.brand, d.dt, d.ods_rows, d.ods_digest FROM retail_mid.domain_ods_digest('dated', NULL, from_date, to_date) d;
+    RETURN v_dwd + v_dws;
+END;
+$$;
+COMMENT ON FUNCTION retail_mid.refresh_domains(date, date) IS 'Rebuilds the behaviour, marketing, inventory and member DWD/DWS for the given days (after the trade DWS, which it reads) and records what it read in domain_refresh_state (the consumers'' freshness check); called by retail_mid.refresh in its transaction; returns rows written.';
 
