@@ -12,6 +12,8 @@ SET client_min_messages = warning;
 SELECT rows_rejected FROM retail_mid.load_complete_journey(:'data_dir' || '/completejourney', 'cj_np');
 SELECT retail_mid.refresh('2017-01-01', '2017-12-31') > 0 AS refreshed;
 RESET client_min_messages;
+-- the planner needs the statistics of the rows just loaded (autovacuum may not have analysed them yet)
+ANALYZE retail_mid.dwd_trade_order_line_di, retail_mid.dim_product;
 CREATE TEMP TABLE cj_first AS
 SELECT l.sku_id, p.category_l3, min(l.dt) AS first_day, count(DISTINCT l.customer_key) AS households
   FROM retail_mid.dwd_trade_order_line_di l JOIN retail_mid.dim_product p ON p.brand = l.brand AND p.sku_id = l.sku_id AND p.is_current
