@@ -54,6 +54,11 @@ SELECT count(*) > 50 AS many_scored, round(avg(estimate_rel_error)::numeric, 2) 
        round(avg(naive_rel_error)::numeric, 2) AS mean_rel_error_naive,
        round(avg(estimate_mase)::numeric, 2) AS mean_mase_benchmark, round(avg(naive_mase)::numeric, 2) AS mean_mase_naive
   FROM cj_bt;
+-- leave the database as a fresh one: the households' keys of brand cj_np would match later tests' joins by
+-- identifier value (reach_complete_journey)
+SET client_min_messages = warning;
+DROP EXTENSION retail_mid CASCADE;
+RESET client_min_messages;
 \else
 \echo SKIPPED: shared data is absent (set RETAIL_MID_DATA)
 \endif
